@@ -1,0 +1,22 @@
+# SPDX-License-Identifier: Apache-2.0
+"""Exceptions pinscan raises for misuse and unreadable input.
+
+A bad certificate is never an exception: it is a row whose ``error`` column says what is wrong.
+Exceptions are for input pinscan cannot turn into rows at all (an unreadable file, a file that
+holds no key), and every one derives from :class:`PinscanError`.
+"""
+
+from __future__ import annotations
+
+
+class PinscanError(Exception):
+    """Base class of every error pinscan raises on purpose."""
+
+
+class InputError(PinscanError):
+    """An input file or object that cannot be read; ``source`` names it."""
+
+    def __init__(self, source: str, message: str) -> None:
+        super().__init__(f"{source}: {message}")
+        self.source = source
+        self.message = message

@@ -1,0 +1,225 @@
+// SPDX-License-Identifier: Apache-2.0
+//! Many certificates to Arrow record batches, in parallel, in input order.
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::Arc;
+
+use arrow_array::builder::{
+    BooleanBuilder, ListBuilder, StringBuilder, TimestampMicrosecondBuilder, UInt32Builder,
+};
+use arrow_array::{ArrayRef, RecordBatch};
+use arrow_schema::{ArrowError, Field, Schema, SchemaRef};
+use rayon::prelude::*;
+
+use crate::certificate::{parse, CertRow};
+use crate::hash::{base64, hex, sha256};
+
+/// Rows per record batch: large enough to amortise the builders, small enough to spread the work
+/// over every thread and to keep each batch's buffers in cache while they are filled.
+pub const CHUNK_ROWS: usize = 4096;
+
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Options {
+    /// Also compute `spki_sha1`, for legacy OkHttp `sha1/` pins.
+    pub sha1: bool,
+}
+
+/// Column builders in schema order; `finish` gives one record batch.
+struct Columns {
+    sha1: bool,
+    cert_sha256: StringBuilder,
+    spki_sha256: StringBuilder,
+    spki_sha1: StringBuilder,
+    subject: StringBuilder,
+    issuer: StringBuilder,
+    serial: StringBuilder,
+    not_before: TimestampMicrosecondBuilder,
+    not_after: TimestampMicrosecondBuilder,
+    key_type: StringBuilder,
+    key_bits: UInt32Builder,
+    curve: StringBuilder,
+    sig_alg: StringBuilder,
+    is_ca: BooleanBuilder,
+    path_len: UInt32Builder,
+    dns_names: ListBuilder<StringBuilder>,
+    ip_addresses: ListBuilder<StringBuilder>,
+    ski: StringBuilder,
+    aki: StringBuilder,
+    sct_count: UInt32Builder,
+    error: StringBuilder,
+}
+
+impl Columns {
+    fn new(options: Options, rows: usize) -> Self {
+        let text = || StringBuilder::with_capacity(rows, rows * 48);
+        let time = || TimestampMicrosecondBuilder::with_capacity(rows).with_timezone("UTC");
+        Columns {
+            sha1: options.sha1,
+            cert_sha256: text(),
+            spki_sha256: text(),
+            spki_sha1: text(),
+            subject: text(),
+            issuer: text(),
+            serial: text(),
+            not_before: time(),
+            not_after: time(),
+            key_type: text(),
+            key_bits: UInt32Builder::with_capacity(rows),
+            curve: text(),
+            sig_alg: text(),
+            is_ca: BooleanBuilder::with_capacity(rows),
+            path_len: UInt32Builder::with_capacity(rows),
+            dns_names: ListBuilder::new(text()),
+            ip_addresses: ListBuilder::new(StringBuilder::new()),
+            ski: text(),
+            aki: text(),
+            sct_count: UInt32Builder::with_capacity(rows),
+            error: StringBuilder::new(),
+        }
+    }
+
+    fn push(&mut self, row: &CertRow) {
+        self.cert_sha256.append_option(row.cert_sha256.map(|d| hex(&d)));
+        self.spki_sha256.append_option(row.spki_sha256.map(|d| base64(&d)));
+        self.spki_sha1.append_option(row.spki_sha1.map(|d| base64(&d)));
+        self.subject.append_option(row.subject.as_deref());
+        self.issuer.append_option(row.issuer.as_deref());
+        self.serial.append_option(row.serial.as_deref());
+        self.not_before.append_option(row.not_before);
+        self.not_after.append_option(row.not_after);
+        self.key_type.append_option(row.key_type.as_deref());
+        self.key_bits.append_option(row.key_bits);
+        self.curve.append_option(row.curve.as_deref());
+        self.sig_alg.append_option(row.sig_alg.as_deref());
+        self.is_ca.append_option(row.is_ca);
+        self.path_len.append_option(row.path_len);
+        append_list(&mut self.dns_names, row.dns_names.as_deref());
+        append_list(&mut self.ip_addresses, row.ip_addresses.as_deref());
+        self.ski.append_option(row.ski.as_deref());
+        self.aki.append_option(row.aki.as_deref());
+        self.sct_count.append_option(row.sct_count);
+        if row.errors.is_empty() {
+            self.error.append_null();
+        } else {
+            self.error.append_value(row.errors.join("; "));
+        }
+    }
+
+    fn finish(mut self) -> Result<RecordBatch, ArrowError> {
+        let spki_sha1: ArrayRef = Arc::new(self.spki_sha1.finish());
+        let mut columns: Vec<(&str, ArrayRef)> = vec![
+            ("cert_sha256", Arc::new(self.cert_sha256.finish())),
+            ("spki_sha256", Arc::new(self.spki_sha256.finish())),
+            ("subject", Arc::new(self.subject.finish())),
+            ("issuer", Arc::new(self.issuer.finish())),
+            ("serial", Arc::new(self.serial.finish())),
+            ("not_before", Arc::new(self.not_before.finish())),
+            ("not_after", Arc::new(self.not_after.finish())),
+            ("key_type", Arc::new(self.key_type.finish())),
+            ("key_bits", Arc::new(self.key_bits.finish())),
+            ("curve", Arc::new(self.curve.finish())),
+            ("sig_alg", Arc::new(self.sig_alg.finish())),
+            ("is_ca", Arc::new(self.is_ca.finish())),
+            ("path_len", Arc::new(self.path_len.finish())),
+            ("dns_names", Arc::new(self.dns_names.finish())),
+            ("ip_addresses", Arc::new(self.ip_addresses.finish())),
+            ("ski", Arc::new(self.ski.finish())),
+            ("aki", Arc::new(self.aki.finish())),
+            ("sct_count", Arc::new(self.sct_count.finish())),
+            ("error", Arc::new(self.error.finish())),
+        ];
+        if self.sha1 {
+            columns.insert(2, ("spki_sha1", spki_sha1));
+        }
+        let schema = Schema::new(
+            columns
+                .iter()
+                .map(|(name, array)| Field::new(*name, array.data_type().clone(), true))
+                .collect::<Vec<_>>(),
+        );
+        RecordBatch::try_new(Arc::new(schema), columns.into_iter().map(|(_, a)| a).collect())
+    }
+}
+
+fn append_list(list: &mut ListBuilder<StringBuilder>, items: Option<&[String]>) {
+    match items {
+        Some(items) => {
+            items.iter().for_each(|s| list.values().append_value(s));
+            list.append(true);
+        }
+        None => list.append(false),
+    }
+}
+
+/// One row; a panic in the parser (a bug, never expected) becomes that row's error.
+fn row_for(input: Option<&[u8]>, options: Options) -> CertRow {
+    let Some(der) = input else {
+        return CertRow {
+            errors: vec!["input: null".into()],
+            ..CertRow::default()
+        };
+    };
+    catch_unwind(AssertUnwindSafe(|| parse(der, options.sha1))).unwrap_or_else(|_| CertRow {
+        cert_sha256: Some(sha256(der)),
+        errors: vec!["internal: the parser panicked on this input; please report it".into()],
+        ..CertRow::default()
+    })
+}
+
+fn build(inputs: &[Option<&[u8]>], options: Options) -> Result<RecordBatch, ArrowError> {
+    let mut columns = Columns::new(options, inputs.len());
+    for input in inputs {
+        columns.push(&row_for(*input, options));
+    }
+    columns.finish()
+}
+
+/// The schema of the batches `certificates` returns.
+pub fn schema(options: Options) -> SchemaRef {
+    build(&[], options)
+        .expect("an empty batch always builds")
+        .schema()
+}
+
+/// One row per input, in order, as record batches of up to `CHUNK_ROWS` rows each, built on the
+/// current rayon pool. `None` inputs (Arrow nulls) give a row whose `error` says so.
+pub fn certificates(
+    inputs: &[Option<&[u8]>],
+    options: Options,
+) -> Result<Vec<RecordBatch>, ArrowError> {
+    inputs
+        .par_chunks(CHUNK_ROWS)
+        .map(|chunk| build(chunk, options))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow_array::{Array, StringArray};
+
+    #[test]
+    fn one_row_per_input_in_order() {
+        let inputs: Vec<Vec<u8>> = (0..(CHUNK_ROWS * 2 + 3)).map(|i| i.to_le_bytes().to_vec()).collect();
+        let mut refs: Vec<Option<&[u8]>> = inputs.iter().map(|v| Some(v.as_slice())).collect();
+        refs[5] = None;
+        let batches = certificates(&refs, Options { sha1: true }).unwrap();
+        assert_eq!(batches.len(), 3);
+        assert_eq!(batches.iter().map(RecordBatch::num_rows).sum::<usize>(), refs.len());
+        assert!(batches.iter().all(|b| b.schema() == schema(Options { sha1: true })));
+        let fp = batches[0].column_by_name("cert_sha256").unwrap();
+        let fp = fp.as_any().downcast_ref::<StringArray>().unwrap();
+        assert_eq!(fp.value(0), hex(&sha256(&inputs[0])));
+        assert!(fp.is_null(5));
+        let last = batches[2].column_by_name("cert_sha256").unwrap();
+        let last = last.as_any().downcast_ref::<StringArray>().unwrap();
+        assert_eq!(last.value(2), hex(&sha256(inputs.last().unwrap())));
+    }
+
+    #[test]
+    fn sha1_column_only_on_request() {
+        assert!(schema(Options { sha1: false }).column_with_name("spki_sha1").is_none());
+        assert!(schema(Options { sha1: true }).column_with_name("spki_sha1").is_some());
+        assert_eq!(schema(Options::default()).fields().len(), 19);
+    }
+}

@@ -1,0 +1,502 @@
+// SPDX-License-Identifier: Apache-2.0
+//! One certificate to one row, in tiers: the fingerprint always; the SPKI from the framing alone,
+//! so a broken name or extension never loses the pin; every other field on its own, null with the
+//! reason in `errors` when it fails.
+
+use std::borrow::Cow;
+use std::net::{Ipv4Addr, Ipv6Addr};
+
+use crate::der::{self, read_header, DerError, DerResult, Reader, Tlv};
+use crate::hash::{sha1, sha256, Sha1, Sha256};
+use crate::name::{hex_into, rfc4514};
+use crate::oid;
+use crate::spki::{key_info, parse_spki, Spki};
+use crate::time::parse_time;
+
+/// The elements of a certificate, found by TLV framing only (RFC 5280 4.1).
+#[derive(Clone, Debug)]
+pub struct Framed<'a> {
+    pub version: Option<Tlv<'a>>,
+    pub serial: Tlv<'a>,
+    pub tbs_signature: Tlv<'a>,
+    pub issuer: Tlv<'a>,
+    pub validity: Tlv<'a>,
+    pub subject: Tlv<'a>,
+    pub spki: Spki<'a>,
+    pub extensions: Option<Tlv<'a>>,
+    pub signature_algorithm: Option<Tlv<'a>>,
+    /// What is wrong with the framing around the SPKI (truncation, trailing bytes, ...).
+    pub problems: Vec<String>,
+}
+
+/// Locates the TBS elements up to and including the SPKI. The certificate may be cut short after
+/// the SPKI, or carry stray bytes, and still give its key; both are reported in `problems`.
+pub fn frame(data: &[u8]) -> Result<Framed<'_>, String> {
+    let mut problems = Vec::new();
+    let outer = open_sequence(data, "certificate", &mut problems)?;
+    let tbs = open_sequence(outer, "tbs_certificate", &mut problems)?;
+    let tbs_len = read_header(outer).map_or(0, |h| h.header_len + h.content_len);
+
+    let mut r = Reader::new(tbs);
+    let version = r
+        .read_optional(der::explicit(0))
+        .map_err(|e| format!("tbs_certificate: version: {e}"))?;
+    let serial = field(&mut r, "serial")?;
+    let tbs_signature = field(&mut r, "signature")?;
+    let issuer = field(&mut r, "issuer")?;
+    let validity = field(&mut r, "validity")?;
+    let subject = field(&mut r, "subject")?;
+    let spki_tlv = field(&mut r, "subject_public_key_info")?;
+    let spki = parse_spki(&spki_tlv).map_err(|e| format!("subject_public_key_info: {e}"))?;
+
+    let mut extensions = None;
+    let tail: DerResult<()> = (|| {
+        r.read_optional(der::implicit(1))?;
+        r.read_optional(der::implicit(2))?;
+        extensions = r.read_optional(der::explicit(3))?;
+        r.finish()
+    })();
+    if let Err(e) = tail {
+        problems.push(format!("tbs_certificate: after the key: {e}"));
+    }
+
+    let mut signature_algorithm = None;
+    if tbs_len <= outer.len() {
+        let after: DerResult<()> = (|| {
+            let mut r = Reader::new(&outer[tbs_len..]);
+            signature_algorithm = Some(r.read(der::SEQUENCE)?);
+            r.read(der::BIT_STRING)?;
+            r.finish()
+        })();
+        if let Err(e) = after {
+            problems.push(format!("certificate: signature: {e}"));
+        }
+    }
+    Ok(Framed {
+        version,
+        serial,
+        tbs_signature,
+        issuer,
+        validity,
+        subject,
+        spki,
+        extensions,
+        signature_algorithm,
+        problems,
+    })
+}
+
+fn field<'a>(r: &mut Reader<'a>, name: &str) -> Result<Tlv<'a>, String> {
+    r.read_any()
+        .map_err(|e| format!("tbs_certificate: {name}: {e}"))
+}
+
+/// The content of the SEQUENCE at the start of `data`, cut to what is present when the input ends
+/// early. A sequence that ends early, or is followed by stray bytes, is noted in `problems`.
+fn open_sequence<'a>(
+    data: &'a [u8],
+    what: &str,
+    problems: &mut Vec<String>,
+) -> Result<&'a [u8], String> {
+    let h = read_header(data).map_err(|e| format!("{what}: {e}"))?;
+    if h.tag != der::SEQUENCE {
+        return Err(format!("{what}: {}", DerError::UnexpectedTag { expected: der::SEQUENCE, found: h.tag }));
+    }
+    let end = h.header_len.saturating_add(h.content_len);
+    if end > data.len() {
+        problems.push(format!(
+            "{what}: {}",
+            DerError::Truncated { needed: end, available: data.len() }
+        ));
+    } else if what == "certificate" && end < data.len() {
+        problems.push(format!("{what}: {}", DerError::TrailingData(data.len() - end)));
+    }
+    Ok(&data[h.header_len..end.min(data.len())])
+}
+
+/// Everything pinscan reports about one certificate. `None` is "could not be read"; the reason is
+/// in `errors`.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct CertRow {
+    pub cert_sha256: Option<Sha256>,
+    pub spki_sha256: Option<Sha256>,
+    pub spki_sha1: Option<Sha1>,
+    pub subject: Option<String>,
+    pub issuer: Option<String>,
+    pub serial: Option<String>,
+    pub not_before: Option<i64>,
+    pub not_after: Option<i64>,
+    pub key_type: Option<Cow<'static, str>>,
+    pub key_bits: Option<u32>,
+    pub curve: Option<Cow<'static, str>>,
+    pub sig_alg: Option<Cow<'static, str>>,
+    pub is_ca: Option<bool>,
+    pub path_len: Option<u32>,
+    pub dns_names: Option<Vec<String>>,
+    pub ip_addresses: Option<Vec<String>>,
+    pub ski: Option<String>,
+    pub aki: Option<String>,
+    pub sct_count: Option<u32>,
+    pub errors: Vec<String>,
+}
+
+impl CertRow {
+    fn record<T>(&mut self, field: &str, result: DerResult<T>) -> Option<T> {
+        result
+            .map_err(|e| self.errors.push(format!("{field}: {e}")))
+            .ok()
+    }
+}
+
+/// Parses one certificate. Never fails: what cannot be read is `None` with a reason.
+pub fn parse(data: &[u8], with_sha1: bool) -> CertRow {
+    let mut row = CertRow {
+        cert_sha256: Some(sha256(data)),
+        ..CertRow::default()
+    };
+    let framed = match frame(data) {
+        Ok(f) => f,
+        Err(e) => {
+            row.errors.push(e);
+            return row;
+        }
+    };
+    row.errors.extend(framed.problems.iter().cloned());
+    row.spki_sha256 = Some(sha256(framed.spki.der));
+    if with_sha1 {
+        row.spki_sha1 = Some(sha1(framed.spki.der));
+    }
+
+    if let Some(v) = framed.version {
+        let version = der::parse_single(v.content, der::INTEGER).and_then(|t| der::small_uint(&t));
+        match row.record("version", version) {
+            Some(0..=2) | None => {}
+            Some(n) => row.errors.push(format!("version: unknown version {n}")),
+        }
+    }
+    let mut warnings = Vec::new();
+    row.subject = row.record("subject", rfc4514(&framed.subject, &mut warnings));
+    row.issuer = row.record("issuer", rfc4514(&framed.issuer, &mut warnings));
+    row.errors.extend(warnings.into_iter().map(|w| format!("name: {w}")));
+    row.serial = row.record("serial", serial_hex(&framed.serial));
+    if let Some((nb, na)) = row.record("validity", validity(&framed.validity)) {
+        row.not_before = Some(nb);
+        row.not_after = Some(na);
+    }
+    if let Some(info) = row.record("key", key_info(&framed.spki)) {
+        row.key_type = Some(info.key_type);
+        row.key_bits = info.key_bits;
+        row.curve = info.curve;
+    }
+    row.sig_alg = row.record("signature_algorithm", signature_name(&framed.tbs_signature));
+    if let Some(outer) = framed.signature_algorithm {
+        if outer.full != framed.tbs_signature.full {
+            row.errors
+                .push("signature_algorithm: differs between the TBS and the certificate".into());
+        }
+    }
+    extensions(&mut row, framed.extensions);
+    row
+}
+
+/// Lowercase hex of the serial's value, as Python's `format(serial, "x")` writes it.
+fn serial_hex(tlv: &Tlv<'_>) -> DerResult<String> {
+    der::expect_tag(tlv, der::INTEGER)?;
+    let c = tlv.content;
+    let Some(&first) = c.first() else {
+        return Err(DerError::Invalid("empty integer"));
+    };
+    let mut out = String::with_capacity(c.len() * 2 + 1);
+    let magnitude: Cow<'_, [u8]> = if first & 0x80 != 0 {
+        // RFC 5280 forbids negative serials, but CAs have issued them; show the value, not bytes.
+        out.push('-');
+        let mut m: Vec<u8> = c.iter().map(|b| !b).collect();
+        for b in m.iter_mut().rev() {
+            let (v, carry) = b.overflowing_add(1);
+            *b = v;
+            if !carry {
+                break;
+            }
+        }
+        Cow::Owned(m)
+    } else {
+        Cow::Borrowed(c)
+    };
+    let digits = der::strip_leading_zeros(&magnitude);
+    if digits.is_empty() {
+        return Ok("0".into());
+    }
+    hex_into(digits, &mut out);
+    // Python writes no leading zero nibble.
+    if out.as_bytes().get(usize::from(first & 0x80 != 0)) == Some(&b'0') {
+        out.remove(usize::from(first & 0x80 != 0));
+    }
+    Ok(out)
+}
+
+fn validity(tlv: &Tlv<'_>) -> DerResult<(i64, i64)> {
+    let mut r = der::sequence(tlv)?;
+    let not_before = parse_time(&r.read_any()?)?;
+    let not_after = parse_time(&r.read_any()?)?;
+    r.finish()?;
+    Ok((not_before, not_after))
+}
+
+fn signature_name(alg: &Tlv<'_>) -> DerResult<Cow<'static, str>> {
+    let mut r = der::sequence(alg)?;
+    let id = r.read(der::OID)?;
+    let params = if r.is_empty() { None } else { Some(r.read_any()?) };
+    let Some(name) = oid::SIGNATURES.name(id.content) else {
+        return Ok(Cow::Owned(oid::dotted(id.content)?));
+    };
+    if name != oid::RSASSA_PSS_SIG {
+        return Ok(Cow::Borrowed(name));
+    }
+    // RFC 4055 3.1: the hash is the first, optional, parameter; SHA-1 when absent.
+    let hash = match params {
+        Some(p) if p.tag == der::SEQUENCE => match Reader::new(p.content).read_optional(der::explicit(0))? {
+            Some(h) => {
+                let alg = der::parse_single(h.content, der::SEQUENCE)?;
+                let id = der::sequence(&alg)?.read(der::OID)?;
+                oid::HASHES.name(id.content).unwrap_or("unknown")
+            }
+            None => "sha1",
+        },
+        _ => "sha1",
+    };
+    Ok(Cow::Owned(format!("{name}-{hash}")))
+}
+
+fn extensions(row: &mut CertRow, block: Option<Tlv<'_>>) {
+    let Some(block) = block else {
+        // No extensions: not a CA by RFC 5280 4.2.1.9, no names, no SCTs.
+        row.is_ca = Some(false);
+        row.dns_names = Some(Vec::new());
+        row.ip_addresses = Some(Vec::new());
+        row.sct_count = Some(0);
+        return;
+    };
+    let list = match der::parse_single(block.content, der::SEQUENCE) {
+        Ok(list) => list,
+        Err(e) => {
+            row.errors.push(format!("extensions: {e}"));
+            return;
+        }
+    };
+    let mut seen: Vec<&[u8]> = Vec::new();
+    let mut r = Reader::new(list.content);
+    let (mut bc, mut san, mut ski, mut aki, mut scts) = (None, None, None, None, None);
+    while !r.is_empty() {
+        let ext = match read_extension(&mut r) {
+            Ok(ext) => ext,
+            Err(e) => {
+                row.errors.push(format!("extensions: {e}"));
+                // The rest cannot be framed; leave what was found, mark the others unknown.
+                return;
+            }
+        };
+        if seen.contains(&ext.0) {
+            row.errors.push(format!(
+                "extensions: duplicate extension {}",
+                oid::dotted(ext.0).unwrap_or_default()
+            ));
+            continue;
+        }
+        seen.push(ext.0);
+        match oid::EXTENSIONS.name(ext.0) {
+            Some("basic_constraints") => bc = Some(ext.1),
+            Some("subject_alt_name") => san = Some(ext.1),
+            Some("subject_key_identifier") => ski = Some(ext.1),
+            Some("authority_key_identifier") => aki = Some(ext.1),
+            Some("embedded_scts") => scts = Some(ext.1),
+            _ => {}
+        }
+    }
+    match bc {
+        None => row.is_ca = Some(false),
+        Some(v) => {
+            if let Some((ca, len)) = row.record("basic_constraints", basic_constraints(v)) {
+                row.is_ca = Some(ca);
+                row.path_len = len;
+            }
+        }
+    }
+    match san {
+        None => {
+            row.dns_names = Some(Vec::new());
+            row.ip_addresses = Some(Vec::new());
+        }
+        Some(v) => {
+            if let Some((dns, ips)) = row.record("subject_alt_name", subject_alt_names(v)) {
+                row.dns_names = Some(dns);
+                row.ip_addresses = Some(ips);
+            }
+        }
+    }
+    if let Some(v) = ski {
+        row.ski = row.record("subject_key_identifier", key_id(v));
+    }
+    if let Some(v) = aki {
+        row.aki = row.record("authority_key_identifier", authority_key_id(v)).flatten();
+    }
+    row.sct_count = match scts {
+        None => Some(0),
+        Some(v) => row.record("embedded_scts", sct_count(v)),
+    };
+}
+
+/// `Extension { extnID, critical DEFAULT FALSE, extnValue OCTET STRING }` to (OID, value).
+fn read_extension<'a>(r: &mut Reader<'a>) -> DerResult<(&'a [u8], &'a [u8])> {
+    let ext = r.read(der::SEQUENCE)?;
+    let mut e = Reader::new(ext.content);
+    let id = e.read(der::OID)?;
+    if let Some(critical) = e.read_optional(der::BOOLEAN)? {
+        der::boolean(&critical)?;
+    }
+    let value = e.read(der::OCTET_STRING)?;
+    e.finish()?;
+    Ok((id.content, value.content))
+}
+
+fn basic_constraints(value: &[u8]) -> DerResult<(bool, Option<u32>)> {
+    let seq = der::parse_single(value, der::SEQUENCE)?;
+    let mut r = Reader::new(seq.content);
+    let ca = match r.read_optional(der::BOOLEAN)? {
+        Some(b) => der::boolean(&b)?,
+        None => false,
+    };
+    let path_len = match r.read_optional(der::INTEGER)? {
+        Some(i) => Some(
+            u32::try_from(der::small_uint(&i)?)
+                .map_err(|_| DerError::Invalid("path length too large"))?,
+        ),
+        None => None,
+    };
+    r.finish()?;
+    Ok((ca, path_len))
+}
+
+fn subject_alt_names(value: &[u8]) -> DerResult<(Vec<String>, Vec<String>)> {
+    let seq = der::parse_single(value, der::SEQUENCE)?;
+    let mut r = Reader::new(seq.content);
+    let (mut dns, mut ips) = (Vec::new(), Vec::new());
+    while !r.is_empty() {
+        let name = r.read_any()?;
+        match name.tag {
+            t if t == der::implicit(2) => {
+                if !name.content.is_ascii() {
+                    return Err(DerError::Invalid("dNSName is not ASCII"));
+                }
+                dns.push(name.content.iter().map(|&b| char::from(b)).collect());
+            }
+            t if t == der::implicit(7) => ips.push(match name.content.len() {
+                4 => {
+                    let o: [u8; 4] = name.content.try_into().expect("length checked");
+                    Ipv4Addr::from(o).to_string()
+                }
+                16 => {
+                    let o: [u8; 16] = name.content.try_into().expect("length checked");
+                    Ipv6Addr::from(o).to_string()
+                }
+                _ => return Err(DerError::Invalid("iPAddress is neither 4 nor 16 bytes")),
+            }),
+            _ => {}
+        }
+    }
+    Ok((dns, ips))
+}
+
+fn key_id(value: &[u8]) -> DerResult<String> {
+    let id = der::parse_single(value, der::OCTET_STRING)?;
+    let mut s = String::new();
+    hex_into(id.content, &mut s);
+    Ok(s)
+}
+
+/// RFC 5280 4.2.1.1: the keyIdentifier `[0]`; `None` when the extension names the issuer instead.
+fn authority_key_id(value: &[u8]) -> DerResult<Option<String>> {
+    let seq = der::parse_single(value, der::SEQUENCE)?;
+    let mut r = Reader::new(seq.content);
+    let id = r.read_optional(der::implicit(0))?;
+    r.read_optional(der::explicit(1))?;
+    r.read_optional(der::implicit(2))?;
+    r.finish()?;
+    Ok(id.map(|id| {
+        let mut s = String::new();
+        hex_into(id.content, &mut s);
+        s
+    }))
+}
+
+/// RFC 6962 3.3: an OCTET STRING holding a TLS `SignedCertificateTimestampList`
+/// (`opaque sct_list<1..2^16-1>` of `opaque SerializedSCT<1..2^16-1>`).
+fn sct_count(value: &[u8]) -> DerResult<u32> {
+    let inner = der::parse_single(value, der::OCTET_STRING)?;
+    let invalid = DerError::Invalid("malformed SCT list");
+    let (len, mut list) = split_u16(inner.content).ok_or(invalid.clone())?;
+    if list.len() != len {
+        return Err(invalid);
+    }
+    let mut count = 0u32;
+    while !list.is_empty() {
+        let (sct_len, rest) = split_u16(list).ok_or(invalid.clone())?;
+        if sct_len == 0 || rest.len() < sct_len {
+            return Err(invalid);
+        }
+        list = &rest[sct_len..];
+        count += 1;
+    }
+    Ok(count)
+}
+
+fn split_u16(data: &[u8]) -> Option<(usize, &[u8])> {
+    let (len, rest) = data.split_first_chunk::<2>()?;
+    Some((usize::from(u16::from_be_bytes(*len)), rest))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn int(c: &[u8]) -> Vec<u8> {
+        let mut v = vec![der::INTEGER, c.len() as u8];
+        v.extend_from_slice(c);
+        v
+    }
+
+    fn serial(c: &[u8]) -> String {
+        let enc = int(c);
+        serial_hex(&der::read_tlv(&enc).unwrap().0).unwrap()
+    }
+
+    #[test]
+    fn serials_read_like_python() {
+        assert_eq!(serial(&[0x00]), "0");
+        assert_eq!(serial(&[0x01]), "1");
+        assert_eq!(serial(&[0x00, 0x80]), "80");
+        assert_eq!(serial(&[0x0a, 0xbc]), "abc");
+        assert_eq!(serial(&[0xff]), "-1");
+        assert_eq!(serial(&[0xff, 0x00]), "-100");
+        assert_eq!(serial(&[0x80]), "-80");
+    }
+
+    #[test]
+    fn sct_lists() {
+        let inner = |list: &[u8]| {
+            let mut v = vec![der::OCTET_STRING, list.len() as u8];
+            v.extend_from_slice(list);
+            v
+        };
+        assert_eq!(sct_count(&inner(&[0, 6, 0, 1, 0xaa, 0, 1, 0xbb])), Ok(2));
+        assert!(sct_count(&inner(&[0, 5, 0, 1, 0xaa, 0, 1])).is_err());
+        assert!(sct_count(&inner(&[0, 2, 0, 0])).is_err());
+    }
+
+    #[test]
+    fn garbage_still_has_a_fingerprint() {
+        let row = parse(b"not a certificate", true);
+        assert_eq!(row.cert_sha256, Some(sha256(b"not a certificate")));
+        assert!(row.spki_sha256.is_none());
+        assert!(!row.errors.is_empty());
+    }
+}

@@ -1,0 +1,181 @@
+// SPDX-License-Identifier: Apache-2.0
+//! `pinscan._core`: the PyO3 face of pinscan-core. It only moves data: inputs in (a list of bytes
+//! or any Arrow binary column), record batches out through the Arrow PyCapsule interface, with
+//! the GIL released while the core works.
+
+mod arrow_ffi;
+
+use arrow_array::cast::AsArray;
+use arrow_array::{Array, ArrayRef, RecordBatch};
+use arrow_schema::{DataType, SchemaRef};
+use pyo3::exceptions::{PyRuntimeError, PyTypeError, PyValueError};
+use pyo3::prelude::*;
+use pyo3::pybacked::PyBackedBytes;
+use pyo3::types::{PyBytes, PyCapsule, PyTuple};
+
+/// Certificates as handed over from Python, owned so that they can cross into `detach`.
+enum Inputs {
+    Objects(Vec<Option<PyBackedBytes>>),
+    Arrow(Vec<ArrayRef>),
+}
+
+impl Inputs {
+    fn extract(ders: &Bound<'_, PyAny>) -> PyResult<Self> {
+        if ders.hasattr("__arrow_c_stream__")? {
+            return arrow_ffi::import_stream(ders).and_then(Self::arrow);
+        }
+        if ders.hasattr("__arrow_c_array__")? {
+            return arrow_ffi::import_array(ders).and_then(|a| Self::arrow(vec![a]));
+        }
+        if ders.is_instance_of::<PyBytes>() {
+            let msg = "`ders` is one bytes object; pass a list of certificates";
+            return Err(PyTypeError::new_err(msg));
+        }
+        let mut items = Vec::with_capacity(ders.len().unwrap_or(0));
+        for (i, item) in ders.try_iter()?.enumerate() {
+            let item = item?;
+            items.push(if item.is_none() {
+                None
+            } else {
+                Some(item.extract::<PyBackedBytes>().map_err(|_| {
+                    let type_name = item
+                        .get_type()
+                        .name()
+                        .map_or_else(|_| "?".to_owned(), |n| n.to_string());
+                    PyTypeError::new_err(format!(
+                        "`ders[{i}]` is {type_name}; expected bytes (DER) or None"
+                    ))
+                })?)
+            });
+        }
+        Ok(Inputs::Objects(items))
+    }
+
+    fn arrow(arrays: Vec<ArrayRef>) -> PyResult<Self> {
+        for a in &arrays {
+            if !matches!(
+                a.data_type(),
+                DataType::Binary | DataType::LargeBinary | DataType::BinaryView
+            ) {
+                let msg = format!("expected an Arrow binary column, got {}", a.data_type());
+                return Err(PyTypeError::new_err(msg));
+            }
+        }
+        Ok(Inputs::Arrow(arrays))
+    }
+
+    fn slices(&self) -> Vec<Option<&[u8]>> {
+        match self {
+            Inputs::Objects(items) => items.iter().map(|b| b.as_deref()).collect(),
+            Inputs::Arrow(arrays) => {
+                let mut out = Vec::with_capacity(arrays.iter().map(|a| a.len()).sum());
+                for a in arrays {
+                    match a.data_type() {
+                        DataType::Binary => out.extend(a.as_binary::<i32>().iter()),
+                        DataType::LargeBinary => out.extend(a.as_binary::<i64>().iter()),
+                        _ => out.extend(a.as_binary_view().iter()),
+                    }
+                }
+                out
+            }
+        }
+    }
+}
+
+/// Parsed certificates as Arrow record batches; `polars.DataFrame(batch)` takes them zero-copy.
+#[pyclass(frozen, module = "pinscan._core")]
+struct CertificateBatch {
+    schema: SchemaRef,
+    batches: Vec<RecordBatch>,
+}
+
+#[pymethods]
+impl CertificateBatch {
+    fn __len__(&self) -> usize {
+        self.batches.iter().map(RecordBatch::num_rows).sum()
+    }
+
+    #[getter]
+    fn num_batches(&self) -> usize {
+        self.batches.len()
+    }
+
+    #[getter]
+    fn column_names(&self) -> Vec<String> {
+        self.schema.fields().iter().map(|f| f.name().clone()).collect()
+    }
+
+    fn __repr__(&self) -> String {
+        format!("<CertificateBatch rows={} batches={}>", self.__len__(), self.batches.len())
+    }
+
+    fn __arrow_c_schema__<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyCapsule>> {
+        arrow_ffi::export_schema(py, &self.schema)
+    }
+
+    #[pyo3(signature = (requested_schema = None))]
+    fn __arrow_c_stream__<'py>(
+        &self,
+        py: Python<'py>,
+        requested_schema: Option<Bound<'py, PyAny>>,
+    ) -> PyResult<Bound<'py, PyCapsule>> {
+        // The batches have one fixed schema; the protocol lets a producer ignore the request.
+        let _ = requested_schema;
+        arrow_ffi::export_stream(py, self.schema.clone(), self.batches.clone())
+    }
+}
+
+/// Parse certificates into Arrow record batches: one row per input, in order, never an exception
+/// for a bad certificate. See `pinscan.certificates` for the columns.
+#[pyfunction]
+#[pyo3(signature = (ders, *, threads = None, sha1 = false))]
+fn parse_certificates(
+    py: Python<'_>,
+    ders: &Bound<'_, PyAny>,
+    threads: Option<usize>,
+    sha1: bool,
+) -> PyResult<CertificateBatch> {
+    if threads == Some(0) {
+        return Err(PyValueError::new_err("`threads` must be at least 1"));
+    }
+    let inputs = Inputs::extract(ders)?;
+    let options = pinscan_core::Options { sha1 };
+    let batches = py.detach(|| {
+        let slices = inputs.slices();
+        let run = || pinscan_core::certificates(&slices, options);
+        match threads {
+            None => Ok(run()),
+            Some(n) => rayon::ThreadPoolBuilder::new()
+                .num_threads(n)
+                .build()
+                .map(|pool| pool.install(run))
+                .map_err(|e| e.to_string()),
+        }
+    });
+    let batches = batches
+        .map_err(PyRuntimeError::new_err)?
+        .map_err(|e| PyRuntimeError::new_err(e.to_string()))?;
+    Ok(CertificateBatch {
+        schema: pinscan_core::schema(options),
+        batches,
+    })
+}
+
+/// Find the SubjectPublicKeyInfo, exactly as encoded, in one DER certificate, PKCS#10 CSR or bare
+/// SPKI. Returns `(kind, spki_der)` with kind `"certificate"`, `"csr"` or `"public_key"`; raises
+/// `ValueError` saying what is wrong otherwise.
+#[pyfunction]
+fn locate_spki<'py>(py: Python<'py>, der: &[u8]) -> PyResult<Bound<'py, PyTuple>> {
+    let (source, spki) = pinscan_core::locate_spki(der).map_err(PyValueError::new_err)?;
+    (source.as_str(), PyBytes::new(py, spki.der)).into_pyobject(py)
+}
+
+#[pymodule]
+fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    m.add("CHUNK_ROWS", pinscan_core::CHUNK_ROWS)?;
+    m.add_class::<CertificateBatch>()?;
+    m.add_function(wrap_pyfunction!(parse_certificates, m)?)?;
+    m.add_function(wrap_pyfunction!(locate_spki, m)?)?;
+    Ok(())
+}
