@@ -1,0 +1,14 @@
+# SPDX-License-Identifier: Apache-2.0
+"""pinscan: which keys your hosts really serve, and whether pinned clients keep working."""
+
+from pinscan._core import __version__
+from pinscan.certificates import COLUMNS, certificates
+from pinscan.errors import InputError, PinscanError
+
+__all__ = [
+    "COLUMNS",
+    "InputError",
+    "PinscanError",
+    "__version__",
+    "certificates",
+]

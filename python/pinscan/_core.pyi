@@ -1,0 +1,34 @@
+# SPDX-License-Identifier: Apache-2.0
+"""Type stubs of the Rust extension ``pinscan._core`` (rust/pinscan-py)."""
+
+from collections.abc import Iterable
+from typing import Any, Literal
+
+__version__: str
+#: Rows per Arrow record batch produced by :func:`parse_certificates`.
+CHUNK_ROWS: int
+
+class CertificateBatch:
+    """Parsed certificates as Arrow record batches (Arrow PyCapsule stream producer)."""
+
+    @property
+    def num_batches(self) -> int: ...
+    @property
+    def column_names(self) -> list[str]: ...
+    def __len__(self) -> int: ...
+    def __arrow_c_schema__(self) -> object: ...
+    def __arrow_c_stream__(self, requested_schema: object | None = None) -> object: ...
+
+def parse_certificates(
+    ders: Iterable[bytes | bytearray | None] | Any,
+    *,
+    threads: int | None = None,
+    sha1: bool = False,
+) -> CertificateBatch:
+    """One row per input certificate, in order; never raises for a malformed certificate."""
+
+def locate_spki(der: bytes) -> tuple[Literal["certificate", "csr", "public_key"], bytes]:
+    """The SubjectPublicKeyInfo, exactly as encoded, in a DER certificate, CSR or bare SPKI.
+
+    Raises ``ValueError`` saying what is wrong when ``der`` is none of these.
+    """
