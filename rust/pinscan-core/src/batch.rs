@@ -79,9 +79,12 @@ impl Columns {
     }
 
     fn push(&mut self, row: &CertRow) {
-        self.cert_sha256.append_option(row.cert_sha256.map(|d| hex(&d)));
-        self.spki_sha256.append_option(row.spki_sha256.map(|d| base64(&d)));
-        self.spki_sha1.append_option(row.spki_sha1.map(|d| base64(&d)));
+        self.cert_sha256
+            .append_option(row.cert_sha256.map(|d| hex(&d)));
+        self.spki_sha256
+            .append_option(row.spki_sha256.map(|d| base64(&d)));
+        self.spki_sha1
+            .append_option(row.spki_sha1.map(|d| base64(&d)));
         self.subject.append_option(row.subject.as_deref());
         self.issuer.append_option(row.issuer.as_deref());
         self.serial.append_option(row.serial.as_deref());
@@ -137,7 +140,10 @@ impl Columns {
                 .map(|(name, array)| Field::new(*name, array.data_type().clone(), true))
                 .collect::<Vec<_>>(),
         );
-        RecordBatch::try_new(Arc::new(schema), columns.into_iter().map(|(_, a)| a).collect())
+        RecordBatch::try_new(
+            Arc::new(schema),
+            columns.into_iter().map(|(_, a)| a).collect(),
+        )
     }
 }
 
@@ -200,13 +206,20 @@ mod tests {
 
     #[test]
     fn one_row_per_input_in_order() {
-        let inputs: Vec<Vec<u8>> = (0..(CHUNK_ROWS * 2 + 3)).map(|i| i.to_le_bytes().to_vec()).collect();
+        let inputs: Vec<Vec<u8>> = (0..(CHUNK_ROWS * 2 + 3))
+            .map(|i| i.to_le_bytes().to_vec())
+            .collect();
         let mut refs: Vec<Option<&[u8]>> = inputs.iter().map(|v| Some(v.as_slice())).collect();
         refs[5] = None;
         let batches = certificates(&refs, Options { sha1: true }).unwrap();
         assert_eq!(batches.len(), 3);
-        assert_eq!(batches.iter().map(RecordBatch::num_rows).sum::<usize>(), refs.len());
-        assert!(batches.iter().all(|b| b.schema() == schema(Options { sha1: true })));
+        assert_eq!(
+            batches.iter().map(RecordBatch::num_rows).sum::<usize>(),
+            refs.len()
+        );
+        assert!(batches
+            .iter()
+            .all(|b| b.schema() == schema(Options { sha1: true })));
         let fp = batches[0].column_by_name("cert_sha256").unwrap();
         let fp = fp.as_any().downcast_ref::<StringArray>().unwrap();
         assert_eq!(fp.value(0), hex(&sha256(&inputs[0])));
@@ -218,8 +231,12 @@ mod tests {
 
     #[test]
     fn sha1_column_only_on_request() {
-        assert!(schema(Options { sha1: false }).column_with_name("spki_sha1").is_none());
-        assert!(schema(Options { sha1: true }).column_with_name("spki_sha1").is_some());
+        assert!(schema(Options { sha1: false })
+            .column_with_name("spki_sha1")
+            .is_none());
+        assert!(schema(Options { sha1: true })
+            .column_with_name("spki_sha1")
+            .is_some());
         assert_eq!(schema(Options::default()).fields().len(), 19);
     }
 }

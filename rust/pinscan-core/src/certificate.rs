@@ -100,16 +100,28 @@ fn open_sequence<'a>(
 ) -> Result<&'a [u8], String> {
     let h = read_header(data).map_err(|e| format!("{what}: {e}"))?;
     if h.tag != der::SEQUENCE {
-        return Err(format!("{what}: {}", DerError::UnexpectedTag { expected: der::SEQUENCE, found: h.tag }));
+        return Err(format!(
+            "{what}: {}",
+            DerError::UnexpectedTag {
+                expected: der::SEQUENCE,
+                found: h.tag
+            }
+        ));
     }
     let end = h.header_len.saturating_add(h.content_len);
     if end > data.len() {
         problems.push(format!(
             "{what}: {}",
-            DerError::Truncated { needed: end, available: data.len() }
+            DerError::Truncated {
+                needed: end,
+                available: data.len()
+            }
         ));
     } else if what == "certificate" && end < data.len() {
-        problems.push(format!("{what}: {}", DerError::TrailingData(data.len() - end)));
+        problems.push(format!(
+            "{what}: {}",
+            DerError::TrailingData(data.len() - end)
+        ));
     }
     Ok(&data[h.header_len..end.min(data.len())])
 }
@@ -174,10 +186,8 @@ pub fn parse(data: &[u8], with_sha1: bool) -> CertRow {
             Some(n) => row.errors.push(format!("version: unknown version {n}")),
         }
     }
-    let mut warnings = Vec::new();
-    row.subject = row.record("subject", rfc4514(&framed.subject, &mut warnings));
-    row.issuer = row.record("issuer", rfc4514(&framed.issuer, &mut warnings));
-    row.errors.extend(warnings.into_iter().map(|w| format!("name: {w}")));
+    row.subject = name_field(&mut row, "subject", &framed.subject);
+    row.issuer = name_field(&mut row, "issuer", &framed.issuer);
     row.serial = row.record("serial", serial_hex(&framed.serial));
     if let Some((nb, na)) = row.record("validity", validity(&framed.validity)) {
         row.not_before = Some(nb);
@@ -197,6 +207,14 @@ pub fn parse(data: &[u8], with_sha1: bool) -> CertRow {
     }
     extensions(&mut row, framed.extensions);
     row
+}
+
+fn name_field(row: &mut CertRow, field: &str, name: &Tlv<'_>) -> Option<String> {
+    let mut warnings = Vec::new();
+    let rendered = rfc4514(name, &mut warnings);
+    row.errors
+        .extend(warnings.into_iter().map(|w| format!("{field}: {w}")));
+    row.record(field, rendered)
 }
 
 /// Lowercase hex of the serial's value, as Python's `format(serial, "x")` writes it.
@@ -245,7 +263,11 @@ fn validity(tlv: &Tlv<'_>) -> DerResult<(i64, i64)> {
 fn signature_name(alg: &Tlv<'_>) -> DerResult<Cow<'static, str>> {
     let mut r = der::sequence(alg)?;
     let id = r.read(der::OID)?;
-    let params = if r.is_empty() { None } else { Some(r.read_any()?) };
+    let params = if r.is_empty() {
+        None
+    } else {
+        Some(r.read_any()?)
+    };
     let Some(name) = oid::SIGNATURES.name(id.content) else {
         return Ok(Cow::Owned(oid::dotted(id.content)?));
     };
@@ -254,14 +276,16 @@ fn signature_name(alg: &Tlv<'_>) -> DerResult<Cow<'static, str>> {
     }
     // RFC 4055 3.1: the hash is the first, optional, parameter; SHA-1 when absent.
     let hash = match params {
-        Some(p) if p.tag == der::SEQUENCE => match Reader::new(p.content).read_optional(der::explicit(0))? {
-            Some(h) => {
-                let alg = der::parse_single(h.content, der::SEQUENCE)?;
-                let id = der::sequence(&alg)?.read(der::OID)?;
-                oid::HASHES.name(id.content).unwrap_or("unknown")
+        Some(p) if p.tag == der::SEQUENCE => {
+            match Reader::new(p.content).read_optional(der::explicit(0))? {
+                Some(h) => {
+                    let alg = der::parse_single(h.content, der::SEQUENCE)?;
+                    let id = der::sequence(&alg)?.read(der::OID)?;
+                    oid::HASHES.name(id.content).unwrap_or("unknown")
+                }
+                None => "sha1",
             }
-            None => "sha1",
-        },
+        }
         _ => "sha1",
     };
     Ok(Cow::Owned(format!("{name}-{hash}")))
@@ -327,7 +351,10 @@ fn extensions(row: &mut CertRow, block: Option<Tlv<'_>>) {
             row.ip_addresses = Some(Vec::new());
         }
         Some(v) => {
-            if let Some((dns, ips)) = row.record("subject_alt_name", subject_alt_names(v)) {
+            let mut warnings = Vec::new();
+            let names = subject_alt_names(v, &mut warnings);
+            row.errors.extend(warnings.into_iter().map(String::from));
+            if let Some((dns, ips)) = row.record("subject_alt_name", names) {
                 row.dns_names = Some(dns);
                 row.ip_addresses = Some(ips);
             }
@@ -337,7 +364,9 @@ fn extensions(row: &mut CertRow, block: Option<Tlv<'_>>) {
         row.ski = row.record("subject_key_identifier", key_id(v));
     }
     if let Some(v) = aki {
-        row.aki = row.record("authority_key_identifier", authority_key_id(v)).flatten();
+        row.aki = row
+            .record("authority_key_identifier", authority_key_id(v))
+            .flatten();
     }
     row.sct_count = match scts {
         None => Some(0),
@@ -376,7 +405,10 @@ fn basic_constraints(value: &[u8]) -> DerResult<(bool, Option<u32>)> {
     Ok((ca, path_len))
 }
 
-fn subject_alt_names(value: &[u8]) -> DerResult<(Vec<String>, Vec<String>)> {
+fn subject_alt_names(
+    value: &[u8],
+    warnings: &mut Vec<&'static str>,
+) -> DerResult<(Vec<String>, Vec<String>)> {
     let seq = der::parse_single(value, der::SEQUENCE)?;
     let mut r = Reader::new(seq.content);
     let (mut dns, mut ips) = (Vec::new(), Vec::new());
@@ -384,10 +416,11 @@ fn subject_alt_names(value: &[u8]) -> DerResult<(Vec<String>, Vec<String>)> {
         let name = r.read_any()?;
         match name.tag {
             t if t == der::implicit(2) => {
+                // IA5String by RFC 5280, but UTF-8 names are issued; keep them, flagged.
                 if !name.content.is_ascii() {
-                    return Err(DerError::Invalid("dNSName is not ASCII"));
+                    warnings.push("subject_alt_name: dNSName is not ASCII (read as UTF-8)");
                 }
-                dns.push(name.content.iter().map(|&b| char::from(b)).collect());
+                dns.push(String::from_utf8_lossy(name.content).into_owned());
             }
             t if t == der::implicit(7) => ips.push(match name.content.len() {
                 4 => {

@@ -39,13 +39,19 @@ pub const fn implicit(n: u8) -> u8 {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum DerError {
     /// The input ends before the element it announces.
-    Truncated { needed: usize, available: usize },
+    Truncated {
+        needed: usize,
+        available: usize,
+    },
     Empty,
     IndefiniteLength,
     /// A length of more than four octets: no certificate is 4 GiB.
     LengthTooLong,
     HighTagNumber,
-    UnexpectedTag { expected: u8, found: u8 },
+    UnexpectedTag {
+        expected: u8,
+        found: u8,
+    },
     TrailingData(usize),
     Invalid(&'static str),
 }
@@ -260,26 +266,26 @@ pub fn small_uint(tlv: &Tlv<'_>) -> DerResult<u64> {
             if digits.len() > 8 {
                 return Err(DerError::Invalid("integer too large"));
             }
-            Ok(digits.iter().fold(0u64, |acc, &b| (acc << 8) | u64::from(b)))
+            Ok(digits
+                .iter()
+                .fold(0u64, |acc, &b| (acc << 8) | u64::from(b)))
         }
     }
 }
 
-/// Bit length of a non-negative INTEGER's magnitude (RSA moduli, DSA primes).
+/// Bit length of an INTEGER's content read as unsigned: RSA moduli and DSA primes are positive,
+/// and old encoders that dropped the leading zero octet meant the unsigned value.
 pub fn uint_bits(tlv: &Tlv<'_>) -> DerResult<u32> {
     expect_tag(tlv, INTEGER)?;
-    match tlv.content.first() {
-        None => Err(DerError::Invalid("empty integer")),
-        Some(b) if b & 0x80 != 0 => Err(DerError::Invalid("negative integer")),
-        Some(_) => {
-            let digits = strip_leading_zeros(tlv.content);
-            let Some(&top) = digits.first() else {
-                return Ok(0);
-            };
-            let len = u32::try_from(digits.len()).map_err(|_| DerError::LengthTooLong)?;
-            Ok((len - 1) * 8 + (8 - top.leading_zeros()))
-        }
+    if tlv.content.is_empty() {
+        return Err(DerError::Invalid("empty integer"));
     }
+    let digits = strip_leading_zeros(tlv.content);
+    let Some(&top) = digits.first() else {
+        return Ok(0);
+    };
+    let len = u32::try_from(digits.len()).map_err(|_| DerError::LengthTooLong)?;
+    Ok((len - 1) * 8 + (8 - top.leading_zeros()))
 }
 
 pub fn strip_leading_zeros(bytes: &[u8]) -> &[u8] {
@@ -307,13 +313,28 @@ mod tests {
     #[test]
     fn framing_errors_are_values() {
         assert_eq!(read_tlv(&[]), Err(DerError::Empty));
-        assert_eq!(read_tlv(&[0x30]).unwrap_err(), DerError::Truncated { needed: 2, available: 1 });
-        assert_eq!(read_tlv(&[0x30, 0x80, 0, 0]), Err(DerError::IndefiniteLength));
-        assert_eq!(read_tlv(&[0x30, 0x85, 1, 1, 1, 1, 1]), Err(DerError::LengthTooLong));
+        assert_eq!(
+            read_tlv(&[0x30]).unwrap_err(),
+            DerError::Truncated {
+                needed: 2,
+                available: 1
+            }
+        );
+        assert_eq!(
+            read_tlv(&[0x30, 0x80, 0, 0]),
+            Err(DerError::IndefiniteLength)
+        );
+        assert_eq!(
+            read_tlv(&[0x30, 0x85, 1, 1, 1, 1, 1]),
+            Err(DerError::LengthTooLong)
+        );
         assert_eq!(read_tlv(&[0x1f, 0x01, 0x00]), Err(DerError::HighTagNumber));
         assert_eq!(
             read_tlv(&[0x30, 0x84, 0xff, 0xff, 0xff, 0xff]),
-            Err(DerError::Truncated { needed: 0xffff_ffff + 6, available: 6 })
+            Err(DerError::Truncated {
+                needed: 0xffff_ffff + 6,
+                available: 6
+            })
         );
     }
 
@@ -322,7 +343,10 @@ mod tests {
         let mut r = Reader::new(&[0x02, 0x01, 0x05, 0x05, 0x00]);
         assert_eq!(
             r.read(SEQUENCE),
-            Err(DerError::UnexpectedTag { expected: SEQUENCE, found: INTEGER })
+            Err(DerError::UnexpectedTag {
+                expected: SEQUENCE,
+                found: INTEGER
+            })
         );
         assert_eq!(small_uint(&r.read(INTEGER).unwrap()), Ok(5));
         assert_eq!(r.finish(), Err(DerError::TrailingData(2)));
@@ -333,11 +357,16 @@ mod tests {
 
     #[test]
     fn integer_bit_lengths() {
-        let t = |c: &'static [u8]| Tlv { tag: INTEGER, full: c, content: c };
+        let t = |c: &'static [u8]| Tlv {
+            tag: INTEGER,
+            full: c,
+            content: c,
+        };
         assert_eq!(uint_bits(&t(&[0x00, 0x80])), Ok(8));
         assert_eq!(uint_bits(&t(&[0x01, 0x00])), Ok(9));
         assert_eq!(uint_bits(&t(&[0x00])), Ok(0));
-        assert!(uint_bits(&t(&[0x80])).is_err());
+        assert_eq!(uint_bits(&t(&[0x80])), Ok(8));
+        assert!(uint_bits(&t(&[])).is_err());
         assert!(small_uint(&t(&[0x01, 0, 0, 0, 0, 0, 0, 0, 0])).is_err());
     }
 }

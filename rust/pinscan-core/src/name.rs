@@ -53,10 +53,7 @@ fn escape_value(
                 String::from_utf8_lossy(value.content).into_owned()
             }
         },
-        der::PRINTABLE_STRING
-        | der::IA5_STRING
-        | der::VISIBLE_STRING
-        | der::NUMERIC_STRING => {
+        der::PRINTABLE_STRING | der::IA5_STRING | der::VISIBLE_STRING | der::NUMERIC_STRING => {
             if !value.content.is_ascii() {
                 warnings.push("non-ASCII byte in an ASCII string type in a name (read as Latin-1)");
             }
@@ -66,9 +63,10 @@ fn escape_value(
         der::TELETEX_STRING => latin1(value.content),
         der::BMP_STRING => utf16be(value.content, warnings),
         der::UNIVERSAL_STRING => utf32be(value.content, warnings),
+        // As pyca writes x500UniqueIdentifier: the content octets, unused-bits octet included.
         der::BIT_STRING => {
             out.push('#');
-            hex_into(value.content.get(1..).unwrap_or_default(), out);
+            hex_into(value.content, out);
             return Ok(());
         }
         _ => {
@@ -103,7 +101,7 @@ fn latin1(bytes: &[u8]) -> String {
 }
 
 fn utf16be(bytes: &[u8], warnings: &mut Vec<&'static str>) -> String {
-    if bytes.len() % 2 != 0 {
+    if !bytes.len().is_multiple_of(2) {
         warnings.push("BMPString of odd length in a name");
     }
     let units = bytes
@@ -120,7 +118,7 @@ fn utf16be(bytes: &[u8], warnings: &mut Vec<&'static str>) -> String {
 }
 
 fn utf32be(bytes: &[u8], warnings: &mut Vec<&'static str>) -> String {
-    if bytes.len() % 4 != 0 {
+    if !bytes.len().is_multiple_of(4) {
         warnings.push("UniversalString length not a multiple of 4 in a name");
     }
     bytes
@@ -197,7 +195,10 @@ mod tests {
 
     #[test]
     fn wide_strings_and_bad_bytes() {
-        let (s, w) = render(&[vec![atv(CN, tlv(der::BMP_STRING, &[0x00, 0xe9, 0x4e, 0x2d]))]]);
+        let (s, w) = render(&[vec![atv(
+            CN,
+            tlv(der::BMP_STRING, &[0x00, 0xe9, 0x4e, 0x2d]),
+        )]]);
         assert_eq!(s, "CN=\u{e9}\u{4e2d}");
         assert!(w.is_empty());
         let (s, w) = render(&[vec![atv(CN, tlv(der::UTF8_STRING, &[0x61, 0xff]))]]);

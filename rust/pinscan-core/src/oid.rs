@@ -22,7 +22,9 @@ pub fn dotted(content: &[u8]) -> Result<String, DerError> {
     let mut first = true;
     for &b in content {
         if arc == 0 && b == 0x80 {
-            return Err(DerError::Invalid("object identifier arc has a leading 0x80"));
+            return Err(DerError::Invalid(
+                "object identifier arc has a leading 0x80",
+            ));
         }
         arc = arc
             .checked_mul(128)
@@ -217,7 +219,14 @@ mod tests {
 
     #[test]
     fn dotted_round_trips_every_table() {
-        for table in [&KEY_TYPES, &CURVES, &SIGNATURES, &HASHES, &NAME_ATTRIBUTES, &EXTENSIONS] {
+        for table in [
+            &KEY_TYPES,
+            &CURVES,
+            &SIGNATURES,
+            &HASHES,
+            &NAME_ATTRIBUTES,
+            &EXTENSIONS,
+        ] {
             for (oid, name, _) in table.entries {
                 let bytes = encode(oid);
                 assert_eq!(&dotted(&bytes).unwrap(), oid);
@@ -230,7 +239,10 @@ mod tests {
     fn known_encodings() {
         // sha256WithRSAEncryption, as it appears in every web PKI certificate.
         let sha256_rsa = [0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x0b];
-        assert_eq!(SIGNATURES.name(&sha256_rsa), Some("sha256WithRSAEncryption"));
+        assert_eq!(
+            SIGNATURES.name(&sha256_rsa),
+            Some("sha256WithRSAEncryption")
+        );
         assert_eq!(dotted(&[0x88, 0x37, 0x03]).unwrap(), "2.999.3");
     }
 

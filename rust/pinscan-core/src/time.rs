@@ -16,7 +16,11 @@ pub fn parse_time(tlv: &Tlv<'_>) -> Result<i64, DerError> {
             (if yy >= 50 { 1900 + yy } else { 2000 + yy }, &s[2..])
         }
         GENERALIZED_TIME => (digits(s, 0, 4)?, s.get(4..).unwrap_or_default()),
-        _ => return Err(DerError::Invalid("time is neither UTCTime nor GeneralizedTime")),
+        _ => {
+            return Err(DerError::Invalid(
+                "time is neither UTCTime nor GeneralizedTime",
+            ))
+        }
     };
     let month = digits(rest, 0, 2)?;
     let day = digits(rest, 2, 2)?;
@@ -91,19 +95,32 @@ mod tests {
     use super::*;
 
     fn t(tag: u8, s: &'static str) -> Result<i64, DerError> {
-        parse_time(&Tlv { tag, full: s.as_bytes(), content: s.as_bytes() })
+        parse_time(&Tlv {
+            tag,
+            full: s.as_bytes(),
+            content: s.as_bytes(),
+        })
     }
 
     #[test]
     fn utc_time_windows() {
         assert_eq!(t(UTC_TIME, "700101000000Z"), Ok(0));
-        assert_eq!(t(UTC_TIME, "491231235959Z"), Ok(2_524_607_999 * MICROS_PER_SECOND));
-        assert_eq!(t(UTC_TIME, "500101000000Z"), Ok(-631_152_000 * MICROS_PER_SECOND));
+        assert_eq!(
+            t(UTC_TIME, "491231235959Z"),
+            Ok(2_524_607_999 * MICROS_PER_SECOND)
+        );
+        assert_eq!(
+            t(UTC_TIME, "500101000000Z"),
+            Ok(-631_152_000 * MICROS_PER_SECOND)
+        );
     }
 
     #[test]
     fn generalized_time_and_fractions() {
-        assert_eq!(t(GENERALIZED_TIME, "20000229120000Z"), Ok(951_825_600 * MICROS_PER_SECOND));
+        assert_eq!(
+            t(GENERALIZED_TIME, "20000229120000Z"),
+            Ok(951_825_600 * MICROS_PER_SECOND)
+        );
         assert_eq!(t(GENERALIZED_TIME, "19700101000000.5Z"), Ok(500_000));
         assert_eq!(t(GENERALIZED_TIME, "19700101000000.1234567Z"), Ok(123_456));
         assert_eq!(
@@ -114,7 +131,14 @@ mod tests {
 
     #[test]
     fn malformed_times_are_errors() {
-        for bad in ["7001010000Z", "700101000000+0100", "701301000000Z", "700230000000Z", "7001010000AAZ", ""] {
+        for bad in [
+            "7001010000Z",
+            "700101000000+0100",
+            "701301000000Z",
+            "700230000000Z",
+            "7001010000AAZ",
+            "",
+        ] {
             assert!(t(UTC_TIME, bad).is_err(), "{bad}");
         }
         assert!(t(GENERALIZED_TIME, "19000229000000Z").is_err());

@@ -25,16 +25,19 @@ fn capsule<'py>(obj: Bound<'py, PyAny>, what: &str) -> PyResult<Bound<'py, PyCap
 /// Imports every chunk of an object with `__arrow_c_stream__` (a polars Series, a pyarrow array
 /// or chunked array, ...).
 pub fn import_stream(obj: &Bound<'_, PyAny>) -> PyResult<Vec<ArrayRef>> {
-    let cap = capsule(obj.call_method0("__arrow_c_stream__")?, "__arrow_c_stream__")?;
-    let ptr = cap.pointer_checked(Some(STREAM))?.cast::<FFI_ArrowArrayStream>();
+    let cap = capsule(
+        obj.call_method0("__arrow_c_stream__")?,
+        "__arrow_c_stream__",
+    )?;
+    let ptr = cap
+        .pointer_checked(Some(STREAM))?
+        .cast::<FFI_ArrowArrayStream>();
     // SAFETY: the capsule is named `arrow_array_stream`, so by the protocol it holds an
     // `ArrowArrayStream`; `from_raw` moves it out and leaves a released stream behind, so the
     // capsule's destructor will not release it a second time.
     let stream = unsafe { FFI_ArrowArrayStream::from_raw(ptr.as_ptr()) };
     let reader = ArrayStreamReader::try_new(stream).map_err(to_value_error)?;
-    reader
-        .map(|chunk| chunk.map_err(to_value_error))
-        .collect()
+    reader.map(|chunk| chunk.map_err(to_value_error)).collect()
 }
 
 /// Imports an object with `__arrow_c_array__` (a pyarrow Array, nanoarrow, ...).
@@ -45,7 +48,9 @@ pub fn import_array(obj: &Bound<'_, PyAny>) -> PyResult<ArrayRef> {
         .map_err(|_| PyTypeError::new_err("__arrow_c_array__ did not return a tuple"))?;
     let schema = capsule(pair.get_item(0)?, "__arrow_c_array__")?;
     let array = capsule(pair.get_item(1)?, "__arrow_c_array__")?;
-    let schema_ptr = schema.pointer_checked(Some(SCHEMA))?.cast::<FFI_ArrowSchema>();
+    let schema_ptr = schema
+        .pointer_checked(Some(SCHEMA))?
+        .cast::<FFI_ArrowSchema>();
     let array_ptr = array.pointer_checked(Some(ARRAY))?.cast::<FFI_ArrowArray>();
     // SAFETY: the names vouch for the types. The array is moved out (its capsule is left with a
     // released array); the schema is only borrowed while its capsule is alive.

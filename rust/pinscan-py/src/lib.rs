@@ -102,11 +102,19 @@ impl CertificateBatch {
 
     #[getter]
     fn column_names(&self) -> Vec<String> {
-        self.schema.fields().iter().map(|f| f.name().clone()).collect()
+        self.schema
+            .fields()
+            .iter()
+            .map(|f| f.name().clone())
+            .collect()
     }
 
     fn __repr__(&self) -> String {
-        format!("<CertificateBatch rows={} batches={}>", self.__len__(), self.batches.len())
+        format!(
+            "<CertificateBatch rows={} batches={}>",
+            self.__len__(),
+            self.batches.len()
+        )
     }
 
     fn __arrow_c_schema__<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyCapsule>> {
