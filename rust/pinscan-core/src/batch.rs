@@ -12,7 +12,7 @@ use arrow_schema::{ArrowError, Field, Schema, SchemaRef};
 use rayon::prelude::*;
 
 use crate::certificate::{parse, CertRow};
-use crate::hash::{base64, hex, sha256};
+use crate::hash::{base64_into, hex_into, sha256};
 
 /// Rows per record batch: large enough to amortise the builders, small enough to spread the work
 /// over every thread and to keep each batch's buffers in cache while they are filled.
@@ -79,12 +79,16 @@ impl Columns {
     }
 
     fn push(&mut self, row: &CertRow) {
+        let (mut hex_buf, mut b64_buf) = ([0; 64], [0; 44]);
         self.cert_sha256
-            .append_option(row.cert_sha256.map(|d| hex(&d)));
-        self.spki_sha256
-            .append_option(row.spki_sha256.map(|d| base64(&d)));
+            .append_option(row.cert_sha256.as_ref().map(|d| hex_into(d, &mut hex_buf)));
+        self.spki_sha256.append_option(
+            row.spki_sha256
+                .as_ref()
+                .map(|d| base64_into(d, &mut b64_buf)),
+        );
         self.spki_sha1
-            .append_option(row.spki_sha1.map(|d| base64(&d)));
+            .append_option(row.spki_sha1.as_ref().map(|d| base64_into(d, &mut b64_buf)));
         self.subject.append_option(row.subject.as_deref());
         self.issuer.append_option(row.issuer.as_deref());
         self.serial.append_option(row.serial.as_deref());
@@ -202,6 +206,7 @@ pub fn certificates(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::hash::hex;
     use arrow_array::{Array, StringArray};
 
     #[test]

@@ -2,42 +2,48 @@
 //! X.501 Names as RFC 4514 strings, written the way pyca/cryptography's `rfc4514_string()` writes
 //! them, so that a name from pinscan and one from Python compare equal.
 
-use std::fmt::Write;
-
 use crate::der::{self, DerError, Reader, Tlv};
 use crate::oid;
 
 /// Renders a Name. A value that is not valid in its string type is replaced lossily and reported
 /// in `warnings` rather than losing the whole name.
 pub fn rfc4514(name: &Tlv<'_>, warnings: &mut Vec<&'static str>) -> Result<String, DerError> {
-    let mut rdns = Vec::new();
+    // RFC 4514 2.1: the RDNs are written last to first. Collect them (cheap slices), then write
+    // one string.
+    let mut rdns: Vec<&[u8]> = Vec::new();
     let mut seq = der::sequence(name)?;
     while !seq.is_empty() {
-        let rdn = seq.read(der::SET)?;
-        let mut set = Reader::new(rdn.content);
-        let mut attrs = Vec::new();
+        rdns.push(seq.read(der::SET)?.content);
+    }
+    let mut out = String::with_capacity(name.content.len());
+    for (i, rdn) in rdns.iter().rev().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        let mut set = Reader::new(rdn);
+        if set.is_empty() {
+            return Err(DerError::Invalid("empty relative distinguished name"));
+        }
+        let mut first = true;
         while !set.is_empty() {
+            if !first {
+                out.push('+');
+            }
+            first = false;
             let atv = set.read(der::SEQUENCE)?;
             let mut r = Reader::new(atv.content);
             let attr_type = r.read(der::OID)?;
             let value = r.read_any()?;
             r.finish()?;
-            let mut s = match oid::NAME_ATTRIBUTES.name(attr_type.content) {
-                Some(short) => short.to_owned(),
-                None => oid::dotted(attr_type.content)?,
-            };
-            s.push('=');
-            escape_value(&value, &mut s, warnings)?;
-            attrs.push(s);
+            match oid::NAME_ATTRIBUTES.name(attr_type.content) {
+                Some(short) => out.push_str(short),
+                None => out.push_str(&oid::dotted(attr_type.content)?),
+            }
+            out.push('=');
+            escape_value(&value, &mut out, warnings)?;
         }
-        if attrs.is_empty() {
-            return Err(DerError::Invalid("empty relative distinguished name"));
-        }
-        rdns.push(attrs.join("+"));
     }
-    // RFC 4514 2.1: the RDNs are written last to first.
-    rdns.reverse();
-    Ok(rdns.join(","))
+    Ok(out)
 }
 
 fn escape_value(
@@ -45,44 +51,58 @@ fn escape_value(
     out: &mut String,
     warnings: &mut Vec<&'static str>,
 ) -> Result<(), DerError> {
-    let text = match value.tag {
+    match value.tag {
         der::UTF8_STRING => match std::str::from_utf8(value.content) {
-            Ok(s) => s.to_owned(),
+            Ok(s) => escape_into(s, out),
             Err(_) => {
                 warnings.push("invalid UTF-8 in a name (replaced)");
-                String::from_utf8_lossy(value.content).into_owned()
+                escape_into(&String::from_utf8_lossy(value.content), out);
             }
         },
-        der::PRINTABLE_STRING | der::IA5_STRING | der::VISIBLE_STRING | der::NUMERIC_STRING => {
-            if !value.content.is_ascii() {
-                warnings.push("non-ASCII byte in an ASCII string type in a name (read as Latin-1)");
+        der::PRINTABLE_STRING
+        | der::IA5_STRING
+        | der::VISIBLE_STRING
+        | der::NUMERIC_STRING
+        | der::TELETEX_STRING => match std::str::from_utf8(value.content) {
+            Ok(s) if s.is_ascii() => escape_into(s, out),
+            // T.61 is read as Latin-1, as OpenSSL and pyca do: the real T.61 repertoire is never
+            // used. Non-ASCII in the ASCII types is an encoder bug, read the same way.
+            _ => {
+                if value.tag != der::TELETEX_STRING {
+                    warnings.push("non-ASCII byte in an ASCII string type (read as Latin-1)");
+                }
+                escape_into(&latin1(value.content), out);
             }
-            latin1(value.content)
-        }
-        // T.61 is read as Latin-1, as OpenSSL and pyca do: the real T.61 repertoire is never used.
-        der::TELETEX_STRING => latin1(value.content),
-        der::BMP_STRING => utf16be(value.content, warnings),
-        der::UNIVERSAL_STRING => utf32be(value.content, warnings),
+        },
+        der::BMP_STRING => escape_into(&utf16be(value.content, warnings), out),
+        der::UNIVERSAL_STRING => escape_into(&utf32be(value.content, warnings), out),
         // As pyca writes x500UniqueIdentifier: the content octets, unused-bits octet included.
         der::BIT_STRING => {
             out.push('#');
             hex_into(value.content, out);
-            return Ok(());
         }
+        // RFC 4514 2.4: a value with no string form is `#` and the hex of its encoding.
         _ => {
-            // RFC 4514 2.4: a value with no string form is `#` and the hex of its encoding.
             out.push('#');
             hex_into(value.full, out);
-            return Ok(());
         }
-    };
-    escape_into(&text, out);
+    }
     Ok(())
 }
 
 fn escape_into(val: &str, out: &mut String) {
-    let last = val.chars().count().saturating_sub(1);
-    for (i, c) in val.chars().enumerate() {
+    // Nearly every value needs no escaping: copy it whole.
+    let plain = !val.starts_with(['#', ' '])
+        && !val.ends_with(' ')
+        && !val
+            .bytes()
+            .any(|b| matches!(b, b'\\' | b'"' | b'+' | b',' | b';' | b'<' | b'>' | 0));
+    if plain {
+        out.push_str(val);
+        return;
+    }
+    let last = val.len().saturating_sub(1);
+    for (i, c) in val.char_indices() {
         match c {
             '\\' | '"' | '+' | ',' | ';' | '<' | '>' => {
                 out.push('\\');
@@ -133,9 +153,11 @@ fn utf32be(bytes: &[u8], warnings: &mut Vec<&'static str>) -> String {
 }
 
 pub fn hex_into(bytes: &[u8], out: &mut String) {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
     out.reserve(bytes.len() * 2);
-    for b in bytes {
-        let _ = write!(out, "{b:02x}");
+    for &b in bytes {
+        out.push(char::from(DIGITS[usize::from(b >> 4)]));
+        out.push(char::from(DIGITS[usize::from(b & 0xf)]));
     }
 }
 
