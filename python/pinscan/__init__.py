@@ -4,6 +4,7 @@
 from pinscan._core import __version__
 from pinscan.certificates import COLUMNS, certificates
 from pinscan.errors import InputError, PinscanError
+from pinscan.keys import read_certificates, spki_der, spki_pin
 
 __all__ = [
     "COLUMNS",
@@ -11,4 +12,7 @@ __all__ = [
     "PinscanError",
     "__version__",
     "certificates",
+    "read_certificates",
+    "spki_der",
+    "spki_pin",
 ]

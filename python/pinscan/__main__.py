@@ -1,0 +1,6 @@
+# SPDX-License-Identifier: Apache-2.0
+"""``python -m pinscan``: the ``pinscan`` command."""
+
+from pinscan.cli import main
+
+main(prog_name="pinscan")
