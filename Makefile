@@ -18,7 +18,7 @@ $(PY):
 
 # Runtime and test dependencies, read from pyproject.toml so there is one list.
 $(DEPS_STAMP): pyproject.toml | $(PY)
-	$(PY) -m pip install -q "maturin>=1.9,<2" $$($(PY) -c 'import tomllib; p = tomllib.load(open("pyproject.toml", "rb"))["project"]; print(" ".join(repr(d) for d in p["dependencies"] + p["optional-dependencies"]["test"]))')
+	$(PY) -c 'import subprocess, sys, tomllib; p = tomllib.load(open("pyproject.toml", "rb"))["project"]; subprocess.check_call([sys.executable, "-m", "pip", "install", "-q", "maturin>=1.9,<2", *p["dependencies"], *p["optional-dependencies"]["test"]])'
 	touch $@
 
 build: $(DEPS_STAMP)

@@ -27,15 +27,18 @@ def main() -> int:
     subprocess.run([sys.executable, "-m", "pinscan", "pin", *files], cwd=ROOT, check=True)
 
     ders = pinscan.read_certificates(certifi.where())
-    for path in SAMPLE.glob("*.pem"):
-        ders += pinscan.read_certificates(path)
+    for path in sorted(SAMPLE.glob("*.pem")):
+        if not path.name.endswith(".pub.pem"):
+            ders += pinscan.read_certificates(path)
     df = pinscan.certificates(ders)
     OUT.mkdir(exist_ok=True)
     dataset = OUT / "certificates.parquet"
     df.with_columns(der=pl.Series(ders, dtype=pl.Binary)).write_parquet(dataset)
 
     print(f"\n{df.height} certificates -> {dataset.relative_to(ROOT)}")
-    with pl.Config(tbl_hide_dataframe_shape=True, tbl_rows=20, fmt_str_lengths=60):
+    with pl.Config(
+        tbl_hide_dataframe_shape=True, tbl_rows=20, tbl_width_chars=140, fmt_str_lengths=50
+    ):
         print(
             df.group_by("key_type", "key_bits", "curve")
             .len("certificates")
