@@ -1,0 +1,125 @@
+# SPDX-License-Identifier: Apache-2.0
+"""The typed values that flow through a scan, in order:
+inventory (:class:`Target`, :class:`BadTarget`) -> resolve -> handshake (:class:`Handshake`) ->
+:class:`Endpoint` -> dataset writer.
+
+They are plain slotted dataclasses: a scan holds at most ``concurrency`` of them at once, and the
+writer turns them into Arrow columns in batches.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+from dataclasses import dataclass, field
+
+#: Every value of the ``status`` column of ``endpoints``, with what it means.
+STATUSES: dict[str, str] = {
+    "ok": "the handshake completed; the chain was captured",
+    "bad_target": "the inventory line could not be understood; nothing was sent",
+    "dns_error": "the name did not resolve (NXDOMAIN, no address, resolver failure)",
+    "refused": "the TCP connection was refused (RST to SYN)",
+    "unreachable": "no route to the address (ICMP unreachable, network down)",
+    "connect_timeout": "the TCP connection did not complete in time",
+    "handshake_timeout": "the TLS handshake did not complete in time",
+    "deadline": "the per-target deadline (DNS, connect and handshake together) ran out",
+    "reset": "the server reset or closed the connection during the handshake",
+    "tls_alert": "the server answered with a TLS alert (its name is in `error`)",
+    "client_cert_required": "the server asked for a client certificate and refused to go on",
+    "not_tls": "the server answered with something that is not TLS",
+    "tls_error": "the handshake failed locally (no shared version or cipher, bad message)",
+    "error": "anything else, described in `error`",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """One endpoint to scan, as the inventory gave it.
+
+    ``host`` is a DNS name or an IP literal; ``ip`` fixes the address to connect to (then no DNS
+    lookup is made); ``sni`` is the name sent in the ClientHello, ``None`` for none.
+    """
+
+    line: int
+    target: str
+    host: str
+    port: int
+    sni: str | None
+    ip: str | None = None
+
+    @property
+    def key(self) -> str:
+        """Identity for de-duplication and ``--resume``: equal keys are the same scan."""
+        return f"{self.host}\x1f{self.port}\x1f{self.sni or ''}\x1f{self.ip or ''}"
+
+    @property
+    def target_id(self) -> str:
+        return hashlib.sha256(self.key.encode()).hexdigest()[:16]
+
+
+@dataclass(frozen=True, slots=True)
+class BadTarget:
+    """An inventory line that could not be understood: it becomes a ``bad_target`` row."""
+
+    line: int
+    target: str
+    error: str
+
+    @property
+    def key(self) -> str:
+        return f"bad\x1f{self.line}\x1f{self.target}"
+
+    @property
+    def target_id(self) -> str:
+        return hashlib.sha256(self.key.encode()).hexdigest()[:16]
+
+
+@dataclass(slots=True)
+class Handshake:
+    """What one connection attempt to one address saw.
+
+    ``chain`` is the presented chain (leaf first) and is kept even when the handshake failed after
+    the server's Certificate message (client certificate demanded, alert).
+    """
+
+    status: str
+    error: str | None = None
+    chain: list[bytes] = field(default_factory=list)
+    tls_version: str | None = None
+    cipher: str | None = None
+    alpn: str | None = None
+    connect_ms: float | None = None
+    handshake_ms: float | None = None
+
+
+@dataclass(slots=True)
+class Endpoint:
+    """One row of ``endpoints``: one (target, address) pair and everything seen there."""
+
+    target_id: str
+    line: int
+    target: str
+    host: str | None
+    ip: str | None
+    port: int | None
+    sni: str | None
+    status: str
+    error: str | None = None
+    attempts: int = 0
+    tls_version: str | None = None
+    cipher: str | None = None
+    alpn: str | None = None
+    resolve_ms: float | None = None
+    connect_ms: float | None = None
+    handshake_ms: float | None = None
+    verified: bool | None = None
+    verify_error: str | None = None
+    hostname_match: bool | None = None
+    scanned_at: dt.datetime | None = None
+    presented: list[bytes] = field(default_factory=list)
+    verified_chain: list[bytes] = field(default_factory=list)
+
+    @property
+    def endpoint_id(self) -> str:
+        """Deterministic: the same target and address get the same id in every scan."""
+        return hashlib.sha256(f"{self.target_id}\x1f{self.ip or ''}".encode()).hexdigest()[:16]
