@@ -30,7 +30,7 @@ class ScanConfig:
     timeouts: Timeouts = field(default_factory=Timeouts)
     #: Scan only the first address a name resolves to, instead of every address.
     first_address: bool = False
-    #: Extra trust anchors (private PKI), added to a separate store; Mozilla's roots are the default.
+    #: Extra trust anchors (private PKI), a store of their own after Mozilla's roots.
     ca_bundle: Path | None = None
     system_store: bool = False
     #: ALPN protocols offered in the ClientHello.

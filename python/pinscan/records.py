@@ -114,7 +114,10 @@ class Endpoint:
     handshake_ms: float | None = None
     verified: bool | None = None
     verify_error: str | None = None
+    #: Which trust store anchored the verified chain: "mozilla", "ca_bundle" or "system".
+    trust_store: str | None = None
     hostname_match: bool | None = None
+    days_to_expiry: int | None = None
     scanned_at: dt.datetime | None = None
     presented: list[bytes] = field(default_factory=list)
     verified_chain: list[bytes] = field(default_factory=list)

@@ -1,0 +1,194 @@
+# SPDX-License-Identifier: Apache-2.0
+"""Chain building and name checks, as a client would do them, per trust store.
+
+The handshake accepts anything so that every chain is captured; this module then asks what a
+client would conclude. pyca/cryptography's RFC 5280 path builder builds the chain from the leaf
+and the intermediates the server sent to a root of the store, which the server usually never sends:
+pinned clients match their pins against that built chain, so it is recorded.
+
+Name matching is done here, separately from path building, so that a certificate served under the
+wrong name is reported as ``verified`` (its chain is good) with ``hostname_match`` false, instead of
+one opaque failure.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import ipaddress
+import warnings
+from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import certifi
+from cryptography import x509
+from cryptography.hazmat.primitives.serialization import Encoding
+from cryptography.x509 import verification
+
+from pinscan.errors import InputError
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    verified: bool
+    verify_error: str | None
+    trust_store: str | None
+    hostname_match: bool | None
+    days_to_expiry: int | None
+    chain: tuple[bytes, ...]
+
+
+def load_roots(path: str | Path, *, name: str) -> list[x509.Certificate]:
+    """Certificates of a PEM bundle, as trust anchors; `InputError` when there are none."""
+    try:
+        data = Path(path).read_bytes()
+    except OSError as exc:
+        raise InputError(str(path), exc.strerror or str(exc)) from None
+    with warnings.catch_warnings():
+        # Mozilla's store holds a root with a negative serial; pyca warns about it on load.
+        warnings.simplefilter("ignore")
+        try:
+            roots = x509.load_pem_x509_certificates(data)
+        except ValueError as exc:
+            raise InputError(str(path), f"not a PEM bundle of certificates ({exc})") from None
+    if not roots:
+        raise InputError(str(path), f"no certificates in the {name} trust store")
+    return roots
+
+
+def system_bundle() -> Path | None:
+    """The operating system's CA bundle, where OpenSSL's default paths point."""
+    import ssl
+
+    paths = ssl.get_default_verify_paths()
+    for candidate in (paths.cafile, paths.openssl_cafile):
+        if candidate and Path(candidate).is_file():
+            return Path(candidate)
+    return None
+
+
+class Verifier:
+    """Verifies presented chains against named trust stores, tried in order.
+
+    Results are cached by (chain, name): a fleet serves a few chains on many endpoints, and path
+    building with signature checks is the expensive part. Not thread-safe; one per scan.
+    """
+
+    def __init__(
+        self,
+        stores: Sequence[tuple[str, Sequence[x509.Certificate]]],
+        *,
+        now: dt.datetime | None = None,
+        cache_size: int = 4096,
+    ) -> None:
+        self._now = now or dt.datetime.now(dt.UTC)
+        self._stores = [(name, verification.Store(list(roots))) for name, roots in stores]
+        self._cache: OrderedDict[tuple[tuple[bytes, ...], str], Verdict] = OrderedDict()
+        self._cache_size = cache_size
+
+    @classmethod
+    def for_scan(cls, *, ca_bundle: Path | None = None, system_store: bool = False) -> Verifier:
+        """Mozilla's roots (certifi), then ``ca_bundle`` (private PKI), then the system store."""
+        stores = [("mozilla", load_roots(certifi.where(), name="mozilla"))]
+        if ca_bundle is not None:
+            stores.append(("ca_bundle", load_roots(ca_bundle, name="--ca-bundle")))
+        if system_store:
+            bundle = system_bundle()
+            if bundle is None:
+                raise InputError("system", "no system CA bundle found")
+            stores.append(("system", load_roots(bundle, name="system")))
+        return cls(stores)
+
+    def verify(self, chain: Sequence[bytes], name: str | None) -> Verdict:
+        """Verdict for a presented chain (leaf first) served for ``name`` (SNI or IP)."""
+        key = (tuple(chain), name or "")
+        cached = self._cache.get(key)
+        if cached is not None:
+            self._cache.move_to_end(key)
+            return cached
+        verdict = self._verify(chain, name)
+        self._cache[key] = verdict
+        if len(self._cache) > self._cache_size:
+            self._cache.popitem(last=False)
+        return verdict
+
+    def _verify(self, chain: Sequence[bytes], name: str | None) -> Verdict:
+        if not chain:
+            return Verdict(False, "no certificate presented", None, None, None, ())
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                certs = [x509.load_der_x509_certificate(der) for der in chain]
+        except ValueError as exc:
+            return Verdict(False, f"unparsable certificate: {exc}", None, None, None, ())
+        leaf = certs[0]
+        days = (leaf.not_valid_after_utc - self._now).days
+        names = _leaf_names(leaf)
+        match = _matches(name, names) if name else None
+        # Build the path for a name the leaf has, so a good chain under the wrong name still
+        # verifies; the name itself is judged by `hostname_match`.
+        subject = _subject(name if match else (names[0] if names else None))
+        if subject is None:
+            return Verdict(False, "the leaf has no subjectAltName", None, match, days, ())
+        errors = []
+        for store_name, store in self._stores:
+            builder = verification.PolicyBuilder().store(store).time(self._now)
+            try:
+                built = builder.build_server_verifier(subject).verify(leaf, certs[1:])
+            except verification.VerificationError as exc:
+                errors.append(f"{store_name}: {exc}")
+                continue
+            path = tuple(c.public_bytes(Encoding.DER) for c in built)
+            return Verdict(True, None, store_name, match, days, path)
+        return Verdict(False, "; ".join(errors), None, match, days, ())
+
+
+def _leaf_names(leaf: x509.Certificate) -> list[str]:
+    try:
+        san = leaf.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    except (x509.ExtensionNotFound, ValueError, x509.DuplicateExtension):
+        return []
+    dns = [n.lower() for n in san.get_values_for_type(x509.DNSName)]
+    return dns + [str(ip) for ip in san.get_values_for_type(x509.IPAddress)]
+
+
+def _matches(name: str, names: list[str]) -> bool:
+    """RFC 6125 6.4: exact match, or a wildcard as the whole left-most label; IPs match exactly."""
+    try:
+        ip = ipaddress.ip_address(name)
+    except ValueError:
+        pass
+    else:
+        return any(_same_ip(ip, n) for n in names)
+    name = name.lower().rstrip(".")
+    for pattern in names:
+        if pattern == name:
+            return True
+        if pattern.startswith("*.") and "." in name:
+            label, rest = name.split(".", 1)
+            if label and rest == pattern[2:] and rest.count(".") >= 1:
+                return True
+    return False
+
+
+def _same_ip(ip: ipaddress.IPv4Address | ipaddress.IPv6Address, text: str) -> bool:
+    try:
+        return ipaddress.ip_address(text) == ip
+    except ValueError:
+        return False
+
+
+def _subject(name: str | None) -> verification.DNSName | verification.IPAddress | None:
+    if name is None:
+        return None
+    try:
+        return verification.IPAddress(ipaddress.ip_address(name))
+    except ValueError:
+        pass
+    # A wildcard name stands for any one label: build the path for one such name.
+    concrete = f"pinscan-verify.{name[2:]}" if name.startswith("*.") else name
+    try:
+        return verification.DNSName(concrete)
+    except ValueError:
+        return None
