@@ -3,6 +3,7 @@
 
 from pinscan._core import __version__
 from pinscan.certificates import COLUMNS, certificates
+from pinscan.dataset import ScanDataset, open
 from pinscan.errors import InputError, PinscanError
 from pinscan.keys import read_certificates, spki_der, spki_pin
 
@@ -10,8 +11,10 @@ __all__ = [
     "COLUMNS",
     "InputError",
     "PinscanError",
+    "ScanDataset",
     "__version__",
     "certificates",
+    "open",
     "read_certificates",
     "spki_der",
     "spki_pin",

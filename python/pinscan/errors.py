@@ -20,3 +20,12 @@ class InputError(PinscanError):
         super().__init__(f"{source}: {message}")
         self.source = source
         self.message = message
+
+
+class DatasetError(PinscanError):
+    """A scan dataset that cannot be created, resumed or read; ``path`` names it."""
+
+    def __init__(self, path: str, message: str) -> None:
+        super().__init__(f"{path}: {message}")
+        self.path = path
+        self.message = message

@@ -1,0 +1,89 @@
+# SPDX-License-Identifier: Apache-2.0
+"""The tables of a scan dataset and their column types, fixed here so that every part file of a
+scan, and every scan, reads back with the same schema."""
+
+from __future__ import annotations
+
+import polars as pl
+
+from pinscan.certificates import certificates
+from pinscan.records import STATUSES
+
+#: Layout version of the dataset directory; bumped on any incompatible change.
+FORMAT = 1
+
+ENDPOINTS = "endpoints"
+CHAINS = "chains"
+CERTIFICATES = "certificates"
+TABLES = (ENDPOINTS, CHAINS, CERTIFICATES)
+META_FILE = "scan.json"
+
+UTC_TIME = pl.Datetime("us", "UTC")
+STATUS = pl.Enum(list(STATUSES))
+CHAIN_SOURCE = pl.Enum(["presented", "verified"])
+
+ENDPOINTS_SCHEMA = pl.Schema(
+    {
+        "endpoint_id": pl.String,
+        "target_id": pl.String,
+        "line": pl.Int64,
+        "target": pl.String,
+        "host": pl.String,
+        "ip": pl.String,
+        "port": pl.Int32,
+        "sni": pl.String,
+        "status": STATUS,
+        "error": pl.String,
+        "attempts": pl.Int16,
+        "tls_version": pl.String,
+        "cipher": pl.String,
+        "alpn": pl.String,
+        "resolve_ms": pl.Float64,
+        "connect_ms": pl.Float64,
+        "handshake_ms": pl.Float64,
+        # The leaf the endpoint presented: its fingerprint and its pin, for joins without chains.
+        "leaf_sha256": pl.String,
+        "spki_sha256": pl.String,
+        "verified": pl.Boolean,
+        "verify_error": pl.String,
+        "trust_store": pl.String,
+        "hostname_match": pl.Boolean,
+        "days_to_expiry": pl.Int32,
+        "scan_id": pl.String,
+        "scanned_at": UTC_TIME,
+    }
+)
+
+CHAINS_SCHEMA = pl.Schema(
+    {
+        "endpoint_id": pl.String,
+        "source": CHAIN_SOURCE,
+        "position": pl.Int16,
+        "cert_sha256": pl.String,
+        "scan_id": pl.String,
+    }
+)
+
+
+def certificates_schema() -> pl.Schema:
+    """The Rust core's columns, the DER itself, and the scan that first saw the certificate."""
+    core = certificates([]).schema
+    return pl.Schema({**core, "der": pl.Binary, "scan_id": pl.String})
+
+
+def empty(schema: pl.Schema) -> pl.DataFrame:
+    return pl.DataFrame(schema=schema)
+
+
+__all__ = [
+    "CERTIFICATES",
+    "CHAINS",
+    "CHAINS_SCHEMA",
+    "ENDPOINTS",
+    "ENDPOINTS_SCHEMA",
+    "FORMAT",
+    "META_FILE",
+    "TABLES",
+    "certificates_schema",
+    "empty",
+]
