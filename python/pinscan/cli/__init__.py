@@ -1,22 +1,47 @@
 # SPDX-License-Identifier: Apache-2.0
 """The ``pinscan`` command line: the only place that reads flags and ``PINSCAN_*`` variables.
 
-Every command prints problems as ``pinscan: <file>: <what>`` on stderr, never a traceback, and
-exits 2 when an input could not be read (click exits 2 on usage errors too).
+Every command prints problems as ``pinscan: <file>: <what>`` on stderr, never a traceback. Exit
+status: 0 ran clean, 1 findings a scheduled job should act on, 2 usage errors and unreadable input.
 """
 
 from __future__ import annotations
+
+import os
+import sys
+from typing import Any
 
 import click
 
 from pinscan._core import __version__
 from pinscan.cli.pin import pin
+from pinscan.cli.scan import scan_command
+from pinscan.errors import PinscanError
+
+EXIT_INPUT = 2
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class _Group(click.Group):
+    """Turns pinscan's own errors into one line and exit 2, and a closed pipe into silence."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except PinscanError as exc:
+            click.echo(f"pinscan: {exc}", err=True)
+            ctx.exit(EXIT_INPUT)
+        except BrokenPipeError:
+            # `pinscan ... | head`: the reader is gone. Point stdout at /dev/null so the flush at
+            # exit does not fail again, and stop quietly.
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            ctx.exit(0)
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="pinscan")
 def main() -> None:
     """Which keys your hosts really serve, and whether pinned clients keep working."""
 
 
 main.add_command(pin)
+main.add_command(scan_command)

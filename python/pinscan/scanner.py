@@ -1,0 +1,438 @@
+# SPDX-License-Identifier: Apache-2.0
+"""``pinscan.scan``: an inventory in, a Parquet dataset out, in bounded memory.
+
+The pipeline, one way::
+
+    read_inventory ==> (limiter: concurrency) ==> scan_target: resolve -> per address:
+        (rate limit, per-address cap) handshake [retries] -> verify ==> results ==> DatasetWriter
+
+Every target gives at least one row (one per address), whatever the network does: each endpoint
+runs under a hard deadline enforced by cancellation. At most ``concurrency`` targets are in flight,
+and results are flushed to part files every ``flush_rows`` rows or ``flush_seconds`` seconds, so
+memory does not grow with the inventory.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import contextlib
+import datetime as dt
+import os
+import random
+import secrets
+import tempfile
+import time
+from collections import Counter
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import anyio
+import anyio.abc
+
+from pinscan import _core
+from pinscan.config import ScanConfig
+from pinscan.dataset import DatasetWriter, ScanDataset
+from pinscan.dataset import open as open_dataset
+from pinscan.dataset.writer import id_bits
+from pinscan.handshake import client_context, handshake
+from pinscan.inventory import read_inventory
+from pinscan.records import BadTarget, Endpoint, Handshake, Target
+from pinscan.resolve import ResolveError, Resolver
+from pinscan.verify import Verifier
+
+#: Statuses worth another attempt: the next one may well succeed.
+TRANSIENT = frozenset({"connect_timeout", "handshake_timeout", "reset"})
+
+Inventory = str | os.PathLike[str] | Iterable[str | Target]
+
+
+@dataclass
+class ScanStats:
+    """Counters a scan keeps as it goes; read by progress displays and the closing summary."""
+
+    targets: int = 0
+    endpoints: int = 0
+    skipped_done: int = 0
+    statuses: Counter[str] = field(default_factory=Counter)
+    tls_versions: Counter[str] = field(default_factory=Counter)
+    unverified: int = 0
+    expiring_30d: int = 0
+    started: float = field(default_factory=time.monotonic)
+
+    def record(self, endpoint: Endpoint) -> None:
+        self.endpoints += 1
+        self.statuses[endpoint.status] += 1
+        if endpoint.tls_version:
+            self.tls_versions[endpoint.tls_version] += 1
+        if endpoint.presented and not endpoint.verified:
+            self.unverified += 1
+        if endpoint.days_to_expiry is not None and endpoint.days_to_expiry < 30:
+            self.expiring_30d += 1
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "targets": self.targets,
+            "endpoints": self.endpoints,
+            "skipped_already_done": self.skipped_done,
+            "statuses": dict(self.statuses),
+            "tls_versions": dict(self.tls_versions),
+            "unverified": self.unverified,
+            "expiring_within_30_days": self.expiring_30d,
+            "seconds": round(time.monotonic() - self.started, 3),
+        }
+
+
+class RateLimiter:
+    """A token bucket for new connections across the whole scan (burst of one second's worth)."""
+
+    def __init__(self, rate: float) -> None:
+        self._interval = 1.0 / rate
+        self._next = time.monotonic()
+        self._burst = max(1.0, rate) * self._interval
+
+    async def acquire(self) -> None:
+        now = time.monotonic()
+        slot = max(self._next, now - self._burst)
+        self._next = slot + self._interval
+        if slot > now:
+            await anyio.sleep(slot - now)
+
+
+class AddressCaps:
+    """At most ``limit`` connections at once to one address; an entry lives only while in use, so
+    a scan over a million addresses keeps a handful."""
+
+    def __init__(self, limit: int) -> None:
+        self._limit = limit
+        self._caps: dict[str, list[Any]] = {}  # ip -> [semaphore, users]
+
+    @contextlib.asynccontextmanager
+    async def hold(self, ip: str) -> AsyncIterator[None]:
+        entry = self._caps.setdefault(ip, [anyio.Semaphore(self._limit), 0])
+        entry[1] += 1
+        try:
+            async with entry[0]:
+                yield
+        finally:
+            entry[1] -= 1
+            if entry[1] == 0:
+                del self._caps[ip]
+
+
+class Scanner:
+    """One scan: shared state (TLS context, resolver cache, trust stores, limits) and its tasks."""
+
+    def __init__(
+        self,
+        config: ScanConfig,
+        writer: DatasetWriter,
+        *,
+        on_endpoint: Callable[[Endpoint], None] | None = None,
+    ) -> None:
+        self.config = config
+        self.writer = writer
+        self.stats = ScanStats()
+        self._on_endpoint = on_endpoint
+        self._context = client_context(alpn=config.alpn)
+        self._resolver = Resolver()
+        self._verifier = Verifier.for_scan(
+            ca_bundle=config.ca_bundle, system_store=config.system_store
+        )
+        self._rate = RateLimiter(config.rate) if config.rate else None
+        self._caps = AddressCaps(config.per_address)
+        self._pending: list[Endpoint] = []
+        self._last_flush = time.monotonic()
+        self._flush_lock = anyio.Lock()
+
+    async def run(self, items: Iterator[Target | BadTarget]) -> ScanStats:
+        limiter = anyio.CapacityLimiter(self.config.concurrency)
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(self._flush_ticker)
+            async for item in _aiter(items):
+                self.stats.targets += 1
+                if id_bits(item.target_id) in self.writer.done:
+                    self.stats.skipped_done += 1
+                    continue
+                if isinstance(item, BadTarget):
+                    await self._finish_target([_bad_target_row(item)])
+                    continue
+                await limiter.acquire()
+                tg.start_soon(self._scan_target, item, limiter)
+            # The inventory is exhausted: wait for the targets in flight, then stop the ticker.
+            while limiter.borrowed_tokens:
+                await anyio.sleep(0.01)
+            tg.cancel_scope.cancel()
+        await self._flush(force=True)
+        return self.stats
+
+    async def _scan_target(self, target: Target, limiter: anyio.CapacityLimiter) -> None:
+        try:
+            rows = await self._endpoints_of(target)
+            await self._finish_target(rows)
+        finally:
+            limiter.release()
+
+    async def _endpoints_of(self, target: Target) -> list[Endpoint]:
+        timeouts = self.config.timeouts
+        started = time.monotonic()
+        if target.ip is not None:
+            addresses, resolve_ms = [target.ip], None
+        else:
+            try:
+                with anyio.fail_after(timeouts.deadline):
+                    addresses = await self._resolver.resolve(target.host, target.port)
+            except ResolveError as exc:
+                return [_row(target, None, Handshake("dns_error", exc.message), attempts=1)]
+            except TimeoutError:
+                msg = f"resolving {target.host} took longer than the deadline"
+                return [_row(target, None, Handshake("deadline", msg), attempts=1)]
+            resolve_ms = (time.monotonic() - started) * 1000
+        if self.config.first_address:
+            addresses = addresses[:1]
+        remaining = timeouts.deadline - (time.monotonic() - started)
+        rows: list[Endpoint] = [None] * len(addresses)  # type: ignore[list-item]
+
+        async def one(i: int, ip: str) -> None:
+            rows[i] = await self._endpoint(target, ip, remaining, resolve_ms)
+
+        async with anyio.create_task_group() as tg:
+            for i, ip in enumerate(addresses):
+                tg.start_soon(one, i, ip)
+        return rows
+
+    async def _endpoint(
+        self, target: Target, ip: str, budget: float, resolve_ms: float | None
+    ) -> Endpoint:
+        result = Handshake(
+            "deadline", f"no answer within the {self.config.timeouts.deadline:g} s deadline"
+        )
+        attempts = 0
+        with anyio.move_on_after(max(budget, 0.0)):
+            while True:
+                attempts += 1
+                async with self._caps.hold(ip):
+                    if self._rate is not None:
+                        await self._rate.acquire()
+                    result = await handshake(
+                        ip, target.port, target.sni, timeouts=self.config.timeouts,
+                        context=self._context,
+                    )  # fmt: skip
+                if result.status not in TRANSIENT or attempts > self.config.retries:
+                    break
+                # Exponential backoff with jitter, so retries of a fleet do not arrive together.
+                await anyio.sleep(random.uniform(0.5, 1.0) * 0.25 * 2 ** (attempts - 1))
+        row = _row(target, ip, result, attempts=attempts, resolve_ms=resolve_ms)
+        if result.chain:
+            verdict = self._verifier.verify(result.chain, target.sni or ip)
+            row.verified = verdict.verified
+            row.verify_error = verdict.verify_error
+            row.trust_store = verdict.trust_store
+            row.hostname_match = verdict.hostname_match
+            row.days_to_expiry = verdict.days_to_expiry
+            row.verified_chain = list(verdict.chain)
+        return row
+
+    async def _finish_target(self, rows: list[Endpoint]) -> None:
+        for row in rows:
+            self.stats.record(row)
+            if self._on_endpoint is not None:
+                self._on_endpoint(row)
+        self._pending.extend(rows)
+        if len(self._pending) >= self.config.flush_rows:
+            await self._flush()
+
+    async def _flush_ticker(self) -> None:
+        while True:
+            await anyio.sleep(min(1.0, self.config.flush_seconds))
+            if time.monotonic() - self._last_flush >= self.config.flush_seconds:
+                await self._flush()
+
+    async def _flush(self, *, force: bool = False) -> None:
+        if self._flush_lock.locked() and not force:
+            return  # a flush is running; these rows go with the next one
+        async with self._flush_lock:
+            batch, self._pending = self._pending, []
+            self._last_flush = time.monotonic()
+            if batch:
+                # Parquet encoding and fsync off the event loop: handshakes go on meanwhile.
+                await anyio.to_thread.run_sync(self.writer.write, batch)
+
+
+async def _aiter(items: Iterator[Target | BadTarget]):
+    """Reads the inventory in chunks off the event loop (file I/O, Parquet decoding)."""
+
+    def chunk() -> list[Target | BadTarget]:
+        out = []
+        for item in items:
+            out.append(item)
+            if len(out) >= 1024:
+                break
+        return out
+
+    while True:
+        batch = await anyio.to_thread.run_sync(chunk)
+        if not batch:
+            return
+        for item in batch:
+            yield item
+
+
+def _row(
+    target: Target,
+    ip: str | None,
+    result: Handshake,
+    *,
+    attempts: int,
+    resolve_ms: float | None = None,
+) -> Endpoint:
+    return Endpoint(
+        target_id=target.target_id,
+        line=target.line,
+        target=target.target,
+        host=target.host,
+        ip=ip,
+        port=target.port,
+        sni=target.sni,
+        status=result.status,
+        error=result.error,
+        attempts=attempts,
+        tls_version=result.tls_version,
+        cipher=result.cipher,
+        alpn=result.alpn,
+        resolve_ms=resolve_ms,
+        connect_ms=result.connect_ms,
+        handshake_ms=result.handshake_ms,
+        scanned_at=dt.datetime.now(dt.UTC),
+        presented=result.chain,
+    )
+
+
+def _bad_target_row(bad: BadTarget) -> Endpoint:
+    return Endpoint(
+        target_id=bad.target_id,
+        line=bad.line,
+        target=bad.target,
+        host=None,
+        ip=None,
+        port=None,
+        sni=None,
+        status="bad_target",
+        error=bad.error,
+        scanned_at=dt.datetime.now(dt.UTC),
+    )
+
+
+def new_scan_id() -> str:
+    return dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ-") + secrets.token_hex(3)
+
+
+async def scan_async(
+    inventory: Inventory,
+    out: str | os.PathLike[str] | None = None,
+    *,
+    config: ScanConfig | None = None,
+    resume: bool = False,
+    inventory_format: str | None = None,
+    on_endpoint: Callable[[Endpoint], None] | None = None,
+    arguments: dict[str, Any] | None = None,
+) -> ScanDataset:
+    """Scan an inventory and write a dataset; see :func:`scan`."""
+    config = config or ScanConfig()
+    root = Path(out) if out is not None else Path(tempfile.mkdtemp(prefix="pinscan-"))
+    if resume:
+        writer = DatasetWriter.resume(root)
+    else:
+        args = {"inventory": _describe(inventory), **(arguments or {})}
+        writer = DatasetWriter.create(
+            root, scan_id=new_scan_id(), arguments=args, version=_core.__version__
+        )
+    scanner = Scanner(config, writer, on_endpoint=on_endpoint)
+    complete = False
+    try:
+        await scanner.run(_items(inventory, inventory_format))
+        complete = True
+    finally:
+        with anyio.CancelScope(shield=True):
+            await anyio.to_thread.run_sync(
+                lambda: writer.finish(scanner.stats.as_dict(), complete=complete)
+            )
+    return open_dataset(root)
+
+
+def scan(
+    inventory: Inventory,
+    out: str | os.PathLike[str] | None = None,
+    **kwargs: Any,
+) -> ScanDataset:
+    """Scan every endpoint of an inventory; return the dataset written to ``out``.
+
+    Parameters
+    ----------
+    inventory
+        A path to an inventory (text lines, CSV or Parquet), or an iterable of inventory lines
+        (``"host"``, ``"host:port"``, ``"[v6]:port sni"``) or :class:`~pinscan.records.Target`.
+    out
+        The dataset directory; a new temporary directory when omitted.
+    **kwargs
+        ``config`` (:class:`~pinscan.config.ScanConfig`), ``resume``, ``inventory_format``,
+        ``on_endpoint`` (called with each :class:`~pinscan.records.Endpoint` as it completes).
+
+    Works in Jupyter too, where an event loop is already running: the scan then runs on a
+    thread of its own.
+
+    Examples
+    --------
+    >>> ds = pinscan.scan(["example.com", "example.org:8443"], "out")  # doctest: +SKIP
+    >>> ds.endpoints.select("target", "ip", "status", "spki_sha256").collect()  # doctest: +SKIP
+    """
+
+    async def main() -> ScanDataset:
+        return await scan_async(inventory, out, **kwargs)
+
+    try:
+        import asyncio
+
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return _run(main)
+    with concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="pinscan") as pool:
+        return pool.submit(_run, main).result()
+
+
+def _run(main: Callable[[], Any]) -> Any:
+    try:
+        import uvloop  # noqa: F401
+    except ImportError:
+        return anyio.run(main)
+    return anyio.run(main, backend_options={"use_uvloop": True})
+
+
+def _items(inventory: Inventory, fmt: str | None) -> Iterator[Target | BadTarget]:
+    if isinstance(inventory, str | os.PathLike):
+        return read_inventory(inventory, format=fmt)
+    return _from_iterable(inventory)
+
+
+def _from_iterable(items: Iterable[str | Target]) -> Iterator[Target | BadTarget]:
+    import io
+
+    lines: list[str] = []
+    for item in items:
+        if isinstance(item, Target):
+            yield item
+        else:
+            lines.append(str(item))
+    if lines:
+        data = io.BytesIO("\n".join(lines).encode())
+        yield from read_inventory(data, format="text")
+
+
+def _describe(inventory: Inventory) -> str:
+    if isinstance(inventory, str | os.PathLike):
+        return os.fspath(inventory)
+    return "<python iterable>"
+
+
+__all__ = ["TRANSIENT", "AddressCaps", "RateLimiter", "ScanStats", "Scanner", "scan", "scan_async"]
