@@ -4,18 +4,25 @@
 from pinscan._core import __version__
 from pinscan.certificates import COLUMNS, certificates
 from pinscan.dataset import ScanDataset, open
-from pinscan.errors import InputError, PinscanError
+from pinscan.errors import DatasetError, InputError, InventoryError, PinscanError
+from pinscan.inventory import read_inventory
 from pinscan.keys import read_certificates, spki_der, spki_pin
+from pinscan.scanner import scan, scan_async
 
 __all__ = [
     "COLUMNS",
+    "DatasetError",
     "InputError",
+    "InventoryError",
     "PinscanError",
     "ScanDataset",
     "__version__",
     "certificates",
     "open",
     "read_certificates",
+    "read_inventory",
+    "scan",
+    "scan_async",
     "spki_der",
     "spki_pin",
 ]

@@ -29,3 +29,12 @@ class DatasetError(PinscanError):
         super().__init__(f"{path}: {message}")
         self.path = path
         self.message = message
+
+
+class InventoryError(InputError):
+    """An inventory line that cannot be a target, in strict mode; ``line`` is its 1-based number
+    (the row number for Parquet)."""
+
+    def __init__(self, source: str, line: int, message: str) -> None:
+        super().__init__(source, f"line {line}: {message}")
+        self.line = line

@@ -17,6 +17,7 @@ from __future__ import annotations
 import concurrent.futures
 import contextlib
 import datetime as dt
+import io
 import os
 import random
 import secrets
@@ -37,15 +38,18 @@ from pinscan.dataset import DatasetWriter, ScanDataset
 from pinscan.dataset import open as open_dataset
 from pinscan.dataset.writer import id_bits
 from pinscan.handshake import client_context, handshake
-from pinscan.inventory import read_inventory
+from pinscan.inventory import Inventory, read_inventory
 from pinscan.records import BadTarget, Endpoint, Handshake, Target
 from pinscan.resolve import ResolveError, Resolver
 from pinscan.verify import Verifier
 
+#: Seconds past an endpoint's deadline after which its task is cancelled outright.
+_BACKSTOP = 1.0
+
 #: Statuses worth another attempt: the next one may well succeed.
 TRANSIENT = frozenset({"connect_timeout", "handshake_timeout", "reset"})
 
-Inventory = str | os.PathLike[str] | Iterable[str | Target]
+InventoryLike = str | os.PathLike[str] | Inventory | Iterable[str | Target]
 
 
 @dataclass
@@ -136,7 +140,7 @@ class Scanner:
         self.stats = ScanStats()
         self._on_endpoint = on_endpoint
         self._context = client_context(alpn=config.alpn)
-        self._resolver = Resolver()
+        self._resolver = Resolver(first_address=config.first_address)
         self._verifier = Verifier.for_scan(
             ca_bundle=config.ca_bundle, system_store=config.system_store
         )
@@ -147,32 +151,31 @@ class Scanner:
         self._flush_lock = anyio.Lock()
 
     async def run(self, items: Iterator[Target | BadTarget]) -> ScanStats:
-        limiter = anyio.CapacityLimiter(self.config.concurrency)
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(self._flush_ticker)
-            async for item in _aiter(items):
-                self.stats.targets += 1
-                if id_bits(item.target_id) in self.writer.done:
-                    self.stats.skipped_done += 1
-                    continue
-                if isinstance(item, BadTarget):
-                    await self._finish_target([_bad_target_row(item)])
-                    continue
-                await limiter.acquire()
-                tg.start_soon(self._scan_target, item, limiter)
-            # The inventory is exhausted: wait for the targets in flight, then stop the ticker.
-            while limiter.borrowed_tokens:
-                await anyio.sleep(0.01)
-            tg.cancel_scope.cancel()
+        # A semaphore, not a CapacityLimiter: a slot is taken here and given back by the task.
+        slots = anyio.Semaphore(self.config.concurrency)
+        async with anyio.create_task_group() as outer:
+            outer.start_soon(self._flush_ticker)
+            async with anyio.create_task_group() as targets:
+                async for item in _aiter(items):
+                    self.stats.targets += 1
+                    if id_bits(item.target_id) in self.writer.done:
+                        self.stats.skipped_done += 1
+                        continue
+                    if isinstance(item, BadTarget):
+                        await self._finish_target([_bad_target_row(item)])
+                        continue
+                    await slots.acquire()
+                    targets.start_soon(self._scan_target, item, slots)
+            outer.cancel_scope.cancel()
         await self._flush(force=True)
         return self.stats
 
-    async def _scan_target(self, target: Target, limiter: anyio.CapacityLimiter) -> None:
+    async def _scan_target(self, target: Target, slots: anyio.Semaphore) -> None:
         try:
             rows = await self._endpoints_of(target)
             await self._finish_target(rows)
         finally:
-            limiter.release()
+            slots.release()
 
     async def _endpoints_of(self, target: Target) -> list[Endpoint]:
         timeouts = self.config.timeouts
@@ -189,8 +192,6 @@ class Scanner:
                 msg = f"resolving {target.host} took longer than the deadline"
                 return [_row(target, None, Handshake("deadline", msg), attempts=1)]
             resolve_ms = (time.monotonic() - started) * 1000
-        if self.config.first_address:
-            addresses = addresses[:1]
         remaining = timeouts.deadline - (time.monotonic() - started)
         rows: list[Endpoint] = [None] * len(addresses)  # type: ignore[list-item]
 
@@ -205,11 +206,13 @@ class Scanner:
     async def _endpoint(
         self, target: Target, ip: str, budget: float, resolve_ms: float | None
     ) -> Endpoint:
-        result = Handshake(
-            "deadline", f"no answer within the {self.config.timeouts.deadline:g} s deadline"
-        )
+        limit = self.config.timeouts.deadline
+        result = Handshake("deadline", f"no result within the {limit:g} s deadline")
         attempts = 0
-        with anyio.move_on_after(max(budget, 0.0)):
+        deadline = anyio.current_time() + max(budget, 0.0)
+        # The handshake stops itself at the deadline and keeps whatever chain arrived; this
+        # scope, a moment later, is only the backstop that makes a hang impossible.
+        with anyio.move_on_after(max(budget, 0.0) + _BACKSTOP):
             while True:
                 attempts += 1
                 async with self._caps.hold(ip):
@@ -217,12 +220,15 @@ class Scanner:
                         await self._rate.acquire()
                     result = await handshake(
                         ip, target.port, target.sni, timeouts=self.config.timeouts,
-                        context=self._context,
+                        context=self._context, deadline=deadline,
                     )  # fmt: skip
                 if result.status not in TRANSIENT or attempts > self.config.retries:
                     break
                 # Exponential backoff with jitter, so retries of a fleet do not arrive together.
-                await anyio.sleep(random.uniform(0.5, 1.0) * 0.25 * 2 ** (attempts - 1))
+                pause = random.uniform(0.5, 1.0) * 0.25 * 2 ** (attempts - 1)
+                if anyio.current_time() + pause >= deadline:
+                    break
+                await anyio.sleep(pause)
         row = _row(target, ip, result, attempts=attempts, resolve_ms=resolve_ms)
         if result.chain:
             verdict = self._verifier.verify(result.chain, target.sni or ip)
@@ -329,7 +335,7 @@ def new_scan_id() -> str:
 
 
 async def scan_async(
-    inventory: Inventory,
+    inventory: InventoryLike,
     out: str | os.PathLike[str] | None = None,
     *,
     config: ScanConfig | None = None,
@@ -348,21 +354,26 @@ async def scan_async(
         writer = DatasetWriter.create(
             root, scan_id=new_scan_id(), arguments=args, version=_core.__version__
         )
+    items = _items(inventory, inventory_format)
     scanner = Scanner(config, writer, on_endpoint=on_endpoint)
     complete = False
     try:
-        await scanner.run(_items(inventory, inventory_format))
+        with items:
+            await scanner.run(items)
         complete = True
     finally:
+        counts = {
+            **scanner.stats.as_dict(),
+            "duplicates": items.stats.duplicates,
+            "bad_lines": items.stats.bad,
+        }
         with anyio.CancelScope(shield=True):
-            await anyio.to_thread.run_sync(
-                lambda: writer.finish(scanner.stats.as_dict(), complete=complete)
-            )
+            await anyio.to_thread.run_sync(lambda: writer.finish(counts, complete=complete))
     return open_dataset(root)
 
 
 def scan(
-    inventory: Inventory,
+    inventory: InventoryLike,
     out: str | os.PathLike[str] | None = None,
     **kwargs: Any,
 ) -> ScanDataset:
@@ -409,27 +420,19 @@ def _run(main: Callable[[], Any]) -> Any:
     return anyio.run(main, backend_options={"use_uvloop": True})
 
 
-def _items(inventory: Inventory, fmt: str | None) -> Iterator[Target | BadTarget]:
+def _items(inventory: InventoryLike, fmt: str | None) -> Inventory:
+    if isinstance(inventory, Inventory):
+        return inventory
     if isinstance(inventory, str | os.PathLike):
         return read_inventory(inventory, format=fmt)
-    return _from_iterable(inventory)
+    # Lines (or Targets) from Python: parsed like a text inventory, so the same rules apply.
+    lines = "\n".join(t.target if isinstance(t, Target) else str(t) for t in inventory)
+    return read_inventory(io.BytesIO(lines.encode()), format="text")
 
 
-def _from_iterable(items: Iterable[str | Target]) -> Iterator[Target | BadTarget]:
-    import io
-
-    lines: list[str] = []
-    for item in items:
-        if isinstance(item, Target):
-            yield item
-        else:
-            lines.append(str(item))
-    if lines:
-        data = io.BytesIO("\n".join(lines).encode())
-        yield from read_inventory(data, format="text")
-
-
-def _describe(inventory: Inventory) -> str:
+def _describe(inventory: InventoryLike) -> str:
+    if isinstance(inventory, Inventory):
+        return inventory.name
     if isinstance(inventory, str | os.PathLike):
         return os.fspath(inventory)
     return "<python iterable>"

@@ -55,6 +55,14 @@ from pinscan.scanner import scan
     help="Trust anchors of a private PKI, verified as a store of their own.",
 )  # fmt: skip
 @click.option("--system-store", is_flag=True, help="Also verify against the system's CA bundle.")
+@click.option(
+    "--flush-rows", type=click.IntRange(1), default=5000, show_default=True,
+    help="Write a part file after this many endpoints...",
+)  # fmt: skip
+@click.option(
+    "--flush-seconds", type=click.FloatRange(min=0.1), default=10.0, show_default=True,
+    help="...or after this many seconds, whichever comes first.",
+)  # fmt: skip
 @click.option("--jsonl", is_flag=True, help="Stream one JSON object per endpoint to stdout.")
 @click.option("--format", "output", type=click.Choice(["text", "json"]), default="text")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar and no summary.")
@@ -74,6 +82,8 @@ def scan_command(
     first_address: bool,
     ca_bundle: Path | None,
     system_store: bool,
+    flush_rows: int,
+    flush_seconds: float,
     jsonl: bool,
     output: str,
     quiet: bool,
@@ -94,24 +104,18 @@ def scan_command(
         first_address=first_address,
         ca_bundle=ca_bundle,
         system_store=system_store,
+        flush_rows=flush_rows,
+        flush_seconds=flush_seconds,
     )
-    source: Any = inventory
-    if inventory == "-":
-        source = click.open_file("-", "rb")
-    if strict:
-        # Read the whole inventory once before anything is sent.
-        for _ in read_inventory(source, format=inventory_format, strict=True):
-            pass
-        if inventory == "-":
-            raise click.UsageError("--strict needs a file, not standard input")
-    progress = Progress(
-        total=None if inventory == "-" else count_targets(inventory, inventory_format),
-        enabled=not quiet and sys.stderr.isatty(),
-    )
+    source: Any = click.open_file("-", "rb") if inventory == "-" else inventory
+    # Opened (and, with --strict, checked line by line) before anything is sent.
+    items = read_inventory(source, format=inventory_format, strict=strict)
+    total = items.total if strict or inventory == "-" else count_targets(inventory, items.format)
+    progress = Progress(total=total, enabled=not quiet and sys.stderr.isatty())
     arguments = {k: v for k, v in click.get_current_context().params.items() if k != "out"}
     with progress:
         ds = scan(
-            source,
+            items,
             out,
             config=config,
             resume=resume,
