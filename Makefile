@@ -8,7 +8,7 @@ DEPS_STAMP := $(VENV)/.deps-installed
 FUZZ_SECONDS ?= 60
 CARGO_TARGETS := -p pinscan-core -p pinscan-py
 
-.PHONY: all build demo test test-rust lint test-python fuzz bench clean
+.PHONY: all build demo test test-rust lint test-python fuzz bench system-deps clean
 
 all: build
 
@@ -25,7 +25,7 @@ build: $(DEPS_STAMP)
 	$(VENV)/bin/maturin develop --release --quiet
 	@$(PY) -c 'import pinscan; print("pinscan", pinscan.__version__, "built into $(VENV)")'
 
-demo: build
+demo: build system-deps
 	$(PY) demo/run.py
 
 test: test-rust lint test-python fuzz
@@ -39,8 +39,18 @@ lint: $(DEPS_STAMP)
 	$(VENV)/bin/ruff check python tests benches demo
 	$(VENV)/bin/ruff format --check python tests benches demo
 
-test-python: build
+test-python: build system-deps
 	$(VENV)/bin/pytest
+
+# Real server software the tests and the demo run against, from Debian (CI runs as root). A
+# policy-rc.d that says no keeps the package from starting a system nginx on port 80.
+system-deps:
+	@if ! command -v openssl >/dev/null || ! { command -v nginx || test -x /usr/sbin/nginx; } >/dev/null; then \
+		echo "installing Debian packages: nginx-light openssl"; \
+		ours=; [ -e /usr/sbin/policy-rc.d ] || { printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d; chmod +x /usr/sbin/policy-rc.d; ours=1; }; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends nginx-light openssl; \
+		status=$$?; [ -z "$$ours" ] || rm -f /usr/sbin/policy-rc.d; exit $$status; \
+	fi
 
 fuzz:
 	scripts/fuzz.sh $(FUZZ_SECONDS)
