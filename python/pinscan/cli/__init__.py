@@ -30,6 +30,9 @@ class _Group(click.Group):
         except PinscanError as exc:
             click.echo(f"pinscan: {exc}", err=True)
             ctx.exit(EXIT_INPUT)
+        except KeyboardInterrupt:
+            click.echo("pinscan: interrupted; what was written is kept (scan: --resume)", err=True)
+            ctx.exit(130)
         except BrokenPipeError:
             # `pinscan ... | head`: the reader is gone. Point stdout at /dev/null so the flush at
             # exit does not fail again, and stop quietly.

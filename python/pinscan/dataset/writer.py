@@ -57,7 +57,8 @@ class DatasetWriter:
         self.root = root
         self.meta = meta
         self.scan_id: str = meta["scan_id"]
-        #: Targets already written (64-bit prefixes of their `target_id`).
+        #: Targets written before a resume (64-bit prefixes of their `target_id`). A running scan
+        #: does not add to it: the inventory yields each target once.
         self.done: set[int] = set()
         self._written_certs: set[int] = set()
         self._seq = 0
@@ -150,7 +151,6 @@ class DatasetWriter:
         _write(pl.DataFrame(rows, schema=ENDPOINTS_SCHEMA), self.root / ENDPOINTS / name)
 
         self._written_certs.update(id_bits(s) for s in parsed["cert_sha256"])
-        self.done.update(id_bits(e.target_id) for e in endpoints)
 
     def finish(self, counts: dict[str, Any], *, complete: bool = True) -> None:
         """Records the end of the scan (or of this run of it, when interrupted)."""
