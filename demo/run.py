@@ -1,57 +1,101 @@
 # SPDX-License-Identifier: Apache-2.0
-"""`make demo`: pin a bundled sample, build a certificate dataset, show what it says.
+"""`make demo`: start a local demo fleet, scan it, show what every endpoint serves.
 
-Until `pinscan scan` lands this runs on certificates bundled in demo/sample/ and the Mozilla roots
-from certifi, instead of a live fleet.
+The fleet runs on loopback only: in-process TLS servers from the test suite's fleet (good, expired,
+self-signed, wrongly named, client certificate required, and hostile ones that stay silent, speak
+another protocol, reset or alert), `openssl s_server` as a TLS 1.0-only legacy endpoint, and nginx
+when it is installed (`make test` installs it).
 """
 
 from __future__ import annotations
 
+import contextlib
+import shutil
+import ssl
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
-import certifi
 import polars as pl
-
-import pinscan
+from cryptography.hazmat.primitives.serialization import Encoding
 
 ROOT = Path(__file__).resolve().parent.parent
-SAMPLE = ROOT / "demo" / "sample"
 OUT = ROOT / "demo-out"
+sys.path.insert(0, str(ROOT / "tests"))
+
+import pinscan  # noqa: E402
+
+from fleet import pki, real, servers  # noqa: E402
 
 
 def main() -> int:
-    files = sorted(str(p.relative_to(ROOT)) for p in SAMPLE.iterdir())
-    print(f"$ pinscan pin {' '.join(files)}", flush=True)
-    subprocess.run([sys.executable, "-m", "pinscan", "pin", *files], cwd=ROOT, check=True)
-
-    ders = pinscan.read_certificates(certifi.where())
-    for path in sorted(SAMPLE.glob("*.pem")):
-        if not path.name.endswith(".pub.pem"):
-            ders += pinscan.read_certificates(path)
-    df = pinscan.certificates(ders)
     OUT.mkdir(exist_ok=True)
-    dataset = OUT / "certificates.parquet"
-    df.with_columns(der=pl.Series(ders, dtype=pl.Binary)).write_parquet(dataset)
+    dataset = OUT / "scan"
+    shutil.rmtree(dataset, ignore_errors=True)
+    ca_bundle = OUT / "fleet-ca.pem"
+    ca_bundle.write_bytes(pki.root().cert.public_bytes(Encoding.PEM))
 
-    print(f"\n{df.height} certificates -> {dataset.relative_to(ROOT)}")
-    with pl.Config(
-        tbl_hide_dataframe_shape=True, tbl_rows=20, tbl_width_chars=140, fmt_str_lengths=50
-    ):
-        print(
-            df.group_by("key_type", "key_bits", "curve")
-            .len("certificates")
-            .sort("certificates", descending=True)
-        )
-        soonest = df.sort("not_after").select("subject", "not_after", "spki_sha256").head(3)
-        print("\nExpiring first:")
-        print(soonest)
+    with contextlib.ExitStack() as fleet, tempfile.TemporaryDirectory() as tmp:
+        lines = start_fleet(fleet, Path(tmp))
+        inventory = OUT / "inventory.txt"
+        inventory.write_text("# The demo fleet: host:port, then the SNI name to send\n" + lines)
+        rel = [str(p.relative_to(ROOT)) for p in (inventory, dataset, ca_bundle)]
+        command = ["pinscan", "scan", rel[0], "-o", rel[1], "--ca-bundle", rel[2]]
+        command += ["--connect-timeout", "2", "--handshake-timeout", "3", "--deadline", "5"]
+        print("$ " + " ".join(command), flush=True)
+        subprocess.run([sys.executable, "-m", "pinscan", *command[1:]], cwd=ROOT, check=True)
+
+    ds = pinscan.open(dataset)
+    served = ds.endpoints.filter(pl.col("spki_sha256").is_not_null())
+    failed = ds.endpoints.filter(pl.col("spki_sha256").is_null())
+    with pl.Config(tbl_hide_dataframe_shape=True, tbl_rows=60, tbl_width_chars=160):
+        print("\nThe key every endpoint serves (spki_sha256 is the pin):")
+        columns = ["target", "status", "spki_sha256", "verified", "hostname_match"]
+        print(served.select(*columns, "days_to_expiry").sort("target").collect())
+        print("\nAnd the ones that served none:")
+        print(failed.select("target", "status", "error").sort("status").collect())
     print(
-        "\nRead it in a notebook:\n"
-        f"  import polars as pl; pl.read_parquet({str(dataset.relative_to(ROOT))!r})"
+        f"\nThe dataset is in {dataset.relative_to(ROOT)}/. In a notebook:\n"
+        f"  import pinscan; ds = pinscan.open({str(dataset.relative_to(ROOT))!r})\n"
+        "  ds.endpoints, ds.chains, ds.certificates (polars LazyFrames), ds.served()"
     )
     return 0
+
+
+def start_fleet(stack: contextlib.ExitStack, tmp: Path) -> str:
+    """Starts every demo server; returns the inventory lines that reach them."""
+    lines = []
+
+    def serve(cm, sni: str | None = None, note: str = "") -> None:
+        server = stack.enter_context(cm)
+        line = f"{server.host}:{server.port}" + (f" {sni}" if sni else "")
+        lines.append(f"{line:<32} # {note or server.kind}")
+
+    serve(servers.good(), "a.test", "RSA leaf, chain from the demo CA")
+    serve(servers.good(), "b.test", "ECDSA leaf by SNI")
+    serve(servers.good(), "elsewhere.test", "unknown SNI: default certificate, wrong name")
+    serve(servers.tls(pki.leaf("old.test", expired=True)), "old.test", "expired")
+    serve(servers.tls(pki.leaf("self.test", self_signed=True)), "self.test", "self-signed")
+    serve(servers.client_cert(ssl.TLSVersion.TLSv1_3), "mtls.test", "client certificate required")
+    serve(servers.silent(), None, "accepts, never answers")
+    serve(servers.garbage("ssh"), None, "speaks SSH")
+    serve(servers.reset(), None, "resets the connection")
+    serve(servers.alert(), None, "answers with a TLS alert")
+    serve(servers.closed_port(), None, "nothing listening")
+    lines.append(f"{'nosuchhost.invalid':<32} # does not resolve")
+    lines.append(f"{'this is: not a target':<32} # a broken inventory line")
+    if real.find("openssl"):
+        options = ("-tls1", "-cipher", "DEFAULT@SECLEVEL=0")
+        legacy_leaf = pki.legacy_leaf("legacy.test")
+        legacy = stack.enter_context(real.openssl_s_server(legacy_leaf, tmp / "legacy", *options))
+        lines.append(f"{f'127.0.0.1:{legacy.port}':<32} # openssl s_server, TLS 1.0 only")
+    if real.find("nginx"):
+        sites = [real.Site(f"site{i}", pki.leaf(f"site{i}.nginx.test")) for i in range(4)]
+        nginx = stack.enter_context(real.nginx(sites, tmp / "nginx"))
+        for key, port in nginx.ports.items():
+            lines.append(f"{f'127.0.0.1:{port} {key}.nginx.test':<32} # nginx")
+    return "\n".join(lines) + "\n"
 
 
 if __name__ == "__main__":

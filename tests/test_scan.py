@@ -126,19 +126,26 @@ def test_every_address_of_a_name_is_scanned(tmp_path: Path, monkeypatch) -> None
 
 
 def test_real_servers(tmp_path: Path, nginx, legacy_tls1) -> None:
-    lines = [f"127.0.0.1:{site.port} {site.name}" for site in nginx.sites]
-    lines.append(f"127.0.0.1:{legacy_tls1.port}")
-    ds = pinscan.scan(lines, tmp_path / "out", config=FAST)
-    eps = ds.endpoints.collect()
-    assert eps.height == len(lines)
-    assert set(eps["status"]) == {"ok"}
+    lines = {f"127.0.0.1:{port}": key for key, port in nginx.ports.items()}
+    for name in ("a.shared.test", "b.shared.test"):
+        lines[f"127.0.0.1:{nginx.shared_port} {name}"] = name
+    lines[f"127.0.0.1:{legacy_tls1.port}"] = "legacy"
+    ds = pinscan.scan(list(lines), tmp_path / "out", config=FAST)
     rows = by_target(ds)
-    for site in nginx.sites:
-        assert (
-            rows[f"127.0.0.1:{site.port} {site.name}"]["leaf_sha256"]
-            == (pinscan.certificates([site.issued.der])["cert_sha256"][0])
-        )
-    assert rows[f"127.0.0.1:{legacy_tls1.port}"]["tls_version"] == "TLSv1"
+    assert len(rows) == len(lines)
+    assert {r["status"] for r in rows.values()} == {"ok"}
+    for target, key in lines.items():
+        if key == "legacy":
+            assert rows[target]["tls_version"] == "TLSv1"
+            assert (
+                rows[target]["leaf_sha256"]
+                == pinscan.certificates(legacy_tls1.chain[:1])["cert_sha256"][0]
+            )
+            continue
+        expected = pinscan.certificates([nginx.issued[key].der])["cert_sha256"][0]
+        assert rows[target]["leaf_sha256"] == expected, target
+    expired = rows[f"127.0.0.1:{nginx.ports['expired']}"]
+    assert expired["days_to_expiry"] < 0
 
 
 def test_cli_scan_jsonl_and_summary(tmp_path: Path) -> None:
