@@ -1,0 +1,220 @@
+# SPDX-License-Identifier: Apache-2.0
+"""A private PKI for the test fleet: a root, an intermediate and leaves with SANs (ECDSA or RSA),
+expired, self-signed and wrongly named leaves, a chain of 50+ intermediates and a 64 KiB+ leaf.
+
+Everything is made with pyca/cryptography and cached for the process: key generation (RSA above
+all) is the slow part of the fleet. :meth:`Issued.write` puts PEM files where nginx and
+``openssl s_server`` can read them.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+import subprocess
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.x509.oid import NameOID, ObjectIdentifier
+
+Encoding = serialization.Encoding
+PrivateKey = ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey
+
+#: An unregistered OID under the "example" arc, for the padding extension of :func:`big_leaf`.
+_PADDING_OID = ObjectIdentifier("1.3.6.1.4.1.32473.1.1")
+_NOW = dt.datetime.now(dt.UTC).replace(microsecond=0)
+
+
+@dataclass(frozen=True)
+class Issued:
+    """A certificate with its key, and the chain a server presents for it (leaf first, no root)."""
+
+    key: PrivateKey
+    cert: x509.Certificate
+    chain: tuple[x509.Certificate, ...]
+
+    @property
+    def chain_der(self) -> list[bytes]:
+        return [c.public_bytes(Encoding.DER) for c in self.chain]
+
+    @property
+    def der(self) -> bytes:
+        return self.cert.public_bytes(Encoding.DER)
+
+    def write(self, directory: Path, name: str) -> tuple[Path, Path]:
+        """Write ``name.crt`` (the presented chain, leaf first) and ``name.key``."""
+        directory.mkdir(parents=True, exist_ok=True)
+        cert_path, key_path = directory / f"{name}.crt", directory / f"{name}.key"
+        cert_path.write_bytes(b"".join(c.public_bytes(Encoding.PEM) for c in self.chain))
+        key_path.write_bytes(
+            self.key.private_bytes(
+                Encoding.PEM,
+                serialization.PrivateFormat.PKCS8,
+                serialization.NoEncryption(),
+            )
+        )
+        return cert_path, key_path
+
+
+def _key(kind: str) -> PrivateKey:
+    if kind == "rsa":
+        return rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    return ec.generate_private_key(ec.SECP256R1())
+
+
+def _name(common_name: str) -> x509.Name:
+    return x509.Name(
+        [
+            x509.NameAttribute(NameOID.ORGANIZATION_NAME, "Pinscan Test Fleet"),
+            x509.NameAttribute(NameOID.COMMON_NAME, common_name),
+        ]
+    )
+
+
+def _issue(
+    subject: str,
+    key: PrivateKey,
+    issuer: Issued | None,
+    *,
+    ca: bool,
+    names: tuple[str, ...] = (),
+    not_before: dt.datetime = _NOW - dt.timedelta(days=1),
+    not_after: dt.datetime = _NOW + dt.timedelta(days=90),
+    padding: int = 0,
+) -> Issued:
+    """Sign a certificate for ``key``; ``issuer=None`` makes it self-signed."""
+    signer = issuer.key if issuer else key
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(_name(subject))
+        .issuer_name(issuer.cert.subject if issuer else _name(subject))
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(not_before)
+        .not_valid_after(not_after)
+        .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+    )
+    # What a public CA issues (CA/Browser Forum profile), so that path builders accept it.
+    builder = builder.add_extension(
+        x509.KeyUsage(
+            digital_signature=True,
+            content_commitment=False,
+            key_encipherment=not ca and isinstance(key, rsa.RSAPrivateKey),
+            data_encipherment=False,
+            key_agreement=False,
+            key_cert_sign=ca,
+            crl_sign=ca,
+            encipher_only=False,
+            decipher_only=False,
+        ),
+        critical=True,
+    )
+    if not ca:
+        builder = builder.add_extension(
+            x509.ExtendedKeyUsage([x509.ExtendedKeyUsageOID.SERVER_AUTH]), critical=False
+        )
+    if issuer:
+        builder = builder.add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer.key.public_key()),
+            critical=False,
+        )
+    if names:
+        builder = builder.add_extension(
+            x509.SubjectAlternativeName([x509.DNSName(n) for n in names]), critical=False
+        )
+    if padding:
+        builder = builder.add_extension(
+            # extnValue: one OCTET STRING (long-form length) of filler.
+            x509.UnrecognizedExtension(
+                _PADDING_OID, b"\x04\x83" + padding.to_bytes(3, "big") + b"P" * padding
+            ),
+            critical=False,
+        )
+    cert = builder.sign(signer, hashes.SHA256())
+    # A root is never presented: the chain above a certificate stops below the self-signed one.
+    above = issuer.chain if issuer and issuer.cert.issuer != issuer.cert.subject else ()
+    return Issued(key, cert, (cert, *above))
+
+
+@functools.cache
+def root() -> Issued:
+    """The fleet's trust anchor. Servers never present it."""
+    return _issue("Pinscan Test Root", _key("ec"), None, ca=True)
+
+
+@functools.cache
+def intermediate() -> Issued:
+    return _issue("Pinscan Test Intermediate", _key("ec"), root(), ca=True)
+
+
+@functools.cache
+def leaf(*names: str, key: str = "ec", expired: bool = False, self_signed: bool = False) -> Issued:
+    """A server certificate for DNS ``names`` (the first is also the CN), issued by
+    :func:`intermediate` unless ``self_signed``; ``expired`` ended yesterday."""
+    dates = {}
+    if expired:
+        dates = {
+            "not_before": _NOW - dt.timedelta(days=90),
+            "not_after": _NOW - dt.timedelta(days=1),
+        }
+    issuer = None if self_signed else intermediate()
+    return _issue(names[0], _key(key), issuer, ca=False, names=names, **dates)
+
+
+@functools.cache
+def legacy_leaf(name: str) -> Issued:
+    """RSA 2048 signed with SHA-1, self-signed: what a TLS 1.0 appliance still serves.
+
+    Signed by the ``openssl`` command, since pyca/cryptography no longer signs with SHA-1.
+    """
+    key = _key("rsa")
+    with tempfile.TemporaryDirectory(prefix="pinscan-pki-") as tmp:
+        key_path = Path(tmp) / "legacy.key"
+        key_path.write_bytes(
+            key.private_bytes(
+                Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+            )
+        )
+        request = ["openssl", "req", "-new", "-x509", "-sha1", "-days", "30", "-outform", "DER"]
+        der = subprocess.run(
+            [
+                *request,
+                "-key",
+                key_path,
+                "-subj",
+                f"/CN={name}",
+                "-addext",
+                f"subjectAltName=DNS:{name}",
+            ],
+            check=True,
+            capture_output=True,
+        ).stdout
+    cert = x509.load_der_x509_certificate(der)
+    return Issued(key, cert, (cert,))
+
+
+@functools.cache
+def long_chain(depth: int = 50) -> Issued:
+    """A leaf under ``depth`` intermediates, each signed by the one above."""
+    issuer = root()
+    for level in range(depth):
+        issuer = _issue(f"Pinscan Test Intermediate {level}", _key("ec"), issuer, ca=True)
+    return _issue("long-chain.test", _key("ec"), issuer, ca=False, names=("long-chain.test",))
+
+
+@functools.cache
+def big_leaf(size: int = 70_000) -> Issued:
+    """A leaf larger than 64 KiB, padded by a non-critical extension of ``size`` bytes."""
+    return _issue(
+        "big-leaf.test",
+        _key("ec"),
+        intermediate(),
+        ca=False,
+        names=("big-leaf.test",),
+        padding=size,
+    )

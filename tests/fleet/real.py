@@ -1,0 +1,227 @@
+# SPDX-License-Identifier: Apache-2.0
+"""Real TLS server software as subprocesses on loopback: nginx (many certificates on many
+ports, and several names on one port) and ``openssl s_server`` (e.g. a TLS 1.0-only endpoint).
+
+Each is a context manager that returns once every port accepts connections and kills the
+process on exit. Neither program is a Python package: :func:`find` says whether it is installed
+(``make test`` installs the Debian packages ``nginx-light`` and ``openssl``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import shutil
+import socket
+import subprocess
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from fleet import pki
+
+LOOPBACK = "127.0.0.1"
+_STARTUP = 10.0
+
+
+def find(program: str) -> str | None:
+    """The path of ``program``, also in the sbin directories a non-root PATH lacks."""
+    path = os.pathsep.join([os.environ.get("PATH", ""), "/usr/sbin", "/usr/local/sbin"])
+    return shutil.which(program, path=path)
+
+
+def free_ports(count: int) -> list[int]:
+    """``count`` loopback ports that were free a moment ago (the kernel may hand them out
+    again, so callers retry when a bind fails)."""
+    sockets = [socket.socket() for _ in range(count)]
+    try:
+        for sock in sockets:
+            sock.bind((LOOPBACK, 0))
+        return [sock.getsockname()[1] for sock in sockets]
+    finally:
+        for sock in sockets:
+            sock.close()
+
+
+def _wait_accepting(proc: subprocess.Popen, ports: Sequence[int], log: Path) -> None:
+    deadline = time.monotonic() + _STARTUP
+    pending = list(ports)
+    while pending:
+        if proc.poll() is not None or time.monotonic() > deadline:
+            output = log.read_text(errors="replace") if log.exists() else ""
+            msg = f"{proc.args[0]} did not start (exit {proc.poll()}):\n{output}"
+            raise RuntimeError(msg)
+        try:
+            with socket.create_connection((LOOPBACK, pending[0]), timeout=1.0):
+                pending.pop(0)
+        except OSError:
+            time.sleep(0.02)
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    proc.terminate()
+    try:
+        proc.wait(5)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(5)
+
+
+@dataclass(frozen=True)
+class Site:
+    """One nginx ``server`` block: ``issued`` for ``names`` (empty: the default server)."""
+
+    key: str
+    issued: pki.Issued
+    names: tuple[str, ...] = ()
+
+
+@dataclass
+class Nginx:
+    """A running nginx: ``ports[key]`` serves that site alone; ``shared_port`` serves every
+    shared site, chosen by SNI; ``issued[key]`` is what each site presents."""
+
+    ports: dict[str, int] = field(default_factory=dict)
+    issued: dict[str, pki.Issued] = field(default_factory=dict)
+    shared_port: int | None = None
+    prefix: Path | None = None
+
+
+_NGINX_MAIN = """\
+daemon off;
+master_process on;
+worker_processes {workers};
+pid {prefix}/nginx.pid;
+error_log {prefix}/error.log warn;
+events {{ worker_connections 4096; }}
+http {{
+    access_log off;
+    client_body_temp_path {prefix}/body;
+    proxy_temp_path {prefix}/proxy;
+    fastcgi_temp_path {prefix}/fastcgi;
+    uwsgi_temp_path {prefix}/uwsgi;
+    scgi_temp_path {prefix}/scgi;
+    ssl_protocols TLSv1.2 TLSv1.3;
+    ssl_session_tickets off;
+    ssl_session_cache off;
+{servers}}}
+"""
+
+_NGINX_SERVER = """\
+    server {{
+        listen {host}:{port} ssl{default};
+        server_name {names};
+        ssl_certificate {cert};
+        ssl_certificate_key {key};
+        return 200 "{site}\\n";
+    }}
+"""
+
+
+@contextlib.contextmanager
+def nginx(
+    sites: Sequence[Site],
+    prefix: Path,
+    *,
+    shared: Sequence[Site] = (),
+    workers: int = 1,
+) -> Iterator[Nginx]:
+    """Run nginx from ``prefix`` (config, keys, logs): each of ``sites`` on a port of its own,
+    and all of ``shared`` on one more port, the first as the default server."""
+    binary = find("nginx")
+    if binary is None:
+        msg = "nginx is not installed"
+        raise FileNotFoundError(msg)
+    prefix.mkdir(parents=True, exist_ok=True)
+    for attempt in range(3):
+        ports = free_ports(len(sites) + bool(shared))
+        running = Nginx(prefix=prefix, issued={s.key: s.issued for s in (*sites, *shared)})
+        blocks = []
+        for site, port in zip(sites, ports, strict=False):
+            running.ports[site.key] = port
+            blocks.append(_server_block(site, port, prefix, default=True))
+        if shared:
+            running.shared_port = ports[-1]
+            for i, site in enumerate(shared):
+                blocks.append(_server_block(site, ports[-1], prefix, default=i == 0))
+        conf = prefix / "nginx.conf"
+        conf.write_text(_NGINX_MAIN.format(prefix=prefix, workers=workers, servers="".join(blocks)))
+        log = prefix / "error.log"
+        proc = subprocess.Popen(
+            [binary, "-p", str(prefix), "-c", str(conf), "-e", str(log)],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        try:
+            _wait_accepting(proc, ports, log)
+        except RuntimeError:
+            _stop(proc)
+            if attempt == 2 or "Address already in use" not in log.read_text(errors="replace"):
+                raise
+            continue
+        try:
+            yield running
+        finally:
+            _stop(proc)
+        return
+
+
+def _server_block(site: Site, port: int, prefix: Path, *, default: bool) -> str:
+    cert, key = site.issued.write(prefix / "pki", site.key)
+    return _NGINX_SERVER.format(
+        host=LOOPBACK,
+        port=port,
+        default=" default_server" if default else "",
+        names=" ".join(site.names) or '""',
+        cert=cert,
+        key=key,
+        site=site.key,
+    )
+
+
+@dataclass
+class SServer:
+    """A running ``openssl s_server``."""
+
+    port: int
+    chain: list[bytes]
+
+
+@contextlib.contextmanager
+def openssl_s_server(issued: pki.Issued, directory: Path, *options: str) -> Iterator[SServer]:
+    """Run ``openssl s_server -www`` presenting ``issued`` with extra ``options`` (e.g.
+    ``-tls1 -cipher DEFAULT@SECLEVEL=0``) on a loopback port it picks itself."""
+    binary = find("openssl")
+    if binary is None:
+        msg = "openssl is not installed"
+        raise FileNotFoundError(msg)
+    cert, key = issued.write(directory, "s_server")
+    log = directory / "s_server.log"
+    command = [binary, "s_server", "-accept", f"{LOOPBACK}:0", "-cert", str(cert), "-key", str(key)]
+    if len(issued.chain) > 1:  # -cert reads only the leaf; the rest goes in -cert_chain
+        above = directory / "s_server-chain.crt"
+        above.write_bytes(b"".join(c.public_bytes(pki.Encoding.PEM) for c in issued.chain[1:]))
+        command += ["-cert_chain", str(above)]
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [*command, "-www", *options],
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        deadline = time.monotonic() + _STARTUP
+        # It prints the address it bound, e.g. "ACCEPT 127.0.0.1:40123".
+        while not (match := re.search(rb"ACCEPT \S+:(\d+)", log.read_bytes())):
+            if proc.poll() is not None or time.monotonic() > deadline:
+                msg = f"openssl s_server did not start:\n{log.read_text(errors='replace')}"
+                raise RuntimeError(msg)
+            time.sleep(0.02)
+        port = int(match.group(1))
+        _wait_accepting(proc, [port], log)
+        yield SServer(port, issued.chain_der)
+    finally:
+        _stop(proc)
