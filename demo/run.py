@@ -49,7 +49,9 @@ def main() -> int:
     ds = pinscan.open(dataset)
     served = ds.endpoints.filter(pl.col("spki_sha256").is_not_null())
     failed = ds.endpoints.filter(pl.col("spki_sha256").is_null())
-    with pl.Config(tbl_hide_dataframe_shape=True, tbl_rows=60, tbl_width_chars=160):
+    with pl.Config(
+        tbl_hide_dataframe_shape=True, tbl_rows=60, tbl_width_chars=170, fmt_str_lengths=48
+    ):
         print("\nThe key every endpoint serves (spki_sha256 is the pin):")
         columns = ["target", "status", "spki_sha256", "verified", "hostname_match"]
         print(served.select(*columns, "days_to_expiry").sort("target").collect())
