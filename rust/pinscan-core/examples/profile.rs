@@ -6,7 +6,9 @@ use std::time::Instant;
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let data = std::fs::read(&args[1]).expect("readable input");
-    let reps: usize = args.get(2).map_or(1, |r| r.parse().expect("REPS is a number"));
+    let reps: usize = args
+        .get(2)
+        .map_or(1, |r| r.parse().expect("REPS is a number"));
     let hash_only = args.iter().any(|a| a == "--hash-only");
     let mut ders = Vec::new();
     let mut rest = &data[..];
@@ -18,10 +20,16 @@ fn main() {
     let inputs: Vec<Option<&[u8]>> = (0..reps).flat_map(|_| ders.iter().copied()).collect();
     let start = Instant::now();
     if hash_only {
-        let x = inputs.iter().flatten().fold(0u8, |x, d| x ^ pinscan_core::hash::sha256(d)[0]);
+        let x = inputs
+            .iter()
+            .flatten()
+            .fold(0u8, |x, d| x ^ pinscan_core::hash::sha256(d)[0]);
         std::hint::black_box(x);
     } else {
-        let pool = rayon::ThreadPoolBuilder::new().num_threads(1).build().expect("a pool");
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(1)
+            .build()
+            .expect("a pool");
         let batches = pool.install(|| pinscan_core::certificates(&inputs, Default::default()));
         std::hint::black_box(batches.expect("batches build"));
     }

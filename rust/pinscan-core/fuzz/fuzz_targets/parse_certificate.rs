@@ -10,7 +10,8 @@ use pinscan_core::spki::Spki;
 use pinscan_core::{locate_spki, parse, CertRow, SpkiSource};
 use sha1::Digest as _;
 
-// Our own digests, not the crate's `hash` module, so a pin computed over the wrong slice shows.
+// Digests from RustCrypto, not the crate's `hash` module (ring): a pin over the wrong bytes, or a
+// wrong digest, shows.
 fn sha256(data: &[u8]) -> [u8; 32] {
     sha2::Sha256::digest(data).into()
 }
@@ -33,9 +34,12 @@ fn check_spki(spki: &Spki<'_>, data: &[u8]) {
     assert!(within(spki.der, data), "SPKI is not a slice of the input");
     assert!(within(spki.algorithm.full, spki.der));
     assert!(within(spki.key.full, spki.der));
+    // `algorithm` is the OID; the parameters follow it inside the AlgorithmIdentifier.
     if let Some(p) = spki.parameters {
-        assert!(within(p.full, spki.algorithm.full));
+        assert!(within(p.full, spki.der));
+        assert!(spki.algorithm.full.as_ptr_range().end <= p.full.as_ptr());
     }
+    assert!(spki.algorithm.full.as_ptr_range().end <= spki.key.full.as_ptr());
 }
 
 fn check_framed(f: &Framed<'_>, data: &[u8]) {
@@ -48,7 +52,7 @@ fn check_framed(f: &Framed<'_>, data: &[u8]) {
         assert!(within(tlv.full, data));
         assert!(within(tlv.content, tlv.full));
     }
-    // The elements come in certificate order, so each ends before the key starts.
+    // Certificate order: the subject ends before the key, the key before the extensions.
     assert!(f.subject.full.as_ptr_range().end <= f.spki.der.as_ptr());
     if let Some(ext) = f.extensions {
         assert!(f.spki.der.as_ptr_range().end <= ext.full.as_ptr());
@@ -107,14 +111,27 @@ fuzz_target!(|data: &[u8]| {
             assert_eq!(row.spki_sha1, None);
             assert!(!row.errors.is_empty());
             let (certificate_sha256, errors) = (row.cert_sha256, row.errors.clone());
-            assert_eq!(row, CertRow { cert_sha256: certificate_sha256, errors, ..CertRow::default() });
+            assert_eq!(
+                row,
+                CertRow {
+                    cert_sha256: certificate_sha256,
+                    errors,
+                    ..CertRow::default()
+                }
+            );
         }
     }
 
     // `parse` without SHA-1 differs only by the SHA-1 pin.
     let without = parse(data, false);
     assert_eq!(without.spki_sha1, None);
-    assert_eq!(CertRow { spki_sha1: row.spki_sha1, ..without }, row);
+    assert_eq!(
+        CertRow {
+            spki_sha1: row.spki_sha1,
+            ..without
+        },
+        row
+    );
 
     // The locator says "certificate" exactly when the framing found a whole one, and then gives
     // the same slice the row was hashed from.
@@ -128,16 +145,27 @@ fuzz_target!(|data: &[u8]| {
                 assert!(same_slice(spki.der, f.spki.der));
                 assert_eq!(row.spki_sha256, Some(sha256(spki.der)));
             } else {
-                assert!(!whole, "a whole certificate was located as a {}", source.as_str());
+                assert!(
+                    !whole,
+                    "a whole certificate was located as a {}",
+                    source.as_str()
+                );
             }
             // A bare SPKI is the whole input.
             if *source == SpkiSource::PublicKey {
                 assert!(same_slice(spki.der, data));
             }
+            // One whole DER object or nothing: a stray byte after it is refused, whatever it is.
+            let mut longer = data.to_vec();
+            longer.push(0);
+            assert!(locate_spki(&longer).is_err(), "trailing byte accepted");
         }
         Err(e) => {
             assert!(!e.is_empty());
-            assert!(!whole, "locate_spki rejected a certificate the framing accepts whole");
+            assert!(
+                !whole,
+                "locate_spki rejected a certificate the framing accepts whole"
+            );
         }
     }
 });
