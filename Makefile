@@ -30,8 +30,11 @@ demo: build system-deps
 
 test: test-rust lint test-python fuzz
 
+FUZZ_MANIFEST := --manifest-path rust/pinscan-core/fuzz/Cargo.toml
+
 test-rust:
 	cargo fmt --all --check
+	cargo fmt $(FUZZ_MANIFEST) --check
 	cargo clippy --locked $(CARGO_TARGETS) --all-targets -- -D warnings
 	cargo test --locked -p pinscan-core
 
@@ -52,7 +55,9 @@ system-deps:
 		status=$$?; [ -z "$$ours" ] || rm -f /usr/sbin/policy-rc.d; exit $$status; \
 	fi
 
-fuzz:
+# The seed corpus comes from the test dependencies (cryptography_vectors, certifi).
+fuzz: $(DEPS_STAMP)
+	cargo clippy $(FUZZ_MANIFEST) --all-targets -- -D warnings
 	scripts/fuzz.sh $(FUZZ_SECONDS)
 
 bench: build
