@@ -28,7 +28,7 @@ build: $(DEPS_STAMP)
 demo: build system-deps
 	$(PY) demo/run.py
 
-test: test-rust lint test-python fuzz
+test: test-rust lint fuzz test-python
 
 FUZZ_MANIFEST := --manifest-path rust/pinscan-core/fuzz/Cargo.toml
 
