@@ -10,6 +10,7 @@ a core says so next to it.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import re
@@ -73,18 +74,28 @@ def tree_cpu(pid: int) -> float:
     return sum(process_cpu(p) for p in tree_pids(pid))
 
 
-def rss_mb(pid: int) -> float | None:
+def rss_mb(pid: int, field: str = "VmRSS") -> float | None:
+    """``VmRSS`` (now) or ``VmHWM`` (the peak so far of the running program) of ``pid``."""
     try:
         status = Path(f"/proc/{pid}/status").read_text()
     except (FileNotFoundError, ProcessLookupError):
         return None
-    match = re.search(r"^VmRSS:\s+(\d+) kB", status, re.M)
+    match = re.search(rf"^{field}:\s+(\d+) kB", status, re.M)
     return int(match.group(1)) / 1024 if match else None
+
+
+TIME = "/usr/bin/time"
+_PEAK = "pinscan-bench-peak-rss-kb"
 
 
 @dataclasses.dataclass
 class Child:
-    """A finished child process: its exit code, output, wall time and its own rusage."""
+    """A finished child process: its exit code, output, wall time and its own rusage.
+
+    ``maxrss_mb`` is ``wait4``'s ``ru_maxrss``, which Linux takes as the larger of the program's
+    peak and the RSS of *this* process when it forked the child: a benchmark that has grown
+    reports its own size there. ``peak_rss_mb`` is the program's own peak, from GNU time (a
+    small process in between) or, without it, the last ``VmHWM`` sampled."""
 
     returncode: int
     stdout: str
@@ -93,6 +104,7 @@ class Child:
     user_s: float
     sys_s: float
     maxrss_mb: float
+    peak_rss_mb: float | None = None
     #: (seconds since start, RSS MB), when sampled.
     rss_samples: list[tuple[float, float]] = dataclasses.field(default_factory=list)
 
@@ -109,8 +121,14 @@ def run_child(
     env: dict[str, str] | None = None,
 ) -> Child:
     """Run ``command`` to completion and account for it alone: ``os.wait4`` gives its CPU time
-    and peak RSS (not ours, not its siblings'). ``sample_rss`` seconds: also sample its RSS, to
-    tell a flat line from slow growth. ``timeout`` kills it (the benchmark must end)."""
+    (not ours, not its siblings'). ``sample_rss`` seconds: also sample its RSS, to tell a flat
+    line from slow growth, and measure its true peak (see :class:`Child`). ``timeout`` kills it
+    (the benchmark must end)."""
+    timed = bool(sample_rss) and os.path.exists(TIME)
+    if timed:
+        # GNU time waits for the program; wait4 on time includes the program's CPU time.
+        command = [TIME, "-f", f"{_PEAK} %M", *command]
+    hwm = [0.0]
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         started = time.perf_counter()
         proc = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=out, stderr=err, env=env)
@@ -119,9 +137,16 @@ def run_child(
 
         def sample() -> None:
             while not stop.wait(sample_rss):
-                rss = rss_mb(proc.pid)
+                # Under GNU time, the program is time's only child.
+                pid = proc.pid
+                if timed:
+                    children = Path(f"/proc/{pid}/task/{pid}/children")
+                    with contextlib.suppress(OSError, ValueError, IndexError):
+                        pid = int(children.read_text().split()[0])
+                rss = rss_mb(pid)
                 if rss is not None:
                     samples.append((round(time.perf_counter() - started, 2), round(rss, 1)))
+                hwm[0] = max(hwm[0], rss_mb(pid, "VmHWM") or 0.0)
 
         def kill() -> None:
             if not stop.wait(timeout):
@@ -138,14 +163,22 @@ def run_child(
         proc.returncode = os.waitstatus_to_exitcode(status)  # reaped here, not by Popen
         out.seek(0)
         err.seek(0)
+        stderr = err.read().decode(errors="replace")
+        peak = hwm[0] or None
+        if timed:
+            match = re.search(rf"^{_PEAK} (\d+)$", stderr, re.M)
+            if match:
+                peak = int(match.group(1)) / 1024
+                stderr = stderr[: match.start()] + stderr[match.end() + 1 :]
         return Child(
             returncode=proc.returncode,
             stdout=out.read().decode(errors="replace"),
-            stderr=err.read().decode(errors="replace"),
+            stderr=stderr,
             wall_s=wall,
             user_s=usage.ru_utime,
             sys_s=usage.ru_stime,
             maxrss_mb=usage.ru_maxrss / 1024,
+            peak_rss_mb=peak,
             rss_samples=samples,
         )
 
