@@ -193,6 +193,9 @@ class Scanner:
                 return [_row(target, None, Handshake("deadline", msg), attempts=1)]
             resolve_ms = (time.monotonic() - started) * 1000
         remaining = timeouts.deadline - (time.monotonic() - started)
+        if len(addresses) == 1:
+            # No task group for the common case: it would cost a pass of the event loop.
+            return [await self._endpoint(target, addresses[0], remaining, resolve_ms)]
         rows: list[Endpoint] = [None] * len(addresses)  # type: ignore[list-item]
 
         async def one(i: int, ip: str) -> None:
