@@ -38,3 +38,13 @@ class InventoryError(InputError):
     def __init__(self, source: str, line: int, message: str) -> None:
         super().__init__(source, f"line {line}: {message}")
         self.line = line
+
+
+class PolicyError(InputError):
+    """A policy file pinscan cannot read at all (not XML, not a plist, unknown format). A file
+    that reads but that a client would reject is not an exception: its ``Policy.error`` says why
+    and every host it covers gets the verdict ``error``. ``line`` is 1-based when known."""
+
+    def __init__(self, source: str, message: str, line: int | None = None) -> None:
+        super().__init__(source if line is None else f"{source}:{line}", message)
+        self.line = line

@@ -1,0 +1,266 @@
+# SPDX-License-Identifier: Apache-2.0
+"""The evaluator against the semantics table of pin-formats.md, one row at a time, over datasets
+written by the real dataset writer from real certificates (tests/policyfleet.py)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+import pinscan
+from fleet import pki
+from pinscan.policy.evaluate import evaluate
+from pinscan.policy.model import (
+    ChainSource,
+    Combine,
+    Location,
+    Match,
+    Pin,
+    PinSet,
+    Policy,
+    Position,
+    Rule,
+)
+from policyfleet import Served, pin_of, write_dataset
+
+HERE = Location("test.policy", 1)
+
+
+def rule(host: str, match: Match, *pin_sets: PinSet, **kw) -> Rule:
+    return Rule(host=host, match=match, pin_sets=pin_sets, location=HERE, **kw)
+
+
+def pins(*issued: pki.Issued, positions: Position = Position.ANY) -> PinSet:
+    return PinSet(tuple(Pin.sha256(pin_of(i)) for i in issued), positions)
+
+
+def policy(*rules: Rule, combine=Combine.MOST_SPECIFIC, chain=ChainSource.VERIFIED, **kw):
+    return Policy("p", "toml", rules, combine, chain, **kw)
+
+
+def verdicts(result: pl.DataFrame) -> dict[str, str]:
+    return dict(zip(result["name"], result["verdict"], strict=True))
+
+
+@pytest.fixture(scope="module")
+def names() -> dict[str, pki.Issued]:
+    return {
+        n: pki.leaf(n)
+        for n in ("example.com", "a.example.com", "b.a.example.com", "other.org", "c.example.com")
+    }
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory, names) -> pinscan.ScanDataset:
+    return write_dataset(
+        tmp_path_factory.mktemp("ds"), [Served(n, issued) for n, issued in names.items()]
+    )
+
+
+def test_most_specific_rule_wins_and_only_it(dataset, names):
+    # The parent pins only the intermediate; the child pins a key nobody serves: the child wins.
+    wrong = pki.leaf("unrelated.test")
+    p = policy(
+        rule("example.com", Match.SUBDOMAINS, pins(pki.intermediate())),
+        rule("a.example.com", Match.EXACT, pins(wrong)),
+    )
+    got = verdicts(evaluate(dataset, p))
+    assert got == {
+        "example.com": "pass",
+        "a.example.com": "fail",
+        "b.a.example.com": "pass",  # a.example.com is exact: b.a falls back to the parent
+        "c.example.com": "pass",
+        "other.org": "unpinned",
+    }
+
+
+def test_union_unites_every_matching_rule(dataset, names):
+    p = policy(
+        rule("example.com", Match.ONE_LABEL, pins(pki.leaf("unrelated.test"))),
+        rule("a.example.com", Match.EXACT, pins(names["a.example.com"])),
+        combine=Combine.UNION,
+    )
+    got = verdicts(evaluate(dataset, p))
+    # OkHttp `*.example.com`: one label only, not example.com itself nor b.a.example.com.
+    assert got["example.com"] == "unpinned"
+    assert got["b.a.example.com"] == "unpinned"
+    assert got["a.example.com"] == "pass"  # via the exact rule's pin, united with *.
+    assert got["c.example.com"] == "fail"
+
+
+def test_one_level_covers_exactly_one_more_label(dataset, names):
+    p = policy(
+        rule("example.com", Match.ONE_LEVEL, pins(pki.root(), positions=Position.CA)),
+        combine=Combine.UNION,
+    )
+    got = verdicts(evaluate(dataset, p))
+    assert got["example.com"] == "pass"
+    assert got["a.example.com"] == "pass"
+    assert got["b.a.example.com"] == "unpinned"
+
+
+def test_positions_leaf_and_ca_lists_must_both_match(dataset, names):
+    leaf = names["a.example.com"]
+    both = rule(
+        "a.example.com",
+        Match.EXACT,
+        pins(leaf, positions=Position.LEAF),
+        pins(pki.intermediate(), positions=Position.CA),
+    )
+    ca_as_leaf = rule("example.com", Match.EXACT, pins(pki.intermediate(), positions=Position.LEAF))
+    leaf_as_ca = rule(
+        "c.example.com", Match.EXACT, pins(names["c.example.com"], positions=Position.CA)
+    )
+    result = evaluate(dataset, policy(both, ca_as_leaf, leaf_as_ca, combine=Combine.UNION))
+    got = verdicts(result)
+    assert got["a.example.com"] == "pass"
+    assert got["example.com"] == "fail"
+    assert got["c.example.com"] == "fail"
+    row = result.filter(pl.col("name") == "a.example.com").row(0, named=True)
+    assert row["matched_position"] == 0
+    assert row["matched_pin"] == f"sha256/{pin_of(leaf)}"
+    # The leaf list matches but the CA list is empty: iOS never matches an empty list.
+    empty_ca = rule(
+        "a.example.com", Match.EXACT, pins(leaf, positions=Position.LEAF), PinSet((), Position.CA)
+    )
+    assert verdicts(evaluate(dataset, policy(empty_ca)))["a.example.com"] == "fail"
+
+
+def test_a_pass_on_the_root_says_the_server_does_not_send_it(dataset):
+    result = evaluate(dataset, policy(rule("other.org", Match.EXACT, pins(pki.root()))))
+    row = result.filter(pl.col("name") == "other.org").row(0, named=True)
+    assert row["verdict"] == "pass"
+    assert row["chain"] == "verified"
+    assert row["matched_position"] == 2
+    assert row["matched_sent"] is False
+    assert "does not send" in row["note"]
+
+
+def test_curl_checks_the_presented_leaf_only(dataset, names):
+    ca_pin = rule("other.org", Match.EXACT, pins(pki.intermediate(), positions=Position.LEAF))
+    leaf_pin = rule(
+        "a.example.com", Match.EXACT, pins(names["a.example.com"], positions=Position.LEAF)
+    )
+    result = evaluate(dataset, policy(ca_pin, leaf_pin, chain=ChainSource.LEAF))
+    got = verdicts(result)
+    assert got["other.org"] == "fail"
+    assert got["a.example.com"] == "pass"
+    assert set(result.filter(pl.col("verdict") != "unpinned")["chain"]) == {"leaf"}
+
+
+def test_expiry_is_strictly_after_the_instant(dataset):
+    expires = dt.datetime(2027, 1, 1, tzinfo=dt.UTC)
+    p = policy(rule("other.org", Match.EXACT, pins(pki.leaf("nobody.test")), expires=expires))
+    at = {
+        "before": evaluate(dataset, p, as_of=expires - dt.timedelta(seconds=1)),
+        "at": evaluate(dataset, p, as_of=expires),
+        "after": evaluate(dataset, p, as_of=expires + dt.timedelta(microseconds=1)),
+        "next day": evaluate(dataset, p, as_of=dt.date(2027, 1, 2)),
+    }
+    got = {k: verdicts(v)["other.org"] for k, v in at.items()}
+    assert got == {"before": "fail", "at": "fail", "after": "expired", "next day": "expired"}
+
+
+def test_report_only_error_exclusion_override_and_veto(dataset, names):
+    nobody = pins(pki.leaf("nobody.test"))
+    cases = {
+        "report": policy(rule("other.org", Match.EXACT, nobody, enforce=False)),
+        "error": policy(
+            rule("other.org", Match.EXACT, pins(names["other.org"])),
+            error="bad date",
+            error_location=Location("f.xml", 7),
+        ),
+        "rule error": policy(rule("other.org", Match.EXACT, nobody, error="fewer than 2 pins")),
+        "override": policy(
+            rule("other.org", Match.EXACT, nobody, override_pins=frozenset({"system"}))
+        ),
+        "veto": policy(
+            rule(
+                "other.org",
+                Match.EXACT,
+                pins(pki.root()),
+                bad_pins=(Pin.sha256(pin_of(pki.intermediate())),),
+            )
+        ),
+    }
+    rows = {
+        k: evaluate(dataset, p).filter(pl.col("name") == "other.org").row(0, named=True)
+        for k, p in cases.items()
+    }
+    assert rows["report"]["verdict"] == "report-only"
+    assert rows["error"]["verdict"] == "error"
+    assert "f.xml:7" in rows["error"]["note"]
+    assert rows["rule error"]["verdict"] == "error"
+    # The anchor is from a private bundle, not a system CA: overridePins does not apply.
+    assert rows["override"]["verdict"] == "fail"
+    assert rows["veto"]["verdict"] == "fail"
+    assert "vetoed" in rows["veto"]["note"]
+
+
+def test_exclusion_and_system_override(tmp_path):
+    leaf = pki.leaf("x.example.net")
+    ds = write_dataset(
+        tmp_path,
+        [
+            Served("x.example.net", leaf, trust_store="mozilla"),
+            Served("y.example.net", pki.leaf("y.example.net"), trust_store="mozilla"),
+        ],
+    )
+    nobody = pins(pki.leaf("nobody.test"))
+    p = policy(
+        rule("example.net", Match.SUBDOMAINS, nobody),
+        rule("x.example.net", Match.EXACT, PinSet(()), exclude=True),
+    )
+    assert verdicts(evaluate(ds, p)) == {"x.example.net": "unpinned", "y.example.net": "fail"}
+    overridden = policy(
+        rule("example.net", Match.SUBDOMAINS, nobody, override_pins=frozenset({"system"}))
+    )
+    result = evaluate(ds, overridden)
+    assert set(result["verdict"]) == {"unpinned"}
+    assert "overridePins" in result["note"][0]
+
+
+def test_unverified_no_chain_sni_and_sha1(tmp_path):
+    leaf = pki.leaf("self.example")
+    ds = write_dataset(
+        tmp_path,
+        [
+            Served("self.example", leaf, verified=False),
+            Served("down.example", None, status="refused"),
+            Served("127.0.0.9", pki.leaf("named.example"), sni="Named.Example."),
+        ],
+    )
+    from cryptography.hazmat.primitives import hashes, serialization
+
+    spki = leaf.cert.public_key().public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    digest = hashes.Hash(hashes.SHA1())
+    digest.update(spki)
+    import base64
+
+    sha1 = Pin.parse("sha1", base64.b64encode(digest.finalize()).decode())
+    p = policy(
+        rule("self.example", Match.EXACT, PinSet((sha1,))),
+        rule("down.example", Match.EXACT, pins(leaf)),
+        rule("named.example", Match.EXACT, pins(pki.intermediate())),
+    )
+    result = evaluate(ds, p)
+    got = dict(zip(result["target"], result["verdict"], strict=True))
+    assert got == {"self.example": "pass", "down.example": "no_chain", "127.0.0.9": "pass"}
+    row = result.filter(pl.col("target") == "self.example").row(0, named=True)
+    assert row["chain"] == "presented"
+    assert row["matched_pin"].startswith("sha1/")
+    assert "does not verify" in row["note"]
+
+
+def test_no_policies_and_many_policies(dataset):
+    assert evaluate(dataset, []).is_empty()
+    p1 = policy(rule("example.com", Match.EXACT, pins(pki.intermediate())))
+    p2 = Policy("q", "okhttp", p1.rules, Combine.UNION)
+    result = evaluate(dataset, [p1, p2])
+    assert result.height == 2 * dataset.endpoints.collect().height
+    assert set(result["policy"]) == {"p", "q"}
