@@ -264,3 +264,56 @@ def test_no_policies_and_many_policies(dataset):
     result = evaluate(dataset, [p1, p2])
     assert result.height == 2 * dataset.endpoints.collect().height
     assert set(result["policy"]) == {"p", "q"}
+
+
+def kinds(frame: pl.DataFrame) -> dict[str, set[str]]:
+    out: dict[str, set[str]] = {}
+    for rule_label, kind in zip(frame["rule"], frame["kind"], strict=True):
+        out.setdefault(kind, set()).add(rule_label)
+    return out
+
+
+def test_findings_backup_stale_rotation_expiry(dataset, names):
+    from pinscan.policy.findings import findings
+
+    soon = dt.datetime.now(dt.UTC) + dt.timedelta(days=10)
+    gone = dt.datetime.now(dt.UTC) - dt.timedelta(days=1)
+    spare = pki.leaf("spare.test")  # never served: a real backup
+    p = policy(
+        rule("a.example.com", Match.EXACT, pins(names["a.example.com"], pki.intermediate())),
+        rule("c.example.com", Match.EXACT, pins(names["c.example.com"], spare), expires=soon),
+        rule("other.org", Match.EXACT, pins(spare, pki.leaf("nobody.test"))),
+        rule("example.com", Match.EXACT, pins(spare), expires=gone),
+    )
+    found = findings(dataset, p, days=30)
+    assert kinds(found) == {
+        "no_backup_pin": {"a.example.com"},
+        "pinset_expiring": {"c.example.com"},
+        "stale_pins": {"other.org"},
+        "pinset_expired": {"example.com"},
+        # The test PKI's leaves are EC keys.
+        "node_pubkey": {None},
+    }
+    # A leaf-only pin whose leaf ends within the horizon is a rotation risk.
+    leaf_only = policy(rule("c.example.com", Match.EXACT, pins(names["c.example.com"], spare)))
+    leaf_end = names["c.example.com"].cert.not_valid_after_utc
+    days_left = (leaf_end - dt.datetime.now(dt.UTC)).days
+    assert "rotation_risk" in kinds(findings(dataset, leaf_only, days=days_left + 2))
+    assert "rotation_risk" not in kinds(findings(dataset, leaf_only, days=max(days_left - 2, 0)))
+
+
+def test_findings_report_policy_errors_and_warnings(dataset):
+    from pinscan.policy.findings import findings
+    from pinscan.policy.model import Diagnostic
+
+    p = policy(
+        rule("other.org", Match.EXACT, pins(pki.root())),
+        error="duplicate domain other.org",
+        error_location=Location("nsc.xml", 12),
+        warnings=(Diagnostic(Location("nsc.xml", 3), "skipped a bad pin"),),
+    )
+    found = findings(dataset, p)
+    rows = {r["kind"]: r for r in found.iter_rows(named=True)}
+    assert rows["policy_error"]["location"] == "nsc.xml:12"
+    assert rows["policy_error"]["severity"] == "error"
+    assert rows["policy_warning"]["message"] == "skipped a bad pin"

@@ -4,9 +4,10 @@
 from pinscan._core import __version__
 from pinscan.certificates import COLUMNS, certificates
 from pinscan.dataset import ScanDataset, open
-from pinscan.errors import DatasetError, InputError, InventoryError, PinscanError
+from pinscan.errors import DatasetError, InputError, InventoryError, PinscanError, PolicyError
 from pinscan.inventory import read_inventory
 from pinscan.keys import read_certificates, spki_der, spki_pin
+from pinscan.policy import evaluate, findings, load_policies, load_policy
 from pinscan.scanner import scan, scan_async
 
 __all__ = [
@@ -15,9 +16,14 @@ __all__ = [
     "InputError",
     "InventoryError",
     "PinscanError",
+    "PolicyError",
     "ScanDataset",
     "__version__",
     "certificates",
+    "evaluate",
+    "findings",
+    "load_policies",
+    "load_policy",
     "open",
     "read_certificates",
     "read_inventory",

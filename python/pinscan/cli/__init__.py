@@ -7,6 +7,7 @@ status: 0 ran clean, 1 findings a scheduled job should act on, 2 usage errors an
 
 from __future__ import annotations
 
+import importlib
 import os
 import sys
 from typing import Any
@@ -14,15 +15,31 @@ from typing import Any
 import click
 
 from pinscan._core import __version__
-from pinscan.cli.pin import pin
-from pinscan.cli.scan import scan_command
 from pinscan.errors import PinscanError
 
 EXIT_INPUT = 2
 
+# Each command lives in its own module, imported only when it runs: `pinscan pin` does not pay
+# for the scanner, nor `pinscan check` for anyio.
+COMMANDS = {
+    "pin": "pinscan.cli.pin:pin",
+    "scan": "pinscan.cli.scan:scan_command",
+    "check": "pinscan.cli.check:check_command",
+    "suggest": "pinscan.cli.suggest:suggest_command",
+}
+
 
 class _Group(click.Group):
     """Turns pinscan's own errors into one line and exit 2, and a closed pipe into silence."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return list(COMMANDS)
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name not in COMMANDS:
+            return None
+        module, attribute = COMMANDS[name].split(":")
+        return getattr(importlib.import_module(module), attribute)
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -45,6 +62,3 @@ class _Group(click.Group):
 def main() -> None:
     """Which keys your hosts really serve, and whether pinned clients keep working."""
 
-
-main.add_command(pin)
-main.add_command(scan_command)

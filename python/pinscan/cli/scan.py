@@ -14,8 +14,11 @@ import click
 
 from pinscan import _core
 from pinscan.cli._progress import Progress, count_targets
+from pinscan.cli.check import EXIT_FINDINGS, FAILING, policy_options, read_policies
 from pinscan.config import ScanConfig, Timeouts
+from pinscan.dataset.writer import write_pin_results
 from pinscan.inventory import read_inventory
+from pinscan.policy.evaluate import evaluate
 from pinscan.records import Endpoint
 from pinscan.scanner import scan
 
@@ -65,6 +68,7 @@ from pinscan.scanner import scan
 )  # fmt: skip
 @click.option("--jsonl", is_flag=True, help="Stream one JSON object per endpoint to stdout.")
 @click.option("--format", "output", type=click.Choice(["text", "json"]), default="text")
+@policy_options
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar and no summary.")
 def scan_command(
     inventory: str,
@@ -86,6 +90,8 @@ def scan_command(
     flush_seconds: float,
     jsonl: bool,
     output: str,
+    policies: tuple[Path, ...],
+    policy_format: str | None,
     quiet: bool,
 ) -> None:
     """Handshake with every endpoint of INVENTORY and write what each serves to OUT.
@@ -93,8 +99,12 @@ def scan_command(
     INVENTORY holds one target per line (host, host:port, ip:port, [v6]:port, optionally
     followed by the SNI name to send), or is a CSV or Parquet file with columns host, port, sni,
     ip; - reads standard input. Every address a name resolves to is scanned. Exits 0 when the
-    scan ran, whatever the endpoints did; 2 on usage errors and unreadable inputs.
+    scan ran, whatever the endpoints did; 2 on usage errors and unreadable inputs. With
+    --policy, the verdicts go into the dataset's pin_results table, and any fail or error
+    exits 1, as `pinscan check` does.
     """
+    # Policies are read first: a broken one stops the scan before anything is sent.
+    loaded = read_policies(policies, policy_format)
     config = ScanConfig(
         concurrency=concurrency,
         rate=rate,
@@ -123,12 +133,19 @@ def scan_command(
             on_endpoint=_on_endpoint(progress, jsonl),
             arguments=json.loads(json.dumps(arguments, default=str)),
         )
+    verdicts: dict[str, int] = {}
+    if loaded:
+        results = evaluate(ds, loaded)
+        write_pin_results(out, results)
+        verdicts = dict(results.group_by("verdict").len().sort("verdict").iter_rows())
     if not quiet:
-        summary = ds.meta["counts"]
+        summary = {**ds.meta["counts"], **({"pin_verdicts": verdicts} if loaded else {})}
         if output == "json":
             click.echo(json.dumps({"dataset": str(out), **summary}, indent=2), err=jsonl)
         else:
             click.echo(_summary_text(str(out), summary), err=jsonl)
+    if any(verdicts.get(v) for v in FAILING) or any(p.error for p in loaded):
+        raise SystemExit(EXIT_FINDINGS)
 
 
 def _on_endpoint(progress: Progress, jsonl: bool):
@@ -171,4 +188,7 @@ def _summary_text(out: str, s: dict[str, Any]) -> str:
         lines.append("  TLS: " + ", ".join(f"{k} {v}" for k, v in versions))
     lines.append(f"  unverified chains: {s['unverified']}")
     lines.append(f"  certificates expiring within 30 days: {s['expiring_within_30_days']}")
+    if "pin_verdicts" in s:
+        verdicts = ", ".join(f"{k} {v}" for k, v in s["pin_verdicts"].items())
+        lines.append(f"  pin verdicts: {verdicts or 'no endpoints'} (pinscan check {out} for more)")
     return "\n".join(lines)

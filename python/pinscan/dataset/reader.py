@@ -16,6 +16,8 @@ from pinscan.dataset.schema import (
     CHAINS_SCHEMA,
     ENDPOINTS,
     ENDPOINTS_SCHEMA,
+    PIN_RESULTS,
+    PIN_RESULTS_SCHEMA,
     certificates_schema,
 )
 from pinscan.dataset.writer import _parts, read_meta
@@ -24,13 +26,15 @@ from pinscan.dataset.writer import _parts, read_meta
 @dataclass(frozen=True)
 class ScanDataset:
     """A scan written by ``pinscan scan``: ``endpoints``, ``chains`` and ``certificates`` as lazy
-    frames (nothing is read until ``collect()``), and ``meta``, the contents of ``scan.json``."""
+    frames (nothing is read until ``collect()``), ``pin_results`` (the verdicts of
+    ``scan --policy``; empty without one), and ``meta``, the contents of ``scan.json``."""
 
     path: Path
     meta: dict[str, Any]
     endpoints: pl.LazyFrame
     chains: pl.LazyFrame
     certificates: pl.LazyFrame
+    pin_results: pl.LazyFrame
 
     def served(self, source: str = "presented") -> pl.LazyFrame:
         """Endpoint x chain position x certificate: one row per certificate in each endpoint's
@@ -65,6 +69,7 @@ def open(path: str | os.PathLike[str]) -> ScanDataset:
         endpoints=_scan(root / ENDPOINTS, ENDPOINTS_SCHEMA),
         chains=_scan(root / CHAINS, CHAINS_SCHEMA),
         certificates=_scan(root / CERTIFICATES, certificates_schema()),
+        pin_results=_scan(root / PIN_RESULTS, PIN_RESULTS_SCHEMA),
     )
 
 

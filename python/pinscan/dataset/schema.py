@@ -16,6 +16,8 @@ ENDPOINTS = "endpoints"
 CHAINS = "chains"
 CERTIFICATES = "certificates"
 TABLES = (ENDPOINTS, CHAINS, CERTIFICATES)
+#: Written after the scan by ``pinscan scan --policy``: one row per (endpoint, policy).
+PIN_RESULTS = "pin_results"
 META_FILE = "scan.json"
 
 UTC_TIME = pl.Datetime("us", "UTC")
@@ -65,6 +67,33 @@ CHAINS_SCHEMA = pl.Schema(
 )
 
 
+#: Pin verdicts, in the order reports list them (see ``pinscan.policy.evaluate``).
+VERDICTS = ("pass", "fail", "report-only", "expired", "error", "no_chain", "unpinned")
+VERDICT = pl.Enum(list(VERDICTS))
+
+PIN_RESULTS_SCHEMA = pl.Schema(
+    {
+        "endpoint_id": pl.String,
+        "target": pl.String,
+        "name": pl.String,
+        "ip": pl.String,
+        "port": pl.Int32,
+        "policy": pl.String,
+        "format": pl.String,
+        "rule": pl.String,
+        "rule_location": pl.String,
+        "verdict": VERDICT,
+        "matched_pin": pl.String,
+        "matched_position": pl.Int16,
+        "matched_sent": pl.Boolean,
+        "chain": pl.String,
+        "expires": UTC_TIME,
+        "enforce": pl.Boolean,
+        "note": pl.String,
+    }
+)
+
+
 def certificates_schema() -> pl.Schema:
     """The Rust core's columns, the DER itself, and the scan that first saw the certificate."""
     core = certificates([]).schema
@@ -83,7 +112,11 @@ __all__ = [
     "ENDPOINTS_SCHEMA",
     "FORMAT",
     "META_FILE",
+    "PIN_RESULTS",
+    "PIN_RESULTS_SCHEMA",
     "TABLES",
+    "VERDICT",
+    "VERDICTS",
     "certificates_schema",
     "empty",
 ]

@@ -8,6 +8,7 @@ Layout of ``OUT/``::
     certificates/part-000001.parquet one row per distinct certificate (first seen in this part)
     chains/part-000001.parquet       endpoint x position -> cert_sha256, presented and verified
     endpoints/part-000001.parquet    one row per (target, address)
+    pin_results/part-000001.parquet  with --policy: one row per (endpoint, policy), written last
 
 A batch is written as three parts with one sequence number: certificates, then chains, then
 endpoints. The endpoints part is the commit point: a target is done exactly when its rows are in an
@@ -35,6 +36,8 @@ from pinscan.dataset.schema import (
     ENDPOINTS_SCHEMA,
     FORMAT,
     META_FILE,
+    PIN_RESULTS,
+    PIN_RESULTS_SCHEMA,
     TABLES,
     certificates_schema,
 )
@@ -156,6 +159,19 @@ class DatasetWriter:
         """Records the end of the scan (or of this run of it, when interrupted)."""
         self.meta.update(finished_at=_now(), complete=complete, counts=counts)
         _files.atomic_write_json(self.root / META_FILE, self.meta)
+
+
+def write_pin_results(root: Path, results: pl.DataFrame) -> None:
+    """Replaces the dataset's pin verdicts with ``results`` in one atomic rename, so a reader sees
+    the old verdicts or the new ones, never a mix."""
+    directory = root / PIN_RESULTS
+    directory.mkdir(exist_ok=True)
+    _files.remove_temporaries(directory)
+    target = directory / "part-000001.parquet"
+    _write(results.select(PIN_RESULTS_SCHEMA.names()).cast(PIN_RESULTS_SCHEMA), target)  # type: ignore[arg-type]
+    for stale in _parts(directory):
+        if stale != target:
+            stale.unlink()
 
 
 def read_meta(root: Path) -> dict[str, Any]:

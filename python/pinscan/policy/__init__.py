@@ -1,2 +1,112 @@
 # SPDX-License-Identifier: Apache-2.0
-"""Pin policies: every client's format read into one rule model, evaluated against a scan."""
+"""Pin policies: every client's format read into one rule model, judged against a scan.
+
+>>> policy = pinscan.load_policy("res/xml/network_security_config.xml")  # doctest: +SKIP
+>>> verdicts = pinscan.evaluate(pinscan.open("out"), policy)  # doctest: +SKIP
+>>> verdicts.filter(pl.col("verdict") == "fail")  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from collections.abc import Iterable
+from pathlib import Path
+
+import polars as pl
+
+from pinscan.dataset import ScanDataset
+from pinscan.dataset import open as open_dataset
+from pinscan.errors import InputError, PolicyError
+from pinscan.policy import evaluate as _evaluate
+from pinscan.policy import findings as _findings
+from pinscan.policy.formats import READERS, WRITERS, read
+from pinscan.policy.model import Policy
+
+FORMATS = tuple(READERS)
+SUGGEST_FORMATS = tuple(WRITERS)
+
+PolicySource = str | os.PathLike[str] | bytes
+
+
+def load_policies(source: PolicySource, format: str | None = None) -> list[Policy]:
+    """Every policy in a file (or in text/bytes): an Android file with ``<trustkit-config>``
+    gives the Android and the TrustKit-Android view, an Info.plist may hold ATS pins and a
+    TrustKit dictionary. ``format`` forces one reader (see :data:`FORMATS`)."""
+    data, name = _data_of(source)
+    return read(data, name, format)
+
+
+def load_policy(source: PolicySource, format: str | None = None) -> Policy:
+    """The policy in a file, or in text or bytes, by content unless ``format`` says which.
+
+    A file the client would reject still loads: its ``error`` says why, and :func:`evaluate`
+    gives every host it covers the verdict ``error``. Raises :class:`PolicyError` only for a file
+    that cannot be read as any policy, or that holds two (pass ``format``).
+    """
+    data, name = _data_of(source)
+    policies = read(data, name, format)
+    if len(policies) > 1:
+        found = ", ".join(p.format for p in policies)
+        raise PolicyError(name, f"holds several policies ({found}): pass format= to pick one")
+    return policies[0]
+
+
+def evaluate(
+    dataset: ScanDataset | str | os.PathLike[str],
+    policy: Policy | Iterable[Policy] | PolicySource,
+    as_of: dt.datetime | dt.date | None = None,
+) -> pl.DataFrame:
+    """One row per (endpoint, policy) with the verdict a client of that policy reaches; see
+    :func:`pinscan.policy.evaluate.evaluate` for the columns."""
+    return _evaluate.evaluate(_dataset(dataset), _policies(policy), as_of)
+
+
+def findings(
+    dataset: ScanDataset | str | os.PathLike[str],
+    policy: Policy | Iterable[Policy] | PolicySource,
+    as_of: dt.datetime | dt.date | None = None,
+    *,
+    days: int = 30,
+) -> pl.DataFrame:
+    """Fleet-wide findings about the policies (no backup pin, stale pins, rotation risk, expiry,
+    client compatibility); see :mod:`pinscan.policy.findings`."""
+    return _findings.findings(_dataset(dataset), _policies(policy), as_of, days=days)
+
+
+def _dataset(dataset: ScanDataset | str | os.PathLike[str]) -> ScanDataset:
+    return dataset if isinstance(dataset, ScanDataset) else open_dataset(dataset)
+
+
+def _policies(policy: Policy | Iterable[Policy] | PolicySource) -> list[Policy]:
+    if isinstance(policy, Policy):
+        return [policy]
+    if isinstance(policy, str | bytes | os.PathLike):
+        return load_policies(policy)
+    return list(policy)
+
+
+def _data_of(source: PolicySource) -> tuple[bytes, str]:
+    if isinstance(source, bytes):
+        return source, "<bytes>"
+    # A str is a path unless it cannot be one: several lines, or words that name no file.
+    if isinstance(source, str) and (
+        "\n" in source or (len(source.split()) > 1 and not Path(source).exists())
+    ):
+        return source.encode(), "<text>"
+    path = Path(source)
+    try:
+        return path.read_bytes(), str(path)
+    except OSError as exc:
+        raise InputError(str(path), exc.strerror or str(exc)) from None
+
+
+__all__ = [
+    "FORMATS",
+    "SUGGEST_FORMATS",
+    "Policy",
+    "evaluate",
+    "findings",
+    "load_policies",
+    "load_policy",
+]

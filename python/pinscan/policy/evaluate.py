@@ -13,41 +13,18 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 
 import polars as pl
 
 from pinscan.certificates import certificates
 from pinscan.dataset import ScanDataset
+from pinscan.dataset.schema import PIN_RESULTS_SCHEMA as RESULT_SCHEMA
+from pinscan.dataset.schema import VERDICT, VERDICTS
 from pinscan.policy.model import ChainSource, Combine, Match, Policy, Position
-
-#: Every verdict, in the order reports list them.
-VERDICTS = ("pass", "fail", "report-only", "expired", "error", "no_chain", "unpinned")
-VERDICT = pl.Enum(list(VERDICTS))
 
 # Trust stores whose anchors an Android `<certificates src="system">` stands for.
 _PUBLIC_STORES = ("mozilla", "system")
-
-RESULT_SCHEMA = pl.Schema(
-    {
-        "endpoint_id": pl.String,
-        "target": pl.String,
-        "name": pl.String,
-        "ip": pl.String,
-        "port": pl.Int32,
-        "policy": pl.String,
-        "format": pl.String,
-        "rule": pl.String,
-        "rule_location": pl.String,
-        "verdict": VERDICT,
-        "matched_pin": pl.String,
-        "matched_position": pl.Int16,
-        "matched_sent": pl.Boolean,
-        "chain": pl.String,
-        "expires": pl.Datetime("us", "UTC"),
-        "enforce": pl.Boolean,
-        "note": pl.String,
-    }
-)
 
 
 def evaluate(
@@ -66,31 +43,11 @@ def evaluate(
     ``matched_sent`` is false when the pass rests on a certificate, usually the root, that the
     server did not send. ``note`` explains anything a reader would otherwise have to work out.
     """
-    policies = [policies] if isinstance(policies, Policy) else list(policies)
-    moment = _instant(as_of)
-    if not policies:
+    prepared = prepare(dataset, policies, as_of)
+    if not prepared.policies:
         return pl.DataFrame(schema=RESULT_SCHEMA)
-    endpoints = (
-        dataset.endpoints.select(
-            "endpoint_id",
-            "target",
-            "ip",
-            "port",
-            "status",
-            "trust_store",
-            name=pl.coalesce("sni", "host").str.strip_chars_end(".").str.to_lowercase(),
-        )
-        .collect()
-        .lazy()
-    )
-    rules, pins, bad_pins, sets = _rule_frames(policies, moment)
-    selected = _select_rules(endpoints, rules)
-    chains = _chains(
-        dataset,
-        need_sha1=_uses_sha1(policies),
-        need_trustkit=any(p.format == "trustkit" for p in policies),
-    )
-    judged = _judge(selected, pins, bad_pins, sets, chains, moment)
+    judged = _judge(prepared)
+    policies, endpoints = prepared.policies, prepared.endpoints
     policy_frame = pl.LazyFrame(
         {
             "policy_id": list(range(len(policies))),
@@ -112,7 +69,53 @@ def evaluate(
     return out.collect()
 
 
-def _instant(as_of: dt.datetime | dt.date | None) -> dt.datetime:
+@dataclass(frozen=True)
+class Prepared:
+    """The frames every judgement starts from; :mod:`pinscan.policy.findings` reuses them."""
+
+    policies: list[Policy]
+    moment: dt.datetime
+    endpoints: pl.LazyFrame
+    rules: pl.LazyFrame
+    pins: pl.LazyFrame
+    bad_pins: pl.LazyFrame
+    sets: pl.LazyFrame
+    selected: pl.LazyFrame
+    """(endpoint, rule) for each rule that applies, with the chain the client checks."""
+    chains: pl.LazyFrame
+
+
+def prepare(
+    dataset: ScanDataset,
+    policies: Policy | Iterable[Policy],
+    as_of: dt.datetime | dt.date | None = None,
+) -> Prepared:
+    policies = [policies] if isinstance(policies, Policy) else list(policies)
+    moment = instant(as_of)
+    endpoints = (
+        dataset.endpoints.select(
+            "endpoint_id",
+            "target",
+            "ip",
+            "port",
+            "status",
+            "trust_store",
+            name=pl.coalesce("sni", "host").str.strip_chars_end(".").str.to_lowercase(),
+        )
+        .collect()
+        .lazy()
+    )
+    rules, pins, bad_pins, sets = rule_frames(policies, moment)
+    chains = chain_pins(
+        dataset,
+        need_sha1=_uses_sha1(policies),
+        need_trustkit=any(p.format == "trustkit" for p in policies),
+    )
+    selected = _with_chain(select_rules(endpoints, rules), chains)
+    return Prepared(policies, moment, endpoints, rules, pins, bad_pins, sets, selected, chains)
+
+
+def instant(as_of: dt.datetime | dt.date | None) -> dt.datetime:
     if as_of is None:
         return dt.datetime.now(dt.UTC)
     if isinstance(as_of, dt.datetime):
@@ -124,7 +127,7 @@ def _uses_sha1(policies: Sequence[Policy]) -> bool:
     return any(pin.algorithm == "sha1" for p in policies for r in p.rules for pin in r.pins)
 
 
-def _rule_frames(
+def rule_frames(
     policies: Sequence[Policy], moment: dt.datetime
 ) -> tuple[pl.LazyFrame, pl.LazyFrame, pl.LazyFrame, pl.LazyFrame]:
     """The policies as four small frames: rules, their pins, their veto pins, their pin-sets."""
@@ -231,7 +234,7 @@ def _rule_frames(
     )
 
 
-def _select_rules(endpoints: pl.LazyFrame, rules: pl.LazyFrame) -> pl.LazyFrame:
+def select_rules(endpoints: pl.LazyFrame, rules: pl.LazyFrame) -> pl.LazyFrame:
     """(endpoint_id, rule) for every rule that applies to the endpoint's name under its format.
 
     Names are split into suffixes once per distinct name: ``a.b.example.com`` gives
@@ -271,7 +274,7 @@ def _select_rules(endpoints: pl.LazyFrame, rules: pl.LazyFrame) -> pl.LazyFrame:
     return endpoints.select("endpoint_id", "name", "trust_store").join(matched, on="name")
 
 
-def _chains(dataset: ScanDataset, *, need_sha1: bool, need_trustkit: bool) -> pl.LazyFrame:
+def chain_pins(dataset: ScanDataset, *, need_sha1: bool, need_trustkit: bool) -> pl.LazyFrame:
     """Each endpoint's chain positions with the pins of the certificate there.
 
     ``presented`` rows, and ``verified`` rows where the chain verified; ``sent`` says whether the
@@ -279,7 +282,9 @@ def _chains(dataset: ScanDataset, *, need_sha1: bool, need_trustkit: bool) -> pl
     TrustKit iOS computes (it rebuilds the SPKI from the raw key), null where it cannot, with
     ``trustkit_problem`` saying why; both only when a TrustKit policy is evaluated.
     """
-    certs = dataset.certificates.select("cert_sha256", "spki_sha256", "not_after", "der")
+    certs = dataset.certificates.select(
+        "cert_sha256", "spki_sha256", "not_after", "key_type", "der"
+    )
     certs = certs.unique("cert_sha256")
     extra: list[pl.DataFrame] = []
     if need_sha1 or need_trustkit:
@@ -330,17 +335,9 @@ def _trustkit_pins(certs: pl.DataFrame) -> pl.DataFrame:
     )
 
 
-def _judge(
-    selected: pl.LazyFrame,
-    pins: pl.LazyFrame,
-    bad_pins: pl.LazyFrame,
-    sets: pl.LazyFrame,
-    chains: pl.LazyFrame,
-    moment: dt.datetime,
-) -> pl.LazyFrame:
-    key = ["endpoint_id", "policy_id"]
-    # The chain each client checks: the built chain when there is one, else what was presented
-    # (with a note); the presented leaf for curl.
+def _with_chain(selected: pl.LazyFrame, chains: pl.LazyFrame) -> pl.LazyFrame:
+    """Adds which chain the client checks: the built chain when there is one, else what was
+    presented (with a note); the presented leaf for curl."""
     has_verified = (
         chains.filter(pl.col("source") == "verified")
         .select("endpoint_id")
@@ -348,7 +345,7 @@ def _judge(
         .with_columns(has_verified=pl.lit(True))
     )
     has_any = chains.select("endpoint_id").unique().with_columns(has_chain=pl.lit(True))
-    per_rule = (
+    return (
         selected.join(has_verified, on="endpoint_id", how="left")
         .join(has_any, on="endpoint_id", how="left")
         .with_columns(
@@ -363,15 +360,13 @@ def _judge(
             .otherwise(pl.lit("presented")),
         )
     )
-    # Rules that are enforced at this moment: not expired, not excluded, not switched off.
-    live = per_rule.filter(
-        pl.col("error").is_null()
-        & ~pl.col("exclude")
-        & ~pl.col("expired")
-        & ~(pl.col("override_system") & pl.col("trust_store").is_in(_PUBLIC_STORES))
-    )
-    used_chain = (
-        live.select("endpoint_id", "policy_id", "rule_id", "chain", "trustkit_view")
+
+
+def used_chains(rows: pl.LazyFrame, chains: pl.LazyFrame) -> pl.LazyFrame:
+    """The positions of the chain each (endpoint, rule) row is checked against, with the hash
+    the client compares (TrustKit's own for TrustKit policies)."""
+    return (
+        rows.select("endpoint_id", "policy_id", "rule_id", "chain", "trustkit_view")
         .join(chains, on="endpoint_id")
         .filter(
             ((pl.col("chain") == "verified") & (pl.col("source") == "verified"))
@@ -382,13 +377,16 @@ def _judge(
                 & (pl.col("position") == 0)
             )
         )
-        # TrustKit compares its own rebuilt-SPKI hash, which differs for some keys.
         .with_columns(
             spki_sha256=pl.when(pl.col("trustkit_view"))
             .then(pl.col("spki_trustkit"))
             .otherwise(pl.col("spki_sha256"))
         )
     )
+
+
+def pin_matches(pins: pl.LazyFrame, used_chain: pl.LazyFrame) -> pl.LazyFrame:
+    """Every (rule pin, chain position) pair that matches, where the pin-set allows it."""
     in_chain = used_chain.unpivot(
         index=["endpoint_id", "policy_id", "rule_id", "position", "sent"],
         on=["spki_sha256", "spki_sha1"],
@@ -402,9 +400,23 @@ def _judge(
         .then(pl.col("position") >= 1)
         .otherwise(True)
     )
+    return pins.join(in_chain, on=["rule_id", "algorithm", "pin"]).filter(position_ok)
+
+
+def _judge(prepared: Prepared) -> pl.LazyFrame:
+    key = ["endpoint_id", "policy_id"]
+    per_rule, chains, moment = prepared.selected, prepared.chains, prepared.moment
+    pins, bad_pins, sets = prepared.pins, prepared.bad_pins, prepared.sets
+    # Rules that are enforced at this moment: not expired, not excluded, not switched off.
+    live = per_rule.filter(
+        pl.col("error").is_null()
+        & ~pl.col("exclude")
+        & ~pl.col("expired")
+        & ~(pl.col("override_system") & pl.col("trust_store").is_in(_PUBLIC_STORES))
+    )
+    used_chain = used_chains(live, chains)
     matches = (
-        pins.join(in_chain, on=["rule_id", "algorithm", "pin"])
-        .filter(position_ok)
+        pin_matches(pins, used_chain)
         .group_by(*key, "set_key")
         .agg(
             pl.col("position").min().alias("set_position"),
@@ -436,7 +448,7 @@ def _judge(
         matched_sent=pl.col("sent").sort_by("set_position", nulls_last=True).first(),
     )
     vetoed = (
-        bad_pins.join(in_chain, on=["rule_id", "algorithm", "pin"])
+        pin_matches(bad_pins.with_columns(positions=pl.lit(Position.ANY.value)), used_chain)
         .group_by(key)
         .agg(veto=pl.col("algorithm").first() + "/" + pl.col("pin").first())
     )
@@ -493,7 +505,7 @@ def _judge(
         ),
         pl.when(pl.col("verdict") == "unpinned").then(
             pl.when(pl.col("excluded"))
-            .then(pl.lit("excluded from its parent's pins"))
+            .then(pl.lit("a more specific rule without pins covers this name"))
             .otherwise(pl.lit("overridePins: the anchor is a system CA, pins are not checked"))
         ),
         pl.when(pl.col("verdict") == "expired").then(pl.lit("pin-set expired: not enforced")),
@@ -529,4 +541,4 @@ def _judge(
     )
 
 
-__all__ = ["RESULT_SCHEMA", "VERDICTS", "evaluate"]
+__all__ = ["RESULT_SCHEMA", "VERDICTS", "Prepared", "evaluate", "prepare"]

@@ -234,6 +234,8 @@ class Suggestion:
     expires: dt.date | None
     header: tuple[str, ...] = ()
     enforce: bool = True
+    names: tuple[str, ...] = ()
+    """The endpoint names the pin-set was made from, for formats that pin exact hosts (curl)."""
 
 
 def utc_midnight(day: dt.date) -> dt.datetime:

@@ -1,0 +1,79 @@
+# SPDX-License-Identifier: Apache-2.0
+"""``pinscan suggest OUT --domain D --format FMT``: a complete policy file with a safe pin-set."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import click
+
+from pinscan.dataset import open as open_dataset
+from pinscan.dataset._files import atomic_write
+from pinscan.policy import SUGGEST_FORMATS
+from pinscan.policy.formats import write
+from pinscan.policy.suggest import BackupKey, suggest
+
+
+@click.command("suggest")
+@click.argument("out", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("-d", "--domain", required=True, help="The domain to pin, e.g. api.example.com.")
+@click.option(
+    "--format", "output", type=click.Choice(SUGGEST_FORMATS), default="toml", show_default=True,
+    help="The client format of the file to write.",
+)  # fmt: skip
+@click.option(
+    "-b", "--backup-key", "backup_keys", multiple=True,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="A spare key, public key or CSR kept offline: its pin is the backup. Repeatable.",
+)  # fmt: skip
+@click.option("--password", envvar="PINSCAN_PASSWORD", help="Password of encrypted backup keys.")
+@click.option(
+    "--subdomains/--exact", "include_subdomains", default=None,
+    help="Cover the names below the domain too (default: when the scan has any).",
+)  # fmt: skip
+@click.option(
+    "--expires", type=click.DateTime(["%Y-%m-%d"]),
+    help="Expiration of the pin-set, where the format has one (default: one year).",
+)  # fmt: skip
+@click.option(
+    "-o", "--output-file", type=click.Path(dir_okay=False, path_type=Path),
+    help="Write here (atomically) instead of to standard output.",
+)  # fmt: skip
+@click.option("-q", "--quiet", is_flag=True, help="No warnings on standard error.")
+def suggest_command(
+    out: Path,
+    domain: str,
+    output: str,
+    backup_keys: tuple[Path, ...],
+    password: str | None,
+    include_subdomains: bool | None,
+    expires: dt.datetime | None,
+    output_file: Path | None,
+    quiet: bool,
+) -> None:
+    """Write a pin policy for DOMAIN from what its endpoints serve in the scan in OUT.
+
+    The pin-set always has two pins or more, one of them a key in no current chain when
+    --backup-key gives one; without, it says which pins it chose instead and why that is weaker.
+    The file parses back with pinscan's own reader and passes `pinscan check` on the same scan.
+    """
+    secret = password.encode() if password else None
+    suggestion, warnings = suggest(
+        open_dataset(out),
+        domain,
+        backup_keys=[BackupKey.read(path, secret) for path in backup_keys],
+        include_subdomains=include_subdomains,
+        expires=expires.date() if expires else None,
+        leaf_only=output == "curl",
+    )
+    text = write(suggestion, output)
+    if not quiet:
+        for warning in warnings:
+            click.secho(f"pinscan: warning: {warning}", err=True, fg="yellow", bold=True)
+    if output_file is None:
+        click.echo(text, nl=not text.endswith("\n"))
+    else:
+        atomic_write(output_file, lambda tmp: tmp.write_text(text, encoding="utf-8"))
+        if not quiet:
+            click.echo(f"pinscan: wrote {output_file}", err=True)

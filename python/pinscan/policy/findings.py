@@ -1,0 +1,261 @@
+# SPDX-License-Identifier: Apache-2.0
+"""Fleet-wide findings about the policies themselves: what would brick an app next, not whether
+one endpoint passes today (that is :func:`pinscan.policy.evaluate.evaluate`).
+
+One row per finding: ``no_backup_pin`` (every pin of a rule is in a current chain, so losing that
+key bricks the app: RFC 7469 §4.3, TrustKit), ``stale_pins`` (no pin matches anything served),
+``rotation_risk`` (only leaf keys match and a leaf expires soon), ``pinset_expiring`` and
+``pinset_expired``, ``policy_error`` and ``policy_warning`` (what the client rejects or skips),
+``trustkit_hash`` (TrustKit's rebuilt SPKI differs or cannot be made) and ``node_pubkey`` (a Node
+``sha256(cert.pubkey)`` pin of an EC leaf is not the SPKI pin).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable
+
+import polars as pl
+
+from pinscan.dataset import ScanDataset
+from pinscan.policy.evaluate import Prepared, pin_matches, prepare, used_chains
+from pinscan.policy.model import Policy
+
+SEVERITIES = ("error", "warning", "info")
+
+FINDINGS_SCHEMA = pl.Schema(
+    {
+        "policy": pl.String,
+        "rule": pl.String,
+        "location": pl.String,
+        "kind": pl.String,
+        "severity": pl.Enum(list(SEVERITIES)),
+        "endpoints": pl.Int64,
+        "message": pl.String,
+    }
+)
+
+
+def findings(
+    dataset: ScanDataset,
+    policies: Policy | Iterable[Policy],
+    as_of: dt.datetime | dt.date | None = None,
+    *,
+    days: int = 30,
+) -> pl.DataFrame:
+    """Findings across the fleet; ``days`` is the horizon of "expiring soon"."""
+    prepared = prepare(dataset, policies, as_of)
+    frames = [_from_files(prepared), _per_rule(prepared, days), _per_certificate(prepared)]
+    return (
+        pl.concat([f.cast(FINDINGS_SCHEMA) for f in frames])  # type: ignore[arg-type]
+        .sort("severity", "policy", "location", "kind")
+        .select(FINDINGS_SCHEMA.names())
+    )
+
+
+def _frame(rows: list[dict]) -> pl.DataFrame:
+    return pl.DataFrame(rows, schema=FINDINGS_SCHEMA)
+
+
+def _from_files(prepared: Prepared) -> pl.DataFrame:
+    rows = []
+    for policy in prepared.policies:
+        if policy.error:
+            rows.append(
+                {
+                    "policy": policy.name,
+                    "location": str(policy.error_location or policy.name),
+                    "kind": "policy_error",
+                    "severity": "error",
+                    "message": f"the client rejects this file: {policy.error}",
+                }
+            )
+        for rule in policy.rules:
+            if rule.error and not policy.error:
+                rows.append(
+                    {
+                        "policy": policy.name,
+                        "rule": rule.label(),
+                        "location": str(rule.location),
+                        "kind": "policy_error",
+                        "severity": "error",
+                        "message": f"the client rejects this rule: {rule.error}",
+                    }
+                )
+        rows.extend(
+            {
+                "policy": policy.name,
+                "location": str(w.location),
+                "kind": "policy_warning",
+                "severity": "warning",
+                "message": w.message,
+            }
+            for w in policy.warnings
+        )
+    return _frame(rows)
+
+
+def _per_rule(prepared: Prepared, days: int) -> pl.DataFrame:
+    moment = prepared.moment
+    horizon = moment + dt.timedelta(days=days)
+    names = pl.LazyFrame(
+        {
+            "policy_id": list(range(len(prepared.policies))),
+            "policy": [p.name for p in prepared.policies],
+        },
+        schema={"policy_id": pl.Int32, "policy": pl.String},
+    )
+    rules = prepared.rules.join(names, on="policy_id").filter(
+        pl.col("error").is_null() & ~pl.col("exclude")
+    )
+    # Endpoints a rule covers and for which the scan has a chain to judge.
+    covered = prepared.selected.filter(pl.col("has_chain"))
+    used = used_chains(covered, prepared.chains)
+    matched = pin_matches(prepared.pins, used)
+    per_rule = rules.join(
+        covered.group_by("rule_id").agg(endpoints=pl.col("endpoint_id").n_unique()),
+        on="rule_id",
+        how="left",
+    ).join(
+        matched.group_by("rule_id").agg(
+            served_pins=pl.col("pin").n_unique(),
+            only_leaf=(pl.col("position") == 0).all(),
+        ),
+        on="rule_id",
+        how="left",
+    )
+    rule_pins = prepared.pins.group_by("rule_id").agg(pins=pl.col("pin").n_unique())
+    leaf_expiry = (
+        used.filter(pl.col("position") == 0)
+        .group_by("rule_id")
+        .agg(leaf_not_after=pl.col("not_after").min())
+    )
+    per_rule = (
+        per_rule.join(rule_pins, on="rule_id", how="left")
+        .join(leaf_expiry, on="rule_id", how="left")
+        .with_columns(
+            pl.col("endpoints").fill_null(0),
+            pl.col("served_pins").fill_null(0),
+            pl.col("pins").fill_null(0),
+        )
+        .collect()
+    )
+    rows = []
+    for r in per_rule.iter_rows(named=True):  # one row per rule: policies are small
+        base = {"policy": r["policy"], "rule": r["rule"], "location": r["rule_location"]}
+        covered_n = r["endpoints"]
+        if r["expires"] is not None and r["expired"]:
+            rows.append(
+                {
+                    **base,
+                    "kind": "pinset_expired",
+                    "severity": "warning",
+                    "endpoints": covered_n,
+                    "message": f"pin-set expired {r['expires']:%Y-%m-%d %H:%M} UTC: not enforced",
+                }
+            )
+        elif r["expires"] is not None and r["expires"] <= horizon:
+            rows.append(
+                {
+                    **base,
+                    "kind": "pinset_expiring",
+                    "severity": "warning",
+                    "endpoints": covered_n,
+                    "message": f"pin-set expires {r['expires']:%Y-%m-%d %H:%M} UTC, "
+                    f"within {days} days: ship an update with new pins before then",
+                }
+            )
+        if not covered_n or r["expired"]:
+            continue
+        if r["served_pins"] == 0:
+            rows.append(
+                {
+                    **base,
+                    "kind": "stale_pins",
+                    "severity": "warning",
+                    "endpoints": covered_n,
+                    "message": f"none of the {r['pins']} pins matches anything the "
+                    f"{covered_n} covered endpoints serve",
+                }
+            )
+            continue
+        if r["served_pins"] >= r["pins"]:
+            rows.append(
+                {
+                    **base,
+                    "kind": "no_backup_pin",
+                    "severity": "warning",
+                    "endpoints": covered_n,
+                    "message": f"all {r['pins']} pins are in current chains: no backup pin, "
+                    "so losing one of those keys bricks the client",
+                }
+            )
+        leaf_end = r["leaf_not_after"]
+        if r["only_leaf"] and leaf_end is not None and leaf_end <= horizon:
+            rows.append(
+                {
+                    **base,
+                    "kind": "rotation_risk",
+                    "severity": "warning",
+                    "endpoints": covered_n,
+                    "message": f"only leaf keys match and a leaf expires {leaf_end:%Y-%m-%d}: "
+                    "a renewal with a new key fails unless its pin is already shipped",
+                }
+            )
+    return _frame(rows)
+
+
+def _per_certificate(prepared: Prepared) -> pl.DataFrame:
+    """TrustKit and Node compatibility, once per (policy, certificate) in the chains checked."""
+    covered = prepared.selected.filter(pl.col("has_chain"))
+    used = used_chains(covered, prepared.chains)
+    names = {i: p.name for i, p in enumerate(prepared.policies)}
+    rows = []
+    trustkit = (
+        used.filter(pl.col("trustkit_view") & pl.col("trustkit_problem").is_not_null())
+        .group_by("policy_id", "trustkit_problem")
+        .agg(endpoints=pl.col("endpoint_id").n_unique())
+        .collect()
+    )
+    rows.extend(
+        {
+            "policy": names[r["policy_id"]],
+            "location": names[r["policy_id"]],
+            "kind": "trustkit_hash",
+            "severity": "warning",
+            "endpoints": r["endpoints"],
+            "message": r["trustkit_problem"],
+        }
+        for r in trustkit.iter_rows(named=True)
+    )
+    ec_leaves = (
+        covered.select("policy_id", "endpoint_id")
+        .unique()
+        .join(
+            prepared.chains.filter(
+                (pl.col("source") == "presented")
+                & (pl.col("position") == 0)
+                & (pl.col("key_type") == "ec")
+            ),
+            on="endpoint_id",
+        )
+        .group_by("policy_id")
+        .agg(endpoints=pl.col("endpoint_id").n_unique())
+        .collect()
+    )
+    rows.extend(
+        {
+            "policy": names[r["policy_id"]],
+            "location": names[r["policy_id"]],
+            "kind": "node_pubkey",
+            "severity": "info",
+            "endpoints": r["endpoints"],
+            "message": "EC leaf keys: Node's cert.pubkey is the raw EC point for them, so a "
+            "sha256(cert.pubkey) pin (the Node docs' recipe) never equals the SPKI pin",
+        }
+        for r in ec_leaves.iter_rows(named=True)
+    )
+    return _frame(rows)
+
+
+__all__ = ["FINDINGS_SCHEMA", "SEVERITIES", "findings"]

@@ -1,0 +1,225 @@
+# SPDX-License-Identifier: Apache-2.0
+"""`pinscan check`, `pinscan suggest` and `pinscan scan --policy` end to end, against a scan of
+the real nginx fleet: every suggested file, in every format, parses back with pinscan's own
+reader and passes `check` against the same scan."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import polars as pl
+import pytest
+from click.testing import CliRunner
+from cryptography.hazmat.primitives import serialization
+
+import pinscan
+from pinscan.cli import main
+from pinscan.policy import SUGGEST_FORMATS
+
+from fleet import pki
+from policyfleet import Served, write_dataset
+
+DOMAIN = "shared.test"  # a.shared.test and b.shared.test, on nginx's SNI port
+
+
+@pytest.fixture(scope="module")
+def fleet(nginx, tmp_path_factory) -> tuple[Path, Path]:
+    """(inventory, CA bundle) for nginx's sites, each with the name it serves as SNI."""
+    tmp = tmp_path_factory.mktemp("policy-fleet")
+    lines = [f"127.0.0.1:{port} {nginx.issued[key].cert.subject.rfc4514_string()[3:]}"
+             for key, port in nginx.ports.items()]  # fmt: skip
+    for name in ("a.shared.test", "b.shared.test", "shared.default.test"):
+        lines.append(f"127.0.0.1:{nginx.shared_port} {name}")
+    inventory = tmp / "inventory.txt"
+    inventory.write_text("\n".join(lines) + "\n")
+    bundle = tmp / "root.pem"
+    bundle.write_bytes(pki.root().cert.public_bytes(serialization.Encoding.PEM))
+    return inventory, bundle
+
+
+@pytest.fixture(scope="module")
+def scanned(fleet, tmp_path_factory) -> Path:
+    inventory, bundle = fleet
+    out = tmp_path_factory.mktemp("scan") / "out"
+    result = CliRunner().invoke(
+        main, ["scan", str(inventory), "-o", str(out), "--ca-bundle", str(bundle), "-q"]
+    )
+    assert result.exit_code == 0, result.output
+    return out
+
+
+@pytest.fixture(scope="module")
+def spare(tmp_path_factory) -> Path:
+    """A spare key that no server uses: the backup pin."""
+    path = tmp_path_factory.mktemp("spare") / "spare.pem"
+    key = pki.leaf("spare.invalid").key
+    path.write_bytes(
+        key.public_key().public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+    )
+    return path
+
+
+def run(*args: str) -> tuple[int, str, str]:
+    result = CliRunner().invoke(main, list(args))
+    return result.exit_code, result.stdout, result.stderr
+
+
+@pytest.mark.parametrize("fmt", [f for f in SUGGEST_FORMATS if f != "trustkit"])
+def test_suggest_round_trips_and_passes_check(scanned, spare, tmp_path, fmt):
+    written = tmp_path / f"policy.{fmt}"
+    code, _, err = run(
+        "suggest", str(scanned), "--domain", DOMAIN, "--format", fmt,
+        "--backup-key", str(spare), "-o", str(written),
+    )  # fmt: skip
+    assert code == 0, err
+    assert "NO BACKUP KEY" not in err
+    policy = pinscan.load_policy(written)
+    assert policy.error is None, policy.error
+    spare_pin = pinscan.spki_pin(spare.read_bytes())
+    assert spare_pin in {p.digest for r in policy.rules for p in r.pins}
+    assert len({p.digest for r in policy.rules for p in r.pins}) >= 2
+
+    code, out, err = run("check", str(scanned), "--policy", str(written), "--format", "json")
+    assert code == 0, out + err
+    rows = json.loads(out)
+    names = {r["name"]: r for r in rows}
+    assert {"a.shared.test", "b.shared.test"} <= set(names)
+    assert {r["verdict"] for r in rows} == {"pass"}
+    # Nothing outside the domain is pinned.
+    assert "shared.default.test" not in names
+    expected_position = 0 if fmt == "curl" else 1
+    assert {r["matched_position"] for r in rows} == {expected_position}
+
+
+def test_suggest_trustkit_round_trips_on_a_public_suffix(tmp_path, spare):
+    # TrustKit refuses a domain without a known public suffix (the fleet's `.test`), so this one
+    # runs on a dataset of real certificates for names under `.com`.
+    served = [Served(n, pki.leaf(n)) for n in ("api.example.com", "www.example.com")]
+    dataset = write_dataset(tmp_path / "ds", served)
+    written = tmp_path / "Info.plist"
+    code, _, err = run(
+        "suggest", str(dataset.path), "-d", "example.com", "--format", "trustkit",
+        "-b", str(spare), "-o", str(written),
+    )  # fmt: skip
+    assert code == 0, err
+    policy = pinscan.load_policy(written)
+    assert policy.format == "trustkit" and policy.error is None, policy.error
+    code, out, _ = run("check", str(dataset.path), "-p", str(written), "--format", "json")
+    assert code == 0, out
+    assert {r["verdict"] for r in json.loads(out)} == {"pass"}
+
+
+def test_trustkit_refuses_a_domain_without_public_suffix(scanned, spare, tmp_path):
+    written = tmp_path / "Info.plist"
+    code, _, _ = run(
+        "suggest", str(scanned), "-d", DOMAIN, "--format", "trustkit", "-b", str(spare),
+        "-o", str(written),
+    )  # fmt: skip
+    assert code == 0
+    code, out, _ = run("check", str(scanned), "-p", str(written), "--format", "json")
+    assert code == 1
+    rows = json.loads(out)
+    assert {r["verdict"] for r in rows} == {"error"}
+    assert "public suffix" in rows[0]["note"]
+
+
+def test_suggest_without_a_backup_key_says_so_loudly(scanned):
+    code, out, err = run("suggest", str(scanned), "--domain", DOMAIN, "--format", "toml")
+    assert code == 0
+    assert "NO BACKUP KEY" in err
+    assert "NO BACKUP KEY" in out  # the file says it too
+    policy = pinscan.load_policy(out)
+    roles = {p.digest for r in policy.rules for p in r.pins}
+    assert pinscan.spki_pin(pki.root().der) in roles
+    assert pinscan.spki_pin(pki.intermediate().der) in roles
+
+
+def test_check_fails_with_exit_1_and_json_names_the_failure(scanned, tmp_path):
+    toml = tmp_path / "wrong.toml"
+    wrong = pinscan.spki_pin(pki.leaf("spare.invalid").der)
+    toml.write_text('[[pin-set]]\ndomain = "rsa.nginx.test"\npins = ["sha256/' + wrong + '"]\n')
+    code, out, _ = run("check", str(scanned), "--policy", str(toml), "--format", "json")
+    assert code == 1
+    (row,) = json.loads(out)
+    assert row["target"].startswith("127.0.0.1:")
+    assert row["verdict"] == "fail"
+    assert row["matched_pin"] is None and row["matched_position"] is None
+    # Text, and quiet: the failure is printed, and nothing else.
+    code, out, _ = run("check", str(scanned), "--policy", str(toml), "--quiet")
+    assert code == 1 and "fail" in out and "findings" not in out
+
+
+def test_check_as_of_after_expiry_and_text_report(scanned, tmp_path, spare):
+    toml = tmp_path / "expiring.toml"
+    code, _, _ = run(
+        "suggest", str(scanned), "--domain", DOMAIN, "--backup-key", str(spare),
+        "--expires", "2030-01-01", "-o", str(toml),
+    )  # fmt: skip
+    assert code == 0
+    code, out, _ = run("check", str(scanned), "--policy", str(toml))
+    assert code == 0
+    assert "pass" in out and "pinset_expiring" not in out
+    code, out, _ = run(
+        "check", str(scanned), "--policy", str(toml), "--as-of", "2030-01-02", "--format", "json"
+    )
+    assert code == 0
+    assert {r["verdict"] for r in json.loads(out)} == {"expired"}
+    code, out, _ = run("check", str(scanned), "--policy", str(toml), "--as-of", "2029-12-20")
+    assert code == 0 and "pinset_expiring" in out
+
+
+def test_scan_with_policy_writes_pin_results(fleet, tmp_path, spare, scanned):
+    inventory, bundle = fleet
+    policy = tmp_path / "p.toml"
+    assert run("suggest", str(scanned), "-d", DOMAIN, "-b", str(spare), "-o", str(policy))[0] == 0
+    out = tmp_path / "out"
+    code, stdout, err = run(
+        "scan", str(inventory), "-o", str(out), "--ca-bundle", str(bundle),
+        "--policy", str(policy), "--format", "json",
+    )  # fmt: skip
+    assert code == 0, err
+    assert json.loads(stdout)["pin_verdicts"]["pass"] == 2
+    results = pinscan.open(out).pin_results.collect()
+    assert results.filter(pl.col("verdict") == "pass")["name"].sort().to_list() == [
+        "a.shared.test",
+        "b.shared.test",
+    ]
+    assert results.height == pinscan.open(out).endpoints.collect().height
+
+
+def test_unreadable_and_bad_policies_exit_2_without_traceback(scanned, tmp_path):
+    garbage = tmp_path / "garbage.txt"
+    garbage.write_text("this is not a policy\n")
+    code, _, err = run("check", str(scanned), "--policy", str(garbage))
+    assert code == 2
+    assert "garbage.txt" in err and "Traceback" not in err
+    assert run("check", str(scanned))[0] == 2  # no --policy
+    assert run("check", str(scanned), "--policy", str(tmp_path / "missing.xml"))[0] == 2
+    assert run("suggest", str(scanned), "--domain", "nothing.invalid")[0] == 2
+    # A broken policy stops `scan --policy` before anything is sent or written.
+    out = tmp_path / "never"
+    assert run("scan", "-", "-o", str(out), "--policy", str(garbage))[0] == 2
+    assert not out.exists()
+
+
+def test_android_rejection_is_a_verdict_not_a_crash(scanned, tmp_path):
+    xml = tmp_path / "nsc.xml"
+    pin = pinscan.spki_pin(pki.intermediate().der)
+    xml.write_text(
+        "<network-security-config>\n"
+        "  <domain-config>\n"
+        '    <domain includeSubdomains="true">shared.test</domain>\n'
+        '    <pin-set expiration="2030/01/01">\n'
+        f'      <pin digest="SHA-256">{pin}</pin>\n'
+        "    </pin-set>\n"
+        "  </domain-config>\n"
+        "</network-security-config>\n"
+    )
+    code, out, _ = run("check", str(scanned), "--policy", str(xml), "--format", "json")
+    assert code == 1
+    rows = json.loads(out)
+    assert {r["verdict"] for r in rows} == {"error"}
+    assert all("nsc.xml:4" in r["note"] for r in rows)

@@ -1,0 +1,894 @@
+# SPDX-License-Identifier: Apache-2.0
+"""iOS ATS ``NSPinnedDomains`` and TrustKit (iOS) readers, writers and TrustKit's SPKI hashing."""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import datetime as dt
+import hashlib
+import json
+import plistlib
+import random
+import time
+from pathlib import Path
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
+from cryptography.x509.oid import NameOID
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from pinscan import spki_pin
+from pinscan.errors import PolicyError
+from pinscan.policy import apple, formats
+from pinscan.policy.model import (
+    ChainSource,
+    Combine,
+    Match,
+    Pin,
+    Policy,
+    Position,
+    SuggestedPin,
+    Suggestion,
+)
+
+from corpora import vectors_dir
+
+CORPUS = Path(__file__).parent / "data" / "policies"
+APPLE = "ios__apple-open-source__macos__"
+PIN_A = "TQEtdMbmwFgYUifM4LDF+xgEtd0z69mPGmkp014d6ZY="
+PIN_B = "rFjc3wG7lTZe43zeYTvPq8k4xdDEutCmIhI5dn4oCeE="
+PIN_C = "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="
+
+
+def corpus(name: str) -> bytes:
+    return (CORPUS / name).read_bytes()
+
+
+def ats(name: str) -> Policy:
+    return apple.parse_ats(corpus(name), name)
+
+
+def plist(body: str) -> bytes:
+    """A complete XML plist around ``body`` (the root element)."""
+    return (
+        '<?xml version="1.0" encoding="UTF-8"?>\n'
+        '<!DOCTYPE plist PUBLIC "-//Apple//DTD PLIST 1.0//EN" '
+        '"http://www.apple.com/DTDs/PropertyList-1.0.dtd">\n'
+        f'<plist version="1.0">\n{body}\n</plist>\n'
+    ).encode()
+
+
+def ats_plist(domains: dict[str, object]) -> bytes:
+    return plistlib.dumps({"NSAppTransportSecurity": {"NSPinnedDomains": domains}}, sort_keys=False)
+
+
+def spki_list(*pins: str) -> list[dict[str, str]]:
+    return [{"SPKI-SHA256-BASE64": pin} for pin in pins]
+
+
+def positions(policy: Policy, host: str) -> dict[Position, list[str]]:
+    """Pins per position over every rule for ``host`` (ATS unites matching entries)."""
+    out: dict[Position, list[str]] = {}
+    for rule in policy.rules:
+        if rule.host == host:
+            for pin_set in rule.pin_sets:
+                out.setdefault(pin_set.positions, []).extend(p.digest for p in pin_set.pins)
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# ATS: Apple's own oracle and the corpus.
+
+
+def test_ats_matches_apples_parsing_oracle() -> None:
+    """NSPinnedDomainsParsingTest.plist holds trustd's expected parse of every
+    NSPinnedDomains_*.plist: presence and count of each list, and NSIncludesSubdomains."""
+    oracle = plistlib.loads(corpus(f"{APPLE}NSPinnedDomainsParsingTest.plist"))
+    checked = set()
+    for case in oracle:
+        name = f"{APPLE}{case['PlistFileName']}.plist"
+        expected = case["ExpectedProperties"]
+        policy = ats(name)
+        found = positions(policy, "example.org")
+        for key, position in (
+            ("NSPinnedLeafIdentities", Position.LEAF),
+            ("NSPinnedCAIdentities", Position.CA),
+        ):
+            assert (position in found) is expected[key], (name, key)
+            if f"{key}Count" in expected:
+                assert len(found[position]) == expected[f"{key}Count"], (name, key)
+        if "NSIncludesSubdomains" in expected:
+            (rule,) = policy.rules
+            assert (rule.match is Match.ONE_LEVEL) is expected["NSIncludesSubdomains"]
+        checked.add(name)
+    assert checked == {p.name for p in CORPUS.glob(f"{APPLE}NSPinnedDomains_*.plist")}
+
+
+def test_ats_apple_files_concretely() -> None:
+    ca = ats(f"{APPLE}NSPinnedDomains_ca.plist")
+    (rule,) = ca.rules
+    assert (rule.host, rule.match, rule.location.line) == ("example.org", Match.ONE_LEVEL, 9)
+    (pin_set,) = rule.pin_sets
+    assert pin_set.positions is Position.CA
+    assert [(p.digest, p.location.line) for p in pin_set.pins] == [
+        ("r/mIkG3eEpVdm+u/ko/cwxzOMo1bk4TyHIlByibiA5E=", 17)
+    ]
+    assert (ca.format, ca.combine, ca.chain, ca.error, ca.warnings) == (
+        "ios",
+        Combine.UNION,
+        ChainSource.VERIFIED,
+        None,
+        (),
+    )
+
+    leaf = ats(f"{APPLE}NSPinnedDomains_leaf.plist")
+    (rule,) = leaf.rules
+    assert rule.match is Match.EXACT
+    assert [(p.digest, p.location.line) for p in rule.pins] == [
+        ("i9HalScvf6T/skE3/A7QOq5n5cTYs8UHNOEFCnkguSI=", 15),
+        ("i9HalScvf6T/skE3/A7QOq5n5cTYs8UHNOEFCnkguSI=", 19),
+    ]
+
+    both = ats(f"{APPLE}NSPinnedDomains_leaf_and_ca.plist")
+    assert positions(both, "example.org") == {
+        Position.LEAF: ["i9HalScvf6T/skE3/A7QOq5n5cTYs8UHNOEFCnkguSI="],
+        Position.CA: [
+            "5kJvNEMw0KjrCAu7eXY5HZdvyCS13BbA0VJG1RSP91w=",
+            "r/mIkG3eEpVdm+u/ko/cwxzOMo1bk4TyHIlByibiA5E=",
+        ],
+    }
+    assert len(both.rules[0].pin_sets) == 2  # two sets in one rule: both must match
+
+    empty = ats(f"{APPLE}NSPinnedDomains_with_empty_spki.plist")
+    assert positions(empty, "example.org") == {Position.LEAF: []}
+    assert [(w.location.line, "holds no usable pin" in w.message) for w in empty.warnings] == [
+        (11, True)
+    ]
+
+    invalid = ats(f"{APPLE}NSPinnedDomains_with_invalid_spki.plist")
+    assert positions(invalid, "example.org") == {Position.LEAF: [], Position.CA: []}
+    messages = [(w.location.line, w.message) for w in invalid.warnings]
+    assert (
+        15,
+        "example.org: NSPinnedLeafIdentities is not an array: ATS reads it as an empty list",
+    ) in messages
+    assert any(line == 11 and "not a dictionary" in m for line, m in messages)
+
+    without = ats(f"{APPLE}NSPinnedDomains_without_spki.plist")
+    assert without.rules == ()
+    assert [(w.location.line, w.message) for w in without.warnings] == [
+        (
+            9,
+            "example.org: neither NSPinnedLeafIdentities nor NSPinnedCAIdentities: ATS does not "
+            "pin it",
+        )
+    ]
+
+    oracle = ats(f"{APPLE}NSPinnedDomainsParsingTest.plist")
+    assert oracle.rules == ()
+    assert "ATS pins nothing" in oracle.warnings[0].message
+
+
+def test_ats_real_app_files() -> None:
+    marco = ats("ios__MarcoEidinger__TestingNSPinnedDomains__Info.plist")
+    (rule,) = marco.rules
+    assert (rule.host, rule.match, rule.location.line) == (
+        "jsonplaceholder.typicode.com",
+        Match.ONE_LEVEL,
+        55,
+    )
+    assert positions(marco, rule.host) == {
+        Position.LEAF: ["XlCPXC6IrttTF9Y1887kS+efCCf3uFjHW6D1TUI9f+Q="]
+    }
+    assert rule.pins[0].location.line == 63
+    assert marco.warnings == ()
+
+    owasp = ats("ios__OWASP__mastg__Info.plist")
+    assert [(r.host, r.match, r.location.line) for r in owasp.rules] == [
+        ("sha256.badssl.com", Match.ONE_LEVEL, 9),
+        ("rsa2048.badssl.com", Match.ONE_LEVEL, 21),
+    ]
+    assert positions(owasp, "sha256.badssl.com") == {
+        Position.CA: ["HXXQgxueCIU5TTLHob/bPbwcKOKw6DkfsTWYHbxbqTY="]
+    }
+    assert positions(owasp, "rsa2048.badssl.com") == {
+        Position.CA: ["0SDf3cRToyZJaMsoS17oF72VMavLxj/N7WkTpymPxdc="]
+    }
+    assert owasp.warnings == ()
+
+    toolkit = ats("ios__httptoolkit__ios-ssl-pinning-demo__Info.plist")
+    (rule,) = toolkit.rules  # NSExceptionDomains is not pinning
+    assert (rule.host, rule.match, rule.location.line) == ("sha256.badssl.com", Match.EXACT, 17)
+    assert positions(toolkit, rule.host) == {
+        Position.CA: ["C5+lpZ7tcVwmwQIMcRtPbsQtWLABXhQzejna0wHFr8M="]  # ISRG Root X1
+    }
+
+
+@pytest.mark.parametrize("path", sorted(CORPUS.glob("ios__*")), ids=lambda p: p.name)
+def test_sniff_corpus(path: Path) -> None:
+    expected = [] if "ParsingTest" in path.name else ["ios"]
+    assert apple.sniff(path.read_bytes()) == expected
+    if expected:
+        assert formats.detect(path.read_bytes(), path.name) == ["ios"]
+
+
+# ---------------------------------------------------------------------------------------------
+# ATS semantics fixtures.
+
+
+def test_ats_keys_case_insensitive_and_never_matching_keys_skipped() -> None:
+    policy = apple.parse_ats(
+        ats_plist(
+            {
+                "API.Example.COM": {"NSPinnedCAIdentities": spki_list(PIN_A)},
+                "api.example.com": {"NSPinnedCAIdentities": spki_list(PIN_B)},
+                "dot.example.com.": {"NSPinnedCAIdentities": spki_list(PIN_A)},
+                "*.example.com": {"NSPinnedCAIdentities": spki_list(PIN_A)},
+                "bad.example.com": "not a dict",
+            }
+        ),
+        "x.plist",
+    )
+    # Both spellings match the same host: their lists are united (Combine.UNION).
+    assert [(r.host, r.pattern) for r in policy.rules] == [
+        ("api.example.com", "API.Example.COM"),
+        ("api.example.com", "api.example.com"),
+    ]
+    assert positions(policy, "api.example.com") == {Position.CA: [PIN_A, PIN_B]}
+    skipped = [w.message for w in policy.warnings]
+    assert len(skipped) == 3
+    assert "never matches" in skipped[0] and "'dot.example.com.'" in skipped[0]
+    assert "never matches" in skipped[1] and "'*.example.com'" in skipped[1]
+    assert skipped[2] == "'bad.example.com': not a dictionary: ATS skips it"
+
+
+def test_ats_includes_subdomains_only_boolean_true() -> None:
+    policy = apple.parse_ats(
+        ats_plist(
+            {
+                "a.example": {"NSIncludesSubdomains": True, "NSPinnedLeafIdentities": []},
+                "b.example": {"NSIncludesSubdomains": "YES", "NSPinnedLeafIdentities": []},
+                "c.example": {"NSIncludesSubdomains": 1, "NSPinnedLeafIdentities": []},
+                "d.example": {"NSIncludesSubdomains": False, "NSPinnedLeafIdentities": []},
+            }
+        ),
+        "x.plist",
+    )
+    assert [(r.host, r.match) for r in policy.rules] == [
+        ("a.example", Match.ONE_LEVEL),
+        ("b.example", Match.EXACT),
+        ("c.example", Match.EXACT),
+        ("d.example", Match.EXACT),
+    ]
+    assert sum("not a boolean" in w.message for w in policy.warnings) == 2
+
+
+def test_ats_base64_like_secbase64decode() -> None:
+    """Apple's decoder skips characters outside the alphabet; a digest of any length is kept
+    (it never matches); one that decodes to nothing is skipped."""
+    spaced = PIN_A[:10] + " \n" + PIN_A[10:]
+    short = base64.b64encode(b"x" * 20).decode()
+    policy = apple.parse_ats(
+        ats_plist(
+            {
+                "example.org": {
+                    "NSPinnedLeafIdentities": [
+                        {"SPKI-SHA256-BASE64": spaced},
+                        {"SPKI-SHA256-BASE64": short},
+                        {"SPKI-SHA256-BASE64": "!!!"},
+                        {"SPKI-SHA256-BASE64": 42},
+                        {"other": PIN_A},
+                        PIN_B,
+                    ]
+                }
+            }
+        ),
+        "x.plist",
+    )
+    assert positions(policy, "example.org") == {Position.LEAF: [PIN_A, short]}
+    messages = " | ".join(w.message for w in policy.warnings)
+    assert "skips" in messages and "20 bytes" in messages and "does not decode" in messages
+    assert sum("not a dictionary with a SPKI-SHA256-BASE64" in w.message for w in policy.warnings)
+    assert len(policy.warnings) == 6
+
+
+def test_ats_binary_and_json_and_missing() -> None:
+    domains = {"example.org": {"NSPinnedCAIdentities": spki_list(PIN_A, PIN_B)}}
+    binary = plistlib.dumps(
+        {"NSAppTransportSecurity": {"NSPinnedDomains": domains}}, fmt=plistlib.FMT_BINARY
+    )
+    assert apple.sniff(binary) == ["ios"]
+    policy = apple.parse_ats(binary, "Info.plist")
+    assert positions(policy, "example.org") == {Position.CA: [PIN_A, PIN_B]}
+    assert policy.rules[0].location.line is None
+
+    as_json = json.dumps({"NSAppTransportSecurity": {"NSPinnedDomains": domains}}, indent=1)
+    policy = apple.parse_ats(as_json.encode(), "dump.json")
+    assert positions(policy, "example.org") == {Position.CA: [PIN_A, PIN_B]}
+    assert policy.rules[0].location.line == 4
+
+    nothing = apple.parse_ats(plistlib.dumps({"CFBundleName": "x"}), "x.plist")
+    assert (nothing.rules, nothing.error) == ((), None)
+    assert "ATS pins nothing" in nothing.warnings[0].message
+
+    required = apple.parse_ats(
+        plistlib.dumps(
+            {
+                "SecTrustPinningRequired": True,
+                "NSAppTransportSecurity": {"NSPinnedDomains": domains},
+            }
+        ),
+        "x.plist",
+    )
+    assert any("SecTrustPinningRequired" in note for note in required.notes)
+
+
+# ---------------------------------------------------------------------------------------------
+# TrustKit fixtures, in the shapes of TrustKit's README/getting-started and its unit tests.
+
+TRUSTKIT_README = plist("""<dict>
+    <key>TSKConfiguration</key>
+    <dict>
+        <key>TSKSwizzleNetworkDelegates</key>
+        <false/>
+        <key>TSKPinnedDomains</key>
+        <dict>
+            <key>yahoo.com</key>
+            <dict>
+                <key>TSKIncludeSubdomains</key>
+                <true/>
+                <key>TSKEnforcePinning</key>
+                <true/>
+                <key>TSKExpirationDate</key>
+                <string>2027-12-01</string>
+                <key>TSKReportUris</key>
+                <array>
+                    <string>https://reporting.example.com/log_report</string>
+                </array>
+                <key>TSKPublicKeyHashes</key>
+                <array>
+                    <string>TQEtdMbmwFgYUifM4LDF+xgEtd0z69mPGmkp014d6ZY=</string>
+                    <string>rFjc3wG7lTZe43zeYTvPq8k4xdDEutCmIhI5dn4oCeE=</string>
+                </array>
+            </dict>
+            <key>login.yahoo.com</key>
+            <dict>
+                <key>kSKExcludeSubdomainFromParentPolicy</key>
+                <true/>
+            </dict>
+            <key>www.datatheorem.com</key>
+            <dict>
+                <key>TSKEnforcePinning</key>
+                <false/>
+                <key>TSKPublicKeyHashes</key>
+                <array>
+                    <string>hxqRlPTu1bMS/0DITB1SSu0vd4u/8l8TjPgfaAp63Gc=</string>
+                </array>
+            </dict>
+        </dict>
+    </dict>
+</dict>""")
+
+
+def test_trustkit_readme_plist() -> None:
+    assert apple.sniff(TRUSTKIT_README) == ["trustkit"]
+    policy = apple.parse_trustkit(TRUSTKIT_README, "Info.plist")
+    assert (policy.format, policy.combine, policy.chain, policy.error) == (
+        "trustkit",
+        Combine.MOST_SPECIFIC,
+        ChainSource.VERIFIED,
+        None,
+    )
+    yahoo, login, dt_com = policy.rules
+    assert (yahoo.host, yahoo.match, yahoo.enforce, yahoo.location.line) == (
+        "yahoo.com",
+        Match.SUBDOMAINS,
+        True,
+        11,
+    )
+    assert yahoo.expires == dt.datetime(2027, 12, 1, tzinfo=dt.UTC)
+    assert [(p.digest, p.location.line) for p in yahoo.pins] == [(PIN_A, 25), (PIN_B, 26)]
+    assert yahoo.pin_sets[0].positions is Position.ANY
+    assert (login.host, login.match, login.exclude, login.pin_sets) == (
+        "login.yahoo.com",
+        Match.EXACT,
+        True,
+        (),
+    )
+    assert (dt_com.host, dt_com.match, dt_com.enforce, dt_com.expires) == (
+        "www.datatheorem.com",
+        Match.EXACT,
+        False,
+        None,
+    )
+    assert len(dt_com.pins) == 1  # one pin is enough when not enforcing
+    assert any("case-sensitively" in note for note in policy.notes)
+    assert any("TSKReportUris" in note for note in policy.notes)
+
+
+def test_trustkit_json_dumps() -> None:
+    constants = {
+        "kTSKSwizzleNetworkDelegates": False,
+        "kTSKPinnedDomains": {
+            "example.com": {
+                "kTSKIncludeSubdomains": True,
+                "kTSKPublicKeyHashes": [PIN_A, PIN_B],
+            },
+            "open.example.com": {"kTSKExcludeSubdomainFromParentPolicy": True},
+        },
+    }
+    strings = {
+        "TSKConfiguration": {
+            "TSKPinnedDomains": {
+                "example.com": {
+                    "TSKPublicKeyHashes": [PIN_A, PIN_B],
+                    "TSKExpirationDate": "2026-03-01",
+                }
+            }
+        }
+    }
+    for doc in (constants, {"TSKConfiguration": constants}):
+        data = json.dumps(doc, indent=2).encode()
+        assert apple.sniff(data) == ["trustkit"]
+        policy = apple.parse_trustkit(data, "tk.json")
+        assert policy.error is None
+        assert [(r.host, r.match, r.exclude) for r in policy.rules] == [
+            ("example.com", Match.SUBDOMAINS, False),
+            ("open.example.com", Match.EXACT, True),
+        ]
+        assert policy.rules[0].pins[1].location.line is not None
+    policy = apple.parse_trustkit(json.dumps(strings).encode(), "tk.json")
+    assert policy.rules[0].expires == dt.datetime(2026, 3, 1, tzinfo=dt.UTC)
+    assert apple.sniff(json.dumps({"pinsets": []}).encode()) == []
+
+
+def trustkit(domains: object, **extra: object) -> Policy:
+    return apple.parse_trustkit(
+        plistlib.dumps(
+            {"TSKConfiguration": {"TSKPinnedDomains": domains, **extra}}, sort_keys=False
+        ),
+        "tk.plist",
+    )
+
+
+@pytest.mark.parametrize(
+    ("domains", "message"),
+    [
+        # TSKPinConfigurationTests.m testPinOnePublicKey: the same pin twice is one pin (NSSet).
+        ({"www.good.com": {"TSKPublicKeyHashes": [PIN_A, PIN_A]}}, "less than 2 pins"),
+        # testDisablePinningForSubdomainWithoutParentAndNoPublicKey
+        (
+            {
+                "good.com": {"TSKPublicKeyHashes": [PIN_A, PIN_C], "TSKIncludeSubdomains": False},
+                "unsecured.good.com": {"kSKExcludeSubdomainFromParentPolicy": True},
+            },
+            "could not find a policy for a parent domain",
+        ),
+        # testDisablePinningForSubdomainAdditionalDomainKeys
+        (
+            {
+                "good.com": {"TSKPublicKeyHashes": [PIN_A, PIN_C], "TSKIncludeSubdomains": True},
+                "unsecured.good.com": {
+                    "kSKExcludeSubdomainFromParentPolicy": True,
+                    "TSKEnforcePinning": True,
+                },
+            },
+            "detected additional configuration keys",
+        ),
+        # testIncludeSubdomainsEnabledForSuffix, and a two-label public suffix
+        (
+            {"com": {"TSKIncludeSubdomains": True, "TSKPublicKeyHashes": [PIN_A, PIN_C]}},
+            "includeSubdomains for a domain suffix com",
+        ),
+        (
+            {"co.uk": {"TSKIncludeSubdomains": True, "TSKPublicKeyHashes": [PIN_A, PIN_C]}},
+            "includeSubdomains for a domain suffix co.uk",
+        ),
+        # testNoPinnedDomains
+        ({}, "no pinned domains"),
+        ("not a dictionary", "no pinned domains"),
+        # a pin that is not the base64 of 32 bytes
+        ({"good.com": {"TSKPublicKeyHashes": [PIN_A, "AAAA"]}}, "invalid Pin AAAA"),
+        ({"good.com": {"TSKPublicKeyHashes": [PIN_A, 7]}}, "not a string"),
+        ({"good.com": {"TSKPublicKeyHashes": PIN_A}}, "not an array"),
+        # no public suffix at all: GetRegistryLength is 0
+        ({"localhost": {"TSKPublicKeyHashes": [PIN_A, PIN_C]}}, "invalid domain localhost"),
+        ({"10.0.0.1": {"TSKPublicKeyHashes": [PIN_A, PIN_C]}}, "invalid domain 10.0.0.1"),
+        # the correctly spelled exclude key is not what TrustKit reads: an entry without pins
+        (
+            {
+                "good.com": {"TSKPublicKeyHashes": [PIN_A, PIN_C], "TSKIncludeSubdomains": True},
+                "open.good.com": {"TSKExcludeSubdomainFromParentPolicy": True},
+            },
+            "less than 2 pins",
+        ),
+        (
+            {"good.com": {"TSKPublicKeyHashes": [PIN_A, PIN_C], "TSKEnforcePinning": [1]}},
+            "not a boolean",
+        ),
+        (
+            {
+                "good.com": {
+                    "TSKPublicKeyHashes": [PIN_A, PIN_C],
+                    "TSKExpirationDate": dt.datetime(2027, 1, 1),
+                }
+            },
+            "not a string",
+        ),
+    ],
+)
+def test_trustkit_configs_that_throw(domains: object, message: str) -> None:
+    policy = trustkit(domains)
+    assert policy.error is not None and message in policy.error, policy.error
+    assert policy.error_location is not None and policy.error_location.path == "tk.plist"
+    if isinstance(domains, dict) and domains:
+        assert any(rule.error and message in rule.error for rule in policy.rules)
+
+
+def test_trustkit_valid_edge_cases() -> None:
+    policy = trustkit(
+        {
+            "good.com": {"TSKIncludeSubdomains": "YES", "TSKPublicKeyHashes": [PIN_A, PIN_C]},
+            "unsecured.good.com": {"kSKExcludeSubdomainFromParentPolicy": True},
+            "report.good.com": {"TSKEnforcePinning": False, "TSKPublicKeyHashes": [PIN_B]},
+            "old.example.org": {
+                "TSKPublicKeyHashes": [PIN_A, PIN_B],
+                "TSKExpirationDate": "2015-01-01",
+            },
+            "bad-date.example.org": {
+                "TSKPublicKeyHashes": [PIN_A, PIN_B],
+                "TSKExpirationDate": "01/01/2015",
+            },
+            "Mixed.Example.org": {"TSKPublicKeyHashes": [PIN_A, PIN_B]},
+            "off.example.org": {
+                "kSKExcludeSubdomainFromParentPolicy": False,
+                "TSKPublicKeyHashes": [PIN_A, PIN_B],
+            },
+        }
+    )
+    assert policy.error is None
+    by_host = {r.host: r for r in policy.rules}
+    assert by_host["good.com"].match is Match.SUBDOMAINS  # NSString boolValue: "YES"
+    assert by_host["unsecured.good.com"].exclude
+    assert (by_host["report.good.com"].enforce, len(by_host["report.good.com"].pins)) == (False, 1)
+    assert by_host["old.example.org"].expires == dt.datetime(2015, 1, 1, tzinfo=dt.UTC)
+    assert by_host["bad-date.example.org"].expires is None
+    assert by_host["mixed.example.org"].pattern == "Mixed.Example.org"
+    assert not by_host["off.example.org"].exclude
+    messages = [w.message for w in policy.warnings]
+    assert any("'01/01/2015' is not yyyy-MM-dd" in m and "never expire" in m for m in messages)
+    assert any("'Mixed.Example.org'" in m and "case-sensitively" in m for m in messages)
+
+
+def test_trustkit_subdomain_quirk() -> None:
+    """TrustKit's isSubdomain has no label boundary: notgood.com is covered by good.com."""
+    assert apple._is_subdomain("good.com", "www.good.com")
+    assert apple._is_subdomain("good.com", "notgood.com")
+    assert apple._is_subdomain("www.good.com", "sub.www.good.com.www.good.com")
+    assert not apple._is_subdomain("good.com", "good.com.otherdomain.com")
+    assert not apple._is_subdomain("good.com", "good.co.uk")
+
+
+def test_trustkit_missing_configuration() -> None:
+    policy = apple.parse_trustkit(plistlib.dumps({"CFBundleName": "x"}), "x.plist")
+    assert (policy.rules, policy.error) == ((), None)
+    assert "no TSKConfiguration" in policy.warnings[0].message
+
+
+def test_sniff_both_and_neither() -> None:
+    both = plistlib.dumps(
+        {
+            "NSAppTransportSecurity": {"NSPinnedDomains": {"a.example": {}}},
+            "TSKConfiguration": {"TSKPinnedDomains": {}},
+        }
+    )
+    assert apple.sniff(both) == ["ios", "trustkit"]
+    for other in (
+        b"",
+        b"\x00\xff",
+        b"<network-security-config/>",
+        b"NSPinnedDomains garbage",
+        b'{"TSKPinnedDomains": [',
+        corpus("chromium__chromium__chromium__transport_security_state_static_pins.json"),
+    ):
+        assert apple.sniff(other) == []
+
+
+# ---------------------------------------------------------------------------------------------
+# TrustKit's SPKI hash.
+
+_ISSUER = ec.generate_private_key(ec.SECP256R1())
+
+
+def certificate(public_key: object) -> bytes:
+    """A certificate for ``public_key``, signed by a fixed P-256 issuer."""
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "pinscan test")])
+    now = dt.datetime(2025, 1, 1, tzinfo=dt.UTC)
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(public_key)  # type: ignore[arg-type]
+        .serial_number(1)
+        .not_valid_before(now)
+        .not_valid_after(now + dt.timedelta(days=1))
+    )
+    return builder.sign(_ISSUER, hashes.SHA256()).public_bytes(serialization.Encoding.DER)
+
+
+def rsa_public(bits: int, e: int = 65537) -> rsa.RSAPublicKey:
+    """An RSA public key of exactly ``bits`` bits (a random odd modulus: only hashed here)."""
+    rng = random.Random(bits * 7 + e)
+    n = rng.getrandbits(bits) | (1 << (bits - 1)) | 1
+    return rsa.RSAPublicNumbers(e, n).public_key()
+
+
+def vector(path: str) -> bytes:
+    data = (vectors_dir() / path).read_bytes()
+    return x509.load_pem_x509_certificate(data).public_bytes(serialization.Encoding.DER)
+
+
+@pytest.mark.parametrize(
+    "key",
+    [
+        rsa_public(2048),
+        rsa_public(3072),
+        rsa_public(4096),
+        ec.generate_private_key(ec.SECP256R1()).public_key(),
+        ec.generate_private_key(ec.SECP384R1()).public_key(),
+    ],
+    ids=["rsa2048", "rsa3072", "rsa4096", "p256", "p384"],
+)
+def test_trustkit_spki_equal(key: object) -> None:
+    der = certificate(key)
+    assert apple.trustkit_spki(der) == (spki_pin(der), None)
+
+
+def test_trustkit_spki_equal_on_real_roots() -> None:
+    checked = 0
+    for path in ("letsencryptx3.pem", "ecdsa_root.pem", "rapidssl_sha256_ca_g3.pem"):
+        der = vector(path)
+        pin, reason = apple.trustkit_spki(der)
+        assert (pin, reason) == (spki_pin(der), None), path
+        checked += 1
+    assert checked == 3
+
+
+def test_trustkit_spki_rsa_exponent_3_differs() -> None:
+    der = certificate(rsa_public(2048, e=3))
+    pin, reason = apple.trustkit_spki(der)
+    assert pin is not None and pin != spki_pin(der)
+    assert reason is not None and "public exponent 3" in reason and spki_pin(der) in reason
+    spki = (
+        x509.load_der_x509_certificate(der)
+        .public_key()
+        .public_bytes(serialization.Encoding.DER, serialization.PublicFormat.PKCS1)
+    )
+    header = bytes.fromhex("30820122300d06092a864886f70d01010105000382010f00")
+    assert pin == base64.b64encode(hashlib.sha256(header + spki).digest()).decode()
+
+
+@pytest.mark.parametrize(
+    ("key", "words"),
+    [
+        (rsa_public(1024), "RSA-1024 key"),
+        (rsa_public(2047), "RSA-2047 key"),
+        (rsa_public(8192), "RSA-8192 key"),
+        (ec.generate_private_key(ec.SECP521R1()).public_key(), "EC key on secp521r1"),
+        (ed25519.Ed25519PrivateKey.generate().public_key(), "Ed25519 key"),
+    ],
+    ids=["rsa1024", "rsa2047", "rsa8192", "p521", "ed25519"],
+)
+def test_trustkit_spki_unsupported(key: object, words: str) -> None:
+    pin, reason = apple.trustkit_spki(certificate(key))
+    assert pin is None
+    assert reason is not None and words in reason and "blocks the connection" in reason
+
+
+def test_trustkit_spki_vectors() -> None:
+    pin, reason = apple.trustkit_spki(vector("custom/rsa_pss_cert.pem"))
+    assert pin is None and reason is not None and "RSASSA-PSS" in reason
+    pin, reason = apple.trustkit_spki(vector("ed25519/root-ed25519.pem"))
+    assert pin is None and reason is not None and "Ed25519" in reason
+    # Explicit curve parameters: pinscan's own reader takes the certificate, Apple does not.
+    explicit = (vectors_dir() / "custom/ec_no_named_curve.pem").read_bytes()
+    pin, reason = apple.trustkit_spki(explicit)
+    assert pin is None and reason is not None and "explicit curve parameters" in reason
+    pin, reason = apple.trustkit_spki(b"not a certificate")
+    assert pin is None and reason is not None and "cannot read" in reason
+
+
+# ---------------------------------------------------------------------------------------------
+# Writers: round trips.
+
+
+def suggestion(roles: tuple[str, ...], **kwargs: object) -> Suggestion:
+    pins = tuple(
+        SuggestedPin(Pin.sha256(base64.b64encode(bytes([i]) * 32).decode()), role, f"{role} -- {i}")
+        for i, role in enumerate(roles)
+    )
+    values: dict[str, object] = {
+        "domain": "api.example.com",
+        "include_subdomains": True,
+        "pins": pins,
+        "expires": dt.date(2027, 6, 30),
+        "header": ("pinscan suggest", "scan of 2025-01-01"),
+    }
+    values.update(kwargs)
+    return Suggestion(**values)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("roles", "expected"),
+    [
+        (("intermediate", "root", "backup"), {Position.CA: [0, 1, 2]}),
+        (("leaf", "backup"), {Position.LEAF: [0, 1]}),
+        (("leaf", "intermediate", "backup"), {Position.LEAF: [0, 2], Position.CA: [1, 2]}),
+    ],
+)
+def test_write_ats_round_trip(roles: tuple[str, ...], expected: dict[Position, list[int]]) -> None:
+    wanted = suggestion(roles)
+    text = apple.write_ats(wanted)
+    assert "<!-- pinscan suggest -->" in text and "never expire" in text and "2027-06-30" in text
+    assert "- -" in text  # "--" is not allowed inside an XML comment
+    assert apple.sniff(text.encode()) == ["ios"]
+    policy = apple.parse_ats(text.encode(), "out.plist")
+    assert policy.warnings == ()
+    (rule,) = policy.rules
+    assert (rule.host, rule.match) == ("api.example.com", Match.ONE_LEVEL)
+    digests = [p.pin.digest for p in wanted.pins]
+    assert positions(policy, "api.example.com") == {
+        pos: [digests[i] for i in idx] for pos, idx in expected.items()
+    }
+    assert {p.digest for p in rule.pins} == set(digests)
+
+
+def test_write_trustkit_round_trip() -> None:
+    wanted = suggestion(("leaf", "intermediate", "backup"))
+    text = apple.write_trustkit(wanted)
+    assert "00:00 UTC" in text and "<!-- pinscan suggest -->" in text
+    assert apple.sniff(text.encode()) == ["trustkit"]
+    policy = apple.parse_trustkit(text.encode(), "out.plist")
+    assert (policy.error, policy.warnings) == (None, ())
+    (rule,) = policy.rules
+    assert (rule.host, rule.match, rule.enforce) == ("api.example.com", Match.SUBDOMAINS, True)
+    assert rule.expires == dt.datetime(2027, 6, 30, tzinfo=dt.UTC)
+    assert [p.digest for p in rule.pins] == [p.pin.digest for p in wanted.pins]
+
+    lax = apple.write_trustkit(
+        suggestion(("leaf",), include_subdomains=False, expires=None, enforce=False)
+    )
+    (rule,) = apple.parse_trustkit(lax.encode(), "out.plist").rules
+    assert (rule.match, rule.enforce, rule.expires, rule.error) == (Match.EXACT, False, None, None)
+    assert "too few" not in lax
+    assert "too few" in apple.write_trustkit(suggestion(("leaf",)))
+
+
+# ---------------------------------------------------------------------------------------------
+# Hostile input.
+
+BILLION_LAUGHS = b"""<?xml version="1.0"?>
+<!DOCTYPE plist [
+ <!ENTITY a "NSPinnedDomainsNSPinnedDomainsNSPinnedDomainsNSPinnedDomains">
+ <!ENTITY b "&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;">
+ <!ENTITY c "&b;&b;&b;&b;&b;&b;&b;&b;&b;&b;&b;&b;&b;&b;&b;&b;&b;&b;&b;&b;">
+ <!ENTITY d "&c;&c;&c;&c;&c;&c;&c;&c;&c;&c;&c;&c;&c;&c;&c;&c;&c;&c;&c;&c;">
+ <!ENTITY e "&d;&d;&d;&d;&d;&d;&d;&d;&d;&d;&d;&d;&d;&d;&d;&d;&d;&d;&d;&d;">
+ <!ENTITY f "&e;&e;&e;&e;&e;&e;&e;&e;&e;&e;&e;&e;&e;&e;&e;&e;&e;&e;&e;&e;">
+]>
+<plist version="1.0"><dict><key>NSAppTransportSecurity</key><string>&f;</string></dict></plist>
+"""
+
+EXTERNAL = b"""<?xml version="1.0"?>
+<!DOCTYPE plist [<!ENTITY x SYSTEM "file:///etc/passwd">]>
+<plist version="1.0"><dict><key>NSPinnedDomains</key><string>&x;</string></dict></plist>
+"""
+
+
+@pytest.mark.parametrize("data", [BILLION_LAUGHS, EXTERNAL], ids=["laughs", "external"])
+def test_entities_rejected(data: bytes) -> None:
+    start = time.monotonic()
+    for reader in (apple.parse_ats, apple.parse_trustkit):
+        with pytest.raises(PolicyError, match="entity"):
+            reader(data, "evil.plist")
+    assert apple.sniff(data) == []
+    assert time.monotonic() - start < 2
+
+
+def test_deep_and_cyclic_inputs() -> None:
+    deep = b"[" * 100_000 + b"]" * 100_000
+    with pytest.raises(PolicyError):
+        apple.parse_trustkit(b'{"TSKPinnedDomains": ' + deep + b"}", "deep.json")
+    nested = plist("<array>" * 50_000 + "</array>" * 50_000)
+    assert apple.parse_ats(nested, "deep.plist").rules == ()
+
+
+def _read_any(data: bytes) -> None:
+    for reader in (apple.parse_ats, apple.parse_trustkit):
+        with contextlib.suppress(PolicyError):
+            assert isinstance(reader(data, "fuzz"), Policy)
+    assert isinstance(apple.sniff(data), list)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.binary(max_size=400))
+def test_fuzz_random_bytes(data: bytes) -> None:
+    _read_any(b"bplist00" + data)
+    _read_any(data)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.data())
+def test_fuzz_garbled_corpus(data: st.DataObject) -> None:
+    base = bytearray(data.draw(st.sampled_from(sorted(CORPUS.glob("ios__*")))).read_bytes())
+    for _ in range(data.draw(st.integers(1, 8))):
+        at = data.draw(st.integers(0, len(base) - 1))
+        base[at] = data.draw(st.integers(0, 255))
+    _read_any(bytes(base))
+    _read_any(bytes(TRUSTKIT_README[: data.draw(st.integers(0, len(TRUSTKIT_README)))]))
+
+
+@given(
+    st.recursive(
+        st.none() | st.booleans() | st.integers() | st.text(max_size=20),
+        lambda children: (
+            st.lists(children, max_size=4)
+            | st.dictionaries(
+                st.sampled_from(
+                    [
+                        "TSKPinnedDomains",
+                        "TSKPublicKeyHashes",
+                        "TSKIncludeSubdomains",
+                        "kSKExcludeSubdomainFromParentPolicy",
+                        "TSKEnforcePinning",
+                        "TSKExpirationDate",
+                        "good.com",
+                        "a.good.com",
+                        "com",
+                        "NSPinnedLeafIdentities",
+                        "SPKI-SHA256-BASE64",
+                    ]
+                ),
+                children,
+                max_size=4,
+            )
+        ),
+        max_leaves=20,
+    )
+)
+@settings(max_examples=300, deadline=None)
+def test_fuzz_structures(config: object) -> None:
+    for root in (
+        {"TSKConfiguration": config},
+        {"NSAppTransportSecurity": {"NSPinnedDomains": config}},
+    ):
+        data = json.dumps(root).encode()
+        _read_any(data)
+        try:
+            as_plist = plistlib.dumps(root)
+        except (TypeError, ValueError, OverflowError):  # None, control characters, huge ints
+            continue
+        _read_any(as_plist)
+
+
+def test_trustkit_without_system_public_suffix_list(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without /usr/share/publicsuffix, a built-in list of common suffixes is checked and
+    unknown TLDs are not refused (pinscan cannot tell them from real ones)."""
+    monkeypatch.setattr(apple, "_PSL_PATHS", (Path("/nonexistent/psl.dat"),))
+    apple._suffixes.cache_clear()
+    try:
+        policy = trustkit(
+            {
+                "co.uk": {"TSKIncludeSubdomains": True, "TSKPublicKeyHashes": [PIN_A, PIN_C]},
+                "localhost": {"TSKPublicKeyHashes": [PIN_A, PIN_C]},
+            }
+        )
+        assert policy.error is not None and "domain suffix co.uk" in policy.error
+        assert policy.rules[1].error is None
+        assert any("No system public suffix list" in note for note in policy.notes)
+    finally:
+        apple._suffixes.cache_clear()
