@@ -9,9 +9,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pinscan
-from fleet import pki
 from pinscan.dataset.writer import DatasetWriter
 from pinscan.records import Endpoint
+
+from fleet import pki
 
 
 @dataclass

@@ -11,6 +11,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 from click.testing import CliRunner
+from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
 import pinscan
@@ -27,8 +28,12 @@ DOMAIN = "shared.test"  # a.shared.test and b.shared.test, on nginx's SNI port
 def fleet(nginx, tmp_path_factory) -> tuple[Path, Path]:
     """(inventory, CA bundle) for nginx's sites, each with the name it serves as SNI."""
     tmp = tmp_path_factory.mktemp("policy-fleet")
-    lines = [f"127.0.0.1:{port} {nginx.issued[key].cert.subject.rfc4514_string()[3:]}"
-             for key, port in nginx.ports.items()]  # fmt: skip
+
+    def name(key: str) -> str:
+        subject = nginx.issued[key].cert.subject
+        return subject.get_attributes_for_oid(x509.oid.NameOID.COMMON_NAME)[0].value
+
+    lines = [f"127.0.0.1:{port} {name(key)}" for key, port in nginx.ports.items()]
     for name in ("a.shared.test", "b.shared.test", "shared.default.test"):
         lines.append(f"127.0.0.1:{nginx.shared_port} {name}")
     inventory = tmp / "inventory.txt"

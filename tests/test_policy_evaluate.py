@@ -5,13 +5,11 @@ written by the real dataset writer from real certificates (tests/policyfleet.py)
 from __future__ import annotations
 
 import datetime as dt
-from pathlib import Path
 
 import polars as pl
 import pytest
 
 import pinscan
-from fleet import pki
 from pinscan.policy.evaluate import evaluate
 from pinscan.policy.model import (
     ChainSource,
@@ -24,6 +22,8 @@ from pinscan.policy.model import (
     Position,
     Rule,
 )
+
+from fleet import pki
 from policyfleet import Served, pin_of, write_dataset
 
 HERE = Location("test.policy", 1)

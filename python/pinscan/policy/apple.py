@@ -651,9 +651,11 @@ def parse_trustkit(data: bytes, source: str) -> Policy:
             except _ConfigError as exc:
                 fail(str(exc), cursor)
                 host = normalize_host(str(key))
+                # The refused entry still says which hosts the app meant to pin: they error.
+                wide = isinstance(policy, dict) and policy.get(_INCLUDE) is True
+                match = Match.SUBDOMAINS if wide else Match.EXACT
                 rule = _with_error(
-                    Rule(host, Match.EXACT, (), Location(source, cursor), pattern=str(key)),
-                    str(exc),
+                    Rule(host, match, (), Location(source, cursor), pattern=str(key)), str(exc)
                 )
             if rule.error:
                 fail(rule.error, cursor)

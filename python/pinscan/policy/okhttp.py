@@ -1,0 +1,582 @@
+# SPDX-License-Identifier: Apache-2.0
+"""OkHttp ``CertificatePinner`` pins read out of Kotlin or Java source, and written as Kotlin.
+
+Source code is not configuration, so this reader tokenises the file (comments and strings
+understood, so commented-out code never counts) and evaluates only what is knowable without
+running it: string literals, ``+`` concatenation, Kotlin ``$NAME``/``${NAME}`` templates and
+constants assigned once in the same file (``private static final String PIN = "..."``,
+``const val``/``val``/``var``). ``.add(...)`` calls are read from ``CertificatePinner.Builder()``
+chains, from ``.apply { add(...) }`` blocks and from a variable the builder is assigned to.
+Arguments that cannot be resolved (another file's constant, a function call) are reported as
+warnings and left out, so the policy says plainly what it could not see.
+
+Semantics follow current OkHttp (``CertificatePinner.kt``, 4.3 and later): an exact host;
+``*.x`` exactly one label below ``x``; ``**.x`` ``x`` and any depth below it; the pins of every
+matching pattern united. ``add()`` validates each pattern and pin and throws on a bad one, so
+the pinner is never built: the whole file then gets :attr:`Policy.error`. Base64 is decoded as
+okio does (no padding, URL-safe alphabet, whitespace, trailing ``=`` all accepted); a digest of
+the wrong length (even empty) is accepted and never matches.
+"""
+
+from __future__ import annotations
+
+import base64
+import ipaddress
+import re
+from dataclasses import dataclass, field
+
+from pinscan.errors import PolicyError
+from pinscan.policy.model import (
+    Combine,
+    Diagnostic,
+    Location,
+    Match,
+    Pin,
+    PinSet,
+    Policy,
+    Rule,
+    Suggestion,
+)
+
+NOTE = (
+    "OkHttp verdicts assume OkHttp 4.3 or later: in 3.x a '**.' pattern is taken as a literal "
+    "host and never matches (its hosts are unpinned), and patterns such as 'host:443' or "
+    "'*.*.x' are accepted instead of throwing"
+)
+_DIGEST_SIZES = {"sha256": 32, "sha1": 20}
+_INVALID_HOST_CHARS = frozenset(" #%/:?@[\\]")
+_SNIFF = re.compile(rb"CertificatePinner\s{0,20}\.\s{0,20}Builder\b")
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*")
+
+
+@dataclass(frozen=True)
+class _Token:
+    kind: str  # "str", "id", "num", "op"
+    value: str
+    line: int
+    parts: tuple[str | tuple[str], ...] = ()
+    """For strings: literal text, and ``(name,)`` for a Kotlin template reference."""
+
+
+def sniff(data: bytes) -> list[str]:
+    """``["okhttp"]`` when the text builds a ``CertificatePinner.Builder`` (source code)."""
+    try:
+        return ["okhttp"] if _SNIFF.search(data[:4_000_000]) else []
+    except Exception:
+        return []
+
+
+def _tokenize(text: str, kotlin: bool) -> list[_Token]:
+    """Tokens of Java/Kotlin source without comments; linear, never raises."""
+    tokens: list[_Token] = []
+    i, n, line = 0, len(text), 1
+    while i < n:
+        c = text[i]
+        if c == "\n":
+            line += 1
+            i += 1
+        elif c in " \t\r\f\ufeff":
+            i += 1
+        elif text.startswith("//", i):
+            end = text.find("\n", i)
+            i = n if end < 0 else end
+        elif text.startswith("/*", i):
+            depth, j = 1, i + 2
+            while j < n and depth:
+                if text.startswith("*/", j):
+                    depth -= 1
+                    j += 2
+                elif kotlin and text.startswith("/*", j):
+                    depth += 1
+                    j += 2
+                else:
+                    j += 1
+            line += text.count("\n", i, j)
+            i = j
+        elif text.startswith('"""', i):
+            end = text.find('"""', i + 3)
+            end = n if end < 0 else end
+            body = text[i + 3 : end]
+            tokens.append(_Token("str", body, line, _templates(body) if kotlin else (body,)))
+            line += body.count("\n")
+            i = end + 3
+        elif c == '"':
+            start_line = line
+            parts: list[str | tuple[str]] = []
+            buf: list[str] = []
+            j = i + 1
+            while j < n and text[j] not in '"\n':
+                ch = text[j]
+                if ch == "\\" and j + 1 < n:
+                    esc = text[j + 1]
+                    if esc == "u" and re.fullmatch(r"[0-9A-Fa-f]{4}", text[j + 2 : j + 6]):
+                        buf.append(chr(int(text[j + 2 : j + 6], 16)))
+                        j += 6
+                        continue
+                    buf.append({"n": "\n", "t": "\t", "r": "\r", "b": "\b"}.get(esc, esc))
+                    j += 2
+                elif kotlin and ch == "$" and j + 1 < n and text[j + 1] == "{":
+                    end = text.find("}", j + 2, min(n, j + 200))
+                    if end < 0:
+                        buf.append(ch)
+                        j += 1
+                        continue
+                    parts.append("".join(buf))
+                    buf = []
+                    parts.append((text[j + 2 : end].strip(),))
+                    j = end + 1
+                elif (
+                    kotlin
+                    and ch == "$"
+                    and j + 1 < n
+                    and (text[j + 1].isalpha() or text[j + 1] == "_")
+                ):
+                    m = re.compile(r"[A-Za-z_][A-Za-z0-9_]*").match(text, j + 1)
+                    assert m is not None
+                    parts.append("".join(buf))
+                    buf = []
+                    parts.append((m.group(),))
+                    j = m.end()
+                else:
+                    buf.append(ch)
+                    j += 1
+            parts.append("".join(buf))
+            value = "".join(p for p in parts if isinstance(p, str))
+            tokens.append(_Token("str", value, start_line, tuple(parts)))
+            i = j + 1
+        elif c == "'":
+            end = text.find("'", i + 1, min(n, i + 12))
+            if end > i + 2 and text[end - 1] == "\\":  # '\''
+                end = text.find("'", end + 1, min(n, i + 12))
+            i = (i + 1) if end < 0 else end + 1
+        elif c.isalpha() or c in "_$":
+            j = i + 1
+            while j < n and (text[j].isalnum() or text[j] in "_$"):
+                j += 1
+            tokens.append(_Token("id", text[i:j], line))
+            i = j
+        elif c.isdigit():
+            j = i + 1
+            while j < n and (text[j].isalnum() or text[j] in "._"):
+                j += 1
+            tokens.append(_Token("num", text[i:j], line))
+            i = j
+        else:
+            tokens.append(_Token("op", c, line))
+            i += 1
+    return tokens
+
+
+def _templates(body: str) -> tuple[str | tuple[str], ...]:
+    """A raw Kotlin string split into literal text and template references."""
+    parts: list[str | tuple[str]] = []
+    pos = 0
+    for m in re.finditer(r"\$\{([^}\n]{0,200})\}|\$([A-Za-z_][A-Za-z0-9_]*)", body):
+        parts.append(body[pos : m.start()])
+        parts.append(((m.group(1) or m.group(2) or "").strip(),))
+        pos = m.end()
+    parts.append(body[pos:])
+    return tuple(parts)
+
+
+@dataclass
+class _Source:
+    """The token stream plus the constants it defines, resolved lazily."""
+
+    tokens: list[_Token]
+    definitions: dict[str, list[int]] = field(default_factory=dict)
+    resolving: set[str] = field(default_factory=set)
+    memo: dict[str, str | None] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        toks = self.tokens
+        for i, tok in enumerate(toks):
+            if tok.kind != "id" or i + 1 >= len(toks):
+                continue
+            nxt = toks[i + 1]
+            after = i + 2
+            if nxt.kind == "op" and nxt.value == ":" and i + 3 < len(toks):
+                nxt, after = toks[i + 3], i + 4  # Kotlin `val NAME: String =`
+            if not (nxt.kind == "op" and nxt.value == "="):
+                continue
+            if after < len(toks) and toks[after].kind == "op" and toks[after].value == "=":
+                continue  # `==`
+            if i and toks[i - 1].value in ("val", "var", "String"):
+                self.definitions.setdefault(tok.value, []).append(after)
+
+    def constant(self, name: str) -> str | None:
+        """The value of a constant of this file, or None when unknown or ambiguous."""
+        starts = self.definitions.get(name)
+        if not starts or name in self.resolving:
+            return None
+        if name not in self.memo:
+            self.resolving.add(name)
+            try:
+                values = {self.expression(start)[0] for start in starts}
+            finally:
+                self.resolving.discard(name)
+            self.memo[name] = values.pop() if len(values) == 1 else None
+        return self.memo[name]
+
+    def expression(self, i: int, end: int | None = None) -> tuple[str | None, int]:
+        """Evaluate ``term ('+' term)*`` from token ``i``; the value is None if unresolvable."""
+        toks = self.tokens
+        stop = len(toks) if end is None else end
+        pieces: list[str] = []
+        ok = True
+        while True:
+            if i >= stop:
+                return None, i
+            tok = toks[i]
+            if tok.kind == "str":
+                for part in tok.parts:
+                    if isinstance(part, str):
+                        pieces.append(part)
+                    else:
+                        value = self._reference(part[0])
+                        ok = ok and value is not None
+                        pieces.append(value or "")
+                i += 1
+            elif tok.kind == "id":
+                j = i + 1
+                while (
+                    j + 1 < stop
+                    and toks[j].kind == "op"
+                    and toks[j].value == "."
+                    and toks[j + 1].kind == "id"
+                ):
+                    j += 2
+                if j < stop and toks[j].kind == "op" and toks[j].value == "(":
+                    return None, j  # a call: not knowable
+                value = self.constant(toks[j - 1].value)
+                ok = ok and value is not None
+                pieces.append(value or "")
+                i = j
+            else:
+                return None, i
+            if i < stop and toks[i].kind == "op" and toks[i].value == "+":
+                i += 1
+                continue
+            return ("".join(pieces) if ok else None), i
+
+    def _reference(self, expr: str) -> str | None:
+        if not _NAME.fullmatch(expr):
+            return None
+        return self.constant(expr.rsplit(".", 1)[-1])
+
+
+def _balanced(toks: list[_Token], i: int) -> int:
+    """Index of the token closing the bracket at ``i`` (or len(toks) when unbalanced)."""
+    depth = 0
+    for j in range(i, len(toks)):
+        tok = toks[j]
+        if tok.kind == "op":
+            if tok.value in "([{":
+                depth += 1
+            elif tok.value in ")]}":
+                depth -= 1
+                if depth == 0:
+                    return j
+    return len(toks)
+
+
+def _is(tok: _Token | None, kind: str, value: str) -> bool:
+    return tok is not None and tok.kind == kind and tok.value == value
+
+
+@dataclass(frozen=True)
+class _Add:
+    builder: int
+    line: int
+    args: tuple[tuple[int, int], ...]
+    """Token index ranges of the arguments."""
+
+
+def _calls(toks: list[_Token]) -> tuple[list[_Add], int]:
+    """Every ``add(...)`` on a ``CertificatePinner.Builder``, and how many builders there are."""
+    adds: list[_Add] = []
+    seen: set[int] = set()
+    builders = 0
+
+    def at(k: int) -> _Token | None:
+        return toks[k] if 0 <= k < len(toks) else None
+
+    def record(j: int, builder: int) -> None:
+        # toks[j] is the "(" of add(
+        if j in seen:
+            return
+        seen.add(j)
+        close = _balanced(toks, j)
+        args: list[tuple[int, int]] = []
+        start, depth = j + 1, 0
+        for k in range(j + 1, close):
+            tok = toks[k]
+            if tok.kind == "op" and tok.value in "([{":
+                depth += 1
+            elif tok.kind == "op" and tok.value in ")]}":
+                depth -= 1
+            elif depth == 0 and _is(tok, "op", ","):
+                args.append((start, k))
+                start = k + 1
+        if start < close:
+            args.append((start, close))
+        adds.append(_Add(builder, toks[j - 1].line, tuple(args)))
+
+    def chain(j: int, builder: int) -> None:
+        """Follow ``.method(...)`` calls from token ``j`` (just after a receiver)."""
+        while j < len(toks):
+            if _is(at(j), "op", "?") or _is(at(j), "op", "!"):
+                j += 1
+                continue
+            if not (_is(at(j), "op", ".") and at(j + 1) is not None and at(j + 1).kind == "id"):
+                return
+            method = toks[j + 1].value
+            if _is(at(j + 2), "op", "("):
+                if method == "add":
+                    record(j + 2, builder)
+                j = _balanced(toks, j + 2) + 1
+            elif method in ("apply", "also", "run") and _is(at(j + 2), "op", "{"):
+                close = _balanced(toks, j + 2)
+                for k in range(j + 3, close):
+                    if (
+                        _is(at(k), "id", "add")
+                        and _is(at(k + 1), "op", "(")
+                        and (
+                            not _is(at(k - 1), "op", ".")
+                            or _is(at(k - 2), "id", "this")
+                            or _is(at(k - 2), "id", "it")
+                        )
+                    ):
+                        record(k + 1, builder)
+                j = close + 1
+            else:
+                return
+
+    for i, tok in enumerate(toks):
+        if not (
+            _is(tok, "id", "CertificatePinner")
+            and _is(at(i + 1), "op", ".")
+            and _is(at(i + 2), "id", "Builder")
+            and _is(at(i + 3), "op", "(")
+            and _is(at(i + 4), "op", ")")
+        ):
+            continue
+        builder = builders
+        builders += 1
+        chain(i + 5, builder)
+        # `b = [new] CertificatePinner.Builder()`: follow `b.add(...)` too.
+        k = i - 1 if not _is(at(i - 1), "id", "new") else i - 2
+        if _is(at(k), "op", "=") and at(k - 1) is not None and at(k - 1).kind == "id":
+            name = toks[k - 1].value
+            for m in range(i + 5, len(toks)):
+                if _is(toks[m], "id", name) and _is(at(m + 1), "op", "."):
+                    chain(m + 1, builder)
+    adds.sort(key=lambda add: (add.line, add.args))
+    return adds, builders
+
+
+def _canonical_pattern(pattern: str) -> str | None:
+    """OkHttp's ``toCanonicalHost`` on a pattern: lowercase A-labels, or None when invalid."""
+    if ":" in pattern:
+        try:
+            address = ipaddress.IPv6Address(pattern.strip("[]"))
+        except ValueError:
+            return None
+        return address.compressed
+    try:
+        host = pattern.encode("idna").decode("ascii") if not pattern.isascii() else pattern
+    except UnicodeError:
+        return None
+    host = host.lower()
+    if not host or any(ord(c) <= 0x1F or ord(c) >= 0x7F or c in _INVALID_HOST_CHARS for c in host):
+        return None
+    labels = host.split(".")
+    if labels[-1] == "" and len(labels) > 1:
+        labels = labels[:-1]
+    if len(host) > 253 or any(not label or len(label) > 63 for label in labels):
+        return None
+    return host
+
+
+def _check_pattern(pattern: str) -> str:
+    """The canonical pattern, or ValueError with OkHttp's message."""
+    if not (
+        (pattern.startswith("*.") and "*" not in pattern[1:])
+        or (pattern.startswith("**.") and "*" not in pattern[2:])
+        or "*" not in pattern
+    ):
+        raise ValueError(f"Unexpected pattern: {pattern}")
+    canonical = _canonical_pattern(pattern)
+    if canonical is None:
+        raise ValueError(f"Invalid pattern: {pattern}")
+    return canonical
+
+
+def _okio_digest(value: str) -> str:
+    """okio ``decodeBase64``: canonical base64 of the bytes, '' when empty; ValueError if null."""
+    body = value.rstrip("= \n\r\t")
+    if any(c not in " \n\r\t" and not (c.isascii() and (c.isalnum() or c in "+/-_")) for c in body):
+        raise ValueError("not base64")
+    if not "".join(body.split()):
+        return ""
+    return Pin.parse("", body, lenient=True).digest
+
+
+def _check_pin(text: str, location: Location) -> Pin:
+    """A pin as ``CertificatePinner.Pin`` reads it, or ValueError with OkHttp's message."""
+    for algorithm in ("sha1", "sha256"):
+        prefix = f"{algorithm}/"
+        if text.startswith(prefix):
+            try:
+                digest = _okio_digest(text[len(prefix) :])
+            except ValueError:
+                raise ValueError(f"Invalid pin hash: {text}") from None
+            return Pin(algorithm, digest, text, location)
+    raise ValueError(f"pins must start with 'sha256/' or 'sha1/': {text}")
+
+
+def parse(data: bytes, source: str) -> Policy:
+    """Read every ``CertificatePinner`` pin of a Kotlin or Java source file."""
+    text = data.decode("utf-8", errors="replace")
+    kotlin = source.endswith((".kt", ".kts")) or (
+        not source.endswith(".java") and re.search(r"\b(fun|val)\s", text) is not None
+    )
+    src = _Source(_tokenize(text, kotlin))
+    try:
+        return _policy(src, source)
+    except RecursionError:
+        raise PolicyError(source, "constants nested too deeply to resolve") from None
+
+
+def _policy(src: _Source, source: str) -> Policy:
+    """The policy of a tokenised source file."""
+    adds, builders = _calls(src.tokens)
+    warnings: list[Diagnostic] = []
+    error: str | None = None
+    error_location: Location | None = None
+    grouped: dict[tuple[str, Match], tuple[str, Location, list[Pin]]] = {}
+
+    def warn(line: int, message: str) -> None:
+        warnings.append(Diagnostic(Location(source, line), message))
+
+    if builders > 1:
+        warn(
+            adds[0].line if adds else 1,
+            f"{builders} CertificatePinner builders in this file: their pins are read as one "
+            "pinner, though a client uses only the one it builds",
+        )
+    for add in adds:
+        if not add.args:
+            continue
+        (p_start, p_end), *pin_args = add.args
+        pattern, end = src.expression(p_start, p_end)
+        if end != p_end:
+            pattern = None
+        pins: list[Pin] = []
+        for start, stop in pin_args:
+            line = src.tokens[start].line if start < stop else add.line
+            if _is(src.tokens[start], "op", "*"):
+                warn(line, "add(): a spread array of pins cannot be read: left out")
+                continue
+            value, end = src.expression(start, stop)
+            if value is None or end != stop:
+                if pattern is not None:
+                    warn(line, "add(): a pin that is not a literal or a constant of this file")
+                continue
+            try:
+                if pattern is not None:
+                    _check_pattern(pattern)
+                pins.append(_check_pin(value, Location(source, line)))
+            except ValueError as exc:
+                if error is None:
+                    error = (
+                        f"CertificatePinner.Builder.add() throws IllegalArgumentException: {exc}"
+                    )
+                    error_location = Location(source, line)
+        if pattern is None:
+            warn(
+                add.line,
+                "add(): a host pattern that is not a literal or a constant of this file: "
+                "these pins are left out",
+            )
+            continue
+        if not pins:
+            continue
+        try:
+            canonical = _check_pattern(pattern)
+        except ValueError:
+            continue  # already the policy error
+        if canonical.endswith("."):
+            warn(add.line, f"pattern {pattern!r} ends with a dot: OkHttp never matches it")
+            continue
+        if canonical.startswith("**."):
+            host, match = canonical[3:], Match.SUBDOMAINS
+        elif canonical.startswith("*."):
+            host, match = canonical[2:], Match.ONE_LABEL
+        else:
+            host, match = canonical, Match.EXACT
+        for pin in pins:
+            size = len(base64.b64decode(pin.digest)) if pin.digest else 0
+            if size != _DIGEST_SIZES[pin.algorithm]:
+                where = pin.location.line if pin.location else add.line
+                warn(
+                    where,
+                    f"{pin.text}: a {size}-byte digest, not a {pin.algorithm} one: "
+                    "OkHttp accepts it and it never matches",
+                )
+        _, _, merged = grouped.setdefault(
+            (host, match), (canonical, Location(source, add.line), [])
+        )
+        for pin in pins:
+            if all((q.algorithm, q.digest) != (pin.algorithm, pin.digest) for q in merged):
+                merged.append(pin)
+    rules = tuple(
+        Rule(host, match, (PinSet(tuple(pins)),), location, pattern=pattern)
+        for (host, match), (pattern, location, pins) in grouped.items()
+    )
+    return Policy(
+        name=source,
+        format="okhttp",
+        rules=rules,
+        combine=Combine.UNION,
+        error=error,
+        error_location=error_location,
+        warnings=tuple(warnings),
+        notes=(NOTE,),
+    )
+
+
+def _comment(text: str) -> str:
+    return " ".join(text.split())
+
+
+def write(suggestion: Suggestion) -> str:
+    """A Kotlin snippet building the suggested ``CertificatePinner``, with comments."""
+    pattern = f"**.{suggestion.domain}" if suggestion.include_subdomains else suggestion.domain
+    lines = [f"// {_comment(line)}" for line in suggestion.header]
+    lines.append(
+        "// OkHttp CertificatePinner: a pin matching any certificate of the verified chain passes."
+    )
+    if suggestion.include_subdomains:
+        lines.append(
+            f"// '**.' covers {suggestion.domain} and every name below it (OkHttp >= 4.3)."
+        )
+    if suggestion.expires is not None:
+        lines.append(
+            f"// OkHttp pins never expire: replace this pin-set before {suggestion.expires} "
+            "(UTC), or the app stops connecting when these keys rotate."
+        )
+    if not suggestion.enforce:
+        lines.append("// OkHttp has no report-only mode: these pins are enforced.")
+    lines += [
+        "import okhttp3.CertificatePinner",
+        "",
+        "val certificatePinner: CertificatePinner = CertificatePinner.Builder()",
+        "    .add(",
+        f'        "{pattern}",',
+    ]
+    for suggested in suggestion.pins:
+        lines.append(f"        // {suggested.role}: {_comment(suggested.comment)}")
+        lines.append(f'        "{suggested.pin.algorithm}/{suggested.pin.digest}",')
+    lines += ["    )", "    .build()", ""]
+    return "\n".join(lines)
