@@ -57,12 +57,38 @@ def main() -> int:
         print(served.select(*columns, "days_to_expiry").sort("target").collect())
         print("\nAnd the ones that served none:")
         print(failed.select("target", "status", "error").sort("status").collect())
+    show_policies(dataset, domain="nginx.test" if real.find("nginx") else "b.test")
     print(
         f"\nThe dataset is in {dataset.relative_to(ROOT)}/. In a notebook:\n"
         f"  import pinscan; ds = pinscan.open({str(dataset.relative_to(ROOT))!r})\n"
         "  ds.endpoints, ds.chains, ds.certificates (polars LazyFrames), ds.served()"
     )
     return 0
+
+
+def show_policies(dataset: Path, domain: str) -> None:
+    """Suggest an Android pin-set for the domain with the sample spare key as its backup, then
+    judge the fleet by it and by a pin-set that forgot a rotation."""
+    out = dataset.parent
+    spare = ROOT / "demo" / "sample" / "backup-key.csr"
+    stale = out / "stale-pins.toml"
+    spare_pin = pinscan.spki_pin(spare.read_bytes())
+    stale.write_text(
+        "# a.test pinned to a key it no longer serves: only the spare key's pin is left\n"
+        f'[[pin-set]]\ndomain = "a.test"\npins = ["sha256/{spare_pin}"]\n'
+    )
+    nsc = out / "network_security_config.xml"
+
+    def pinscan_cli(*args: Path | str) -> int:
+        command = [str(a.relative_to(ROOT)) if isinstance(a, Path) else a for a in args]
+        print("\n$ pinscan " + " ".join(command), flush=True)
+        return subprocess.run([sys.executable, "-m", "pinscan", *command], cwd=ROOT).returncode
+
+    suggest = ("suggest", dataset, "--domain", domain, "--format", "android")
+    if pinscan_cli(*suggest, "--backup-key", spare, "-o", nsc) == 0:
+        print(nsc.read_text())
+    status = pinscan_cli("check", dataset, "--policy", nsc, "--policy", stale)
+    print(f"(exit status {status}: 1 says a pinned endpoint fails, for cron and CI)")
 
 
 def start_fleet(stack: contextlib.ExitStack, tmp: Path) -> str:

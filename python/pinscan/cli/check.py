@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import sys
 from pathlib import Path
 
 import click
@@ -132,7 +133,8 @@ def _print_text(
     *,
     quiet: bool,
 ) -> None:
-    console = Console(highlight=False, soft_wrap=False)
+    # Pins are 51 characters: a pipe or a log file gets wide lines rather than folded pins.
+    console = Console(highlight=False, width=None if sys.stdout.isatty() else 200)
     for policy in policies:
         if policy.error:
             where = policy.error_location or policy.name
@@ -144,7 +146,9 @@ def _print_text(
         for r in shown.iter_rows(named=True):
             verdict = r["verdict"]
             table.add_row(
-                r["target"] if r["name"] in (None, r["target"]) else f"{r['target']} ({r['name']})",
+                r["target"]
+                if not r["name"] or r["name"] in r["target"]
+                else f"{r['target']} ({r['name']})",
                 r["ip"] or "",
                 Path(r["policy"]).name,
                 f"[{_STYLE[verdict]}]{verdict}[/]",

@@ -509,6 +509,11 @@ def _judge(prepared: Prepared) -> pl.LazyFrame:
             .otherwise(pl.lit("overridePins: the anchor is a system CA, pins are not checked"))
         ),
         pl.when(pl.col("verdict") == "expired").then(pl.lit("pin-set expired: not enforced")),
+        pl.when(
+            pl.col("verdict").is_in(["fail", "report-only"])
+            & pl.col("veto").is_null()
+            & ~pl.col("blocked")
+        ).then("no pin of " + pl.col("rule") + " matches the " + pl.col("chain") + " chain"),
         pl.when(pl.col("veto").is_not_null()).then("vetoed by bad pin " + pl.col("veto")),
         pl.when(pl.col("blocked")).then(
             "TrustKit cannot hash a key in the chain and blocks the connection: "
