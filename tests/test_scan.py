@@ -19,8 +19,10 @@ from click.testing import CliRunner
 from cryptography.hazmat.primitives.serialization import Encoding
 
 import pinscan
+from pinscan import handshake as handshake_module
 from pinscan.cli import main
 from pinscan.config import ScanConfig, Timeouts
+from pinscan.verify import Verifier
 
 from fleet import pki, servers
 
@@ -103,6 +105,53 @@ def test_private_pki_verifies_with_a_ca_bundle(tmp_path: Path) -> None:
     # The built chain ends in the root, which the server never sent.
     root_sha = pinscan.certificates([pki.root().der])["cert_sha256"][0]
     assert root_sha in verified["cert_sha256"].to_list()
+
+
+def test_a_chain_is_verified_once_whatever_the_names_it_is_served_for(monkeypatch) -> None:
+    verifier = Verifier([("ca_bundle", [pki.root().cert])])
+    built = []
+    verify_chain = Verifier._verify
+    monkeypatch.setattr(
+        Verifier, "_verify", lambda self, c: built.append(c) or verify_chain(self, c)
+    )
+    chain = pki.leaf("a.test", "*.w.test").chain_der
+    names = ["a.test", "x.w.test", "wrong.test", "A.TEST.", "127.0.0.1", None]
+    verdicts = {name: verifier.verify(chain, name) for name in names}
+    assert len(built) == 1
+    assert all(v.verified and v.trust_store == "ca_bundle" for v in verdicts.values())
+    assert {n: v.hostname_match for n, v in verdicts.items()} == {
+        "a.test": True,
+        "x.w.test": True,
+        "wrong.test": False,
+        "A.TEST.": True,  # pyca refuses a trailing dot as a subject: the path is built anyway
+        "127.0.0.1": False,
+        None: None,
+    }
+    assert verdicts["a.test"].chain[-1] == pki.root().der
+    untrusted = Verifier([("ca_bundle", [pki.leaf("other.test", self_signed=True).cert])])
+    assert untrusted.verify(chain, "a.test").verify_error.startswith("ca_bundle: validation")
+    assert untrusted.verify([b"junk"], "a.test").hostname_match is None
+
+
+def test_concurrency_bounds_the_handshakes_in_flight(tmp_path: Path, monkeypatch) -> None:
+    in_flight, peak = 0, 0
+
+    async def counted(*args, **kwargs):
+        nonlocal in_flight, peak
+        in_flight += 1
+        peak = max(peak, in_flight)
+        try:
+            return await handshake_module.handshake(*args, **kwargs)
+        finally:
+            in_flight -= 1
+
+    monkeypatch.setattr("pinscan.scanner.handshake", counted)
+    config = ScanConfig(concurrency=3, retries=0, timeouts=FAST.timeouts)
+    with servers.good() as good:
+        lines = [f"127.0.0.1:{good.port} n{i}.test" for i in range(20)]
+        ds = pinscan.scan(lines, tmp_path / "out", config=config)
+    assert peak == 3
+    assert ds.endpoints.collect()["status"].to_list() == ["ok"] * 20
 
 
 def test_every_address_of_a_name_is_scanned(tmp_path: Path, monkeypatch) -> None:

@@ -3,13 +3,13 @@
 
 The pipeline, one way::
 
-    read_inventory ==> (limiter: concurrency) ==> scan_target: resolve -> per address:
+    read_inventory ==> (``concurrency`` workers) ==> per target: resolve -> per address:
         (rate limit, per-address cap) handshake [retries] -> verify ==> results ==> DatasetWriter
 
 Every target gives at least one row (one per address), whatever the network does: each endpoint
-runs under a hard deadline enforced by cancellation. At most ``concurrency`` targets are in flight,
-and results are flushed to part files every ``flush_rows`` rows or ``flush_seconds`` seconds, so
-memory does not grow with the inventory.
+runs under a hard deadline enforced by cancellation. ``concurrency`` workers each take the next
+target as soon as their last one is done, and results are flushed to part files every
+``flush_rows`` rows or ``flush_seconds`` seconds, so memory does not grow with the inventory.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ import random
 import secrets
 import tempfile
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -45,6 +45,9 @@ from pinscan.verify import Verifier
 
 #: Seconds past an endpoint's deadline after which its task is cancelled outright.
 _BACKSTOP = 1.0
+
+#: Inventory items read at a time, off the event loop.
+_CHUNK = 1024
 
 #: Statuses worth another attempt: the next one may well succeed.
 TRANSIENT = frozenset({"connect_timeout", "handshake_timeout", "reset"})
@@ -114,7 +117,10 @@ class AddressCaps:
 
     @contextlib.asynccontextmanager
     async def hold(self, ip: str) -> AsyncIterator[None]:
-        entry = self._caps.setdefault(ip, [anyio.Semaphore(self._limit), 0])
+        entry = self._caps.get(ip)
+        if entry is None:
+            # fast_acquire: no trip through the event loop when the address has a free slot.
+            entry = self._caps[ip] = [anyio.Semaphore(self._limit, fast_acquire=True), 0]
         entry[1] += 1
         try:
             async with entry[0]:
@@ -151,31 +157,31 @@ class Scanner:
         self._flush_lock = anyio.Lock()
 
     async def run(self, items: Iterator[Target | BadTarget]) -> ScanStats:
-        # A semaphore, not a CapacityLimiter: a slot is taken here and given back by the task.
-        slots = anyio.Semaphore(self.config.concurrency)
+        feed = _Feed(items)
+        await feed.fill()
+        # Workers rather than a task per target: a worker starts its next target as soon as its
+        # last one is done, without a task to spawn or a dispatcher to wake up in between.
+        workers = self.config.concurrency
+        if feed.exhausted:
+            workers = min(workers, len(feed))
         async with anyio.create_task_group() as outer:
             outer.start_soon(self._flush_ticker)
-            async with anyio.create_task_group() as targets:
-                async for item in _aiter(items):
-                    self.stats.targets += 1
-                    if id_bits(item.target_id) in self.writer.done:
-                        self.stats.skipped_done += 1
-                        continue
-                    if isinstance(item, BadTarget):
-                        await self._finish_target([_bad_target_row(item)])
-                        continue
-                    await slots.acquire()
-                    targets.start_soon(self._scan_target, item, slots)
+            async with anyio.create_task_group() as tg:
+                for _ in range(workers):
+                    tg.start_soon(self._work, feed)
             outer.cancel_scope.cancel()
         await self._flush(force=True)
         return self.stats
 
-    async def _scan_target(self, target: Target, slots: anyio.Semaphore) -> None:
-        try:
-            rows = await self._endpoints_of(target)
-            await self._finish_target(rows)
-        finally:
-            slots.release()
+    async def _work(self, feed: _Feed) -> None:
+        while (item := await feed.next()) is not None:
+            self.stats.targets += 1
+            if id_bits(item.target_id) in self.writer.done:
+                self.stats.skipped_done += 1
+            elif isinstance(item, BadTarget):
+                await self._finish_target([_bad_target_row(item)])
+            else:
+                await self._finish_target(await self._endpoints_of(item))
 
     async def _endpoints_of(self, target: Target) -> list[Endpoint]:
         timeouts = self.config.timeouts
@@ -215,7 +221,7 @@ class Scanner:
         deadline = anyio.current_time() + max(budget, 0.0)
         # The handshake stops itself at the deadline and keeps whatever chain arrived; this
         # scope, a moment later, is only the backstop that makes a hang impossible.
-        with anyio.move_on_after(max(budget, 0.0) + _BACKSTOP):
+        with anyio.CancelScope(deadline=deadline + _BACKSTOP):
             while True:
                 attempts += 1
                 async with self._caps.hold(ip):
@@ -269,23 +275,41 @@ class Scanner:
                 await anyio.to_thread.run_sync(self.writer.write, batch)
 
 
-async def _aiter(items: Iterator[Target | BadTarget]):
-    """Reads the inventory in chunks off the event loop (file I/O, Parquet decoding)."""
+class _Feed:
+    """The inventory for the workers, read in chunks off the event loop (file I/O, Parquet
+    decoding) whenever they have taken the last chunk."""
 
-    def chunk() -> list[Target | BadTarget]:
+    def __init__(self, items: Iterator[Target | BadTarget]) -> None:
+        self._items = items
+        self._buffer: deque[Target | BadTarget] = deque()
+        self._lock = anyio.Lock(fast_acquire=True)
+        self.exhausted = False
+
+    def __len__(self) -> int:
+        return len(self._buffer)
+
+    async def next(self) -> Target | BadTarget | None:
+        """The next item, in inventory order; ``None`` once the inventory is exhausted."""
+        while not self._buffer:
+            if self.exhausted:
+                return None
+            async with self._lock:  # one worker reads; the others wait for its chunk
+                if not self._buffer and not self.exhausted:
+                    await self.fill()
+        return self._buffer.popleft()
+
+    async def fill(self) -> None:
+        chunk = await anyio.to_thread.run_sync(self._chunk)
+        self._buffer.extend(chunk)
+        self.exhausted = len(chunk) < _CHUNK
+
+    def _chunk(self) -> list[Target | BadTarget]:
         out = []
-        for item in items:
+        for item in self._items:
             out.append(item)
-            if len(out) >= 1024:
+            if len(out) >= _CHUNK:
                 break
         return out
-
-    while True:
-        batch = await anyio.to_thread.run_sync(chunk)
-        if not batch:
-            return
-        for item in batch:
-            yield item
 
 
 def _row(
@@ -346,8 +370,10 @@ async def scan_async(
     inventory_format: str | None = None,
     on_endpoint: Callable[[Endpoint], None] | None = None,
     arguments: dict[str, Any] | None = None,
+    scan_id: str | None = None,
 ) -> ScanDataset:
-    """Scan an inventory and write a dataset; see :func:`scan`."""
+    """Scan an inventory and write a dataset; see :func:`scan`. ``scan_id`` names a new scan
+    (a history stages it in a directory of that name); a new id by default."""
     config = config or ScanConfig()
     root = Path(out) if out is not None else Path(tempfile.mkdtemp(prefix="pinscan-"))
     if resume:
@@ -355,7 +381,7 @@ async def scan_async(
     else:
         args = {"inventory": _describe(inventory), **(arguments or {})}
         writer = DatasetWriter.create(
-            root, scan_id=new_scan_id(), arguments=args, version=_core.__version__
+            root, scan_id=scan_id or new_scan_id(), arguments=args, version=_core.__version__
         )
     items = _items(inventory, inventory_format)
     scanner = Scanner(config, writer, on_endpoint=on_endpoint)

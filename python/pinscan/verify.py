@@ -71,8 +71,12 @@ def system_bundle() -> Path | None:
 class Verifier:
     """Verifies presented chains against named trust stores, tried in order.
 
-    Results are cached by (chain, name): a fleet serves a few chains on many endpoints, and path
-    building with signature checks is the expensive part. Not thread-safe; one per scan.
+    Path building with signature checks is the expensive part, and it does not depend on the name
+    the chain was served for: the path is built for a name the leaf has, and the served name is
+    matched separately. So each distinct chain is verified once (an LRU cache keyed by the chain),
+    and each endpoint then only matches its name against the leaf's names: a fleet serves a few
+    chains (one wildcard certificate behind many names, one address under many SNIs) on many
+    endpoints. The policy of each store is built once. Not thread-safe; one per scan.
     """
 
     def __init__(
@@ -83,8 +87,14 @@ class Verifier:
         cache_size: int = 4096,
     ) -> None:
         self._now = now or dt.datetime.now(dt.UTC)
-        self._stores = [(name, verification.Store(list(roots))) for name, roots in stores]
-        self._cache: OrderedDict[tuple[tuple[bytes, ...], str], Verdict] = OrderedDict()
+        self._policies = [
+            (
+                name,
+                verification.PolicyBuilder().store(verification.Store(list(roots))).time(self._now),
+            )
+            for name, roots in stores
+        ]
+        self._cache: OrderedDict[tuple[bytes, ...], _ChainVerdict] = OrderedDict()
         self._cache_size = cache_size
 
     @classmethod
@@ -102,46 +112,74 @@ class Verifier:
 
     def verify(self, chain: Sequence[bytes], name: str | None) -> Verdict:
         """Verdict for a presented chain (leaf first) served for ``name`` (SNI or IP)."""
-        key = (tuple(chain), name or "")
-        cached = self._cache.get(key)
-        if cached is not None:
+        key = tuple(chain)
+        found = self._cache.get(key)
+        if found is None:
+            found = self._cache[key] = self._verify(chain)
+            if len(self._cache) > self._cache_size:
+                self._cache.popitem(last=False)
+        else:
             self._cache.move_to_end(key)
-            return cached
-        verdict = self._verify(chain, name)
-        self._cache[key] = verdict
-        if len(self._cache) > self._cache_size:
-            self._cache.popitem(last=False)
-        return verdict
+        names = found.names
+        match = _matches(name, names) if name and names is not None else None
+        return Verdict(
+            found.verified, found.error, found.trust_store, match, found.days, found.path
+        )
 
-    def _verify(self, chain: Sequence[bytes], name: str | None) -> Verdict:
+    def _verify(self, chain: Sequence[bytes]) -> _ChainVerdict:
         if not chain:
-            return Verdict(False, "no certificate presented", None, None, None, ())
+            return _ChainVerdict(False, "no certificate presented")
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 certs = [x509.load_der_x509_certificate(der) for der in chain]
         except ValueError as exc:
-            return Verdict(False, f"unparsable certificate: {exc}", None, None, None, ())
+            return _ChainVerdict(False, f"unparsable certificate: {exc}")
         leaf = certs[0]
         days = (leaf.not_valid_after_utc - self._now).days
         names = _leaf_names(leaf)
-        match = _matches(name, names) if name else None
-        # Build the path for a name the leaf has, so a good chain under the wrong name still
-        # verifies; the name itself is judged by `hostname_match`.
-        subject = _subject(name if match else (names[0] if names else None))
-        if subject is None:
-            return Verdict(False, "the leaf has no subjectAltName", None, match, days, ())
+        verifiers = self._verifiers(names)
+        if verifiers is None:
+            return _ChainVerdict(False, "the leaf has no subjectAltName", names=names, days=days)
         errors = []
-        for store_name, store in self._stores:
-            builder = verification.PolicyBuilder().store(store).time(self._now)
+        for store_name, verifier in verifiers:
             try:
-                built = builder.build_server_verifier(subject).verify(leaf, certs[1:])
+                built = verifier.verify(leaf, certs[1:])
             except verification.VerificationError as exc:
                 errors.append(f"{store_name}: {exc}")
                 continue
             path = tuple(c.public_bytes(Encoding.DER) for c in built)
-            return Verdict(True, None, store_name, match, days, path)
-        return Verdict(False, "; ".join(errors), None, match, days, ())
+            return _ChainVerdict(True, None, store_name, names, days, path)
+        return _ChainVerdict(False, "; ".join(errors), names=names, days=days)
+
+    def _verifiers(self, names: list[str]) -> list[tuple[str, verification.ServerVerifier]] | None:
+        """One verifier per store, for the first name of the leaf that pyca accepts: the path is
+        built for a name the leaf has, so a good chain under the wrong name still verifies; the
+        name it was served for is judged by `hostname_match`."""
+        for name in names:
+            subject = _subject(name)
+            if subject is None:
+                continue
+            try:
+                return [
+                    (store, policy.build_server_verifier(subject))
+                    for store, policy in self._policies
+                ]
+            except ValueError:  # a name pyca's policy refuses (an underscore, a trailing dot)
+                continue
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class _ChainVerdict:
+    """What a chain gives whatever name it is served for; ``names`` is None when unparsable."""
+
+    verified: bool
+    error: str | None
+    trust_store: str | None = None
+    names: list[str] | None = None
+    days: int | None = None
+    path: tuple[bytes, ...] = ()
 
 
 def _leaf_names(leaf: x509.Certificate) -> list[str]:

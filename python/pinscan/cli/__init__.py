@@ -26,6 +26,9 @@ COMMANDS = {
     "scan": "pinscan.cli.scan:scan_command",
     "check": "pinscan.cli.check:check_command",
     "suggest": "pinscan.cli.suggest:suggest_command",
+    "ct": "pinscan.cli.ct:ct_command",
+    "diff": "pinscan.cli.diff:diff_command",
+    "report": "pinscan.cli.report:report_command",
 }
 
 
@@ -61,4 +64,3 @@ class _Group(click.Group):
 @click.version_option(__version__, prog_name="pinscan")
 def main() -> None:
     """Which keys your hosts really serve, and whether pinned clients keep working."""
-
