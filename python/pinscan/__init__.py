@@ -3,6 +3,8 @@
 
 from pinscan._core import __version__
 from pinscan.certificates import COLUMNS, certificates
+from pinscan.changes import diff
+from pinscan.changes import summary as diff_summary
 from pinscan.dataset import ScanDataset, open
 from pinscan.errors import DatasetError, InputError, InventoryError, PinscanError, PolicyError
 from pinscan.inventory import read_inventory
@@ -20,6 +22,8 @@ __all__ = [
     "ScanDataset",
     "__version__",
     "certificates",
+    "diff",
+    "diff_summary",
     "evaluate",
     "findings",
     "load_policies",

@@ -16,6 +16,7 @@ from pinscan import _core
 from pinscan.cli._progress import Progress, count_targets
 from pinscan.cli.check import EXIT_FINDINGS, FAILING, policy_options, read_policies
 from pinscan.config import ScanConfig, Timeouts
+from pinscan.dataset.history import scan as history_scan
 from pinscan.dataset.writer import write_pin_results
 from pinscan.inventory import read_inventory
 from pinscan.policy.evaluate import evaluate
@@ -26,10 +27,14 @@ from pinscan.scanner import scan
 @click.command("scan")
 @click.argument("inventory", metavar="INVENTORY")
 @click.option(
-    "-o", "--out", "out", required=True, type=click.Path(path_type=Path),
+    "-o", "--out", "out", type=click.Path(path_type=Path),
     help="Dataset directory to write (or, with --resume, to finish).",
 )  # fmt: skip
-@click.option("--resume", is_flag=True, help="Finish an interrupted scan in OUT.")
+@click.option(
+    "--history", "history", type=click.Path(file_okay=False, path_type=Path),
+    help="Instead of -o: add the scan to this history (hive-partitioned, one scan per run).",
+)  # fmt: skip
+@click.option("--resume", is_flag=True, help="Finish an interrupted scan in OUT (or HISTORY).")
 @click.option(
     "--inventory-format", type=click.Choice(["text", "csv", "parquet"]),
     help="Inventory format; by default from the file name (text for stdin).",
@@ -72,7 +77,8 @@ from pinscan.scanner import scan
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar and no summary.")
 def scan_command(
     inventory: str,
-    out: Path,
+    out: Path | None,
+    history: Path | None,
     resume: bool,
     inventory_format: str | None,
     strict: bool,
@@ -101,8 +107,11 @@ def scan_command(
     ip; - reads standard input. Every address a name resolves to is scanned. Exits 0 when the
     scan ran, whatever the endpoints did; 2 on usage errors and unreadable inputs. With
     --policy, the verdicts go into the dataset's pin_results table, and any fail or error
-    exits 1, as `pinscan check` does.
+    exits 1, as `pinscan check` does. With --history instead of -o, the scan is added to a
+    history that `pinscan.open`, `pinscan diff` and DuckDB, pyarrow or Spark read.
     """
+    if (out is None) == (history is None):
+        raise click.UsageError("give exactly one of -o/--out and --history")
     # Policies are read first: a broken one stops the scan before anything is sent.
     loaded = read_policies(policies, policy_format)
     config = ScanConfig(
@@ -122,28 +131,36 @@ def scan_command(
     items = read_inventory(source, format=inventory_format, strict=strict)
     total = items.total if strict or inventory == "-" else count_targets(inventory, items.format)
     progress = Progress(total=total, enabled=not quiet and sys.stderr.isatty())
-    arguments = {k: v for k, v in click.get_current_context().params.items() if k != "out"}
-    with progress:
-        ds = scan(
-            items,
-            out,
-            config=config,
-            resume=resume,
-            inventory_format=inventory_format,
-            on_endpoint=_on_endpoint(progress, jsonl),
-            arguments=json.loads(json.dumps(arguments, default=str)),
-        )
+    params = click.get_current_context().params.items()
+    arguments = {k: v for k, v in params if k not in ("out", "history")}
+    options: dict[str, Any] = {
+        "config": config,
+        "resume": resume,
+        "inventory_format": inventory_format,
+        "on_endpoint": _on_endpoint(progress, jsonl),
+        "arguments": json.loads(json.dumps(arguments, default=str)),
+    }
     verdicts: dict[str, int] = {}
+    with progress:
+        if history is not None:
+            ds = history_scan(items, history, policies=loaded, **options)
+            where = f"{history}@{ds.meta['scan_id']}"
+        else:
+            ds = scan(items, out, **options)
+            where = str(out)
     if loaded:
-        results = evaluate(ds, loaded)
-        write_pin_results(out, results)
+        if out is not None:
+            results = evaluate(ds, loaded)
+            write_pin_results(out, results)
+        else:  # judged in the history's staging, before the commit
+            results = ds.pin_results.collect()
         verdicts = dict(results.group_by("verdict").len().sort("verdict").iter_rows())
     if not quiet:
         summary = {**ds.meta["counts"], **({"pin_verdicts": verdicts} if loaded else {})}
         if output == "json":
-            click.echo(json.dumps({"dataset": str(out), **summary}, indent=2), err=jsonl)
+            click.echo(json.dumps({"dataset": where, **summary}, indent=2), err=jsonl)
         else:
-            click.echo(_summary_text(str(out), summary), err=jsonl)
+            click.echo(_summary_text(where, summary), err=jsonl)
     if any(verdicts.get(v) for v in FAILING) or any(p.error for p in loaded):
         raise SystemExit(EXIT_FINDINGS)
 

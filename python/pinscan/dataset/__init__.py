@@ -1,7 +1,7 @@
 # SPDX-License-Identifier: Apache-2.0
-"""The Parquet dataset a scan writes, and reading it back."""
+"""The Parquet dataset a scan writes, histories of scans, and reading them back."""
 
-from pinscan.dataset.reader import ScanDataset, open
+from pinscan.dataset.reader import ScanDataset, open, select
 from pinscan.dataset.writer import DatasetWriter
 
-__all__ = ["DatasetWriter", "ScanDataset", "open"]
+__all__ = ["DatasetWriter", "ScanDataset", "open", "select"]

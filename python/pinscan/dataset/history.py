@@ -1,0 +1,219 @@
+# SPDX-License-Identifier: Apache-2.0
+"""A history: every scheduled scan of a fleet in one hive-partitioned dataset, so that DuckDB,
+pyarrow and Spark read each table across all scans as is, and ``pinscan.open`` reads the latest.
+
+Layout of ``H/``::
+
+    _scans/<scan_id>.json                          commit marker: the scan's scan.json + scan_date
+    _staging/<scan_id>/                            a scan in progress: a plain dataset directory
+    endpoints/scan_date=YYYY-MM-DD/scan_id=<id>/part-NNNNNN.parquet
+    chains/..., certificates/..., pin_results/...  partitioned the same way
+
+A scan runs in ``_staging/<scan_id>/`` exactly as ``pinscan scan -o`` would (so ``--resume``
+works unchanged). Once complete, each table's directory is renamed into its partition (one atomic
+rename per table), then the marker is written. Readers list the markers, never the partitions, so a
+scan exists for them exactly when its marker does; a commit killed half way is finished by the
+next ``--resume``. Underscore directories are skipped by Spark and pyarrow.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import shutil
+from collections.abc import Iterable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import polars as pl
+
+from pinscan.dataset import _files
+from pinscan.dataset.schema import CERTIFICATES, CHAINS, ENDPOINTS, META_FILE, PIN_RESULTS
+from pinscan.dataset.writer import read_meta, write_pin_results
+from pinscan.errors import DatasetError
+
+if TYPE_CHECKING:
+    from pinscan.dataset.reader import ScanDataset
+    from pinscan.policy.model import Policy
+
+SCANS = "_scans"
+STAGING = "_staging"
+#: Every table a scan can have, in the order a commit moves them.
+TABLES = (CERTIFICATES, CHAINS, ENDPOINTS, PIN_RESULTS)
+#: The partition columns, with the types every reader gets them as.
+PARTITION_SCHEMA = pl.Schema({"scan_date": pl.Date, "scan_id": pl.String})
+
+SCANS_SCHEMA = pl.Schema(
+    {
+        "scan_id": pl.String,
+        "scan_date": pl.Date,
+        "started_at": pl.Datetime("us", "UTC"),
+        "finished_at": pl.Datetime("us", "UTC"),
+        "complete": pl.Boolean,
+        "targets": pl.Int64,
+        "endpoints": pl.Int64,
+        "pinscan_version": pl.String,
+    }
+)
+
+
+def is_history(path: Path) -> bool:
+    return (path / SCANS).is_dir()
+
+
+def committed(history: Path) -> list[dict[str, Any]]:
+    """The markers of every committed scan, oldest first (by ``started_at``)."""
+    metas = []
+    for marker in (history / SCANS).glob("*.json"):
+        try:
+            metas.append(json.loads(marker.read_text(encoding="utf-8")))
+        except (OSError, ValueError) as exc:
+            raise DatasetError(str(marker), f"unreadable: {exc}") from None
+    return sorted(metas, key=lambda m: (m["started_at"], m["scan_id"]))
+
+
+def scans_frame(metas: Iterable[dict[str, Any]]) -> pl.DataFrame:
+    """One row per scan: what ``ScanDataset.scans`` shows."""
+    rows = [
+        {
+            "scan_id": m["scan_id"],
+            "scan_date": dt.date.fromisoformat(scan_date(m)),
+            "started_at": _time(m.get("started_at")),
+            "finished_at": _time(m.get("finished_at")),
+            "complete": bool(m.get("complete")),
+            "targets": m.get("counts", {}).get("targets"),
+            "endpoints": m.get("counts", {}).get("endpoints"),
+            "pinscan_version": m.get("pinscan_version"),
+        }
+        for m in metas
+    ]
+    return pl.DataFrame(rows, schema=SCANS_SCHEMA)
+
+
+def scan_date(meta: dict[str, Any]) -> str:
+    """The UTC date the scan started: its ``scan_date`` partition."""
+    if "scan_date" in meta:
+        return meta["scan_date"]
+    return _time(meta["started_at"]).date().isoformat()  # type: ignore[union-attr]
+
+
+def partition(history: Path, table: str, meta: dict[str, Any]) -> Path:
+    return history / table / f"scan_date={scan_date(meta)}" / f"scan_id={meta['scan_id']}"
+
+
+def staged(history: Path) -> list[tuple[Path, dict[str, Any]]]:
+    """Scans in ``_staging`` without a marker (interrupted scans or commits), oldest first."""
+    out = []
+    directory = history / STAGING
+    if directory.is_dir():
+        for stage in directory.iterdir():
+            if (stage / META_FILE).is_file() and not _marker(history, stage.name).exists():
+                out.append((stage, read_meta(stage)))
+    return sorted(out, key=lambda sm: (sm[1]["started_at"], sm[1]["scan_id"]))
+
+
+def prepare(history: Path) -> None:
+    """Makes ``history`` a history (it must be empty or one already) and removes what a commit
+    killed after its marker left in ``_staging``."""
+    if (history / META_FILE).exists():
+        msg = "is a dataset directory (pinscan scan -o); give --history a directory of its own"
+        raise DatasetError(str(history), msg)
+    if history.is_dir() and not is_history(history) and any(history.iterdir()):
+        raise DatasetError(str(history), "is neither empty nor a pinscan history")
+    (history / SCANS).mkdir(parents=True, exist_ok=True)
+    (history / STAGING).mkdir(exist_ok=True)
+    for stage in (history / STAGING).iterdir():
+        if _marker(history, stage.name).exists():
+            shutil.rmtree(stage)
+
+
+def commit(history: Path, stage: Path) -> dict[str, Any]:
+    """Moves a complete staged scan into the partitions and writes its marker; returns the
+    marker. Safe to run again on a stage whose commit was killed."""
+    meta = read_meta(stage)
+    if not meta.get("complete"):
+        msg = "the scan did not complete; finish it with pinscan scan --history ... --resume"
+        raise DatasetError(str(stage), msg)
+    for table in TABLES:
+        source = stage / table
+        if not source.is_dir():
+            continue
+        _files.remove_temporaries(source)
+        target = partition(history, table, meta)
+        if target.exists():
+            raise DatasetError(str(target), "already holds this scan's table")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        source.rename(target)
+        _files.fsync_dir(target.parent)
+    marker = {**meta, "scan_date": scan_date(meta)}
+    _files.atomic_write_json(_marker(history, meta["scan_id"]), marker)
+    shutil.rmtree(stage)
+    return marker
+
+
+def scan(
+    inventory: Any,
+    history: str | os.PathLike[str],
+    *,
+    resume: bool = False,
+    policies: Iterable[Policy] = (),
+    **kwargs: Any,
+) -> ScanDataset:
+    """Scan an inventory into a history: stage, scan, judge by ``policies`` (the verdicts go in
+    the scan's ``pin_results``), commit. Returns the committed scan.
+
+    ``resume`` continues the newest staged scan (or only finishes its commit, when the scan
+    itself completed). Other keywords go to :func:`pinscan.scan`.
+    """
+    from pinscan.dataset.reader import open as open_dataset
+    from pinscan.policy.evaluate import evaluate
+    from pinscan.scanner import new_scan_id
+    from pinscan.scanner import scan as run_scan
+
+    root = Path(history)
+    prepare(root)
+    if resume:
+        pending = staged(root)
+        if not pending:
+            raise DatasetError(str(root), "no interrupted scan to resume")
+        stage, meta = pending[-1]
+        if not meta.get("complete"):
+            run_scan(inventory, stage, resume=True, **kwargs)
+    else:
+        scan_id = new_scan_id()
+        stage = root / STAGING / scan_id
+        run_scan(inventory, stage, scan_id=scan_id, **kwargs)
+    policies = list(policies)
+    if policies and (stage / ENDPOINTS).is_dir():  # not when a killed commit moved it already
+        write_pin_results(stage, evaluate(open_dataset(stage), policies))
+    marker = commit(root, stage)
+    return open_dataset(root, scans=marker["scan_id"])
+
+
+def _marker(history: Path, scan_id: str) -> Path:
+    return history / SCANS / f"{scan_id}.json"
+
+
+def _time(value: str | None) -> dt.datetime | None:
+    if value is None:
+        return None
+    moment = dt.datetime.fromisoformat(value)
+    return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
+
+
+__all__ = [
+    "PARTITION_SCHEMA",
+    "SCANS",
+    "STAGING",
+    "TABLES",
+    "commit",
+    "committed",
+    "is_history",
+    "partition",
+    "prepare",
+    "scan",
+    "scan_date",
+    "scans_frame",
+    "staged",
+]
