@@ -45,13 +45,18 @@ lint: $(DEPS_STAMP)
 test-python: build system-deps
 	$(VENV)/bin/pytest
 
-# Real server software the tests and the demo run against, from Debian (CI runs as root). A
-# policy-rc.d that says no keeps the package from starting a system nginx on port 80.
+# Real server software the tests and the demo run against, and the browser the HTML report is
+# tested in, from Debian (CI runs as root); only what is missing is installed. A policy-rc.d that
+# says no keeps the package from starting a system nginx on port 80.
 system-deps:
-	@if ! command -v openssl >/dev/null || ! { command -v nginx || test -x /usr/sbin/nginx; } >/dev/null; then \
-		echo "installing Debian packages: nginx-light openssl"; \
+	@missing=; \
+	command -v openssl >/dev/null || missing="$$missing openssl"; \
+	{ command -v nginx || test -x /usr/sbin/nginx; } >/dev/null || missing="$$missing nginx-light"; \
+	command -v chromium >/dev/null || missing="$$missing chromium fonts-dejavu-core"; \
+	if [ -n "$$missing" ]; then \
+		echo "installing Debian packages:$$missing"; \
 		ours=; [ -e /usr/sbin/policy-rc.d ] || { printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d; chmod +x /usr/sbin/policy-rc.d; ours=1; }; \
-		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends nginx-light openssl; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
 		status=$$?; [ -z "$$ours" ] || rm -f /usr/sbin/policy-rc.d; exit $$status; \
 	fi
 

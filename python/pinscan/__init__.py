@@ -10,6 +10,7 @@ from pinscan.errors import DatasetError, InputError, InventoryError, PinscanErro
 from pinscan.inventory import read_inventory
 from pinscan.keys import read_certificates, spki_der, spki_pin
 from pinscan.policy import evaluate, findings, load_policies, load_policy
+from pinscan.report import Summary, summarize
 from pinscan.scanner import scan, scan_async
 
 __all__ = [
@@ -20,6 +21,7 @@ __all__ = [
     "PinscanError",
     "PolicyError",
     "ScanDataset",
+    "Summary",
     "__version__",
     "certificates",
     "diff",
@@ -35,4 +37,5 @@ __all__ = [
     "scan_async",
     "spki_der",
     "spki_pin",
+    "summarize",
 ]

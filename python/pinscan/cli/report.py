@@ -1,0 +1,71 @@
+# SPDX-License-Identifier: Apache-2.0
+"""``pinscan report OUT [--html FILE]``: the state of a fleet at a glance.
+
+The report describes; it does not judge: it exits 0 whatever the fleet looks like (``check``,
+``diff`` and ``audit`` are the gates), and 2 on usage errors and unreadable input.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from pathlib import Path
+
+import click
+
+from pinscan.cli.check import AsOf, policy_options, read_policies
+from pinscan.dataset import select
+from pinscan.report.page import write_html
+from pinscan.report.summary import summarize
+from pinscan.report.terminal import print_summary
+
+
+@click.command("report")
+@click.argument("out")
+@click.option(
+    "--html", "html_path", type=click.Path(dir_okay=False, path_type=Path),
+    help="Also write the report as one self-contained HTML page (plots and a sortable table).",
+)  # fmt: skip
+@policy_options
+@click.option("--as-of", type=AsOf(), help="Count expiry and judge pins at this moment, not now.")
+@click.option(
+    "--top", type=click.IntRange(1), default=10, show_default=True,
+    help="How many issuers, problems and soonest-expiring certificates to list.",
+)  # fmt: skip
+@click.option(
+    "--rows", type=click.IntRange(0), default=5000, show_default=True,
+    help="Endpoints in the HTML table: problems first, then the soonest to expire.",
+)  # fmt: skip
+@click.option("--format", "output", type=click.Choice(["text", "json"]), default="text")
+@click.option("-q", "--quiet", is_flag=True, help="Print nothing (for cron, with --html).")
+def report_command(
+    out: str,
+    html_path: Path | None,
+    policies: tuple[Path, ...],
+    policy_format: str | None,
+    as_of: dt.datetime | None,
+    top: int,
+    rows: int,
+    output: str,
+    quiet: bool,
+) -> None:
+    """Summarise the scan OUT (a dataset, a history's latest scan, or HISTORY@SCAN_ID or
+    HISTORY@-2 for an earlier one): status, TLS versions, keys, issuers, expiry in 7/30/90 days,
+    unverified endpoints, pin verdicts and coverage, and the most common problems.
+
+    Pin verdicts come from each --policy (judged now, or at --as-of), or else from the verdicts
+    `scan --policy` stored in OUT.
+    """
+    dataset = select(out)
+    loaded = read_policies(policies, policy_format) if policies else None
+    summary = summarize(dataset, loaded, as_of, top=top, table_rows=rows if html_path else 0)
+    if html_path is not None:
+        write_html(summary, html_path)
+    if quiet:
+        return
+    if output == "json":
+        click.echo(json.dumps(summary.to_dict(), indent=2, default=str))
+        return
+    print_summary(summary)
+    if html_path is not None:
+        click.echo(f"wrote {html_path}")
