@@ -317,3 +317,43 @@ def test_findings_report_policy_errors_and_warnings(dataset):
     assert rows["policy_error"]["location"] == "nsc.xml:12"
     assert rows["policy_error"]["severity"] == "error"
     assert rows["policy_warning"]["message"] == "skipped a bad pin"
+
+
+def test_trustkit_judges_with_its_own_hash_and_blocks_keys_it_cannot_hash(tmp_path):
+    from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
+
+    from pinscan.policy.findings import findings
+
+    ed = pki._issue("ed.example.com", ed25519.Ed25519PrivateKey.generate(), pki.intermediate(),
+                    ca=False, names=("ed.example.com",))  # fmt: skip
+    e3 = pki._issue("e3.example.com", rsa.generate_private_key(public_exponent=3, key_size=2048),
+                    pki.intermediate(), ca=False, names=("e3.example.com",))  # fmt: skip
+    ds = write_dataset(tmp_path, [Served("ed.example.com", ed), Served("e3.example.com", e3)])
+    leaf_pins = lambda issued: pins(issued, pki.intermediate())  # noqa: E731
+    rules = (
+        rule("ed.example.com", Match.EXACT, leaf_pins(ed), enforce=False),
+        rule("e3.example.com", Match.EXACT, pins(e3, pki.leaf("nobody.test"))),
+    )
+    trustkit = Policy("tk", "trustkit", rules, Combine.MOST_SPECIFIC)
+    plain = Policy("plain", "toml", rules, Combine.MOST_SPECIFIC)
+    result = evaluate(ds, [trustkit, plain])
+    got = {(r["policy"], r["name"]): r for r in result.iter_rows(named=True)}
+    # The real SPKI pins pass for any client that hashes the certificate's SPKI.
+    assert got[("plain", "ed.example.com")]["verdict"] == "pass"
+    assert got[("plain", "e3.example.com")]["verdict"] == "pass"
+    # TrustKit walks from the anchor down and matches the intermediate before it reaches the
+    # Ed25519 leaf, so it passes; the e=3 leaf's TrustKit hash is not its SPKI pin, and nothing
+    # else in that rule matches, so it fails.
+    assert got[("tk", "ed.example.com")]["verdict"] == "pass"
+    assert got[("tk", "ed.example.com")]["matched_position"] == 1
+    assert got[("tk", "e3.example.com")]["verdict"] == "fail"
+    # An Ed25519 leaf pinned alone: TrustKit cannot hash it and blocks even when only reporting.
+    alone = Policy(
+        "tk2", "trustkit", (rule("ed.example.com", Match.EXACT, pins(ed), enforce=False),),
+        Combine.MOST_SPECIFIC,
+    )  # fmt: skip
+    row = evaluate(ds, alone).filter(pl.col("name") == "ed.example.com").row(0, named=True)
+    assert row["verdict"] == "fail"
+    assert "TrustKit cannot hash" in row["note"]
+    kinds_found = set(findings(ds, [trustkit])["kind"])
+    assert "trustkit_hash" in kinds_found

@@ -1,6 +1,7 @@
 # SPDX-License-Identifier: Apache-2.0
 """pinscan: which keys your hosts really serve, and whether pinned clients keep working."""
 
+from pinscan import audit
 from pinscan._core import __version__
 from pinscan.certificates import COLUMNS, certificates
 from pinscan.changes import diff
@@ -23,6 +24,7 @@ __all__ = [
     "ScanDataset",
     "Summary",
     "__version__",
+    "audit",
     "certificates",
     "diff",
     "diff_summary",

@@ -37,10 +37,12 @@ from pinscan.config import ScanConfig
 from pinscan.dataset import DatasetWriter, ScanDataset
 from pinscan.dataset import open as open_dataset
 from pinscan.dataset.writer import id_bits
+from pinscan.errors import PinscanError
 from pinscan.handshake import client_context, handshake
 from pinscan.inventory import Inventory, read_inventory
 from pinscan.records import BadTarget, Endpoint, Handshake, Target
 from pinscan.resolve import ResolveError, Resolver
+from pinscan.shard import Shard, ShardItems, scan_shard
 from pinscan.verify import Verifier
 
 #: Seconds past an endpoint's deadline after which its task is cancelled outright.
@@ -404,6 +406,11 @@ async def scan_async(
 def scan(
     inventory: InventoryLike,
     out: str | os.PathLike[str] | None = None,
+    *,
+    shard: str | Shard | None = None,
+    dask: Any = None,
+    shards: int | None = None,
+    history: str | os.PathLike[str] | None = None,
     **kwargs: Any,
 ) -> ScanDataset:
     """Scan every endpoint of an inventory; return the dataset written to ``out``.
@@ -418,6 +425,16 @@ def scan(
     **kwargs
         ``config`` (:class:`~pinscan.config.ScanConfig`), ``resume``, ``inventory_format``,
         ``on_endpoint`` (called with each :class:`~pinscan.records.Endpoint` as it completes).
+    shard
+        ``"I/N"``: scan only shard I of N into the sharded dataset ``out`` (see
+        :mod:`pinscan.shard`); the result is the whole dataset as far as it is done.
+    dask, shards
+        A ``dask.distributed.Client``, ``"local"`` or a scheduler address: scan ``out`` in
+        ``shards`` shards as Dask tasks (see :mod:`pinscan.distributed`).
+    history
+        Instead of ``out``: add the scan to this history, as ``pinscan scan --history`` does;
+        ``policies`` (a list of :class:`~pinscan.policy.model.Policy`) then judges it into its
+        ``pin_results``. Returns the committed scan (see :mod:`pinscan.dataset.history`).
 
     Works in Jupyter too, where an event loop is already running: the scan then runs on a
     thread of its own.
@@ -427,6 +444,15 @@ def scan(
     >>> ds = pinscan.scan(["example.com", "example.org:8443"], "out")  # doctest: +SKIP
     >>> ds.endpoints.select("target", "ip", "status", "spki_sha256").collect()  # doctest: +SKIP
     """
+
+    if history is not None:
+        if out is not None or shard is not None or dask is not None:
+            raise PinscanError("history= replaces out= and is not sharded: give one of them")
+        from pinscan.dataset.history import scan as history_scan
+
+        return history_scan(inventory, history, **kwargs)
+    if shard is not None or dask is not None or shards is not None:
+        return _scan_sharded(inventory, out, shard, dask, shards, **kwargs)
 
     async def main() -> ScanDataset:
         return await scan_async(inventory, out, **kwargs)
@@ -449,8 +475,34 @@ def _run(main: Callable[[], Any]) -> Any:
     return anyio.run(main, backend_options={"use_uvloop": True})
 
 
-def _items(inventory: InventoryLike, fmt: str | None) -> Inventory:
-    if isinstance(inventory, Inventory):
+def _scan_sharded(
+    inventory: InventoryLike,
+    out: str | os.PathLike[str] | None,
+    shard: str | Shard | None,
+    dask: Any,
+    shards: int | None,
+    *,
+    inventory_format: str | None = None,
+    **kwargs: Any,
+) -> ScanDataset:
+    """A scan in shards: one of them here (``shard``), or all of them on Dask (``dask``)."""
+    if out is None:
+        raise PinscanError("a sharded scan needs an output directory (out)")
+    if shard is not None and dask is not None:
+        raise PinscanError("give shard (one shard, here) or dask (every shard, there), not both")
+    if shards is not None and dask is None:
+        raise PinscanError("shards= is the number of shards of a Dask scan: give dask= too")
+    items = _items(inventory, inventory_format)
+    if dask is not None:
+        from pinscan.distributed import scan_dask
+
+        return scan_dask(items, out, dask, shards=shards, **kwargs)
+    scan_shard(items, out, shard, **kwargs)  # type: ignore[arg-type]
+    return open_dataset(out)
+
+
+def _items(inventory: InventoryLike, fmt: str | None) -> Inventory | ShardItems:
+    if isinstance(inventory, Inventory | ShardItems):
         return inventory
     if isinstance(inventory, str | os.PathLike):
         return read_inventory(inventory, format=fmt)

@@ -29,6 +29,7 @@ COMMANDS = {
     "ct": "pinscan.cli.ct:ct_command",
     "diff": "pinscan.cli.diff:diff_command",
     "report": "pinscan.cli.report:report_command",
+    "audit": "pinscan.cli.audit:audit_command",
 }
 
 

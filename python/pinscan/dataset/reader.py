@@ -13,6 +13,7 @@ from typing import Any
 
 import polars as pl
 
+from pinscan import shard as sharding
 from pinscan.dataset import history as hist
 from pinscan.dataset.schema import (
     CERTIFICATES,
@@ -73,7 +74,8 @@ class ScanDataset:
 
 
 def open(path: str | os.PathLike[str], scans: Scans = None) -> ScanDataset:
-    """Open a dataset written by ``pinscan scan -o``, or scans of a history (``--history``).
+    """Open a dataset written by ``pinscan scan -o`` (sharded or not: ``--shard``, ``--dask``),
+    or scans of a history (``--history``).
 
     ``scans`` picks scans of a history: the latest by default, ``"all"``, a scan id, a list of
     them, or -1 (the latest), -2 (the one before), ... Only committed scans are read: a scan
@@ -89,16 +91,44 @@ def open(path: str | os.PathLike[str], scans: Scans = None) -> ScanDataset:
     root = Path(path)
     if hist.is_history(root):
         return _open_history(root, scans)
+    if sharding.is_sharded(root):
+        return _open_sharded(root, scans)
     meta = read_meta(root)
-    if scans not in (None, "latest", "all", -1, meta["scan_id"], [meta["scan_id"]]):
-        msg = f"holds one scan ({meta['scan_id']}); cannot select {scans!r}"
-        raise DatasetError(str(root), msg)
+    _check_single(root, meta, scans)
     return ScanDataset(
         path=root,
         meta=meta,
         endpoints=_scan(root / ENDPOINTS, ENDPOINTS_SCHEMA),
         chains=_scan(root / CHAINS, CHAINS_SCHEMA),
         certificates=_scan(root / CERTIFICATES, certificates_schema()),
+        pin_results=_scan(root / PIN_RESULTS, PIN_RESULTS_SCHEMA),
+        scans=hist.scans_frame([meta]),
+    )
+
+
+def _check_single(root: Path, meta: dict[str, Any], scans: Scans) -> None:
+    if scans not in (None, "latest", "all", -1, meta["scan_id"], [meta["scan_id"]]):
+        msg = f"holds one scan ({meta['scan_id']}); cannot select {scans!r}"
+        raise DatasetError(str(root), msg)
+
+
+def _open_sharded(root: Path, scans: Scans) -> ScanDataset:
+    """A sharded scan (``--shard``, ``--dask``) read as one: its finished shards' tables put
+    together. Each shard keeps the distinct certificates it saw, so a certificate served in
+    several shards is kept once, as a scan in one piece keeps it. Unfinished shards are left
+    out, and ``meta["complete"]`` is false until every shard is done."""
+    manifest = sharding.read_manifest(root)
+    done = sharding.finished(root, manifest)
+    meta = sharding.merged_meta(manifest, done)
+    _check_single(root, meta, scans)
+    dirs = [sharding.shard_dir(root, sharding.Shard(i, manifest["count"])) for i in sorted(done)]
+    certificates = _scan_dirs(dirs, CERTIFICATES, certificates_schema())
+    return ScanDataset(
+        path=root,
+        meta=meta,
+        endpoints=_scan_dirs(dirs, ENDPOINTS, ENDPOINTS_SCHEMA),
+        chains=_scan_dirs(dirs, CHAINS, CHAINS_SCHEMA),
+        certificates=certificates.unique("cert_sha256", keep="first", maintain_order=True),
         pin_results=_scan(root / PIN_RESULTS, PIN_RESULTS_SCHEMA),
         scans=hist.scans_frame([meta]),
     )
@@ -160,6 +190,13 @@ def _choose(root: Path, metas: list[dict[str, Any]], scans: Scans) -> list[dict[
 
 def _scan(directory: Path, schema: pl.Schema) -> pl.LazyFrame:
     parts = _parts(directory)
+    if not parts:
+        return pl.LazyFrame(schema=schema)
+    return pl.scan_parquet(parts, schema=schema)
+
+
+def _scan_dirs(dirs: list[Path], table: str, schema: pl.Schema) -> pl.LazyFrame:
+    parts = [p for d in dirs for p in _parts(d / table)]
     if not parts:
         return pl.LazyFrame(schema=schema)
     return pl.scan_parquet(parts, schema=schema)

@@ -45,6 +45,9 @@ from pinscan.errors import DatasetError
 from pinscan.records import Endpoint
 
 _PART = re.compile(r"^part-(\d{6})\.parquet$")
+#: The manifest of a sharded scan (see :mod:`pinscan.shard`), which is no place for a plain one.
+SHARD_MANIFEST = "shards.json"
+_SHARDED = "holds a sharded scan (--shard, --dask)"
 
 
 def id_bits(hex_id: str) -> int:
@@ -72,6 +75,8 @@ class DatasetWriter:
         if (root / META_FILE).exists():
             msg = f"{root} already holds a scan; use --resume to finish it, or another directory"
             raise DatasetError(str(root), msg)
+        if (root / SHARD_MANIFEST).exists():
+            raise DatasetError(str(root), f"{_SHARDED}; give another directory")
         for table in TABLES:
             (root / table).mkdir(parents=True, exist_ok=True)
         meta = {
@@ -91,6 +96,9 @@ class DatasetWriter:
     def resume(cls, root: Path) -> DatasetWriter:
         """Reopens an interrupted scan: removes what a killed flush left, and loads which targets
         and certificates are already written."""
+        if (root / SHARD_MANIFEST).exists():
+            msg = f"{_SHARDED}: finish it with --resume and --dask, or with --shard I/N"
+            raise DatasetError(str(root), msg)
         meta = read_meta(root)
         writer = cls(root, meta)
         committed = writer._clean()

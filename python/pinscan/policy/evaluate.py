@@ -58,11 +58,11 @@ def evaluate(
     )
     every = endpoints.join(policy_frame, how="cross")
     out = (
-        every.join(judged, on=["endpoint_id", "policy_id"], how="left")
+        every.join(judged, on=["eid", "policy_id"], how="left")
         .with_columns(
             verdict=pl.coalesce("verdict", pl.lit("unpinned")).cast(VERDICT),
         )
-        .sort("policy_id", "endpoint_id")
+        .sort("policy_id", "eid")
         .select(RESULT_SCHEMA.names())
         .cast(RESULT_SCHEMA)  # type: ignore[arg-type]
     )
@@ -71,7 +71,11 @@ def evaluate(
 
 @dataclass(frozen=True)
 class Prepared:
-    """The frames every judgement starts from; :mod:`pinscan.policy.findings` reuses them."""
+    """The frames every judgement starts from; :mod:`pinscan.policy.findings` reuses them.
+
+    Endpoints and certificates are numbered (``eid``, ``cid``) once, so that every join after
+    that is on integers rather than on hex ids.
+    """
 
     policies: list[Policy]
     moment: dt.datetime
@@ -102,16 +106,23 @@ def prepare(
             "trust_store",
             name=pl.coalesce("sni", "host").str.strip_chars_end(".").str.to_lowercase(),
         )
+        .with_row_index("eid")
         .collect()
         .lazy()
     )
     rules, pins, bad_pins, sets = rule_frames(policies, moment)
     chains = chain_pins(
         dataset,
+        endpoints,
+        pl.concat([f.select("algorithm", "pin", "pin_id") for f in (pins, bad_pins)]).unique(
+            "pin_id"
+        ),
         need_sha1=_uses_sha1(policies),
         need_trustkit=any(p.format == "trustkit" for p in policies),
     )
-    selected = _with_chain(select_rules(endpoints, rules), chains)
+    # Both feed several joins below: computed once here rather than once per branch of the plan.
+    chains = chains.collect().lazy()
+    selected = _with_chain(select_rules(endpoints, rules), chains).collect().lazy()
     return Prepared(policies, moment, endpoints, rules, pins, bad_pins, sets, selected, chains)
 
 
@@ -127,115 +138,117 @@ def _uses_sha1(policies: Sequence[Policy]) -> bool:
     return any(pin.algorithm == "sha1" for p in policies for r in p.rules for pin in r.pins)
 
 
+# Pin-set positions as small integers in the frames.
+_POSITIONS = {Position.ANY: 0, Position.LEAF: 1, Position.CA: 2}
+
+
 def rule_frames(
     policies: Sequence[Policy], moment: dt.datetime
 ) -> tuple[pl.LazyFrame, pl.LazyFrame, pl.LazyFrame, pl.LazyFrame]:
     """The policies as four small frames: rules, their pins, their veto pins, their pin-sets."""
-    rules: dict[str, list] = {
-        k: []
-        for k in (
-            "rule_id",
-            "policy_id",
-            "host",
-            "match",
-            "combine",
-            "chain_kind",
-            "trustkit_view",
-            "rule",
-            "rule_location",
-            "error",
-            "exclude",
-            "expires",
-            "expired",
-            "enforce",
-            "override_system",
-        )
+    rule_schema = {
+        "rule_id": pl.Int32,
+        "policy_id": pl.Int32,
+        "host": pl.String,
+        "match": pl.String,
+        "union": pl.Boolean,
+        "leaf_only": pl.Boolean,
+        "trustkit_view": pl.Boolean,
+        "rule": pl.String,
+        "rule_location": pl.String,
+        "error": pl.String,
+        "exclude": pl.Boolean,
+        "expires": pl.Datetime("us", "UTC"),
+        "expired": pl.Boolean,
+        "enforce": pl.Boolean,
+        "override_system": pl.Boolean,
     }
-    pins: dict[str, list] = {k: [] for k in ("rule_id", "set_key", "positions", "algorithm", "pin")}
-    bad: dict[str, list] = {k: [] for k in ("rule_id", "algorithm", "pin")}
-    sets: dict[str, list] = {k: [] for k in ("rule_id", "set_key", "positions")}
+    pin_schema = {
+        "rule_id": pl.Int32,
+        "set_key": pl.Int64,
+        "positions": pl.Int8,
+        "algorithm": pl.String,
+        "pin": pl.String,
+        "pin_id": pl.Int32,
+    }
+    # Every distinct pin gets a small integer: the big chain frame then carries integers, not
+    # base64 strings.
+    pin_ids: dict[tuple[str, str], int] = {}
+
+    def pin_id(algorithm: str, digest: str) -> int:
+        return pin_ids.setdefault((algorithm, digest), len(pin_ids))
+
+    rules: dict[str, list] = {k: [] for k in rule_schema}
+    pins: dict[str, list] = {k: [] for k in pin_schema}
+    bad: dict[str, list] = {k: [] for k in ("rule_id", "algorithm", "pin", "pin_id")}
+    sets: dict[str, list] = {k: [] for k in ("rule_id", "set_key")}
     rule_id = 0
     for policy_id, policy in enumerate(policies):
+        union = policy.combine is Combine.UNION
         for rule in policy.rules:
             error = policy.error or rule.error
             if policy.error and policy.error_location:
                 error = f"{policy.error} ({policy.error_location})"
-            rules["rule_id"].append(rule_id)
-            rules["policy_id"].append(policy_id)
-            rules["host"].append(rule.host)
-            rules["match"].append(rule.match.value)
-            rules["combine"].append(policy.combine.value)
-            rules["chain_kind"].append(policy.chain.value)
-            rules["trustkit_view"].append(policy.format == "trustkit")
-            rules["rule"].append(rule.label())
-            rules["rule_location"].append(str(rule.location))
-            rules["error"].append(error)
-            rules["exclude"].append(rule.exclude)
-            rules["expires"].append(rule.expires)
-            rules["expired"].append(rule.expires is not None and moment > rule.expires)
-            rules["enforce"].append(rule.enforce)
-            rules["override_system"].append("system" in rule.override_pins)
+            row = {
+                "rule_id": rule_id,
+                "policy_id": policy_id,
+                "host": rule.host,
+                "match": rule.match.value,
+                "union": union,
+                "leaf_only": policy.chain is ChainSource.LEAF,
+                "trustkit_view": policy.format == "trustkit",
+                "rule": rule.label(),
+                "rule_location": str(rule.location),
+                "error": error,
+                "exclude": rule.exclude,
+                "expires": rule.expires,
+                "expired": rule.expires is not None and moment > rule.expires,
+                "enforce": rule.enforce,
+                "override_system": "system" in rule.override_pins,
+            }
+            for column, value in row.items():
+                rules[column].append(value)
             for index, pin_set in enumerate(rule.pin_sets):
+                code = _POSITIONS[pin_set.positions]
                 # A union policy unites pins per position; a most-specific one keeps each set.
-                key = (
-                    pin_set.positions.value
-                    if policy.combine is Combine.UNION
-                    else f"{rule_id}:{index}"
-                )
+                key = -1 - code if union else rule_id * 64 + index
                 sets["rule_id"].append(rule_id)
                 sets["set_key"].append(key)
-                sets["positions"].append(pin_set.positions.value)
                 for pin in pin_set.pins:
-                    pins["rule_id"].append(rule_id)
-                    pins["set_key"].append(key)
-                    pins["positions"].append(pin_set.positions.value)
-                    pins["algorithm"].append(pin.algorithm)
-                    pins["pin"].append(pin.digest)
+                    row = (
+                        rule_id,
+                        key,
+                        code,
+                        pin.algorithm,
+                        pin.digest,
+                        pin_id(pin.algorithm, pin.digest),
+                    )
+                    for column, value in zip(pin_schema, row, strict=True):
+                        pins[column].append(value)
             for pin in rule.bad_pins:
                 bad["rule_id"].append(rule_id)
                 bad["algorithm"].append(pin.algorithm)
                 bad["pin"].append(pin.digest)
+                bad["pin_id"].append(pin_id(pin.algorithm, pin.digest))
             rule_id += 1
     return (
+        pl.LazyFrame(rules, schema=rule_schema),
+        pl.LazyFrame(pins, schema=pin_schema),
         pl.LazyFrame(
-            rules,
+            bad,
             schema={
                 "rule_id": pl.Int32,
-                "policy_id": pl.Int32,
-                "host": pl.String,
-                "match": pl.String,
-                "combine": pl.String,
-                "chain_kind": pl.String,
-                "trustkit_view": pl.Boolean,
-                "rule": pl.String,
-                "rule_location": pl.String,
-                "error": pl.String,
-                "exclude": pl.Boolean,
-                "expires": pl.Datetime("us", "UTC"),
-                "expired": pl.Boolean,
-                "enforce": pl.Boolean,
-                "override_system": pl.Boolean,
-            },
-        ),
-        pl.LazyFrame(
-            pins,
-            schema={
-                "rule_id": pl.Int32,
-                "set_key": pl.String,
-                "positions": pl.String,
                 "algorithm": pl.String,
                 "pin": pl.String,
+                "pin_id": pl.Int32,
             },
         ),
-        pl.LazyFrame(bad, schema={"rule_id": pl.Int32, "algorithm": pl.String, "pin": pl.String}),
-        pl.LazyFrame(
-            sets, schema={"rule_id": pl.Int32, "set_key": pl.String, "positions": pl.String}
-        ),
+        pl.LazyFrame(sets, schema={"rule_id": pl.Int32, "set_key": pl.Int64}),
     )
 
 
 def select_rules(endpoints: pl.LazyFrame, rules: pl.LazyFrame) -> pl.LazyFrame:
-    """(endpoint_id, rule) for every rule that applies to the endpoint's name under its format.
+    """(eid, rule) for every rule that applies to the endpoint's name under its format.
 
     Names are split into suffixes once per distinct name: ``a.b.example.com`` gives
     ``(a.b.example.com, 0)``, ``(b.example.com, 1)``, ``(example.com, 2)``, ``(com, 3)``; the
@@ -263,97 +276,122 @@ def select_rules(endpoints: pl.LazyFrame, rules: pl.LazyFrame) -> pl.LazyFrame:
         .otherwise(depth == 1)  # Match.ONE_LABEL
     )
     matched = (
-        suffixes.join(rules, left_on="suffix", right_on="host")
+        suffixes.join(
+            rules.select(
+                "rule_id", "policy_id", "host", "match", "union", "leaf_only", "trustkit_view",
+                "error", "exclude", "expired", "expires", "enforce", "override_system",
+            ),
+            left_on="suffix",
+            right_on="host",
+        )
         .filter(scope)
         # Most specific: only the rules at the smallest distance survive (one, in a valid file).
-        .filter(
-            (pl.col("combine") == Combine.UNION.value)
-            | (depth == depth.min().over("name", "policy_id"))
-        )
-    )
-    return endpoints.select("endpoint_id", "name", "trust_store").join(matched, on="name")
+        .filter(pl.col("union") | (depth == depth.min().over("name", "policy_id")))
+        .drop("suffix", "match")
+    )  # fmt: skip
+    return endpoints.select("eid", "name", "trust_store").join(matched, on="name").drop("name")
 
 
-def chain_pins(dataset: ScanDataset, *, need_sha1: bool, need_trustkit: bool) -> pl.LazyFrame:
-    """Each endpoint's chain positions with the pins of the certificate there.
+def chain_pins(
+    dataset: ScanDataset,
+    endpoints: pl.LazyFrame,
+    pin_ids: pl.LazyFrame,
+    *,
+    need_sha1: bool,
+    need_trustkit: bool,
+) -> pl.LazyFrame:
+    """Each endpoint's chain positions, with the policy pins the certificate there has.
 
-    ``presented`` rows, and ``verified`` rows where the chain verified; ``sent`` says whether the
-    certificate at that position was in what the server presented. ``spki_trustkit`` is the pin
-    TrustKit iOS computes (it rebuilds the SPKI from the raw key), null where it cannot, with
-    ``trustkit_problem`` saying why; both only when a TrustKit policy is evaluated.
+    ``verified`` rows where the chain verified, the presented ones too; ``sent`` says whether
+    the certificate at that position was in what the server presented. ``sha256_id``,
+    ``sha1_id`` and ``trustkit_id`` number the certificate's pins when a policy names them
+    (null otherwise): ``trustkit`` is the pin TrustKit iOS computes, rebuilding the SPKI from
+    the raw key; ``trustkit_blocked`` marks keys it cannot hash, ``trustkit_problem`` says why.
     """
-    certs = dataset.certificates.select(
-        "cert_sha256", "spki_sha256", "not_after", "key_type", "der"
+    certs = (
+        dataset.certificates.select("cert_sha256", "spki_sha256", "not_after", "key_type")
+        .unique("cert_sha256")
+        .with_row_index("cid")
+        .collect()
     )
-    certs = certs.unique("cert_sha256")
-    extra: list[pl.DataFrame] = []
     if need_sha1 or need_trustkit:
-        frame = certs.collect()
+        ders = (
+            dataset.certificates.select("cert_sha256", "der")
+            .unique("cert_sha256")
+            .join(certs.lazy().select("cert_sha256", "cid"), on="cert_sha256")
+            .sort("cid")
+            .collect()
+        )
         if need_sha1:
-            extra.append(
-                certificates(frame["der"], sha1=True).select("cert_sha256", "spki_sha1").unique()
-            )
+            certs = certs.with_columns(spki_sha1=certificates(ders["der"], sha1=True)["spki_sha1"])
         if need_trustkit:
-            extra.append(_trustkit_pins(frame))
-        certs = frame.lazy()
-    for table in extra:
-        certs = certs.join(table.lazy(), on="cert_sha256", how="left")
+            certs = certs.with_columns(_trustkit_pins(ders["der"]))
     if not need_sha1:
         certs = certs.with_columns(spki_sha1=pl.lit(None, pl.String))
     if not need_trustkit:
         certs = certs.with_columns(
             spki_trustkit=pl.lit(None, pl.String), trustkit_problem=pl.lit(None, pl.String)
         )
-    chains = dataset.chains.select("endpoint_id", "source", "position", "cert_sha256")
-    presented = chains.filter(pl.col("source") == "presented")
-    sent = presented.select("endpoint_id", "cert_sha256").unique().with_columns(sent=pl.lit(True))
+    ids = pin_ids.collect()
+    for algorithm, column, name in (
+        ("sha256", "spki_sha256", "sha256_id"),
+        ("sha1", "spki_sha1", "sha1_id"),
+        ("sha256", "spki_trustkit", "trustkit_id"),
+    ):
+        known = ids.filter(pl.col("algorithm") == algorithm).select(
+            pl.col("pin").alias(column), pl.col("pin_id").alias(name)
+        )
+        certs = certs.join(known, on=column, how="left")
+    certs = certs.select(
+        "cid",
+        "cert_sha256",
+        "sha256_id",
+        "sha1_id",
+        "trustkit_id",
+        "not_after",
+        "key_type",
+        "trustkit_problem",
+        trustkit_blocked=pl.col("spki_trustkit").is_null()
+        & pl.col("trustkit_problem").is_not_null(),
+    )
+    chains = (
+        dataset.chains.select("endpoint_id", "source", "position", "cert_sha256")
+        .join(endpoints.select("endpoint_id", "eid"), on="endpoint_id")
+        .join(certs.lazy().select("cert_sha256", "cid"), on="cert_sha256", how="left")
+        .select("eid", verified=pl.col("source") == "verified", position="position", cid="cid")
+    )
+    sent = chains.filter(~pl.col("verified")).select("eid", "cid").unique()
     return (
-        chains.with_columns(pl.col("source").cast(pl.String))
-        .join(sent, on=["endpoint_id", "cert_sha256"], how="left")
+        chains.join(sent.with_columns(sent=pl.lit(True)), on=["eid", "cid"], how="left")
         .with_columns(pl.col("sent").fill_null(False))
-        .join(certs.drop("der"), on="cert_sha256", how="left")
+        .join(certs.lazy().drop("cert_sha256"), on="cid", how="left")
     )
 
 
-def _trustkit_pins(certs: pl.DataFrame) -> pl.DataFrame:
+def _trustkit_pins(ders: pl.Series) -> list[pl.Series]:
     """TrustKit's view of each distinct certificate: one Python call per certificate, not per
     endpoint (a fleet serves far fewer distinct certificates than it has endpoints)."""
     from pinscan.policy.apple import trustkit_spki
 
-    views = [trustkit_spki(der) for der in certs["der"]]
-    return pl.DataFrame(
-        {
-            "cert_sha256": certs["cert_sha256"],
-            "spki_trustkit": [pin for pin, _ in views],
-            "trustkit_problem": [reason for _, reason in views],
-        },
-        schema={
-            "cert_sha256": pl.String,
-            "spki_trustkit": pl.String,
-            "trustkit_problem": pl.String,
-        },
-    )
+    views = [trustkit_spki(der) for der in ders]
+    return [
+        pl.Series("spki_trustkit", [pin for pin, _ in views], dtype=pl.String),
+        pl.Series("trustkit_problem", [reason for _, reason in views], dtype=pl.String),
+    ]
 
 
 def _with_chain(selected: pl.LazyFrame, chains: pl.LazyFrame) -> pl.LazyFrame:
     """Adds which chain the client checks: the built chain when there is one, else what was
     presented (with a note); the presented leaf for curl."""
-    has_verified = (
-        chains.filter(pl.col("source") == "verified")
-        .select("endpoint_id")
-        .unique()
-        .with_columns(has_verified=pl.lit(True))
-    )
-    has_any = chains.select("endpoint_id").unique().with_columns(has_chain=pl.lit(True))
+    kinds = chains.group_by("eid").agg(has_verified=pl.col("verified").any())
     return (
-        selected.join(has_verified, on="endpoint_id", how="left")
-        .join(has_any, on="endpoint_id", how="left")
+        selected.join(kinds, on="eid", how="left")
         .with_columns(
-            pl.col("has_verified").fill_null(False),
-            pl.col("has_chain").fill_null(False),
+            has_chain=pl.col("has_verified").is_not_null(),
+            has_verified=pl.col("has_verified").fill_null(False),
         )
         .with_columns(
-            chain=pl.when(pl.col("chain_kind") == ChainSource.LEAF.value)
+            chain=pl.when(pl.col("leaf_only"))
             .then(pl.lit("leaf"))
             .when(pl.col("has_verified"))
             .then(pl.lit("verified"))
@@ -366,117 +404,131 @@ def used_chains(rows: pl.LazyFrame, chains: pl.LazyFrame) -> pl.LazyFrame:
     """The positions of the chain each (endpoint, rule) row is checked against, with the hash
     the client compares (TrustKit's own for TrustKit policies)."""
     return (
-        rows.select("endpoint_id", "policy_id", "rule_id", "chain", "trustkit_view")
-        .join(chains, on="endpoint_id")
+        rows.select("eid", "policy_id", "rule_id", "chain", "trustkit_view")
+        .join(chains, on="eid")
         .filter(
-            ((pl.col("chain") == "verified") & (pl.col("source") == "verified"))
-            | ((pl.col("chain") == "presented") & (pl.col("source") == "presented"))
-            | (
-                (pl.col("chain") == "leaf")
-                & (pl.col("source") == "presented")
-                & (pl.col("position") == 0)
-            )
+            pl.when(pl.col("chain") == "verified")
+            .then(pl.col("verified"))
+            .when(pl.col("chain") == "presented")
+            .then(~pl.col("verified"))
+            .otherwise(~pl.col("verified") & (pl.col("position") == 0))
         )
         .with_columns(
-            spki_sha256=pl.when(pl.col("trustkit_view"))
-            .then(pl.col("spki_trustkit"))
-            .otherwise(pl.col("spki_sha256"))
+            sha256_id=pl.when(pl.col("trustkit_view"))
+            .then(pl.col("trustkit_id"))
+            .otherwise(pl.col("sha256_id"))
         )
     )
 
 
 def pin_matches(pins: pl.LazyFrame, used_chain: pl.LazyFrame) -> pl.LazyFrame:
     """Every (rule pin, chain position) pair that matches, where the pin-set allows it."""
-    in_chain = used_chain.unpivot(
-        index=["endpoint_id", "policy_id", "rule_id", "position", "sent"],
-        on=["spki_sha256", "spki_sha1"],
-        variable_name="algorithm",
-        value_name="pin",
-    ).with_columns(pl.col("algorithm").str.strip_prefix("spki_"))
-    position_ok = (
-        pl.when(pl.col("positions") == Position.LEAF.value)
-        .then(pl.col("position") == 0)
-        .when(pl.col("positions") == Position.CA.value)
-        .then(pl.col("position") >= 1)
+    by_algorithm = [
+        pins.filter(pl.col("algorithm") == algorithm).join(
+            used_chain, left_on=["rule_id", "pin_id"], right_on=["rule_id", column]
+        )
+        for algorithm, column in (("sha256", "sha256_id"), ("sha1", "sha1_id"))
+    ]
+    position = pl.col("position")
+    allowed = (
+        pl.when(pl.col("positions") == _POSITIONS[Position.LEAF])
+        .then(position == 0)
+        .when(pl.col("positions") == _POSITIONS[Position.CA])
+        .then(position >= 1)
         .otherwise(True)
     )
-    return pins.join(in_chain, on=["rule_id", "algorithm", "pin"]).filter(position_ok)
+    return pl.concat(by_algorithm, how="diagonal_relaxed").filter(allowed)
 
 
 def _judge(prepared: Prepared) -> pl.LazyFrame:
-    key = ["endpoint_id", "policy_id"]
+    key = ["eid", "policy_id"]
     per_rule, chains, moment = prepared.selected, prepared.chains, prepared.moment
-    pins, bad_pins, sets = prepared.pins, prepared.bad_pins, prepared.sets
+    public = pl.col("trust_store").is_in(_PUBLIC_STORES)
     # Rules that are enforced at this moment: not expired, not excluded, not switched off.
     live = per_rule.filter(
         pl.col("error").is_null()
         & ~pl.col("exclude")
         & ~pl.col("expired")
-        & ~(pl.col("override_system") & pl.col("trust_store").is_in(_PUBLIC_STORES))
+        & ~(pl.col("override_system") & public)
     )
     used_chain = used_chains(live, chains)
+    # Sorted once by position, so that `first()` in each group is the match nearest the leaf
+    # (polars keeps the order of rows within a group).
     matches = (
-        pin_matches(pins, used_chain)
+        pin_matches(prepared.pins, used_chain)
+        .sort("position")
         .group_by(*key, "set_key")
         .agg(
-            pl.col("position").min().alias("set_position"),
-            pl.col("position").max().alias("top_position"),
-            pl.col("pin", "algorithm", "sent").sort_by("position").first(),
+            set_position=pl.col("position").first(),
+            top_position=pl.col("position").max(),
+            pin=pl.col("algorithm").first() + "/" + pl.col("pin").first(),
+            sent=pl.col("sent").first(),
         )
     )
-    required = live.select(*key, "rule_id").join(sets, on="rule_id").select(*key, "set_key")
-    required = required.unique()
-    set_results = required.join(matches, on=[*key, "set_key"], how="left")
+    required = (
+        live.select(*key, "rule_id").join(prepared.sets, on="rule_id").select(*key, "set_key")
+    ).unique()
+    pinned = (
+        required.join(matches, on=[*key, "set_key"], how="left")
+        .sort("set_position", nulls_last=True)
+        .group_by(key)
+        .agg(
+            all_sets=pl.col("set_position").is_not_null().all(),
+            matched_position=pl.col("set_position").first(),
+            matched_pin=pl.col("pin").first(),
+            matched_sent=pl.col("sent").first(),
+            top_match=pl.col("top_position").max(),
+        )
+    )
     # TrustKit walks the chain from the anchor down and blocks the connection, even when only
     # reporting, at the first certificate whose key it cannot hash, unless a pin matched above it.
     unhashable = (
-        used_chain.filter(pl.col("trustkit_view") & pl.col("trustkit_problem").is_not_null())
-        .filter(pl.col("spki_trustkit").is_null())
+        used_chain.filter(pl.col("trustkit_view") & pl.col("trustkit_blocked"))
+        .sort("position")
         .group_by(key)
         .agg(
-            blocked_position=pl.col("position").max(),
-            blocked_reason=pl.col("trustkit_problem").sort_by("position").last(),
+            blocked_position=pl.col("position").last(),
+            blocked_reason=pl.col("trustkit_problem").last(),
         )
     )
-    pinned = set_results.group_by(key).agg(
-        top_match=pl.col("top_position").max(),
-        all_sets=(pl.col("set_position").is_not_null()).all(),
-        matched_position=pl.col("set_position").sort_by("set_position").first(),
-        matched_pin=(pl.col("algorithm") + "/" + pl.col("pin"))
-        .sort_by("set_position", nulls_last=True)
-        .first(),
-        matched_sent=pl.col("sent").sort_by("set_position", nulls_last=True).first(),
-    )
     vetoed = (
-        pin_matches(bad_pins.with_columns(positions=pl.lit(Position.ANY.value)), used_chain)
+        pin_matches(prepared.bad_pins.with_columns(positions=pl.lit(0, pl.Int8)), used_chain)
         .group_by(key)
         .agg(veto=pl.col("algorithm").first() + "/" + pl.col("pin").first())
     )
-    leaf_expired = (
+    leaf_ends = (
         used_chain.filter(pl.col("position") == 0)
         .group_by(key)
         .agg(leaf_not_after=pl.col("not_after").min())
     )
+    off = pl.col("expired") | pl.col("exclude")
     summary = per_rule.group_by(key).agg(
-        pl.col("rule").unique(maintain_order=True).str.join(", "),
-        pl.col("rule_location").unique(maintain_order=True).str.join(", "),
-        pl.col("error").drop_nulls().first(),
+        rule_id=pl.col("rule_id").min(),
+        n_rules=pl.len(),
+        error_rule=pl.col("rule_id").filter(pl.col("error").is_not_null()).min(),
         excluded=pl.col("exclude").all(),
-        expired=(pl.col("expired") | pl.col("exclude")).all() & ~pl.col("exclude").all(),
-        overridden=(pl.col("override_system") & pl.col("trust_store").is_in(_PUBLIC_STORES)).all(),
+        expired=off.all() & ~pl.col("exclude").all(),
+        overridden=(pl.col("override_system") & public).all(),
         expires=pl.col("expires").min(),
-        enforce=pl.col("enforce").filter(~pl.col("expired") & ~pl.col("exclude")).any(),
+        enforce=pl.col("enforce").filter(~off).any(),
         chain=pl.col("chain").first(),
         has_chain=pl.col("has_chain").first(),
     )
+    labels = prepared.rules.select("rule_id", "rule", "rule_location")
+    errors = prepared.rules.select(error_rule="rule_id", error="error")
     judged = (
         summary.join(pinned, on=key, how="left")
         .join(vetoed, on=key, how="left")
-        .join(leaf_expired, on=key, how="left")
+        .join(leaf_ends, on=key, how="left")
         .join(unhashable, on=key, how="left")
+        .join(labels, on="rule_id", how="left")
+        .join(errors, on="error_rule", how="left")
         .with_columns(
             blocked=pl.col("blocked_position").is_not_null()
-            & (pl.col("top_match").is_null() | (pl.col("blocked_position") > pl.col("top_match")))
+            & (pl.col("top_match").is_null() | (pl.col("blocked_position") > pl.col("top_match"))),
+            rule=pl.when(pl.col("n_rules") > 1)
+            .then(pl.format("{} (+{} more)", "rule", pl.col("n_rules") - 1))
+            .otherwise(pl.col("rule")),
         )
         .with_columns(
             passed=pl.col("all_sets").fill_null(False)

@@ -113,7 +113,7 @@ def _per_rule(prepared: Prepared, days: int) -> pl.DataFrame:
     used = used_chains(covered, prepared.chains)
     matched = pin_matches(prepared.pins, used)
     per_rule = rules.join(
-        covered.group_by("rule_id").agg(endpoints=pl.col("endpoint_id").n_unique()),
+        covered.group_by("rule_id").agg(endpoints=pl.col("eid").n_unique()),
         on="rule_id",
         how="left",
     ).join(
@@ -214,7 +214,7 @@ def _per_certificate(prepared: Prepared) -> pl.DataFrame:
     trustkit = (
         used.filter(pl.col("trustkit_view") & pl.col("trustkit_problem").is_not_null())
         .group_by("policy_id", "trustkit_problem")
-        .agg(endpoints=pl.col("endpoint_id").n_unique())
+        .agg(endpoints=pl.col("eid").n_unique())
         .collect()
     )
     rows.extend(
@@ -229,18 +229,18 @@ def _per_certificate(prepared: Prepared) -> pl.DataFrame:
         for r in trustkit.iter_rows(named=True)
     )
     ec_leaves = (
-        covered.select("policy_id", "endpoint_id")
+        covered.select("policy_id", "eid")
         .unique()
         .join(
             prepared.chains.filter(
-                (pl.col("source") == "presented")
+                ~pl.col("verified")
                 & (pl.col("position") == 0)
                 & (pl.col("key_type") == "ec")
             ),
-            on="endpoint_id",
+            on="eid",
         )
         .group_by("policy_id")
-        .agg(endpoints=pl.col("endpoint_id").n_unique())
+        .agg(endpoints=pl.col("eid").n_unique())
         .collect()
     )
     rows.extend(
