@@ -22,18 +22,10 @@ from pinscan.policy import FORMATS, load_policies
 from pinscan.policy.evaluate import evaluate
 from pinscan.policy.findings import findings
 from pinscan.policy.model import Policy
+from pinscan.report.terminal import VERDICT_STYLE
 
 EXIT_FINDINGS = 1
 FAILING = ("fail", "error")
-_STYLE = {
-    "pass": "green",
-    "fail": "bold red",
-    "error": "bold red",
-    "report-only": "yellow",
-    "expired": "yellow",
-    "no_chain": "magenta",
-    "unpinned": "dim",
-}
 
 
 class AsOf(click.ParamType):
@@ -151,7 +143,7 @@ def _print_text(
                 else f"{r['target']} ({r['name']})",
                 r["ip"] or "",
                 Path(r["policy"]).name,
-                f"[{_STYLE[verdict]}]{verdict}[/]",
+                f"[{VERDICT_STYLE[verdict]}]{verdict}[/]",
                 r["matched_pin"] or "",
                 "" if r["matched_position"] is None else str(r["matched_position"]),
                 r["note"] or "",

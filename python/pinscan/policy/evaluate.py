@@ -111,18 +111,20 @@ def prepare(
         .lazy()
     )
     rules, pins, bad_pins, sets = rule_frames(policies, moment)
+    applicable = select_rules(endpoints, rules).collect()
+    # Only endpoints some rule covers need their chains: policies usually cover a small part of
+    # a fleet, and the chains are the biggest table.
+    covered = endpoints.join(applicable.lazy().select("eid").unique(), on="eid", how="semi")
+    known_pins = pl.concat([f.select("algorithm", "pin", "pin_id") for f in (pins, bad_pins)])
     chains = chain_pins(
         dataset,
-        endpoints,
-        pl.concat([f.select("algorithm", "pin", "pin_id") for f in (pins, bad_pins)]).unique(
-            "pin_id"
-        ),
+        covered,
+        known_pins.unique("pin_id"),
         need_sha1=_uses_sha1(policies),
         need_trustkit=any(p.format == "trustkit" for p in policies),
-    )
-    # Both feed several joins below: computed once here rather than once per branch of the plan.
-    chains = chains.collect().lazy()
-    selected = _with_chain(select_rules(endpoints, rules), chains).collect().lazy()
+    ).collect()
+    selected = _with_chain(applicable.lazy(), chains.lazy()).collect().lazy()
+    chains = chains.lazy()
     return Prepared(policies, moment, endpoints, rules, pins, bad_pins, sets, selected, chains)
 
 

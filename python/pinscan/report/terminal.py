@@ -11,7 +11,7 @@ from rich.table import Table
 from pinscan.dataset.schema import VERDICTS
 from pinscan.report.summary import Summary, policy_label
 
-_VERDICT_STYLE = {
+VERDICT_STYLE = {
     "pass": "green",
     "fail": "bold red",
     "error": "bold red",
@@ -119,7 +119,7 @@ def _print_pins(summary: Summary, console: Console) -> None:
     table = Table(title=f"pin verdicts (from {summary.verdict_source})", title_justify="left")
     table.add_column("policy", overflow="fold")
     for verdict in shown:
-        table.add_column(f"[{_VERDICT_STYLE[verdict]}]{verdict}[/]", justify="right")
+        table.add_column(f"[{VERDICT_STYLE[verdict]}]{verdict}[/]", justify="right")
     table.add_column("coverage", justify="right")
     counts = {(policy, str(verdict)): n for policy, verdict, n in summary.verdicts.iter_rows()}
     for row in summary.coverage.iter_rows(named=True):
