@@ -434,6 +434,17 @@ def bench_million(count: int, core_only: bool) -> dict[str, Any]:
 # Machine and report ---------------------------------------------------------------------------
 
 
+def sha256_path(flags: set[str]) -> str:
+    """How pinscan-core hashes on this CPU, by the rule of its `hash::simd::Kernel::detect`."""
+    if platform.machine() not in {"x86_64", "AMD64"} or "sha_ni" in flags:
+        return "ring, one message at a time"
+    if {"avx512f", "avx512bw"} <= flags:
+        return "multi-buffer AVX-512, 16 messages at a time"
+    if "avx2" in flags:
+        return "multi-buffer AVX2, 8 messages at a time"
+    return "ring, one message at a time"
+
+
 def machine() -> dict[str, Any]:
     cpuinfo = Path("/proc/cpuinfo").read_text()
     model = re.search(r"^model name\s*:\s*(.+)$", cpuinfo, re.M)
@@ -449,6 +460,8 @@ def machine() -> dict[str, Any]:
         "cores": os.cpu_count(),
         "sha_ni": "sha_ni" in flag_set,
         "avx2": "avx2" in flag_set,
+        "avx512": {"avx512f", "avx512bw"} <= flag_set,
+        "sha256_path": sha256_path(flag_set),
         "python": platform.python_version(),
         "pinscan": pinscan.__version__,
         "pinscan_core_so": {
@@ -571,7 +584,8 @@ def main() -> int:
     print(
         f"corpus: {len(ders):,} certificates from {len(base)} distinct ones, mean {mean:.0f} B "
         f"(SPKI {mean_spki:.0f} B); "
-        f"{info['cpu']}, {info['cores']} cores, sha_ni={info['sha_ni']}",
+        f"{info['cpu']}, {info['cores']} cores, sha_ni={info['sha_ni']}; "
+        f"SHA-256: {info['sha256_path']}",
         flush=True,
     )
 

@@ -6,8 +6,9 @@
 #
 # `--sanitizer none` is what lets cargo-fuzz build on stable (rust-fuzz/cargo-fuzz#440): the
 # coverage instrumentation (-Cpasses=sancov-module, -Cllvm-args) is stable, ASan is not. The core
-# forbids unsafe code, so its bugs are panics and overflows, which debug assertions and overflow
-# checks (on by default in cargo-fuzz builds, and in the fuzz crate's profile) turn into crashes.
+# has no unsafe code outside the SIMD SHA-256 kernels (checked against RustCrypto's sha2 by the
+# fuzz target), so its bugs are panics and overflows, which debug assertions and overflow checks
+# (on by default in cargo-fuzz builds, and in the fuzz crate's profile) turn into crashes.
 #
 # Env: PYTHON (default .venv/bin/python, needs certifi and cryptography_vectors for the seeds),
 # FUZZ_LOG_DIR (default rust/pinscan-core/fuzz/target/logs).

@@ -11,8 +11,8 @@ use arrow_array::{ArrayRef, RecordBatch};
 use arrow_schema::{ArrowError, Field, Schema, SchemaRef};
 use rayon::prelude::*;
 
-use crate::certificate::{parse, CertRow};
-use crate::hash::{base64_into, hex_into, sha256};
+use crate::certificate::{frame, parse_framed_into, CertRow, Framed};
+use crate::hash::{base64_into, hex_into, sha256_many, Sha256};
 
 /// Rows per record batch: large enough to amortise the builders, small enough to spread the work
 /// over every thread and to keep each batch's buffers in cache while they are filled.
@@ -163,27 +163,89 @@ fn append_list(list: &mut ListBuilder<StringViewBuilder>, items: Option<&[String
     }
 }
 
-/// One row; a panic in the parser (a bug, never expected) becomes that row's error.
-fn row_for(input: Option<&[u8]>, options: Options) -> CertRow {
-    let Some(der) = input else {
-        return CertRow {
-            errors: vec!["input: null".into()],
-            ..CertRow::default()
-        };
-    };
-    catch_unwind(AssertUnwindSafe(|| parse(der, options.sha1))).unwrap_or_else(|_| CertRow {
-        cert_sha256: Some(sha256(der)),
-        errors: vec!["internal: the parser panicked on this input; please report it".into()],
-        ..CertRow::default()
-    })
+/// Rows framed and hashed together: enough messages (two per certificate) to keep every lane of
+/// the multi-buffer SHA-256 busy, few enough that the group's certificates stay in cache between
+/// hashing and parsing.
+const GROUP_ROWS: usize = 256;
+
+/// A row between framing and parsing. Most are `Done`: boxing it would allocate once a row, where
+/// the one `Vec` of them is reused for every group.
+#[allow(clippy::large_enum_variant)]
+enum Framing<'a> {
+    Null,
+    /// The framing panicked (a bug, never expected): the row gets its fingerprint and says so.
+    Panicked,
+    Done(Result<Framed<'a>, String>),
 }
+
+const PANICKED: &str = "internal: the parser panicked on this input; please report it";
 
 fn build(inputs: &[Option<&[u8]>], options: Options) -> Result<RecordBatch, ArrowError> {
     let mut columns = Columns::new(options, inputs.len());
-    for input in inputs {
-        columns.push(&row_for(*input, options));
+    let mut framings = Vec::with_capacity(GROUP_ROWS);
+    let mut msgs: Vec<&[u8]> = Vec::with_capacity(2 * GROUP_ROWS);
+    let mut digests = Vec::with_capacity(2 * GROUP_ROWS);
+    // One row, parsed into again and again: its string buffers are reused.
+    let mut row = CertRow::default();
+    for group in inputs.chunks(GROUP_ROWS) {
+        framings.clear();
+        msgs.clear();
+        for input in group {
+            let Some(der) = *input else {
+                framings.push(Framing::Null);
+                continue;
+            };
+            msgs.push(der);
+            // A panic in the parser (a bug, never expected) becomes that row's error.
+            framings.push(match catch_unwind(|| frame(der)) {
+                Ok(framed) => {
+                    if let Ok(f) = &framed {
+                        msgs.push(f.spki.der);
+                    }
+                    Framing::Done(framed)
+                }
+                Err(_) => Framing::Panicked,
+            });
+        }
+        digests.clear();
+        digests.resize(msgs.len(), [0; 32]);
+        sha256_many(&msgs, &mut digests);
+        let mut digests = digests.iter().copied();
+        for framing in framings.drain(..) {
+            match framing {
+                Framing::Null => {
+                    row = CertRow {
+                        errors: vec!["input: null".into()],
+                        ..CertRow::default()
+                    }
+                }
+                Framing::Panicked => row = panicked(digests.next()),
+                Framing::Done(framed) => {
+                    let cert = digests.next().expect("a digest per certificate");
+                    let spki = match &framed {
+                        Ok(_) => digests.next().expect("a digest per SPKI"),
+                        Err(_) => [0; 32],
+                    };
+                    let parsed = catch_unwind(AssertUnwindSafe(|| {
+                        parse_framed_into(&mut row, framed, cert, spki, options.sha1);
+                    }));
+                    if parsed.is_err() {
+                        row = panicked(Some(cert));
+                    }
+                }
+            }
+            columns.push(&row);
+        }
     }
     columns.finish()
+}
+
+fn panicked(cert_sha256: Option<Sha256>) -> CertRow {
+    CertRow {
+        cert_sha256,
+        errors: vec![PANICKED.into()],
+        ..CertRow::default()
+    }
 }
 
 /// The schema of the batches `certificates` returns.
@@ -208,7 +270,7 @@ pub fn certificates(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::hash::hex;
+    use crate::hash::{hex, sha256};
     use arrow_array::{Array, StringViewArray};
 
     #[test]

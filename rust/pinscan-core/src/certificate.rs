@@ -8,7 +8,7 @@ use std::net::{Ipv4Addr, Ipv6Addr};
 
 use crate::der::{self, read_header, DerError, DerResult, Reader, Tlv};
 use crate::hash::{sha1, sha256, Sha1, Sha256};
-use crate::name::{hex_into, rfc4514};
+use crate::name::{hex_into, rfc4514_into};
 use crate::oid;
 use crate::spki::{key_info, parse_spki, Spki};
 use crate::time::parse_time;
@@ -162,19 +162,87 @@ impl CertRow {
 
 /// Parses one certificate. Never fails: what cannot be read is `None` with a reason.
 pub fn parse(data: &[u8], with_sha1: bool) -> CertRow {
-    let mut row = CertRow {
-        cert_sha256: Some(sha256(data)),
+    let framed = frame(data);
+    let spki_sha256 = framed.as_ref().map_or([0; 32], |f| sha256(f.spki.der));
+    parse_framed(framed, sha256(data), spki_sha256, with_sha1)
+}
+
+/// `parse`, given `frame`'s result and the digests of the certificate and of the SPKI it found
+/// (ignored when there is none): the batch path frames and hashes many certificates at once.
+pub fn parse_framed(
+    framed: Result<Framed<'_>, String>,
+    cert_sha256: Sha256,
+    spki_sha256: Sha256,
+    with_sha1: bool,
+) -> CertRow {
+    let mut row = CertRow::default();
+    parse_framed_into(&mut row, framed, cert_sha256, spki_sha256, with_sha1);
+    row
+}
+
+/// The string buffers of a row that is being replaced, written into again: the batch path parses
+/// thousands of certificates into one `CertRow`, which then allocates almost nothing.
+struct Spare {
+    subject: String,
+    issuer: String,
+    serial: String,
+    ski: String,
+    aki: String,
+    dns: Vec<String>,
+}
+
+impl Spare {
+    fn take(row: &mut CertRow) -> Spare {
+        Spare {
+            subject: row.subject.take().unwrap_or_default(),
+            issuer: row.issuer.take().unwrap_or_default(),
+            serial: row.serial.take().unwrap_or_default(),
+            ski: row.ski.take().unwrap_or_default(),
+            aki: row.aki.take().unwrap_or_default(),
+            dns: row.dns_names.take().unwrap_or_default(),
+        }
+    }
+}
+
+/// The buffers `extensions` fills.
+struct ExtensionBuffers {
+    ski: String,
+    aki: String,
+    dns: Vec<String>,
+}
+
+/// `parse_framed` into `row`, replacing everything in it, its buffers reused.
+pub fn parse_framed_into(
+    row: &mut CertRow,
+    framed: Result<Framed<'_>, String>,
+    cert_sha256: Sha256,
+    spki_sha256: Sha256,
+    with_sha1: bool,
+) {
+    let Spare {
+        subject: subject_buf,
+        issuer: issuer_buf,
+        serial: serial_buf,
+        ski,
+        aki,
+        dns,
+    } = Spare::take(row);
+    let mut errors = std::mem::take(&mut row.errors);
+    errors.clear();
+    *row = CertRow {
+        cert_sha256: Some(cert_sha256),
+        errors,
         ..CertRow::default()
     };
-    let framed = match frame(data) {
+    let framed = match framed {
         Ok(f) => f,
         Err(e) => {
             row.errors.push(e);
-            return row;
+            return;
         }
     };
     row.errors.extend(framed.problems.iter().cloned());
-    row.spki_sha256 = Some(sha256(framed.spki.der));
+    row.spki_sha256 = Some(spki_sha256);
     if with_sha1 {
         row.spki_sha1 = Some(sha1(framed.spki.der));
     }
@@ -186,9 +254,22 @@ pub fn parse(data: &[u8], with_sha1: bool) -> CertRow {
             Some(n) => row.errors.push(format!("version: unknown version {n}")),
         }
     }
-    row.subject = name_field(&mut row, "subject", &framed.subject);
-    row.issuer = name_field(&mut row, "issuer", &framed.issuer);
-    row.serial = row.record("serial", serial_hex(&framed.serial));
+    let subject = render_name(&framed.subject, subject_buf);
+    // A self-issued certificate (every root) has the same bytes twice: render them once.
+    let issuer = if framed.issuer.full == framed.subject.full {
+        let mut buf = issuer_buf;
+        let copy = subject.0.as_ref().map(|s| {
+            buf.clear();
+            buf.push_str(s);
+            buf
+        });
+        (copy.map_err(Clone::clone), subject.1.clone())
+    } else {
+        render_name(&framed.issuer, issuer_buf)
+    };
+    row.subject = name_field(row, "subject", subject);
+    row.issuer = name_field(row, "issuer", issuer);
+    row.serial = row.record("serial", serial_hex(&framed.serial, serial_buf));
     if let Some((nb, na)) = row.record("validity", validity(&framed.validity)) {
         row.not_before = Some(nb);
         row.not_after = Some(na);
@@ -205,26 +286,37 @@ pub fn parse(data: &[u8], with_sha1: bool) -> CertRow {
                 .push("signature_algorithm: differs between the TBS and the certificate".into());
         }
     }
-    extensions(&mut row, framed.extensions);
-    row
+    extensions(row, framed.extensions, ExtensionBuffers { ski, aki, dns });
 }
 
-fn name_field(row: &mut CertRow, field: &str, name: &Tlv<'_>) -> Option<String> {
+type RenderedName = (DerResult<String>, Vec<&'static str>);
+
+fn render_name(name: &Tlv<'_>, buf: String) -> RenderedName {
     let mut warnings = Vec::new();
-    let rendered = rfc4514(name, &mut warnings);
+    let rendered = rfc4514_into(name, &mut warnings, buf);
+    (rendered, warnings)
+}
+
+fn name_field(
+    row: &mut CertRow,
+    field: &str,
+    (rendered, warnings): RenderedName,
+) -> Option<String> {
     row.errors
         .extend(warnings.into_iter().map(|w| format!("{field}: {w}")));
     row.record(field, rendered)
 }
 
 /// Lowercase hex of the serial's value, as Python's `format(serial, "x")` writes it.
-fn serial_hex(tlv: &Tlv<'_>) -> DerResult<String> {
+fn serial_hex(tlv: &Tlv<'_>, buf: String) -> DerResult<String> {
     der::expect_tag(tlv, der::INTEGER)?;
     let c = tlv.content;
     let Some(&first) = c.first() else {
         return Err(DerError::Invalid("empty integer"));
     };
-    let mut out = String::with_capacity(c.len() * 2 + 1);
+    let mut out = buf;
+    out.clear();
+    out.reserve(c.len() * 2 + 1);
     let magnitude: Cow<'_, [u8]> = if first & 0x80 != 0 {
         // RFC 5280 forbids negative serials, but CAs have issued them; show the value, not bytes.
         out.push('-');
@@ -291,7 +383,7 @@ fn signature_name(alg: &Tlv<'_>) -> DerResult<Cow<'static, str>> {
     Ok(Cow::Owned(format!("{name}-{hash}")))
 }
 
-fn extensions(row: &mut CertRow, block: Option<Tlv<'_>>) {
+fn extensions(row: &mut CertRow, block: Option<Tlv<'_>>, spare: ExtensionBuffers) {
     let Some(block) = block else {
         // No extensions: not a CA by RFC 5280 4.2.1.9, no names, no SCTs.
         row.is_ca = Some(false);
@@ -307,7 +399,13 @@ fn extensions(row: &mut CertRow, block: Option<Tlv<'_>>) {
             return;
         }
     };
-    let mut seen: Vec<&[u8]> = Vec::new();
+    // The OIDs seen so far: on the stack for any usual certificate.
+    const ON_STACK: usize = 24;
+    let mut seen_stack: [&[u8]; ON_STACK] = [&[]; ON_STACK];
+    let mut seen_heap: Vec<&[u8]> = Vec::new();
+    let mut seen_count = 0;
+    // The last octet first: it tells most OIDs apart without a `memcmp` call.
+    let same = |a: &&[u8], b: &[u8]| a.last() == b.last() && **a == *b;
     let mut r = Reader::new(list.content);
     let (mut bc, mut san, mut ski, mut aki, mut scts) = (None, None, None, None, None);
     while !r.is_empty() {
@@ -319,14 +417,20 @@ fn extensions(row: &mut CertRow, block: Option<Tlv<'_>>) {
                 return;
             }
         };
-        if seen.contains(&ext.0) {
+        let seen = &seen_stack[..seen_count.min(ON_STACK)];
+        if seen.iter().chain(&seen_heap).any(|s| same(s, ext.0)) {
             row.errors.push(format!(
                 "extensions: duplicate extension {}",
                 oid::dotted(ext.0).unwrap_or_default()
             ));
             continue;
         }
-        seen.push(ext.0);
+        if seen_count < ON_STACK {
+            seen_stack[seen_count] = ext.0;
+        } else {
+            seen_heap.push(ext.0);
+        }
+        seen_count += 1;
         match oid::EXTENSIONS.name(ext.0) {
             Some("basic_constraints") => bc = Some(ext.1),
             Some("subject_alt_name") => san = Some(ext.1),
@@ -352,7 +456,7 @@ fn extensions(row: &mut CertRow, block: Option<Tlv<'_>>) {
         }
         Some(v) => {
             let mut warnings = Vec::new();
-            let names = subject_alt_names(v, &mut warnings);
+            let names = subject_alt_names(v, &mut warnings, spare.dns);
             row.errors.extend(warnings.into_iter().map(String::from));
             if let Some((dns, ips)) = row.record("subject_alt_name", names) {
                 row.dns_names = Some(dns);
@@ -361,11 +465,11 @@ fn extensions(row: &mut CertRow, block: Option<Tlv<'_>>) {
         }
     }
     if let Some(v) = ski {
-        row.ski = row.record("subject_key_identifier", key_id(v));
+        row.ski = row.record("subject_key_identifier", key_id(v, spare.ski));
     }
     if let Some(v) = aki {
         row.aki = row
-            .record("authority_key_identifier", authority_key_id(v))
+            .record("authority_key_identifier", authority_key_id(v, spare.aki))
             .flatten();
     }
     row.sct_count = match scts {
@@ -408,10 +512,13 @@ fn basic_constraints(value: &[u8]) -> DerResult<(bool, Option<u32>)> {
 fn subject_alt_names(
     value: &[u8],
     warnings: &mut Vec<&'static str>,
+    mut dns: Vec<String>,
 ) -> DerResult<(Vec<String>, Vec<String>)> {
     let seq = der::parse_single(value, der::SEQUENCE)?;
     let mut r = Reader::new(seq.content);
-    let (mut dns, mut ips) = (Vec::new(), Vec::new());
+    let mut ips = Vec::new();
+    // `dns` holds a previous row's names: their buffers are written over, the rest dropped.
+    let mut used = 0;
     while !r.is_empty() {
         let name = r.read_any()?;
         match name.tag {
@@ -420,7 +527,15 @@ fn subject_alt_names(
                 if !name.content.is_ascii() {
                     warnings.push("subject_alt_name: dNSName is not ASCII (read as UTF-8)");
                 }
-                dns.push(String::from_utf8_lossy(name.content).into_owned());
+                let text = String::from_utf8_lossy(name.content);
+                match dns.get_mut(used) {
+                    Some(s) => {
+                        s.clear();
+                        s.push_str(&text);
+                    }
+                    None => dns.push(text.into_owned()),
+                }
+                used += 1;
             }
             t if t == der::implicit(7) => ips.push(match name.content.len() {
                 4 => {
@@ -436,18 +551,19 @@ fn subject_alt_names(
             _ => {}
         }
     }
+    dns.truncate(used);
     Ok((dns, ips))
 }
 
-fn key_id(value: &[u8]) -> DerResult<String> {
+fn key_id(value: &[u8], mut s: String) -> DerResult<String> {
     let id = der::parse_single(value, der::OCTET_STRING)?;
-    let mut s = String::new();
+    s.clear();
     hex_into(id.content, &mut s);
     Ok(s)
 }
 
 /// RFC 5280 4.2.1.1: the keyIdentifier `[0]`; `None` when the extension names the issuer instead.
-fn authority_key_id(value: &[u8]) -> DerResult<Option<String>> {
+fn authority_key_id(value: &[u8], mut s: String) -> DerResult<Option<String>> {
     let seq = der::parse_single(value, der::SEQUENCE)?;
     let mut r = Reader::new(seq.content);
     let id = r.read_optional(der::implicit(0))?;
@@ -455,7 +571,7 @@ fn authority_key_id(value: &[u8]) -> DerResult<Option<String>> {
     r.read_optional(der::implicit(2))?;
     r.finish()?;
     Ok(id.map(|id| {
-        let mut s = String::new();
+        s.clear();
         hex_into(id.content, &mut s);
         s
     }))
@@ -499,7 +615,7 @@ mod tests {
 
     fn serial(c: &[u8]) -> String {
         let enc = int(c);
-        serial_hex(&der::read_tlv(&enc).unwrap().0).unwrap()
+        serial_hex(&der::read_tlv(&enc).unwrap().0, "stale".into()).unwrap()
     }
 
     #[test]

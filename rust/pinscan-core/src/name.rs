@@ -8,17 +8,47 @@ use crate::oid;
 /// Renders a Name. A value that is not valid in its string type is replaced lossily and reported
 /// in `warnings` rather than losing the whole name.
 pub fn rfc4514(name: &Tlv<'_>, warnings: &mut Vec<&'static str>) -> Result<String, DerError> {
-    // RFC 4514 2.1: the RDNs are written last to first. Collect them (cheap slices), then write
-    // one string.
-    let mut rdns: Vec<&[u8]> = Vec::new();
+    rfc4514_into(name, warnings, String::new())
+}
+
+/// `rfc4514`, written into `buf`'s storage (its contents are dropped) to save an allocation.
+pub fn rfc4514_into(
+    name: &Tlv<'_>,
+    warnings: &mut Vec<&'static str>,
+    buf: String,
+) -> Result<String, DerError> {
+    // RFC 4514 2.1: the RDNs are written last to first. Collect them (cheap slices, on the stack
+    // for any usual name), then write one string.
+    const ON_STACK: usize = 16;
+    let mut stack: [&[u8]; ON_STACK] = [&[]; ON_STACK];
+    let mut heap: Vec<&[u8]> = Vec::new();
+    let mut count = 0;
     let mut seq = der::sequence(name)?;
     while !seq.is_empty() {
-        rdns.push(seq.read(der::SET)?.content);
+        let rdn = seq.read(der::SET)?.content;
+        if count < ON_STACK {
+            stack[count] = rdn;
+        } else {
+            if heap.is_empty() {
+                heap.extend_from_slice(&stack);
+            }
+            heap.push(rdn);
+        }
+        count += 1;
     }
-    let mut out = String::with_capacity(name.content.len());
+    let rdns = if count <= ON_STACK {
+        &stack[..count]
+    } else {
+        &heap[..]
+    };
+    // Written as bytes, every piece valid UTF-8, and checked once at the end: cheaper than a
+    // `&str` per value.
+    let mut out = buf.into_bytes();
+    out.clear();
+    out.reserve(name.content.len());
     for (i, rdn) in rdns.iter().rev().enumerate() {
         if i > 0 {
-            out.push(',');
+            out.push(b',');
         }
         let mut set = Reader::new(rdn);
         if set.is_empty() {
@@ -27,7 +57,7 @@ pub fn rfc4514(name: &Tlv<'_>, warnings: &mut Vec<&'static str>) -> Result<Strin
         let mut first = true;
         while !set.is_empty() {
             if !first {
-                out.push('+');
+                out.push(b'+');
             }
             first = false;
             let atv = set.read(der::SEQUENCE)?;
@@ -36,81 +66,110 @@ pub fn rfc4514(name: &Tlv<'_>, warnings: &mut Vec<&'static str>) -> Result<Strin
             let value = r.read_any()?;
             r.finish()?;
             match oid::NAME_ATTRIBUTES.name(attr_type.content) {
-                Some(short) => out.push_str(short),
-                None => out.push_str(&oid::dotted(attr_type.content)?),
+                Some(short) => out.extend_from_slice(short.as_bytes()),
+                None => out.extend_from_slice(oid::dotted(attr_type.content)?.as_bytes()),
             }
-            out.push('=');
-            escape_value(&value, &mut out, warnings)?;
+            out.push(b'=');
+            escape_value(&value, &mut out, warnings);
         }
     }
-    Ok(out)
+    Ok(String::from_utf8(out).expect("a name is written from UTF-8 pieces"))
 }
 
-fn escape_value(
-    value: &Tlv<'_>,
-    out: &mut String,
-    warnings: &mut Vec<&'static str>,
-) -> Result<(), DerError> {
+/// What a byte asks of `escape_into`: nothing, an escape (RFC 4514 2.4), or a look at the string
+/// type (not ASCII).
+const PLAIN: u8 = 0;
+const SPECIAL: u8 = 1;
+const NON_ASCII: u8 = 2;
+const CLASS: [u8; 256] = {
+    let mut class = [PLAIN; 256];
+    let mut b = 0x80;
+    while b < 256 {
+        class[b] = NON_ASCII;
+        b += 1;
+    }
+    let special = [b'\\', b'"', b'+', b',', b';', b'<', b'>', 0];
+    let mut i = 0;
+    while i < special.len() {
+        class[special[i] as usize] = SPECIAL;
+        i += 1;
+    }
+    class
+};
+
+/// The classes of every byte of `bytes`, ORed.
+fn classify(bytes: &[u8]) -> u8 {
+    bytes
+        .iter()
+        .fold(PLAIN, |acc, &b| acc | CLASS[usize::from(b)])
+}
+
+/// Appends one attribute value. `out` receives only valid UTF-8.
+fn escape_value(value: &Tlv<'_>, out: &mut Vec<u8>, warnings: &mut Vec<&'static str>) {
+    let class = classify(value.content);
     match value.tag {
-        der::UTF8_STRING => match std::str::from_utf8(value.content) {
-            Ok(s) => escape_into(s, out),
-            Err(_) => {
+        der::UTF8_STRING => {
+            if class & NON_ASCII == 0 || std::str::from_utf8(value.content).is_ok() {
+                escape_into(value.content, class, out);
+            } else {
                 warnings.push("invalid UTF-8 in a name (replaced)");
-                escape_into(&String::from_utf8_lossy(value.content), out);
+                escape_str(&String::from_utf8_lossy(value.content), out);
             }
-        },
+        }
         der::PRINTABLE_STRING
         | der::IA5_STRING
         | der::VISIBLE_STRING
         | der::NUMERIC_STRING
-        | der::TELETEX_STRING => match std::str::from_utf8(value.content) {
-            Ok(s) if s.is_ascii() => escape_into(s, out),
-            // T.61 is read as Latin-1, as OpenSSL and pyca do: the real T.61 repertoire is never
-            // used. Non-ASCII in the ASCII types is an encoder bug, read the same way.
-            _ => {
+        | der::TELETEX_STRING => {
+            if class & NON_ASCII == 0 {
+                escape_into(value.content, class, out);
+            } else {
+                // T.61 is read as Latin-1, as OpenSSL and pyca do: the real T.61 repertoire is
+                // never used. Non-ASCII in the ASCII types is an encoder bug, read the same way.
                 if value.tag != der::TELETEX_STRING {
                     warnings.push("non-ASCII byte in an ASCII string type (read as Latin-1)");
                 }
-                escape_into(&latin1(value.content), out);
+                escape_str(&latin1(value.content), out);
             }
-        },
-        der::BMP_STRING => escape_into(&utf16be(value.content, warnings), out),
-        der::UNIVERSAL_STRING => escape_into(&utf32be(value.content, warnings), out),
+        }
+        der::BMP_STRING => escape_str(&utf16be(value.content, warnings), out),
+        der::UNIVERSAL_STRING => escape_str(&utf32be(value.content, warnings), out),
         // As pyca writes x500UniqueIdentifier: the content octets, unused-bits octet included.
         der::BIT_STRING => {
-            out.push('#');
-            hex_into(value.content, out);
+            out.push(b'#');
+            hex_bytes(value.content, out);
         }
         // RFC 4514 2.4: a value with no string form is `#` and the hex of its encoding.
         _ => {
-            out.push('#');
-            hex_into(value.full, out);
+            out.push(b'#');
+            hex_bytes(value.full, out);
         }
     }
-    Ok(())
 }
 
-fn escape_into(val: &str, out: &mut String) {
+fn escape_str(val: &str, out: &mut Vec<u8>) {
+    escape_into(val.as_bytes(), classify(val.as_bytes()), out);
+}
+
+/// Appends `val`, valid UTF-8 whose bytes' classes OR to `class`, escaped as RFC 4514 2.4 says.
+/// Working on bytes gives what working on characters would: every byte RFC 4514 escapes is
+/// ASCII, and the bytes of a multi-byte UTF-8 sequence never are.
+fn escape_into(val: &[u8], class: u8, out: &mut Vec<u8>) {
     // Nearly every value needs no escaping: copy it whole.
-    let plain = !val.starts_with(['#', ' '])
-        && !val.ends_with(' ')
-        && !val
-            .bytes()
-            .any(|b| matches!(b, b'\\' | b'"' | b'+' | b',' | b';' | b'<' | b'>' | 0));
+    let plain = class & SPECIAL == 0
+        && !matches!(val.first(), Some(b'#' | b' '))
+        && val.last() != Some(&b' ');
     if plain {
-        out.push_str(val);
+        out.extend_from_slice(val);
         return;
     }
     let last = val.len().saturating_sub(1);
-    for (i, c) in val.char_indices() {
+    for (i, &c) in val.iter().enumerate() {
         match c {
-            '\\' | '"' | '+' | ',' | ';' | '<' | '>' => {
-                out.push('\\');
-                out.push(c);
-            }
-            '\0' => out.push_str("\\00"),
-            '#' if i == 0 => out.push_str("\\#"),
-            ' ' if i == 0 || i == last => out.push_str("\\ "),
+            b'\\' | b'"' | b'+' | b',' | b';' | b'<' | b'>' => out.extend_from_slice(&[b'\\', c]),
+            0 => out.extend_from_slice(b"\\00"),
+            b'#' if i == 0 => out.extend_from_slice(b"\\#"),
+            b' ' if i == 0 || i == last => out.extend_from_slice(b"\\ "),
             _ => out.push(c),
         }
     }
@@ -153,11 +212,18 @@ fn utf32be(bytes: &[u8], warnings: &mut Vec<&'static str>) -> String {
 }
 
 pub fn hex_into(bytes: &[u8], out: &mut String) {
+    let mut v = std::mem::take(out).into_bytes();
+    hex_bytes(bytes, &mut v);
+    *out = String::from_utf8(v).expect("hex is ASCII");
+}
+
+fn hex_bytes(bytes: &[u8], out: &mut Vec<u8>) {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    out.reserve(bytes.len() * 2);
-    for &b in bytes {
-        out.push(char::from(DIGITS[usize::from(b >> 4)]));
-        out.push(char::from(DIGITS[usize::from(b & 0xf)]));
+    let start = out.len();
+    out.resize(start + 2 * bytes.len(), 0);
+    for (pair, &b) in out[start..].chunks_exact_mut(2).zip(bytes) {
+        pair[0] = DIGITS[usize::from(b >> 4)];
+        pair[1] = DIGITS[usize::from(b & 0xf)];
     }
 }
 

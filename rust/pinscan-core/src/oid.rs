@@ -73,7 +73,14 @@ fn encode(dotted: &str) -> Vec<u8> {
 /// A table from OID to a name and, where it applies, a size in bits.
 pub struct Table {
     entries: &'static [(&'static str, &'static str, u32)],
-    encoded: OnceLock<Vec<Vec<u8>>>,
+    /// Each entry's `key` and DER content octets, in `entries` order.
+    encoded: OnceLock<Vec<(usize, Vec<u8>)>>,
+}
+
+/// Length and last octet: tells nearly every pair of OIDs apart without a byte comparison, and
+/// is read without following a pointer per entry.
+fn key(content: &[u8]) -> usize {
+    content.len() << 8 | content.last().map_or(0, |&b| usize::from(b))
 }
 
 impl Table {
@@ -86,12 +93,19 @@ impl Table {
 
     /// The entry's name and bits (0 when the table gives none).
     pub fn get(&self, content: &[u8]) -> Option<(&'static str, u32)> {
-        let encoded = self
-            .encoded
-            .get_or_init(|| self.entries.iter().map(|e| encode(e.0)).collect());
+        let encoded = self.encoded.get_or_init(|| {
+            self.entries
+                .iter()
+                .map(|e| {
+                    let der = encode(e.0);
+                    (key(&der), der)
+                })
+                .collect()
+        });
+        let k = key(content);
         encoded
             .iter()
-            .position(|e| e == content)
+            .position(|(ek, e)| *ek == k && e[..] == *content)
             .map(|i| (self.entries[i].1, self.entries[i].2))
     }
 

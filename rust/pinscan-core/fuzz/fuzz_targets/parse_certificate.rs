@@ -5,13 +5,13 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use pinscan_core::certificate::{frame, Framed};
+use pinscan_core::certificate::{frame, parse_framed_into, Framed};
 use pinscan_core::spki::Spki;
 use pinscan_core::{locate_spki, parse, CertRow, SpkiSource};
 use sha1::Digest as _;
 
-// Digests from RustCrypto, not the crate's `hash` module (ring): a pin over the wrong bytes, or a
-// wrong digest, shows.
+// Digests from RustCrypto, not the crate's `hash` module (ring, or its own multi-buffer SHA-256):
+// a pin over the wrong bytes, or a wrong digest, shows.
 fn sha256(data: &[u8]) -> [u8; 32] {
     sha2::Sha256::digest(data).into()
 }
@@ -132,6 +132,25 @@ fuzz_target!(|data: &[u8]| {
         },
         row
     );
+
+    // The batch path parses into a row that held another certificate: nothing of that may show.
+    let half = &data[..data.len() / 2];
+    for (from, to) in [(data, half), (half, data)] {
+        let mut reused = parse(from, true);
+        let f = frame(to);
+        let spki = f.as_ref().map_or([0; 32], |f| sha256(f.spki.der));
+        parse_framed_into(&mut reused, f, sha256(to), spki, true);
+        assert_eq!(reused, parse(to, true));
+    }
+
+    // Many messages at once (multi-buffer where the CPU has no SHA extensions) hash as one does:
+    // 17 prefixes of the input, of every length class, fill every lane and refill one.
+    let prefixes: Vec<&[u8]> = (0..=16).map(|i| &data[..data.len() * i / 16]).collect();
+    let mut many = vec![[0; 32]; prefixes.len()];
+    pinscan_core::hash::sha256_many(&prefixes, &mut many);
+    for (p, d) in prefixes.iter().zip(&many) {
+        assert_eq!(*d, sha256(p), "sha256_many, {} bytes", p.len());
+    }
 
     // The locator says "certificate" exactly when the framing found a whole one, and then gives
     // the same slice the row was hashed from.
