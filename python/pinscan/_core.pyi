@@ -32,3 +32,17 @@ def locate_spki(der: bytes) -> tuple[Literal["certificate", "csr", "public_key"]
 
     Raises ``ValueError`` saying what is wrong when ``der`` is none of these.
     """
+
+def parse_ct_entries(
+    kind: Literal["leaf", "tile", "certificate"],
+    data: Iterable[bytes | bytearray | None] | Any,
+    extra: Iterable[bytes | bytearray | None] | Any | None = None,
+    *,
+    threads: int | None = None,
+) -> CertificateBatch:
+    """Certificate Transparency entries as rows (see ``pinscan.ct.entries``), in input order.
+
+    ``kind="leaf"``: RFC 6962 ``leaf_input``s, ``extra`` their ``extra_data``; ``"tile"``:
+    static-ct-api data tiles, one row per entry; ``"certificate"``: DER certificates and
+    precertificates. Never raises for a malformed entry; raises ``ValueError`` for a bad ``kind``.
+    """

@@ -233,9 +233,7 @@ def _per_certificate(prepared: Prepared) -> pl.DataFrame:
         .unique()
         .join(
             prepared.chains.filter(
-                ~pl.col("verified")
-                & (pl.col("position") == 0)
-                & (pl.col("key_type") == "ec")
+                ~pl.col("verified") & (pl.col("position") == 0) & (pl.col("key_type") == "ec")
             ),
             on="eid",
         )

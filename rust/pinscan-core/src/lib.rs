@@ -10,6 +10,7 @@
 
 pub mod batch;
 pub mod certificate;
+pub mod ct;
 pub mod der;
 pub mod hash;
 pub mod name;

@@ -178,6 +178,51 @@ fn locate_spki<'py>(py: Python<'py>, der: &[u8]) -> PyResult<Bound<'py, PyTuple>
     (source.as_str(), PyBytes::new(py, spki.der)).into_pyobject(py)
 }
 
+/// Parse Certificate Transparency log entries into Arrow record batches, in input order, never an
+/// exception for a bad entry. `kind` is `"leaf"` (RFC 6962 `leaf_input`s, with their
+/// `extra_data` in `extra`), `"tile"` (static-ct-api data tiles: one row per entry) or
+/// `"certificate"` (DER). See `pinscan.ct.entries` for the columns.
+#[pyfunction]
+#[pyo3(signature = (kind, data, extra = None, *, threads = None))]
+fn parse_ct_entries(
+    py: Python<'_>,
+    kind: &str,
+    data: &Bound<'_, PyAny>,
+    extra: Option<&Bound<'_, PyAny>>,
+    threads: Option<usize>,
+) -> PyResult<CertificateBatch> {
+    let kind = pinscan_core::ct::Kind::parse(kind).ok_or_else(|| {
+        PyValueError::new_err(format!(
+            "`kind` is {kind:?}; expected \"leaf\", \"tile\" or \"certificate\""
+        ))
+    })?;
+    if threads == Some(0) {
+        return Err(PyValueError::new_err("`threads` must be at least 1"));
+    }
+    let inputs = Inputs::extract(data)?;
+    let extras = extra.map(Inputs::extract).transpose()?;
+    let batches = py.detach(|| {
+        let slices = inputs.slices();
+        let extra_slices = extras.as_ref().map(Inputs::slices).unwrap_or_default();
+        let run = || pinscan_core::ct::entries(kind, &slices, &extra_slices);
+        match threads {
+            None => Ok(run()),
+            Some(n) => rayon::ThreadPoolBuilder::new()
+                .num_threads(n)
+                .build()
+                .map(|pool| pool.install(run))
+                .map_err(|e| e.to_string()),
+        }
+    });
+    let batches = batches
+        .map_err(PyRuntimeError::new_err)?
+        .map_err(|e| PyRuntimeError::new_err(e.to_string()))?;
+    Ok(CertificateBatch {
+        schema: pinscan_core::ct::schema(),
+        batches,
+    })
+}
+
 #[pymodule]
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
@@ -185,5 +230,6 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<CertificateBatch>()?;
     m.add_function(wrap_pyfunction!(parse_certificates, m)?)?;
     m.add_function(wrap_pyfunction!(locate_spki, m)?)?;
+    m.add_function(wrap_pyfunction!(parse_ct_entries, m)?)?;
     Ok(())
 }
