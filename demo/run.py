@@ -1,5 +1,6 @@
 # SPDX-License-Identifier: Apache-2.0
-"""`make demo`: start a local demo fleet, scan it, show what every endpoint serves.
+"""`make demo`: start a local demo fleet, scan it, show what every endpoint serves, judge it by a
+suggested pin-set and a stale one, and write the HTML report.
 
 The fleet runs on loopback only: in-process TLS servers from the test suite's fleet (good, expired,
 self-signed, wrongly named, client certificate required, and hostile ones that stay silent, speak
@@ -89,6 +90,9 @@ def show_policies(dataset: Path, domain: str) -> None:
         print(nsc.read_text())
     status = pinscan_cli("check", dataset, "--policy", nsc, "--policy", stale)
     print(f"(exit status {status}: 1 says a pinned endpoint fails, for cron and CI)")
+    page = out / "report.html"
+    if pinscan_cli("report", dataset, "--policy", nsc, "--html", page, "-q") == 0:
+        print(f"The fleet at a glance, in one self-contained page: {page.relative_to(ROOT)}")
 
 
 def start_fleet(stack: contextlib.ExitStack, tmp: Path) -> str:
