@@ -373,7 +373,7 @@ def chain_pins(
 def _trustkit_pins(ders: pl.Series) -> list[pl.Series]:
     """TrustKit's view of each distinct certificate: one Python call per certificate, not per
     endpoint (a fleet serves far fewer distinct certificates than it has endpoints)."""
-    from pinscan.policy.apple import trustkit_spki
+    from pinscan.policy.trustkit_hash import trustkit_spki
 
     views = [trustkit_spki(der) for der in ders]
     return [

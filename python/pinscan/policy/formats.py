@@ -19,8 +19,8 @@ from pinscan.policy.model import Policy, Suggestion
 READERS: dict[str, tuple[str, str]] = {
     "android": ("pinscan.policy.android", "parse"),
     "trustkit-android": ("pinscan.policy.android", "parse_trustkit"),
-    "ios": ("pinscan.policy.apple", "parse_ats"),
-    "trustkit": ("pinscan.policy.apple", "parse_trustkit"),
+    "ios": ("pinscan.policy.ios", "parse"),
+    "trustkit": ("pinscan.policy.trustkit", "parse"),
     "okhttp": ("pinscan.policy.okhttp", "parse"),
     "hpkp": ("pinscan.policy.hpkp", "parse"),
     "curl": ("pinscan.policy.curl", "parse"),
@@ -31,8 +31,8 @@ READERS: dict[str, tuple[str, str]] = {
 # The formats `pinscan suggest` writes.
 WRITERS: dict[str, tuple[str, str]] = {
     "android": ("pinscan.policy.android", "write"),
-    "ios": ("pinscan.policy.apple", "write_ats"),
-    "trustkit": ("pinscan.policy.apple", "write_trustkit"),
+    "ios": ("pinscan.policy.ios", "write"),
+    "trustkit": ("pinscan.policy.trustkit", "write"),
     "okhttp": ("pinscan.policy.okhttp", "write"),
     "hpkp": ("pinscan.policy.hpkp", "write"),
     "curl": ("pinscan.policy.curl", "write"),
@@ -41,9 +41,10 @@ WRITERS: dict[str, tuple[str, str]] = {
 
 # Content sniffers, most specific first: each module's ``sniff(data) -> list[str]`` names the
 # formats it recognises in the data (an Android file with <trustkit-config> is read by both
-# Android and TrustKit-Android; an Info.plist can hold both ATS pins and a TrustKit dictionary).
+# Android and TrustKit-Android; an Info.plist can hold both ATS pins and a TrustKit dictionary, so
+# one sniffer, the shared plist/JSON loader's, names both iOS formats).
 SNIFFERS: tuple[str, ...] = (
-    "pinscan.policy.apple",
+    "pinscan.policy._plist",
     "pinscan.policy.android",
     "pinscan.policy.chromium",
     "pinscan.policy.native",

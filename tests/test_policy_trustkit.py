@@ -1,5 +1,6 @@
 # SPDX-License-Identifier: Apache-2.0
-"""iOS ATS ``NSPinnedDomains`` and TrustKit (iOS) readers, writers and TrustKit's SPKI hashing."""
+"""TrustKit (iOS) reader, writer and SPKI hashing; and what both Info.plist readers share:
+sniffing an Info.plist that holds both formats, hostile input."""
 
 from __future__ import annotations
 
@@ -23,7 +24,8 @@ from hypothesis import strategies as st
 
 from pinscan import spki_pin
 from pinscan.errors import PolicyError
-from pinscan.policy import apple, formats
+from pinscan.policy import _plist, ios
+from pinscan.policy import trustkit as tk
 from pinscan.policy.model import (
     ChainSource,
     Combine,
@@ -34,11 +36,11 @@ from pinscan.policy.model import (
     SuggestedPin,
     Suggestion,
 )
+from pinscan.policy.trustkit_hash import trustkit_spki
 
 from corpora import vectors_dir
 
 CORPUS = Path(__file__).parent / "data" / "policies"
-APPLE = "ios__apple-open-source__macos__"
 PIN_A = "TQEtdMbmwFgYUifM4LDF+xgEtd0z69mPGmkp014d6ZY="
 PIN_B = "rFjc3wG7lTZe43zeYTvPq8k4xdDEutCmIhI5dn4oCeE="
 PIN_C = "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="
@@ -46,10 +48,6 @@ PIN_C = "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="
 
 def corpus(name: str) -> bytes:
     return (CORPUS / name).read_bytes()
-
-
-def ats(name: str) -> Policy:
-    return apple.parse_ats(corpus(name), name)
 
 
 def plist(body: str) -> bytes:
@@ -60,271 +58,6 @@ def plist(body: str) -> bytes:
         '"http://www.apple.com/DTDs/PropertyList-1.0.dtd">\n'
         f'<plist version="1.0">\n{body}\n</plist>\n'
     ).encode()
-
-
-def ats_plist(domains: dict[str, object]) -> bytes:
-    return plistlib.dumps({"NSAppTransportSecurity": {"NSPinnedDomains": domains}}, sort_keys=False)
-
-
-def spki_list(*pins: str) -> list[dict[str, str]]:
-    return [{"SPKI-SHA256-BASE64": pin} for pin in pins]
-
-
-def positions(policy: Policy, host: str) -> dict[Position, list[str]]:
-    """Pins per position over every rule for ``host`` (ATS unites matching entries)."""
-    out: dict[Position, list[str]] = {}
-    for rule in policy.rules:
-        if rule.host == host:
-            for pin_set in rule.pin_sets:
-                out.setdefault(pin_set.positions, []).extend(p.digest for p in pin_set.pins)
-    return out
-
-
-# ---------------------------------------------------------------------------------------------
-# ATS: Apple's own oracle and the corpus.
-
-
-def test_ats_matches_apples_parsing_oracle() -> None:
-    """NSPinnedDomainsParsingTest.plist holds trustd's expected parse of every
-    NSPinnedDomains_*.plist: presence and count of each list, and NSIncludesSubdomains."""
-    oracle = plistlib.loads(corpus(f"{APPLE}NSPinnedDomainsParsingTest.plist"))
-    checked = set()
-    for case in oracle:
-        name = f"{APPLE}{case['PlistFileName']}.plist"
-        expected = case["ExpectedProperties"]
-        policy = ats(name)
-        found = positions(policy, "example.org")
-        for key, position in (
-            ("NSPinnedLeafIdentities", Position.LEAF),
-            ("NSPinnedCAIdentities", Position.CA),
-        ):
-            assert (position in found) is expected[key], (name, key)
-            if f"{key}Count" in expected:
-                assert len(found[position]) == expected[f"{key}Count"], (name, key)
-        if "NSIncludesSubdomains" in expected:
-            (rule,) = policy.rules
-            assert (rule.match is Match.ONE_LEVEL) is expected["NSIncludesSubdomains"]
-        checked.add(name)
-    assert checked == {p.name for p in CORPUS.glob(f"{APPLE}NSPinnedDomains_*.plist")}
-
-
-def test_ats_apple_files_concretely() -> None:
-    ca = ats(f"{APPLE}NSPinnedDomains_ca.plist")
-    (rule,) = ca.rules
-    assert (rule.host, rule.match, rule.location.line) == ("example.org", Match.ONE_LEVEL, 9)
-    (pin_set,) = rule.pin_sets
-    assert pin_set.positions is Position.CA
-    assert [(p.digest, p.location.line) for p in pin_set.pins] == [
-        ("r/mIkG3eEpVdm+u/ko/cwxzOMo1bk4TyHIlByibiA5E=", 17)
-    ]
-    assert (ca.format, ca.combine, ca.chain, ca.error, ca.warnings) == (
-        "ios",
-        Combine.UNION,
-        ChainSource.VERIFIED,
-        None,
-        (),
-    )
-
-    leaf = ats(f"{APPLE}NSPinnedDomains_leaf.plist")
-    (rule,) = leaf.rules
-    assert rule.match is Match.EXACT
-    assert [(p.digest, p.location.line) for p in rule.pins] == [
-        ("i9HalScvf6T/skE3/A7QOq5n5cTYs8UHNOEFCnkguSI=", 15),
-        ("i9HalScvf6T/skE3/A7QOq5n5cTYs8UHNOEFCnkguSI=", 19),
-    ]
-
-    both = ats(f"{APPLE}NSPinnedDomains_leaf_and_ca.plist")
-    assert positions(both, "example.org") == {
-        Position.LEAF: ["i9HalScvf6T/skE3/A7QOq5n5cTYs8UHNOEFCnkguSI="],
-        Position.CA: [
-            "5kJvNEMw0KjrCAu7eXY5HZdvyCS13BbA0VJG1RSP91w=",
-            "r/mIkG3eEpVdm+u/ko/cwxzOMo1bk4TyHIlByibiA5E=",
-        ],
-    }
-    assert len(both.rules[0].pin_sets) == 2  # two sets in one rule: both must match
-
-    empty = ats(f"{APPLE}NSPinnedDomains_with_empty_spki.plist")
-    assert positions(empty, "example.org") == {Position.LEAF: []}
-    assert [(w.location.line, "holds no usable pin" in w.message) for w in empty.warnings] == [
-        (11, True)
-    ]
-
-    invalid = ats(f"{APPLE}NSPinnedDomains_with_invalid_spki.plist")
-    assert positions(invalid, "example.org") == {Position.LEAF: [], Position.CA: []}
-    messages = [(w.location.line, w.message) for w in invalid.warnings]
-    assert (
-        15,
-        "example.org: NSPinnedLeafIdentities is not an array: ATS reads it as an empty list",
-    ) in messages
-    assert any(line == 11 and "not a dictionary" in m for line, m in messages)
-
-    without = ats(f"{APPLE}NSPinnedDomains_without_spki.plist")
-    assert without.rules == ()
-    assert [(w.location.line, w.message) for w in without.warnings] == [
-        (
-            9,
-            "example.org: neither NSPinnedLeafIdentities nor NSPinnedCAIdentities: ATS does not "
-            "pin it",
-        )
-    ]
-
-    oracle = ats(f"{APPLE}NSPinnedDomainsParsingTest.plist")
-    assert oracle.rules == ()
-    assert "ATS pins nothing" in oracle.warnings[0].message
-
-
-def test_ats_real_app_files() -> None:
-    marco = ats("ios__MarcoEidinger__TestingNSPinnedDomains__Info.plist")
-    (rule,) = marco.rules
-    assert (rule.host, rule.match, rule.location.line) == (
-        "jsonplaceholder.typicode.com",
-        Match.ONE_LEVEL,
-        55,
-    )
-    assert positions(marco, rule.host) == {
-        Position.LEAF: ["XlCPXC6IrttTF9Y1887kS+efCCf3uFjHW6D1TUI9f+Q="]
-    }
-    assert rule.pins[0].location.line == 63
-    assert marco.warnings == ()
-
-    owasp = ats("ios__OWASP__mastg__Info.plist")
-    assert [(r.host, r.match, r.location.line) for r in owasp.rules] == [
-        ("sha256.badssl.com", Match.ONE_LEVEL, 9),
-        ("rsa2048.badssl.com", Match.ONE_LEVEL, 21),
-    ]
-    assert positions(owasp, "sha256.badssl.com") == {
-        Position.CA: ["HXXQgxueCIU5TTLHob/bPbwcKOKw6DkfsTWYHbxbqTY="]
-    }
-    assert positions(owasp, "rsa2048.badssl.com") == {
-        Position.CA: ["0SDf3cRToyZJaMsoS17oF72VMavLxj/N7WkTpymPxdc="]
-    }
-    assert owasp.warnings == ()
-
-    toolkit = ats("ios__httptoolkit__ios-ssl-pinning-demo__Info.plist")
-    (rule,) = toolkit.rules  # NSExceptionDomains is not pinning
-    assert (rule.host, rule.match, rule.location.line) == ("sha256.badssl.com", Match.EXACT, 17)
-    assert positions(toolkit, rule.host) == {
-        Position.CA: ["C5+lpZ7tcVwmwQIMcRtPbsQtWLABXhQzejna0wHFr8M="]  # ISRG Root X1
-    }
-
-
-@pytest.mark.parametrize("path", sorted(CORPUS.glob("ios__*")), ids=lambda p: p.name)
-def test_sniff_corpus(path: Path) -> None:
-    expected = [] if "ParsingTest" in path.name else ["ios"]
-    assert apple.sniff(path.read_bytes()) == expected
-    if expected:
-        assert formats.detect(path.read_bytes(), path.name) == ["ios"]
-
-
-# ---------------------------------------------------------------------------------------------
-# ATS semantics fixtures.
-
-
-def test_ats_keys_case_insensitive_and_never_matching_keys_skipped() -> None:
-    policy = apple.parse_ats(
-        ats_plist(
-            {
-                "API.Example.COM": {"NSPinnedCAIdentities": spki_list(PIN_A)},
-                "api.example.com": {"NSPinnedCAIdentities": spki_list(PIN_B)},
-                "dot.example.com.": {"NSPinnedCAIdentities": spki_list(PIN_A)},
-                "*.example.com": {"NSPinnedCAIdentities": spki_list(PIN_A)},
-                "bad.example.com": "not a dict",
-            }
-        ),
-        "x.plist",
-    )
-    # Both spellings match the same host: their lists are united (Combine.UNION).
-    assert [(r.host, r.pattern) for r in policy.rules] == [
-        ("api.example.com", "API.Example.COM"),
-        ("api.example.com", "api.example.com"),
-    ]
-    assert positions(policy, "api.example.com") == {Position.CA: [PIN_A, PIN_B]}
-    skipped = [w.message for w in policy.warnings]
-    assert len(skipped) == 3
-    assert "never matches" in skipped[0] and "'dot.example.com.'" in skipped[0]
-    assert "never matches" in skipped[1] and "'*.example.com'" in skipped[1]
-    assert skipped[2] == "'bad.example.com': not a dictionary: ATS skips it"
-
-
-def test_ats_includes_subdomains_only_boolean_true() -> None:
-    policy = apple.parse_ats(
-        ats_plist(
-            {
-                "a.example": {"NSIncludesSubdomains": True, "NSPinnedLeafIdentities": []},
-                "b.example": {"NSIncludesSubdomains": "YES", "NSPinnedLeafIdentities": []},
-                "c.example": {"NSIncludesSubdomains": 1, "NSPinnedLeafIdentities": []},
-                "d.example": {"NSIncludesSubdomains": False, "NSPinnedLeafIdentities": []},
-            }
-        ),
-        "x.plist",
-    )
-    assert [(r.host, r.match) for r in policy.rules] == [
-        ("a.example", Match.ONE_LEVEL),
-        ("b.example", Match.EXACT),
-        ("c.example", Match.EXACT),
-        ("d.example", Match.EXACT),
-    ]
-    assert sum("not a boolean" in w.message for w in policy.warnings) == 2
-
-
-def test_ats_base64_like_secbase64decode() -> None:
-    """Apple's decoder skips characters outside the alphabet; a digest of any length is kept
-    (it never matches); one that decodes to nothing is skipped."""
-    spaced = PIN_A[:10] + " \n" + PIN_A[10:]
-    short = base64.b64encode(b"x" * 20).decode()
-    policy = apple.parse_ats(
-        ats_plist(
-            {
-                "example.org": {
-                    "NSPinnedLeafIdentities": [
-                        {"SPKI-SHA256-BASE64": spaced},
-                        {"SPKI-SHA256-BASE64": short},
-                        {"SPKI-SHA256-BASE64": "!!!"},
-                        {"SPKI-SHA256-BASE64": 42},
-                        {"other": PIN_A},
-                        PIN_B,
-                    ]
-                }
-            }
-        ),
-        "x.plist",
-    )
-    assert positions(policy, "example.org") == {Position.LEAF: [PIN_A, short]}
-    messages = " | ".join(w.message for w in policy.warnings)
-    assert "skips" in messages and "20 bytes" in messages and "does not decode" in messages
-    assert sum("not a dictionary with a SPKI-SHA256-BASE64" in w.message for w in policy.warnings)
-    assert len(policy.warnings) == 6
-
-
-def test_ats_binary_and_json_and_missing() -> None:
-    domains = {"example.org": {"NSPinnedCAIdentities": spki_list(PIN_A, PIN_B)}}
-    binary = plistlib.dumps(
-        {"NSAppTransportSecurity": {"NSPinnedDomains": domains}}, fmt=plistlib.FMT_BINARY
-    )
-    assert apple.sniff(binary) == ["ios"]
-    policy = apple.parse_ats(binary, "Info.plist")
-    assert positions(policy, "example.org") == {Position.CA: [PIN_A, PIN_B]}
-    assert policy.rules[0].location.line is None
-
-    as_json = json.dumps({"NSAppTransportSecurity": {"NSPinnedDomains": domains}}, indent=1)
-    policy = apple.parse_ats(as_json.encode(), "dump.json")
-    assert positions(policy, "example.org") == {Position.CA: [PIN_A, PIN_B]}
-    assert policy.rules[0].location.line == 4
-
-    nothing = apple.parse_ats(plistlib.dumps({"CFBundleName": "x"}), "x.plist")
-    assert (nothing.rules, nothing.error) == ((), None)
-    assert "ATS pins nothing" in nothing.warnings[0].message
-
-    required = apple.parse_ats(
-        plistlib.dumps(
-            {
-                "SecTrustPinningRequired": True,
-                "NSAppTransportSecurity": {"NSPinnedDomains": domains},
-            }
-        ),
-        "x.plist",
-    )
-    assert any("SecTrustPinningRequired" in note for note in required.notes)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -375,8 +108,8 @@ TRUSTKIT_README = plist("""<dict>
 
 
 def test_trustkit_readme_plist() -> None:
-    assert apple.sniff(TRUSTKIT_README) == ["trustkit"]
-    policy = apple.parse_trustkit(TRUSTKIT_README, "Info.plist")
+    assert _plist.sniff(TRUSTKIT_README) == ["trustkit"]
+    policy = tk.parse(TRUSTKIT_README, "Info.plist")
     assert (policy.format, policy.combine, policy.chain, policy.error) == (
         "trustkit",
         Combine.MOST_SPECIFIC,
@@ -433,21 +166,21 @@ def test_trustkit_json_dumps() -> None:
     }
     for doc in (constants, {"TSKConfiguration": constants}):
         data = json.dumps(doc, indent=2).encode()
-        assert apple.sniff(data) == ["trustkit"]
-        policy = apple.parse_trustkit(data, "tk.json")
+        assert _plist.sniff(data) == ["trustkit"]
+        policy = tk.parse(data, "tk.json")
         assert policy.error is None
         assert [(r.host, r.match, r.exclude) for r in policy.rules] == [
             ("example.com", Match.SUBDOMAINS, False),
             ("open.example.com", Match.EXACT, True),
         ]
         assert policy.rules[0].pins[1].location.line is not None
-    policy = apple.parse_trustkit(json.dumps(strings).encode(), "tk.json")
+    policy = tk.parse(json.dumps(strings).encode(), "tk.json")
     assert policy.rules[0].expires == dt.datetime(2026, 3, 1, tzinfo=dt.UTC)
-    assert apple.sniff(json.dumps({"pinsets": []}).encode()) == []
+    assert _plist.sniff(json.dumps({"pinsets": []}).encode()) == []
 
 
 def trustkit(domains: object, **extra: object) -> Policy:
-    return apple.parse_trustkit(
+    return tk.parse(
         plistlib.dumps(
             {"TSKConfiguration": {"TSKPinnedDomains": domains, **extra}}, sort_keys=False
         ),
@@ -566,15 +299,15 @@ def test_trustkit_valid_edge_cases() -> None:
 
 def test_trustkit_subdomain_quirk() -> None:
     """TrustKit's isSubdomain has no label boundary: notgood.com is covered by good.com."""
-    assert apple._is_subdomain("good.com", "www.good.com")
-    assert apple._is_subdomain("good.com", "notgood.com")
-    assert apple._is_subdomain("www.good.com", "sub.www.good.com.www.good.com")
-    assert not apple._is_subdomain("good.com", "good.com.otherdomain.com")
-    assert not apple._is_subdomain("good.com", "good.co.uk")
+    assert tk._is_subdomain("good.com", "www.good.com")
+    assert tk._is_subdomain("good.com", "notgood.com")
+    assert tk._is_subdomain("www.good.com", "sub.www.good.com.www.good.com")
+    assert not tk._is_subdomain("good.com", "good.com.otherdomain.com")
+    assert not tk._is_subdomain("good.com", "good.co.uk")
 
 
 def test_trustkit_missing_configuration() -> None:
-    policy = apple.parse_trustkit(plistlib.dumps({"CFBundleName": "x"}), "x.plist")
+    policy = tk.parse(plistlib.dumps({"CFBundleName": "x"}), "x.plist")
     assert (policy.rules, policy.error) == ((), None)
     assert "no TSKConfiguration" in policy.warnings[0].message
 
@@ -586,7 +319,7 @@ def test_sniff_both_and_neither() -> None:
             "TSKConfiguration": {"TSKPinnedDomains": {}},
         }
     )
-    assert apple.sniff(both) == ["ios", "trustkit"]
+    assert _plist.sniff(both) == ["ios", "trustkit"]
     for other in (
         b"",
         b"\x00\xff",
@@ -595,7 +328,7 @@ def test_sniff_both_and_neither() -> None:
         b'{"TSKPinnedDomains": [',
         corpus("chromium__chromium__chromium__transport_security_state_static_pins.json"),
     ):
-        assert apple.sniff(other) == []
+        assert _plist.sniff(other) == []
 
 
 # ---------------------------------------------------------------------------------------------
@@ -645,14 +378,14 @@ def vector(path: str) -> bytes:
 )
 def test_trustkit_spki_equal(key: object) -> None:
     der = certificate(key)
-    assert apple.trustkit_spki(der) == (spki_pin(der), None)
+    assert trustkit_spki(der) == (spki_pin(der), None)
 
 
 def test_trustkit_spki_equal_on_real_roots() -> None:
     checked = 0
     for path in ("letsencryptx3.pem", "ecdsa_root.pem", "rapidssl_sha256_ca_g3.pem"):
         der = vector(path)
-        pin, reason = apple.trustkit_spki(der)
+        pin, reason = trustkit_spki(der)
         assert (pin, reason) == (spki_pin(der), None), path
         checked += 1
     assert checked == 3
@@ -660,7 +393,7 @@ def test_trustkit_spki_equal_on_real_roots() -> None:
 
 def test_trustkit_spki_rsa_exponent_3_differs() -> None:
     der = certificate(rsa_public(2048, e=3))
-    pin, reason = apple.trustkit_spki(der)
+    pin, reason = trustkit_spki(der)
     assert pin is not None and pin != spki_pin(der)
     assert reason is not None and "public exponent 3" in reason and spki_pin(der) in reason
     spki = (
@@ -684,21 +417,21 @@ def test_trustkit_spki_rsa_exponent_3_differs() -> None:
     ids=["rsa1024", "rsa2047", "rsa8192", "p521", "ed25519"],
 )
 def test_trustkit_spki_unsupported(key: object, words: str) -> None:
-    pin, reason = apple.trustkit_spki(certificate(key))
+    pin, reason = trustkit_spki(certificate(key))
     assert pin is None
     assert reason is not None and words in reason and "blocks the connection" in reason
 
 
 def test_trustkit_spki_vectors() -> None:
-    pin, reason = apple.trustkit_spki(vector("custom/rsa_pss_cert.pem"))
+    pin, reason = trustkit_spki(vector("custom/rsa_pss_cert.pem"))
     assert pin is None and reason is not None and "RSASSA-PSS" in reason
-    pin, reason = apple.trustkit_spki(vector("ed25519/root-ed25519.pem"))
+    pin, reason = trustkit_spki(vector("ed25519/root-ed25519.pem"))
     assert pin is None and reason is not None and "Ed25519" in reason
     # Explicit curve parameters: pinscan's own reader takes the certificate, Apple does not.
     explicit = (vectors_dir() / "custom/ec_no_named_curve.pem").read_bytes()
-    pin, reason = apple.trustkit_spki(explicit)
+    pin, reason = trustkit_spki(explicit)
     assert pin is None and reason is not None and "explicit curve parameters" in reason
-    pin, reason = apple.trustkit_spki(b"not a certificate")
+    pin, reason = trustkit_spki(b"not a certificate")
     assert pin is None and reason is not None and "cannot read" in reason
 
 
@@ -722,50 +455,23 @@ def suggestion(roles: tuple[str, ...], **kwargs: object) -> Suggestion:
     return Suggestion(**values)  # type: ignore[arg-type]
 
 
-@pytest.mark.parametrize(
-    ("roles", "expected"),
-    [
-        (("intermediate", "root", "backup"), {Position.CA: [0, 1, 2]}),
-        (("leaf", "backup"), {Position.LEAF: [0, 1]}),
-        (("leaf", "intermediate", "backup"), {Position.LEAF: [0, 2], Position.CA: [1, 2]}),
-    ],
-)
-def test_write_ats_round_trip(roles: tuple[str, ...], expected: dict[Position, list[int]]) -> None:
-    wanted = suggestion(roles)
-    text = apple.write_ats(wanted)
-    assert "<!-- pinscan suggest -->" in text and "never expire" in text and "2027-06-30" in text
-    assert "- -" in text  # "--" is not allowed inside an XML comment
-    assert apple.sniff(text.encode()) == ["ios"]
-    policy = apple.parse_ats(text.encode(), "out.plist")
-    assert policy.warnings == ()
-    (rule,) = policy.rules
-    assert (rule.host, rule.match) == ("api.example.com", Match.ONE_LEVEL)
-    digests = [p.pin.digest for p in wanted.pins]
-    assert positions(policy, "api.example.com") == {
-        pos: [digests[i] for i in idx] for pos, idx in expected.items()
-    }
-    assert {p.digest for p in rule.pins} == set(digests)
-
-
 def test_write_trustkit_round_trip() -> None:
     wanted = suggestion(("leaf", "intermediate", "backup"))
-    text = apple.write_trustkit(wanted)
+    text = tk.write(wanted)
     assert "00:00 UTC" in text and "<!-- pinscan suggest -->" in text
-    assert apple.sniff(text.encode()) == ["trustkit"]
-    policy = apple.parse_trustkit(text.encode(), "out.plist")
+    assert _plist.sniff(text.encode()) == ["trustkit"]
+    policy = tk.parse(text.encode(), "out.plist")
     assert (policy.error, policy.warnings) == (None, ())
     (rule,) = policy.rules
     assert (rule.host, rule.match, rule.enforce) == ("api.example.com", Match.SUBDOMAINS, True)
     assert rule.expires == dt.datetime(2027, 6, 30, tzinfo=dt.UTC)
     assert [p.digest for p in rule.pins] == [p.pin.digest for p in wanted.pins]
 
-    lax = apple.write_trustkit(
-        suggestion(("leaf",), include_subdomains=False, expires=None, enforce=False)
-    )
-    (rule,) = apple.parse_trustkit(lax.encode(), "out.plist").rules
+    lax = tk.write(suggestion(("leaf",), include_subdomains=False, expires=None, enforce=False))
+    (rule,) = tk.parse(lax.encode(), "out.plist").rules
     assert (rule.match, rule.enforce, rule.expires, rule.error) == (Match.EXACT, False, None, None)
     assert "too few" not in lax
-    assert "too few" in apple.write_trustkit(suggestion(("leaf",)))
+    assert "too few" in tk.write(suggestion(("leaf",)))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -792,26 +498,26 @@ EXTERNAL = b"""<?xml version="1.0"?>
 @pytest.mark.parametrize("data", [BILLION_LAUGHS, EXTERNAL], ids=["laughs", "external"])
 def test_entities_rejected(data: bytes) -> None:
     start = time.monotonic()
-    for reader in (apple.parse_ats, apple.parse_trustkit):
+    for reader in (ios.parse, tk.parse):
         with pytest.raises(PolicyError, match="entity"):
             reader(data, "evil.plist")
-    assert apple.sniff(data) == []
+    assert _plist.sniff(data) == []
     assert time.monotonic() - start < 2
 
 
 def test_deep_and_cyclic_inputs() -> None:
     deep = b"[" * 100_000 + b"]" * 100_000
     with pytest.raises(PolicyError):
-        apple.parse_trustkit(b'{"TSKPinnedDomains": ' + deep + b"}", "deep.json")
+        tk.parse(b'{"TSKPinnedDomains": ' + deep + b"}", "deep.json")
     nested = plist("<array>" * 50_000 + "</array>" * 50_000)
-    assert apple.parse_ats(nested, "deep.plist").rules == ()
+    assert ios.parse(nested, "deep.plist").rules == ()
 
 
 def _read_any(data: bytes) -> None:
-    for reader in (apple.parse_ats, apple.parse_trustkit):
+    for reader in (ios.parse, tk.parse):
         with contextlib.suppress(PolicyError):
             assert isinstance(reader(data, "fuzz"), Policy)
-    assert isinstance(apple.sniff(data), list)
+    assert isinstance(_plist.sniff(data), list)
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -878,8 +584,8 @@ def test_fuzz_structures(config: object) -> None:
 def test_trustkit_without_system_public_suffix_list(monkeypatch: pytest.MonkeyPatch) -> None:
     """Without /usr/share/publicsuffix, a built-in list of common suffixes is checked and
     unknown TLDs are not refused (pinscan cannot tell them from real ones)."""
-    monkeypatch.setattr(apple, "_PSL_PATHS", (Path("/nonexistent/psl.dat"),))
-    apple._suffixes.cache_clear()
+    monkeypatch.setattr(tk, "_PSL_PATHS", (Path("/nonexistent/psl.dat"),))
+    tk._suffixes.cache_clear()
     try:
         policy = trustkit(
             {
@@ -891,4 +597,4 @@ def test_trustkit_without_system_public_suffix_list(monkeypatch: pytest.MonkeyPa
         assert policy.rules[1].error is None
         assert any("No system public suffix list" in note for note in policy.notes)
     finally:
-        apple._suffixes.cache_clear()
+        tk._suffixes.cache_clear()
