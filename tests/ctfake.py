@@ -256,8 +256,10 @@ def _json(value: object, status: int = 200) -> tuple[int, dict[str, str], bytes]
 @dataclass
 class FakeRfc6962Log:
     """An RFC 6962 log. ``size`` is what get-sth publishes (None: every entry); ``cap`` the most
-    entries one get-entries returns; ``fail`` how many requests still get a 503; the ``bad_*``
-    and ``shrink_to`` switches make it misbehave."""
+    entries one get-entries returns; ``fail`` how many requests still get a 503; ``fail_from``
+    an index from which get-entries answers 503 for good (a log that dies mid catch-up);
+    ``tampered`` entries are served in place of the signed ones; the ``bad_*`` and ``shrink_to``
+    switches make it misbehave. ``starts`` records the start of every get-entries answered."""
 
     signing_key: ec.EllipticCurvePrivateKey = field(default_factory=lambda: key(101))
     entries: list[Entry] = field(default_factory=list)
@@ -267,7 +269,10 @@ class FakeRfc6962Log:
     bad_signature: bool = False
     bad_root: bool = False
     shrink_to: int | None = None
+    fail_from: int | None = None
+    tampered: dict[int, Entry] = field(default_factory=dict)
     requests: list[str] = field(default_factory=list)
+    starts: list[int] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     @property
@@ -304,7 +309,12 @@ class FakeRfc6962Log:
             start, end = int(query["start"][0]), int(query["end"][0])
             if start > end or end >= self.published:
                 return _json({"error": "bad range"}, 400)
-            chosen = self.entries[start : min(end + 1, start + self.cap)]
+            stop = min(end + 1, start + self.cap)
+            if self.fail_from is not None and stop > self.fail_from:
+                return 503, {"Retry-After": "0"}, b"down"
+            with self.lock:
+                self.starts.append(start)
+            chosen = [self.tampered.get(i, self.entries[i]) for i in range(start, stop)]
             return _json(
                 {
                     "entries": [

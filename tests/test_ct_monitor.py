@@ -6,7 +6,9 @@ per issuance, allowed keys never, and a log that fails verification must not mov
 from __future__ import annotations
 
 import base64
+import dataclasses
 import functools
+import importlib
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,6 +19,7 @@ from pinscan import ct
 from pinscan.ct.fetch import FetchPolicy
 from pinscan.ct.loglist import RFC6962, STATIC, Log
 from pinscan.ct.signatures import LogKey
+from pinscan.ct.state import Progress, Verified
 
 import ctfake
 
@@ -189,6 +192,155 @@ def test_start_at_end_reports_only_later_issuance(tmp_path: Path, rfc_log) -> No
     assert list(_monitor(tmp_path, [log]).alerts["tbs_sha256"]) == [ctfake.dedupe_hash(late)]
 
 
+# --- unverified progress of a long catch-up -----------------------------------------------------
+
+DYING = FetchPolicy(retries=1, backoff=0.001, max_backoff=0.01, timeout=10.0, parallel=3)
+
+
+def _load(state: Path, log: Log) -> tuple[Verified | None, Progress | None]:
+    with ct.StateDir(state) as opened:
+        return opened.load_log(log)
+
+
+def _interrupted(state: Path, fake: ctfake.FakeRfc6962Log, log: Log, at: int = 30) -> Progress:
+    """A catch-up whose log dies at entry 32: chunks of 5, three in flight, so from 0 the groups
+    [0, 15) and [15, 30) arrived (from 5, [5, 20) only)."""
+    fake.fail_from = 32
+    broken = _monitor(state, [log], fetch=DYING)
+    assert len(broken.errors) == 1 and "fake rfc6962" in broken.errors[0]
+    assert broken.alerts.is_empty()  # the rogues below 30 are not verified yet
+    fake.fail_from = None
+    progress = _load(state, log)[1]
+    assert progress is not None
+    assert progress.range.size == at and progress.target.size == len(fake.entries)
+    # The rogues below it are held back in the progress, not reported.
+    assert not progress.alerts.is_empty() and (progress.alerts["index"] < at).all()
+    return progress
+
+
+def test_dead_log_mid_catch_up_resumes_from_saved_progress(tmp_path: Path, rfc_log) -> None:
+    fake, log = rfc_log
+    log = dataclasses.replace(log, batch_size=5)
+    held = _interrupted(tmp_path, fake, log)
+    assert set(held.alerts["tbs_sha256"]) == _expected_rogues()
+    assert not list((tmp_path / "alerts").iterdir())
+    fake.starts.clear()
+    resumed = _monitor(tmp_path, [log])
+    assert resumed.errors == []
+    assert min(fake.starts) == 30  # the first 30 entries are not fetched again
+    assert sorted(resumed.alerts["tbs_sha256"]) == sorted(_expected_rogues())
+    assert resumed.alerts.height == 3 and resumed.alerts["verified"].all()
+    verified, progress = _load(tmp_path, log)
+    assert progress is None and verified is not None and verified.size == len(fake.entries)
+    assert _monitor(tmp_path, [log]).alerts.is_empty()
+    assert pl.read_parquet(sorted((tmp_path / "alerts").glob("*.parquet"))).height == 3
+
+
+def test_log_grown_since_the_interruption(tmp_path: Path, rfc_log) -> None:
+    """The saved progress is verified against its own target first, then the catch-up goes on to
+    the new tree head."""
+    fake, log = rfc_log
+    log = dataclasses.replace(log, batch_size=5)
+    target = _interrupted(tmp_path, fake, log).target
+    late = ctfake.issue(ctfake.ca(), ROGUE, ["later.example.com"])
+    fake.entries += [*_filler(6), ctfake.precert_entry(late)]
+    fake.starts.clear()
+    resumed = _monitor(tmp_path, [log])
+    assert resumed.errors == [] and min(fake.starts) == 30
+    assert set(resumed.alerts["tbs_sha256"]) == _expected_rogues() | {ctfake.dedupe_hash(late)}
+    assert resumed.alerts.height == 4 and resumed.reports[0].end == len(fake.entries)
+    parts = sorted(p.name for p in (tmp_path / "alerts").glob("*.parquet"))
+    assert parts == [
+        f"{log.id_hex[:16]}-{0:012d}.parquet",
+        f"{log.id_hex[:16]}-{target.size:012d}.parquet",
+    ]
+
+
+def test_killed_catch_up_resumes_from_the_last_periodic_save(
+    tmp_path: Path, rfc_log, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fake, log = rfc_log
+    log = dataclasses.replace(log, batch_size=5)
+    monkeypatch.setattr(importlib.import_module("pinscan.ct.monitor"), "PROGRESS_ENTRIES", 10)
+    save = ct.StateDir.save_progress
+    saved: list[int] = []
+
+    def save_then_die(self: ct.StateDir, log: Log, verified: object, progress: Progress) -> None:
+        save(self, log, verified, progress)  # type: ignore[arg-type]
+        saved.append(progress.range.size)
+        if len(saved) == 2:
+            raise KeyboardInterrupt
+
+    with monkeypatch.context() as patch:
+        patch.setattr(ct.StateDir, "save_progress", save_then_die)
+        with pytest.raises(KeyboardInterrupt):
+            _monitor(tmp_path, [log])
+    assert saved == [10, 20]
+    fake.starts.clear()
+    resumed = _monitor(tmp_path, [log])
+    assert resumed.errors == [] and min(fake.starts) == 20
+    assert sorted(resumed.alerts["tbs_sha256"]) == sorted(_expected_rogues())
+    assert resumed.alerts.height == 3
+    assert _monitor(tmp_path, [log]).alerts.is_empty()
+
+
+def test_tampered_entry_after_resume_reports_nothing(tmp_path: Path, rfc_log) -> None:
+    """Entries below 20 came in a first run, a forged one at 40 in the resumed run: the root check
+    fails, no alert of the unverified stretch is reported, the verified position stays at 5 and
+    the progress is dropped, so the next run fetches everything from 5 again."""
+    fake, log = rfc_log
+    log = dataclasses.replace(log, batch_size=5)
+    fake.size = 5
+    assert _monitor(tmp_path, [log]).errors == []
+    before = _load(tmp_path, log)[0]
+    assert before is not None and before.size == 5
+    fake.size = None
+    _interrupted(tmp_path, fake, log, at=20)
+    evil = ctfake.issue(ctfake.ca(), ROGUE, ["evil.example.com"])
+    fake.tampered = {40: ctfake.precert_entry(evil)}
+    tampered = _monitor(tmp_path, [log])
+    assert len(tampered.errors) == 1 and "fake rfc6962" in tampered.errors[0]
+    assert "root mismatch" in tampered.errors[0]
+    assert tampered.alerts.is_empty() and not list((tmp_path / "alerts").iterdir())
+    verified, progress = _load(tmp_path, log)
+    assert progress is None and verified is not None
+    assert verified.to_json() == before.to_json()
+    fake.tampered.clear()
+    fake.starts.clear()
+    healed = _monitor(tmp_path, [log])
+    assert healed.errors == [] and min(fake.starts) == 5
+    assert sorted(healed.alerts["tbs_sha256"]) == sorted(_expected_rogues())
+
+
+@pytest.mark.parametrize(("tamper", "want"), [("shrink", "shrank"), ("bad_root", "two different")])
+def test_progress_contradicted_by_the_new_tree_head_is_dropped(
+    tmp_path: Path, rfc_log, tamper: str, want: str
+) -> None:
+    fake, log = rfc_log
+    log = dataclasses.replace(log, batch_size=5)
+    _interrupted(tmp_path, fake, log)
+    if tamper == "shrink":
+        fake.shrink_to = 40  # larger than the progress, smaller than the tree it verifies against
+    else:
+        fake.bad_root = True  # the same size as that tree, another root
+    result = _monitor(tmp_path, [log])
+    assert len(result.errors) == 1 and "fake rfc6962" in result.errors[0]
+    assert want in result.errors[0] and result.alerts.is_empty()
+    assert not list((tmp_path / "logs").iterdir())  # never verified, nothing left to resume
+
+
+def test_progress_of_another_watch_list_is_not_resumed(tmp_path: Path, rfc_log) -> None:
+    fake, log = rfc_log
+    log = dataclasses.replace(log, batch_size=5)
+    _interrupted(tmp_path, fake, log)
+    fake.starts.clear()
+    other = _monitor(tmp_path, [log], allowed={ctfake.pin(ALLOWED), ctfake.pin(OTHER)})
+    assert other.errors == [] and min(fake.starts) == 0
+    assert set(other.alerts["tbs_sha256"]) == _expected_rogues() - {
+        ctfake.dedupe_hash(issuances()["rogue_exact"])
+    }
+
+
 # --- static-ct-api --------------------------------------------------------------------------
 
 
@@ -237,6 +389,33 @@ def test_static_log_with_partial_tiles(tmp_path: Path, tiles) -> None:
     assert grown.errors == []
     assert list(grown.alerts["tbs_sha256"]) == [ctfake.dedupe_hash(late)]
     assert grown.reports[0].end == 1000
+
+
+def test_static_catch_up_killed_resumes_mid_log(
+    tmp_path: Path, tiles, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    tree, log = tiles
+    state = tmp_path / "state"
+    monkeypatch.setattr(importlib.import_module("pinscan.ct.monitor"), "PROGRESS_ENTRIES", 200)
+    save = ct.StateDir.save_progress
+
+    def save_then_die(self: ct.StateDir, log: Log, verified: object, progress: Progress) -> None:
+        save(self, log, verified, progress)  # type: ignore[arg-type]
+        if progress.range.size == 512:
+            raise KeyboardInterrupt
+
+    one_tile = dataclasses.replace(FAST, parallel=1)
+    with monkeypatch.context() as patch:
+        patch.setattr(ct.StateDir, "save_progress", save_then_die)
+        with pytest.raises(KeyboardInterrupt):
+            _monitor(state, [log], fetch=one_tile)
+    tree.requests.clear()
+    resumed = _monitor(state, [log], fetch=one_tile)
+    assert resumed.errors == [] and resumed.reports[0].end == len(tree.entries)
+    data = [p for p in tree.requests if "/data/" in p]
+    partial = f".p/{len(tree.entries) - 512}"
+    assert data and all(p.endswith(partial) for p in data)  # tiles 0 and 1 not fetched again
+    assert sorted(resumed.alerts["tbs_sha256"]) == sorted(_expected_rogues())
 
 
 def test_static_start_at_end_uses_hash_tiles(tmp_path: Path, tiles) -> None:

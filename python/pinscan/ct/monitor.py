@@ -4,12 +4,20 @@
 Per log: verify the tree head's signature; refuse a tree smaller than the verified one, or of the
 same size with another root; fetch the new entries in order, hashing them into the compact range
 and collecting alerts; compare the recomputed root with the signed one; only then record the
-alerts and the new position (alerts first, see :mod:`pinscan.ct.state`). Any failure leaves the
-log's state where it was, so the next run fetches the same entries again.
+alerts and the new position (alerts first, see :mod:`pinscan.ct.state`).
+
+A long catch-up saves its unverified progress (compact range, target tree head, alerts held back)
+now and then and when the log stops answering, so the next run continues where it stopped rather
+than fetching everything again; those alerts are reported only once the target's root is
+recomputed. A failed verification drops the progress and leaves the verified position where it
+was, so the next run fetches those entries again.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -18,18 +26,22 @@ import httpx
 import polars as pl
 
 from pinscan.ct import crtsh
-from pinscan.ct.fetch import Fetcher, FetchPolicy
+from pinscan.ct.fetch import Fetcher, FetchError, FetchPolicy
 from pinscan.ct.loglist import RFC6962, Log
 from pinscan.ct.merkle import EMPTY_ROOT, CompactRange
 from pinscan.ct.rfc6962 import Rfc6962Client
 from pinscan.ct.signatures import TreeHead
-from pinscan.ct.state import StateDir, Verified
+from pinscan.ct.state import Progress, StateDir, Verified
 from pinscan.ct.tiles import StaticClient
 from pinscan.ct.watch import ALERT_SCHEMA, Watchlist, alerts
 from pinscan.errors import PinscanError
 
 #: Rows collected before the watchlist is matched against them.
 MATCH_ROWS = 8192
+#: A catch-up saves its unverified progress after this many entries or seconds, whichever comes
+#: first: a killed run loses at most that much download work.
+PROGRESS_ENTRIES = 100_000
+PROGRESS_SECONDS = 60.0
 
 
 class LogError(PinscanError):
@@ -142,26 +154,69 @@ async def _monitor_log(
         Rfc6962Client(log, fetcher) if log.kind == RFC6962 else StaticClient(log, fetcher)
     )
     head = await client.tree_head()
-    verified = state.load_verified(log)
-    if verified is None and options.start_at_end:
+    saved, progress = state.load_log(log)
+    if saved is None and options.start_at_end:
         rng = await client.range_at(head)
         _check_root(rng, head, "the tree head's own entries")
         state.save_verified(log, Verified(head.size, head.root, head.timestamp, rng))
         report.start = report.end = head.size
         return
-    if verified is None:
-        verified = Verified(0, EMPTY_ROOT, 0, CompactRange())
-    report.start = report.end = verified.size
-    if head.size < verified.size:
-        raise LogError(f"tree shrank from {verified.size} to {head.size} entries")
-    if head.size == verified.size:
-        if head.root != verified.root:
-            raise LogError(f"two different roots signed for tree size {head.size}")
-        return
+    report.start = report.end = saved.size if saved else 0
+    if progress is not None and progress.matching != _matching(options):
+        progress = None  # other watch items or allowed keys: its alerts would be wrong
+    if progress is not None:
+        try:
+            _check_extends(progress.target.size, progress.target.root, head)
+        except LogError:
+            state.forget_progress(log, saved)
+            raise
+        if progress.target.size < head.size:
+            # Finish verifying against the older target first: its entries are half fetched.
+            saved = await _catch_up(
+                report, client, state, options, committer, saved, progress, progress.target
+            )
+            progress = None
+    if saved is not None:
+        _check_extends(saved.size, saved.root, head)
+    if head.size > (saved.size if saved else 0):
+        await _catch_up(report, client, state, options, committer, saved, progress, head)
 
-    rng = verified.range.copy()
-    found: list[pl.DataFrame] = []
+
+def _check_extends(size: int, root: bytes, head: TreeHead) -> None:
+    """The new tree head must not contradict a tree head already trusted."""
+    if head.size < size:
+        raise LogError(f"tree shrank from {size} to {head.size} entries")
+    if head.size == size and head.root != root:
+        raise LogError(f"two different roots signed for tree size {head.size}")
+
+
+def _matching(options: Options) -> str:
+    """A fingerprint of what decides which entries are alerts."""
+    what = [sorted(options.watchlist.subtrees), sorted(options.watchlist.exact)]
+    what.append(sorted(options.allowed))
+    return hashlib.sha256(json.dumps(what).encode()).hexdigest()
+
+
+async def _catch_up(
+    report: LogReport,
+    client: Rfc6962Client | StaticClient,
+    state: StateDir,
+    options: Options,
+    committer: _Committer,
+    saved: Verified | None,
+    progress: Progress | None,
+    goal: TreeHead,
+) -> Verified:
+    """Fetches and hashes the entries from the verified position ``saved`` (or the saved progress)
+    up to ``goal``, saving progress every :data:`PROGRESS_ENTRIES` entries or
+    :data:`PROGRESS_SECONDS` seconds and when a fetch fails for good; only once the recomputed
+    root equals the signed one are the alerts recorded and the position moved to ``goal``."""
+    log = report.log
+    verified = saved or Verified(0, EMPTY_ROOT, 0, CompactRange())
+    rng = progress.range.copy() if progress else verified.range.copy()
+    found: list[pl.DataFrame] = [progress.alerts] if progress else []
     pending: list[pl.DataFrame] = []
+    last_saved, last_time = rng.size, time.monotonic()
 
     def match_pending() -> None:
         # Watchlist matching per few thousand rows, not per request: polars' cost is per call.
@@ -170,40 +225,74 @@ async def _monitor_log(
             pending.clear()
             found.append(alerts(rows, options.watchlist, options.allowed, log.description, log.url))
 
-    chunks = (
-        client.entries(verified.size, head.size)
-        if isinstance(client, Rfc6962Client)
-        else client.entries(verified.size, head.size, head.size)
-    )
-    async for first, rows in chunks:
-        if first != rng.size:
-            raise LogError(f"entries out of order: got {first}, expected {rng.size}")
-        indexed = rows.with_columns(index=pl.int_range(first, first + rows.height, dtype=pl.Int64))
-        misplaced = indexed.filter(
-            pl.col("leaf_index").is_not_null() & (pl.col("leaf_index") != pl.col("index"))
+    def save_progress() -> None:
+        nonlocal last_saved, last_time
+        match_pending()
+        unreported = _unique(found)
+        found[:] = [unreported]
+        state.save_progress(log, saved, Progress(goal, rng.copy(), unreported, _matching(options)))
+        last_saved, last_time = rng.size, time.monotonic()
+
+    if rng.size < goal.size:
+        chunks = (
+            client.entries(rng.size, goal.size)
+            if isinstance(client, Rfc6962Client)
+            else client.entries(rng.size, goal.size, goal.size)
         )
-        if not misplaced.is_empty():
-            raise LogError(f"entry {misplaced['index'][0]} says it is at another index")
-        rng.extend(rows["leaf_hash"].to_list())
-        report.unreadable += rows["spki_sha256"].null_count()
-        pending.append(indexed)
-        if sum(p.height for p in pending) >= MATCH_ROWS:
-            match_pending()
+        try:
+            async for first, rows in chunks:
+                if first != rng.size:
+                    raise LogError(f"entries out of order: got {first}, expected {rng.size}")
+                indexed = rows.with_columns(
+                    index=pl.int_range(first, first + rows.height, dtype=pl.Int64)
+                )
+                misplaced = indexed.filter(
+                    pl.col("leaf_index").is_not_null() & (pl.col("leaf_index") != pl.col("index"))
+                )
+                if not misplaced.is_empty():
+                    raise LogError(f"entry {misplaced['index'][0]} says it is at another index")
+                rng.extend(rows["leaf_hash"].to_list())
+                report.unreadable += rows["spki_sha256"].null_count()
+                pending.append(indexed)
+                if sum(p.height for p in pending) >= MATCH_ROWS:
+                    match_pending()
+                if (
+                    rng.size - last_saved >= PROGRESS_ENTRIES
+                    or time.monotonic() - last_time >= PROGRESS_SECONDS
+                ):
+                    save_progress()
+        except FetchError:
+            # The log stopped answering: keep what was fetched for the next run.
+            if rng.size > last_saved:
+                save_progress()
+            raise
     match_pending()
-    _check_root(rng, head, f"entries {verified.size} to {head.size - 1}")
+    try:
+        _check_root(rng, goal, f"entries {verified.size} to {goal.size - 1}")
+    except LogError:
+        state.forget_progress(log, saved)
+        raise
 
     async with committer.lock:
         part = f"{log.id_hex[:16]}-{verified.size:012d}"
-        batch = pl.concat(found).unique("tbs_sha256", keep="first", maintain_order=True)
-        fresh = committer.fresh(part, batch)
+        fresh = committer.fresh(part, _unique(found))
         if isinstance(client, StaticClient):
             for sha in fresh["issuer_sha256"].drop_nulls().unique().to_list():
                 if state.issuer(sha) is None:
                     state.save_issuer(sha, await client.issuer(sha))
         committer.record(part, fresh)
-        state.save_verified(log, Verified(head.size, head.root, head.timestamp, rng))
-    report.end = head.size
-    report.alerts = fresh.height
+        now = Verified(goal.size, goal.root, goal.timestamp, rng)
+        state.save_verified(log, now)
+    report.end = goal.size
+    report.alerts += fresh.height
+    return now
+
+
+def _unique(found: list[pl.DataFrame]) -> pl.DataFrame:
+    """One row per issuance, the first seen (a precertificate and its certificate share it)."""
+    if not found:
+        return pl.DataFrame(schema=ALERT_SCHEMA)
+    return pl.concat(found).unique("tbs_sha256", keep="first", maintain_order=True)
 
 
 def _check_root(rng: CompactRange, head: TreeHead, what: str) -> None:

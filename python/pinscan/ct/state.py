@@ -4,7 +4,8 @@
 Layout (see docs/ct.md)::
 
     STATE/lock                    flock: one run at a time
-    STATE/logs/<log id hex>.json  verified tree head and compact range, per log
+    STATE/logs/<log id hex>.json  per log: verified tree head and compact range, and the progress
+                                  of an unfinished catch-up
     STATE/alerts/*.parquet        the alerts table: one part per log and starting position
     STATE/issuers/<sha256>.der    static-ct-api issuers (immutable, cached forever)
     STATE/crtsh.json              crt.sh ids already looked at
@@ -12,7 +13,8 @@ Layout (see docs/ct.md)::
 Every file is written atomically (temporary, fsync, rename). A log's alerts are written before its
 position, in a part named by the log and the position the stretch started from; a run killed in
 between starts from the same position, finds the same alerts and rewrites that same part: nothing
-is skipped and nothing recorded twice.
+is skipped and nothing recorded twice. A long catch-up also saves its :class:`Progress` now and
+then, in the same file (one atomic write keeps the position and its progress consistent).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import fcntl
+import io
 import json
 import os
 from dataclasses import dataclass
@@ -30,6 +33,8 @@ import polars as pl
 
 from pinscan.ct.loglist import Log
 from pinscan.ct.merkle import CompactRange
+from pinscan.ct.signatures import TreeHead
+from pinscan.ct.watch import ALERT_SCHEMA
 from pinscan.dataset._files import atomic_write, atomic_write_json, remove_temporaries
 from pinscan.errors import PinscanError
 
@@ -69,6 +74,55 @@ class Verified:
         return verified
 
 
+@dataclass
+class Progress:
+    """Entries downloaded past the verified position but not verified yet (certspotter's download
+    position): ``range`` covers ``[0, range.size)`` and ``target`` is the signature-verified tree
+    head they are being checked against. ``alerts`` holds what they matched, unreported until the
+    root of ``target`` is recomputed; ``matching`` fingerprints the watch list and allowed keys
+    that produced them, so a run with other ones starts the catch-up again instead."""
+
+    target: TreeHead
+    range: CompactRange
+    alerts: pl.DataFrame
+    matching: str
+
+    def to_json(self) -> dict[str, Any]:
+        # Parquet keeps the alert columns' types exactly; embedding it keeps one file per log.
+        buffer = io.BytesIO()
+        self.alerts.write_parquet(buffer)
+        return {
+            "target": {
+                "size": self.target.size,
+                "root": base64.b64encode(self.target.root).decode(),
+                "timestamp": self.target.timestamp,
+            },
+            "range": self.range.to_json(),
+            "alerts_parquet": base64.b64encode(buffer.getvalue()).decode(),
+            "matching": self.matching,
+        }
+
+    @classmethod
+    def from_json(cls, value: dict[str, Any], verified: Verified | None) -> Progress:
+        target = value["target"]
+        progress = cls(
+            TreeHead(
+                int(target["size"]), base64.b64decode(target["root"]), int(target["timestamp"])
+            ),
+            CompactRange.from_json(value["range"]),
+            pl.read_parquet(io.BytesIO(base64.b64decode(value["alerts_parquet"]))),
+            str(value["matching"]),
+        )
+        start = verified.size if verified else 0
+        if not start <= progress.range.size <= progress.target.size:
+            raise ValueError(
+                f"progress at {progress.range.size} is outside [{start}, {progress.target.size}]"
+            )
+        if progress.alerts.schema != pl.Schema(ALERT_SCHEMA):
+            raise ValueError("the pending alerts do not have the alerts table's columns")
+        return progress
+
+
 class StateDir:
     """An opened (and locked) state directory. Use as a context manager."""
 
@@ -103,25 +157,45 @@ class StateDir:
     def _log_file(self, log: Log) -> Path:
         return self.path / "logs" / f"{log.id_hex}.json"
 
-    def load_verified(self, log: Log) -> Verified | None:
+    def load_log(self, log: Log) -> tuple[Verified | None, Progress | None]:
+        """The log's verified position (None before its first verified run) and the progress of
+        an unfinished catch-up beyond it, if any."""
         path = self._log_file(log)
         try:
             value = json.loads(path.read_text(encoding="utf-8"))
-            return Verified.from_json(value["verified"])
+            verified = Verified.from_json(value["verified"]) if value["verified"] else None
+            progress = value.get("progress")
+            return verified, Progress.from_json(progress, verified) if progress else None
         except FileNotFoundError:
-            return None
-        except (OSError, ValueError, KeyError, TypeError) as exc:
+            return None, None
+        except (OSError, ValueError, KeyError, TypeError, pl.exceptions.PolarsError) as exc:
             raise StateError(f"{path}: unreadable state of {log.label}: {exc}") from exc
 
     def save_verified(self, log: Log, verified: Verified) -> None:
-        atomic_write_json(
-            self._log_file(log),
-            {
-                "log": {"description": log.description, "url": log.url, "kind": log.kind},
-                "verified": verified.to_json(),
-                "updated": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-            },
-        )
+        """Moves the position, which also drops any progress (it is below the new position)."""
+        self._save(log, verified, None)
+
+    def save_progress(self, log: Log, verified: Verified | None, progress: Progress) -> None:
+        """Saves a catch-up's progress next to the unchanged verified position."""
+        self._save(log, verified, progress)
+
+    def forget_progress(self, log: Log, verified: Verified | None) -> None:
+        """Drops unverified progress (it disagrees with what the log signed); a log never verified
+        is left with no state at all."""
+        if verified is None:
+            self._log_file(log).unlink(missing_ok=True)
+        else:
+            self._save(log, verified, None)
+
+    def _save(self, log: Log, verified: Verified | None, progress: Progress | None) -> None:
+        value: dict[str, Any] = {
+            "log": {"description": log.description, "url": log.url, "kind": log.kind},
+            "verified": verified.to_json() if verified else None,
+            "updated": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        }
+        if progress is not None:
+            value["progress"] = progress.to_json()
+        atomic_write_json(self._log_file(log), value)
 
     # --- alerts -----------------------------------------------------------------------------
 
