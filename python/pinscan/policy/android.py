@@ -513,20 +513,7 @@ def parse(data: bytes, source: str, *, debug: bool = False) -> Policy:
             "debuggable build: Android would also read debug-overrides from the "
             "<name>_debug.xml resource, which pinscan cannot see"
         )
-    first = reader.errors[0] if reader.errors else None
-    later = [
-        Diagnostic(e.location, f"Android would also reject: {e.message}") for e in reader.errors[1:]
-    ]
-    return Policy(
-        name=source,
-        format="android",
-        rules=tuple(rules),
-        combine=Combine.MOST_SPECIFIC,
-        error=first.message if first else None,
-        error_location=first.location if first else None,
-        warnings=tuple(reader.warnings + later),
-        notes=tuple(notes),
-    )
+    return _policy(source, "android", "Android", rules, reader, notes)
 
 
 # --- TrustKit-Android ------------------------------------------------------------------------
@@ -742,14 +729,30 @@ def parse_trustkit(data: bytes, source: str) -> Policy:
     ]
     if any(rule.expires for rule in rules):
         notes.append(_TZ_NOTE)
+    return _policy(source, "trustkit-android", "TrustKit", rules, reader, notes)
+
+
+# --- sniffing and writing --------------------------------------------------------------------
+
+
+def _policy(
+    source: str,
+    format: str,
+    client: str,
+    rules: list[Rule],
+    reader: _AndroidReader | _TrustKitReader,
+    notes: list[str],
+) -> Policy:
+    """The client rejects the file for its first error; later ones are reported as warnings, so
+    that one run shows everything to fix."""
     first = reader.errors[0] if reader.errors else None
     later = [
-        Diagnostic(e.location, f"TrustKit would also reject: {e.message}")
+        Diagnostic(e.location, f"{client} would also reject: {e.message}")
         for e in reader.errors[1:]
     ]
     return Policy(
         name=source,
-        format="trustkit-android",
+        format=format,
         rules=tuple(rules),
         combine=Combine.MOST_SPECIFIC,
         error=first.message if first else None,
@@ -757,9 +760,6 @@ def parse_trustkit(data: bytes, source: str) -> Policy:
         warnings=tuple(reader.warnings + later),
         notes=tuple(notes),
     )
-
-
-# --- sniffing and writing --------------------------------------------------------------------
 
 
 def sniff(data: bytes) -> list[str]:

@@ -150,23 +150,31 @@ fn parse_certificates(
     let options = pinscan_core::Options { sha1 };
     let batches = py.detach(|| {
         let slices = inputs.slices();
-        let run = || pinscan_core::certificates(&slices, options);
-        match threads {
-            None => Ok(run()),
-            Some(n) => rayon::ThreadPoolBuilder::new()
-                .num_threads(n)
-                .build()
-                .map(|pool| pool.install(run))
-                .map_err(|e| e.to_string()),
-        }
-    });
-    let batches = batches
-        .map_err(PyRuntimeError::new_err)?
-        .map_err(|e| PyRuntimeError::new_err(e.to_string()))?;
+        in_pool(threads, || pinscan_core::certificates(&slices, options))
+    })?;
     Ok(CertificateBatch {
         schema: pinscan_core::schema(options),
         batches,
     })
+}
+
+/// Runs `run` on rayon's global pool, or on a pool of `threads` threads; both the pool's and the
+/// run's errors become `RuntimeError`. Called with the GIL released.
+fn in_pool<T: Send, E: std::fmt::Display + Send>(
+    threads: Option<usize>,
+    run: impl FnOnce() -> Result<T, E> + Send,
+) -> PyResult<T> {
+    let outcome = match threads {
+        None => Ok(run()),
+        Some(n) => rayon::ThreadPoolBuilder::new()
+            .num_threads(n)
+            .build()
+            .map(|pool| pool.install(run))
+            .map_err(|e| e.to_string()),
+    };
+    outcome
+        .map_err(PyRuntimeError::new_err)?
+        .map_err(|e| PyRuntimeError::new_err(e.to_string()))
 }
 
 /// Find the SubjectPublicKeyInfo, exactly as encoded, in one DER certificate, PKCS#10 CSR or bare
@@ -204,19 +212,10 @@ fn parse_ct_entries(
     let batches = py.detach(|| {
         let slices = inputs.slices();
         let extra_slices = extras.as_ref().map(Inputs::slices).unwrap_or_default();
-        let run = || pinscan_core::ct::entries(kind, &slices, &extra_slices);
-        match threads {
-            None => Ok(run()),
-            Some(n) => rayon::ThreadPoolBuilder::new()
-                .num_threads(n)
-                .build()
-                .map(|pool| pool.install(run))
-                .map_err(|e| e.to_string()),
-        }
-    });
-    let batches = batches
-        .map_err(PyRuntimeError::new_err)?
-        .map_err(|e| PyRuntimeError::new_err(e.to_string()))?;
+        in_pool(threads, || {
+            pinscan_core::ct::entries(kind, &slices, &extra_slices)
+        })
+    })?;
     Ok(CertificateBatch {
         schema: pinscan_core::ct::schema(),
         batches,
