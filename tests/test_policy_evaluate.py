@@ -357,3 +357,19 @@ def test_trustkit_judges_with_its_own_hash_and_blocks_keys_it_cannot_hash(tmp_pa
     assert "TrustKit cannot hash" in row["note"]
     kinds_found = set(findings(ds, [trustkit])["kind"])
     assert "trustkit_hash" in kinds_found
+
+
+def test_expiry_of_rules_covering_nothing_is_one_finding_per_policy(dataset):
+    from pinscan.policy.findings import findings
+
+    gone = dt.datetime(2024, 10, 17, tzinfo=dt.UTC)
+    p = policy(
+        *(rule(f"idle{i}.invalid", Match.EXACT, pins(pki.root()), expires=gone) for i in range(3)),
+        rule("other.org", Match.EXACT, pins(pki.root()), expires=gone),
+    )
+    found = findings(dataset, p).filter(pl.col("kind") == "pinset_expired")
+    by_rule = {r["rule"]: r for r in found.iter_rows(named=True)}
+    assert set(by_rule) == {"other.org", "idle0.invalid"}
+    assert by_rule["other.org"]["endpoints"] == 1
+    assert by_rule["idle0.invalid"]["endpoints"] == 0
+    assert by_rule["idle0.invalid"]["message"].startswith("3 pin-set(s) expired")

@@ -141,9 +141,16 @@ def _per_rule(prepared: Prepared, days: int) -> pl.DataFrame:
         .collect()
     )
     rows = []
+    # Expiry of rules that cover nothing scanned is said once per policy, not once per rule: a
+    # browser list holds hundreds of them.
+    idle: dict[tuple[str, str], list[dict]] = {}
     for r in per_rule.iter_rows(named=True):  # one row per rule: policies are small
         base = {"policy": r["policy"], "rule": r["rule"], "location": r["rule_location"]}
         covered_n = r["endpoints"]
+        if not covered_n and r["expires"] is not None and r["expires"] <= horizon:
+            kind = "pinset_expired" if r["expired"] else "pinset_expiring"
+            idle.setdefault((r["policy"], kind), []).append(r)
+            continue
         if r["expires"] is not None and r["expired"]:
             rows.append(
                 {
@@ -202,6 +209,21 @@ def _per_rule(prepared: Prepared, days: int) -> pl.DataFrame:
                     "a renewal with a new key fails unless its pin is already shipped",
                 }
             )
+    for (policy, kind), idle_rules in idle.items():
+        first = min(idle_rules, key=lambda r: (r["expires"], r["rule_location"], r["rule"]))
+        state = "expired" if kind == "pinset_expired" else f"expiring within {days} days"
+        rows.append(
+            {
+                "policy": policy,
+                "rule": first["rule"],
+                "location": first["rule_location"],
+                "kind": kind,
+                "severity": "info",
+                "endpoints": 0,
+                "message": f"{len(idle_rules)} pin-set(s) {state}, covering no scanned endpoint "
+                f"(the first at {first['expires']:%Y-%m-%d %H:%M} UTC, here)",
+            }
+        )
     return _frame(rows)
 
 
