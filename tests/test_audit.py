@@ -40,24 +40,6 @@ def run(*args: str) -> Result:
     return Result(result.exit_code, result.stdout, result.stderr)
 
 
-class Rotating:
-    """A TLS server on a fixed port whose certificate can be swapped between scans."""
-
-    def __init__(self, issued: pki.Issued) -> None:
-        self.swap(issued)
-
-    def swap(self, issued: pki.Issued) -> None:
-        self.context = servers.server_context(issued)
-
-    @contextlib.contextmanager
-    def serve(self) -> Iterator[servers.Server]:
-        async def handle(server, reader, writer) -> None:  # type: ignore[no-untyped-def]
-            await servers._tls_accept(server, reader, writer, self.context)
-
-        with servers.serve("rotating", handle) as server:
-            yield server
-
-
 @dataclass
 class Fleet:
     directory: Path
@@ -102,11 +84,11 @@ def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
         path.write_text(top + BASE.format(history=history) + extra)
         return path
 
-    rotating = Rotating(rot)
+    rotating = servers.Swappable(rot)
     with contextlib.ExitStack() as stack, socket.socket() as refusing:
         refusing.bind(("127.0.0.1", 0))  # bound, never listening: connections are refused
         ports = {
-            "rot": stack.enter_context(rotating.serve()).port,
+            "rot": stack.enter_context(servers.swappable(rotating)).port,
             "stable": stack.enter_context(servers.tls(pki.leaf("stable.audit.test"))).port,
             "soon": stack.enter_context(servers.tls(soon)).port,
             "self": stack.enter_context(

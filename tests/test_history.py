@@ -33,31 +33,6 @@ from pinscan.errors import DatasetError
 from fleet import pki, servers
 
 
-@dataclass
-class Swappable:
-    """What a server on a fixed port serves: a certificate chain, or nothing (it closes the
-    connection at once). Changed between scans, the port and so the endpoint stay the same."""
-
-    issued: pki.Issued | None
-
-    def __post_init__(self) -> None:
-        self.swap(self.issued)
-
-    def swap(self, issued: pki.Issued | None) -> None:
-        self.issued = issued
-        self.context = servers.server_context(issued) if issued else None
-
-
-@contextlib.contextmanager
-def swappable(state: Swappable) -> Iterator[servers.Server]:
-    async def handle(server, reader, writer) -> None:  # type: ignore[no-untyped-def]
-        if state.context is not None:
-            await servers._tls_accept(server, reader, writer, state.context)
-
-    with servers.serve("swappable", handle) as server:
-        yield server
-
-
 def renewed(issued: pki.Issued, issuer: pki.Issued | None = None) -> pki.Issued:
     """A new certificate for the same key and names, from ``issuer`` (the same CA by default)."""
     name = issued.cert.subject.rfc4514_string().split("CN=")[1].split(",")[0]
@@ -90,8 +65,8 @@ def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
     bundle.write_bytes(pki.root().cert.public_bytes(serialization.Encoding.PEM))
     other_ca = pki._issue("Pinscan Other Intermediate", pki._key("ec"), pki.root(), ca=True)
     leaves = {n: pki.leaf(f"{n}.history.test") for n in ("rot", "renew", "issuer", "chain", "same")}
-    state = {n: Swappable(issued) for n, issued in leaves.items()}
-    state["back"] = Swappable(None)
+    state = {n: servers.Swappable(issued) for n, issued in leaves.items()}
+    state["back"] = servers.Swappable(None)
     policy = tmp / "pins.toml"
     policy.write_text(
         '[[pin-set]]\ndomain = "rot.history.test"\npositions = "leaf"\n'
@@ -101,7 +76,7 @@ def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
     runs: list[tuple[int, str, str]] = []
     with contextlib.ExitStack() as stack, contextlib.ExitStack() as down_stack:
         lines = {
-            n: f"127.0.0.1:{stack.enter_context(swappable(s)).port} {n}.history.test"
+            n: f"127.0.0.1:{stack.enter_context(servers.swappable(s)).port} {n}.history.test"
             for n, s in state.items()
         }
         for name, keep in (("down", down_stack), ("gone", stack)):

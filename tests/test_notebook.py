@@ -56,24 +56,6 @@ def run_cell(code: str, namespace: dict[str, Any], name: str) -> Any:
     return eval(compile(ast.Expression(last.value), name, "eval"), namespace)
 
 
-class Rotating:
-    """A TLS server on a fixed port whose certificate can be swapped between scans."""
-
-    def __init__(self, issued: pki.Issued) -> None:
-        self.swap(issued)
-
-    def swap(self, issued: pki.Issued) -> None:
-        self.context = servers.server_context(issued)
-
-    @contextlib.contextmanager
-    def serve(self) -> Iterator[servers.Server]:
-        async def handle(server, reader, writer) -> None:  # type: ignore[no-untyped-def]
-            await servers._tls_accept(server, reader, writer, self.context)
-
-        with servers.serve("rotating", handle) as server:
-            yield server
-
-
 @contextlib.contextmanager
 def local_fleet(tmp: Path) -> Iterator[dict[str, Any]]:
     """The doc's fleet, yesterday's scan already in ``history``, and then today's change (api's
@@ -100,11 +82,11 @@ def local_fleet(tmp: Path) -> Iterator[dict[str, Any]]:
         '[[pin-set]]\ndomain = "www.fleet.test"\npositions = "ca"\n'
         f'pins = ["sha256/{intermediate_pin}"]\n'
     )
-    rotating = Rotating(api)
+    rotating = servers.Swappable(api)
     with contextlib.ExitStack() as stack, socket.socket() as refusing:
         refusing.bind(("127.0.0.1", 0))  # bound, never listening: connections are refused
         ports = {
-            "api": stack.enter_context(rotating.serve()).port,
+            "api": stack.enter_context(servers.swappable(rotating)).port,
             "www": stack.enter_context(servers.tls(www)).port,
             "legacy": stack.enter_context(servers.tls(legacy)).port,
             "partner": stack.enter_context(servers.tls(partner)).port,

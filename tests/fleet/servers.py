@@ -246,6 +246,31 @@ def tls(
         yield server
 
 
+@dataclass
+class Swappable:
+    """What a server on a fixed port serves: a certificate chain, or nothing (it closes the
+    connection at once). Changed between scans, the port and so the endpoint stay the same."""
+
+    issued: pki.Issued | None
+
+    def __post_init__(self) -> None:
+        self.swap(self.issued)
+
+    def swap(self, issued: pki.Issued | None) -> None:
+        self.issued = issued
+        self.context = server_context(issued) if issued else None
+
+
+@contextlib.contextmanager
+def swappable(state: Swappable) -> Iterator[Server]:
+    async def handle(server: Server, reader: asyncio.StreamReader, writer: asyncio.StreamWriter):
+        if state.context is not None:
+            await _tls_accept(server, reader, writer, state.context)
+
+    with serve("swappable", handle) as server:
+        yield server
+
+
 def good(host: str = LOOPBACK) -> contextlib.AbstractContextManager[Server]:
     """Ordinary TLS 1.2/1.3 with ALPN: ``default.test`` without SNI or for an unknown name,
     ``a.test`` (RSA) and ``b.test`` (ECDSA) by SNI."""
