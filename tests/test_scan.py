@@ -110,10 +110,8 @@ def test_private_pki_verifies_with_a_ca_bundle(tmp_path: Path) -> None:
 def test_a_chain_is_verified_once_whatever_the_names_it_is_served_for(monkeypatch) -> None:
     verifier = Verifier([("ca_bundle", [pki.root().cert])])
     built = []
-    verify_chain = Verifier._verify
-    monkeypatch.setattr(
-        Verifier, "_verify", lambda self, c: built.append(c) or verify_chain(self, c)
-    )
+    verify_chain = Verifier.build
+    monkeypatch.setattr(Verifier, "build", lambda self, c: built.append(c) or verify_chain(self, c))
     chain = pki.leaf("a.test", "*.w.test").chain_der
     names = ["a.test", "x.w.test", "wrong.test", "A.TEST.", "127.0.0.1", None]
     verdicts = {name: verifier.verify(chain, name) for name in names}

@@ -1,18 +1,63 @@
 # SPDX-License-Identifier: Apache-2.0
-"""pinscan: which keys your hosts really serve, and whether pinned clients keep working."""
+"""pinscan: which keys your hosts really serve, and whether pinned clients keep working.
 
-from pinscan import audit
-from pinscan._core import __version__
-from pinscan.certificates import COLUMNS, certificates
-from pinscan.changes import diff
-from pinscan.changes import summary as diff_summary
-from pinscan.dataset import ScanDataset, open
-from pinscan.errors import DatasetError, InputError, InventoryError, PinscanError, PolicyError
-from pinscan.inventory import read_inventory
-from pinscan.keys import read_certificates, spki_der, spki_pin
-from pinscan.policy import evaluate, findings, load_policies, load_policy
-from pinscan.report import Summary, summarize
-from pinscan.scanner import scan, scan_async
+The names below are imported on first use (PEP 562): ``import pinscan`` costs little, so the CLI
+starts fast and a verification child (:mod:`pinscan.verify_pool`) loads no polars or pyarrow.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from pinscan import audit
+    from pinscan._core import __version__
+    from pinscan.changes import diff
+    from pinscan.changes import summary as diff_summary
+    from pinscan.dataset import ScanDataset, open
+    from pinscan.errors import (
+        DatasetError,
+        InputError,
+        InventoryError,
+        PinscanError,
+        PolicyError,
+    )
+    from pinscan.inventory import read_inventory
+    from pinscan.keys import read_certificates, spki_der, spki_pin
+    from pinscan.parse import COLUMNS, certificates
+    from pinscan.policy import evaluate, findings, load_policies, load_policy
+    from pinscan.report import Summary, summarize
+    from pinscan.scanner import scan, scan_async
+
+#: Public name -> (module, attribute in it; None for the module itself).
+_EXPORTS: dict[str, tuple[str, str | None]] = {
+    "COLUMNS": ("pinscan.parse", "COLUMNS"),
+    "DatasetError": ("pinscan.errors", "DatasetError"),
+    "InputError": ("pinscan.errors", "InputError"),
+    "InventoryError": ("pinscan.errors", "InventoryError"),
+    "PinscanError": ("pinscan.errors", "PinscanError"),
+    "PolicyError": ("pinscan.errors", "PolicyError"),
+    "ScanDataset": ("pinscan.dataset", "ScanDataset"),
+    "Summary": ("pinscan.report", "Summary"),
+    "__version__": ("pinscan._core", "__version__"),
+    "audit": ("pinscan.audit", None),
+    "certificates": ("pinscan.parse", "certificates"),
+    "diff": ("pinscan.changes", "diff"),
+    "diff_summary": ("pinscan.changes", "summary"),
+    "evaluate": ("pinscan.policy", "evaluate"),
+    "findings": ("pinscan.policy", "findings"),
+    "load_policies": ("pinscan.policy", "load_policies"),
+    "load_policy": ("pinscan.policy", "load_policy"),
+    "open": ("pinscan.dataset", "open"),
+    "read_certificates": ("pinscan.keys", "read_certificates"),
+    "read_inventory": ("pinscan.inventory", "read_inventory"),
+    "scan": ("pinscan.scanner", "scan"),
+    "scan_async": ("pinscan.scanner", "scan_async"),
+    "spki_der": ("pinscan.keys", "spki_der"),
+    "spki_pin": ("pinscan.keys", "spki_pin"),
+    "summarize": ("pinscan.report", "summarize"),
+}
 
 __all__ = [
     "COLUMNS",
@@ -41,3 +86,19 @@ __all__ = [
     "spki_pin",
     "summarize",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    try:
+        module, attribute = _EXPORTS[name]
+    except KeyError:
+        raise AttributeError(f"module 'pinscan' has no attribute {name!r}") from None
+    value = importlib.import_module(module)
+    if attribute is not None:
+        value = getattr(value, attribute)
+    globals()[name] = value  # later lookups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

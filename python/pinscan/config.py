@@ -33,6 +33,9 @@ class ScanConfig:
     #: Extra trust anchors (private PKI), a store of their own after Mozilla's roots.
     ca_bundle: Path | None = None
     system_store: bool = False
+    #: Child processes that build chains' paths while the scan goes on; ``None``: one when the
+    #: machine has two cores or more, else none (``0``: verify in the scanning process).
+    verify_processes: int | None = None
     #: ALPN protocols offered in the ClientHello.
     alpn: tuple[str, ...] = ("h2", "http/1.1")
     #: Flush a part file after this many endpoints or seconds, whichever comes first.

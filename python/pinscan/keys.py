@@ -23,8 +23,8 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes, PublicKeyTypes
 
 from pinscan import _core
-from pinscan.certificates import certificates
 from pinscan.errors import InputError
+from pinscan.parse import certificates
 from pinscan.pem import PemBlock, is_pem, read_pem
 
 Kind = Literal["certificate", "csr", "public_key", "private_key"]

@@ -4,12 +4,13 @@
 The pipeline, one way::
 
     read_inventory ==> (``concurrency`` workers) ==> per target: resolve -> per address:
-        (rate limit, per-address cap) handshake [retries] -> verify ==> results ==> DatasetWriter
+        (rate limit, per-address cap) handshake [retries] ==> verify ==> results ==> DatasetWriter
 
 Every target gives at least one row (one per address), whatever the network does: each endpoint
 runs under a hard deadline enforced by cancellation. ``concurrency`` workers each take the next
-target as soon as their last one is done, and results are flushed to part files every
-``flush_rows`` rows or ``flush_seconds`` seconds, so memory does not grow with the inventory.
+target as soon as their last one is done. Chains are verified once each, in a child process
+when there is a core for it (:mod:`pinscan.verify_pool`), and results are flushed to part files
+every ``flush_rows`` rows or ``flush_seconds`` seconds, so memory does not grow with the inventory.
 """
 
 from __future__ import annotations
@@ -44,12 +45,16 @@ from pinscan.records import BadTarget, Endpoint, Handshake, Target
 from pinscan.resolve import ResolveError, Resolver
 from pinscan.shard import Shard, ShardItems, scan_shard
 from pinscan.verify import Verifier
+from pinscan.verify_pool import VerifyPool, default_processes
 
 #: Seconds past an endpoint's deadline after which its task is cancelled outright.
 _BACKSTOP = 1.0
 
 #: Inventory items read at a time, off the event loop.
 _CHUNK = 1024
+
+#: Inventories shorter than this verify their chains in-process.
+_SMALL_SCAN = 256
 
 #: Statuses worth another attempt: the next one may well succeed.
 TRANSIENT = frozenset({"connect_timeout", "handshake_timeout", "reset"})
@@ -68,6 +73,8 @@ class ScanStats:
     tls_versions: Counter[str] = field(default_factory=Counter)
     unverified: int = 0
     expiring_30d: int = 0
+    #: Distinct chains whose path was built in the scanning process and in child processes.
+    chains_verified: dict[str, int] = field(default_factory=dict)
     started: float = field(default_factory=time.monotonic)
 
     def record(self, endpoint: Endpoint) -> None:
@@ -89,6 +96,7 @@ class ScanStats:
             "tls_versions": dict(self.tls_versions),
             "unverified": self.unverified,
             "expiring_within_30_days": self.expiring_30d,
+            "chains_verified": self.chains_verified,
             "seconds": round(time.monotonic() - self.started, 3),
         }
 
@@ -152,6 +160,9 @@ class Scanner:
         self._verifier = Verifier.for_scan(
             ca_bundle=config.ca_bundle, system_store=config.system_store
         )
+        self._verify_processes = (
+            default_processes() if config.verify_processes is None else config.verify_processes
+        )
         self._rate = RateLimiter(config.rate) if config.rate else None
         self._caps = AddressCaps(config.per_address)
         self._pending: list[Endpoint] = []
@@ -163,15 +174,25 @@ class Scanner:
         await feed.fill()
         # Workers rather than a task per target: a worker starts its next target as soon as its
         # last one is done, without a task to spawn or a dispatcher to wake up in between.
-        workers = self.config.concurrency
+        workers, processes = self.config.concurrency, self._verify_processes
         if feed.exhausted:
             workers = min(workers, len(feed))
+            if len(feed) < _SMALL_SCAN:
+                processes = 0  # starting a child would cost more than it saves
+        self._verification = VerifyPool(self._verifier, processes, self._finish_target)
         async with anyio.create_task_group() as outer:
             outer.start_soon(self._flush_ticker)
-            async with anyio.create_task_group() as tg:
-                for _ in range(workers):
-                    tg.start_soon(self._work, feed)
+            async with anyio.create_task_group() as verifying:
+                verifying.start_soon(self._verification.run)
+                async with anyio.create_task_group() as tg:
+                    for _ in range(workers):
+                        tg.start_soon(self._work, feed)
+                self._verification.close()  # the pool returns once its queue is empty
             outer.cancel_scope.cancel()
+        self.stats.chains_verified = {
+            "in_process": self._verification.built_here,
+            "in_children": self._verification.built_in_children,
+        }
         await self._flush(force=True)
         return self.stats
 
@@ -183,7 +204,7 @@ class Scanner:
             elif isinstance(item, BadTarget):
                 await self._finish_target([_bad_target_row(item)])
             else:
-                await self._finish_target(await self._endpoints_of(item))
+                await self._verification.submit(await self._endpoints_of(item))
 
     async def _endpoints_of(self, target: Target) -> list[Endpoint]:
         timeouts = self.config.timeouts
@@ -240,16 +261,7 @@ class Scanner:
                 if anyio.current_time() + pause >= deadline:
                     break
                 await anyio.sleep(pause)
-        row = _row(target, ip, result, attempts=attempts, resolve_ms=resolve_ms)
-        if result.chain:
-            verdict = self._verifier.verify(result.chain, target.sni or ip)
-            row.verified = verdict.verified
-            row.verify_error = verdict.verify_error
-            row.trust_store = verdict.trust_store
-            row.hostname_match = verdict.hostname_match
-            row.days_to_expiry = verdict.days_to_expiry
-            row.verified_chain = list(verdict.chain)
-        return row
+        return _row(target, ip, result, attempts=attempts, resolve_ms=resolve_ms)
 
     async def _finish_target(self, rows: list[Endpoint]) -> None:
         for row in rows:

@@ -77,6 +77,9 @@ class Verifier:
     and each endpoint then only matches its name against the leaf's names: a fleet serves a few
     chains (one wildcard certificate behind many names, one address under many SNIs) on many
     endpoints. The policy of each store is built once. Not thread-safe; one per scan.
+
+    `verify` does it all in one call. A scan that builds paths in another process
+    (:mod:`pinscan.verify_pool`) uses the parts: `cached`, `build` (there), `remember`, `judge`.
     """
 
     def __init__(
@@ -85,20 +88,26 @@ class Verifier:
         *,
         now: dt.datetime | None = None,
         cache_size: int = 4096,
+        spec: StoreSpec | None = None,
     ) -> None:
-        self._now = now or dt.datetime.now(dt.UTC)
+        self.now = now or dt.datetime.now(dt.UTC)
+        #: How to load the same stores elsewhere; None when they were given as certificates.
+        self.spec = spec
+        builder = verification.PolicyBuilder().time(self.now)
         self._policies = [
-            (
-                name,
-                verification.PolicyBuilder().store(verification.Store(list(roots))).time(self._now),
-            )
-            for name, roots in stores
+            (name, builder.store(verification.Store(list(roots)))) for name, roots in stores
         ]
-        self._cache: OrderedDict[tuple[bytes, ...], _ChainVerdict] = OrderedDict()
+        self._cache: OrderedDict[tuple[bytes, ...], ChainVerdict] = OrderedDict()
         self._cache_size = cache_size
 
     @classmethod
-    def for_scan(cls, *, ca_bundle: Path | None = None, system_store: bool = False) -> Verifier:
+    def for_scan(
+        cls,
+        *,
+        ca_bundle: Path | None = None,
+        system_store: bool = False,
+        now: dt.datetime | None = None,
+    ) -> Verifier:
         """Mozilla's roots (certifi), then ``ca_bundle`` (private PKI), then the system store."""
         stores = [("mozilla", load_roots(certifi.where(), name="mozilla"))]
         if ca_bundle is not None:
@@ -108,39 +117,53 @@ class Verifier:
             if bundle is None:
                 raise InputError("system", "no system CA bundle found")
             stores.append(("system", load_roots(bundle, name="system")))
-        return cls(stores)
+        return cls(stores, now=now, spec=StoreSpec(ca_bundle, system_store))
 
     def verify(self, chain: Sequence[bytes], name: str | None) -> Verdict:
         """Verdict for a presented chain (leaf first) served for ``name`` (SNI or IP)."""
         key = tuple(chain)
-        found = self._cache.get(key)
+        found = self.cached(key)
         if found is None:
-            found = self._cache[key] = self._verify(chain)
-            if len(self._cache) > self._cache_size:
-                self._cache.popitem(last=False)
-        else:
-            self._cache.move_to_end(key)
+            found = self.build(key)
+            self.remember(key, found)
+        return self.judge(found, name)
+
+    def cached(self, chain: tuple[bytes, ...]) -> ChainVerdict | None:
+        found = self._cache.get(chain)
+        if found is not None:
+            self._cache.move_to_end(chain)
+        return found
+
+    def remember(self, chain: tuple[bytes, ...], found: ChainVerdict) -> None:
+        self._cache[chain] = found
+        if len(self._cache) > self._cache_size:
+            self._cache.popitem(last=False)
+
+    @staticmethod
+    def judge(found: ChainVerdict, name: str | None) -> Verdict:
+        """The verdict of a chain's path for the name it was served under."""
         names = found.names
         match = _matches(name, names) if name and names is not None else None
         return Verdict(
             found.verified, found.error, found.trust_store, match, found.days, found.path
         )
 
-    def _verify(self, chain: Sequence[bytes]) -> _ChainVerdict:
+    def build(self, chain: Sequence[bytes]) -> ChainVerdict:
+        """Build and check the path of a chain against each store in turn; never raises."""
         if not chain:
-            return _ChainVerdict(False, "no certificate presented")
+            return ChainVerdict(False, "no certificate presented")
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 certs = [x509.load_der_x509_certificate(der) for der in chain]
         except ValueError as exc:
-            return _ChainVerdict(False, f"unparsable certificate: {exc}")
+            return ChainVerdict(False, f"unparsable certificate: {exc}")
         leaf = certs[0]
-        days = (leaf.not_valid_after_utc - self._now).days
+        days = (leaf.not_valid_after_utc - self.now).days
         names = _leaf_names(leaf)
         verifiers = self._verifiers(names)
         if verifiers is None:
-            return _ChainVerdict(False, "the leaf has no subjectAltName", names=names, days=days)
+            return ChainVerdict(False, "the leaf has no subjectAltName", names=names, days=days)
         errors = []
         for store_name, verifier in verifiers:
             try:
@@ -149,8 +172,8 @@ class Verifier:
                 errors.append(f"{store_name}: {exc}")
                 continue
             path = tuple(c.public_bytes(Encoding.DER) for c in built)
-            return _ChainVerdict(True, None, store_name, names, days, path)
-        return _ChainVerdict(False, "; ".join(errors), names=names, days=days)
+            return ChainVerdict(True, None, store_name, names, days, path)
+        return ChainVerdict(False, "; ".join(errors), names=names, days=days)
 
     def _verifiers(self, names: list[str]) -> list[tuple[str, verification.ServerVerifier]] | None:
         """One verifier per store, for the first name of the leaf that pyca accepts: the path is
@@ -171,7 +194,15 @@ class Verifier:
 
 
 @dataclass(frozen=True, slots=True)
-class _ChainVerdict:
+class StoreSpec:
+    """The trust stores of `Verifier.for_scan`, as arguments another process can load them from."""
+
+    ca_bundle: Path | None = None
+    system_store: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class ChainVerdict:
     """What a chain gives whatever name it is served for; ``names`` is None when unparsable."""
 
     verified: bool

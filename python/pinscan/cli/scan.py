@@ -74,6 +74,11 @@ def _shard_spec(ctx: click.Context, param: click.Parameter, value: str | None) -
 )  # fmt: skip
 @click.option("--system-store", is_flag=True, help="Also verify against the system's CA bundle.")
 @click.option(
+    "--verify-processes", type=click.IntRange(0, 64),
+    help="Child processes that verify chains while the scan goes on "
+    "[default: 1 with two cores or more, else 0: in the scanning process].",
+)  # fmt: skip
+@click.option(
     "--flush-rows", type=click.IntRange(1), default=5000, show_default=True,
     help="Write a part file after this many endpoints...",
 )  # fmt: skip
@@ -126,6 +131,7 @@ def scan_command(
     first_address: bool,
     ca_bundle: Path | None,
     system_store: bool,
+    verify_processes: int | None,
     flush_rows: int,
     flush_seconds: float,
     jsonl: bool,
@@ -166,6 +172,7 @@ def scan_command(
         first_address=first_address,
         ca_bundle=ca_bundle,
         system_store=system_store,
+        verify_processes=verify_processes,
         flush_rows=flush_rows,
         flush_seconds=flush_seconds,
     )

@@ -26,7 +26,6 @@ from typing import Any
 
 import polars as pl
 
-from pinscan.certificates import certificates
 from pinscan.dataset import _files
 from pinscan.dataset.schema import (
     CERTIFICATES,
@@ -42,6 +41,7 @@ from pinscan.dataset.schema import (
     certificates_schema,
 )
 from pinscan.errors import DatasetError
+from pinscan.parse import certificates
 from pinscan.records import Endpoint
 
 _PART = re.compile(r"^part-(\d{6})\.parquet$")

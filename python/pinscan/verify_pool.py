@@ -1,0 +1,325 @@
+# SPDX-License-Identifier: Apache-2.0
+"""Path building off the event loop: a scan's chains verified in child processes.
+
+pyca's path builder holds the GIL for the ~0.3-0.5 ms it takes per distinct chain, which on a fleet
+of distinct leaves is a fifth of the scan's CPU, all of it on the one core that also drives every
+handshake. So a scan hands the chains its cache has not seen to a child process (one by default,
+on machines with a core to spare) and goes on with its handshakes; each target's rows go on to the
+dataset once all of their chains have come back.
+
+The child is ``python -c`` importing `pinscan.verify` alone, not ``multiprocessing``: no fork of a
+threaded process, no re-import of the user's ``__main__`` (a notebook, a script without a
+``__main__`` guard). It loads the same stores (`StoreSpec`) at the same instant and runs the same
+`Verifier.build`, so its verdicts are those the scan would reach in-process. Until a child has
+loaded its stores, and for good if it dies or stops answering, chains are verified in-process:
+a scan never waits for, or loses rows to, a child.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import pickle
+import select
+import signal
+import struct
+import subprocess
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import anyio
+
+from pinscan.records import Endpoint
+from pinscan.verify import ChainVerdict, StoreSpec, Verdict, Verifier
+
+#: Chains sent to a child at a time, at most; a batch is whatever queued while the last one ran.
+_BATCH = 256
+
+#: Seconds a child may take to start, and per batch beyond the time its chains should take.
+_START_TIMEOUT = 60.0
+_BATCH_TIMEOUT = 30.0
+
+_HEADER = struct.Struct("<Q")
+
+Chain = tuple[bytes, ...]
+
+
+class ChildError(Exception):
+    """The child process failed, exited or stopped answering."""
+
+
+def available_cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+def default_processes() -> int:
+    """One child where there is a core to spare for it; none on a single core."""
+    return 1 if available_cores() >= 2 else 0
+
+
+class VerifyProcess:
+    """One child building paths for batches of chains. Blocking: call it from a worker thread."""
+
+    def __init__(self, spec: StoreSpec, now: Any) -> None:
+        package_root = str(Path(__file__).resolve().parent.parent)
+        code = (
+            f"import sys; sys.path.insert(0, {package_root!r}); "
+            "from pinscan.verify_pool import child_main; child_main()"
+        )
+        if not sys.executable:
+            raise ChildError("no Python interpreter to start")
+        try:
+            self._proc = subprocess.Popen(
+                [sys.executable, "-c", code],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.DEVNULL,
+            )
+        except OSError as exc:
+            raise ChildError(f"cannot start {sys.executable}: {exc}") from None
+        try:
+            self._send((spec, now))
+            status, message = self._receive(_START_TIMEOUT)
+        except ChildError:
+            self.close()
+            raise
+        if status != "ready":
+            self.close()
+            raise ChildError(message)
+
+    def build(self, chains: list[Chain]) -> list[ChainVerdict]:
+        self._send(chains)
+        rows = self._receive(_BATCH_TIMEOUT + 0.01 * len(chains))
+        return [ChainVerdict(*row) for row in rows]
+
+    def close(self) -> None:
+        proc = self._proc
+        for pipe in (proc.stdin, proc.stdout):
+            if pipe is not None:
+                with contextlib.suppress(OSError):
+                    pipe.close()
+        try:
+            proc.wait(timeout=2)  # it exits at the end of its input
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+    def _send(self, message: Any) -> None:
+        data = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
+        try:
+            assert self._proc.stdin is not None
+            self._proc.stdin.write(_HEADER.pack(len(data)) + data)
+            self._proc.stdin.flush()
+        except (OSError, ValueError) as exc:
+            raise ChildError(f"the verification process is gone ({exc})") from None
+
+    def _receive(self, timeout: float) -> Any:
+        assert self._proc.stdout is not None
+        fd = self._proc.stdout.fileno()
+        deadline = time.monotonic() + timeout
+        header = self._read(fd, _HEADER.size, deadline)
+        return pickle.loads(self._read(fd, _HEADER.unpack(header)[0], deadline))
+
+    def _read(self, fd: int, size: int, deadline: float) -> bytes:
+        buffer = bytearray()
+        while len(buffer) < size:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 or not select.select([fd], [], [], remaining)[0]:
+                self._proc.kill()
+                raise ChildError("the verification process stopped answering")
+            chunk = os.read(fd, min(size - len(buffer), 1 << 20))
+            if not chunk:
+                raise ChildError(f"the verification process exited ({self._proc.poll()})")
+            buffer += chunk
+        return bytes(buffer)
+
+
+def child_main() -> None:
+    """The child: load the stores, then answer each batch of chains with their verdicts."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when it ends
+    stdin, stdout = sys.stdin.buffer, sys.stdout.buffer
+
+    def receive() -> Any:
+        header = stdin.read(_HEADER.size)
+        if len(header) < _HEADER.size:
+            raise EOFError
+        return pickle.loads(stdin.read(_HEADER.unpack(header)[0]))
+
+    def send(message: Any) -> None:
+        data = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
+        stdout.write(_HEADER.pack(len(data)) + data)
+        stdout.flush()
+
+    try:
+        spec, now = receive()
+        verifier = Verifier.for_scan(
+            ca_bundle=spec.ca_bundle, system_store=spec.system_store, now=now
+        )
+    except EOFError:
+        return
+    except Exception as exc:  # reported to the parent, which then verifies in-process
+        send(("error", f"cannot load the trust stores: {exc}"))
+        return
+    send(("ready", None))
+    while True:
+        try:
+            chains = receive()
+        except EOFError:
+            return
+        send([_fields(verifier.build(chain)) for chain in chains])
+
+
+def _fields(found: ChainVerdict) -> tuple[Any, ...]:
+    return (found.verified, found.error, found.trust_store, found.names, found.days, found.path)
+
+
+class _Target:
+    """The rows of one target, released together (a target is done when all of them are)."""
+
+    __slots__ = ("missing", "rows")
+
+    def __init__(self, rows: list[Endpoint]) -> None:
+        self.rows = rows
+        self.missing = 0
+
+
+class VerifyPool:
+    """Fills in the verdicts of each target's rows, then hands the rows to ``on_verified``.
+
+    Chains in the verifier's cache are judged at once; the others queue for the children, and a
+    chain served by several endpoints is built once. ``run`` serves the queue until `close` is
+    called and the queue is empty. With ``processes=0`` every chain is verified in-process.
+    """
+
+    def __init__(
+        self,
+        verifier: Verifier,
+        processes: int,
+        on_verified: Callable[[list[Endpoint]], Awaitable[None]],
+    ) -> None:
+        self._verifier = verifier
+        # A child needs the stores' spec to load them; stores given as certificates stay here.
+        self._processes = processes if verifier.spec is not None else 0
+        self._on_verified = on_verified
+        self._waiting: dict[Chain, list[tuple[_Target, Endpoint]]] = {}
+        self._queued: list[Chain] = []
+        self._ready = 0  # children serving the queue
+        self._demand = anyio.Event()  # set at the first chain the cache does not know
+        self._wake = anyio.Event()
+        self._closed = False
+        #: Distinct chains verified here and in children; the scan's metadata records both.
+        self.built_here = 0
+        self.built_in_children = 0
+
+    @property
+    def children(self) -> int:
+        """Children serving the queue now."""
+        return self._ready
+
+    async def submit(self, rows: list[Endpoint]) -> None:
+        target = _Target(rows)
+        for row in rows:
+            if not row.presented:
+                continue
+            chain = tuple(row.presented)
+            found = self._verifier.cached(chain)
+            if found is None:
+                if chain in self._waiting:
+                    self._waiting[chain].append((target, row))
+                    target.missing += 1
+                    continue
+                if not self._ready:
+                    if self._processes:
+                        self._demand.set()
+                    found = self._verifier.build(chain)
+                    self._verifier.remember(chain, found)
+                    self.built_here += 1
+                else:
+                    self._waiting[chain] = [(target, row)]
+                    self._queued.append(chain)
+                    target.missing += 1
+                    self._wake.set()
+                    continue
+            _apply(row, self._verifier.judge(found, _served_name(row)))
+        if not target.missing:
+            await self._on_verified(rows)
+
+    def close(self) -> None:
+        """No more rows: `run` returns once the queue is empty."""
+        self._closed = True
+        self._demand.set()
+        self._wake.set()
+
+    async def run(self) -> None:
+        async with anyio.create_task_group() as tg:
+            for _ in range(self._processes):
+                tg.start_soon(self._lane)
+
+    async def _lane(self) -> None:
+        await self._demand.wait()
+        child: VerifyProcess | None = None
+        if not self._closed:
+            spec, now = self._verifier.spec, self._verifier.now
+            try:
+                child = await anyio.to_thread.run_sync(VerifyProcess, spec, now)
+            except ChildError:
+                return  # chains go on being verified in-process
+            self._ready += 1
+        try:
+            while True:
+                while not self._queued and not self._closed:
+                    if self._wake.is_set():
+                        self._wake = anyio.Event()
+                    await self._wake.wait()
+                if not self._queued:
+                    return
+                batch, self._queued = self._queued[:_BATCH], self._queued[_BATCH:]
+                found = None
+                if child is not None:
+                    try:
+                        found = await anyio.to_thread.run_sync(child.build, batch)
+                        self.built_in_children += len(batch)
+                    except ChildError:
+                        self._ready -= 1
+                        child.close()
+                        child = None  # this lane verifies in-process from now on
+                if found is None:
+                    found = [self._verifier.build(chain) for chain in batch]
+                    self.built_here += len(batch)
+                await self._resolve(batch, found)
+        finally:
+            if child is not None:
+                self._ready -= 1
+                with anyio.CancelScope(shield=True):
+                    await anyio.to_thread.run_sync(child.close)
+
+    async def _resolve(self, batch: list[Chain], found: list[ChainVerdict]) -> None:
+        for chain, verdict in zip(batch, found, strict=True):
+            self._verifier.remember(chain, verdict)
+            for target, row in self._waiting.pop(chain):
+                _apply(row, self._verifier.judge(verdict, _served_name(row)))
+                target.missing -= 1
+                if not target.missing:
+                    await self._on_verified(target.rows)
+
+
+def _served_name(row: Endpoint) -> str | None:
+    return row.sni or row.ip
+
+
+def _apply(row: Endpoint, verdict: Verdict) -> None:
+    row.verified = verdict.verified
+    row.verify_error = verdict.verify_error
+    row.trust_store = verdict.trust_store
+    row.hostname_match = verdict.hostname_match
+    row.days_to_expiry = verdict.days_to_expiry
+    row.verified_chain = list(verdict.chain)
+
+
+__all__ = ["ChildError", "VerifyPool", "VerifyProcess", "default_processes"]

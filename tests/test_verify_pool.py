@@ -1,0 +1,230 @@
+# SPDX-License-Identifier: Apache-2.0
+"""Chains verified in a child process: the same verdicts as in-process, each chain built once,
+and nothing lost or stuck when the child fails to start, dies or stops answering."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import anyio
+import polars as pl
+import pytest
+from cryptography.hazmat.primitives.serialization import Encoding
+
+import pinscan
+from pinscan import scanner as scanner_module
+from pinscan import verify_pool
+from pinscan.config import ScanConfig, Timeouts
+from pinscan.records import Endpoint
+from pinscan.verify import StoreSpec, Verifier
+from pinscan.verify_pool import ChildError, VerifyPool, VerifyProcess
+
+from fleet import pki
+
+NOW = dt.datetime.now(dt.UTC)
+
+
+@pytest.fixture(scope="module")
+def bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("ca") / "root.pem"
+    path.write_bytes(pki.root().cert.public_bytes(Encoding.PEM))
+    return path
+
+
+def chains() -> list[tuple[bytes, ...]]:
+    """Good (ECDSA, RSA, wildcard, two names); expired, self-signed, leaf only, deep, garbage."""
+    issued = [
+        pki.leaf("a.test"),
+        pki.leaf("rsa.test", key="rsa"),
+        pki.leaf("*.w.test"),
+        pki.leaf("b.test", "c.test"),
+        pki.leaf("old.test", expired=True),
+        pki.leaf("self.test", self_signed=True),
+        pki.long_chain(12),
+    ]
+    out = [tuple(i.chain_der) for i in issued]
+    out.append((pki.leaf("lonely.test").der,))
+    out.append((b"\x30\x03\x02\x01\x00",))
+    return out
+
+
+def in_process(bundle: Path) -> Verifier:
+    return Verifier.for_scan(ca_bundle=bundle, now=NOW)
+
+
+def test_a_child_reaches_the_verdicts_of_the_scanning_process(bundle: Path) -> None:
+    child = VerifyProcess(StoreSpec(ca_bundle=bundle), NOW)
+    try:
+        found = child.build(chains())
+    finally:
+        child.close()
+    expected = [in_process(bundle).build(chain) for chain in chains()]
+    assert found == expected
+    assert [f.verified for f in found] == [True] * 4 + [False] * 5
+    assert found[0].path[-1] == pki.root().der  # the built chain ends in the root
+    assert "not valid at validation time" in found[4].error and found[4].days < 0
+
+
+def test_a_child_that_cannot_load_its_stores_says_why(tmp_path: Path) -> None:
+    empty = tmp_path / "empty.pem"
+    empty.write_text("")
+    with pytest.raises(ChildError, match=r"cannot load the trust stores: .*empty\.pem: not a PEM"):
+        VerifyProcess(StoreSpec(ca_bundle=empty), NOW)
+
+
+def test_a_killed_child_is_an_error_not_a_hang(bundle: Path) -> None:
+    child = VerifyProcess(StoreSpec(ca_bundle=bundle), NOW)
+    os.kill(child._proc.pid, signal.SIGKILL)
+    child._proc.wait()
+    with pytest.raises(ChildError, match=r"gone|exited"):
+        child.build(chains())
+    child.close()
+
+
+def test_a_child_that_stops_answering_is_killed(bundle: Path, monkeypatch) -> None:
+    monkeypatch.setattr(verify_pool, "_BATCH_TIMEOUT", 0.5)
+    child = VerifyProcess(StoreSpec(ca_bundle=bundle), NOW)
+    os.kill(child._proc.pid, signal.SIGSTOP)
+    with pytest.raises(ChildError, match="stopped answering"):
+        child.build(chains())
+    assert child._proc.wait(timeout=5) == -signal.SIGKILL
+    child.close()
+
+
+def rows_for(chains_: list[tuple[bytes, ...]], names: list[str]) -> list[list[Endpoint]]:
+    """One target per (chain, name): each chain is served under every name."""
+    targets = []
+    for i, chain in enumerate(chains_):
+        for name in names:
+            row = Endpoint(
+                target_id=b"%d" % i, line=i, target=f"{name}:443", host=name, ip="127.0.0.1",
+                port=443, sni=name, status="ok", error=None, presented=list(chain),
+            )  # fmt: skip
+            targets.append([row])
+    return targets
+
+
+def verdicts(targets: list[list[Endpoint]]) -> list[tuple]:
+    return [
+        (r.verified, r.verify_error, r.trust_store, r.hostname_match, r.verified_chain)
+        for rows in targets
+        for r in rows
+    ]
+
+
+async def run_pool(pool: VerifyPool, targets: list[list[Endpoint]], *, wait_for_child: bool):
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(pool.run)
+        await pool.submit(targets[0])  # the first chain the cache does not know starts a child
+        if wait_for_child:
+            with anyio.fail_after(30):
+                while not pool.children:
+                    await anyio.sleep(0.02)
+        for rows in targets[1:]:
+            await pool.submit(rows)
+        pool.close()
+
+
+@pytest.mark.parametrize("child_fails", [False, True])
+def test_the_pool_releases_every_target_once_with_in_process_verdicts(
+    bundle: Path, monkeypatch, child_fails: bool
+) -> None:
+    names = ["a.test", "x.w.test", "c.test", "127.0.0.1"]
+    expected = rows_for(chains(), names)
+    reference = in_process(bundle)
+    for rows in expected:
+        for row in rows:
+            v = reference.verify(row.presented, row.sni)
+            row.verified, row.verify_error, row.trust_store = (
+                v.verified,
+                v.verify_error,
+                v.trust_store,
+            )
+            row.hostname_match, row.verified_chain = v.hostname_match, list(v.chain)
+
+    if child_fails:  # the child answers nothing: the pool builds the queued chains itself
+
+        def broken(self, batch):
+            raise ChildError("the verification process exited (-9)")
+
+        monkeypatch.setattr(VerifyProcess, "build", broken)
+    targets = rows_for(chains(), names)
+    released: list[list[Endpoint]] = []
+
+    async def on_verified(rows: list[Endpoint]) -> None:
+        released.append(rows)
+
+    pool = VerifyPool(in_process(bundle), 1, on_verified)
+    anyio.run(lambda: run_pool(pool, targets, wait_for_child=True))
+
+    assert sorted(map(id, released)) == sorted(map(id, targets))  # each target once
+    assert verdicts(targets) == verdicts(expected)
+    # Each distinct chain was built once: the first in-process, the rest by the child (or, when
+    # the child fails, in-process after all).
+    assert pool.built_here + pool.built_in_children == len(chains())
+    if child_fails:
+        assert (pool.built_here, pool.built_in_children, pool.children) == (len(chains()), 0, 0)
+    else:
+        assert (pool.built_here, pool.built_in_children) == (1, len(chains()) - 1)
+
+
+def test_stores_given_as_certificates_are_verified_in_process() -> None:
+    released = []
+
+    async def on_verified(rows: list[Endpoint]) -> None:
+        released.append(rows)
+
+    pool = VerifyPool(Verifier([("ca_bundle", [pki.root().cert])]), 2, on_verified)
+    targets = rows_for(chains()[:3], ["a.test"])
+    anyio.run(lambda: run_pool(pool, targets, wait_for_child=False))
+    assert len(released) == 3 and pool.built_here == 3 and pool.children == 0
+    assert targets[0][0].verified is True
+
+
+def test_a_scan_verifies_in_a_child_as_it_would_in_process(
+    tmp_path: Path, nginx, bundle: Path, monkeypatch
+) -> None:
+    monkeypatch.setattr(scanner_module, "_SMALL_SCAN", 0)  # a child even for a short inventory
+    lines = [f"127.0.0.1:{port}" for port in nginx.ports.values()]
+    lines += [f"127.0.0.1:{nginx.shared_port} {name}" for name in ("a.shared.test", "x.test")]
+    columns = ["target", "status", "verified", "verify_error", "trust_store", "hostname_match"]
+    results = {}
+    for processes in (0, 1):
+        config = ScanConfig(
+            concurrency=8, retries=0, timeouts=Timeouts(2, 2, 4), ca_bundle=bundle,
+            verify_processes=processes,
+        )  # fmt: skip
+        ds = pinscan.scan(lines, tmp_path / f"p{processes}", config=config)
+        results[processes] = ds.endpoints.select(columns).sort("target").collect()
+        counts = ds.meta["counts"]["chains_verified"]
+        presented = (
+            ds.chains.filter(pl.col("source") == "presented")
+            .sort("position")
+            .group_by("endpoint_id")
+            .agg(pl.col("cert_sha256"))
+            .collect()
+        )
+        distinct = presented["cert_sha256"].list.join(",").n_unique()
+        assert counts["in_process"] + counts["in_children"] == distinct
+        if processes == 0:
+            assert counts["in_children"] == 0
+    assert results[0].equals(results[1])
+    assert results[0]["verified"].sum() >= 25  # the fleet's good sites, anchored in the bundle
+
+
+def test_the_child_imports_neither_polars_nor_pyarrow() -> None:
+    """``import pinscan`` is lazy, so a child starts in a fraction of a second and small."""
+    code = (
+        "import sys, pinscan.verify_pool; print(sorted({'polars', 'pyarrow'} & set(sys.modules)))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+    # Every public name still resolves (an AttributeError here names a broken entry).
+    resolved = {name: getattr(pinscan, name) for name in pinscan.__all__}
+    assert resolved["scan"] is scanner_module.scan
+    assert resolved["open"].__module__ == "pinscan.dataset.reader"
