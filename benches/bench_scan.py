@@ -150,12 +150,18 @@ def fresh(path: Path) -> Path:
 
 
 def in_process(fn: Callable[[], Any]) -> tuple[float, float, float, Any]:
-    """(wall, user CPU, system CPU, result) of ``fn`` in this process, all threads included."""
+    """(wall, user CPU, system CPU, result) of ``fn`` in this process, all threads included, and
+    in the child processes it started and reaped (the scan's verification child)."""
     gc.collect()
-    r0, t0 = resource.getrusage(resource.RUSAGE_SELF), time.perf_counter()
+
+    def usage() -> tuple[float, float]:
+        me, kids = (resource.getrusage(w) for w in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN))
+        return me.ru_utime + kids.ru_utime, me.ru_stime + kids.ru_stime
+
+    (u0, s0), t0 = usage(), time.perf_counter()
     result = fn()
-    t1, r1 = time.perf_counter(), resource.getrusage(resource.RUSAGE_SELF)
-    return t1 - t0, r1.ru_utime - r0.ru_utime, r1.ru_stime - r0.ru_stime, result
+    t1, (u1, s1) = time.perf_counter(), usage()
+    return t1 - t0, u1 - u0, s1 - s0, result
 
 
 def nginx_pid(ng: real.Nginx) -> int:

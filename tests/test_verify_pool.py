@@ -117,22 +117,29 @@ def verdicts(targets: list[list[Endpoint]]) -> list[tuple]:
     ]
 
 
-async def run_pool(pool: VerifyPool, targets: list[list[Endpoint]], *, wait_for_child: bool):
+async def run_pool(pool: VerifyPool, targets: list[list[Endpoint]]) -> None:
     async with anyio.create_task_group() as tg:
         tg.start_soon(pool.run)
-        await pool.submit(targets[0])  # the first chain the cache does not know starts a child
-        if wait_for_child:
-            with anyio.fail_after(30):
-                while not pool.children:
-                    await anyio.sleep(0.02)
-        for rows in targets[1:]:
+        for rows in targets:
             await pool.submit(rows)
         pool.close()
 
 
-@pytest.mark.parametrize("child_fails", [False, True])
+def _broken(*args: object) -> None:
+    raise ChildError("the verification process exited (-9)")
+
+
+@pytest.mark.parametrize(
+    ("child", "queue_limit", "built_here"),
+    [
+        ("works", 1024, 0),
+        ("works", 2, len(chains()) - 2),  # the queue is full: the scan builds the rest itself
+        ("dies", 1024, len(chains())),  # its queue is built in-process
+        ("cannot start", 1024, len(chains())),
+    ],
+)
 def test_the_pool_releases_every_target_once_with_in_process_verdicts(
-    bundle: Path, monkeypatch, child_fails: bool
+    bundle: Path, monkeypatch, child: str, queue_limit: int, built_here: int
 ) -> None:
     names = ["a.test", "x.w.test", "c.test", "127.0.0.1"]
     expected = rows_for(chains(), names)
@@ -140,19 +147,15 @@ def test_the_pool_releases_every_target_once_with_in_process_verdicts(
     for rows in expected:
         for row in rows:
             v = reference.verify(row.presented, row.sni)
-            row.verified, row.verify_error, row.trust_store = (
-                v.verified,
-                v.verify_error,
-                v.trust_store,
-            )
-            row.hostname_match, row.verified_chain = v.hostname_match, list(v.chain)
+            row.verified, row.verify_error = v.verified, v.verify_error
+            row.trust_store, row.hostname_match = v.trust_store, v.hostname_match
+            row.verified_chain = list(v.chain)
 
-    if child_fails:  # the child answers nothing: the pool builds the queued chains itself
-
-        def broken(self, batch):
-            raise ChildError("the verification process exited (-9)")
-
-        monkeypatch.setattr(VerifyProcess, "build", broken)
+    monkeypatch.setattr(verify_pool, "_QUEUE_LIMIT", queue_limit)
+    if child == "dies":
+        monkeypatch.setattr(VerifyProcess, "build", _broken)
+    elif child == "cannot start":
+        monkeypatch.setattr(VerifyProcess, "__init__", _broken)
     targets = rows_for(chains(), names)
     released: list[list[Endpoint]] = []
 
@@ -160,17 +163,13 @@ def test_the_pool_releases_every_target_once_with_in_process_verdicts(
         released.append(rows)
 
     pool = VerifyPool(in_process(bundle), 1, on_verified)
-    anyio.run(lambda: run_pool(pool, targets, wait_for_child=True))
+    anyio.run(run_pool, pool, targets)
 
     assert sorted(map(id, released)) == sorted(map(id, targets))  # each target once
     assert verdicts(targets) == verdicts(expected)
-    # Each distinct chain was built once: the first in-process, the rest by the child (or, when
-    # the child fails, in-process after all).
-    assert pool.built_here + pool.built_in_children == len(chains())
-    if child_fails:
-        assert (pool.built_here, pool.built_in_children, pool.children) == (len(chains()), 0, 0)
-    else:
-        assert (pool.built_here, pool.built_in_children) == (1, len(chains()) - 1)
+    # Each distinct chain was built once, however many endpoints served it.
+    assert (pool.built_here, pool.built_in_children) == (built_here, len(chains()) - built_here)
+    assert pool.children == 0  # closed at the end
 
 
 def test_stores_given_as_certificates_are_verified_in_process() -> None:
@@ -181,7 +180,7 @@ def test_stores_given_as_certificates_are_verified_in_process() -> None:
 
     pool = VerifyPool(Verifier([("ca_bundle", [pki.root().cert])]), 2, on_verified)
     targets = rows_for(chains()[:3], ["a.test"])
-    anyio.run(lambda: run_pool(pool, targets, wait_for_child=False))
+    anyio.run(run_pool, pool, targets)
     assert len(released) == 3 and pool.built_here == 3 and pool.children == 0
     assert targets[0][0].verified is True
 

@@ -10,9 +10,9 @@ dataset once all of their chains have come back.
 The child is ``python -c`` importing `pinscan.verify` alone, not ``multiprocessing``: no fork of a
 threaded process, no re-import of the user's ``__main__`` (a notebook, a script without a
 ``__main__`` guard). It loads the same stores (`StoreSpec`) at the same instant and runs the same
-`Verifier.build`, so its verdicts are those the scan would reach in-process. Until a child has
-loaded its stores, and for good if it dies or stops answering, chains are verified in-process:
-a scan never waits for, or loses rows to, a child.
+`Verifier.build`, so its verdicts are those the scan would reach in-process. If a child cannot
+start, dies or stops answering, its queue is verified in-process: a scan loses no rows to a
+child, and waits for one at most a bounded time.
 """
 
 from __future__ import annotations
@@ -37,6 +37,9 @@ from pinscan.verify import ChainVerdict, StoreSpec, Verdict, Verifier
 
 #: Chains sent to a child at a time, at most; a batch is whatever queued while the last one ran.
 _BATCH = 256
+
+#: Chains queued for the children, at most; beyond, the scan builds paths itself.
+_QUEUE_LIMIT = 4 * _BATCH
 
 #: Seconds a child may take to start, and per batch beyond the time its chains should take.
 _START_TIMEOUT = 60.0
@@ -193,8 +196,11 @@ class VerifyPool:
     """Fills in the verdicts of each target's rows, then hands the rows to ``on_verified``.
 
     Chains in the verifier's cache are judged at once; the others queue for the children, and a
-    chain served by several endpoints is built once. ``run`` serves the queue until `close` is
-    called and the queue is empty. With ``processes=0`` every chain is verified in-process.
+    chain served by several endpoints is built once. The first chain to queue starts the
+    children; rows wait meanwhile rather than cost the event loop their paths. When the queue is
+    long (the children fall behind), or no child is alive, chains are built in-process. ``run``
+    serves the queue until `close` is called and the queue is empty. With ``processes=0`` every
+    chain is verified in-process.
     """
 
     def __init__(
@@ -206,6 +212,7 @@ class VerifyPool:
         self._verifier = verifier
         # A child needs the stores' spec to load them; stores given as certificates stay here.
         self._processes = processes if verifier.spec is not None else 0
+        self._live = self._processes  # lanes whose child has neither failed to start nor died
         self._on_verified = on_verified
         self._waiting: dict[Chain, list[tuple[_Target, Endpoint]]] = {}
         self._queued: list[Chain] = []
@@ -230,22 +237,19 @@ class VerifyPool:
             chain = tuple(row.presented)
             found = self._verifier.cached(chain)
             if found is None:
-                if chain in self._waiting:
-                    self._waiting[chain].append((target, row))
-                    target.missing += 1
-                    continue
-                if not self._ready:
-                    if self._processes:
-                        self._demand.set()
-                    found = self._verifier.build(chain)
-                    self._verifier.remember(chain, found)
-                    self.built_here += 1
-                else:
-                    self._waiting[chain] = [(target, row)]
+                waiters = self._waiting.get(chain)
+                if waiters is None and self._live and len(self._queued) < _QUEUE_LIMIT:
+                    waiters = self._waiting[chain] = []
                     self._queued.append(chain)
-                    target.missing += 1
+                    self._demand.set()
                     self._wake.set()
+                if waiters is not None:
+                    waiters.append((target, row))
+                    target.missing += 1
                     continue
+                found = self._verifier.build(chain)
+                self._verifier.remember(chain, found)
+                self.built_here += 1
             _apply(row, self._verifier.judge(found, _served_name(row)))
         if not target.missing:
             await self._on_verified(rows)
@@ -262,15 +266,17 @@ class VerifyPool:
                 tg.start_soon(self._lane)
 
     async def _lane(self) -> None:
+        """Starts a child at the first demand and serves the queue with it; without one (it
+        failed to start, or died), serves the queue in-process."""
         await self._demand.wait()
         child: VerifyProcess | None = None
-        if not self._closed:
+        if self._queued or not self._closed:
             spec, now = self._verifier.spec, self._verifier.now
             try:
                 child = await anyio.to_thread.run_sync(VerifyProcess, spec, now)
+                self._ready += 1
             except ChildError:
-                return  # chains go on being verified in-process
-            self._ready += 1
+                self._live -= 1
         try:
             while True:
                 while not self._queued and not self._closed:
@@ -287,8 +293,9 @@ class VerifyPool:
                         self.built_in_children += len(batch)
                     except ChildError:
                         self._ready -= 1
+                        self._live -= 1
                         child.close()
-                        child = None  # this lane verifies in-process from now on
+                        child = None
                 if found is None:
                     found = [self._verifier.build(chain) for chain in batch]
                     self.built_here += len(batch)
