@@ -96,6 +96,24 @@ def test_a_child_that_stops_answering_is_killed(bundle: Path, monkeypatch) -> No
     child.close()
 
 
+@pytest.mark.parametrize(
+    ("program", "error"),
+    [
+        ("import sys; sys.stdout.write('x' * 100)", "garbage"),  # not a verification child
+        ("import sys; sys.stdout.buffer.write(b'\\xff' * 8)", "garbage"),  # an absurd length
+        ("raise SystemExit(3)", "exited"),
+        ("import time; time.sleep(60)", "stopped answering"),
+    ],
+)
+def test_a_child_that_is_not_one_is_an_error(
+    bundle: Path, monkeypatch, program: str, error: str
+) -> None:
+    monkeypatch.setattr(verify_pool, "_START_TIMEOUT", 1.0)
+    monkeypatch.setattr(verify_pool, "_command", lambda: [sys.executable, "-c", program])
+    with pytest.raises(ChildError, match=error):
+        VerifyProcess(StoreSpec(ca_bundle=bundle), NOW)
+
+
 def rows_for(chains_: list[tuple[bytes, ...]], names: list[str]) -> list[list[Endpoint]]:
     """One target per (chain, name): each chain is served under every name."""
     targets = []
@@ -170,6 +188,7 @@ def test_the_pool_releases_every_target_once_with_in_process_verdicts(
     # Each distinct chain was built once, however many endpoints served it.
     assert (pool.built_here, pool.built_in_children) == (built_here, len(chains()) - built_here)
     assert pool.children == 0  # closed at the end
+    assert len(pool.child_errors) == (child in ("dies", "cannot start"))
 
 
 def test_stores_given_as_certificates_are_verified_in_process() -> None:
@@ -210,6 +229,7 @@ def test_a_scan_verifies_in_a_child_as_it_would_in_process(
         )
         distinct = presented["cert_sha256"].list.join(",").n_unique()
         assert counts["in_process"] + counts["in_children"] == distinct
+        assert counts["child_errors"] == []
         if processes == 0:
             assert counts["in_children"] == 0
     assert results[0].equals(results[1])

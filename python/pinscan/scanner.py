@@ -73,8 +73,9 @@ class ScanStats:
     tls_versions: Counter[str] = field(default_factory=Counter)
     unverified: int = 0
     expiring_30d: int = 0
-    #: Distinct chains whose path was built in the scanning process and in child processes.
-    chains_verified: dict[str, int] = field(default_factory=dict)
+    #: Distinct chains whose path was built in the scanning process and in child processes, and
+    #: why children failed, if any did.
+    chains_verified: dict[str, Any] = field(default_factory=dict)
     started: float = field(default_factory=time.monotonic)
 
     def record(self, endpoint: Endpoint) -> None:
@@ -192,6 +193,7 @@ class Scanner:
         self.stats.chains_verified = {
             "in_process": self._verification.built_here,
             "in_children": self._verification.built_in_children,
+            "child_errors": self._verification.child_errors,
         }
         await self._flush(force=True)
         return self.stats

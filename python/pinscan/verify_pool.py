@@ -47,6 +47,9 @@ _BATCH_TIMEOUT = 30.0
 
 _HEADER = struct.Struct("<Q")
 
+#: A batch's answer is a few KiB a chain; anything near this is not one.
+_MAX_MESSAGE = 1 << 30
+
 Chain = tuple[bytes, ...]
 
 
@@ -62,44 +65,58 @@ def available_cores() -> int:
 
 
 def default_processes() -> int:
-    """One child where there is a core to spare for it; none on a single core."""
+    """One child where there is a core to spare for it; none on a single core, nor in a frozen
+    application, whose executable is not a Python interpreter."""
+    if getattr(sys, "frozen", False) or not sys.executable:
+        return 0
     return 1 if available_cores() >= 2 else 0
+
+
+def _command() -> list[str]:
+    """The child's command line: this interpreter, finding this copy of pinscan first."""
+    package_root = str(Path(__file__).resolve().parent.parent)
+    code = (
+        f"import sys; sys.path.insert(0, {package_root!r}); "
+        "from pinscan.verify_pool import child_main; child_main()"
+    )
+    return [sys.executable, "-c", code]
 
 
 class VerifyProcess:
     """One child building paths for batches of chains. Blocking: call it from a worker thread."""
 
     def __init__(self, spec: StoreSpec, now: Any) -> None:
-        package_root = str(Path(__file__).resolve().parent.parent)
-        code = (
-            f"import sys; sys.path.insert(0, {package_root!r}); "
-            "from pinscan.verify_pool import child_main; child_main()"
-        )
-        if not sys.executable:
-            raise ChildError("no Python interpreter to start")
+        command = _command()
         try:
             self._proc = subprocess.Popen(
-                [sys.executable, "-c", code],
+                command,
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.DEVNULL,
             )
         except OSError as exc:
-            raise ChildError(f"cannot start {sys.executable}: {exc}") from None
+            raise ChildError(f"cannot start {command[0]}: {exc}") from None
         try:
             self._send((spec, now))
-            status, message = self._receive(_START_TIMEOUT)
+            answer = self._receive(_START_TIMEOUT)
+            if not (isinstance(answer, tuple) and len(answer) == 2):
+                raise ChildError(f"the verification process sent garbage ({answer!r:.60})")
+            if answer[0] != "ready":
+                raise ChildError(str(answer[1]))
         except ChildError:
             self.close()
             raise
-        if status != "ready":
-            self.close()
-            raise ChildError(message)
 
     def build(self, chains: list[Chain]) -> list[ChainVerdict]:
         self._send(chains)
         rows = self._receive(_BATCH_TIMEOUT + 0.01 * len(chains))
-        return [ChainVerdict(*row) for row in rows]
+        try:
+            found = [ChainVerdict(*row) for row in rows]
+        except TypeError:
+            found = []
+        if len(found) != len(chains):
+            raise ChildError("the verification process sent garbage")
+        return found
 
     def close(self) -> None:
         proc = self._proc
@@ -126,8 +143,16 @@ class VerifyProcess:
         assert self._proc.stdout is not None
         fd = self._proc.stdout.fileno()
         deadline = time.monotonic() + timeout
-        header = self._read(fd, _HEADER.size, deadline)
-        return pickle.loads(self._read(fd, _HEADER.unpack(header)[0], deadline))
+        (size,) = _HEADER.unpack(self._read(fd, _HEADER.size, deadline))
+        if size > _MAX_MESSAGE:
+            self._proc.kill()
+            raise ChildError(f"the verification process sent garbage (a {size}-byte message)")
+        try:
+            return pickle.loads(self._read(fd, size, deadline))
+        except ChildError:
+            raise
+        except Exception as exc:  # whatever the bytes were, they were not our answer
+            raise ChildError(f"the verification process sent garbage ({exc})") from None
 
     def _read(self, fd: int, size: int, deadline: float) -> bytes:
         buffer = bytearray()
@@ -223,6 +248,8 @@ class VerifyPool:
         #: Distinct chains verified here and in children; the scan's metadata records both.
         self.built_here = 0
         self.built_in_children = 0
+        #: Why children failed (they were replaced by in-process verification).
+        self.child_errors: list[str] = []
 
     @property
     def children(self) -> int:
@@ -275,8 +302,9 @@ class VerifyPool:
             try:
                 child = await anyio.to_thread.run_sync(VerifyProcess, spec, now)
                 self._ready += 1
-            except ChildError:
+            except ChildError as exc:
                 self._live -= 1
+                self.child_errors.append(str(exc))
         try:
             while True:
                 while not self._queued and not self._closed:
@@ -291,9 +319,10 @@ class VerifyPool:
                     try:
                         found = await anyio.to_thread.run_sync(child.build, batch)
                         self.built_in_children += len(batch)
-                    except ChildError:
+                    except ChildError as exc:
                         self._ready -= 1
                         self._live -= 1
+                        self.child_errors.append(str(exc))
                         child.close()
                         child = None
                 if found is None:

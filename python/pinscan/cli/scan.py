@@ -318,6 +318,8 @@ def _summary_text(out: str, s: dict[str, Any]) -> str:
         todo = f"; still to scan: {_ranges(left)}" if left else ""
         lines.append(f"  shards done: {done} of {s['shards']['count']}{todo}")
     lines.append(f"  unverified chains: {s['unverified']}")
+    for error in s.get("chains_verified", {}).get("child_errors", []):
+        lines.append(f"  verification child failed ({error}): verified in-process instead")
     lines.append(f"  certificates expiring within 30 days: {s['expiring_within_30_days']}")
     if "pin_verdicts" in s:
         verdicts = ", ".join(f"{k} {v}" for k, v in s["pin_verdicts"].items())
