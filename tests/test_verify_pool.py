@@ -14,11 +14,13 @@ from pathlib import Path
 import anyio
 import polars as pl
 import pytest
+from click.testing import CliRunner
 from cryptography.hazmat.primitives.serialization import Encoding
 
 import pinscan
 from pinscan import scanner as scanner_module
 from pinscan import verify_pool
+from pinscan.cli import main
 from pinscan.config import ScanConfig, Timeouts
 from pinscan.records import Endpoint
 from pinscan.verify import StoreSpec, Verifier
@@ -86,12 +88,17 @@ def test_a_killed_child_is_an_error_not_a_hang(bundle: Path) -> None:
     child.close()
 
 
-def test_a_child_that_stops_answering_is_killed(bundle: Path, monkeypatch) -> None:
+@pytest.mark.parametrize("chains_sent", [9, 360])  # 360 chains overflow the pipe's buffer
+def test_a_child_that_stops_answering_is_killed(
+    bundle: Path, monkeypatch, chains_sent: int
+) -> None:
     monkeypatch.setattr(verify_pool, "_BATCH_TIMEOUT", 0.5)
     child = VerifyProcess(StoreSpec(ca_bundle=bundle), NOW)
     os.kill(child._proc.pid, signal.SIGSTOP)
+    # Distinct bytes objects: pickle would send a repeated object once.
+    batch = [tuple(bytes(bytearray(d)) for d in chain) for chain in (chains() * 40)[:chains_sent]]
     with pytest.raises(ChildError, match="stopped answering"):
-        child.build(chains())
+        child.build(batch)
     assert child._proc.wait(timeout=5) == -signal.SIGKILL
     child.close()
 
@@ -247,3 +254,22 @@ def test_the_child_imports_neither_polars_nor_pyarrow() -> None:
     resolved = {name: getattr(pinscan, name) for name in pinscan.__all__}
     assert resolved["scan"] is scanner_module.scan
     assert resolved["open"].__module__ == "pinscan.dataset.reader"
+
+
+def test_the_cli_says_when_its_child_failed_and_loses_nothing(
+    tmp_path: Path, nginx, bundle: Path, monkeypatch
+) -> None:
+    monkeypatch.setattr(scanner_module, "_SMALL_SCAN", 0)
+    monkeypatch.setattr(verify_pool, "_command", lambda: [sys.executable, "-c", "exit(3)"])
+    inventory = tmp_path / "fleet.txt"
+    inventory.write_text("".join(f"127.0.0.1:{port}\n" for port in nginx.ports.values()))
+    out = tmp_path / "out"
+    args = ["scan", str(inventory), "-o", str(out), "--ca-bundle", str(bundle)]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    assert "verification child failed (the verification process exited (3))" in result.output
+    ds = pinscan.open(out)
+    assert ds.meta["counts"]["chains_verified"]["in_children"] == 0
+    eps = ds.endpoints.collect()
+    assert eps.height == len(nginx.ports) and eps["verified"].null_count() == 0
+    assert eps["verified"].sum() >= 25

@@ -96,8 +96,10 @@ class VerifyProcess:
             )
         except OSError as exc:
             raise ChildError(f"cannot start {command[0]}: {exc}") from None
+        assert self._proc.stdin is not None
+        os.set_blocking(self._proc.stdin.fileno(), False)  # writes are bounded by a deadline
         try:
-            self._send((spec, now))
+            self._send((spec, now), _START_TIMEOUT)
             answer = self._receive(_START_TIMEOUT)
             if not (isinstance(answer, tuple) and len(answer) == 2):
                 raise ChildError(f"the verification process sent garbage ({answer!r:.60})")
@@ -108,8 +110,9 @@ class VerifyProcess:
             raise
 
     def build(self, chains: list[Chain]) -> list[ChainVerdict]:
-        self._send(chains)
-        rows = self._receive(_BATCH_TIMEOUT + 0.01 * len(chains))
+        timeout = _BATCH_TIMEOUT + 0.01 * len(chains)
+        self._send(chains, timeout)
+        rows = self._receive(timeout)
         try:
             found = [ChainVerdict(*row) for row in rows]
         except TypeError:
@@ -130,14 +133,24 @@ class VerifyProcess:
             proc.kill()
             proc.wait()
 
-    def _send(self, message: Any) -> None:
-        data = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
-        try:
-            assert self._proc.stdin is not None
-            self._proc.stdin.write(_HEADER.pack(len(data)) + data)
-            self._proc.stdin.flush()
-        except (OSError, ValueError) as exc:
-            raise ChildError(f"the verification process is gone ({exc})") from None
+    def _send(self, message: Any, timeout: float) -> None:
+        """Write one message; a child that stops reading is killed, not waited for."""
+        payload = pickle.dumps(message, pickle.HIGHEST_PROTOCOL)
+        data = memoryview(_HEADER.pack(len(payload)) + payload)
+        assert self._proc.stdin is not None
+        fd = self._proc.stdin.fileno()
+        deadline = time.monotonic() + timeout
+        while data:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 or not select.select([], [fd], [], remaining)[1]:
+                self._proc.kill()
+                raise ChildError("the verification process stopped answering")
+            try:
+                data = data[os.write(fd, data[: 1 << 16]) :]
+            except BlockingIOError:
+                continue
+            except OSError as exc:
+                raise ChildError(f"the verification process is gone ({exc})") from None
 
     def _receive(self, timeout: float) -> Any:
         assert self._proc.stdout is not None
@@ -163,7 +176,11 @@ class VerifyProcess:
                 raise ChildError("the verification process stopped answering")
             chunk = os.read(fd, min(size - len(buffer), 1 << 20))
             if not chunk:
-                raise ChildError(f"the verification process exited ({self._proc.poll()})")
+                try:
+                    code = self._proc.wait(timeout=1)
+                except subprocess.TimeoutExpired:
+                    raise ChildError("the verification process closed its output") from None
+                raise ChildError(f"the verification process exited ({code})")
             buffer += chunk
         return bytes(buffer)
 
