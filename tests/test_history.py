@@ -240,6 +240,42 @@ def test_scan_requires_exactly_one_destination(fleet: Fleet, tmp_path: Path) -> 
     assert code == 2 and "no interrupted scan to resume" in err
 
 
+def test_scan_async_adds_to_a_history_from_a_running_loop(tmp_path: Path) -> None:
+    """What a notebook's ``await`` does: two scans into one history, the second judged."""
+    import anyio
+
+    issued = pki.leaf("async.history.test")
+    policy = pinscan.load_policy(
+        _write(tmp_path / "pins.toml", '[[pin-set]]\ndomain = "async.history.test"\n'
+        f'positions = "leaf"\npins = ["sha256/{pinscan.spki_pin(issued.der)}"]\n'),
+    )  # fmt: skip
+    history = tmp_path / "H"
+    with servers.tls(issued) as server:
+        lines = [f"127.0.0.1:{server.port} async.history.test", "127.0.0.1:9"]
+
+        async def main() -> list[pinscan.ScanDataset]:
+            first = await pinscan.scan_async(lines, history=history)
+            second = await pinscan.scan_async(lines, history=history, policies=[policy])
+            return [first, second]
+
+        first, second = anyio.run(main)
+    scans = pinscan.open(history, scans="all").scans
+    assert scans.height == 2 and scans["complete"].all()
+    assert second.meta["scan_id"] == scans["scan_id"][-1] != first.meta["scan_id"]
+    assert second.endpoints.collect().height == 2
+    verdicts = second.pin_results.collect()
+    assert verdicts.filter(pl.col("verdict") == "pass").height == 1
+    with pytest.raises(pinscan.PinscanError, match="history= replaces out="):
+        anyio.run(lambda: pinscan.scan_async(lines, tmp_path / "o", history=history))
+    with pytest.raises(pinscan.PinscanError, match="give history= too"):
+        anyio.run(lambda: pinscan.scan_async(lines, tmp_path / "o", policies=[policy]))
+
+
+def _write(path: Path, text: str) -> Path:
+    path.write_text(text)
+    return path
+
+
 def test_killed_scan_is_invisible_until_resumed(tmp_path: Path) -> None:
     history = tmp_path / "H"
     small = tmp_path / "small.txt"

@@ -387,9 +387,23 @@ async def scan_async(
     on_endpoint: Callable[[Endpoint], None] | None = None,
     arguments: dict[str, Any] | None = None,
     scan_id: str | None = None,
+    history: str | os.PathLike[str] | None = None,
+    policies: Iterable[Any] = (),
 ) -> ScanDataset:
     """Scan an inventory and write a dataset; see :func:`scan`. ``scan_id`` names a new scan
-    (a history stages it in a directory of that name); a new id by default."""
+    (a history stages it in a directory of that name); a new id by default. ``history`` (with
+    ``policies``) adds the scan to a history instead of writing ``out``, as :func:`scan` does."""
+    if history is not None:
+        if out is not None or scan_id is not None:
+            raise PinscanError("history= replaces out= (and names its scans itself): give one")
+        from pinscan.dataset.history import scan_async as history_scan
+
+        return await history_scan(
+            inventory, history, resume=resume, policies=policies, config=config,
+            inventory_format=inventory_format, on_endpoint=on_endpoint, arguments=arguments,
+        )  # fmt: skip
+    if policies:
+        raise PinscanError("policies= judges a scan added to a history: give history= too")
     config = config or ScanConfig()
     root = Path(out) if out is not None else Path(tempfile.mkdtemp(prefix="pinscan-"))
     if resume:

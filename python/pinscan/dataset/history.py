@@ -166,25 +166,56 @@ def scan(
     ``resume`` continues the newest staged scan (or only finishes its commit, when the scan
     itself completed). Other keywords go to :func:`pinscan.scan`.
     """
-    from pinscan.dataset.reader import open as open_dataset
-    from pinscan.policy.evaluate import evaluate
-    from pinscan.scanner import new_scan_id
     from pinscan.scanner import scan as run_scan
 
     root = Path(history)
+    stage, run = _begin(root, resume)
+    if run is not None:
+        run_scan(inventory, stage, **run, **kwargs)
+    return _end(root, stage, list(policies))
+
+
+async def scan_async(
+    inventory: Any,
+    history: str | os.PathLike[str],
+    *,
+    resume: bool = False,
+    policies: Iterable[Policy] = (),
+    **kwargs: Any,
+) -> ScanDataset:
+    """:func:`scan` for a running event loop; other keywords go to :func:`pinscan.scan_async`."""
+    import anyio
+
+    from pinscan.scanner import scan_async as run_scan
+
+    root = Path(history)
+    stage, run = await anyio.to_thread.run_sync(_begin, root, resume)
+    if run is not None:
+        await run_scan(inventory, stage, **run, **kwargs)
+    return await anyio.to_thread.run_sync(_end, root, stage, list(policies))
+
+
+def _begin(root: Path, resume: bool) -> tuple[Path, dict[str, Any] | None]:
+    """The staging directory of the scan, and the arguments that run its scan there (``None``
+    when only its commit is left)."""
+    from pinscan.scanner import new_scan_id
+
     prepare(root)
     if resume:
         pending = staged(root)
         if not pending:
             raise DatasetError(str(root), "no interrupted scan to resume")
         stage, meta = pending[-1]
-        if not meta.get("complete"):
-            run_scan(inventory, stage, resume=True, **kwargs)
-    else:
-        scan_id = new_scan_id()
-        stage = root / STAGING / scan_id
-        run_scan(inventory, stage, scan_id=scan_id, **kwargs)
-    policies = list(policies)
+        return stage, None if meta.get("complete") else {"resume": True}
+    scan_id = new_scan_id()
+    return root / STAGING / scan_id, {"scan_id": scan_id}
+
+
+def _end(root: Path, stage: Path, policies: list[Policy]) -> ScanDataset:
+    """Judge the staged scan by ``policies``, commit it, and open it from the history."""
+    from pinscan.dataset.reader import open as open_dataset
+    from pinscan.policy.evaluate import evaluate
+
     if policies and (stage / ENDPOINTS).is_dir():  # not when a killed commit moved it already
         write_pin_results(stage, evaluate(open_dataset(stage), policies))
     marker = commit(root, stage)
