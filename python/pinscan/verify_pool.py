@@ -42,7 +42,7 @@ _BATCH = 256
 _QUEUE_LIMIT = 4 * _BATCH
 
 #: Seconds a child may take to start, and per batch beyond the time its chains should take.
-_START_TIMEOUT = 60.0
+_START_TIMEOUT = 20.0
 _BATCH_TIMEOUT = 30.0
 
 _HEADER = struct.Struct("<Q")
