@@ -228,3 +228,32 @@ def test_android_rejection_is_a_verdict_not_a_crash(scanned, tmp_path):
     rows = json.loads(out)
     assert {r["verdict"] for r in rows} == {"error"}
     assert all("nsc.xml:4" in r["note"] for r in rows)
+
+
+def test_android_debug_reads_debug_overrides_as_a_debuggable_build(scanned, tmp_path):
+    xml = tmp_path / "nsc.xml"
+    pin = pinscan.spki_pin(pki.intermediate().der)
+    xml.write_text(
+        "<network-security-config>\n"
+        "  <domain-config>\n"
+        '    <domain includeSubdomains="true">shared.test</domain>\n'
+        f'    <pin-set><pin digest="SHA-256">{pin}</pin></pin-set>\n'
+        "  </domain-config>\n"
+        "  <debug-overrides><pin-set/></debug-overrides>\n"
+        "</network-security-config>\n"
+    )
+    # A release build skips <debug-overrides>: the pins hold.
+    code, out, _ = run("check", str(scanned), "--policy", str(xml), "--format", "json")
+    assert code == 0
+    assert {r["verdict"] for r in json.loads(out)} == {"pass"}
+    # A debuggable build reads it, and refuses the whole file for the pin-set in it.
+    code, out, _ = run(
+        "check", str(scanned), "--policy", str(xml), "--android-debug", "--format", "json"
+    )
+    assert code == 1
+    rows = json.loads(out)
+    assert {r["verdict"] for r in rows} == {"error"}
+    assert all("pin-set element not allowed in debug-overrides" in r["note"] for r in rows)
+    assert pinscan.load_policy(xml, android_debug=True).error == (
+        "pin-set element not allowed in debug-overrides"
+    )

@@ -44,7 +44,16 @@ class AsOf(click.ParamType):
 
 
 def policy_options(command):  # type: ignore[no-untyped-def]
-    """``--policy`` and ``--policy-format``, shared by ``check`` and ``scan``."""
+    """``--policy``, ``--policy-format`` and ``--android-debug``, shared by the commands that
+    judge scans; `read_policies` reads the last from the context."""
+    command = click.option(
+        "--android-debug",
+        is_flag=True,
+        expose_value=False,
+        callback=lambda ctx, _, value: ctx.meta.__setitem__("android_debug", value),
+        help="Apply Android <debug-overrides>, as a debuggable build does (release builds "
+        "ignore them).",
+    )(command)
     command = click.option(
         "--policy-format",
         type=click.Choice(FORMATS),
@@ -62,7 +71,8 @@ def policy_options(command):  # type: ignore[no-untyped-def]
 
 
 def read_policies(paths: tuple[Path, ...], format: str | None) -> list[Policy]:
-    return [policy for path in paths for policy in load_policies(path, format)]
+    debug = click.get_current_context().meta.get("android_debug", False)
+    return [p for path in paths for p in load_policies(path, format, android_debug=debug)]
 
 
 @click.command("check")

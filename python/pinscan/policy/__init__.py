@@ -29,15 +29,21 @@ SUGGEST_FORMATS = tuple(WRITERS)
 PolicySource = str | os.PathLike[str] | bytes
 
 
-def load_policies(source: PolicySource, format: str | None = None) -> list[Policy]:
+def load_policies(
+    source: PolicySource, format: str | None = None, *, android_debug: bool = False
+) -> list[Policy]:
     """Every policy in a file (or in text/bytes): an Android file with ``<trustkit-config>``
     gives the Android and the TrustKit-Android view, an Info.plist may hold ATS pins and a
-    TrustKit dictionary. ``format`` forces one reader (see :data:`FORMATS`)."""
+    TrustKit dictionary. ``format`` forces one reader (see :data:`FORMATS`);
+    ``android_debug`` applies Android's ``<debug-overrides>``, as a debuggable build does (a
+    release build, the default, ignores them)."""
     data, name = _data_of(source)
-    return read(data, name, format)
+    return read(data, name, format, android_debug=android_debug)
 
 
-def load_policy(source: PolicySource, format: str | None = None) -> Policy:
+def load_policy(
+    source: PolicySource, format: str | None = None, *, android_debug: bool = False
+) -> Policy:
     """The policy in a file, or in text or bytes, by content unless ``format`` says which.
 
     A file the client would reject still loads: its ``error`` says why, and :func:`evaluate`
@@ -45,7 +51,7 @@ def load_policy(source: PolicySource, format: str | None = None) -> Policy:
     that cannot be read as any policy, or that holds two (pass ``format``).
     """
     data, name = _data_of(source)
-    policies = read(data, name, format)
+    policies = read(data, name, format, android_debug=android_debug)
     if len(policies) > 1:
         found = ", ".join(p.format for p in policies)
         raise PolicyError(name, f"holds several policies ({found}): pass format= to pick one")

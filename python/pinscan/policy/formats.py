@@ -8,6 +8,7 @@ first use, so ``import pinscan`` does not pay for XML and plist parsing.
 
 from __future__ import annotations
 
+import functools
 import importlib
 from collections.abc import Callable
 from typing import Any
@@ -72,15 +73,24 @@ def detect(data: bytes, source: str) -> list[str]:
     )
 
 
-def read(data: bytes, source: str, format: str | None = None) -> list[Policy]:
-    """Every policy in ``data``: one per format found, or the one ``format`` forces."""
+def read(
+    data: bytes, source: str, format: str | None = None, *, android_debug: bool = False
+) -> list[Policy]:
+    """Every policy in ``data``: one per format found, or the one ``format`` forces.
+    ``android_debug`` reads Android's ``<debug-overrides>``, as a debuggable build does."""
     formats = [format] if format else detect(data, source)
     unknown = [name for name in formats if name not in READERS]
     if unknown:
         raise PolicyError(
             source, f"unknown policy format {unknown[0]!r} (one of: {', '.join(READERS)})"
         )
-    return [_function(*READERS[name])(data, source) for name in formats]
+    policies = []
+    for name in formats:
+        reader = _function(*READERS[name])
+        if android_debug and name == "android":
+            reader = functools.partial(reader, debug=True)
+        policies.append(reader(data, source))
+    return policies
 
 
 def write(suggestion: Suggestion, format: str) -> str:
