@@ -89,6 +89,7 @@ class AuditConfig:
     history: Path
     policies: tuple[Path, ...] = ()
     policy_format: str | None = None
+    android_debug: bool = False
     inventory_format: str | None = None
     strict: bool = False
     scan: ScanConfig = field(default_factory=ScanConfig)
@@ -198,6 +199,7 @@ def load_config(path: str | os.PathLike[str]) -> AuditConfig:
     history = top.path("history", required=True)
     policies = top.paths("policies")
     policy_format = top.choice("policy_format", FORMATS)
+    android_debug = top.boolean("android_debug", False)
     scan = top.table("scan")
     defaults, timeouts = ScanConfig(), Timeouts()
     scan_config = ScanConfig(
@@ -213,6 +215,7 @@ def load_config(path: str | os.PathLike[str]) -> AuditConfig:
         first_address=scan.boolean("first_address", defaults.first_address),
         ca_bundle=scan.path("ca_bundle", exists=True),
         system_store=scan.boolean("system_store", defaults.system_store),
+        verify_processes=scan.integer("verify_processes", None, minimum=0, maximum=64),
     )
     inventory_format = scan.choice("inventory_format", ("text", "csv", "parquet"))
     strict = scan.boolean("strict", False)
@@ -239,6 +242,7 @@ def load_config(path: str | os.PathLike[str]) -> AuditConfig:
         history=history,  # type: ignore[arg-type]
         policies=policies,
         policy_format=policy_format,
+        android_debug=android_debug,
         inventory_format=inventory_format,
         strict=strict,
         scan=scan_config,
@@ -390,7 +394,11 @@ def run(
     >>> result.exit_code, [c.name for c in result.crossed]  # doctest: +SKIP
     """
     cfg = config if isinstance(config, AuditConfig) else load_config(config)
-    policies = [p for path in cfg.policies for p in load_policies(path, cfg.policy_format)]
+    policies = [
+        p
+        for path in cfg.policies
+        for p in load_policies(path, cfg.policy_format, android_debug=cfg.android_debug)
+    ]
     items = read_inventory(cfg.inventory, format=cfg.inventory_format, strict=cfg.strict)
     arguments = {
         "audit": str(cfg.path),
