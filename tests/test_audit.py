@@ -233,7 +233,7 @@ def test_python_api_returns_a_typed_result(fleet: Fleet, tmp_path: Path) -> None
         ("", "\n[scan]\nconcurrency = 0\n", "not valid TOML"),  # [scan] given twice
         ("", "per_address = 0\n", "scan.per_address: must be at least 1, not 0"),
         ("", "verify_processes = -1\n", "scan.verify_processes: must be 0 to 64, not -1"),
-        ("android_debug = 1\n", "", "android_debug: must be a boolean, not integer 1"),
+        ("android_debug = 1\n", "", "android_debug: must be true or false, not integer 1"),
         ("", "connect_timeout = '5s'\n", "scan.connect_timeout: must be a number, not string '5s'"),
         ("", "\n[report]\nhtml = 3\n", "report.html: must be a path (a string), not integer 3"),
         ("colour = true\n", "", "colour: unknown key; known here: history, inventory"),
