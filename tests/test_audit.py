@@ -236,7 +236,7 @@ def test_python_api_returns_a_typed_result(fleet: Fleet, tmp_path: Path) -> None
         ("android_debug = 1\n", "", "android_debug: must be true or false, not integer 1"),
         ("", "connect_timeout = '5s'\n", "scan.connect_timeout: must be a number, not string '5s'"),
         ("", "\n[report]\nhtml = 3\n", "report.html: must be a path (a string), not integer 3"),
-        ("colour = true\n", "", "colour: unknown key; known here: android_debug, history, inventory"),
+        ("colour = true\n", "", "colour: unknown key; known here: android_debug, history, inv"),
         ("thresholds = 3\n", "", "thresholds: must be a table ([thresholds]), not integer 3"),
     ],
 )

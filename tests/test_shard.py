@@ -234,3 +234,24 @@ def test_usage_errors_exit_2(tmp_path: Path) -> None:
     assert code == 2 and "unsharded" in err, err
     with pytest.raises(DatasetError):
         pinscan.open(out, scans=-2)
+
+
+def test_shard_counts_merge_key_by_key() -> None:
+    def meta(ok: int, refused: int, in_children: int, errors: list[str]) -> dict:
+        return {
+            "counts": {
+                "endpoints": ok + refused,
+                "statuses": {"ok": ok, "refused": refused},
+                "chains_verified": {
+                    "in_process": 1, "in_children": in_children, "child_errors": errors,
+                },
+            }
+        }  # fmt: skip
+
+    manifest = {"scan_id": "s", "count": 2, "started_at": "2026-11-27T12:00:00+00:00"}
+    merged = sharding.merged_meta(manifest, {0: meta(3, 0, 2, []), 1: meta(1, 4, 0, ["gone"])})
+    counts = merged["counts"]
+    assert counts["endpoints"] == 8
+    assert counts["statuses"] == {"ok": 4, "refused": 4}
+    verified = {"in_process": 2, "in_children": 2, "child_errors": ["gone"]}
+    assert counts["chains_verified"] == verified

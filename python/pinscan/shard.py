@@ -33,7 +33,6 @@ import os
 import re
 import secrets
 import shutil
-from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -210,6 +209,19 @@ def shard_dir(root: Path, shard: Shard) -> Path:
     return root / SHARDS / shard.name
 
 
+def _add(total: dict[str, Any], more: dict[str, Any]) -> dict[str, Any]:
+    """Two shards' tables of counts together: numbers add, lists join, tables key by key."""
+    out = dict(total)
+    for key, value in more.items():
+        if key not in out:
+            out[key] = value
+        elif isinstance(value, dict):
+            out[key] = _add(out[key], value)
+        else:
+            out[key] = out[key] + value
+    return out
+
+
 def merged_meta(manifest: dict[str, Any], done: dict[int, dict[str, Any]]) -> dict[str, Any]:
     """The ``scan.json`` of the whole sharded scan: counts summed over the finished shards,
     complete when every shard is, and ``shards``: the count, what is done and what is missing."""
@@ -217,7 +229,7 @@ def merged_meta(manifest: dict[str, Any], done: dict[int, dict[str, Any]]) -> di
     for meta in done.values():
         for key, value in meta.get("counts", {}).items():
             if isinstance(value, dict):
-                counts[key] = dict(Counter(counts.get(key, {})) + Counter(value))
+                counts[key] = _add(counts.get(key, {}), value)
             elif key in _INVENTORY_WIDE:
                 counts[key] = max(counts.get(key, 0), value)
             elif key == "seconds":  # scanning time across shards, not wall time
