@@ -9,6 +9,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import anyio
@@ -276,3 +277,54 @@ def test_the_cli_says_when_its_child_failed_and_loses_nothing(
     eps = ds.endpoints.collect()
     assert eps.height == len(nginx.ports) and eps["verified"].null_count() == 0
     assert eps["verified"].sum() >= 25
+
+
+def test_a_killed_scan_takes_its_child_with_it(tmp_path: Path, nginx, bundle: Path) -> None:
+    """SIGKILL leaves no verification process behind (it reads EOF and exits), and --resume
+    finishes the scan with verdicts for every endpoint."""
+    sites = list(nginx.ports.values())
+    n = 600  # distinct targets by SNI, paced by --rate so that the kill lands mid-scan
+    inventory = tmp_path / "inventory.txt"
+    inventory.write_text(
+        "".join(f"127.0.0.1:{sites[i % len(sites)]} n{i}.test\n" for i in range(n))
+    )
+    out = tmp_path / "out"
+    cmd = [sys.executable, "-m", "pinscan", "scan", str(inventory), "-o", str(out), "-q"]
+    cmd += ["--ca-bundle", str(bundle), "--retries", "0", "--verify-processes", "1"]
+    proc = subprocess.Popen([*cmd, "--rate", "200", "--flush-rows", "50"])
+    children: list[int] = []
+    for _ in range(200):  # bounded wait for the child and a committed part
+        children = [int(p) for p in _children_of(proc.pid)]
+        if children and list((out / "endpoints").glob("part-*.parquet")):
+            break
+        time.sleep(0.05)
+    assert children, "the scan started a verification child"
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=30)
+    for _ in range(100):
+        if not any(map(_running, children)):
+            break
+        time.sleep(0.05)
+    assert not any(map(_running, children)), "the child outlived the scan"
+
+    resumed = subprocess.run([*cmd, "--resume"], capture_output=True, text=True, timeout=120)
+    assert resumed.returncode == 0, resumed.stderr
+    eps = pinscan.open(out).endpoints.collect()
+    assert eps.height == n and eps["target"].n_unique() == n
+    assert set(eps["status"]) == {"ok"} and eps["verified"].null_count() == 0
+
+
+def _running(pid: int) -> bool:
+    """Alive, not a zombie waiting for an init that does not reap."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def _children_of(pid: int) -> list[str]:
+    try:
+        tasks = Path(f"/proc/{pid}/task").iterdir()
+        return [c for t in tasks for c in (t / "children").read_text().split()]
+    except OSError:
+        return []
