@@ -66,8 +66,9 @@ def available_cores() -> int:
 
 def default_processes() -> int:
     """One child where there is a core to spare for it; none on a single core, nor in a frozen
-    application, whose executable is not a Python interpreter."""
-    if getattr(sys, "frozen", False) or not sys.executable:
+    application, whose executable is not a Python interpreter, nor off POSIX (the pipes are
+    waited on with ``select``)."""
+    if os.name != "posix" or getattr(sys, "frozen", False) or not sys.executable:
         return 0
     return 1 if available_cores() >= 2 else 0
 
