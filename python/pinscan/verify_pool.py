@@ -143,7 +143,7 @@ class VerifyProcess:
         deadline = time.monotonic() + timeout
         while data:
             remaining = deadline - time.monotonic()
-            if remaining <= 0 or not select.select([], [fd], [], remaining)[1]:
+            if remaining <= 0 or not self._wait_for(fd, remaining, write=True):
                 self._proc.kill()
                 raise ChildError("the verification process stopped answering")
             try:
@@ -168,11 +168,20 @@ class VerifyProcess:
         except Exception as exc:  # whatever the bytes were, they were not our answer
             raise ChildError(f"the verification process sent garbage ({exc})") from None
 
+    def _wait_for(self, fd: int, timeout: float, *, write: bool) -> bool:
+        waits = ([], [fd]) if write else ([fd], [])
+        try:
+            readable, writable, _ = select.select(*waits, [], timeout)
+        except (OSError, ValueError) as exc:  # a closed pipe; a platform without select on pipes
+            self._proc.kill()
+            raise ChildError(f"cannot wait for the verification process ({exc})") from None
+        return bool(writable or readable)
+
     def _read(self, fd: int, size: int, deadline: float) -> bytes:
         buffer = bytearray()
         while len(buffer) < size:
             remaining = deadline - time.monotonic()
-            if remaining <= 0 or not select.select([fd], [], [], remaining)[0]:
+            if remaining <= 0 or not self._wait_for(fd, remaining, write=False):
                 self._proc.kill()
                 raise ChildError("the verification process stopped answering")
             chunk = os.read(fd, min(size - len(buffer), 1 << 20))
