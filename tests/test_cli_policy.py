@@ -210,48 +210,48 @@ def test_unreadable_and_bad_policies_exit_2_without_traceback(scanned, tmp_path)
     assert not out.exists()
 
 
-def test_android_rejection_is_a_verdict_not_a_crash(scanned, tmp_path):
-    xml = tmp_path / "nsc.xml"
+def android_config(path: Path, pin_set: str, extra: str = "") -> Path:
+    """A network security config pinning shared.test (and its subdomains) to the test CA."""
     pin = pinscan.spki_pin(pki.intermediate().der)
-    xml.write_text(
+    path.write_text(
         "<network-security-config>\n"
         "  <domain-config>\n"
         '    <domain includeSubdomains="true">shared.test</domain>\n'
-        '    <pin-set expiration="2030/01/01">\n'
-        f'      <pin digest="SHA-256">{pin}</pin>\n'
-        "    </pin-set>\n"
-        "  </domain-config>\n"
-        "</network-security-config>\n"
+        + pin_set.format(pin=f'<pin digest="SHA-256">{pin}</pin>')
+        + "  </domain-config>\n"
+        + extra
+        + "</network-security-config>\n"
     )
-    code, out, _ = run("check", str(scanned), "--policy", str(xml), "--format", "json")
+    return path
+
+
+def check_json(scanned: Path, policy: Path, *options: str) -> tuple[int, list[dict]]:
+    code, out, _ = run("check", str(scanned), "--policy", str(policy), *options, "--format", "json")
+    return code, json.loads(out)
+
+
+def test_android_rejection_is_a_verdict_not_a_crash(scanned, tmp_path):
+    # Line 4: Android wants yyyy-MM-dd, and refuses the whole file otherwise.
+    xml = android_config(tmp_path / "nsc.xml", '    <pin-set expiration="2030/01/01">\n'
+                         "      {pin}\n    </pin-set>\n")  # fmt: skip
+    code, rows = check_json(scanned, xml)
     assert code == 1
-    rows = json.loads(out)
     assert {r["verdict"] for r in rows} == {"error"}
     assert all("nsc.xml:4" in r["note"] for r in rows)
 
 
 def test_android_debug_reads_debug_overrides_as_a_debuggable_build(scanned, tmp_path):
-    xml = tmp_path / "nsc.xml"
-    pin = pinscan.spki_pin(pki.intermediate().der)
-    xml.write_text(
-        "<network-security-config>\n"
-        "  <domain-config>\n"
-        '    <domain includeSubdomains="true">shared.test</domain>\n'
-        f'    <pin-set><pin digest="SHA-256">{pin}</pin></pin-set>\n'
-        "  </domain-config>\n"
-        "  <debug-overrides><pin-set/></debug-overrides>\n"
-        "</network-security-config>\n"
-    )
+    xml = android_config(
+        tmp_path / "nsc.xml", "    <pin-set>{pin}</pin-set>\n",
+        extra="  <debug-overrides><pin-set/></debug-overrides>\n",
+    )  # fmt: skip
     # A release build skips <debug-overrides>: the pins hold.
-    code, out, _ = run("check", str(scanned), "--policy", str(xml), "--format", "json")
+    code, rows = check_json(scanned, xml)
     assert code == 0
-    assert {r["verdict"] for r in json.loads(out)} == {"pass"}
+    assert {r["verdict"] for r in rows} == {"pass"}
     # A debuggable build reads it, and refuses the whole file for the pin-set in it.
-    code, out, _ = run(
-        "check", str(scanned), "--policy", str(xml), "--android-debug", "--format", "json"
-    )
+    code, rows = check_json(scanned, xml, "--android-debug")
     assert code == 1
-    rows = json.loads(out)
     assert {r["verdict"] for r in rows} == {"error"}
     assert all("pin-set element not allowed in debug-overrides" in r["note"] for r in rows)
     assert pinscan.load_policy(xml, android_debug=True).error == (
