@@ -136,8 +136,7 @@ class VerifyProcess:
 
     def _send(self, message: Any, timeout: float) -> None:
         """Write one message; a child that stops reading is killed, not waited for."""
-        payload = pickle.dumps(message, pickle.HIGHEST_PROTOCOL)
-        data = memoryview(_HEADER.pack(len(payload)) + payload)
+        data = memoryview(_frame(message))
         assert self._proc.stdin is not None
         fd = self._proc.stdin.fileno()
         deadline = time.monotonic() + timeout
@@ -207,8 +206,7 @@ def child_main() -> None:
         return pickle.loads(stdin.read(_HEADER.unpack(header)[0]))
 
     def send(message: Any) -> None:
-        data = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
-        stdout.write(_HEADER.pack(len(data)) + data)
+        stdout.write(_frame(message))
         stdout.flush()
 
     try:
@@ -228,6 +226,12 @@ def child_main() -> None:
         except EOFError:
             return
         send([_fields(verifier.build(chain)) for chain in chains])
+
+
+def _frame(message: Any) -> bytes:
+    """One message on the pipe, either way: its length, then its pickle."""
+    payload = pickle.dumps(message, pickle.HIGHEST_PROTOCOL)
+    return _HEADER.pack(len(payload)) + payload
 
 
 def _fields(found: ChainVerdict) -> tuple[Any, ...]:
