@@ -46,27 +46,25 @@ def evaluate(
     prepared = prepare(dataset, policies, as_of)
     if not prepared.policies:
         return pl.DataFrame(schema=RESULT_SCHEMA)
-    judged = _judge(prepared)
-    policies, endpoints = prepared.policies, prepared.endpoints
-    policy_frame = pl.LazyFrame(
-        {
-            "policy_id": list(range(len(policies))),
-            "policy": [p.name for p in policies],
-            "format": [p.format for p in policies],
-        },
-        schema={"policy_id": pl.Int32, "policy": pl.String, "format": pl.String},
-    )
-    every = endpoints.join(policy_frame, how="cross")
-    out = (
-        every.join(judged, on=["eid", "policy_id"], how="left")
-        .with_columns(
-            verdict=pl.coalesce("verdict", pl.lit("unpinned")).cast(VERDICT),
+    # Judged once, then joined with the endpoints one policy at a time: the result is the
+    # largest frame of all, and a policy's share of it is built (and sorted) on its own.
+    judged = _judge(prepared).collect()
+    out = []
+    for policy_id, policy in enumerate(prepared.policies):
+        every = prepared.endpoints.with_columns(
+            policy_id=pl.lit(policy_id, pl.Int32),
+            policy=pl.lit(policy.name, pl.String),
+            format=pl.lit(policy.format, pl.String),
         )
-        .sort("policy_id", "eid")
-        .select(RESULT_SCHEMA.names())
-        .cast(RESULT_SCHEMA)  # type: ignore[arg-type]
-    )
-    return out.collect()
+        mine = judged.lazy().filter(pl.col("policy_id") == policy_id)
+        out.append(
+            every.join(mine, on=["eid", "policy_id"], how="left", maintain_order="left")
+            .with_columns(verdict=pl.coalesce("verdict", pl.lit("unpinned")).cast(VERDICT))
+            .select(RESULT_SCHEMA.names())
+            .cast(RESULT_SCHEMA)  # type: ignore[arg-type]
+            .collect()
+        )
+    return pl.concat(out)
 
 
 @dataclass(frozen=True)
