@@ -2,14 +2,15 @@
 """The resolver: all addresses, IP literals untouched, one query per name however many tasks ask,
 which failures are cached, timeouts, and the hand-over when the asking task is cancelled.
 
-No test touches the network: `localhost`, IP literals, `.invalid` names (RFC 6761), and a fake
-`anyio.getaddrinfo` that counts its calls."""
+No test touches the network: `localhost`, IP literals, `.invalid` names (RFC 6761), a fake
+lookup that counts its calls, and a `socket.getaddrinfo` that waits for its peers."""
 
 from __future__ import annotations
 
 import doctest
 import ipaddress
 import socket
+import threading
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -32,7 +33,7 @@ def answer(*addresses: str) -> list[tuple[Any, ...]]:
 
 
 class FakeGetaddrinfo:
-    """Stands in for `anyio.getaddrinfo`: each call takes the next behaviour from a script."""
+    """Stands in for the system lookup: each call takes the next behaviour from a script."""
 
     def __init__(
         self, *script: list[tuple[Any, ...]] | BaseException | Callable[[], Awaitable[Any]]
@@ -41,6 +42,7 @@ class FakeGetaddrinfo:
         self.calls: list[tuple[str, int, dict[str, Any]]] = []
 
     async def __call__(self, host: str, port: int, **kwargs: Any) -> list[tuple[Any, ...]]:
+        kwargs.pop("limiter")
         self.calls.append((host, port, kwargs))
         step = self.script.pop(0) if len(self.script) > 1 else self.script[0]
         if isinstance(step, BaseException):
@@ -55,7 +57,7 @@ class FakeGetaddrinfo:
 def fake(monkeypatch: pytest.MonkeyPatch) -> Callable[..., FakeGetaddrinfo]:
     def install(*script: Any) -> FakeGetaddrinfo:
         getaddrinfo = FakeGetaddrinfo(*script)
-        monkeypatch.setattr(anyio, "getaddrinfo", getaddrinfo)
+        monkeypatch.setattr(pinscan.resolve, "_system_getaddrinfo", getaddrinfo)
         return getaddrinfo
 
     return install
@@ -290,3 +292,35 @@ async def test_an_outer_cancellation_is_not_turned_into_an_error(
 
 def test_docstring_examples() -> None:
     assert doctest.testmod(pinscan.resolve).failed == 0
+
+
+# --- many names at once -----------------------------------------------------------------------
+
+AT_ONCE = 24  # more than libuv's 4 lookup threads, and than asyncio's min(32, cores + 4) here
+
+
+@pytest.mark.parametrize("uvloop", [False, True])
+def test_many_names_are_looked_up_at_once(monkeypatch: pytest.MonkeyPatch, uvloop: bool) -> None:
+    """Each lookup waits until AT_ONCE of them run together (a barrier, bounded by a timeout):
+    they all answer only if the resolver really runs that many at once, on either loop."""
+    barrier = threading.Barrier(AT_ONCE, timeout=10)
+
+    def slow_system_resolver(host: Any, port: int, *args: Any, **kwargs: Any) -> list[Any]:
+        barrier.wait()
+        return answer("192.0.2.7")
+
+    monkeypatch.setattr(socket, "getaddrinfo", slow_system_resolver)
+    resolver = Resolver()
+    found: dict[str, list[str]] = {}
+
+    async def main() -> None:
+        async def one(name: str) -> None:
+            found[name] = await resolver.resolve(name, 443)
+
+        async with anyio.create_task_group() as tg:
+            for i in range(AT_ONCE):
+                tg.start_soon(one, f"n{i}.fleet.example")
+
+    anyio.run(main, backend_options={"use_uvloop": uvloop})
+    assert len(found) == AT_ONCE and set(map(tuple, found.values())) == {("192.0.2.7",)}
+    assert resolver.lookups == AT_ONCE

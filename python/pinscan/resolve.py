@@ -16,13 +16,20 @@ target's deadline), a waiting task takes the lookup over.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import socket
 from dataclasses import dataclass
+from typing import Any
 
 import anyio
 
 from pinscan.errors import PinscanError
+
+#: Lookups in flight at once. The event loops' own getaddrinfo runs on small shared pools (libuv's
+#: 4 threads under uvloop, min(32, cores + 4) under asyncio): a scan of many distinct names would
+#: wait on DNS, at tens of milliseconds a name, rather than on its handshakes.
+LOOKUPS_AT_ONCE = 64
 
 # getaddrinfo's answers that the name has no address. Any other failure (no resolver reachable,
 # SERVFAIL, out of file descriptors) may pass, so it is not cached.
@@ -85,11 +92,12 @@ class Resolver:
     ['2600:1406:3a00:21::173e:2e65', ..., '23.192.228.80']
     """
 
-    def __init__(self, *, first_address: bool = False) -> None:
+    def __init__(self, *, first_address: bool = False, at_once: int = LOOKUPS_AT_ONCE) -> None:
         self.first_address = first_address
         self.lookups = 0
         self.cache_hits = 0
         self._cache: dict[str, _Lookup] = {}
+        self._threads = anyio.CapacityLimiter(at_once)
 
     async def resolve(self, host: str, port: int, *, timeout: float | None = None) -> list[str]:
         """The addresses of ``host``, in the system resolver's order, without repeats.
@@ -146,7 +154,7 @@ class Resolver:
         lookup = self._cache[host] = _Lookup(anyio.Event())
         self.lookups += 1
         try:
-            lookup.addresses = await _getaddrinfo(host, port)
+            lookup.addresses = await _getaddrinfo(host, port, self._threads)
         except ResolveError as exc:
             lookup.error, lookup.transient = exc.message, exc.transient
             if exc.transient:
@@ -161,16 +169,25 @@ class Resolver:
         return lookup.addresses
 
 
-async def _getaddrinfo(host: str, port: int) -> tuple[str, ...]:
+async def _system_getaddrinfo(
+    host: str, port: int, *, type: int, limiter: anyio.CapacityLimiter
+) -> list[tuple[Any, ...]]:
+    """The system resolver, on threads of the resolver's own; a deadline can stop waiting for a
+    lookup (the thread then finishes it unobserved)."""
+    call = functools.partial(socket.getaddrinfo, host, port, type=type)
+    return await anyio.to_thread.run_sync(call, limiter=limiter, abandon_on_cancel=True)
+
+
+async def _getaddrinfo(host: str, port: int, threads: anyio.CapacityLimiter) -> tuple[str, ...]:
     try:
-        answers = await anyio.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        answers = await _system_getaddrinfo(host, port, type=socket.SOCK_STREAM, limiter=threads)
     except socket.gaierror as exc:
         reason = exc.strerror or str(exc)
         if exc.errno in _NO_ADDRESS:
             raise ResolveError(host, f"no address for {host} ({reason})") from None
         raise ResolveError(host, f"lookup of {host} failed ({reason})", transient=True) from None
     except UnicodeError as exc:
-        # anyio encodes non-ASCII names with IDNA 2008, which refuses some.
+        # A non-ASCII name is encoded by the idna codec, which refuses some.
         raise ResolveError(host, f"{host} is not a valid name ({exc})") from None
     addresses = tuple(
         dict.fromkeys(
