@@ -6,6 +6,8 @@ reader and passes `check` against the same scan."""
 from __future__ import annotations
 
 import json
+import shutil
+import subprocess
 from pathlib import Path
 
 import polars as pl
@@ -403,3 +405,87 @@ def test_an_unknown_policy_names_the_flag_that_exists(scanned, tmp_path):
     code, _, err = run("check", str(scanned), "--policy", str(garbage))
     assert code == 2
     assert "say which it is with --policy-format" in err
+
+
+@pytest.mark.parametrize("fmt", ["toml", "curl"])
+def test_an_endpoint_that_served_no_certificate_is_not_said_to_fail_verification(tmp_path, fmt):
+    pin = pinscan.spki_pin(pki.intermediate().der)
+    spare = pinscan.spki_pin(pki.leaf("spare.invalid").der)
+    policy = tmp_path / "pins"
+    if fmt == "curl":
+        policy.write_text(
+            "".join(
+                f"curl --pinnedpubkey 'sha256//{pin};sha256//{spare}' https://{n}/\n"
+                for n in ("refused.example.com", "ssh.example.com")
+            )
+        )
+    else:
+        policy.write_text(
+            f'[[pin-set]]\ndomain = "example.com"\ninclude-subdomains = true\n'
+            f'pins = ["sha256/{pin}", "sha256/{spare}"]\n'
+        )
+    with servers.closed_port() as closed, servers.garbage("ssh") as ssh:
+        inventory = tmp_path / "inventory.txt"
+        inventory.write_text(
+            f"127.0.0.1:{closed.port} refused.example.com\n127.0.0.1:{ssh.port} ssh.example.com\n"
+        )
+        out = tmp_path / "out"
+        assert run("scan", str(inventory), "-o", str(out), "-q")[0] == 0
+    code, text, _ = run("check", str(out), "-p", str(policy), "--format", "json")
+    assert code == 0
+    rows = {r["name"]: r for r in json.loads(text)}
+    assert {n: (r["verdict"], r["chain"], r["note"]) for n, r in rows.items()} == {
+        "refused.example.com": ("no_chain", None, "no certificate was served: refused"),
+        "ssh.example.com": ("no_chain", None, "no certificate was served: not_tls"),
+    }
+
+
+NODE_PIN = """
+const tls = require("tls"), crypto = require("crypto");
+const [port, name] = process.argv.slice(2);
+const socket = tls.connect({host: "127.0.0.1", port: +port, servername: name,
+                            rejectUnauthorized: false}, () => {
+  const cert = socket.getPeerCertificate();
+  console.log(crypto.createHash("sha256").update(cert.pubkey).digest("base64"));
+  socket.end();
+});
+socket.setTimeout(10000, () => socket.destroy(new Error("timeout")));
+"""
+
+
+def test_node_pubkey_is_said_of_a_pin_node_computed_and_only_then(tmp_path):
+    node = shutil.which("node")
+    if node is None:
+        pytest.skip("node is not installed")
+    leaf = pki.leaf("api.example.com")
+    with servers.tls(leaf) as server:
+        # The Node docs' recipe, run by Node against the server: sha256(cert.pubkey).
+        script = tmp_path / "pin.js"
+        script.write_text(NODE_PIN)
+        done = subprocess.run(
+            [node, str(script), str(server.port), "api.example.com"],
+            capture_output=True, text=True, timeout=30, check=True,
+        )  # fmt: skip
+        node_pin = done.stdout.strip()
+        inventory = tmp_path / "inventory.txt"
+        inventory.write_text(f"127.0.0.1:{server.port} api.example.com\n")
+        out = tmp_path / "out"
+        assert run("scan", str(inventory), "-o", str(out), "-q")[0] == 0
+    spki = pinscan.spki_pin(leaf.der)
+    assert node_pin != spki
+    ca = pinscan.spki_pin(pki.intermediate().der)
+
+    def node_findings(*policy_pins: str) -> list[dict]:
+        policy = tmp_path / "pins.toml"
+        pins = ", ".join(f'"sha256/{p}"' for p in policy_pins)
+        policy.write_text(f'[[pin-set]]\ndomain = "api.example.com"\npins = [{pins}]\n')
+        _, text, _ = run("check", str(out), "-p", str(policy), "--findings", "--format", "json")
+        return [f for f in json.loads(text) if f["kind"] == "node_pubkey"]
+
+    # SPKI pins of an EC leaf and its CA: Node plays no part.
+    assert node_findings(spki, ca) == []
+    (found,) = node_findings(node_pin, ca)
+    assert found["severity"] == "warning" and found["endpoints"] == 1
+    assert found["location"].endswith("pins.toml:1")
+    assert f"sha256/{node_pin} is Node's sha256(cert.pubkey)" in found["message"]
+    assert f"its SPKI pin is sha256/{spki}" in found["message"]
