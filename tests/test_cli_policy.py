@@ -489,3 +489,23 @@ def test_node_pubkey_is_said_of_a_pin_node_computed_and_only_then(tmp_path):
     assert found["location"].endswith("pins.toml:1")
     assert f"sha256/{node_pin} is Node's sha256(cert.pubkey)" in found["message"]
     assert f"its SPKI pin is sha256/{spki}" in found["message"]
+
+
+def test_check_findings_in_text_and_iso_times_in_json(scanned, spare, tmp_path):
+    policy = tmp_path / "pins.toml"
+    code, _, err = run(
+        "suggest", str(scanned), "-d", DOMAIN, "-b", str(spare), "--expires", "2030-01-01",
+        "-o", str(policy),
+    )  # fmt: skip
+    assert code == 0, err
+    # --findings in text: the findings table instead of the verdicts, not silence.
+    code, out, _ = run("check", str(scanned), "-p", str(policy), "--findings", "--days", "36500")
+    assert code == 0
+    assert "findings" in out and "pinset_expiring" in out and "pin verdicts" not in out
+    code, out, _ = run("check", str(scanned), "-p", str(policy), "--findings")
+    assert code == 0 and out.strip() == "no findings"
+    assert run("check", str(scanned), "-p", str(policy), "--findings", "-q")[1] == ""
+    # JSON times are ISO 8601, with a T.
+    code, out, _ = run("check", str(scanned), "-p", str(policy), "--format", "json")
+    assert code == 0
+    assert {r["expires"] for r in json.loads(out)} == {"2030-01-01T00:00:00+00:00"}
