@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
 import polars as pl
 import pytest
+from cryptography.hazmat.primitives.asymmetric import dsa
 from cryptography.hazmat.primitives.serialization import Encoding
 
 import pinscan
@@ -147,3 +149,17 @@ def test_a_dataset_written_before_verify_detail_still_opens(tmp_path: Path) -> N
     row = pinscan.open(ds.path).endpoints.collect().row(0, named=True)
     assert row["verify_error"] == "mozilla: validation failed: candidates exhausted"
     assert row["verify_detail"] is None
+
+
+def test_a_dsa_issuer_is_an_unsupported_algorithm_and_no_warning_escapes() -> None:
+    # pytest turns warnings into errors here: pyca's DSA deprecation must not reach the scan.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        key = dsa.generate_private_key(2048)
+        issuer = pki._issue("Pinscan DSA Intermediate", key, pki.root(), ca=True)
+        leaf = pki._issue("dsa.test", pki._key("ec"), issuer, ca=False, names=("dsa.test",))
+    verdict = Verifier([("ca_bundle", [pki.root().cert])]).verify(leaf.chain_der, "dsa.test")
+    assert verdict.verify_error == "unsupported_algorithm"
+    assert verdict.verify_detail.startswith(
+        'the leaf "CN=dsa.test,O=Pinscan Test Fleet": signed with a key of type DSA'
+    )

@@ -225,7 +225,12 @@ class Verifier:
                 continue
             path = tuple(c.public_bytes(Encoding.DER) for c in built)
             return ChainVerdict(True, None, store_name, names, days, path)
-        kind, what = self._diagnose(certs)
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # pyca warns when it reads a DSA key
+                kind, what = self._diagnose(certs)
+        except (ValueError, TypeError, UnsupportedAlgorithm) as exc:  # a field pyca cannot read
+            kind, what = "invalid_chain", f"a certificate of the chain cannot be examined ({exc})"
         detail = f"{what} (pyca: {'; '.join(errors)})"
         return ChainVerdict(False, kind, names=names, days=days, detail=detail)
 
@@ -411,7 +416,7 @@ def _weak_algorithm(cert: x509.Certificate, issuer: x509.Certificate) -> str | N
             return f"signed with a {key.curve.name} key (the Web PKI allows P-256, P-384, P-521)"
     else:
         kind = type(key).__name__.removesuffix("PublicKey").lstrip("_")
-        return f"signed with an {kind} key, which the Web PKI does not allow"
+        return f"signed with a key of type {kind}, which the Web PKI does not allow"
     try:
         digest = cert.signature_hash_algorithm
     except UnsupportedAlgorithm:
