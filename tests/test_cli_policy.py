@@ -80,7 +80,7 @@ def run(*args: str) -> tuple[int, str, str]:
 def test_suggest_round_trips_and_passes_check(scanned, spare, tmp_path, fmt):
     written = tmp_path / f"policy.{fmt}"
     code, _, err = run(
-        "suggest", str(scanned), "--domain", DOMAIN, "--format", fmt,
+        "suggest", str(scanned), "--domain", DOMAIN, "--policy-format", fmt,
         "--backup-key", str(spare), "-o", str(written),
     )  # fmt: skip
     assert code == 0, err
@@ -110,7 +110,7 @@ def test_suggest_trustkit_round_trips_on_a_public_suffix(tmp_path, spare):
     dataset = write_dataset(tmp_path / "ds", served)
     written = tmp_path / "Info.plist"
     code, _, err = run(
-        "suggest", str(dataset.path), "-d", "example.com", "--format", "trustkit",
+        "suggest", str(dataset.path), "-d", "example.com", "--policy-format", "trustkit",
         "-b", str(spare), "-o", str(written),
     )  # fmt: skip
     assert code == 0, err
@@ -141,7 +141,7 @@ def test_trustkit_refuses_a_domain_without_public_suffix(scanned, spare, tmp_pat
 
 
 def test_suggest_without_a_backup_key_says_so_loudly(scanned):
-    code, out, err = run("suggest", str(scanned), "--domain", DOMAIN, "--format", "toml")
+    code, out, err = run("suggest", str(scanned), "--domain", DOMAIN, "--policy-format", "toml")
     assert code == 0
     assert "NO BACKUP KEY" in err
     assert "NO BACKUP KEY" in out  # the file says it too
