@@ -324,6 +324,7 @@ def test_suggest_never_writes_a_pin_set_that_locks_out_broken_chains(mixed, spar
     for name, (why, _) in BROKEN.items():
         assert f"{name}: {why}" in err
     assert "Fix their chains and scan again" in err
+    assert "so no client builds a chain to pin them by" in err
 
 
 @pytest.mark.parametrize("fmt", SUGGEST_FORMATS)
@@ -359,14 +360,16 @@ def test_the_warning_about_unverified_chains_is_true_of_the_scan(tmp_path, spare
     assert code == 0, err
     assert "no chain of the domain verified against the scan's trust stores" in err
     assert "www.example.com: unknown root (issuer not in the trust store)" in err
-    assert "If their CA is private, scan again with its root in --ca-bundle" in err
+    assert (
+        "; if an issuer they lack is a private CA, scan again with its root in --ca-bundle" in err
+    )
     # A CA bundle of another root: the advice to pass one would be false.
     other = tmp_path / "other"
     other.mkdir()
     wrong = scan_of(other, issued, names, "--ca-bundle", bundle_of(other, pki.other_root()))
     code, _, err = run("suggest", str(wrong), "-d", "example.com", "-b", str(spare))
     assert code == 0, err
-    assert "The scan had a CA bundle: the clients need a root that neither it nor" in err
+    assert "the issuers they lack are in neither the scan's CA bundle nor the public stores" in err
     assert "--ca-bundle" not in err
 
 
@@ -382,7 +385,7 @@ def test_xml_comments_hold_no_double_dash_and_no_mangled_flag(tmp_path, fmt):
     assert comments and not any("--" in c for c in comments)
     assert "- -" not in text
     assert "suggest again with spare.key as a backup key" in text
-    assert "If their CA is private, scan again with its root as a CA bundle" in text
+    assert "if an issuer they lack is a private CA, scan again with its root as a CA bundle" in text
 
 
 def test_suggest_format_is_the_old_name_of_policy_format(scanned, spare):

@@ -111,7 +111,12 @@ def suggest(
     # root for, say), from what was presented, which is what `check` then judges.
     from_verified = not verified.is_empty()
     pinned_from = verified if from_verified else chains
-    unverified = _unverified(chains)
+    # Each endpoint's chain is its verified one, or what it presented when that did not verify.
+    unverified = (
+        chains.filter(pl.col("source") == "presented")
+        .select("endpoint_id", "target", "name", "verify_error", verified=pl.lit(False))
+        .unique("endpoint_id")
+    )
 
     warnings: list[_Warning] = []
     pins: list[SuggestedPin] = []
@@ -229,39 +234,30 @@ def render(
     )
     if failing.is_empty():
         return text
-    broken = failing.filter(~pl.col("verified").fill_null(False))
-    if broken.height == failing.height:
-        why = (
-            f"{_plural(broken.height, 'endpoint')} of {suggestion.domain} would be locked out: "
-            "their chains do not verify against the scan's trust stores, so there is no CA key "
-            "a client builds to pin for them, and none of their own keys is in the pin-set"
-        )
-    else:  # a verified chain that holds none of the pins: not a pin-set pinscan should write
-        why = (
-            f"{_plural(failing.height, 'endpoint')} of {suggestion.domain} would fail it "
-            f"({failing['note'][0]})"
-        )
-    locked = set(failing["name"])
     domain = suggestion.domain
-    if suggestion.include_subdomains and domain in suggestion.names and domain not in locked:
-        fix = f"or pin {suggestion.domain} alone (--exact)"
+    n = _plural(failing.height, "endpoint")
+    if failing["verified"].fill_null(False).any():  # not expected: a chain clients build
+        why = f"{n} of {domain} would fail this pin-set"
     else:
-        fix = "or pin a narrower --domain"
-    raise SuggestError(
-        str(dataset.path),
-        f"{why}: {_listing(failing)}. Fix their chains and scan again, {fix}",
-    )
-
-
-def _unverified(chains: pl.DataFrame) -> pl.DataFrame:
-    """The endpoints of ``chains`` whose chain did not verify: one row each, with why."""
-    verified = chains.filter(pl.col("source") == "verified").select("endpoint_id").unique()
-    return (
-        chains.join(verified, on="endpoint_id", how="anti")
-        .select("endpoint_id", "target", "name", "verify_error")
-        .unique("endpoint_id")
-        .sort("name", "target")
-    )
+        one = failing.height == 1
+        their, them = ("its", "it") if one else ("their", "them")
+        why = (
+            f"{n} of {domain} would be locked out: {their} chain{'' if one else 's'} "
+            f"{'does' if one else 'do'} not verify against the scan's trust stores, so no "
+            f"client builds a chain to pin {them} by, and none of {their} own keys is in the "
+            "pin-set"
+        )
+    fix = f"Fix {'its chain' if failing.height == 1 else 'their chains'} and scan again"
+    advice = _bundle_advice(dataset, failing)
+    if advice:
+        fix += f" ({advice[0]})"
+    if not suggestion.include_subdomains:
+        pass  # the name itself is locked out: only its chain can change that
+    elif domain in suggestion.names and domain not in set(failing["name"]):
+        fix += f", or pin {domain} alone (--exact)"
+    else:
+        fix += ", or pin a narrower --domain"
+    raise SuggestError(str(dataset.path), f"{why}: {_listing(failing)}. {fix}")
 
 
 def _unverified_warning(
@@ -270,34 +266,48 @@ def _unverified_warning(
     """What to say of the endpoints whose chains did not verify, true whatever the scan's stores
     were: which they are, why, and where their pins came from."""
     listing = _listing(unverified)
-    n = _plural(unverified.height, "endpoint")
     if pins_verified:
         lead = (
-            f"{n} did not verify against the scan's trust stores, so clients refuse "
-            f"{'it' if unverified.height == 1 else 'them'} before checking pins: {listing}"
+            f"{_plural(unverified.height, 'endpoint')} did not verify against the scan's trust "
+            f"stores, so clients refuse {'it' if unverified.height == 1 else 'them'} before "
+            f"checking pins: {listing}"
         )
+    else:
+        lead = (
+            f"no chain of the domain verified against the scan's trust stores ({listing}): the "
+            "pins come from the chains the servers present, not from chains clients build"
+        )
+    advice = _bundle_advice(dataset, unverified)
+    if advice is None:
         return lead, lead
-    lead = (
-        f"no chain of the domain verified against the scan's trust stores ({listing}): the pins "
-        "come from the chains the servers present, not from chains clients build"
-    )
-    arguments = dataset.meta.get("arguments", {})
-    if arguments.get("ca_bundle"):
-        tail = (
-            ". The scan had a CA bundle: the clients need a root that neither it nor the public "
-            "stores hold"
-        )
-        return lead + tail, lead + tail
+    return f"{lead}; {advice[0]}", f"{lead}; {advice[1]}"
+
+
+#: Kinds of `VERIFY_ERRORS` that say the issuer is missing from the scan's stores: a private CA
+#: whose root the scan was not given, most often. Scans written before the kinds say only that
+#: a chain did not verify, which may be that too.
+_MISSING_ISSUER = frozenset({"unknown_root", "incomplete_chain"})
+
+
+def _bundle_advice(dataset: ScanDataset, endpoints: pl.DataFrame) -> tuple[str, str] | None:
+    """What to say of the scan's CA bundle when an issuer is missing from its stores, as the
+    terminal says it and as a file does; None when no unverified endpoint's issuer is."""
+    kinds = set(endpoints.filter(~pl.col("verified").fill_null(False))["verify_error"])
+    if not any(kind in _MISSING_ISSUER or kind not in VERIFY_ERRORS for kind in kinds):
+        return None
+    if dataset.meta.get("arguments", {}).get("ca_bundle"):
+        said = "the issuers they lack are in neither the scan's CA bundle nor the public stores"
+        return said, said
     return (
-        lead + ". If their CA is private, scan again with its root in --ca-bundle",
-        lead + ". If their CA is private, scan again with its root as a CA bundle",
+        "if an issuer they lack is a private CA, scan again with its root in --ca-bundle",
+        "if an issuer they lack is a private CA, scan again with its root as a CA bundle",
     )
 
 
 def _listing(endpoints: pl.DataFrame) -> str:
     """``target: why``, the first few endpoints, and how many more."""
     rows = endpoints.sort("name", "target").head(_NAMED).iter_rows(named=True)
-    items = [f"{_where(r)}: {_why(r['verify_error'])}" for r in rows]
+    items = [f"{_where(r)}: {_why(r)}" for r in rows]
     more = endpoints.height - _NAMED
     return "; ".join(items) + (f"; and {more} more" if more > 0 else "")
 
@@ -308,9 +318,12 @@ def _where(row: dict) -> str:
     return target if not name or name in target else f"{target} ({name})"
 
 
-def _why(kind: str | None) -> str:
-    """A kind of `VERIFY_ERRORS` in words; scans written before the kinds say only that."""
-    return VERIFY_ERRORS.get(kind or "", "does not verify")
+def _why(row: dict) -> str:
+    """Why the endpoint is named: its chain's kind of `VERIFY_ERRORS` in words (scans written
+    before the kinds say only that it does not verify), or the verdict's note."""
+    if row["verified"]:
+        return row["note"]
+    return VERIFY_ERRORS.get(row["verify_error"] or "", "does not verify")
 
 
 def _plural(n: int, word: str) -> str:
