@@ -491,7 +491,7 @@ def test_node_pubkey_is_said_of_a_pin_node_computed_and_only_then(tmp_path):
     assert found["severity"] == "warning" and found["endpoints"] == 1
     assert found["location"].endswith("pins.toml:1")
     assert f"sha256/{node_pin} is Node's sha256(cert.pubkey)" in found["message"]
-    assert f"its SPKI pin is sha256/{spki}" in found["message"]
+    assert f"the SPKI pin is sha256/{spki}" in found["message"]
 
 
 def test_check_findings_in_text_and_iso_times_in_json(scanned, spare, tmp_path):

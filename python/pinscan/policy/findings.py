@@ -7,8 +7,8 @@ key bricks the app: RFC 7469 §4.3, TrustKit), ``stale_pins`` (no pin matches an
 ``rotation_risk`` (only leaf keys match and a leaf expires soon), ``pinset_expiring`` and
 ``pinset_expired``, ``policy_error`` and ``policy_warning`` (what the client rejects or skips),
 ``trustkit_hash`` (TrustKit's rebuilt SPKI differs or cannot be made) and ``node_pubkey`` (a pin
-that is Node's ``sha256(cert.pubkey)`` of an EC leaf it covers: the raw EC point, not the SPKI, so
-no client ever matches it).
+that is Node's ``sha256(cert.pubkey)`` of an EC leaf it covers: a hash of the raw EC point, not of
+the SPKI the policy's client hashes, so it never matches).
 """
 
 from __future__ import annotations
@@ -267,9 +267,9 @@ def _per_certificate(prepared: Prepared) -> pl.DataFrame:
 def _node_pins(dataset: ScanDataset, prepared: Prepared) -> pl.DataFrame:
     """Pins that are Node's hash of an EC leaf their rule covers. The Node docs pin a server with
     ``sha256(cert.pubkey)`` in ``checkServerIdentity``; for an RSA key ``pubkey`` is the SPKI,
-    for an EC key the bare point, so such a pin names a served key yet matches in no client
-    (Node's own recipe included, once compared with a real SPKI pin). Said only where a policy
-    holds such a pin, not wherever an EC leaf is served."""
+    for an EC key the bare point, so such a pin, copied into a policy whose client hashes the
+    SPKI (every format pinscan reads), names a served key yet never matches. Said only where a
+    policy holds such a pin, not wherever an EC leaf is served."""
     covered = prepared.selected.filter(pl.col("has_chain")).select("policy_id", "rule_id", "eid")
     leaves = (
         covered.join(prepared.endpoints.select("eid", "endpoint_id"), on="eid")
@@ -313,8 +313,8 @@ def _node_pins(dataset: ScanDataset, prepared: Prepared) -> pl.DataFrame:
                 "severity": "warning",
                 "endpoints": r["endpoints"],
                 "message": f"sha256/{r['node_pin']} is Node's sha256(cert.pubkey) of the EC leaf "
-                f"{r['subject']}: the bare EC point, not the SPKI, so no client matches it; "
-                f"its SPKI pin is sha256/{r['spki_sha256']}",
+                f"{r['subject']}: a hash of the bare EC point, not of the SPKI this client "
+                f"hashes, so it never matches; the SPKI pin is sha256/{r['spki_sha256']}",
             }
             for r in found.iter_rows(named=True)
         ]
