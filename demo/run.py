@@ -85,7 +85,7 @@ def show_policies(dataset: Path, domain: str) -> None:
         print("\n$ pinscan " + " ".join(command), flush=True)
         return subprocess.run([sys.executable, "-m", "pinscan", *command], cwd=ROOT).returncode
 
-    suggest = ("suggest", dataset, "--domain", domain, "--format", "android")
+    suggest = ("suggest", dataset, "--domain", domain, "--policy-format", "android")
     if pinscan_cli(*suggest, "--backup-key", spare, "-o", nsc) == 0:
         print(nsc.read_text())
     status = pinscan_cli("check", dataset, "--policy", nsc, "--policy", stale)

@@ -944,6 +944,16 @@ def test_writer_comments() -> None:
         assert "--" not in comment.split("-->")[0]
 
 
+def test_writer_comments_show_idna_names_as_they_read() -> None:
+    # An XML comment cannot hold "--": an A-label is shown as the name it spells, not mangled.
+    pin = SuggestedPin(Pin.sha256(P1), "leaf", "leaf key of CN=xn--bcher-kva.example")
+    text = android.write(suggestion(domain="xn--bcher-kva.example", pins=(pin, pin)))
+    assert "<!-- leaf: leaf key of CN=bücher.example -->" in text
+    assert '<domain includeSubdomains="true">xn--bcher-kva.example</domain>' in text
+    body = text.split("<!--", 1)[1]
+    assert not any("--" in c.split("-->")[0] for c in body.split("<!--"))
+
+
 def test_writer_escapes_the_domain_and_refuses_what_android_cannot_hold() -> None:
     text = android.write(suggestion(domain="a&b.test"))
     assert '<domain includeSubdomains="true">a&amp;b.test</domain>' in text

@@ -255,6 +255,8 @@ def test_unverified_no_chain_sni_and_sha1(tmp_path):
     assert row["chain"] == "presented"
     assert row["matched_pin"].startswith("sha1/")
     assert "does not verify" in row["note"]
+    down = result.filter(pl.col("target") == "down.example").row(0, named=True)
+    assert (down["chain"], down["note"]) == (None, "no certificate was served: refused")
 
 
 def test_no_policies_and_many_policies(dataset):
@@ -291,9 +293,9 @@ def test_findings_backup_stale_rotation_expiry(dataset, names):
         "pinset_expiring": {"c.example.com"},
         "stale_pins": {"other.org"},
         "pinset_expired": {"example.com"},
-        # The test PKI's leaves are EC keys.
-        "node_pubkey": {None},
     }
+    # The test PKI's leaves are EC keys, but no pin is a Node one: nothing to say about Node.
+    assert "node_pubkey" not in set(found["kind"])
     # A leaf-only pin whose leaf ends within the horizon is a rotation risk.
     leaf_only = policy(rule("c.example.com", Match.EXACT, pins(names["c.example.com"], spare)))
     leaf_end = names["c.example.com"].cert.not_valid_after_utc

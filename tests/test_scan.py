@@ -126,8 +126,11 @@ def test_a_chain_is_verified_once_whatever_the_names_it_is_served_for(monkeypatc
     }
     assert verdicts["a.test"].chain[-1] == pki.root().der
     untrusted = Verifier([("ca_bundle", [pki.leaf("other.test", self_signed=True).cert])])
-    assert untrusted.verify(chain, "a.test").verify_error.startswith("ca_bundle: validation")
-    assert untrusted.verify([b"junk"], "a.test").hostname_match is None
+    refused = untrusted.verify(chain, "a.test")
+    assert refused.verify_error == "unknown_root"
+    assert "(pyca: ca_bundle: validation failed" in refused.verify_detail
+    junk = untrusted.verify([b"junk"], "a.test")
+    assert (junk.verify_error, junk.hostname_match) == ("malformed", None)
 
 
 def test_concurrency_bounds_the_handshakes_in_flight(tmp_path: Path, monkeypatch) -> None:

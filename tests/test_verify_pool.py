@@ -70,7 +70,16 @@ def test_a_child_reaches_the_verdicts_of_the_scanning_process(bundle: Path) -> N
     assert found == expected
     assert [f.verified for f in found] == [True] * 4 + [False] * 5
     assert found[0].path[-1] == pki.root().der  # the built chain ends in the root
-    assert "not valid at validation time" in found[4].error and found[4].days < 0
+    assert [f.error for f in found[4:]] == [
+        "expired",
+        "self_signed",
+        "invalid_chain",
+        "incomplete_chain",
+        "malformed",
+    ]
+    assert "not valid at validation time" in found[4].detail and found[4].days < 0
+    assert found[6].detail.startswith("the chain has 12 intermediates; path builders stop at 8")
+    assert "exceeds max depth" in found[6].detail  # pyca's own words stay in the detail
 
 
 def test_a_child_that_cannot_load_its_stores_says_why(tmp_path: Path) -> None:

@@ -113,7 +113,10 @@ class Endpoint:
     connect_ms: float | None = None
     handshake_ms: float | None = None
     verified: bool | None = None
+    #: Why the chain did not verify: a kind of `pinscan.verify.VERIFY_ERRORS`; the detail says
+    #: which certificate and keeps pyca's own message.
     verify_error: str | None = None
+    verify_detail: str | None = None
     #: Which trust store anchored the verified chain: "mozilla", "ca_bundle" or "system".
     trust_store: str | None = None
     hostname_match: bool | None = None

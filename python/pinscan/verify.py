@@ -9,6 +9,11 @@ pinned clients match their pins against that built chain, so it is recorded.
 Name matching is done here, separately from path building, so that a certificate served under the
 wrong name is reported as ``verified`` (its chain is good) with ``hostname_match`` false, instead of
 one opaque failure.
+
+A chain that does not verify gets a kind, `verify_error`, from :data:`VERIFY_ERRORS` (what a TLS
+engineer calls it: incomplete chain, unknown root, self-signed, expired, ...), found by examining
+the chain and the stores rather than by reading pyca's message, and a `verify_detail` that names
+the certificate at fault and keeps pyca's own text after it.
 """
 
 from __future__ import annotations
@@ -17,16 +22,41 @@ import datetime as dt
 import ipaddress
 import warnings
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import certifi
 from cryptography import x509
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509 import verification
 
 from pinscan.errors import InputError
+
+#: The values of `verify_error`, with what each means. A name the certificate does not cover is
+#: not among them: the chain verifies, and `hostname_match` is false.
+VERIFY_ERRORS: dict[str, str] = {
+    "incomplete_chain": "incomplete chain (missing intermediate)",
+    "unknown_root": "unknown root (issuer not in the trust store)",
+    "self_signed": "self-signed certificate",
+    "expired": "expired certificate",
+    "not_yet_valid": "certificate not yet valid",
+    "unsupported_algorithm": "unsupported key or signature algorithm",
+    "bad_signature": "bad signature",
+    "invalid_chain": "certificate or chain breaks RFC 5280 rules",
+    "no_san": "no usable name in subjectAltName",
+    "malformed": "unparsable certificate",
+    "no_certificate": "no certificate presented",
+}
+
+#: What pyca's Web PKI policy accepts from a certificate's issuer (CA/Browser Forum profile).
+_HASHES = (hashes.SHA256, hashes.SHA384, hashes.SHA512)
+_CURVES = (ec.SECP256R1, ec.SECP384R1, ec.SECP521R1)
+#: pyca's default `max_chain_depth`, which `Verifier` keeps.
+_MAX_INTERMEDIATES = 8
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,6 +67,7 @@ class Verdict:
     hostname_match: bool | None
     days_to_expiry: int | None
     chain: tuple[bytes, ...]
+    verify_detail: str | None = None
 
 
 def load_roots(path: str | Path, *, name: str) -> list[x509.Certificate]:
@@ -97,6 +128,11 @@ class Verifier:
         self._policies = [
             (name, builder.store(verification.Store(list(roots)))) for name, roots in stores
         ]
+        # Every store's roots by subject: where a chain that failed is examined for its issuer.
+        self._anchors: dict[x509.Name, list[x509.Certificate]] = {}
+        for _, roots in stores:
+            for root in roots:
+                self._anchors.setdefault(root.subject, []).append(root)
         self._cache: OrderedDict[tuple[bytes, ...], ChainVerdict] = OrderedDict()
         self._cache_size = cache_size
 
@@ -145,25 +181,41 @@ class Verifier:
         names = found.names
         match = _matches(name, names) if name and names is not None else None
         return Verdict(
-            found.verified, found.error, found.trust_store, match, found.days, found.path
+            found.verified,
+            found.error,
+            found.trust_store,
+            match,
+            found.days,
+            found.path,
+            found.detail,
         )
 
     def build(self, chain: Sequence[bytes]) -> ChainVerdict:
         """Build and check the path of a chain against each store in turn; never raises."""
         if not chain:
-            return ChainVerdict(False, "no certificate presented")
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                certs = [x509.load_der_x509_certificate(der) for der in chain]
-        except ValueError as exc:
-            return ChainVerdict(False, f"unparsable certificate: {exc}")
+            return ChainVerdict(False, "no_certificate", detail="the server sent no certificate")
+        certs = []
+        for position, der in enumerate(chain):
+            try:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    certs.append(x509.load_der_x509_certificate(der))
+            except ValueError as exc:
+                return ChainVerdict(
+                    False, "malformed", detail=f"certificate {position} does not parse: {exc}"
+                )
         leaf = certs[0]
         days = (leaf.not_valid_after_utc - self.now).days
         names = _leaf_names(leaf)
         verifiers = self._verifiers(names)
         if verifiers is None:
-            return ChainVerdict(False, "the leaf has no subjectAltName", names=names, days=days)
+            detail = (
+                "no name in the leaf's subjectAltName is a valid DNS name or IP: "
+                + ", ".join(names)
+                if names
+                else "the leaf has no DNS name or IP in a subjectAltName (clients ignore the CN)"
+            )
+            return ChainVerdict(False, "no_san", names=names, days=days, detail=detail)
         errors = []
         for store_name, verifier in verifiers:
             try:
@@ -173,7 +225,83 @@ class Verifier:
                 continue
             path = tuple(c.public_bytes(Encoding.DER) for c in built)
             return ChainVerdict(True, None, store_name, names, days, path)
-        return ChainVerdict(False, "; ".join(errors), names=names, days=days)
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # pyca warns when it reads a DSA key
+                kind, what = self._diagnose(certs)
+        except (ValueError, TypeError, UnsupportedAlgorithm) as exc:  # a field pyca cannot read
+            kind, what = "invalid_chain", f"a certificate of the chain cannot be examined ({exc})"
+        detail = f"{what} (pyca: {'; '.join(errors)})"
+        return ChainVerdict(False, kind, names=names, days=days, detail=detail)
+
+    def _diagnose(self, certs: list[x509.Certificate]) -> tuple[str, str]:
+        """Why a chain that no store verified fails, as a kind of `VERIFY_ERRORS` and a sentence
+        naming the certificate at fault. The path is walked from the leaf through what was sent,
+        issuer by issuer (name and key identifier, as OpenSSL picks issuers), to a root of the
+        stores; the first problem on it, in the order a client meets them, is the answer."""
+        leaf = certs[0]
+
+        def who(cert: x509.Certificate) -> str:
+            role = "leaf" if cert is leaf else "root" if _self_issued(cert) else "intermediate"
+            return f'the {role} "{_subject_text(cert.subject)}"'
+
+        path = [leaf]
+        while not _self_issued(path[-1]):
+            issuer = next(
+                (c for c in certs if all(c is not p for p in path) and _issued_by(path[-1], c)),
+                None,
+            )
+            if issuer is None:
+                break
+            path.append(issuer)
+        top = path[-1]
+        if _self_issued(top):
+            if not any(a == top for a in self._anchors.get(top.subject, ())):
+                if top is leaf:
+                    return "self_signed", f"{who(top)} is self-signed, and no trust store has it"
+                return "unknown_root", f"the chain ends at {who(top)}, which no trust store has"
+            # The server sent the root; a self-signed leaf in a store is its own anchor.
+            sent, anchor = (path if top is leaf else path[:-1]), top
+        else:
+            anchor = next(
+                (a for a in self._anchors.get(top.issuer, ()) if _issued_by(top, a)), None
+            )
+            if anchor is None:
+                issuer = f'"{_subject_text(top.issuer)}"'
+                if top is leaf:
+                    return (
+                        "incomplete_chain",
+                        f"the server did not send the leaf's issuer {issuer}, and no trust store "
+                        "has it as a root",
+                    )
+                return (
+                    "unknown_root",
+                    f"the issuer of {who(top)}, {issuer}, was not sent and no trust store has it",
+                )
+            sent = path
+        for cert in sent:
+            if cert.not_valid_after_utc < self.now:
+                return (
+                    "expired",
+                    f"{who(cert)} expired {cert.not_valid_after_utc:%Y-%m-%d %H:%M} UTC",
+                )
+            if cert.not_valid_before_utc > self.now:
+                start = f"{cert.not_valid_before_utc:%Y-%m-%d %H:%M} UTC"
+                return "not_yet_valid", f"{who(cert)} is not valid before {start}"
+        for cert, issuer in zip(sent, [*sent[1:], anchor], strict=True):
+            weak = _weak_algorithm(cert, issuer)
+            if weak:
+                return "unsupported_algorithm", f"{who(cert)}: {weak}"
+            try:
+                cert.verify_directly_issued_by(issuer)
+            except InvalidSignature:
+                return (
+                    "bad_signature",
+                    f"the signature on {who(cert)} does not verify with the key of {who(issuer)}",
+                )
+            except (ValueError, TypeError, UnsupportedAlgorithm) as exc:
+                return "unsupported_algorithm", f"the signature on {who(cert)}: {exc}"
+        return "invalid_chain", _broken_rule(sent, who)
 
     def _verifiers(self, names: list[str]) -> list[tuple[str, verification.ServerVerifier]] | None:
         """One verifier per store, for the first name of the leaf that pyca accepts: the path is
@@ -203,7 +331,8 @@ class StoreSpec:
 
 @dataclass(frozen=True, slots=True)
 class ChainVerdict:
-    """What a chain gives whatever name it is served for; ``names`` is None when unparsable."""
+    """What a chain gives whatever name it is served for; ``names`` is None when unparsable.
+    ``error`` is a kind of `VERIFY_ERRORS`, ``detail`` says which certificate and why."""
 
     verified: bool
     error: str | None
@@ -211,6 +340,91 @@ class ChainVerdict:
     names: list[str] | None = None
     days: int | None = None
     path: tuple[bytes, ...] = ()
+    detail: str | None = None
+
+
+def _subject_text(name: x509.Name) -> str:
+    return name.rfc4514_string() or "(empty subject)"
+
+
+def _broken_rule(sent: list[x509.Certificate], who: Callable[[x509.Certificate], str]) -> str:
+    """The RFC 5280 rule a path of good dates, keys and signatures breaks, where it is one of
+    those servers get wrong; pyca's message (in the detail) names the others."""
+    leaf, issuers = sent[0], sent[1:]
+    if len(issuers) > _MAX_INTERMEDIATES:
+        return (
+            f"the chain has {len(issuers)} intermediates; path builders stop at "
+            f"{_MAX_INTERMEDIATES}"
+        )
+    if _basic_constraints(leaf).ca:
+        return f"{who(leaf)} is a CA certificate (basicConstraints cA), not a server's"
+    try:
+        usages = leaf.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
+    except (x509.ExtensionNotFound, ValueError, x509.DuplicateExtension):
+        usages = None
+    if usages is not None and x509.ExtendedKeyUsageOID.SERVER_AUTH not in usages:
+        return f"{who(leaf)} is not for TLS servers (no serverAuth in extendedKeyUsage)"
+    for issuer in issuers:
+        if not _basic_constraints(issuer).ca:
+            return (
+                f"{who(issuer)} issues the certificate below it but is not a CA (basicConstraints)"
+            )
+    return "a certificate of the chain breaks a rule of RFC 5280 or of the Web PKI profile"
+
+
+def _basic_constraints(cert: x509.Certificate) -> x509.BasicConstraints:
+    try:
+        return cert.extensions.get_extension_for_class(x509.BasicConstraints).value
+    except (x509.ExtensionNotFound, ValueError, x509.DuplicateExtension):
+        return x509.BasicConstraints(ca=False, path_length=None)
+
+
+def _self_issued(cert: x509.Certificate) -> bool:
+    return cert.issuer == cert.subject
+
+
+def _key_id(cert: x509.Certificate, kind: type) -> bytes | None:
+    try:
+        value = cert.extensions.get_extension_for_class(kind).value
+    except (x509.ExtensionNotFound, ValueError, x509.DuplicateExtension):
+        return None
+    return value.key_identifier if kind is x509.AuthorityKeyIdentifier else value.digest
+
+
+def _issued_by(cert: x509.Certificate, issuer: x509.Certificate) -> bool:
+    """Whether ``issuer`` is named as the issuer of ``cert``: its subject, and its key
+    identifier when both certificates have one."""
+    if cert.issuer != issuer.subject:
+        return False
+    wanted = _key_id(cert, x509.AuthorityKeyIdentifier)
+    have = _key_id(issuer, x509.SubjectKeyIdentifier)
+    return wanted is None or have is None or wanted == have
+
+
+def _weak_algorithm(cert: x509.Certificate, issuer: x509.Certificate) -> str | None:
+    """What the Web PKI refuses in the signature on ``cert``: the issuer's key, or the hash
+    (pyca checks the keys that sign, not the leaf's own)."""
+    try:
+        key = issuer.public_key()
+    except (ValueError, UnsupportedAlgorithm) as exc:
+        return f"its issuer's key cannot be read ({exc})"
+    if isinstance(key, rsa.RSAPublicKey):
+        if key.key_size < 2048:
+            return f"signed with a {key.key_size}-bit RSA key (the Web PKI wants 2048 bits or more)"
+    elif isinstance(key, ec.EllipticCurvePublicKey):
+        if not isinstance(key.curve, _CURVES):
+            return f"signed with a {key.curve.name} key (the Web PKI allows P-256, P-384, P-521)"
+    else:
+        kind = type(key).__name__.removesuffix("PublicKey").lstrip("_")
+        return f"signed with a key of type {kind}, which the Web PKI does not allow"
+    try:
+        digest = cert.signature_hash_algorithm
+    except UnsupportedAlgorithm:
+        digest = None
+    if not isinstance(digest, _HASHES):
+        name = digest.name.upper() if digest else cert.signature_algorithm_oid.dotted_string
+        return f"signed with {name} (the Web PKI allows SHA-256, SHA-384, SHA-512)"
+    return None
 
 
 def _leaf_names(leaf: x509.Certificate) -> list[str]:

@@ -235,7 +235,15 @@ def _frame(message: Any) -> bytes:
 
 
 def _fields(found: ChainVerdict) -> tuple[Any, ...]:
-    return (found.verified, found.error, found.trust_store, found.names, found.days, found.path)
+    return (
+        found.verified,
+        found.error,
+        found.trust_store,
+        found.names,
+        found.days,
+        found.path,
+        found.detail,
+    )
 
 
 class _Target:
@@ -383,6 +391,7 @@ def _served_name(row: Endpoint) -> str | None:
 def _apply(row: Endpoint, verdict: Verdict) -> None:
     row.verified = verdict.verified
     row.verify_error = verdict.verify_error
+    row.verify_detail = verdict.verify_detail
     row.trust_store = verdict.trust_store
     row.hostname_match = verdict.hostname_match
     row.days_to_expiry = verdict.days_to_expiry

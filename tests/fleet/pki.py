@@ -218,3 +218,76 @@ def big_leaf(size: int = 70_000) -> Issued:
         names=("big-leaf.test",),
         padding=size,
     )
+
+
+# --- Chains that do not verify, each for one reason (`pinscan.verify.VERIFY_ERRORS`) ----------
+
+
+@functools.cache
+def other_root() -> Issued:
+    """A root that is in no trust store the tests give: what a private CA is to a scan that
+    was not given its bundle."""
+    return _issue("Pinscan Other Root", _key("ec"), None, ca=True)
+
+
+@functools.cache
+def unknown_root_leaf(name: str) -> Issued:
+    """A leaf under an intermediate of :func:`other_root` (sent), the root not sent."""
+    issuer = _issue("Pinscan Other Intermediate", _key("ec"), other_root(), ca=True)
+    return _issue(name, _key("ec"), issuer, ca=False, names=(name,))
+
+
+def leaf_only(issued: Issued) -> Issued:
+    """The same certificate served without its intermediates: an incomplete chain."""
+    return Issued(issued.key, issued.cert, issued.chain[:1])
+
+
+@functools.cache
+def future_leaf(name: str) -> Issued:
+    """A leaf of :func:`intermediate` that is valid from tomorrow."""
+    start = _NOW + dt.timedelta(days=1)
+    return _issue(
+        name, _key("ec"), intermediate(), ca=False, names=(name,),
+        not_before=start, not_after=start + dt.timedelta(days=90),
+    )  # fmt: skip
+
+
+@functools.cache
+def forged_leaf(name: str) -> Issued:
+    """A leaf naming :func:`intermediate` as its issuer (name and key identifier) but signed by
+    another key: its signature does not verify."""
+    real = _issue(name, _key("ec"), intermediate(), ca=False, names=(name,))
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(real.cert.subject)
+        .issuer_name(real.cert.issuer)
+        .public_key(real.key.public_key())
+        .serial_number(real.cert.serial_number)
+        .not_valid_before(real.cert.not_valid_before_utc)
+        .not_valid_after(real.cert.not_valid_after_utc)
+    )
+    for extension in real.cert.extensions:
+        builder = builder.add_extension(extension.value, extension.critical)
+    forged = builder.sign(_key("ec"), hashes.SHA256())
+    return Issued(real.key, forged, (forged, *real.chain[1:]))
+
+
+@functools.cache
+def weak_issuer_leaf(name: str) -> Issued:
+    """A leaf signed by an intermediate with a 1024-bit RSA key, which the Web PKI refuses."""
+    weak = rsa.generate_private_key(public_exponent=65537, key_size=1024)
+    issuer = _issue("Pinscan Weak Intermediate", weak, root(), ca=True)
+    return _issue(name, _key("ec"), issuer, ca=False, names=(name,))
+
+
+@functools.cache
+def non_ca_issued_leaf(name: str) -> Issued:
+    """A leaf signed by a certificate of the root that is not a CA (basicConstraints cA false)."""
+    issuer = _issue("Pinscan Not A CA", _key("ec"), root(), ca=False)
+    return _issue(name, _key("ec"), issuer, ca=False, names=(name,))
+
+
+@functools.cache
+def cn_only_leaf(name: str) -> Issued:
+    """A leaf of :func:`intermediate` with its name in the CN alone, no subjectAltName."""
+    return _issue(name, _key("ec"), intermediate(), ca=False)

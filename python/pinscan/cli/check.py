@@ -86,7 +86,7 @@ def read_policies(paths: tuple[Path, ...], format: str | None) -> list[Policy]:
 @click.option("--all", "show_all", is_flag=True, help="Also list endpoints no rule covers.")
 @click.option(
     "--findings", "show_findings", is_flag=True,
-    help="With --format json: print the fleet findings instead of the verdicts.",
+    help="Print the fleet findings instead of the verdicts (a table, or JSON with --format json).",
 )  # fmt: skip
 @click.option("--format", "output", type=click.Choice(["text", "json"]), default="text")
 @click.option("-q", "--quiet", is_flag=True, help="Print only failures, nothing when clean.")
@@ -120,11 +120,58 @@ def check_command(
         shown = failing
     if output == "json":
         frame = found if show_findings else shown
-        click.echo(json.dumps(frame.to_dicts(), indent=2, default=str))
+        click.echo(json.dumps(frame.to_dicts(), indent=2, default=_json_value))
+    elif show_findings:
+        if not quiet or not found.is_empty() or rejected:
+            _print_findings(found, loaded)
     elif not quiet or not failing.is_empty() or rejected:
         _print_text(shown, found, results, loaded, quiet=quiet)
     if not failing.is_empty() or rejected:
         raise SystemExit(EXIT_FINDINGS)
+
+
+def _json_value(value: object) -> str:
+    """Times as ISO 8601 (``2027-06-01T00:00:00+00:00``), as every JSON pinscan writes them."""
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    return str(value)
+
+
+def _console() -> Console:
+    # Pins are 51 characters: a pipe or a log file gets wide lines rather than folded pins.
+    return Console(highlight=False, width=None if sys.stdout.isatty() else 200)
+
+
+def _print_rejected(console: Console, policies: list[Policy]) -> None:
+    for policy in policies:
+        if policy.error:
+            where = policy.error_location or policy.name
+            console.print(f"[bold red]{where}: the client rejects this policy:[/] {policy.error}")
+
+
+def _print_findings(found: pl.DataFrame, policies: list[Policy]) -> None:
+    """``--findings``: the findings table alone, or that there are none."""
+    console = _console()
+    _print_rejected(console, policies)
+    if found.is_empty():
+        console.print("no findings")
+    else:
+        console.print(_findings_table(found))
+
+
+def _findings_table(found: pl.DataFrame) -> Table:
+    table = Table(title="findings", title_justify="left")
+    for column in ("severity", "kind", "where", "endpoints", "message"):
+        table.add_column(column, overflow="fold")
+    for r in found.iter_rows(named=True):
+        table.add_row(
+            r["severity"],
+            r["kind"],
+            r["location"] or "",
+            "" if r["endpoints"] is None else str(r["endpoints"]),
+            r["message"],
+        )
+    return table
 
 
 def _print_text(
@@ -135,12 +182,8 @@ def _print_text(
     *,
     quiet: bool,
 ) -> None:
-    # Pins are 51 characters: a pipe or a log file gets wide lines rather than folded pins.
-    console = Console(highlight=False, width=None if sys.stdout.isatty() else 200)
-    for policy in policies:
-        if policy.error:
-            where = policy.error_location or policy.name
-            console.print(f"[bold red]{where}: the client rejects this policy:[/] {policy.error}")
+    console = _console()
+    _print_rejected(console, policies)
     if not shown.is_empty():
         table = Table(title="pin verdicts", title_justify="left")
         for column in ("target", "ip", "policy", "verdict", "matched pin", "pos", "note"):
@@ -162,18 +205,7 @@ def _print_text(
     if quiet:
         return
     if not found.is_empty():
-        table = Table(title="findings", title_justify="left")
-        for column in ("severity", "kind", "where", "endpoints", "message"):
-            table.add_column(column, overflow="fold")
-        for r in found.iter_rows(named=True):
-            table.add_row(
-                r["severity"],
-                r["kind"],
-                r["location"] or "",
-                "" if r["endpoints"] is None else str(r["endpoints"]),
-                r["message"],
-            )
-        console.print(table)
+        console.print(_findings_table(found))
     coverage = results.group_by("policy", "verdict").len().sort("policy", "verdict").iter_rows()
     by_policy: dict[str, list[str]] = {}
     for policy, verdict, n in coverage:

@@ -1,5 +1,6 @@
 # SPDX-License-Identifier: Apache-2.0
-"""``pinscan suggest OUT --domain D --format FMT``: a complete policy file with a safe pin-set."""
+"""``pinscan suggest OUT --domain D --policy-format FMT``: a complete policy file with a safe
+pin-set, proven to pass ``pinscan check`` on the same scan before it is written."""
 
 from __future__ import annotations
 
@@ -11,16 +12,19 @@ import click
 from pinscan.dataset import open as open_dataset
 from pinscan.dataset._files import atomic_write
 from pinscan.policy import SUGGEST_FORMATS
-from pinscan.policy.formats import write
-from pinscan.policy.suggest import BackupKey, suggest
+from pinscan.policy.suggest import BackupKey, render, suggest
 
 
 @click.command("suggest")
 @click.argument("out", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option("-d", "--domain", required=True, help="The domain to pin, e.g. api.example.com.")
 @click.option(
-    "--format", "output", type=click.Choice(SUGGEST_FORMATS), default="toml", show_default=True,
-    help="The client format of the file to write.",
+    "--policy-format", type=click.Choice(SUGGEST_FORMATS), default=None,
+    help="The client format of the file to write.  [default: toml]",
+)  # fmt: skip
+@click.option(
+    # Its first name: every other command's --format says text or json.
+    "--format", "old_format", type=click.Choice(SUGGEST_FORMATS), hidden=True,
 )  # fmt: skip
 @click.option(
     "-b", "--backup-key", "backup_keys", multiple=True,
@@ -44,7 +48,8 @@ from pinscan.policy.suggest import BackupKey, suggest
 def suggest_command(
     out: Path,
     domain: str,
-    output: str,
+    policy_format: str | None,
+    old_format: str | None,
     backup_keys: tuple[Path, ...],
     password: str | None,
     include_subdomains: bool | None,
@@ -56,18 +61,26 @@ def suggest_command(
 
     The pin-set always has two pins or more, one of them a key in no current chain when
     --backup-key gives one; without, it says which pins it chose instead and why that is weaker.
-    The file parses back with pinscan's own reader and passes `pinscan check` on the same scan.
+    The file parses back with pinscan's own reader and passes `pinscan check` on the same scan:
+    when no pin-set can (an endpoint whose chain does not verify has no CA key to pin), nothing
+    is written and the endpoints are named (exit 2).
     """
+    if old_format and policy_format and old_format != policy_format:
+        raise click.UsageError("--format is the old name of --policy-format: give one")
+    if old_format and not quiet:
+        click.echo("pinscan: warning: suggest --format is now --policy-format", err=True)
+    output = policy_format or old_format or "toml"
     secret = password.encode() if password else None
+    dataset = open_dataset(out)
     suggestion, warnings = suggest(
-        open_dataset(out),
+        dataset,
         domain,
         backup_keys=[BackupKey.read(path, secret) for path in backup_keys],
         include_subdomains=include_subdomains,
         expires=expires.date() if expires else None,
         leaf_only=output == "curl",
     )
-    text = write(suggestion, output)
+    text = render(dataset, suggestion, output)
     if not quiet:
         for warning in warnings:
             click.secho(f"pinscan: warning: {warning}", err=True, fg="yellow", bold=True)

@@ -188,18 +188,20 @@ def _choose(root: Path, metas: list[dict[str, Any]], scans: Scans) -> list[dict[
     return sorted((by_id[s] for s in set(wanted)), key=metas.index)
 
 
+# Parts written before a column was added (see schema.FORMAT) read it as null: missing columns
+# are inserted. A part of another table still fails, on its extra columns.
 def _scan(directory: Path, schema: pl.Schema) -> pl.LazyFrame:
     parts = _parts(directory)
     if not parts:
         return pl.LazyFrame(schema=schema)
-    return pl.scan_parquet(parts, schema=schema)
+    return pl.scan_parquet(parts, schema=schema, missing_columns="insert")
 
 
 def _scan_dirs(dirs: list[Path], table: str, schema: pl.Schema) -> pl.LazyFrame:
     parts = [p for d in dirs for p in _parts(d / table)]
     if not parts:
         return pl.LazyFrame(schema=schema)
-    return pl.scan_parquet(parts, schema=schema)
+    return pl.scan_parquet(parts, schema=schema, missing_columns="insert")
 
 
 def _scan_history(
@@ -213,6 +215,10 @@ def _scan_history(
     if not parts:
         return pl.LazyFrame(schema=full).select(names)
     frame = pl.scan_parquet(
-        parts, schema=schema, hive_partitioning=True, hive_schema=hist.PARTITION_SCHEMA
+        parts,
+        schema=schema,
+        hive_partitioning=True,
+        hive_schema=hist.PARTITION_SCHEMA,
+        missing_columns="insert",
     )
     return frame.select(names)

@@ -9,7 +9,9 @@ import polars as pl
 from pinscan.parse import certificates
 from pinscan.records import STATUSES
 
-#: Layout version of the dataset directory; bumped on any incompatible change.
+#: Layout version of the dataset directory; bumped on any incompatible change. A new column is
+#: not one: the reader reads it as null from parts written before it (``verify_detail``, added
+#: to format 1 later), so every dataset of this format still opens.
 FORMAT = 1
 
 ENDPOINTS = "endpoints"
@@ -47,7 +49,10 @@ ENDPOINTS_SCHEMA = pl.Schema(
         "leaf_sha256": pl.String,
         "spki_sha256": pl.String,
         "verified": pl.Boolean,
+        # A kind of pinscan.verify.VERIFY_ERRORS (free text in datasets written before it), and
+        # the certificate at fault with pyca's message (null in those datasets).
         "verify_error": pl.String,
+        "verify_detail": pl.String,
         "trust_store": pl.String,
         "hostname_match": pl.Boolean,
         "days_to_expiry": pl.Int32,

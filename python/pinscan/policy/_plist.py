@@ -21,7 +21,7 @@ from typing import Any
 from xml.sax.saxutils import unescape
 
 from pinscan.errors import PolicyError
-from pinscan.policy.model import Diagnostic, Location
+from pinscan.policy.model import Diagnostic, Location, comment_text
 
 # ---------------------------------------------------------------------------------------------
 # Loading: XML / binary plist or JSON, with a line index for locations.
@@ -148,11 +148,8 @@ PLIST_HEAD = (
 
 
 def comment(text: str) -> str:
-    """An XML comment: one line, no ``--`` inside, no ``-`` at the end."""
-    body = " ".join(text.split())
-    while "--" in body:
-        body = body.replace("--", "- -")
-    return f"<!-- {body.rstrip('-')} -->"
+    """An XML comment of ``text`` (see `comment_text`)."""
+    return f"<!-- {comment_text(text)} -->"
 
 
 __all__ = ["PLIST_HEAD", "Doc", "Warn", "comment", "find", "load", "sniff"]

@@ -36,6 +36,7 @@ from pinscan.policy.model import (
     Policy,
     Rule,
     Suggestion,
+    comment_text,
     utc_midnight,
 )
 
@@ -779,14 +780,6 @@ def sniff(data: bytes) -> list[str]:
     return ["android"]
 
 
-def _comment(text: str) -> str:
-    """Text safe inside ``<!-- -->``: no ``--`` and no trailing ``-``."""
-    text = " ".join(text.split())
-    while "--" in text:
-        text = text.replace("--", "- -")
-    return text + " " if text.endswith("-") else text
-
-
 def write(suggestion: Suggestion) -> str:
     """A complete ``res/xml/network_security_config.xml`` pinning ``suggestion.domain``."""
     if not suggestion.pins:
@@ -795,7 +788,7 @@ def write(suggestion: Suggestion) -> str:
         if suggested.pin.algorithm != "sha256":
             raise ValueError(f"Android pins SHA-256 only, not {suggested.pin.algorithm}")
     lines = ['<?xml version="1.0" encoding="utf-8"?>', "<!--"]
-    lines += [f"  {_comment(line)}" for line in suggestion.header]
+    lines += [f"  {comment_text(line)}" for line in suggestion.header]
     lines += [
         "  Reference it from AndroidManifest.xml:",
         '  <application android:networkSecurityConfig="@xml/network_security_config">',
@@ -819,7 +812,8 @@ def write(suggestion: Suggestion) -> str:
     else:
         lines.append("        <pin-set>")
     for suggested in suggestion.pins:
-        lines.append(f"            <!-- {_comment(f'{suggested.role}: {suggested.comment}')} -->")
+        about = comment_text(f"{suggested.role}: {suggested.comment}")
+        lines.append(f"            <!-- {about} -->")
         lines.append(f'            <pin digest="SHA-256">{suggested.pin.digest}</pin>')
     lines += ["        </pin-set>", "    </domain-config>", "</network-security-config>", ""]
     return "\n".join(lines)

@@ -39,7 +39,8 @@ def evaluate(
     does not enforce it), ``error`` (the client rejects the policy itself), ``no_chain`` (the
     endpoint is pinned but the scan captured no certificate) or ``unpinned`` (no rule covers the
     name). ``matched_pin``/``matched_position`` say which pin matched where in ``chain`` (the
-    ``verified`` chain, the ``presented`` one when the chain did not verify, or the ``leaf``);
+    ``verified`` chain, the ``presented`` one when the chain did not verify, or the ``leaf``;
+    null when no certificate was served);
     ``matched_sent`` is false when the pass rests on a certificate, usually the root, that the
     server did not send. ``note`` explains anything a reader would otherwise have to work out.
     """
@@ -289,7 +290,11 @@ def select_rules(endpoints: pl.LazyFrame, rules: pl.LazyFrame) -> pl.LazyFrame:
         .filter(pl.col("union") | (depth == depth.min().over("name", "policy_id")))
         .drop("suffix", "match")
     )  # fmt: skip
-    return endpoints.select("eid", "name", "trust_store").join(matched, on="name").drop("name")
+    return (
+        endpoints.select("eid", "name", "trust_store", "status")
+        .join(matched, on="name")
+        .drop("name")
+    )
 
 
 def chain_pins(
@@ -382,7 +387,7 @@ def _trustkit_pins(ders: pl.Series) -> list[pl.Series]:
 
 def _with_chain(selected: pl.LazyFrame, chains: pl.LazyFrame) -> pl.LazyFrame:
     """Adds which chain the client checks: the built chain when there is one, else what was
-    presented (with a note); the presented leaf for curl."""
+    presented (with a note); the presented leaf for curl; none when nothing was presented."""
     kinds = chains.group_by("eid").agg(has_verified=pl.col("verified").any())
     return (
         selected.join(kinds, on="eid", how="left")
@@ -391,7 +396,10 @@ def _with_chain(selected: pl.LazyFrame, chains: pl.LazyFrame) -> pl.LazyFrame:
             has_verified=pl.col("has_verified").fill_null(False),
         )
         .with_columns(
-            chain=pl.when(pl.col("leaf_only"))
+            # No chain at all (refused, not TLS, ...): none is checked, so none is named.
+            chain=pl.when(~pl.col("has_chain"))
+            .then(pl.lit(None, pl.String))
+            .when(pl.col("leaf_only"))
             .then(pl.lit("leaf"))
             .when(pl.col("has_verified"))
             .then(pl.lit("verified"))
@@ -513,6 +521,7 @@ def _judge(prepared: Prepared) -> pl.LazyFrame:
         enforce=pl.col("enforce").filter(~off).any(),
         chain=pl.col("chain").first(),
         has_chain=pl.col("has_chain").first(),
+        status=pl.col("status").first(),
     )
     labels = prepared.rules.select("rule_id", "rule", "rule_location")
     errors = prepared.rules.select(error_rule="rule_id", error="error")
@@ -561,6 +570,9 @@ def _judge(prepared: Prepared) -> pl.LazyFrame:
             .otherwise(pl.lit("overridePins: the anchor is a system CA, pins are not checked"))
         ),
         pl.when(pl.col("verdict") == "expired").then(pl.lit("pin-set expired: not enforced")),
+        pl.when(pl.col("verdict") == "no_chain").then(
+            "no certificate was served: " + pl.col("status").cast(pl.String)
+        ),
         pl.when(
             pl.col("verdict").is_in(["fail", "report-only"])
             & pl.col("veto").is_null()

@@ -6,20 +6,26 @@ One row per finding: ``no_backup_pin`` (every pin of a rule is in a current chai
 key bricks the app: RFC 7469 §4.3, TrustKit), ``stale_pins`` (no pin matches anything served),
 ``rotation_risk`` (only leaf keys match and a leaf expires soon), ``pinset_expiring`` and
 ``pinset_expired``, ``policy_error`` and ``policy_warning`` (what the client rejects or skips),
-``trustkit_hash`` (TrustKit's rebuilt SPKI differs or cannot be made) and ``node_pubkey`` (a Node
-``sha256(cert.pubkey)`` pin of an EC leaf is not the SPKI pin).
+``trustkit_hash`` (TrustKit's rebuilt SPKI differs or cannot be made) and ``node_pubkey`` (a pin
+that is Node's ``sha256(cert.pubkey)`` of an EC leaf it covers: a hash of the raw EC point, not of
+the SPKI the policy's client hashes, so it never matches).
 """
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
+import hashlib
 from collections.abc import Iterable
 
 import polars as pl
 
 from pinscan.dataset import ScanDataset
+from pinscan.errors import InputError
+from pinscan.keys import spki_der
 from pinscan.policy.evaluate import Prepared, pin_matches, prepare, used_chains
 from pinscan.policy.model import Policy
+from pinscan.policy.trustkit_hash import spki_parts
 
 SEVERITIES = ("error", "warning", "info")
 
@@ -45,7 +51,12 @@ def findings(
 ) -> pl.DataFrame:
     """Findings across the fleet; ``days`` is the horizon of "expiring soon"."""
     prepared = prepare(dataset, policies, as_of)
-    frames = [_from_files(prepared), _per_rule(prepared, days), _per_certificate(prepared)]
+    frames = [
+        _from_files(prepared),
+        _per_rule(prepared, days),
+        _per_certificate(prepared),
+        _node_pins(dataset, prepared),
+    ]
     return (
         pl.concat([f.cast(FINDINGS_SCHEMA) for f in frames])  # type: ignore[arg-type]
         .sort("severity", "policy", "location", "kind")
@@ -228,7 +239,7 @@ def _per_rule(prepared: Prepared, days: int) -> pl.DataFrame:
 
 
 def _per_certificate(prepared: Prepared) -> pl.DataFrame:
-    """TrustKit and Node compatibility, once per (policy, certificate) in the chains checked."""
+    """TrustKit compatibility, once per (policy, certificate) in the chains checked."""
     covered = prepared.selected.filter(pl.col("has_chain"))
     used = used_chains(covered, prepared.chains)
     names = {i: p.name for i, p in enumerate(prepared.policies)}
@@ -250,32 +261,74 @@ def _per_certificate(prepared: Prepared) -> pl.DataFrame:
         }
         for r in trustkit.iter_rows(named=True)
     )
-    ec_leaves = (
-        covered.select("policy_id", "eid")
+    return _frame(rows)
+
+
+def _node_pins(dataset: ScanDataset, prepared: Prepared) -> pl.DataFrame:
+    """Pins that are Node's hash of an EC leaf their rule covers. The Node docs pin a server with
+    ``sha256(cert.pubkey)`` in ``checkServerIdentity``; for an RSA key ``pubkey`` is the SPKI,
+    for an EC key the bare point, so such a pin, copied into a policy whose client hashes the
+    SPKI (every format pinscan reads), names a served key yet never matches. Said only where a
+    policy holds such a pin, not wherever an EC leaf is served."""
+    covered = prepared.selected.filter(pl.col("has_chain")).select("policy_id", "rule_id", "eid")
+    leaves = (
+        covered.join(prepared.endpoints.select("eid", "endpoint_id"), on="eid")
+        .join(dataset.endpoints.select("endpoint_id", "leaf_sha256"), on="endpoint_id")
+        .select("policy_id", "rule_id", "eid", cert_sha256="leaf_sha256")
         .unique()
-        .join(
-            prepared.chains.filter(
-                ~pl.col("verified") & (pl.col("position") == 0) & (pl.col("key_type") == "ec")
-            ),
-            on="eid",
-        )
-        .group_by("policy_id")
-        .agg(endpoints=pl.col("eid").n_unique())
         .collect()
     )
-    rows.extend(
-        {
-            "policy": names[r["policy_id"]],
-            "location": names[r["policy_id"]],
-            "kind": "node_pubkey",
-            "severity": "info",
-            "endpoints": r["endpoints"],
-            "message": "EC leaf keys: Node's cert.pubkey is the raw EC point for them, so a "
-            "sha256(cert.pubkey) pin (the Node docs' recipe) never equals the SPKI pin",
-        }
-        for r in ec_leaves.iter_rows(named=True)
+    ec = (
+        dataset.certificates.filter(pl.col("key_type") == "ec")
+        .select("cert_sha256", "spki_sha256", "subject", "der")
+        .unique("cert_sha256")
+        .join(leaves.lazy().select("cert_sha256").unique(), on="cert_sha256")
+        .collect()
     )
-    return _frame(rows)
+    if ec.is_empty():
+        return _frame([])
+    ec = ec.with_columns(node_pin=pl.Series([_node_pin(der) for der in ec["der"]], dtype=pl.String))
+    pinned = (
+        prepared.pins.filter(pl.col("algorithm") == "sha256")
+        .select("rule_id", node_pin="pin")
+        .unique()
+        .collect()
+    )
+    found = (
+        leaves.join(ec.drop("der"), on="cert_sha256")
+        .join(pinned, on=["rule_id", "node_pin"])
+        .join(prepared.rules.select("rule_id", "rule", "rule_location").collect(), on="rule_id")
+        .group_by("policy_id", "rule", "rule_location", "node_pin", "spki_sha256", "subject")
+        .agg(endpoints=pl.col("eid").n_unique())
+        .sort("rule_location", "node_pin")
+    )
+    names = {i: p.name for i, p in enumerate(prepared.policies)}
+    return _frame(
+        [
+            {
+                "policy": names[r["policy_id"]],
+                "rule": r["rule"],
+                "location": r["rule_location"],
+                "kind": "node_pubkey",
+                "severity": "warning",
+                "endpoints": r["endpoints"],
+                "message": f"sha256/{r['node_pin']} is Node's sha256(cert.pubkey) of the EC leaf "
+                f"{r['subject']}: a hash of the bare EC point, not of the SPKI this client "
+                f"hashes, so it never matches; the SPKI pin is sha256/{r['spki_sha256']}",
+            }
+            for r in found.iter_rows(named=True)
+        ]
+    )
+
+
+def _node_pin(der: bytes) -> str | None:
+    """Base64 of sha256 over the key's bit string as the certificate holds it: the EC point
+    Node's ``cert.pubkey`` returns."""
+    try:
+        _, _, point = spki_parts(spki_der(der))
+    except (InputError, ValueError):
+        return None
+    return base64.b64encode(hashlib.sha256(point).digest()).decode()
 
 
 __all__ = ["FINDINGS_SCHEMA", "SEVERITIES", "findings"]

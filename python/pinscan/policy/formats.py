@@ -69,7 +69,7 @@ def detect(data: bytes, source: str) -> list[str]:
         source,
         "not a pin policy pinscan knows (Android XML, iOS/TrustKit plist or JSON, OkHttp "
         "source, HPKP header, curl --pinnedpubkey, Chromium JSON, pinscan TOML); "
-        "use --format to say which it is",
+        "say which it is with --policy-format (format= in Python)",
     )
 
 

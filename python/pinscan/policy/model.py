@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import binascii
 import datetime as dt
+import re
 from dataclasses import dataclass, field
 from enum import StrEnum
 
@@ -238,6 +239,27 @@ class Suggestion:
     """The endpoint names the pin-set was made from, for formats that pin exact hosts (curl)."""
 
 
+def comment_text(text: str) -> str:
+    """``text`` as the inside of an XML comment, on one line: a comment cannot hold ``--`` nor
+    end in ``-``. A suggestion words its own text without command-line flags; data that holds
+    ``--`` is shown readably: IDNA A-labels (``xn--``) as the names they spell, any other run
+    of dashes with spaces between them."""
+    text = _A_LABEL.sub(_u_label, " ".join(text.split()))
+    while "--" in text:
+        text = text.replace("--", "- -")
+    return text + " " if text.endswith("-") else text
+
+
+_A_LABEL = re.compile(r"(?i)\bxn--[a-z0-9-]+")
+
+
+def _u_label(match: re.Match[str]) -> str:
+    try:
+        return match.group().encode("ascii").decode("idna")
+    except UnicodeError:
+        return match.group()
+
+
 def utc_midnight(day: dt.date) -> dt.datetime:
     """00:00 UTC of ``day``: when TrustKit (and, read in UTC, Android) stops enforcing."""
     return dt.datetime(day.year, day.month, day.day, tzinfo=dt.UTC)
@@ -262,6 +284,7 @@ __all__ = [
     "SuggestedPin",
     "Suggestion",
     "canonical_digest",
+    "comment_text",
     "normalize_host",
     "utc_midnight",
 ]

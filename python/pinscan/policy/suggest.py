@@ -3,9 +3,13 @@
 
 The rule that keeps apps alive: at least two pins, at least one of them a key that is in no
 current chain (a spare key or CSR kept offline), so that losing or rotating any served key
-leaves a pin that still matches. The served pins chosen are the issuing CA keys, which survive
-leaf renewals; without a spare key the suggestion falls back to the root and says loudly why
-that is weaker.
+leaves a pin that still matches. The served pins chosen are the issuing CA keys of the chains
+clients build (the verified chains), which survive leaf renewals; without a spare key the
+suggestion falls back to the root and says loudly why that is weaker.
+
+What is written is then judged against the same scan, as `pinscan check` judges it
+(:func:`render`): a pin-set that would fail an endpoint, typically one whose chain does not
+verify and so has no CA key a client builds, is refused with the endpoints named, never written.
 """
 
 from __future__ import annotations
@@ -20,12 +24,31 @@ import polars as pl
 from pinscan.dataset import ScanDataset
 from pinscan.errors import InputError
 from pinscan.keys import spki_pin
-from pinscan.policy.evaluate import instant
+from pinscan.policy.evaluate import evaluate, instant
+from pinscan.policy.formats import read, write
 from pinscan.policy.model import Pin, SuggestedPin, Suggestion, normalize_host
+from pinscan.verify import VERIFY_ERRORS
 
 #: How long a suggested pin-set stays enforced when no expiration is given: long enough to ship
 #: an update, short enough that an app nobody updates stops pinning rather than bricking.
 DEFAULT_LIFETIME = dt.timedelta(days=365)
+
+#: Endpoints named in one message, at most; the rest are counted.
+_NAMED = 5
+
+
+class SuggestError(InputError):
+    """No pin-set for the domain passes `pinscan check` on the scan: the message says why and
+    names the endpoints."""
+
+
+@dataclass(frozen=True)
+class _Warning:
+    """A warning as the terminal prints it (with command-line flags) and as the file says it
+    (without: XML comments cannot hold ``--``, and the file outlives the command)."""
+
+    terminal: str
+    file: str
 
 
 @dataclass(frozen=True)
@@ -59,12 +82,14 @@ def suggest(
     Covers the endpoints named ``domain`` and, when ``include_subdomains`` (by default: when the
     scan has any), the names below it. Raises :class:`InputError` when no such endpoint served a
     chain, or when two distinct pins cannot be found. ``leaf_only`` is for clients that check
-    the leaf alone (curl): the served pins are then the leaf keys.
+    the leaf alone (curl): the served pins are then the leaf keys. The warnings name command-line
+    flags; the header lines of the suggestion say the same without them. :func:`render` writes
+    the file and proves it passes `pinscan check`.
     """
     domain = normalize_host(domain)
     moment = instant(as_of)
     name = pl.coalesce("sni", "host").str.strip_chars_end(".").str.to_lowercase()
-    endpoints = dataset.endpoints.select("endpoint_id", name=name).filter(
+    endpoints = dataset.endpoints.select("endpoint_id", "target", "verify_error", name=name).filter(
         (pl.col("name") == domain) | pl.col("name").str.ends_with(f".{domain}")
     )
     chains = _chains(dataset, endpoints).collect()
@@ -81,7 +106,19 @@ def suggest(
             raise InputError(str(dataset.path), f"no endpoint named exactly {domain} served a key")
     endpoints_n = chains["endpoint_id"].n_unique()
 
-    warnings: list[str] = []
+    verified = chains.filter(pl.col("source") == "verified")
+    # Pins come from the chains clients build. Where none verified (a private CA the scan had no
+    # root for, say), from what was presented, which is what `check` then judges.
+    from_verified = not verified.is_empty()
+    pinned_from = verified if from_verified else chains
+    # Each endpoint's chain is its verified one, or what it presented when that did not verify.
+    unverified = (
+        chains.filter(pl.col("source") == "presented")
+        .select("endpoint_id", "target", "name", "verify_error", verified=pl.lit(False))
+        .unique("endpoint_id")
+    )
+
+    warnings: list[_Warning] = []
     pins: list[SuggestedPin] = []
     seen: set[str] = set()
 
@@ -90,11 +127,14 @@ def suggest(
             seen.add(pin)
             pins.append(SuggestedPin(Pin.sha256(pin), role, comment))
 
+    def warn(terminal: str, file: str | None = None) -> None:
+        warnings.append(_Warning(terminal, terminal if file is None else file))
+
     if leaf_only:
-        for r in _keys_at(chains, pl.col("position") == 0).iter_rows(named=True):
+        for r in _keys_at(pinned_from, pl.col("position") == 0).iter_rows(named=True):
             add(r["spki_sha256"], "leaf", f"leaf key of {r['subject']}{_count(r)}")
     else:
-        for r in _keys_at(chains, pl.col("position") == 1).iter_rows(named=True):
+        for r in _keys_at(pinned_from, pl.col("position") == 1).iter_rows(named=True):
             add(r["spki_sha256"], "intermediate", f"issuing CA key of {r['subject']}{_count(r)}")
     spares = 0
     for key in backup_keys:
@@ -103,48 +143,53 @@ def suggest(
         except InputError as exc:
             raise InputError(key.source, exc.message) from None
         if pin in set(chains["spki_sha256"]):
-            warnings.append(
+            warn(
                 f"{key.source} is already served by the fleet: it is not a backup; "
                 "generate a key that is kept offline"
             )
         elif pin not in seen:
             spares += 1
         add(pin, "backup", f"spare key from {Path(key.source).name}, not deployed")
+    spare_recipe = (
+        "Make a spare key (openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 "
+        "-out spare.key), keep it offline, and "
+    )
     if not spares and leaf_only:
-        warnings.append(
+        lead = (
             "NO BACKUP KEY: this client checks the leaf alone and every pin is a current leaf "
             "key: a renewal with a new key, or a lost key, breaks it. Make a spare key, keep it "
-            "offline, and pass --backup-key."
+            "offline, and "
         )
+        warn(lead + "pass --backup-key.", lead + "suggest again with it as a backup key.")
     elif not spares:
-        roots = _keys_at(chains, pl.col("position") == pl.col("position").max().over("endpoint_id"))
-        for r in roots.iter_rows(named=True):
-            add(r["spki_sha256"], "root", f"root CA key of {r['subject']}{_count(r)}")
-        warnings.append(
-            "NO BACKUP KEY: every pin below is in a current chain. The root CA key was added "
+        top = pl.col("position") == pl.col("position").max().over("endpoint_id")
+        kind = "root CA key" if from_verified else "top CA key the servers present"
+        for r in _keys_at(pinned_from, top).iter_rows(named=True):
+            add(r["spki_sha256"], "root", f"{kind} of {r['subject']}{_count(r)}")
+        lead = (
+            f"NO BACKUP KEY: every pin below is in a current chain. The {kind} was added "
             "as the second pin: it survives a lost leaf key and a new intermediate of the same "
-            "CA, but a move to another CA, or the CA losing trust, bricks the client. Make a "
-            "spare key (openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 "
-            "-out spare.key), keep it offline, and pass --backup-key spare.key."
+            "CA, but a move to another CA, or the CA losing trust, bricks the client. "
+            + spare_recipe
+        )
+        warn(
+            lead + "pass --backup-key spare.key.",
+            lead + "suggest again with spare.key as a backup key.",
         )
     if len(pins) < 2:
-        for r in _keys_at(chains, pl.col("position") == 0).iter_rows(named=True):
+        for r in _keys_at(pinned_from, pl.col("position") == 0).iter_rows(named=True):
             add(r["spki_sha256"], "leaf", f"leaf key of {r['subject']}{_count(r)}")
-        warnings.append(
+        warn(
             "the chain has no CA above the leaf: the leaf key is pinned, so renewing the "
             "certificate with a new key breaks the client unless a backup pin is shipped"
         )
     if len(pins) < 2:
-        raise InputError(
+        raise SuggestError(
             str(dataset.path),
             f"cannot find two distinct pins for {domain}: pass --backup-key with a spare key",
         )
-    chose = "verified" if chains["source"].eq("verified").all() else "presented"
-    if chose == "presented":
-        warnings.append(
-            "some chains did not verify against the scan's trust stores: pins come from the "
-            "presented chains; scan with --ca-bundle for private PKI"
-        )
+    if not unverified.is_empty():
+        warn(*_unverified_warning(dataset, unverified, from_verified))
     until = expires or (moment + DEFAULT_LIFETIME).date()
     header = (
         f"Pin-set for {domain}{' and its subdomains' if include_subdomains else ''}, "
@@ -152,11 +197,137 @@ def suggest(
         f"({endpoints_n} endpoints) on {moment:%Y-%m-%d}.",
         f"Expires {until:%Y-%m-%d}: after that the client stops pinning rather than failing. "
         "Ship new pins before then.",
-        *(f"WARNING: {w}" for w in warnings),
+        *(f"WARNING: {w.file}" for w in warnings),
     )
     names = tuple(sorted(set(chains["name"])))
     suggestion = Suggestion(domain, include_subdomains, tuple(pins), until, header, names=names)
-    return suggestion, warnings
+    return suggestion, [w.terminal for w in warnings]
+
+
+def render(
+    dataset: ScanDataset,
+    suggestion: Suggestion,
+    format: str,
+    as_of: dt.datetime | dt.date | None = None,
+) -> str:
+    """``suggestion`` as a ``format`` file, once it is shown to pass `pinscan check` on
+    ``dataset``: read back by pinscan's own reader and judged as its client would judge it.
+    Raises :class:`SuggestError`, naming the endpoints, when the client would refuse the file or
+    the connection to any of them."""
+    text = write(suggestion, format)
+    policies = read(text.encode(), f"<{format} pin-set>", format)
+    for policy in policies:
+        if policy.error:
+            raise SuggestError(
+                str(dataset.path),
+                f"the {format} client would refuse this pin-set for {suggestion.domain}: "
+                f"{policy.error}",
+            )
+    failing = (
+        evaluate(dataset, policies, as_of)
+        .filter(pl.col("verdict").is_in(["fail", "error"]))
+        .join(
+            dataset.endpoints.select("endpoint_id", "verified", "verify_error").collect(),
+            on="endpoint_id",
+            how="left",
+        )
+    )
+    if failing.is_empty():
+        return text
+    domain = suggestion.domain
+    n = _plural(failing.height, "endpoint")
+    if failing["verified"].fill_null(False).any():  # not expected: a chain clients build
+        why = f"{n} of {domain} would fail this pin-set"
+    else:
+        one = failing.height == 1
+        their, them = ("its", "it") if one else ("their", "them")
+        why = (
+            f"{n} of {domain} would be locked out: {their} chain{'' if one else 's'} "
+            f"{'does' if one else 'do'} not verify against the scan's trust stores, so no "
+            f"client builds a chain to pin {them} by, and none of {their} own keys is in the "
+            "pin-set"
+        )
+    fix = f"Fix {'its chain' if failing.height == 1 else 'their chains'} and scan again"
+    advice = _bundle_advice(dataset, failing)
+    if advice:
+        fix += f" ({advice[0]})"
+    if not suggestion.include_subdomains:
+        pass  # the name itself is locked out: only its chain can change that
+    elif domain in suggestion.names and domain not in set(failing["name"]):
+        fix += f", or pin {domain} alone (--exact)"
+    else:
+        fix += ", or pin a narrower --domain"
+    raise SuggestError(str(dataset.path), f"{why}: {_listing(failing)}. {fix}")
+
+
+def _unverified_warning(
+    dataset: ScanDataset, unverified: pl.DataFrame, pins_verified: bool
+) -> tuple[str, str]:
+    """What to say of the endpoints whose chains did not verify, true whatever the scan's stores
+    were: which they are, why, and where their pins came from."""
+    listing = _listing(unverified)
+    if pins_verified:
+        lead = (
+            f"{_plural(unverified.height, 'endpoint')} did not verify against the scan's trust "
+            f"stores, so clients refuse {'it' if unverified.height == 1 else 'them'} before "
+            f"checking pins: {listing}"
+        )
+    else:
+        lead = (
+            f"no chain of the domain verified against the scan's trust stores ({listing}): the "
+            "pins come from the chains the servers present, not from chains clients build"
+        )
+    advice = _bundle_advice(dataset, unverified)
+    if advice is None:
+        return lead, lead
+    return f"{lead}; {advice[0]}", f"{lead}; {advice[1]}"
+
+
+#: Kinds of `VERIFY_ERRORS` that say the issuer is missing from the scan's stores: a private CA
+#: whose root the scan was not given, most often. Scans written before the kinds say only that
+#: a chain did not verify, which may be that too.
+_MISSING_ISSUER = frozenset({"unknown_root", "incomplete_chain"})
+
+
+def _bundle_advice(dataset: ScanDataset, endpoints: pl.DataFrame) -> tuple[str, str] | None:
+    """What to say of the scan's CA bundle when an issuer is missing from its stores, as the
+    terminal says it and as a file does; None when no unverified endpoint's issuer is."""
+    kinds = set(endpoints.filter(~pl.col("verified").fill_null(False))["verify_error"])
+    if not any(kind in _MISSING_ISSUER or kind not in VERIFY_ERRORS for kind in kinds):
+        return None
+    if dataset.meta.get("arguments", {}).get("ca_bundle"):
+        said = "the issuers they lack are in neither the scan's CA bundle nor the public stores"
+        return said, said
+    return (
+        "if an issuer they lack is a private CA, scan again with its root in --ca-bundle",
+        "if an issuer they lack is a private CA, scan again with its root as a CA bundle",
+    )
+
+
+def _listing(endpoints: pl.DataFrame) -> str:
+    """``target: why``, the first few endpoints, and how many more."""
+    rows = endpoints.sort("name", "target").head(_NAMED).iter_rows(named=True)
+    items = [f"{_where(r)}: {_why(r)}" for r in rows]
+    more = endpoints.height - _NAMED
+    return "; ".join(items) + (f"; and {more} more" if more > 0 else "")
+
+
+def _where(row: dict) -> str:
+    """The endpoint as its inventory line named it, with the name judged when that differs."""
+    target, name = row["target"], row["name"]
+    return target if not name or name in target else f"{target} ({name})"
+
+
+def _why(row: dict) -> str:
+    """Why the endpoint is named: its chain's kind of `VERIFY_ERRORS` in words (scans written
+    before the kinds say only that it does not verify), or the verdict's note."""
+    if row["verified"]:
+        return row["note"]
+    return VERIFY_ERRORS.get(row["verify_error"] or "", "does not verify")
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}{'s' if n != 1 else ''}"
 
 
 def _chains(dataset: ScanDataset, endpoints: pl.LazyFrame) -> pl.LazyFrame:
@@ -193,4 +364,4 @@ def _count(row: dict) -> str:
     return f" ({n} endpoint{'s' if n != 1 else ''})"
 
 
-__all__ = ["DEFAULT_LIFETIME", "BackupKey", "suggest"]
+__all__ = ["DEFAULT_LIFETIME", "BackupKey", "SuggestError", "render", "suggest"]

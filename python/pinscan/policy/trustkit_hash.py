@@ -53,7 +53,7 @@ def _der(data: bytes, pos: int, tag: int) -> tuple[int, int]:
     return pos, pos + length
 
 
-def _spki_parts(spki: bytes) -> tuple[bytes, bytes, bytes]:
+def spki_parts(spki: bytes) -> tuple[bytes, bytes, bytes]:
     """(algorithm OID, its parameters as DER, the key bit string's bytes) of a SPKI."""
     start, _ = _der(spki, 0, 0x30)
     alg_start, alg_end = _der(spki, start, 0x30)
@@ -73,7 +73,7 @@ def trustkit_spki(cert_der: bytes) -> tuple[str | None, str | None]:
     """
     try:
         spki = spki_der(cert_der)
-        oid, params, key_bits = _spki_parts(spki)
+        oid, params, key_bits = spki_parts(spki)
     except (InputError, ValueError) as exc:
         return None, f"pinscan cannot read this certificate's key ({exc})"
     real = hashlib.sha256(spki).digest()
@@ -136,4 +136,4 @@ def trustkit_spki(cert_der: bytes) -> tuple[str | None, str | None]:
     )
 
 
-__all__ = ["trustkit_spki"]
+__all__ = ["spki_parts", "trustkit_spki"]
