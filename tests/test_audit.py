@@ -231,10 +231,10 @@ def test_python_api_returns_a_typed_result(fleet: Fleet, tmp_path: Path) -> None
             "thresholds.fail_on_changes: unknown kind 'key_rotate'",
         ),
         ("", "\n[scan]\nconcurrency = 0\n", "not valid TOML"),  # [scan] given twice
-        ("", "per_address = 0\n", "scan.per_address: must be at least 1, not 0"),
-        ("", "verify_processes = -1\n", "scan.verify_processes: must be 0 to 64, not -1"),
+        ("", "per_address = 0\n", "scan.per_address: must be an integer of at least 1, not 0"),
+        ("", "verify_processes = -1\n", "scan.verify_processes: must be an integer from 0 to 64, not -1"),
         ("android_debug = 1\n", "", "android_debug: must be true or false, not integer 1"),
-        ("", "connect_timeout = '5s'\n", "scan.connect_timeout: must be a number, not string '5s'"),
+        ("", "connect_timeout = '5s'\n", "scan.connect_timeout: must be a finite number of at least 0.01, not string '5s'"),
         ("", "\n[report]\nhtml = 3\n", "report.html: must be a path (a string), not integer 3"),
         ("colour = true\n", "", "colour: unknown key; known here: android_debug, history, inv"),
         ("thresholds = 3\n", "", "thresholds: must be a table ([thresholds]), not integer 3"),
