@@ -497,10 +497,9 @@ def _target(line: int, shown: str, fields: list[str], ports: tuple[int, ...]) ->
     else:
         host, is_ip, port = _authority(value)
     sni = _sni(fields[1]) if len(fields) == 2 else (None if is_ip else host)
-    return [
-        Target(line=line, target=shown, host=host, port=p, sni=sni)
-        for p in (ports if port is None else (port,))
-    ]
+    if port is not None or len(ports) == 1:  # the common case, without a loop
+        return [Target(line=line, target=shown, host=host, port=port or ports[0], sni=sni)]
+    return [Target(line=line, target=shown, host=host, port=p, sni=sni) for p in ports]
 
 
 def without_userinfo(text: str) -> str:

@@ -124,7 +124,7 @@ _SCAN, _TIMEOUTS = ScanConfig.BOUNDS, Timeouts.BOUNDS
     show_default=True, help="Endpoints in flight at once.",
 )  # fmt: skip
 @click.option(
-    "--rate", type=_bounded(_SCAN["rate"]),
+    "--rate", type=_bounded(_SCAN["rate"]), default=_DEFAULTS.rate,
     help="New connections per second, at most [default: no limit].",
 )  # fmt: skip
 @click.option(
@@ -156,6 +156,7 @@ _SCAN, _TIMEOUTS = ScanConfig.BOUNDS, Timeouts.BOUNDS
 @click.option("--system-store", is_flag=True, help="Also verify against the system's CA bundle.")
 @click.option(
     "--verify-processes", type=_bounded(_SCAN["verify_processes"]),
+    default=_DEFAULTS.verify_processes,
     help="Child processes that verify chains while the scan goes on "
     "[default: 1 with two cores or more, else 0: in the scanning process].",
 )  # fmt: skip
@@ -351,7 +352,7 @@ def scan_command(
         if not kept and not jsonl:
             rows = _endpoint_rows(ds, results)
             if output == "json":
-                document = {"endpoints": rows, "dataset": None, **summary}
+                document = {"dataset": None, **summary, "results": rows}
                 click.echo(json.dumps(document, indent=2, default=_json_value))
             else:
                 _print_endpoints(rows, bool(loaded))
@@ -561,7 +562,7 @@ def _print_endpoints(rows: list[dict[str, Any]], verdicts: bool) -> None:
             escape(r["subject"] or ""),
             _expires(r),
             escape(_verified(r)),
-            ", ".join(r.get("pin_verdicts") or []),
+            *([", ".join(r["pin_verdicts"] or [])] if verdicts else []),
         )
     console.print(table)
 
@@ -615,7 +616,7 @@ def _summary_text(out: str | None, s: dict[str, Any]) -> str:
     for error in s.get("chains_verified", {}).get("child_errors", []):
         lines.append(f"  verification child failed ({error}): verified in-process instead")
     expiring = s["expiring_within_30_days"]
-    lines.append(f"  endpoints whose certificate expires within 30 days or has: {expiring}")
+    lines.append(f"  endpoints whose certificate has expired or expires within 30 days: {expiring}")
     if "pin_verdicts" in s:
         verdicts = ", ".join(f"{k} {v}" for k, v in s["pin_verdicts"].items())
         lines.append(f"  pin verdicts: {verdicts or 'no endpoints'} (pinscan check {out} for more)")
