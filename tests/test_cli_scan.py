@@ -44,17 +44,26 @@ def test_one_host_prints_its_endpoint_and_keeps_nothing(no_temporary_left: None)
     with servers.good() as good, servers.closed_port() as closed:
         result = scan(f"127.0.0.1:{good.port} a.test", f"127.0.0.1:{closed.port}", *FAST)
     assert result.exit_code == 0, result.output
-    lines = result.stdout.splitlines()
-    ok = next(line for line in lines if f"127.0.0.1:{good.port} a.test" in line)
+    ok, refused = blocks(result.stdout)
+    *head, version = ok[0].split()
+    assert head == [f"127.0.0.1:{good.port}", "a.test", f"127.0.0.1:{good.port}", "ok"]
+    assert version.startswith("TLSv1.")
     # The whole pin on one line, for a copy and paste; the subject, the expiry, the verdict.
-    assert pinscan.spki_pin(leaf.der) in ok
-    assert "CN=a.test" in ok and "TLSv1." in ok
     expires = leaf.cert.not_valid_after_utc
-    assert f"{expires:%Y-%m-%d} ({(expires - dt.datetime.now(dt.UTC)).days} days)" in ok
-    assert "no: " in ok  # the test CA is in no trust store
-    refused = next(line for line in lines if f"127.0.0.1:{closed.port}" in line)
-    assert "refused" in refused
+    assert ok[1:] == [
+        f"  leaf pin  {pinscan.spki_pin(leaf.der)}",
+        "  subject   CN=a.test,O=Pinscan Test Fleet",
+        f"  expires   {expires:%Y-%m-%d} ({(expires - dt.datetime.now(dt.UTC)).days} days)",
+        ok[4],
+    ]
+    assert ok[4].startswith("  verified  no: ")  # the test CA is in no trust store
+    assert refused == [f"127.0.0.1:{closed.port}  refused: Connection refused"]
     assert "scanned 2 targets, 2 endpoints" in result.stderr and "nothing kept" in result.stderr
+
+
+def blocks(text: str) -> list[list[str]]:
+    """The printed endpoints: a block of lines each, separated by blank lines."""
+    return [block.splitlines() for block in text.strip().split("\n\n")]
 
 
 def test_without_out_format_json_prints_the_endpoints(no_temporary_left: None) -> None:
@@ -286,6 +295,5 @@ def test_without_out_a_policy_judges_each_printed_endpoint(
                 *FAST,
             )  # fmt: skip
             assert result.exit_code == code, result.output
-            row = next(line for line in result.stdout.splitlines() if "b.test" in line)
-            assert row.rstrip(" │|").endswith(verdict), row
-            assert "yes (ca_bundle)" in row
+            [endpoint] = blocks(result.stdout)
+            assert endpoint[-2:] == ["  verified  yes (ca_bundle)", f"  pins      {verdict}"]

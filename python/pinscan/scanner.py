@@ -71,6 +71,8 @@ class ScanStats:
     skipped_done: int = 0
     statuses: Counter[str] = field(default_factory=Counter)
     tls_versions: Counter[str] = field(default_factory=Counter)
+    #: Endpoints, not certificates (so that shards and resumed runs add up): those whose
+    #: presented chain does not verify, and those whose leaf has expired or expires within 30 days.
     unverified: int = 0
     expiring_30d: int = 0
     #: Distinct chains whose path was built in the scanning process and in child processes, and

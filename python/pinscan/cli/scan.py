@@ -23,7 +23,6 @@ import click
 import polars as pl
 from rich.console import Console
 from rich.markup import escape
-from rich.table import Table
 
 from pinscan.cli._progress import Progress, count_targets
 from pinscan.cli.check import EXIT_FINDINGS, FAILING, policy_options, read_policies
@@ -543,28 +542,29 @@ def _endpoint_rows(ds: ScanDataset, results: pl.DataFrame | None) -> list[dict[s
 
 
 def _print_endpoints(rows: list[dict[str, Any]], verdicts: bool) -> None:
-    """The endpoints as a table on stdout: what a person checking a host or two wants to see."""
-    # A pipe or a log file gets wide lines rather than folded pins.
-    console = Console(highlight=False, width=None if sys.stdout.isatty() else 400)
-    table = Table(title_justify="left")
-    for column in ("target", "address", "status", "TLS", "leaf pin (SPKI SHA-256)"):
-        table.add_column(column, overflow="fold", no_wrap=column.startswith("leaf"))
-    for column in ("subject", "expires", "verified", *(["pins"] if verdicts else [])):
-        table.add_column(column, overflow="fold")
-    for r in rows:
-        status = r["status"] + (f"\n[dim]{escape(r['error'])}[/]" if r["error"] else "")
-        table.add_row(
-            escape(r["target"]),
-            _address(r),
-            status,
-            r["tls_version"] or "",
-            r["spki_sha256"] or "",
-            escape(r["subject"] or ""),
-            _expires(r),
-            escape(_verified(r)),
-            *([", ".join(r["pin_verdicts"] or [])] if verdicts else []),
-        )
-    console.print(table)
+    """The endpoints on stdout, a few lines each, which read at any width: a line with the
+    target, address, status and TLS version, then the leaf's pin (whole, for a copy and paste),
+    subject, expiry, verification and, with policies, the verdicts."""
+    # soft_wrap: long lines are the terminal's to wrap; a pin is never cut.
+    console = Console(highlight=False, soft_wrap=True)
+    for i, r in enumerate(rows):
+        style = "green" if r["status"] == "ok" else "red"
+        status = f"[{style}]{r['status']}[/]" + (f": {escape(r['error'])}" if r["error"] else "")
+        address = _address(r)
+        if address == r["target"]:
+            address = ""  # `ip:port` said twice
+        head = [f"[bold]{escape(r['target'])}[/]", address, status, r["tls_version"] or ""]
+        console.print(("\n" if i else "") + "  ".join(part for part in head if part))
+        details = {
+            "leaf pin": r["spki_sha256"],
+            "subject": r["subject"],
+            "expires": _expires(r),
+            "verified": _verified(r),
+            "pins": ", ".join(r["pin_verdicts"] or []) if verdicts else None,
+        }
+        for label, value in details.items():
+            if value:
+                console.print(f"  {label:<9} {escape(value)}")
 
 
 def _address(r: dict[str, Any]) -> str:
