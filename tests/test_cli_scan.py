@@ -6,7 +6,12 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
+import signal
+import subprocess
+import sys
 import tempfile
+import time
 from pathlib import Path
 
 import click
@@ -297,3 +302,25 @@ def test_without_out_a_policy_judges_each_printed_endpoint(
             assert result.exit_code == code, result.output
             [endpoint] = blocks(result.stdout)
             assert endpoint[-2:] == ["  verified  yes (ca_bundle)", f"  pins      {verdict}"]
+
+
+def test_ctrl_c_without_out_says_nothing_was_kept(tmp_path: Path) -> None:
+    temporary = tmp_path / "tmp"
+    temporary.mkdir()
+    with servers.blackhole() as hole:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "pinscan", "scan", f"127.0.0.1:{hole.port}", "--deadline", "60"],
+            env={**os.environ, "TMPDIR": str(temporary)},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(600):  # bounded wait until the scan has begun
+            if any((temporary / d / "scan" / "scan.json").exists() for d in os.listdir(temporary)):
+                break
+            time.sleep(0.05)
+        process.send_signal(signal.SIGINT)
+        out, err = process.communicate(timeout=60)
+    assert process.returncode == 130, err
+    assert err == "pinscan: interrupted; nothing was kept (without -o)\n"
+    assert out == "" and list(temporary.iterdir()) == []

@@ -15,6 +15,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -305,6 +306,7 @@ def scan_command(
     with contextlib.ExitStack() as stack:
         if not kept:  # a dataset all the same, for the verdicts and the table; removed after
             out = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="pinscan-"))) / "scan"
+            stack.enter_context(_nothing_to_resume())
         if dask is not None:
             from pinscan.distributed import connect, scan_dask
 
@@ -366,6 +368,16 @@ def scan_command(
                 click.echo(_summary_text(place, summary), err=jsonl)
     if any(verdicts.get(v) for v in FAILING) or any(p.error for p in loaded):
         raise SystemExit(EXIT_FINDINGS)
+
+
+@contextlib.contextmanager
+def _nothing_to_resume() -> Iterator[None]:
+    """Ctrl-C without -o: the CLI's usual advice, `--resume`, has nothing to resume."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        click.echo("pinscan: interrupted; nothing was kept (without -o)", err=True)
+        raise SystemExit(130) from None
 
 
 def _inventory(
