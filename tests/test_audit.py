@@ -231,10 +231,32 @@ def test_python_api_returns_a_typed_result(fleet: Fleet, tmp_path: Path) -> None
             "thresholds.fail_on_changes: unknown kind 'key_rotate'",
         ),
         ("", "\n[scan]\nconcurrency = 0\n", "not valid TOML"),  # [scan] given twice
-        ("", "per_address = 0\n", "scan.per_address: must be at least 1, not 0"),
-        ("", "verify_processes = -1\n", "scan.verify_processes: must be 0 to 64, not -1"),
+        ("", "per_address = 0\n", "scan.per_address: must be an integer of at least 1, not 0"),
+        (
+            "",
+            "verify_processes = -1\n",
+            "scan.verify_processes: must be an integer from 0 to 64, not -1",
+        ),
+        # NaN and infinity are TOML numbers: a scan would crash on them after staging.
+        (
+            "",
+            "connect_timeout = nan\n",
+            "scan.connect_timeout: must be a finite number of at least 0.01, not nan",
+        ),
+        ("", "rate = inf\n", "scan.rate: must be a finite number of at least 0.1, not inf"),
+        ("", "handshake_timeout = -1\n", "scan.handshake_timeout: must be a finite number of"),
+        ("", "verify_processes = 65\n", "scan.verify_processes: must be an integer from 0 to 64"),
+        (
+            "",
+            "per_address = 1.5\n",
+            "scan.per_address: must be an integer of at least 1, not float 1.5",
+        ),
         ("android_debug = 1\n", "", "android_debug: must be true or false, not integer 1"),
-        ("", "connect_timeout = '5s'\n", "scan.connect_timeout: must be a number, not string '5s'"),
+        (
+            "",
+            "connect_timeout = '5s'\n",
+            "scan.connect_timeout: must be a finite number of at least 0.01, not string '5s'",
+        ),
         ("", "\n[report]\nhtml = 3\n", "report.html: must be a path (a string), not integer 3"),
         ("colour = true\n", "", "colour: unknown key; known here: android_debug, history, inv"),
         ("thresholds = 3\n", "", "thresholds: must be a table ([thresholds]), not integer 3"),
@@ -250,6 +272,19 @@ def test_a_bad_config_exits_2_naming_the_key(
     assert result.err.startswith(f"pinscan: {config}: ")
     assert message in result.err
     assert "Traceback" not in result.err and not history.exists()  # nothing was scanned
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "0", "-5"])
+def test_a_bad_deadline_stages_nothing(fleet: Fleet, tmp_path: Path, value: str) -> None:
+    history = tmp_path / "h"
+    config = fleet.config("deadline", str(history))
+    config.write_text(config.read_text().replace("deadline = 5", f"deadline = {value}"))
+    result = run("audit", str(config))
+    assert result.code == 2, result
+    assert result.err == (
+        f"pinscan: {config}: scan.deadline: must be a finite number of at least 0.01, not {value}\n"
+    )
+    assert not history.exists()  # no staged scan, no history
 
 
 def test_missing_inputs_are_config_errors(fleet: Fleet, tmp_path: Path) -> None:

@@ -23,7 +23,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import pinscan.inventory
-from pinscan.errors import InputError, InventoryError, PinscanError
+from pinscan.errors import ConfigError, InputError, InventoryError, PinscanError
 from pinscan.inventory import Inventory, InventoryStats, read_inventory
 from pinscan.records import BadTarget, Target
 
@@ -94,7 +94,7 @@ def error(line: str) -> str:
 def test_text_syntax(line: str, host: str, port: int, sni: str | None) -> None:
     t = target(line)
     assert (t.line, t.host, t.port, t.sni, t.ip) == (1, host, port, sni, None)
-    assert t.target == line
+    assert t.target == line.replace("user:secret@", "")  # no password is kept
 
 
 @pytest.mark.parametrize(
@@ -679,6 +679,66 @@ def test_parquet_strict(tmp_path: Path) -> None:
     pl.DataFrame({"host": ["a.example", "b.example", "*.c.example"]}).write_parquet(path)
     with pytest.raises(InventoryError, match=r"line 3: `\*.c.example`: host .* is a wildcard"):
         read_inventory(path, strict=True)
+
+
+# --- ports and passwords --------------------------------------------------------------------
+
+
+def test_ports_give_a_portless_target_one_target_per_port(tmp_path: Path) -> None:
+    data = b"a.test\na.test:8443\nhttps://b.test\n[::1]\nldaps://c.test\n10.0.0.1:25 s.test\n"
+    with read_inventory(io.BytesIO(data), ports=(443, 8443)) as inventory:
+        got = [(t.line, t.host, t.port) for t in inventory]
+    assert got == [
+        (1, "a.test", 443),
+        (1, "a.test", 8443),  # line 2 names this one again: a repeat
+        (3, "b.test", 443),  # a URL's port is its scheme's
+        (4, "::1", 443),
+        (4, "::1", 8443),
+        (5, "c.test", 636),
+        (6, "10.0.0.1", 25),
+    ]
+    assert inventory.stats == InventoryStats(targets=7, duplicates=1, bad=0)
+    assert read_inventory(io.BytesIO(data), ports=(1, 2), strict=True).total == 8
+    csv = b"host,port\na.test,\nb.test,25\n"
+    got = [(t.host, t.port) for t in read(csv, format="csv", ports=(80, 8080))]
+    assert got == [("a.test", 80), ("a.test", 8080), ("b.test", 25)]
+    path = tmp_path / "fleet.parquet"
+    pl.DataFrame({"target": ["a.test", "b.test:9"]}).write_parquet(path)
+    assert [(t.host, t.port) for t in read_inventory(path, ports=(7,))] == [
+        ("a.test", 7),
+        ("b.test", 9),
+    ]
+
+
+@pytest.mark.parametrize("ports", [(), (0,), (65536,), ("443",), (True,), 443, "443"])
+def test_ports_out_of_range_are_refused(ports: object) -> None:
+    with pytest.raises(ConfigError, match=r"^ports: must be a non-empty tuple of port numbers"):
+        read_inventory(io.BytesIO(b"a.test\n"), ports=ports)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("line", "shown"),
+    [
+        ("https://user:pw@example.com", "https://example.com"),
+        ("HTTPS://user@example.com:8443/a@b", "HTTPS://example.com:8443/a@b"),
+        ("wss://a:b@c:d@example.com/ x.test", "wss://example.com/ x.test"),
+        ("https://user:pw@example.com  # a comment", "https://example.com"),
+    ],
+)
+def test_a_password_in_a_url_is_not_kept(line: str, shown: str) -> None:
+    t = target(line)
+    assert t.target == shown and t.host == "example.com"
+
+
+def test_a_password_in_a_bad_line_or_a_csv_row_is_not_kept() -> None:
+    [bad] = read(b"ftp://user:secret@example.com/  # file server\n")
+    assert bad == BadTarget(
+        1,
+        "ftp://example.com/  # file server",
+        "`ftp://` is not a TLS URL scheme (use https://, or host:port)",
+    )
+    [row] = read(b"target,owner\nhttps://u:secret@example.com,ops\n", format="csv")
+    assert isinstance(row, Target) and row.target == "https://example.com,ops"
 
 
 # --- properties -----------------------------------------------------------------------------

@@ -229,7 +229,8 @@ def test_cli_usage_and_input_errors_exit_2(tmp_path: Path) -> None:
     assert strict.exit_code == 2
     assert "line 2" in strict.stderr
     assert not (tmp_path / "o2").exists(), "--strict fails before anything is written"
-    assert runner.invoke(main, ["scan", str(bad)]).exit_code == 2  # -o is required
+    both = runner.invoke(main, ["scan", str(bad), "-o", str(tmp_path / "o3"), "--history", "h"])
+    assert both.exit_code == 2
 
 
 def test_kill_9_then_resume_scans_every_target_exactly_once(tmp_path: Path) -> None:

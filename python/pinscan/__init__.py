@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from pinscan.changes import summary as diff_summary
     from pinscan.dataset import ScanDataset, open
     from pinscan.errors import (
+        ConfigError,
         DatasetError,
         InputError,
         InventoryError,
@@ -33,6 +34,7 @@ if TYPE_CHECKING:
 #: Public name -> (module, attribute in it; None for the module itself).
 _EXPORTS: dict[str, tuple[str, str | None]] = {
     "COLUMNS": ("pinscan.parse", "COLUMNS"),
+    "ConfigError": ("pinscan.errors", "ConfigError"),
     "DatasetError": ("pinscan.errors", "DatasetError"),
     "InputError": ("pinscan.errors", "InputError"),
     "InventoryError": ("pinscan.errors", "InventoryError"),
@@ -61,6 +63,7 @@ _EXPORTS: dict[str, tuple[str, str | None]] = {
 
 __all__ = [
     "COLUMNS",
+    "ConfigError",
     "DatasetError",
     "InputError",
     "InventoryError",

@@ -21,19 +21,19 @@ import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import polars as pl
 
+from pinscan import errors
 from pinscan.changes import CHANGES, DEFAULT_FAIL_ON
 from pinscan.changes import diff as diff_scans
 from pinscan.changes import summary as diff_summary
-from pinscan.config import ScanConfig, Timeouts
+from pinscan.config import Bounds, ScanConfig, Timeouts, checked
 from pinscan.dataset import ScanDataset
 from pinscan.dataset import history as hist
 from pinscan.dataset import open as open_dataset
 from pinscan.dataset._files import atomic_write_json
-from pinscan.errors import InputError
 from pinscan.inventory import read_inventory
 from pinscan.policy import FORMATS, load_policies
 from pinscan.policy.model import Policy
@@ -48,13 +48,16 @@ EXAMPLES = 10
 _DAY = 86_400.0
 
 
-class ConfigError(InputError):
+class ConfigError(errors.ConfigError):
     """An audit configuration that cannot be used: ``source`` is the file, ``key`` the dotted
-    key at fault (``thresholds.max_unverified``), ``None`` for the file as a whole."""
+    key at fault (``thresholds.max_unverified``), ``None`` for the file as a whole. A
+    :class:`pinscan.errors.ConfigError` whose ``setting`` is ``source: key``."""
 
     def __init__(self, source: str, key: str | None, message: str) -> None:
-        super().__init__(source, f"{key}: {message}" if key else message)
+        super().__init__(f"{source}: {key}" if key else source, message)
+        self.source = source
         self.key = key
+        self.message = f"{key}: {message}" if key else message
 
 
 @dataclass(frozen=True)
@@ -201,22 +204,7 @@ def load_config(path: str | os.PathLike[str]) -> AuditConfig:
     policy_format = top.choice("policy_format", FORMATS)
     android_debug = top.boolean("android_debug", False)
     scan = top.table("scan")
-    defaults, timeouts = ScanConfig(), Timeouts()
-    scan_config = ScanConfig(
-        concurrency=scan.integer("concurrency", defaults.concurrency, minimum=1, maximum=100_000),
-        rate=scan.number("rate", None, minimum=0.1),
-        per_address=scan.integer("per_address", defaults.per_address, minimum=1),
-        retries=scan.integer("retries", defaults.retries, minimum=0, maximum=10),
-        timeouts=Timeouts(
-            connect=scan.number("connect_timeout", timeouts.connect, minimum=0.01),
-            handshake=scan.number("handshake_timeout", timeouts.handshake, minimum=0.01),
-            deadline=scan.number("deadline", timeouts.deadline, minimum=0.01),
-        ),
-        first_address=scan.boolean("first_address", defaults.first_address),
-        ca_bundle=scan.path("ca_bundle", exists=True),
-        system_store=scan.boolean("system_store", defaults.system_store),
-        verify_processes=scan.integer("verify_processes", None, minimum=0, maximum=64),
-    )
+    scan_config = _scan_config(scan)
     inventory_format = scan.choice("inventory_format", ("text", "csv", "parquet"))
     strict = scan.boolean("strict", False)
     report = top.table("report")
@@ -254,6 +242,38 @@ def load_config(path: str | os.PathLike[str]) -> AuditConfig:
     )
 
 
+#: The keys of ``[scan]`` that set a number of :class:`Timeouts`, and the field each sets; the
+#: others are :class:`ScanConfig`'s own names.
+_TIMEOUT_KEYS = {
+    "connect_timeout": "connect",
+    "handshake_timeout": "handshake",
+    "deadline": "deadline",
+}
+_SCAN_KEYS = ("concurrency", "rate", "per_address", "retries", "verify_processes")
+
+
+def _scan_config(scan: _Table) -> ScanConfig:
+    """``[scan]`` as a :class:`ScanConfig`, with its defaults and bounds."""
+    defaults = ScanConfig()
+    timeouts = {
+        field: scan.setting(key, Timeouts.BOUNDS[field], getattr(defaults.timeouts, field))
+        for key, field in _TIMEOUT_KEYS.items()
+    }
+    numbers = {
+        key: scan.setting(key, ScanConfig.BOUNDS[key], getattr(defaults, key)) for key in _SCAN_KEYS
+    }
+    try:
+        return ScanConfig(
+            **numbers,
+            timeouts=Timeouts(**timeouts),
+            first_address=scan.boolean("first_address", defaults.first_address),
+            ca_bundle=scan.path("ca_bundle", exists=True),
+            system_store=scan.boolean("system_store", defaults.system_store),
+        )
+    except errors.ConfigError as exc:  # every key was checked above: a backstop
+        raise ConfigError(str(scan.source), "scan", str(exc)) from None
+
+
 class _Table:
     """One TOML table of the configuration: typed getters that name the key in every error, and
     :meth:`finish`, which rejects the keys no getter asked for."""
@@ -268,7 +288,7 @@ class _Table:
             self.fail(key, "is required")
         return self.data.get(key)
 
-    def fail(self, key: str, message: str) -> None:
+    def fail(self, key: str, message: str) -> NoReturn:
         raise ConfigError(str(self.source), self.prefix + key, message)
 
     def _wrong(self, key: str, value: Any, wanted: str) -> None:
@@ -293,14 +313,17 @@ class _Table:
         self._range(key, value, minimum, maximum)
         return value
 
-    def number(self, key: str, default: float | None, *, minimum: float) -> float | None:
+    def setting(self, key: str, bounds: Bounds, default: Any) -> Any:
+        """A number of the scan's settings, with the bounds :mod:`pinscan.config` states."""
         value = self._get(key)
         if value is None:
             return default
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            self._wrong(key, value, "a number")
-        self._range(key, value, minimum, None)
-        return float(value)
+        if isinstance(value, bool) or not isinstance(value, bounds.kind | int):
+            self._wrong(key, value, bounds.describe())
+        try:
+            return bounds.check(key, value)
+        except errors.ConfigError as exc:
+            self.fail(key, exc.reason)
 
     def _range(self, key: str, value: float, minimum: float, maximum: float | None) -> None:
         if value < minimum or (maximum is not None and value > maximum):
@@ -394,6 +417,7 @@ def run(
     >>> result.exit_code, [c.name for c in result.crossed]  # doctest: +SKIP
     """
     cfg = config if isinstance(config, AuditConfig) else load_config(config)
+    checked(cfg.scan)  # an AuditConfig made in Python: its scan settings, before anything runs
     policies = [
         p
         for path in cfg.policies

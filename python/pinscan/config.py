@@ -1,11 +1,65 @@
 # SPDX-License-Identifier: Apache-2.0
-"""Scan settings as frozen dataclasses. Only the CLI reads flags and ``PINSCAN_*`` variables; it
-builds these and hands them down, and each layer reads only its own fields."""
+"""Scan settings as frozen dataclasses, checked when they are made. Only the CLI reads flags and
+``PINSCAN_*`` variables; it builds these and hands them down, and each layer reads only its own
+fields.
+
+Each setting's default and bounds are stated here, once: the defaults are the fields', the
+bounds of the numbers are in :attr:`ScanConfig.BOUNDS` and :attr:`Timeouts.BOUNDS`, and
+``pinscan scan``'s options and ``pinscan audit``'s ``[scan]`` table take theirs from these. A value
+of the wrong type or out of range raises :class:`~pinscan.errors.ConfigError` (a ``ValueError``)
+naming the field and what it allows, so that no bad value reaches a scan: ``concurrency=0`` would
+otherwise scan nothing and call it complete.
+"""
 
 from __future__ import annotations
 
+import math
+import numbers
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, ClassVar
+
+from pinscan.errors import ConfigError
+
+
+@dataclass(frozen=True, slots=True)
+class Bounds:
+    """The values of one numeric setting: an integer (``kind`` ``int``) or a finite number
+    (``float``, integers accepted) from ``minimum`` to ``maximum`` (no upper bound when
+    ``None``); ``None`` as well when ``optional``. ``True`` and ``False`` are not numbers here."""
+
+    kind: type[int] | type[float]
+    minimum: float
+    maximum: float | None = None
+    optional: bool = False
+
+    def describe(self) -> str:
+        """What the setting accepts, as messages say it: ``an integer from 1 to 100000``."""
+        what = "an integer" if self.kind is int else "a finite number"
+        if self.maximum is None:
+            return f"{what} of at least {self.minimum:g}"
+        return f"{what} from {self.minimum:g} to {self.maximum:g}"
+
+    def check(self, setting: str, value: Any) -> Any:
+        """``value`` as an ``int`` or ``float``; :class:`~pinscan.errors.ConfigError` naming
+        ``setting`` when it is not one of the values described."""
+        if value is None and self.optional:
+            return None
+        number: float | None = None
+        if not isinstance(value, bool):
+            if self.kind is int and isinstance(value, numbers.Integral):
+                number = int(value)
+            elif self.kind is float and isinstance(value, numbers.Real):
+                number = float(value)
+        if (
+            number is None
+            or not math.isfinite(number)
+            or number < self.minimum
+            or (self.maximum is not None and number > self.maximum)
+        ):
+            raise ConfigError(setting, f"must be {self.describe()}, not {_shown(value)}")
+        return number
 
 
 @dataclass(frozen=True, slots=True)
@@ -16,6 +70,15 @@ class Timeouts:
     connect: float = 5.0
     handshake: float = 10.0
     deadline: float = 30.0
+
+    BOUNDS: ClassVar[dict[str, Bounds]] = {
+        "connect": Bounds(float, 0.01),
+        "handshake": Bounds(float, 0.01),
+        "deadline": Bounds(float, 0.01),
+    }
+
+    def __post_init__(self) -> None:
+        _check_numbers(self, "Timeouts")
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,14 +93,79 @@ class ScanConfig:
     timeouts: Timeouts = field(default_factory=Timeouts)
     #: Scan only the first address a name resolves to, instead of every address.
     first_address: bool = False
-    #: Extra trust anchors (private PKI), a store of their own after Mozilla's roots.
+    #: Extra trust anchors (private PKI), a store of their own after Mozilla's roots; the file
+    #: must exist.
     ca_bundle: Path | None = None
     system_store: bool = False
     #: Child processes that build chains' paths while the scan goes on; ``None``: one when the
     #: machine has two cores or more, else none (``0``: verify in the scanning process).
     verify_processes: int | None = None
-    #: ALPN protocols offered in the ClientHello.
+    #: ALPN protocols offered in the ClientHello (none when empty).
     alpn: tuple[str, ...] = ("h2", "http/1.1")
     #: Flush a part file after this many endpoints or seconds, whichever comes first.
     flush_rows: int = 5000
     flush_seconds: float = 10.0
+
+    BOUNDS: ClassVar[dict[str, Bounds]] = {
+        "concurrency": Bounds(int, 1, 100_000),
+        "rate": Bounds(float, 0.1, optional=True),
+        "per_address": Bounds(int, 1),
+        "retries": Bounds(int, 0, 10),
+        "verify_processes": Bounds(int, 0, 64, optional=True),
+        "flush_rows": Bounds(int, 1),
+        "flush_seconds": Bounds(float, 0.1),
+    }
+
+    def __post_init__(self) -> None:
+        _check_numbers(self, "ScanConfig")
+        if not isinstance(self.timeouts, Timeouts):
+            reason = f"must be a Timeouts, not {_shown(self.timeouts)}"
+            raise ConfigError("ScanConfig.timeouts", reason)
+        for name in ("first_address", "system_store"):
+            if not isinstance(getattr(self, name), bool):
+                value = _shown(getattr(self, name))
+                raise ConfigError(f"ScanConfig.{name}", f"must be True or False, not {value}")
+        if self.ca_bundle is not None:
+            if not isinstance(self.ca_bundle, str | os.PathLike):
+                reason = f"must be a path or None, not {_shown(self.ca_bundle)}"
+                raise ConfigError("ScanConfig.ca_bundle", reason)
+            bundle = Path(self.ca_bundle)
+            if not bundle.is_file():
+                raise ConfigError("ScanConfig.ca_bundle", f"no such file: {bundle}")
+            object.__setattr__(self, "ca_bundle", bundle)
+        object.__setattr__(self, "alpn", _alpn(self.alpn))
+
+
+def checked(config: Any) -> ScanConfig:
+    """``config`` as the settings of a scan: the defaults for ``None``; an error for anything
+    but a :class:`ScanConfig` (which checked itself when it was made)."""
+    if config is None:
+        return ScanConfig()
+    if not isinstance(config, ScanConfig):
+        raise ConfigError("config", f"must be a pinscan.config.ScanConfig, not {_shown(config)}")
+    return config
+
+
+def _check_numbers(settings: Any, owner: str) -> None:
+    for name, bounds in settings.BOUNDS.items():
+        value = bounds.check(f"{owner}.{name}", getattr(settings, name))
+        object.__setattr__(settings, name, value)  # ints given for floats become floats
+
+
+def _alpn(value: Any) -> tuple[str, ...]:
+    """ALPN protocol names as OpenSSL takes them: 1 to 255 ASCII characters each."""
+    if isinstance(value, str | bytes) or not isinstance(value, tuple | list):
+        reason = f"must be a tuple of protocol names, such as ('h2',), not {_shown(value)}"
+        raise ConfigError("ScanConfig.alpn", reason)
+    for name in value:
+        if not (isinstance(name, str) and name.isascii() and 1 <= len(name) <= 255):
+            reason = f"protocol names are 1 to 255 ASCII characters, not {_shown(name)}"
+            raise ConfigError("ScanConfig.alpn", reason)
+    return tuple(value)
+
+
+def _shown(value: Any) -> str:
+    """A bad value for a message, with its type when the type is the problem: ``'5' (str)``."""
+    if value is None or isinstance(value, int | float):
+        return repr(value)
+    return f"{value!r} ({type(value).__name__})"

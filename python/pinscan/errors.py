@@ -22,6 +22,17 @@ class InputError(PinscanError):
         self.message = message
 
 
+class ConfigError(PinscanError, ValueError):
+    """A setting pinscan cannot use: of the wrong type, or outside its range. ``setting`` names
+    it (``ScanConfig.concurrency``, ``Timeouts.deadline``, an audit file's ``scan.deadline``);
+    ``reason`` says what is allowed and what was given."""
+
+    def __init__(self, setting: str, reason: str) -> None:
+        super().__init__(f"{setting}: {reason}")
+        self.setting = setting
+        self.reason = reason
+
+
 class DatasetError(PinscanError):
     """A scan dataset that cannot be created, resumed or read; ``path`` names it."""
 

@@ -4,8 +4,9 @@
 A text line is ``target [sni]``, then an optional ``# comment``. ``target`` is ``host``,
 ``host:port``, ``ip``, ``ip:port``, ``[v6]``, ``[v6]:port``, a bare IPv6 address (always without a
 port: ``2001:db8::1:443`` is one address), or a URL of a TLS scheme, ``https://host[:port][/path]``.
-The port defaults to 443 (to the scheme's port for URLs); ``sni`` is the name to send instead of
-the host's.
+A target that names no port is scanned on 443, or on each of the ``ports`` given to
+:func:`read_inventory` (``pinscan scan --port``); a URL's port is its scheme's. ``sni`` is the name
+to send instead of the host's.
 
 CSV and Parquet inventories have any sensible subset of the columns ``host``, ``port``, ``sni`` and
 ``ip`` (``host`` and ``ip`` together: connect to ``ip``, send ``host``), or a ``target`` column that
@@ -21,7 +22,9 @@ literals in SNI). ``Target.ip`` is set only for a name given with a fixed addres
 ``ip`` columns); an IP-literal target keeps its address in ``host``.
 
 ``Target.target`` is what the inventory says: a text line without its comment, a CSV record's line,
-a Parquet row's known columns joined by commas. ``Target.line`` is the 1-based line number in the
+a Parquet row's known columns joined by commas; but the user information of URLs
+(``https://user:password@host``) is left out, there and in bad lines, so that no password is
+stored or printed. ``Target.line`` is the 1-based line number in the
 file (the row number for Parquet).
 
 A line that cannot be a target becomes a :class:`~pinscan.records.BadTarget` with the reason (and
@@ -48,7 +51,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import IO, Any, Literal, cast
 
-from pinscan.errors import InputError, InventoryError
+from pinscan.errors import ConfigError, InputError, InventoryError
 from pinscan.records import BadTarget, Target
 
 #: The port of a target that names none.
@@ -85,6 +88,8 @@ _MAX_LINE = 65536
 _PARQUET_BATCH = 65536
 
 _COMMENT = re.compile(r"(?:^|\s)#")
+# The user information of a URL (`https://user:password@`), up to the last `@` of its authority.
+_USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^/?#\s]*@")
 # PEP 383: undecodable bytes 0x80-0xff are decoded to lone surrogates U+DC80-U+DCFF.
 _UNDECODABLE = re.compile("[\udc80-\udcff]")
 _DOTS = re.compile("[.\u3002\uff0e\uff61]")  # the label separators of IDNA (RFC 3490 section 3.1)
@@ -123,11 +128,17 @@ class Inventory(Iterator[Target | BadTarget]):
     """
 
     def __init__(
-        self, source: Source, *, format: Format | None = None, strict: bool = False
+        self,
+        source: Source,
+        *,
+        format: Format | None = None,
+        strict: bool = False,
+        ports: tuple[int, ...] = (DEFAULT_PORT,),
     ) -> None:
         self.name = _source_name(source)
         self.format = _format(source, format)
         self.strict = strict
+        self.ports = _ports(ports)
         self.stats = InventoryStats()
         #: Distinct targets, counted by strict mode's checking pass; ``None`` when not strict.
         self.total: int | None = None
@@ -182,11 +193,11 @@ class Inventory(Iterator[Target | BadTarget]):
 
     def _read(self, file: IO[bytes]) -> Iterator[Target | BadTarget]:
         if self.format == "parquet":
-            return _parquet_items(file, self.name)
+            return _parquet_items(file, self.name, self.ports)
         _check_magic(file, self.name)
         if self.format == "csv":
-            return _csv_items(file, self.name)
-        return _text_items(file)
+            return _csv_items(file, self.name, self.ports)
+        return _text_items(file, self.ports)
 
     def _check(self, file: IO[bytes]) -> int:
         """Strict mode's first pass: the number of distinct targets, or the first bad line."""
@@ -200,7 +211,11 @@ class Inventory(Iterator[Target | BadTarget]):
 
 
 def read_inventory(
-    source: Source, *, format: Format | None = None, strict: bool = False
+    source: Source,
+    *,
+    format: Format | None = None,
+    strict: bool = False,
+    ports: tuple[int, ...] = (DEFAULT_PORT,),
 ) -> Inventory:
     """The targets of an inventory, read lazily, each distinct target once.
 
@@ -217,6 +232,9 @@ def read_inventory(
         :class:`~pinscan.errors.InventoryError` for its first bad line: the scan can then fail
         before any connection. The inventory is then read a second time, as it is iterated; a
         source that cannot seek (stdin from a pipe) is first copied to a temporary file.
+    ports
+        The ports of a target that names none (``host``, ``[v6]``, a CSV row without ``port``):
+        one target per port, in this order. A URL's port is its scheme's (``https://``: 443).
 
     Returns
     -------
@@ -255,7 +273,19 @@ def read_inventory(
     >>> inventory.stats
     InventoryStats(targets=2, duplicates=1, bad=1)
     """
-    return Inventory(source, format=format, strict=strict)
+    return Inventory(source, format=format, strict=strict, ports=ports)
+
+
+def _ports(ports: Any) -> tuple[int, ...]:
+    if (
+        isinstance(ports, str | bytes)
+        or not isinstance(ports, tuple | list)
+        or not ports
+        or not all(type(p) is int and 1 <= p <= 65535 for p in ports)
+    ):
+        msg = f"must be a non-empty tuple of port numbers (1-65535), not {ports!r}"
+        raise ConfigError("ports", msg)
+    return tuple(dict.fromkeys(ports))
 
 
 class _KeySet:
@@ -410,8 +440,9 @@ def _port(text: str) -> int:
     return int(text)
 
 
-def _authority(text: str, default_port: int) -> tuple[str, bool, int]:
-    """``host[:port]``, ``[v6][:port]`` or a bare IPv6 address: (host, is IP, port)."""
+def _authority(text: str) -> tuple[str, bool, int | None]:
+    """``host[:port]``, ``[v6][:port]`` or a bare IPv6 address: (host, is IP, port or ``None``
+    when it names none)."""
     if text.startswith("["):
         inner, bracket, rest = text[1:].partition("]")
         if not bracket:
@@ -423,7 +454,7 @@ def _authority(text: str, default_port: int) -> tuple[str, bool, int]:
             msg = f"`[{inner}]` is not an IPv6 address ({exc})"
             raise _Invalid(msg) from None
         if not rest:
-            return address, True, default_port
+            return address, True, None
         if not rest.startswith(":"):
             msg = f"expected `:port` after `]`, found {_q(rest)}"
             raise _Invalid(msg)
@@ -433,10 +464,10 @@ def _authority(text: str, default_port: int) -> tuple[str, bool, int]:
         if address is None:
             msg = f"{_q(text)} is neither `host:port` nor an IPv6 address (write `[v6]:port`)"
             raise _Invalid(msg)
-        return address, True, default_port
+        return address, True, None
     host_text, colon, port_text = text.partition(":")
     host, is_ip = _host(host_text)
-    return host, is_ip, _port(port_text) if colon else default_port
+    return host, is_ip, _port(port_text) if colon else None
 
 
 def _url(text: str) -> tuple[str, bool, int]:
@@ -450,41 +481,59 @@ def _url(text: str) -> tuple[str, bool, int]:
     if not authority:
         msg = "URL without a host"
         raise _Invalid(msg)
-    return _authority(authority, default_port)
+    host, is_ip, port = _authority(authority)
+    return host, is_ip, default_port if port is None else port
 
 
-def _target(line: int, shown: str, fields: list[str]) -> Target:
-    """A target from the fields of a text line: ``target [sni]``."""
+def _target(line: int, shown: str, fields: list[str], ports: tuple[int, ...]) -> list[Target]:
+    """The targets of the fields of a text line, ``target [sni]``: one, or one per port of
+    ``ports`` when the target names no port (a URL's port is its scheme's)."""
     if len(fields) > 2:
         msg = f"expected `target [sni]`, found {len(fields)} fields"
         raise _Invalid(msg)
     value = fields[0]
-    host, is_ip, port = _url(value) if "://" in value else _authority(value, DEFAULT_PORT)
+    if "://" in value:
+        host, is_ip, port = _url(value)
+    else:
+        host, is_ip, port = _authority(value)
     sni = _sni(fields[1]) if len(fields) == 2 else (None if is_ip else host)
-    return Target(line=line, target=shown, host=host, port=port, sni=sni)
+    if port is not None or len(ports) == 1:  # the common case, without a loop
+        return [Target(line=line, target=shown, host=host, port=port or ports[0], sni=sni)]
+    return [Target(line=line, target=shown, host=host, port=p, sni=sni) for p in ports]
 
 
-def _text_item(line: int, text: str) -> Target | BadTarget | None:
-    """One text line as a target, a bad target, or ``None`` for a blank or comment line."""
+def without_userinfo(text: str) -> str:
+    """``text`` with the user information of its URLs removed: ``https://user:pw@host/`` keeps
+    ``https://host/``, so that no password reaches a dataset or a terminal."""
+    return _USERINFO.sub(r"\1", text) if "@" in text else text
+
+
+def _text_item(line: int, text: str, ports: tuple[int, ...]) -> list[Target] | BadTarget | None:
+    """One text line as its targets (one per port of ``ports`` when it names none), a bad
+    target, or ``None`` for a blank or comment line."""
     comment = _COMMENT.search(text) if "#" in text else None
-    content = (text[: comment.start()] if comment else text).strip()
+    content = without_userinfo((text[: comment.start()] if comment else text).strip())
     if not content:
         return None
     try:
         if not content.isascii():
             _check_decoded(content, "line")
-        return _target(line, content, content.split())
+        return _target(line, content, content.split(), ports)
     except _Invalid as exc:
-        return BadTarget(line=line, target=_printable(text.strip()), error=str(exc))
+        shown = _printable(without_userinfo(text.strip()))
+        return BadTarget(line=line, target=shown, error=str(exc))
 
 
-def _row_item(line: int, shown: str, values: dict[str, str]) -> Target | BadTarget | None:
-    """One CSV or Parquet row (its known columns) as a target, or ``None`` when it is empty."""
+def _row_item(
+    line: int, shown: str, values: dict[str, str], ports: tuple[int, ...]
+) -> list[Target] | BadTarget | None:
+    """One CSV or Parquet row (its known columns) as its targets (see :func:`_text_item`), a bad
+    target, or ``None`` when it is empty."""
     if not any(values.values()):
         # Spreadsheets export empty rows (`,,,`) after the data.
         return None
     # Undecodable bytes in the columns pinscan does not read do no harm, but are shown escaped.
-    shown = _printable(shown)
+    shown = _printable(without_userinfo(shown))
     try:
         for name, value in values.items():
             _check_decoded(value, f"`{name}`")
@@ -498,13 +547,15 @@ def _row_item(line: int, shown: str, values: dict[str, str]) -> Target | BadTarg
                     msg = "both the `target` value and the `sni` column name an SNI"
                     raise _Invalid(msg)
                 fields.append(values["sni"])
-            return _target(line, shown, fields)
-        return _columns_target(line, shown, values)
+            return _target(line, shown, fields, ports)
+        return _columns_target(line, shown, values, ports)
     except _Invalid as exc:
         return BadTarget(line=line, target=shown, error=str(exc))
 
 
-def _columns_target(line: int, shown: str, values: dict[str, str]) -> Target:
+def _columns_target(
+    line: int, shown: str, values: dict[str, str], ports: tuple[int, ...]
+) -> list[Target]:
     ip = None
     if values.get("ip"):
         ip = _address(values["ip"].removeprefix("[").removesuffix("]"))
@@ -523,9 +574,11 @@ def _columns_target(line: int, shown: str, values: dict[str, str]) -> Target:
     else:
         msg = "no `host` or `ip`"
         raise _Invalid(msg)
-    port = _port(values["port"]) if values.get("port") else DEFAULT_PORT
     sni = _sni(values["sni"]) if values.get("sni") else (None if is_ip else host)
-    return Target(line=line, target=shown, host=host, port=port, sni=sni, ip=ip)
+    return [
+        Target(line=line, target=shown, host=host, port=port, sni=sni, ip=ip)
+        for port in ((_port(values["port"]),) if values.get("port") else ports)
+    ]
 
 
 def _lines(file: IO[bytes]) -> Iterator[tuple[int, str, bool]]:
@@ -548,14 +601,18 @@ def _too_long(line: int, text: str) -> BadTarget:
     return BadTarget(line=line, target=_printable(text[:80].strip()) + "...", error=error)
 
 
-def _text_items(file: IO[bytes]) -> Iterator[Target | BadTarget]:
+def _text_items(file: IO[bytes], ports: tuple[int, ...]) -> Iterator[Target | BadTarget]:
     for line, text, whole in _lines(file):
-        item = _text_item(line, text) if whole else _too_long(line, text)
-        if item is not None:
+        item = _text_item(line, text, ports) if whole else _too_long(line, text)
+        if isinstance(item, list):
+            yield from item
+        elif item is not None:
             yield item
 
 
-def _csv_items(file: IO[bytes], source: str) -> Iterator[Target | BadTarget]:
+def _csv_items(
+    file: IO[bytes], source: str, ports: tuple[int, ...]
+) -> Iterator[Target | BadTarget]:
     """Reads the header now (errors are the caller's) and returns the rows' iterator."""
     lines = _lines(file)
     for line, text, whole in lines:
@@ -566,12 +623,12 @@ def _csv_items(file: IO[bytes], source: str) -> Iterator[Target | BadTarget]:
                 header = next(csv.reader([text.rstrip("\r\n")], strict=True))
             except csv.Error as exc:
                 raise InputError(source, f"line {line}: not a CSV header ({exc})") from None
-            return _csv_rows(lines, _columns(header, source))
+            return _csv_rows(lines, _columns(header, source), ports)
     return iter(())
 
 
 def _csv_rows(
-    lines: Iterator[tuple[int, str, bool]], columns: dict[str, int]
+    lines: Iterator[tuple[int, str, bool]], columns: dict[str, int], ports: tuple[int, ...]
 ) -> Iterator[Target | BadTarget]:
     # One record per line, parsed on its own: a stray quote spoils its line only, and line
     # numbers are the file's.
@@ -590,12 +647,16 @@ def _csv_rows(
             yield BadTarget(line=line, target=_printable(shown), error=f"not a CSV record ({exc})")
             continue
         values = {name: row[i].strip() if i < len(row) else "" for name, i in columns.items()}
-        item = _row_item(line, shown, values)
-        if item is not None:
+        item = _row_item(line, shown, values, ports)
+        if isinstance(item, list):
+            yield from item
+        elif item is not None:
             yield item
 
 
-def _parquet_items(file: IO[bytes], source: str) -> Iterator[Target | BadTarget]:
+def _parquet_items(
+    file: IO[bytes], source: str, ports: tuple[int, ...]
+) -> Iterator[Target | BadTarget]:
     """Reads the schema now (errors are the caller's) and returns the rows' iterator."""
     # Imported here: only Parquet inventories need pyarrow, and it takes a while to import.
     import pyarrow as pa
@@ -607,11 +668,12 @@ def _parquet_items(file: IO[bytes], source: str) -> Iterator[Target | BadTarget]
         raise InputError(source, f"not a Parquet file ({exc})") from None
     names = parquet.schema_arrow.names
     columns = _columns(names, source)
-    return _parquet_rows(parquet, {name: names[i] for name, i in columns.items()}, source)
+    selected = {name: names[i] for name, i in columns.items()}
+    return _parquet_rows(parquet, selected, source, ports)
 
 
 def _parquet_rows(
-    parquet: Any, columns: dict[str, str], source: str
+    parquet: Any, columns: dict[str, str], source: str, ports: tuple[int, ...]
 ) -> Iterator[Target | BadTarget]:
     import pyarrow as pa
 
@@ -623,8 +685,10 @@ def _parquet_rows(
             for row in zip(*cells, strict=True):
                 line += 1
                 values = {name: _cell(value) for name, value in zip(columns, row, strict=True)}
-                item = _row_item(line, ",".join(values.values()), values)
-                if item is not None:
+                item = _row_item(line, ",".join(values.values()), values, ports)
+                if isinstance(item, list):
+                    yield from item
+                elif item is not None:
                     yield item
     except pa.ArrowException as exc:
         raise InputError(source, f"row {line + 1}: cannot read the Parquet file ({exc})") from None

@@ -34,11 +34,11 @@ import anyio
 import anyio.abc
 
 from pinscan import _core
-from pinscan.config import ScanConfig
+from pinscan.config import ScanConfig, checked
 from pinscan.dataset import DatasetWriter, ScanDataset
 from pinscan.dataset import open as open_dataset
 from pinscan.dataset.writer import id_bits
-from pinscan.errors import PinscanError
+from pinscan.errors import InputError, PinscanError
 from pinscan.handshake import client_context, handshake
 from pinscan.inventory import Inventory, read_inventory
 from pinscan.records import BadTarget, Endpoint, Handshake, Target
@@ -71,6 +71,8 @@ class ScanStats:
     skipped_done: int = 0
     statuses: Counter[str] = field(default_factory=Counter)
     tls_versions: Counter[str] = field(default_factory=Counter)
+    #: Endpoints, not certificates (so that shards and resumed runs add up): those whose
+    #: presented chain does not verify, and those whose leaf has expired or expires within 30 days.
     unverified: int = 0
     expiring_30d: int = 0
     #: Distinct chains whose path was built in the scanning process and in child processes, and
@@ -148,12 +150,12 @@ class Scanner:
     def __init__(
         self,
         config: ScanConfig,
-        writer: DatasetWriter,
         *,
         on_endpoint: Callable[[Endpoint], None] | None = None,
     ) -> None:
+        # Everything that reads a file (the trust stores) is done here, before :meth:`run` is
+        # given its writer: a bad --ca-bundle fails the scan before its dataset is created.
         self.config = config
-        self.writer = writer
         self.stats = ScanStats()
         self._on_endpoint = on_endpoint
         self._context = client_context(alpn=config.alpn)
@@ -170,7 +172,8 @@ class Scanner:
         self._last_flush = time.monotonic()
         self._flush_lock = anyio.Lock()
 
-    async def run(self, items: Iterator[Target | BadTarget]) -> ScanStats:
+    async def run(self, items: Iterator[Target | BadTarget], writer: DatasetWriter) -> ScanStats:
+        self.writer = writer
         feed = _Feed(items)
         await feed.fill()
         # Workers rather than a task per target: a worker starts its next target as soon as its
@@ -393,32 +396,41 @@ async def scan_async(
     """Scan an inventory and write a dataset; see :func:`scan`. ``scan_id`` names a new scan
     (a history stages it in a directory of that name); a new id by default. ``history`` (with
     ``policies``) adds the scan to a history instead of writing ``out``, as :func:`scan` does."""
+    config = checked(config)
     if history is not None:
         if out is not None or scan_id is not None:
             raise PinscanError("history= replaces out= (and names its scans itself): give one")
         from pinscan.dataset.history import scan_async as history_scan
 
-        return await history_scan(
-            inventory, history, resume=resume, policies=policies, config=config,
-            inventory_format=inventory_format, on_endpoint=on_endpoint, arguments=arguments,
-        )  # fmt: skip
+        # The inventory is opened before the history is touched: a bad one stages nothing.
+        with _items(inventory, inventory_format) as items:
+            return await history_scan(
+                items, history, resume=resume, policies=policies, config=config,
+                inventory_format=inventory_format, on_endpoint=on_endpoint, arguments=arguments,
+            )  # fmt: skip
     if policies:
         raise PinscanError("policies= judges a scan added to a history: give history= too")
-    config = config or ScanConfig()
-    root = Path(out) if out is not None else Path(tempfile.mkdtemp(prefix="pinscan-"))
-    if resume:
-        writer = DatasetWriter.resume(root)
-    else:
-        args = {"inventory": _describe(inventory), **(arguments or {})}
-        writer = DatasetWriter.create(
-            root, scan_id=scan_id or new_scan_id(), arguments=args, version=_core.__version__
-        )
-    items = _items(inventory, inventory_format)
-    scanner = Scanner(config, writer, on_endpoint=on_endpoint)
+    # The inventory and the trust stores are read before the dataset is created, so that a bad
+    # one leaves nothing behind.
+    with _items(inventory, inventory_format) as items:
+        scanner = Scanner(config, on_endpoint=on_endpoint)
+        root = Path(out) if out is not None else Path(tempfile.mkdtemp(prefix="pinscan-"))
+        if resume:
+            writer = DatasetWriter.resume(root)
+        else:
+            args = {"inventory": _describe(inventory), **(arguments or {})}
+            writer = DatasetWriter.create(
+                root, scan_id=scan_id or new_scan_id(), arguments=args, version=_core.__version__
+            )
+        await _run_scan(scanner, items, writer)
+    return open_dataset(root)
+
+
+async def _run_scan(scanner: Scanner, items: Inventory | ShardItems, writer: DatasetWriter) -> None:
+    """Runs the scan and records its end in ``scan.json``, complete or not."""
     complete = False
     try:
-        with items:
-            await scanner.run(items)
+        await scanner.run(items, writer)
         complete = True
     finally:
         counts = {
@@ -428,7 +440,6 @@ async def scan_async(
         }
         with anyio.CancelScope(shield=True):
             await anyio.to_thread.run_sync(lambda: writer.finish(counts, complete=complete))
-    return open_dataset(root)
 
 
 def scan(
@@ -473,12 +484,15 @@ def scan(
     >>> ds.endpoints.select("target", "ip", "status", "spki_sha256").collect()  # doctest: +SKIP
     """
 
+    kwargs["config"] = checked(kwargs.get("config"))
     if history is not None:
         if out is not None or shard is not None or dask is not None:
             raise PinscanError("history= replaces out= and is not sharded: give one of them")
         from pinscan.dataset.history import scan as history_scan
 
-        return history_scan(inventory, history, **kwargs)
+        # The inventory is opened before the history is touched: a bad one stages nothing.
+        with _items(inventory, kwargs.get("inventory_format")) as items:
+            return history_scan(items, history, **kwargs)
     if shard is not None or dask is not None or shards is not None:
         return _scan_sharded(inventory, out, shard, dask, shards, **kwargs)
 
@@ -534,9 +548,23 @@ def _items(inventory: InventoryLike, fmt: str | None) -> Inventory | ShardItems:
         return inventory
     if isinstance(inventory, str | os.PathLike):
         return read_inventory(inventory, format=fmt)
+    if isinstance(inventory, bytes | bytearray) or not isinstance(inventory, Iterable):
+        msg = (
+            "must be a path, an Inventory (pinscan.read_inventory) or an iterable of lines or "
+            f"Targets, not {type(inventory).__name__}"
+        )
+        raise InputError("inventory", msg)
     # Lines (or Targets) from Python: parsed like a text inventory, so the same rules apply.
-    lines = "\n".join(t.target if isinstance(t, Target) else str(t) for t in inventory)
-    return read_inventory(io.BytesIO(lines.encode()), format="text")
+    lines = []
+    for number, item in enumerate(inventory, 1):
+        if isinstance(item, Target):
+            lines.append(item.target)
+        elif isinstance(item, str):
+            lines.append(item)
+        else:
+            msg = f"item {number} is {type(item).__name__}, not a line (str) or a Target"
+            raise InputError("inventory", msg)
+    return read_inventory(io.BytesIO("\n".join(lines).encode()), format="text")
 
 
 def _describe(inventory: InventoryLike) -> str:

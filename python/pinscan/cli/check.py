@@ -43,9 +43,10 @@ class AsOf(click.ParamType):
         return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
 
 
-def policy_options(command):  # type: ignore[no-untyped-def]
+def policy_options(command, *, short: bool = True):  # type: ignore[no-untyped-def]
     """``--policy``, ``--policy-format`` and ``--android-debug``, shared by the commands that
-    judge scans; `read_policies` reads the last from the context."""
+    judge scans; `read_policies` reads the last from the context. ``short``: ``-p`` for
+    ``--policy`` (``scan`` keeps ``-p`` for ``--port``, as tlsx users expect)."""
     command = click.option(
         "--android-debug",
         is_flag=True,
@@ -60,8 +61,7 @@ def policy_options(command):  # type: ignore[no-untyped-def]
         help="Read every --policy as this format instead of telling by content.",
     )(command)
     return click.option(
-        "-p",
-        "--policy",
+        *(("-p", "--policy") if short else ("--policy",)),
         "policies",
         multiple=True,
         type=click.Path(exists=True, dir_okay=False, path_type=Path),

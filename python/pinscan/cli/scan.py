@@ -1,30 +1,90 @@
 # SPDX-License-Identifier: Apache-2.0
-"""``pinscan scan INVENTORY -o OUT``: handshake with every endpoint, write a Parquet dataset."""
+"""``pinscan scan INVENTORY -o OUT``: handshake with every endpoint, write a Parquet dataset;
+``pinscan scan example.com``: handshake with a few, and print what each serves."""
 
 from __future__ import annotations
 
-import base64
-import hashlib
+import contextlib
+import datetime as dt
+import io
 import json
+import math
+import os
+import queue
 import sys
+import tempfile
+import threading
 import time
+from collections.abc import Iterator
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import click
+import polars as pl
+from rich.console import Console
+from rich.markup import escape
 
-from pinscan import _core
 from pinscan.cli._progress import Progress, count_targets
 from pinscan.cli.check import EXIT_FINDINGS, FAILING, policy_options, read_policies
-from pinscan.config import ScanConfig, Timeouts
+from pinscan.config import Bounds, ScanConfig, Timeouts
+from pinscan.dataset import ScanDataset
 from pinscan.dataset import open as pinscan_open
 from pinscan.dataset.history import scan as history_scan
+from pinscan.dataset.schema import ENDPOINTS_SCHEMA
 from pinscan.dataset.writer import write_pin_results
-from pinscan.inventory import read_inventory
+from pinscan.errors import InputError, InventoryError
+from pinscan.inventory import DEFAULT_PORT, Inventory, read_inventory, without_userinfo
+from pinscan.parse import certificates
 from pinscan.policy.evaluate import evaluate
 from pinscan.records import Endpoint
 from pinscan.scanner import scan
 from pinscan.shard import Shard, ShardError, scan_shard
+
+#: The settings' defaults, as :mod:`pinscan.config` states them.
+_DEFAULTS = ScanConfig()
+#: Names of inventory files: an argument named so that is no file is a typo, not a host.
+_FILE_SUFFIXES = (".txt", ".csv", ".parquet", ".pq", ".lst", ".list", ".json")
+#: The leaf's columns that ``--jsonl`` rows and the printed endpoints add to the endpoint's.
+_LEAF_COLUMNS = ("subject", "issuer", "not_after")
+
+
+class _Finite(click.FloatRange):
+    """A float range that refuses ``nan`` and ``inf`` too, which range checks let through."""
+
+    def convert(self, value, param, ctx):  # type: ignore[no-untyped-def]
+        number = super().convert(value, param, ctx)
+        if not math.isfinite(number):
+            self.fail(f"{value!r} is not a finite number", param, ctx)
+        return number
+
+
+def _bounded(bounds: Bounds) -> click.ParamType:
+    """The option type of a setting, from the bounds :mod:`pinscan.config` states."""
+    if bounds.kind is int:
+        top = None if bounds.maximum is None else int(bounds.maximum)
+        return click.IntRange(int(bounds.minimum), top)
+    return _Finite(bounds.minimum, bounds.maximum)
+
+
+class _Ports(click.ParamType):
+    """``443``, or a comma list as tlsx takes it: ``443,8443``."""
+
+    name = "PORT[,PORT...]"
+
+    def convert(self, value, param, ctx):  # type: ignore[no-untyped-def]
+        if isinstance(value, tuple):
+            return value
+        ports = []
+        for text in str(value).split(","):
+            text = text.strip()
+            if not (text.isascii() and text.isdigit() and 1 <= int(text) <= 65535):
+                hint = ""
+                if os.path.isfile(value):  # `-p` is --policy in check, diff and report
+                    hint = "; -p is the port here: give a pin policy as --policy FILE"
+                self.fail(f"{text!r} is not a port (1-65535){hint}", param, ctx)
+            ports.append(int(text))
+        return tuple(dict.fromkeys(ports))
 
 
 def _shard_spec(ctx: click.Context, param: click.Parameter, value: str | None) -> Shard | None:
@@ -34,11 +94,15 @@ def _shard_spec(ctx: click.Context, param: click.Parameter, value: str | None) -
         raise click.BadParameter(str(exc)) from None
 
 
+_SCAN, _TIMEOUTS = ScanConfig.BOUNDS, Timeouts.BOUNDS
+
+
 @click.command("scan")
-@click.argument("inventory", metavar="INVENTORY")
+@click.argument("sources", nargs=-1, metavar="INVENTORY | TARGET...")
 @click.option(
     "-o", "--out", "out", type=click.Path(path_type=Path),
-    help="Dataset directory to write (or, with --resume, to finish).",
+    help="Dataset directory to write (or, with --resume, to finish). Without -o or --history, "
+    "the endpoints are printed and nothing is kept.",
 )  # fmt: skip
 @click.option(
     "--history", "history", type=click.Path(file_okay=False, path_type=Path),
@@ -46,25 +110,42 @@ def _shard_spec(ctx: click.Context, param: click.Parameter, value: str | None) -
 )  # fmt: skip
 @click.option("--resume", is_flag=True, help="Finish an interrupted scan in OUT (or HISTORY).")
 @click.option(
+    "-p", "--port", "ports", type=_Ports(),
+    help="Port of the targets that name none, or a comma list (443,8443: each on every one) "
+    f"[default: {DEFAULT_PORT}; a URL's, its scheme's].",
+)  # fmt: skip
+@click.option(
     "--inventory-format", type=click.Choice(["text", "csv", "parquet"]),
     help="Inventory format; by default from the file name (text for stdin).",
 )  # fmt: skip
 @click.option("--strict", is_flag=True, help="Fail before any connection on a bad inventory line.")
 @click.option(
-    "-c", "--concurrency", type=click.IntRange(1, 100_000), default=500, show_default=True
-)
-@click.option("--rate", type=click.FloatRange(min=0.1), help="New connections per second, at most.")
-@click.option(
-    "--per-address", type=click.IntRange(1), default=16, show_default=True,
-    help="Connections open at once to one address.",
+    "-c", "--concurrency", type=_bounded(_SCAN["concurrency"]), default=_DEFAULTS.concurrency,
+    show_default=True, help="Endpoints in flight at once.",
 )  # fmt: skip
-@click.option("--retries", type=click.IntRange(0, 10), default=1, show_default=True)
-@click.option("--connect-timeout", type=click.FloatRange(min=0.01), default=5.0, show_default=True)
 @click.option(
-    "--handshake-timeout", type=click.FloatRange(min=0.01), default=10.0, show_default=True
-)
+    "--rate", type=_bounded(_SCAN["rate"]), default=_DEFAULTS.rate,
+    help="New connections per second, at most [default: no limit].",
+)  # fmt: skip
 @click.option(
-    "--deadline", type=click.FloatRange(min=0.01), default=30.0, show_default=True,
+    "--per-address", type=_bounded(_SCAN["per_address"]), default=_DEFAULTS.per_address,
+    show_default=True, help="Connections open at once to one address.",
+)  # fmt: skip
+@click.option(
+    "--retries", type=_bounded(_SCAN["retries"]), default=_DEFAULTS.retries, show_default=True,
+    help="Extra attempts after a timeout, reset or refusal.",
+)  # fmt: skip
+@click.option(
+    "--connect-timeout", type=_bounded(_TIMEOUTS["connect"]),
+    default=_DEFAULTS.timeouts.connect, show_default=True, help="Seconds.",
+)  # fmt: skip
+@click.option(
+    "--handshake-timeout", type=_bounded(_TIMEOUTS["handshake"]),
+    default=_DEFAULTS.timeouts.handshake, show_default=True, help="Seconds.",
+)  # fmt: skip
+@click.option(
+    "--deadline", type=_bounded(_TIMEOUTS["deadline"]), default=_DEFAULTS.timeouts.deadline,
+    show_default=True,
     help="Seconds for DNS, connect and handshake of one endpoint together, retries included.",
 )  # fmt: skip
 @click.option("--first-address", is_flag=True, help="Scan one address per name, not all.")
@@ -74,21 +155,29 @@ def _shard_spec(ctx: click.Context, param: click.Parameter, value: str | None) -
 )  # fmt: skip
 @click.option("--system-store", is_flag=True, help="Also verify against the system's CA bundle.")
 @click.option(
-    "--verify-processes", type=click.IntRange(0, 64),
+    "--verify-processes", type=_bounded(_SCAN["verify_processes"]),
+    default=_DEFAULTS.verify_processes,
     help="Child processes that verify chains while the scan goes on "
     "[default: 1 with two cores or more, else 0: in the scanning process].",
 )  # fmt: skip
 @click.option(
-    "--flush-rows", type=click.IntRange(1), default=5000, show_default=True,
-    help="Write a part file after this many endpoints...",
+    "--flush-rows", type=_bounded(_SCAN["flush_rows"]), default=_DEFAULTS.flush_rows,
+    show_default=True, help="Write a part file after this many endpoints...",
 )  # fmt: skip
 @click.option(
-    "--flush-seconds", type=click.FloatRange(min=0.1), default=10.0, show_default=True,
+    "--flush-seconds", type=_bounded(_SCAN["flush_seconds"]),
+    default=_DEFAULTS.flush_seconds, show_default=True,
     help="...or after this many seconds, whichever comes first.",
 )  # fmt: skip
-@click.option("--jsonl", is_flag=True, help="Stream one JSON object per endpoint to stdout.")
-@click.option("--format", "output", type=click.Choice(["text", "json"]), default="text")
-@policy_options
+@click.option(
+    "--jsonl", is_flag=True,
+    help="Stream one JSON object per endpoint to stdout, as it is scanned.",
+)  # fmt: skip
+@click.option(
+    "--format", "output", type=click.Choice(["text", "json"]), default="text", show_default=True,
+    help="The closing summary (and, without -o, the endpoints) as text or as JSON.",
+)  # fmt: skip
+@partial(policy_options, short=False)
 @click.option(
     "--shard", "shard", metavar="I/N", callback=_shard_spec,
     help="Scan only shard I of N (0 to N-1) into OUT; the other shards may run anywhere else.",
@@ -115,10 +204,11 @@ def _shard_spec(ctx: click.Context, param: click.Parameter, value: str | None) -
 )  # fmt: skip
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar and no summary.")
 def scan_command(
-    inventory: str,
+    sources: tuple[str, ...],
     out: Path | None,
     history: Path | None,
     resume: bool,
+    ports: tuple[int, ...] | None,
     inventory_format: str | None,
     strict: bool,
     concurrency: int,
@@ -146,20 +236,30 @@ def scan_command(
     dask_retries: int,
     quiet: bool,
 ) -> None:
-    """Handshake with every endpoint of INVENTORY and write what each serves to OUT.
+    """Handshake with every endpoint of INVENTORY, or of the TARGETs, and write what each serves
+    to OUT; without -o, print it.
 
-    INVENTORY holds one target per line (host, host:port, ip:port, [v6]:port, optionally
-    followed by the SNI name to send), or is a CSV or Parquet file with columns host, port, sni,
-    ip; - reads standard input. Every address a name resolves to is scanned. Exits 0 when the
-    scan ran, whatever the endpoints did; 2 on usage errors and unreadable inputs. With
-    --policy, the verdicts go into the dataset's pin_results table, and any fail or error
-    exits 1, as `pinscan check` does. With --history instead of -o, the scan is added to a
+    INVENTORY holds one target per line (host, host:port, ip:port, [v6]:port or an https:// URL,
+    optionally followed by the SNI name to send), or is a CSV or Parquet file with columns host,
+    port, sni, ip; - reads standard input. Instead of a file, give the targets themselves:
+    `pinscan scan example.com example.org:8443`. An argument is the inventory when a file of
+    that name exists, a target otherwise. Every address a name resolves to is scanned.
+
+    Without -o or --history nothing is kept: the endpoints are printed, as a table (--format
+    json: a JSON document; --jsonl: a JSON object per endpoint as it is scanned).
+
+    Exits 0 when the scan ran, whatever the endpoints did; 2 on usage errors and unreadable
+    inputs. With --policy, the verdicts go into the dataset's pin_results table, and any fail or
+    error exits 1, as `pinscan check` does. With --history instead of -o, the scan is added to a
     history that `pinscan.open`, `pinscan diff` and DuckDB, pyarrow or Spark read. With
     --shard I/N, only shard I of N is scanned into OUT (--resume: finish that shard); with
     --dask, every shard runs on Dask (--resume: run the shards not done). See docs/scale.md.
     """
-    if (out is None) == (history is None):
-        raise click.UsageError("give exactly one of -o/--out and --history")
+    if out is not None and history is not None:
+        raise click.UsageError("give -o/--out or --history, not both")
+    kept = out is not None or history is not None
+    if not kept and (resume or shard is not None or dask is not None):
+        raise click.UsageError("--resume, --shard and --dask go with a dataset: give -o OUT")
     _check_sharding(shard, dask, history, bool(policies), jsonl, shard_count, dask_workers)
     # Policies are read first: a broken one stops the scan before anything is sent.
     loaded = read_policies(policies, policy_format)
@@ -176,71 +276,140 @@ def scan_command(
         flush_rows=flush_rows,
         flush_seconds=flush_seconds,
     )
-    source: Any = click.open_file("-", "rb") if inventory == "-" else inventory
-    # Opened (and, with --strict, checked line by line) before anything is sent.
-    items = read_inventory(source, format=inventory_format, strict=strict)
-    total = items.total if strict or inventory == "-" else count_targets(inventory, items.format)
+    ports = ports or (DEFAULT_PORT,)
+    # Opened (and, with --strict or targets, checked) before anything is sent.
+    items, file = _inventory(sources, inventory_format, strict, ports)
+    if file is None or file == "-" or items.total is not None:
+        total = items.total
+    else:
+        lines = count_targets(file, items.format)
+        total = None if lines is None else lines * len(ports)
     if shard is not None and total is not None:
         total = -(-total // shard.count)  # the hash spreads targets evenly
     progress = Progress(total=total, enabled=not quiet and sys.stderr.isatty() and dask is None)
     params = click.get_current_context().params.items()
-    arguments = {k: v for k, v in params if k not in ("out", "history")}
+    arguments = {k: v for k, v in params if k not in ("out", "history", "sources")}
+    arguments["inventory"] = file if file is not None else items.name
+    if file is None:
+        arguments["targets"] = [without_userinfo(t) for t in sources]
+    lines_out = _JsonLines() if jsonl else None
     options: dict[str, Any] = {
         "config": config,
         "resume": resume,
         "inventory_format": inventory_format,
-        "on_endpoint": _on_endpoint(progress, jsonl),
+        "on_endpoint": _on_endpoint(progress, lines_out),
         "arguments": json.loads(json.dumps(arguments, default=str)),
     }
     verdicts: dict[str, int] = {}
+    results: pl.DataFrame | None = None
     started = time.monotonic()
-    if dask is not None:
-        from pinscan.distributed import connect, scan_dask
+    with contextlib.ExitStack() as stack:
+        if not kept:  # a dataset all the same, for the verdicts and the table; removed after
+            out = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="pinscan-"))) / "scan"
+            stack.enter_context(_nothing_to_resume())
+        if dask is not None:
+            from pinscan.distributed import connect, scan_dask
 
-        workers = dask_workers if dask == "local" else None
-        with connect(dask, workers=workers, threads=dask_threads) as client:
-            ds = scan_dask(
-                items, out, client, shards=shard_count, config=config, resume=resume,
-                arguments=options["arguments"], retries=dask_retries,
-                progress=not quiet and sys.stderr.isatty(),
-            )  # fmt: skip
-        where = str(out)
-    elif shard is not None:
-        with progress:
-            done = scan_shard(
-                items, out, shard, config=config, resume=resume,  # type: ignore[arg-type]
-                on_endpoint=options["on_endpoint"], arguments=options["arguments"],
-            )  # fmt: skip
-        ds = pinscan_open(out)  # type: ignore[arg-type]
-        where = f"{out} (shard {shard})"
-    else:
-        with progress:
-            if history is not None:
-                ds = history_scan(items, history, policies=loaded, **options)
-                where = f"{history}@{ds.meta['scan_id']}"
-            else:
-                ds = scan(items, out, **options)
-                where = str(out)
-    if loaded:
-        if out is not None:
-            results = evaluate(ds, loaded)
-            write_pin_results(out, results)
-        else:  # judged in the history's staging, before the commit
-            results = ds.pin_results.collect()
-        verdicts = dict(results.group_by("verdict").len().sort("verdict").iter_rows())
-    if not quiet:
+            workers = dask_workers if dask == "local" else None
+            with connect(dask, workers=workers, threads=dask_threads) as client:
+                ds = scan_dask(
+                    items, out, client, shards=shard_count, config=config, resume=resume,
+                    arguments=options["arguments"], retries=dask_retries,
+                    progress=not quiet and sys.stderr.isatty(),
+                )  # fmt: skip
+            where = str(out)
+        elif shard is not None:
+            with progress:
+                done = scan_shard(
+                    items, out, shard, config=config, resume=resume,  # type: ignore[arg-type]
+                    on_endpoint=options["on_endpoint"], arguments=options["arguments"],
+                )  # fmt: skip
+            ds = pinscan_open(out)  # type: ignore[arg-type]
+            where = f"{out} (shard {shard})"
+        else:
+            with progress:
+                if history is not None:
+                    ds = history_scan(items, history, policies=loaded, **options)
+                    where = f"{history}@{ds.meta['scan_id']}"
+                else:
+                    ds = scan(items, out, **options)
+                    where = str(out)
+        if lines_out is not None:
+            lines_out.close()
+        if loaded:
+            if history is None:
+                results = evaluate(ds, loaded)
+                if kept:
+                    write_pin_results(out, results)  # type: ignore[arg-type]
+            else:  # judged in the history's staging, before the commit
+                results = ds.pin_results.collect()
+            verdicts = dict(results.group_by("verdict").len().sort("verdict").iter_rows())
         counts = done["counts"] if shard is not None else ds.meta["counts"]
         summary = {**counts, **({"pin_verdicts": verdicts} if loaded else {})}
         if "shards" in ds.meta:
             summary["shards"] = {k: ds.meta["shards"][k] for k in ("count", "missing")}
         if dask is not None:  # the shards' own times add up to more than the scan took
             summary["seconds"] = round(time.monotonic() - started, 3)
-        if output == "json":
-            click.echo(json.dumps({"dataset": where, **summary}, indent=2), err=jsonl)
-        else:
-            click.echo(_summary_text(where, summary), err=jsonl)
+        if not kept and not jsonl:
+            rows = _endpoint_rows(ds, results)
+            if output == "json":
+                document = {"dataset": None, **summary, "results": rows}
+                click.echo(json.dumps(document, indent=2, default=_json_value))
+            else:
+                _print_endpoints(rows, bool(loaded))
+                if not quiet:
+                    click.echo(_summary_text(None, summary), err=True)
+        elif not quiet:
+            place = where if kept else None
+            if output == "json":
+                document = {"dataset": place, **summary}
+                click.echo(json.dumps(document, indent=2, default=_json_value), err=jsonl)
+            else:
+                click.echo(_summary_text(place, summary), err=jsonl)
     if any(verdicts.get(v) for v in FAILING) or any(p.error for p in loaded):
         raise SystemExit(EXIT_FINDINGS)
+
+
+@contextlib.contextmanager
+def _nothing_to_resume() -> Iterator[None]:
+    """Ctrl-C without -o: the CLI's usual advice, `--resume`, has nothing to resume."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        click.echo("pinscan: interrupted; nothing was kept (without -o)", err=True)
+        raise SystemExit(130) from None
+
+
+def _inventory(
+    sources: tuple[str, ...], fmt: str | None, strict: bool, ports: tuple[int, ...]
+) -> tuple[Inventory, str | None]:
+    """The inventory the arguments give, and its file (``-`` for stdin; ``None`` for targets).
+
+    One argument that names an existing file (or a pipe: ``<(grep ... hosts)``) is the
+    inventory; otherwise every argument is a target, checked here so that a typo is a usage
+    error before anything is sent."""
+    if not sources:
+        msg = "give an inventory file (- for stdin), or targets: pinscan scan example.com:443"
+        raise click.UsageError(msg)
+    files = [s for s in sources if s == "-" or (os.path.exists(s) and not os.path.isdir(s))]
+    if files:
+        if len(sources) > 1:
+            msg = f"{files[0]} is an inventory file: give one inventory file, or targets"
+            raise click.UsageError(msg)
+        source: Any = click.open_file("-", "rb") if files[0] == "-" else files[0]
+        return read_inventory(source, format=fmt, strict=strict, ports=ports), files[0]  # type: ignore[arg-type]
+    for text in sources:
+        if ("/" in text and "://" not in text) or text.lower().endswith(_FILE_SUFFIXES):
+            raise InputError(text, "no such file")
+    if fmt not in (None, "text"):
+        raise click.UsageError("--inventory-format is for an inventory file, not for targets")
+    lines = io.BytesIO("\n".join(sources).encode())
+    lines.name = "<arguments>"
+    try:
+        return read_inventory(lines, format="text", strict=True, ports=ports), None
+    except InventoryError as exc:  # its line is the argument's place
+        reason = exc.message.removeprefix(f"line {exc.line}: ")
+        raise InputError(f"target {exc.line}", reason) from None
 
 
 def _check_sharding(
@@ -274,36 +443,174 @@ def _check_sharding(
         raise click.UsageError("--dask-workers is for --dask local; a scheduler has its workers")
 
 
-def _on_endpoint(progress: Progress, jsonl: bool):
+def _on_endpoint(progress: Progress, lines: _JsonLines | None):
     def on_endpoint(endpoint: Endpoint) -> None:
         progress.advance(endpoint.status)
-        if jsonl:
-            sys.stdout.write(json.dumps(_json_row(endpoint), default=str) + "\n")
+        if lines is not None:
+            lines.put(endpoint)
 
     return on_endpoint
 
 
-def _json_row(e: Endpoint) -> dict[str, Any]:
-    row = {f: getattr(e, f) for f in e.__slots__ if f not in ("presented", "verified_chain")}
-    row["endpoint_id"] = e.endpoint_id
-    row["presented"] = [_cert_ref(der) for der in e.presented]
-    row["verified_chain"] = [_cert_ref(der) for der in e.verified_chain]
-    return row
+class _JsonLines:
+    """``--jsonl``: one JSON object per endpoint on stdout, as it is scanned. A thread of its own
+    parses the leaves (in the Rust core, a batch at a time) and encodes the rows, off the scan's
+    event loop: when endpoints come faster than one at a time, they go out in batches."""
+
+    #: Endpoints waiting at most: past it, the scan waits for stdout, as a write would.
+    _QUEUED = 4096
+    _BATCH = 1024
+
+    def __init__(self) -> None:
+        self._queue: queue.Queue[Endpoint | None] = queue.Queue(maxsize=self._QUEUED)
+        self._error: Exception | None = None
+        self._thread = threading.Thread(target=self._run, name="pinscan-jsonl", daemon=True)
+        self._thread.start()
+
+    def put(self, endpoint: Endpoint) -> None:
+        if self._error is not None:
+            raise self._error  # a closed pipe (`| head`), in the scan, which stops
+        self._queue.put(endpoint)
+
+    def close(self) -> None:
+        """Writes what is queued; raises what writing raised."""
+        self._queue.put(None)
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+
+    def _run(self) -> None:
+        while True:
+            batch = [self._queue.get()]
+            while batch[-1] is not None and len(batch) < self._BATCH:
+                try:
+                    batch.append(self._queue.get_nowait())
+                except queue.Empty:
+                    break
+            endpoints = [e for e in batch if e is not None]
+            # After an error the queue is still emptied, so that the scan never waits on it.
+            if endpoints and self._error is None:
+                try:
+                    rows = json_rows(endpoints)
+                    lines = (json.dumps(r, default=_json_value) + "\n" for r in rows)
+                    sys.stdout.write("".join(lines))
+                    sys.stdout.flush()
+                except Exception as exc:  # raised in the scan by the next put()
+                    self._error = exc
+            if batch[-1] is None:
+                return
 
 
-def _cert_ref(der: bytes) -> dict[str, str | None]:
-    try:
-        spki = _core.locate_spki(der)[1]
-        pin: str | None = base64.b64encode(hashlib.sha256(spki).digest()).decode()
-    except ValueError:
-        pin = None
-    return {"cert_sha256": hashlib.sha256(der).hexdigest(), "spki_sha256": pin}
+def json_rows(endpoints: list[Endpoint]) -> list[dict[str, Any]]:
+    """``--jsonl`` rows: the ``endpoints`` table's columns, the leaf's subject, issuer and
+    ``not_after``, and the presented and verified chains as ``cert_sha256`` and ``spki_sha256``
+    (the pin) of each certificate, leaf first. The certificates are read by the Rust core."""
+    ders = list(dict.fromkeys(d for e in endpoints for d in (*e.presented, *e.verified_chain)))
+    columns = ("cert_sha256", "spki_sha256", *_LEAF_COLUMNS)
+    parsed = certificates(ders).select(columns).iter_rows() if ders else ()
+    info = dict(zip(ders, parsed, strict=True))
+    rows = []
+    for e in endpoints:
+        leaf = info[e.presented[0]] if e.presented else (None,) * len(columns)
+        row = {}
+        for name in ENDPOINTS_SCHEMA.names():
+            if name == "endpoint_id":
+                row[name] = e.endpoint_id
+            elif name == "leaf_sha256":
+                row[name] = leaf[0]
+            elif name == "spki_sha256":
+                row[name] = leaf[1]
+            elif name != "scan_id":
+                row[name] = getattr(e, name)
+        row.update(zip(_LEAF_COLUMNS, leaf[2:], strict=True))
+        for name, chain in (("presented", e.presented), ("verified_chain", e.verified_chain)):
+            row[name] = [{"cert_sha256": info[d][0], "spki_sha256": info[d][1]} for d in chain]
+        rows.append(row)
+    return rows
 
 
-def _summary_text(out: str, s: dict[str, Any]) -> str:
+def _json_value(value: Any) -> Any:
+    """What ``json`` cannot encode itself: times in ISO 8601 (``2026-11-27T09:30:00+00:00``)."""
+    if isinstance(value, dt.datetime | dt.date):
+        return value.isoformat()
+    return str(value)
+
+
+def _endpoint_rows(ds: ScanDataset, results: pl.DataFrame | None) -> list[dict[str, Any]]:
+    """The endpoints printed without -o, in inventory order: the ``endpoints`` table's columns,
+    the leaf's subject, issuer and ``not_after``, and with policies the verdicts each got."""
+    leaves = ds.certificates.select(
+        pl.col("cert_sha256").alias("leaf_sha256"), *_LEAF_COLUMNS
+    ).unique("leaf_sha256", keep="any")
+    frame = ds.endpoints.drop("scan_id").join(leaves, on="leaf_sha256", how="left")
+    if results is not None:
+        verdicts = (
+            results.lazy()
+            .group_by("endpoint_id")
+            .agg(pin_verdicts=pl.col("verdict").cast(pl.String).unique().sort())
+        )
+        frame = frame.join(verdicts, on="endpoint_id", how="left")
+    return frame.sort("line", "port", "ip", nulls_last=True).collect().to_dicts()
+
+
+def _print_endpoints(rows: list[dict[str, Any]], verdicts: bool) -> None:
+    """The endpoints on stdout, a few lines each, which read at any width: a line with the
+    target, address, status and TLS version, then the leaf's pin (whole, for a copy and paste),
+    subject, expiry, verification and, with policies, the verdicts."""
+    # soft_wrap: long lines are the terminal's to wrap; a pin is never cut.
+    console = Console(highlight=False, soft_wrap=True)
+    for i, r in enumerate(rows):
+        style = "green" if r["status"] == "ok" else "red"
+        status = f"[{style}]{r['status']}[/]" + (f": {escape(r['error'])}" if r["error"] else "")
+        address = _address(r)
+        if address == r["target"]:
+            address = ""  # `ip:port` said twice
+        head = [f"[bold]{escape(r['target'])}[/]", address, status, r["tls_version"] or ""]
+        console.print(("\n" if i else "") + "  ".join(part for part in head if part))
+        details = {
+            "leaf pin": r["spki_sha256"],
+            "subject": r["subject"],
+            "expires": _expires(r),
+            "verified": _verified(r),
+            "pins": ", ".join(r["pin_verdicts"] or []) if verdicts else None,
+        }
+        for label, value in details.items():
+            if value:
+                console.print(f"  {label:<9} {escape(value)}")
+
+
+def _address(r: dict[str, Any]) -> str:
+    ip = r["ip"]
+    if ip is None:  # not resolved, or not a target at all
+        return ""
+    return f"[{ip}]:{r['port']}" if ":" in ip else f"{ip}:{r['port']}"
+
+
+def _expires(r: dict[str, Any]) -> str:
+    if r["not_after"] is None:
+        return ""
+    days = r["days_to_expiry"]
+    if days is None:
+        return f"{r['not_after']:%Y-%m-%d}"
+    left = f"{days} days" if days >= 0 else f"expired {-days} days ago"
+    return f"{r['not_after']:%Y-%m-%d} ({left})"
+
+
+def _verified(r: dict[str, Any]) -> str:
+    if r["verified"] is None:
+        return ""
+    if not r["verified"]:
+        return f"no: {r['verify_error']}" if r["verify_error"] else "no"
+    if r["hostname_match"] is False:
+        return "no: the certificate does not match the name"
+    return f"yes ({r['trust_store']})" if r["trust_store"] else "yes"
+
+
+def _summary_text(out: str | None, s: dict[str, Any]) -> str:
+    kept = f"-> {out}" if out is not None else "(nothing kept: -o OUT writes a dataset)"
     lines = [
         f"pinscan: scanned {s['targets']} targets, {s['endpoints']} endpoints "
-        f"in {s['seconds']:.1f} s -> {out}",
+        f"in {s['seconds']:.1f} s {kept}",
     ]
     if s.get("skipped_already_done"):
         lines.append(f"  already done before --resume: {s['skipped_already_done']}")
@@ -317,10 +624,11 @@ def _summary_text(out: str, s: dict[str, Any]) -> str:
         done = s["shards"]["count"] - len(left)
         todo = f"; still to scan: {_ranges(left)}" if left else ""
         lines.append(f"  shards done: {done} of {s['shards']['count']}{todo}")
-    lines.append(f"  unverified chains: {s['unverified']}")
+    lines.append(f"  endpoints whose chain does not verify: {s['unverified']}")
     for error in s.get("chains_verified", {}).get("child_errors", []):
         lines.append(f"  verification child failed ({error}): verified in-process instead")
-    lines.append(f"  certificates expiring within 30 days: {s['expiring_within_30_days']}")
+    expiring = s["expiring_within_30_days"]
+    lines.append(f"  endpoints whose certificate has expired or expires within 30 days: {expiring}")
     if "pin_verdicts" in s:
         verdicts = ", ".join(f"{k} {v}" for k, v in s["pin_verdicts"].items())
         lines.append(f"  pin verdicts: {verdicts or 'no endpoints'} (pinscan check {out} for more)")
