@@ -413,13 +413,19 @@ async def scan_async(
         writer = DatasetWriter.create(
             root, scan_id=scan_id or new_scan_id(), arguments=args, version=_core.__version__
         )
-    items = _items(inventory, inventory_format)
-    scanner = Scanner(config, writer, on_endpoint=on_endpoint)
+    try:
+        items = _items(inventory, inventory_format)
+        scanner = Scanner(config, writer, on_endpoint=on_endpoint)
+    except BaseException:
+        writer.close()  # nothing ran: the next writer may go ahead
+        raise
     complete = False
     try:
         with items:
             await scanner.run(items)
         complete = True
+    except BaseExceptionGroup as group:
+        raise _sole(group) from None  # a full disk is a DatasetError, not three nested groups
     finally:
         counts = {
             **scanner.stats.as_dict(),
@@ -537,6 +543,14 @@ def _items(inventory: InventoryLike, fmt: str | None) -> Inventory | ShardItems:
     # Lines (or Targets) from Python: parsed like a text inventory, so the same rules apply.
     lines = "\n".join(t.target if isinstance(t, Target) else str(t) for t in inventory)
     return read_inventory(io.BytesIO(lines.encode()), format="text")
+
+
+def _sole(group: BaseExceptionGroup) -> BaseException:
+    """The one error inside nested task groups (the tasks it stopped were cancelled, which is
+    not an error), or the group when several tasks failed."""
+    while len(group.exceptions) == 1 and isinstance(group.exceptions[0], BaseExceptionGroup):
+        group = group.exceptions[0]
+    return group.exceptions[0] if len(group.exceptions) == 1 else group
 
 
 def _describe(inventory: InventoryLike) -> str:

@@ -60,7 +60,7 @@ def suggest_command(
     """
     secret = password.encode() if password else None
     suggestion, warnings = suggest(
-        open_dataset(out),
+        open_dataset(out, verify=True),
         domain,
         backup_keys=[BackupKey.read(path, secret) for path in backup_keys],
         include_subdomains=include_subdomains,

@@ -20,6 +20,7 @@ from typing import Any
 import polars as pl
 
 from pinscan.dataset import ScanDataset
+from pinscan.dataset.reader import running
 from pinscan.policy.evaluate import evaluate
 from pinscan.policy.model import Policy
 
@@ -195,7 +196,18 @@ def _moment(as_of: dt.datetime | dt.date | None) -> dt.datetime:
 def _scan_meta(dataset: ScanDataset) -> dict[str, Any]:
     meta = dataset.meta
     keys = ("scan_id", "started_at", "finished_at", "complete", "pinscan_version")
-    return {"path": str(dataset.path), **{k: meta.get(k) for k in keys}}
+    # An incomplete scan is either still being written or was interrupted: say which.
+    writer = None if meta.get("complete") else running(dataset.path)
+    return {"path": str(dataset.path), **{k: meta.get(k) for k in keys}, "running": writer}
+
+
+def scan_state(scan: dict[str, Any]) -> str:
+    """``complete``, or why not: still running (by whom), or interrupted."""
+    if scan.get("complete"):
+        return "complete"
+    if scan.get("running"):
+        return f"INCOMPLETE: {scan['running']} is still running"
+    return "INCOMPLETE: interrupted; pinscan scan --resume finishes it"
 
 
 def _certificates(dataset: ScanDataset, moment: dt.datetime) -> pl.LazyFrame:
