@@ -175,8 +175,8 @@ def _dataset_parts(root: Path, meta: dict[str, Any]) -> dict[str, list[Path]]:
             msg = f"missing: the {table} table of scan {meta.get('scan_id')} is not there"
             raise DatasetError(str(directory), msg)
         out[table] = _integrity.table_parts(directory, table)
+        _integrity.check_parts({table: out[table]})
         _check_count(directory, table, out[table], meta)
-    _integrity.check_parts(out)
     return out
 
 
@@ -313,8 +313,8 @@ def _history_parts(root: Path, table: str, metas: list[dict[str, Any]]) -> list[
             msg = f"missing: the {table} table of committed scan {meta['scan_id']} is not there"
             raise DatasetError(str(directory), msg)
         parts = _integrity.table_parts(directory, table)
-        _check_count(directory, table, parts, meta)
         _integrity.check_parts({table: parts})
+        _check_count(directory, table, parts, meta)
         out += parts
     return out
 
