@@ -87,7 +87,7 @@ class ScanDataset:
         pinscan wrote checksums are decoded instead), and raises
         :class:`~pinscan.errors.DatasetError` naming the first damaged one. Opening a dataset
         checks footers only; this finds a flipped bit inside the data, which decoders mostly
-        read as valid values. The command line does it for every scan it reads."""
+        read as valid values. The command line checks the checksums of every scan it reads."""
         error = _integrity.damaged(self.parts)
         if error is not None:
             raise error
