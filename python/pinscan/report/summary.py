@@ -198,15 +198,25 @@ def _scan_meta(dataset: ScanDataset) -> dict[str, Any]:
     keys = ("scan_id", "started_at", "finished_at", "complete", "pinscan_version")
     # An incomplete scan is either still being written or was interrupted: say which.
     writer = None if meta.get("complete") else running(dataset.path)
-    return {"path": str(dataset.path), **{k: meta.get(k) for k in keys}, "running": writer}
+    missing = meta.get("shards", {}).get("missing")
+    return {
+        "path": str(dataset.path),
+        **{k: meta.get(k) for k in keys},
+        "running": writer,
+        **({"missing_shards": missing} if missing else {}),
+    }
 
 
 def scan_state(scan: dict[str, Any]) -> str:
-    """``complete``, or why not: still running (by whom), or interrupted."""
+    """``complete``, or why not: still running (by whom), shards not done, or interrupted."""
     if scan.get("complete"):
         return "complete"
     if scan.get("running"):
         return f"INCOMPLETE: {scan['running']} is still running"
+    if scan.get("missing_shards"):
+        shards = ", ".join(map(str, scan["missing_shards"][:10]))
+        more = ", ..." if len(scan["missing_shards"]) > 10 else ""
+        return f"INCOMPLETE: shards {shards}{more} not done (pinscan scan --shard I/N, or --resume)"
     return "INCOMPLETE: interrupted; pinscan scan --resume finishes it"
 
 
