@@ -9,6 +9,7 @@ import json
 from collections.abc import Iterator
 from pathlib import Path
 
+import polars as pl
 import pytest
 from click.testing import CliRunner
 
@@ -126,3 +127,19 @@ def test_usage_errors_exit_2(setup, tmp_path: Path) -> None:
     assert code == 2 and "no monitored log" in err
     result = CliRunner().invoke(main, ["ct", "--state", str(tmp_path / "s")])
     assert result.exit_code == 2 and "--watch" in result.stderr
+
+
+@pytest.mark.parametrize("damage", ["truncated", "other_columns"])
+def test_a_damaged_alerts_part_exits_2_naming_it(setup, damage: str) -> None:
+    """Exit 1 means new alerts to cron: a damaged state file must not say that."""
+    base, _, _ = setup
+    assert _run(base)[0] == 1
+    part = sorted((base / "state" / "alerts").glob("*.parquet"))[0]
+    if damage == "truncated":
+        part.write_bytes(part.read_bytes()[:-20])
+    else:
+        pl.DataFrame({"tbs_sha256": ["00"]}).write_parquet(part)
+    code, _, err = _run(base)
+    assert code == 2, err
+    assert err.startswith(f"pinscan: {part}: ") and len(err.splitlines()) == 1, err
+    assert "Traceback" not in err

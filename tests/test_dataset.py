@@ -57,7 +57,7 @@ def test_round_trip(tmp_path: Path) -> None:
 
 
 def test_refuses_to_overwrite_a_scan(tmp_path: Path) -> None:
-    DatasetWriter.create(tmp_path, scan_id="s1", arguments={}, version="9")
+    DatasetWriter.create(tmp_path, scan_id="s1", arguments={}, version="9").finish({})
     with pytest.raises(DatasetError, match="already holds a scan"):
         DatasetWriter.create(tmp_path, scan_id="s2", arguments={}, version="9")
 
@@ -69,6 +69,7 @@ def test_resume_drops_what_a_killed_flush_left(tmp_path: Path) -> None:
     w.write([endpoint(i) for i in range(6, 9)])
     (tmp_path / ENDPOINTS / "part-000002.parquet").unlink()
     (tmp_path / CHAINS / ".part-000003.parquet.tmp-deadbeef").write_bytes(b"half")
+    w.close()  # the kill: its lock goes with it
 
     r = DatasetWriter.resume(tmp_path)
     assert not (tmp_path / CHAINS / "part-000002.parquet").exists()

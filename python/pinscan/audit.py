@@ -442,7 +442,7 @@ def run(
     previous = _previous(cfg.history, scan.meta["scan_id"])
     changes = None
     if previous is not None:
-        before = open_dataset(cfg.history, scans=previous)
+        before = open_dataset(cfg.history, scans=previous, verify=True)
         changes = diff_scans(before, scan, policies or None)
     summary = summarize(scan, top=cfg.top, table_rows=cfg.rows if cfg.html else 0)
     result = AuditResult(

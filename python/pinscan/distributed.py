@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 from pinscan import _core
 from pinscan import shard as sharding
 from pinscan.config import ScanConfig
-from pinscan.dataset import ScanDataset
+from pinscan.dataset import ScanDataset, _files
 from pinscan.dataset import open as open_dataset
 from pinscan.errors import DatasetError, PinscanError
 from pinscan.inventory import Inventory
@@ -112,7 +112,7 @@ def scan_dask(
     if on_endpoint is not None:
         raise PinscanError("on_endpoint is not available with dask: the workers write endpoints")
     root = Path(out).absolute()  # workers may run elsewhere: no relative paths
-    with connect(dask) as client:
+    with connect(dask) as client, contextlib.ExitStack() as held:
         if resume:
             manifest = sharding.read_manifest(root)
             if shards is not None and shards != manifest["count"]:
@@ -128,10 +128,14 @@ def scan_dask(
                 root, shards or max(SHARDS_PER_THREAD * threads, SHARDS_PER_THREAD),
                 scan_id=scan_id or new_scan_id(), arguments=args, version=_core.__version__,
             )  # fmt: skip
+        # One driver at a time: a second one would split and run the same shards again.
+        held.enter_context(sharding.lock_scan(root, manifest["scan_id"]))
         count = manifest["count"]
         todo = sharding.missing(root, manifest)
         if todo and not sharding.is_split(root, count):
-            sharding.set_inventory_counts(root, sharding.split(inventory, root, count))
+            with _files.writing(root):
+                counts = sharding.split(inventory, root, count)
+            sharding.set_inventory_counts(root, counts)
         else:
             inventory.close()
         arguments = manifest["arguments"]

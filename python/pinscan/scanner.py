@@ -432,6 +432,8 @@ async def _run_scan(scanner: Scanner, items: Inventory | ShardItems, writer: Dat
     try:
         await scanner.run(items, writer)
         complete = True
+    except BaseExceptionGroup as group:
+        raise _sole(group) from None  # a full disk is a DatasetError, not three nested groups
     finally:
         counts = {
             **scanner.stats.as_dict(),
@@ -565,6 +567,14 @@ def _items(inventory: InventoryLike, fmt: str | None) -> Inventory | ShardItems:
             msg = f"item {number} is {type(item).__name__}, not a line (str) or a Target"
             raise InputError("inventory", msg)
     return read_inventory(io.BytesIO("\n".join(lines).encode()), format="text")
+
+
+def _sole(group: BaseExceptionGroup) -> BaseException:
+    """The one error inside nested task groups (the tasks it stopped were cancelled, which is
+    not an error), or the group when several tasks failed."""
+    while len(group.exceptions) == 1 and isinstance(group.exceptions[0], BaseExceptionGroup):
+        group = group.exceptions[0]
+    return group.exceptions[0] if len(group.exceptions) == 1 else group
 
 
 def _describe(inventory: InventoryLike) -> str:

@@ -20,6 +20,11 @@ retried shard replaces it (the last attempt to finish wins; see :func:`_commit`)
 ever in two places. ``shards.json`` also lists the finished shards and their counts, updated under
 a lock after each commit; readers go by the directories, so a commit killed before that update
 still counts.
+
+One attempt per shard at a time: an attempt holds the shard's lock
+(``OUT/.shard-0003-of-0016.pinscan.lock``, see :mod:`pinscan.dataset._lock`) from its start to
+its commit, so a second ``--shard 3/16`` is refused while the first runs; the Dask driver holds
+``OUT/.pinscan.lock`` for the whole scan, so a second driver is refused too.
 """
 
 from __future__ import annotations
@@ -43,7 +48,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from pinscan.config import ScanConfig
-from pinscan.dataset import _files
+from pinscan.dataset import _files, _lock
 from pinscan.dataset.schema import META_FILE, TABLES
 from pinscan.dataset.writer import SHARD_MANIFEST as MANIFEST
 from pinscan.dataset.writer import read_meta
@@ -79,6 +84,8 @@ _TARGETS_SCHEMA = pa.schema(
 _SPLIT_ROWS = 65536
 #: Suffix of a finished shard moved aside by a newer attempt, about to be deleted.
 _REPLACED = ".replaced"
+#: Where a sharded scan is written.
+_ENTRIES = (MANIFEST, SHARDS, STAGING, INVENTORY, "pin_results")
 
 
 class ShardError(PinscanError):
@@ -156,10 +163,13 @@ def open_manifest(
     if (root / META_FILE).exists():
         msg = "holds an unsharded scan (pinscan scan -o); give a sharded scan its own directory"
         raise DatasetError(str(root), msg)
+    if root.exists() and not root.is_dir():
+        raise DatasetError(str(root), "is not a directory; give -o a directory")
+    for name in _ENTRIES:
+        _files.refuse_link(root / name)
     if not is_sharded(root):
         if root.is_dir() and any(root.iterdir()):
             raise DatasetError(str(root), "is neither empty nor a sharded scan")
-        root.mkdir(parents=True, exist_ok=True)
         manifest = {
             "format": FORMAT,
             "scan_id": scan_id,
@@ -169,7 +179,9 @@ def open_manifest(
             "started_at": _now(),
             "shards": {},
         }
-        _create_exclusive(root / MANIFEST, manifest)
+        with _files.writing(root):
+            root.mkdir(parents=True, exist_ok=True)
+            _create_exclusive(root / MANIFEST, manifest)
     manifest = read_manifest(root)
     if manifest["count"] != count:
         msg = (
@@ -280,12 +292,33 @@ def set_inventory_counts(root: Path, counts: dict[str, int]) -> None:
 
 @contextlib.contextmanager
 def _locked(root: Path) -> Iterator[None]:
-    with (root / _LOCK).open("a") as lock:
+    with _files.writing(root), (root / _LOCK).open("a") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         try:
             yield
         finally:
             fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def lock_scan(root: Path, scan_id: str) -> _lock.Lock:
+    """The lock of the whole sharded scan in ``root``, held by the Dask driver while it runs."""
+    return _lock.acquire(root, scan_id=scan_id, what="Dask scan")
+
+
+def _lock_name(shard: Shard) -> str:
+    return f".{shard.name}{_lock.LOCK_FILE}"
+
+
+def running(root: Path) -> dict[str, Any] | None:
+    """Who is writing to the sharded scan in ``root``: its Dask driver, or else the attempt at
+    one of its shards that holds that shard's lock; ``None`` when none is."""
+    record = _lock.holder(root)
+    if record is None:
+        for lock in sorted(root.glob(f".shard-*{_lock.LOCK_FILE}")):
+            record = _lock.holder(root, lock.name)
+            if record is not None:
+                break
+    return record
 
 
 def _create_exclusive(path: Path, value: Any) -> None:
@@ -461,28 +494,32 @@ def run_shard(
 
     root = Path(task.out)
     read_manifest(root)  # the caller made it; fail early on a wrong directory
-    stage = _claim(root, task.shard) if task.resume else None
-    meta = _meta_or_none(stage) if stage is not None else None
-    if stage is None:
-        stage = _new_stage(root, task.shard)
-    # An attempt killed between its last write and its commit left a complete scan: commit it.
-    if meta is None or not meta.get("complete"):
-        if inventory is not None:
-            items = filtered(inventory, task.shard)
-        else:
-            items = read_split(root, task.shard, task.inventory_name)
-        scan(
-            items,
-            stage,
-            config=task.config,
-            resume=meta is not None,
-            on_endpoint=on_endpoint,
-            arguments={**task.arguments, "shard": str(task.shard)},
-            scan_id=task.scan_id,
-        )
-        meta = read_meta(stage)
-    _commit(root, task.shard, stage)
-    record(root, task.shard, meta)
+    what = f"shard {task.shard} of scan"
+    with _lock.acquire(root, scan_id=task.scan_id, name=_lock_name(task.shard), what=what):
+        with _files.writing(root):
+            stage = _claim(root, task.shard) if task.resume else None
+        meta = _meta_or_none(stage) if stage is not None else None
+        if stage is None:
+            stage = _new_stage(root, task.shard)
+        # An attempt killed between its last write and its commit left a complete scan.
+        if meta is None or not meta.get("complete"):
+            if inventory is not None:
+                items = filtered(inventory, task.shard)
+            else:
+                items = read_split(root, task.shard, task.inventory_name)
+            scan(
+                items,
+                stage,
+                config=task.config,
+                resume=meta is not None,
+                on_endpoint=on_endpoint,
+                arguments={**task.arguments, "shard": str(task.shard)},
+                scan_id=task.scan_id,
+            )
+            meta = read_meta(stage)
+        with _files.writing(root):
+            _commit(root, task.shard, stage)
+        record(root, task.shard, meta)
     return meta
 
 
@@ -495,7 +532,8 @@ def _meta_or_none(stage: Path) -> dict[str, Any] | None:
 
 
 def _new_stage(root: Path, shard: Shard) -> Path:
-    (root / STAGING).mkdir(parents=True, exist_ok=True)
+    with _files.writing(root):
+        (root / STAGING).mkdir(parents=True, exist_ok=True)
     return root / STAGING / f"{shard.name}.{secrets.token_hex(4)}"
 
 
@@ -615,6 +653,7 @@ __all__ = [
     "finished",
     "is_sharded",
     "is_split",
+    "lock_scan",
     "merged_meta",
     "missing",
     "open_manifest",
@@ -622,6 +661,7 @@ __all__ = [
     "read_split",
     "record",
     "run_shard",
+    "running",
     "scan_shard",
     "set_inventory_counts",
     "shard_dir",

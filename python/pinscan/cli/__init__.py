@@ -51,6 +51,12 @@ class _Group(click.Group):
         except PinscanError as exc:
             click.echo(f"pinscan: {exc}", err=True)
             ctx.exit(EXIT_INPUT)
+        except Exception as exc:
+            damaged = _damaged_part(exc)
+            if damaged is None:
+                raise
+            click.echo(f"pinscan: {damaged}", err=True)
+            ctx.exit(EXIT_INPUT)
         except KeyboardInterrupt:
             click.echo("pinscan: interrupted; what was written is kept (scan: --resume)", err=True)
             ctx.exit(130)
@@ -59,6 +65,22 @@ class _Group(click.Group):
             # exit does not fail again, and stop quietly.
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
             ctx.exit(0)
+
+
+def _damaged_part(exc: Exception) -> PinscanError | None:
+    """When a Parquet decoder failed: the damaged part of a dataset the command read, found by
+    reading its parts again one by one. ``None`` for any other error (a bug stays a traceback)."""
+    polars, pyarrow = sys.modules.get("polars"), sys.modules.get("pyarrow")
+    decoders = (
+        *((polars.exceptions.PolarsError,) if polars else ()),
+        *((pyarrow.ArrowException,) if pyarrow else ()),
+    )
+    if not isinstance(exc, decoders):
+        return None
+    # Imported here, when a decoder failed: `pinscan --help` does not load the dataset code.
+    from pinscan.dataset.reader import damaged_part
+
+    return damaged_part()
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})

@@ -110,7 +110,7 @@ def check_command(
     if not policies:
         raise click.UsageError("give at least one --policy FILE")
     loaded = read_policies(policies, policy_format)
-    dataset = open_dataset(out)
+    dataset = open_dataset(out, verify=True)
     results = evaluate(dataset, loaded, as_of)
     found = findings(dataset, loaded, as_of, days=days)
     shown = results if show_all else results.filter(pl.col("verdict") != "unpinned")

@@ -93,9 +93,9 @@ def diff_command(
     if new is None:
         if "@" in old and not Path(old).exists():
             raise click.UsageError("with one argument, give a history directory (H, not H@...)")
-        before, after = select(f"{old}@-2"), select(f"{old}@-1")
+        before, after = select(f"{old}@-2", verify=True), select(f"{old}@-1", verify=True)
     else:
-        before, after = select(old), select(new)
+        before, after = select(old, verify=True), select(new, verify=True)
     loaded = read_policies(policies, policy_format)
     changes = diff(before, after, loaded or None)
     failing = changes.filter(pl.col("change").is_in(fail_on))

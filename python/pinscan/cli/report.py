@@ -56,7 +56,7 @@ def report_command(
     Pin verdicts come from each --policy (judged now, or at --as-of), or else from the verdicts
     `scan --policy` stored in OUT.
     """
-    dataset = select(out)
+    dataset = select(out, verify=True)
     loaded = read_policies(policies, policy_format) if policies else None
     summary = summarize(dataset, loaded, as_of, top=top, table_rows=rows if html_path else 0)
     if html_path is not None:

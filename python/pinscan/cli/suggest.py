@@ -71,7 +71,7 @@ def suggest_command(
         click.echo("pinscan: warning: suggest --format is now --policy-format", err=True)
     output = policy_format or old_format or "toml"
     secret = password.encode() if password else None
-    dataset = open_dataset(out)
+    dataset = open_dataset(out, verify=True)
     suggestion, warnings = suggest(
         dataset,
         domain,

@@ -202,7 +202,16 @@ class StateDir:
     def alert_parts(self) -> dict[str, pl.DataFrame]:
         """Every alert recorded so far, by part name."""
         parts = sorted((self.path / "alerts").glob("[!.]*.parquet"))
-        return {part.stem: pl.read_parquet(part) for part in parts}
+        out = {}
+        for part in parts:
+            try:
+                out[part.stem] = pl.read_parquet(part)
+            except (OSError, pl.exceptions.PolarsError) as exc:
+                reason = (str(exc).strip() or type(exc).__name__).splitlines()[0]
+                raise StateError(f"{part}: unreadable alerts part: {reason}") from None
+            if out[part.stem].schema != pl.Schema(ALERT_SCHEMA):
+                raise StateError(f"{part}: not an alerts part (its columns are not the alerts')")
+        return out
 
     def write_alerts(self, name: str, alerts: pl.DataFrame) -> None:
         atomic_write(self.path / "alerts" / f"{name}.parquet", alerts.write_parquet)

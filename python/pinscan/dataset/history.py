@@ -11,9 +11,13 @@ Layout of ``H/``::
 
 A scan runs in ``_staging/<scan_id>/`` exactly as ``pinscan scan -o`` would (so ``--resume``
 works unchanged). Once complete, each table's directory is renamed into its partition (one atomic
-rename per table), then the marker is written. Readers list the markers, never the partitions, so a
-scan exists for them exactly when its marker does; a commit killed half way is finished by the
-next ``--resume``. Underscore directories are skipped by Spark and pyarrow.
+rename per table), then the marker is written, with the number of parts of each table so that
+readers notice one gone missing. Readers list the markers, never the partitions, so a scan exists
+for them exactly when its marker does; a commit killed half way is finished by the next
+``--resume``. Underscore directories are skipped by Spark and pyarrow.
+
+One scan at a time: a scan holds the history's lock (``H/.pinscan.lock``, see
+:mod:`pinscan.dataset._lock`) from its start to its commit, and a second one is refused.
 """
 
 from __future__ import annotations
@@ -28,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 
 import polars as pl
 
-from pinscan.dataset import _files
+from pinscan.dataset import _files, _integrity, _lock
 from pinscan.dataset.schema import CERTIFICATES, CHAINS, ENDPOINTS, META_FILE, PIN_RESULTS
 from pinscan.dataset.writer import read_meta, write_pin_results
 from pinscan.errors import DatasetError
@@ -41,6 +45,8 @@ SCANS = "_scans"
 STAGING = "_staging"
 #: Every table a scan can have, in the order a commit moves them.
 TABLES = (CERTIFICATES, CHAINS, ENDPOINTS, PIN_RESULTS)
+#: Where a history is written.
+ENTRIES = frozenset({SCANS, STAGING, *TABLES, _lock.LOCK_FILE})
 #: The partition columns, with the types every reader gets them as.
 PARTITION_SCHEMA = pl.Schema({"scan_date": pl.Date, "scan_id": pl.String})
 
@@ -114,18 +120,25 @@ def staged(history: Path) -> list[tuple[Path, dict[str, Any]]]:
 
 
 def prepare(history: Path) -> None:
-    """Makes ``history`` a history (it must be empty or one already) and removes what a commit
-    killed after its marker left in ``_staging``."""
+    """Makes ``history`` a history: it must be missing, empty or one already, and hold no
+    symbolic link where pinscan writes."""
     if (history / META_FILE).exists():
         msg = "is a dataset directory (pinscan scan -o); give --history a directory of its own"
         raise DatasetError(str(history), msg)
+    if history.exists() and not history.is_dir():
+        raise DatasetError(str(history), "is not a directory; give --history a directory")
     if history.is_dir() and not is_history(history) and any(history.iterdir()):
         raise DatasetError(str(history), "is neither empty nor a pinscan history")
-    (history / SCANS).mkdir(parents=True, exist_ok=True)
-    (history / STAGING).mkdir(exist_ok=True)
-    for stage in (history / STAGING).iterdir():
-        if _marker(history, stage.name).exists():
-            shutil.rmtree(stage)
+    for name in ENTRIES:
+        _files.refuse_link(history / name)
+    with _files.writing(history):
+        (history / SCANS).mkdir(parents=True, exist_ok=True)
+        (history / STAGING).mkdir(exist_ok=True)
+
+
+def lock(history: Path, scan_id: str | None) -> _lock.Lock:
+    """The history's lock, for one scan (or audit) from its start to its commit."""
+    return _lock.acquire(history, scan_id=scan_id, what="history scan")
 
 
 def commit(history: Path, stage: Path) -> dict[str, Any]:
@@ -135,20 +148,28 @@ def commit(history: Path, stage: Path) -> dict[str, Any]:
     if not meta.get("complete"):
         msg = "the scan did not complete; finish it with pinscan scan --history ... --resume"
         raise DatasetError(str(stage), msg)
-    for table in TABLES:
-        source = stage / table
-        if not source.is_dir():
-            continue
-        _files.remove_temporaries(source)
-        target = partition(history, table, meta)
-        if target.exists():
-            raise DatasetError(str(target), "already holds this scan's table")
-        target.parent.mkdir(parents=True, exist_ok=True)
-        source.rename(target)
-        _files.fsync_dir(target.parent)
-    marker = {**meta, "scan_date": scan_date(meta)}
-    _files.atomic_write_json(_marker(history, meta["scan_id"]), marker)
-    shutil.rmtree(stage)
+    parts = {}
+    with _files.writing(history):
+        for table in TABLES:
+            source = stage / table
+            target = partition(history, table, meta)
+            if source.is_dir():
+                _files.remove_temporaries(source)
+                if target.exists():
+                    raise DatasetError(str(target), "already holds this scan's table")
+                _files.refuse_link(target.parent)
+                target.parent.mkdir(parents=True, exist_ok=True)
+                source.rename(target)
+                _files.fsync_dir(target.parent)
+            elif not target.is_dir():  # not moved by an earlier, killed commit either
+                if table != PIN_RESULTS:
+                    msg = f"the scan has no {table} table: it cannot be committed"
+                    raise DatasetError(str(source), msg)
+                continue
+            parts[table] = len(_integrity.parts(target))
+        marker = {**meta, "scan_date": scan_date(meta), "parts": parts}
+        _files.atomic_write_json(_marker(history, meta["scan_id"]), marker)
+        shutil.rmtree(stage)
     return marker
 
 
@@ -169,10 +190,11 @@ def scan(
     from pinscan.scanner import scan as run_scan
 
     root = Path(history)
-    stage, run = _begin(root, resume)
-    if run is not None:
-        run_scan(inventory, stage, **run, **kwargs)
-    return _end(root, stage, list(policies))
+    stage, run, held = _begin(root, resume)
+    with held:
+        if run is not None:
+            run_scan(inventory, stage, **run, **kwargs)
+        return _end(root, stage, list(policies))
 
 
 async def scan_async(
@@ -189,26 +211,37 @@ async def scan_async(
     from pinscan.scanner import scan_async as run_scan
 
     root = Path(history)
-    stage, run = await anyio.to_thread.run_sync(_begin, root, resume)
-    if run is not None:
-        await run_scan(inventory, stage, **run, **kwargs)
-    return await anyio.to_thread.run_sync(_end, root, stage, list(policies))
+    stage, run, held = await anyio.to_thread.run_sync(_begin, root, resume)
+    with held:
+        if run is not None:
+            await run_scan(inventory, stage, **run, **kwargs)
+        return await anyio.to_thread.run_sync(_end, root, stage, list(policies))
 
 
-def _begin(root: Path, resume: bool) -> tuple[Path, dict[str, Any] | None]:
-    """The staging directory of the scan, and the arguments that run its scan there (``None``
-    when only its commit is left)."""
+def _begin(root: Path, resume: bool) -> tuple[Path, dict[str, Any] | None, _lock.Lock]:
+    """The staging directory of the scan, the arguments that run its scan there (``None``
+    when only its commit is left), and the history's lock, held."""
     from pinscan.scanner import new_scan_id
 
     prepare(root)
-    if resume:
-        pending = staged(root)
-        if not pending:
-            raise DatasetError(str(root), "no interrupted scan to resume")
-        stage, meta = pending[-1]
-        return stage, None if meta.get("complete") else {"resume": True}
-    scan_id = new_scan_id()
-    return root / STAGING / scan_id, {"scan_id": scan_id}
+    scan_id = None if resume else new_scan_id()
+    held = lock(root, scan_id)
+    try:
+        # What a commit killed after its marker left, now that no commit can be running.
+        with _files.writing(root):
+            for stage in (root / STAGING).iterdir():
+                if _marker(root, stage.name).exists():
+                    shutil.rmtree(stage)
+        if scan_id is None:
+            pending = staged(root)
+            if not pending:
+                raise DatasetError(str(root), "no interrupted scan to resume")
+            stage, meta = pending[-1]
+            return stage, None if meta.get("complete") else {"resume": True}, held
+        return root / STAGING / scan_id, {"scan_id": scan_id}, held
+    except BaseException:
+        held.release()
+        raise
 
 
 def _end(root: Path, stage: Path, policies: list[Policy]) -> ScanDataset:
@@ -241,6 +274,7 @@ __all__ = [
     "commit",
     "committed",
     "is_history",
+    "lock",
     "partition",
     "prepare",
     "scan",

@@ -10,8 +10,8 @@ from pinscan.parse import certificates
 from pinscan.records import STATUSES
 
 #: Layout version of the dataset directory; bumped on any incompatible change. A new column is
-#: not one: the reader reads it as null from parts written before it (``verify_detail``, added
-#: to format 1 later), so every dataset of this format still opens.
+#: not one: it goes in ``ADDED_LATER``, and the reader reads it as null from parts written before
+#: it, so every dataset of this format still opens.
 FORMAT = 1
 
 ENDPOINTS = "endpoints"
@@ -21,6 +21,10 @@ TABLES = (ENDPOINTS, CHAINS, CERTIFICATES)
 #: Written after the scan by ``pinscan scan --policy``: one row per (endpoint, policy).
 PIN_RESULTS = "pin_results"
 META_FILE = "scan.json"
+
+#: Columns added to format 1 after its first release, by table: parts written by an older pinscan
+#: lack them, which is no damage.
+ADDED_LATER: dict[str, frozenset[str]] = {ENDPOINTS: frozenset({"verify_detail"})}
 
 UTC_TIME = pl.Datetime("us", "UTC")
 STATUS = pl.Enum(list(STATUSES))
@@ -110,6 +114,7 @@ def empty(schema: pl.Schema) -> pl.DataFrame:
 
 
 __all__ = [
+    "ADDED_LATER",
     "CERTIFICATES",
     "CHAINS",
     "CHAINS_SCHEMA",

@@ -14,19 +14,28 @@ A batch is written as three parts with one sequence number: certificates, then c
 endpoints. The endpoints part is the commit point: a target is done exactly when its rows are in an
 endpoints part, and every row of one target is in the same batch. Parts of a sequence number that
 has no endpoints part are leftovers of a killed flush; ``resume`` deletes them.
+
+A writer holds the directory's lock (see :mod:`pinscan.dataset._lock`) from ``create`` or
+``resume`` to ``finish``: a second writer is refused while the first runs. Each part carries, in
+its footer, the CRC-32 of the bytes before the footer (``pinscan.crc32``), so that a bit flipped
+on disk is found by reading the file once (:meth:`~pinscan.dataset.ScanDataset.verify`) rather
+than decoded into wrong rows; its pages carry Parquet's own CRCs too, for other readers.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import re
+import io
+import zlib
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import polars as pl
+import pyarrow.parquet as pq
 
-from pinscan.dataset import _files
+from pinscan.dataset import _files, _integrity, _lock
+from pinscan.dataset._integrity import CHECKSUM_KEY, PART
 from pinscan.dataset.schema import (
     CERTIFICATES,
     CHAINS,
@@ -44,10 +53,11 @@ from pinscan.errors import DatasetError
 from pinscan.parse import certificates
 from pinscan.records import Endpoint
 
-_PART = re.compile(r"^part-(\d{6})\.parquet$")
 #: The manifest of a sharded scan (see :mod:`pinscan.shard`), which is no place for a plain one.
 SHARD_MANIFEST = "shards.json"
 _SHARDED = "holds a sharded scan (--shard, --dask)"
+#: What a dataset directory may hold.
+ENTRIES = frozenset({*TABLES, PIN_RESULTS, META_FILE, _lock.LOCK_FILE})
 
 
 def id_bits(hex_id: str) -> int:
@@ -56,10 +66,11 @@ def id_bits(hex_id: str) -> int:
 
 
 class DatasetWriter:
-    """Appends batches of endpoints to a dataset directory. One writer per directory; calls must
-    not overlap (the scanner runs them one at a time in a worker thread)."""
+    """Appends batches of endpoints to a dataset directory. One writer per directory (the lock
+    refuses others); calls must not overlap (the scanner runs them one at a time in a worker
+    thread)."""
 
-    def __init__(self, root: Path, meta: dict[str, Any]) -> None:
+    def __init__(self, root: Path, meta: dict[str, Any], lock: _lock.Lock) -> None:
         self.root = root
         self.meta = meta
         self.scan_id: str = meta["scan_id"]
@@ -68,63 +79,79 @@ class DatasetWriter:
         self.done: set[int] = set()
         self._written_certs: set[int] = set()
         self._seq = 0
+        self._lock = lock
 
     @classmethod
     def create(cls, root: Path, *, scan_id: str, arguments: dict[str, Any], version: str):
-        """A new dataset in ``root``, which must not hold one already."""
-        if (root / META_FILE).exists():
-            msg = f"{root} already holds a scan; use --resume to finish it, or another directory"
-            raise DatasetError(str(root), msg)
-        if (root / SHARD_MANIFEST).exists():
-            raise DatasetError(str(root), f"{_SHARDED}; give another directory")
-        for table in TABLES:
-            (root / table).mkdir(parents=True, exist_ok=True)
-        meta = {
-            "format": FORMAT,
-            "pinscan_version": version,
-            "scan_id": scan_id,
-            "arguments": arguments,
-            "started_at": _now(),
-            "finished_at": None,
-            "complete": False,
-            "counts": {},
-        }
-        _files.atomic_write_json(root / META_FILE, meta)
-        return cls(root, meta)
+        """A new dataset in ``root``, which must be missing, empty, or what a create killed
+        before its first write left."""
+        _refuse_other_outputs(root)
+        _files.check_output(root, ENTRIES, "-o")
+        with _files.writing(root):
+            root.mkdir(parents=True, exist_ok=True)
+        lock = _lock.acquire(root, scan_id=scan_id)
+        try:
+            if (root / META_FILE).exists():
+                msg = "already holds a scan; use --resume to finish it, or another directory"
+                raise DatasetError(str(root), msg)
+            meta = {
+                "format": FORMAT,
+                "pinscan_version": version,
+                "scan_id": scan_id,
+                "arguments": arguments,
+                "started_at": _now(),
+                "finished_at": None,
+                "complete": False,
+                "counts": {},
+            }
+            with _files.writing(root):
+                for table in TABLES:
+                    (root / table).mkdir(exist_ok=True)
+                _files.atomic_write_json(root / META_FILE, meta)
+        except BaseException:
+            lock.release()
+            raise
+        return cls(root, meta, lock)
 
     @classmethod
     def resume(cls, root: Path) -> DatasetWriter:
-        """Reopens an interrupted scan: removes what a killed flush left, and loads which targets
-        and certificates are already written."""
-        if (root / SHARD_MANIFEST).exists():
-            msg = f"{_SHARDED}: finish it with --resume and --dask, or with --shard I/N"
-            raise DatasetError(str(root), msg)
-        meta = read_meta(root)
-        writer = cls(root, meta)
-        committed = writer._clean()
-        writer._seq = max(committed, default=0)
-        endpoints = _parts(root / ENDPOINTS)
-        if endpoints:
-            ids = pl.scan_parquet(endpoints).select("target_id").unique().collect()
-            writer.done = {id_bits(t) for t in ids["target_id"]}
-        certs = _parts(root / CERTIFICATES)
-        if certs:
-            shas = pl.scan_parquet(certs).select("cert_sha256").collect()
-            writer._written_certs = {id_bits(s) for s in shas["cert_sha256"]}
-        meta["resumed_at"] = [*meta.get("resumed_at", []), _now()]
-        meta["complete"] = False
-        _files.atomic_write_json(root / META_FILE, meta)
+        """Reopens an interrupted scan: checks the parts it keeps, removes what a killed flush
+        left, and loads which targets and certificates are already written. Nothing is deleted
+        when a part it keeps is damaged."""
+        _refuse_other_outputs(root)
+        scan_id = read_meta(root)["scan_id"]  # a directory with no scan is not locked, nor ours
+        _files.check_output(root, ENTRIES, "-o")
+        lock = _lock.acquire(root, scan_id=scan_id)
+        try:
+            meta = read_meta(root)  # as the last writer left it, now that it is gone
+            writer = cls(root, meta, lock)
+            committed = _seqs(root / ENDPOINTS)
+            kept = {t: [p for p in _parts(root / t) if _seq_of(p) in committed] for t in TABLES}
+            _integrity.check_parts(kept, verify=True)
+            with _files.writing(root):
+                writer._clean(committed)
+            writer._seq = max(committed, default=0)
+            ids = _integrity.read_column(kept[ENDPOINTS], "target_id", ENDPOINTS)
+            writer.done = {id_bits(t) for t in ids}
+            shas = _integrity.read_column(kept[CERTIFICATES], "cert_sha256", CERTIFICATES)
+            writer._written_certs = {id_bits(s) for s in shas}
+            meta["resumed_at"] = [*meta.get("resumed_at", []), _now()]
+            meta["complete"] = False
+            meta.pop("parts", None)
+            with _files.writing(root):
+                _files.atomic_write_json(root / META_FILE, meta)
+        except BaseException:
+            lock.release()
+            raise
         return writer
 
-    def _clean(self) -> set[int]:
+    def _clean(self, committed: set[int]) -> None:
         for table in TABLES:
             _files.remove_temporaries(self.root / table)
-        committed = _seqs(self.root / ENDPOINTS)
         for table in (CHAINS, CERTIFICATES):
             for part in _parts(self.root / table):
                 if _seq_of(part) not in committed:
                     part.unlink()
-        return committed
 
     def write(self, endpoints: Sequence[Endpoint]) -> None:
         """Writes one batch as three parts, endpoints last. Every endpoint of a target must be in
@@ -164,22 +191,38 @@ class DatasetWriter:
         self._written_certs.update(id_bits(s) for s in parsed["cert_sha256"])
 
     def finish(self, counts: dict[str, Any], *, complete: bool = True) -> None:
-        """Records the end of the scan (or of this run of it, when interrupted)."""
-        self.meta.update(finished_at=_now(), complete=complete, counts=counts)
-        _files.atomic_write_json(self.root / META_FILE, self.meta)
+        """Records the end of the scan (or of this run of it, when interrupted) and lets the
+        next writer in. A complete scan records how many parts each table has, so that readers
+        notice a part or a table gone missing."""
+        try:
+            self.meta.update(finished_at=_now(), complete=complete, counts=counts)
+            if complete:
+                self.meta["parts"] = {t: len(_parts(self.root / t)) for t in TABLES}
+            with _files.writing(self.root):
+                _files.atomic_write_json(self.root / META_FILE, self.meta)
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        """Lets the next writer in without recording anything (a scan that could not start)."""
+        self._lock.release()
 
 
 def write_pin_results(root: Path, results: pl.DataFrame) -> None:
     """Replaces the dataset's pin verdicts with ``results`` in one atomic rename, so a reader sees
-    the old verdicts or the new ones, never a mix."""
+    the old verdicts or the new ones, never a mix. Refused while a scan writes to ``root``."""
     directory = root / PIN_RESULTS
-    directory.mkdir(exist_ok=True)
-    _files.remove_temporaries(directory)
-    target = directory / "part-000001.parquet"
-    _write(results.select(PIN_RESULTS_SCHEMA.names()).cast(PIN_RESULTS_SCHEMA), target)  # type: ignore[arg-type]
-    for stale in _parts(directory):
-        if stale != target:
-            stale.unlink()
+    _files.refuse_link(directory)
+    with _lock.acquire(root, scan_id=None, what="pinscan writing pin verdicts"):
+        with _files.writing(directory):
+            directory.mkdir(exist_ok=True)
+            _files.remove_temporaries(directory)
+        target = directory / "part-000001.parquet"
+        _write(results.select(PIN_RESULTS_SCHEMA.names()).cast(PIN_RESULTS_SCHEMA), target)  # type: ignore[arg-type]
+        with _files.writing(directory):
+            for stale in _parts(directory):
+                if stale != target:
+                    stale.unlink()
 
 
 def read_meta(root: Path) -> dict[str, Any]:
@@ -220,17 +263,40 @@ def _endpoint_columns(
 
 
 def _write(df: pl.DataFrame, path: Path) -> None:
-    _files.atomic_write(path, lambda tmp: df.write_parquet(tmp, compression="zstd"))
+    """One part, whole or not at all, with its checksums (see the module's docstring). Encoded
+    in memory and written by pinscan itself, so that a full disk is an ``OSError`` that says so
+    (polars' writer reports it as a thrift transport error)."""
+    table = df.to_arrow()
+    buffer = io.BytesIO()
+    # No dictionary pages: ids and digests do not repeat, and zstd packs the columns that do
+    # (parts come out 5% smaller than with dictionaries).
+    with pq.ParquetWriter(
+        buffer, table.schema, compression="zstd", use_dictionary=False, write_page_checksum=True
+    ) as writer:
+        writer.write_table(table)
+        # Every page is in the buffer now; only the footer is left to write.
+        with buffer.getbuffer() as written:
+            checksum = f"{zlib.crc32(written):08x} {len(written)}"
+        writer.add_key_value_metadata({CHECKSUM_KEY: checksum})
+    data = buffer.getbuffer()
+    with _files.writing(path):
+        _files.atomic_write(path, lambda tmp: tmp.write_bytes(data))
 
 
-def _parts(directory: Path) -> list[Path]:
-    if not directory.is_dir():
-        return []
-    return sorted(p for p in directory.iterdir() if _PART.match(p.name))
+def _refuse_other_outputs(root: Path) -> None:
+    """What ``-o`` must not take for a dataset, said before anything is written."""
+    if (root / SHARD_MANIFEST).exists():
+        msg = f"{_SHARDED}: finish it with --resume and --dask, or with --shard I/N"
+        raise DatasetError(str(root), msg)
+    if (root / "_scans").is_dir():
+        raise DatasetError(str(root), "is a history (pinscan scan --history); use --history")
+
+
+_parts = _integrity.parts
 
 
 def _seq_of(part: Path) -> int:
-    match = _PART.match(part.name)
+    match = PART.match(part.name)
     assert match is not None
     return int(match.group(1))
 

@@ -24,7 +24,7 @@ from pinscan._core import __version__
 from pinscan.dataset._files import atomic_write
 from pinscan.dataset.schema import VERDICTS
 from pinscan.report import charts
-from pinscan.report.summary import TIMELINE_WEEKS, Summary, policy_label
+from pinscan.report.summary import TIMELINE_WEEKS, Summary, policy_label, scan_state
 
 VERDICT_COLORS = {
     "pass": charts.GOOD,
@@ -72,7 +72,7 @@ def render(summary: Summary) -> str:
 def _parts(s: Summary) -> dict[str, str]:
     scan = s.scan
     title = escape(f"{Path(scan['path']).name} ({scan.get('scan_id')})")
-    state = "complete" if scan.get("complete") else "INCOMPLETE"
+    state = scan_state(scan)
     meta = (
         f"{escape(scan['path'])}, scan {escape(str(scan.get('scan_id')))} started "
         f"{escape(str(scan.get('started_at')))} ({state}); as of "

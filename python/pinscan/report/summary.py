@@ -20,6 +20,7 @@ from typing import Any
 import polars as pl
 
 from pinscan.dataset import ScanDataset
+from pinscan.dataset.reader import running
 from pinscan.policy.evaluate import evaluate
 from pinscan.policy.model import Policy
 
@@ -195,7 +196,28 @@ def _moment(as_of: dt.datetime | dt.date | None) -> dt.datetime:
 def _scan_meta(dataset: ScanDataset) -> dict[str, Any]:
     meta = dataset.meta
     keys = ("scan_id", "started_at", "finished_at", "complete", "pinscan_version")
-    return {"path": str(dataset.path), **{k: meta.get(k) for k in keys}}
+    # An incomplete scan is either still being written or was interrupted: say which.
+    writer = None if meta.get("complete") else running(dataset.path)
+    missing = meta.get("shards", {}).get("missing")
+    return {
+        "path": str(dataset.path),
+        **{k: meta.get(k) for k in keys},
+        "running": writer,
+        **({"missing_shards": missing} if missing else {}),
+    }
+
+
+def scan_state(scan: dict[str, Any]) -> str:
+    """``complete``, or why not: still running (by whom), shards not done, or interrupted."""
+    if scan.get("complete"):
+        return "complete"
+    if scan.get("running"):
+        return f"INCOMPLETE: {scan['running']} is still running"
+    if scan.get("missing_shards"):
+        shards = ", ".join(map(str, scan["missing_shards"][:10]))
+        more = ", ..." if len(scan["missing_shards"]) > 10 else ""
+        return f"INCOMPLETE: shards {shards}{more} not done (pinscan scan --shard I/N, or --resume)"
+    return "INCOMPLETE: interrupted; pinscan scan --resume finishes it"
 
 
 def _certificates(dataset: ScanDataset, moment: dt.datetime) -> pl.LazyFrame:

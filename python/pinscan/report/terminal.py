@@ -9,7 +9,7 @@ from rich.console import Console
 from rich.table import Table
 
 from pinscan.dataset.schema import VERDICTS
-from pinscan.report.summary import Summary, policy_label
+from pinscan.report.summary import Summary, policy_label, scan_state
 
 VERDICT_STYLE = {
     "pass": "green",
@@ -25,7 +25,7 @@ VERDICT_STYLE = {
 def print_summary(summary: Summary, console: Console | None = None) -> None:
     console = console or Console(highlight=False, soft_wrap=False)
     scan = summary.scan
-    state = "complete" if scan.get("complete") else "INCOMPLETE"
+    state = scan_state(scan)
     console.print(
         f"[bold]pinscan report[/] {scan['path']}: scan {scan.get('scan_id')} "
         f"({scan.get('started_at')}, {state}), as of {summary.as_of:%Y-%m-%d %H:%M} UTC"

@@ -1,0 +1,187 @@
+# SPDX-License-Identifier: Apache-2.0
+"""Whether the part files of a dataset are what pinscan wrote, so that a damaged file is an
+error naming it (exit 2 on the command line) rather than a decoder's traceback or, worse, rows
+read wrong and reported as changes.
+
+Two levels: :func:`check_parts`, run whenever a dataset is opened, reads each part's footer
+(a few hundred bytes: truncated, empty, not Parquet, wrong columns) and refuses files that do
+not belong in a table; :func:`verify_part` reads a whole part against the CRC-32 the writer
+stored in its footer, which is what finds a bit flipped inside a page (the decoders take most of
+those for valid data). The command line verifies every part it reads; it costs one read of each
+file, a few percent of what decoding it costs.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+import zlib
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+
+import polars as pl
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from pinscan.dataset.schema import (
+    ADDED_LATER,
+    CERTIFICATES,
+    CHAINS,
+    CHAINS_SCHEMA,
+    ENDPOINTS,
+    ENDPOINTS_SCHEMA,
+    PIN_RESULTS,
+    PIN_RESULTS_SCHEMA,
+    certificates_schema,
+)
+from pinscan.errors import DatasetError
+
+PART = re.compile(r"^part-(\d{6})\.parquet$")
+#: The footer entry of a part with the CRC-32 of its first N bytes (all but the footer), as
+#: ``"<crc32 hex> <N>"``.
+CHECKSUM_KEY = "pinscan.crc32"
+_CHUNK = 1 << 20
+
+
+@functools.cache
+def schema_of(table: str) -> pl.Schema:
+    schemas = {
+        ENDPOINTS: ENDPOINTS_SCHEMA,
+        CHAINS: CHAINS_SCHEMA,
+        CERTIFICATES: certificates_schema(),
+        PIN_RESULTS: PIN_RESULTS_SCHEMA,
+    }
+    return schemas[table]
+
+
+def parts(directory: Path) -> list[Path]:
+    """The part files of a table directory, in order (none when it is missing)."""
+    if not directory.is_dir():
+        return []
+    return sorted(p for p in directory.iterdir() if PART.match(p.name))
+
+
+def table_parts(directory: Path, table: str) -> list[Path]:
+    """:func:`parts`, refusing anything else in the directory but hidden files (temporaries of
+    a running scan) and ``_`` files (Spark's and Hadoop's markers)."""
+    found = []
+    if directory.is_dir():
+        for entry in directory.iterdir():
+            if PART.match(entry.name) and entry.is_file():
+                found.append(entry)
+            elif not entry.name.startswith((".", "_")):
+                msg = (
+                    f"does not belong in the {table} table, which holds only pinscan's "
+                    "part-NNNNNN.parquet files; move it out"
+                )
+                raise DatasetError(str(entry), msg)
+    return sorted(found)
+
+
+def check_parts(parts_of: Mapping[str, Iterable[Path]], *, verify: bool = False) -> None:
+    """Checks each table's parts (``{table: parts}``): their footers and columns, and with
+    ``verify`` every byte against its checksum."""
+    for table, paths in parts_of.items():
+        schema = schema_of(table)
+        for path in paths:
+            check_part(path, table, schema)
+            if verify:
+                verify_part(path)
+
+
+def check_part(path: Path, table: str, schema: pl.Schema) -> None:
+    """A part whose footer reads and whose columns are the table's."""
+    try:
+        size = path.stat().st_size
+    except OSError as exc:
+        raise DatasetError(str(path), f"unreadable: {exc.strerror}") from None
+    if size == 0:
+        raise DatasetError(str(path), "damaged: an empty file (0 bytes), not a Parquet part")
+    try:
+        found = pl.read_parquet_schema(path)
+    except (OSError, pl.exceptions.PolarsError) as exc:
+        msg = f"damaged: not a whole Parquet file ({_first_line(exc)})"
+        raise DatasetError(str(path), msg) from None
+    # A column added to the format later is missing from parts an older pinscan wrote.
+    expected = {c: t for c, t in schema.items() if c in found or c not in ADDED_LATER.get(table, ())}
+    if dict(found) != expected:
+        msg = f"not a part of the {table} table: {_difference(found, pl.Schema(expected))}"
+        raise DatasetError(str(path), msg)
+
+
+def verify_part(path: Path, *, decode: bool = False) -> None:
+    """Reads ``path`` whole against the checksum in its footer. A part written before pinscan
+    wrote checksums has none: with ``decode`` it is decoded instead, which finds what the
+    decoder notices."""
+    try:
+        entry = (pq.read_metadata(path).metadata or {}).get(CHECKSUM_KEY.encode())
+    except (OSError, pa.ArrowException) as exc:
+        raise DatasetError(str(path), f"damaged: not a whole Parquet file ({exc})") from None
+    if entry is None:
+        if decode:
+            try:
+                pl.read_parquet(path)
+            except (OSError, pl.exceptions.PolarsError) as exc:
+                raise DatasetError(str(path), f"damaged: {_first_line(exc)}") from None
+        return
+    try:
+        crc_hex, size = entry.decode().split()
+        expected, left = int(crc_hex, 16), int(size)
+    except ValueError:
+        raise DatasetError(str(path), f"damaged: an unreadable checksum entry {entry!r}") from None
+    crc = 0
+    try:
+        with path.open("rb") as f:
+            while left and (chunk := f.read(min(left, _CHUNK))):
+                crc = zlib.crc32(chunk, crc)
+                left -= len(chunk)
+    except OSError as exc:
+        raise DatasetError(str(path), f"unreadable: {exc.strerror}") from None
+    if left or crc != expected:
+        msg = (
+            "damaged: its bytes do not match the checksum written with them "
+            "(a flipped bit, a bad copy); restore it from a backup, or scan again"
+        )
+        raise DatasetError(str(path), msg)
+
+
+def read_column(paths: list[Path], column: str, table: str) -> pl.Series:
+    """One column of a table's parts, with a damaged part named, not a decoder's error."""
+    schema = schema_of(table)
+    if not paths:
+        return pl.Series(column, [], dtype=schema[column])
+    try:
+        frame = pl.scan_parquet(paths, schema=schema, missing_columns="insert")
+        return frame.select(column).collect()[column]
+    except pl.exceptions.PolarsError as exc:
+        raise damaged(paths) or DatasetError(str(paths[0].parent), _first_line(exc)) from None
+
+
+def damaged(paths: Iterable[Path]) -> DatasetError | None:
+    """The error of the first part of ``paths`` that is damaged (verified, or decoded when it has
+    no checksum), if any: what the command line looks for when a decoder fails."""
+    for path in paths:
+        try:
+            verify_part(path, decode=True)
+        except DatasetError as exc:
+            return exc
+    return None
+
+
+def _difference(found: pl.Schema, expected: pl.Schema) -> str:
+    def listed(label: str, names: list[str]) -> str:
+        return f"{label} {', '.join(names[:3])}" + (" ..." if len(names) > 3 else "")
+
+    what = []
+    if missing := [c for c in expected if c not in found]:
+        what.append(listed("no column", missing))
+    if extra := [c for c in found if c not in expected]:
+        what.append(listed("unknown column", extra))
+    retyped = [c for c in expected if c in found and found[c] != expected[c]]
+    what += [f"{c} is {found[c]}, not {expected[c]}" for c in retyped[:2]]
+    return "; ".join(what)
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
