@@ -103,7 +103,8 @@ def check_part(path: Path, table: str, schema: pl.Schema) -> None:
         msg = f"damaged: not a whole Parquet file ({_first_line(exc)})"
         raise DatasetError(str(path), msg) from None
     # A column added to the format later is missing from parts an older pinscan wrote.
-    expected = {c: t for c, t in schema.items() if c in found or c not in ADDED_LATER.get(table, ())}
+    optional = ADDED_LATER.get(table, frozenset())
+    expected = {c: t for c, t in schema.items() if c in found or c not in optional}
     if dict(found) != expected:
         msg = f"not a part of the {table} table: {_difference(found, pl.Schema(expected))}"
         raise DatasetError(str(path), msg)
