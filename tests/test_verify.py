@@ -12,10 +12,12 @@ from pathlib import Path
 
 import polars as pl
 import pytest
+from click.testing import CliRunner
 from cryptography.hazmat.primitives.asymmetric import dsa
 from cryptography.hazmat.primitives.serialization import Encoding
 
 import pinscan
+from pinscan.cli import main
 from pinscan.config import ScanConfig, Timeouts
 from pinscan.verify import VERIFY_ERRORS, StoreSpec, Verifier
 from pinscan.verify_pool import VerifyProcess
@@ -146,9 +148,12 @@ def test_a_dataset_written_before_verify_detail_still_opens(tmp_path: Path) -> N
         .with_columns(verify_error=pl.lit("mozilla: validation failed: candidates exhausted"))
     )
     old.write_parquet(part)
-    row = pinscan.open(ds.path).endpoints.collect().row(0, named=True)
+    row = pinscan.open(ds.path, verify=True).endpoints.collect().row(0, named=True)
     assert row["verify_error"] == "mozilla: validation failed: candidates exhausted"
     assert row["verify_detail"] is None
+    # The command line checks every part: a missing later column is no damage to it either.
+    result = CliRunner().invoke(main, ["report", str(ds.path), "--format", "json"])
+    assert result.exit_code == 0, result.output
 
 
 def test_a_dsa_issuer_is_an_unsupported_algorithm_and_no_warning_escapes() -> None:
