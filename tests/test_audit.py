@@ -139,6 +139,12 @@ def test_the_reports_are_written_and_self_contained(fleet: Fleet) -> None:
     report = json.loads((fleet.directory / "out" / "report.json").read_text())
     assert report["crossed"] == ["max_pin_failures", "fail_on_changes"]
     assert report["changes"] == {"key_rotated": 1, "verdict_changed": 1}
+    # The page and the summary show the trend and the same changes as the audit.
+    assert 'id="trend"' in html and 'id="changes"' in html
+    summary = report["summary"]
+    assert [r["pin_failing"] for r in summary["trend"]] == [0, 1]
+    assert {k: n for k, n in summary["changes"].items() if n} == report["changes"]
+    assert summary["previous"]["scan_id"] == report["previous_scan"]
     assert report["summary"]["endpoints"] == 5
     assert report["report"]["html"] == str(fleet.directory / "out" / "report.html")
 

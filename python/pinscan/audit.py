@@ -419,7 +419,10 @@ def run(
     if previous is not None:
         before = open_dataset(cfg.history, scans=previous)
         changes = diff_scans(before, scan, policies or None)
-    summary = summarize(scan, top=cfg.top, table_rows=cfg.rows if cfg.html else 0)
+    # The page's trend and changes: the diff above, not a second one.
+    summary = summarize(
+        scan, top=cfg.top, table_rows=cfg.rows if cfg.html else 0, history=True, changes=changes
+    )
     result = AuditResult(
         config=cfg,
         scan=scan,
