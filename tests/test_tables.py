@@ -51,13 +51,13 @@ def piped(args: list[str], **env: str) -> tuple[int, str]:
     return proc.returncode, proc.stdout
 
 
-def in_terminal(args: list[str], columns: int) -> tuple[int, str]:
+def in_terminal(args: list[str], columns: int, program: list[str] = PINSCAN) -> tuple[int, str]:
     """Run ``pinscan args`` in a pseudo-terminal ``columns`` wide, as someone at a terminal
     does; the text it wrote, escape sequences removed."""
     leader, follower = pty.openpty()
     fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 50, columns, 0, 0))
     proc = subprocess.Popen(
-        [*PINSCAN, *args], stdin=follower, stdout=follower, stderr=follower, env=_environment()
+        [*program, *args], stdin=follower, stdout=follower, stderr=follower, env=_environment()
     )
     os.close(follower)
     chunks, deadline = [], time.monotonic() + 120
@@ -93,6 +93,8 @@ WAYS = [
     pytest.param(lambda args: piped(args), id="piped"),
     pytest.param(lambda args: piped(args, COLUMNS="40"), id="piped-COLUMNS=40"),
     pytest.param(lambda args: in_terminal(args, 60), id="terminal-60"),
+    # Narrower than the table, wider than its narrowest layout: rich narrows columns to fit.
+    pytest.param(lambda args: in_terminal(args, 150), id="terminal-150"),
     pytest.param(lambda args: in_terminal(args, 250), id="terminal-250"),
 ]
 
@@ -158,3 +160,27 @@ def test_ct_prints_pins_and_digests_whole(rogue_log, run) -> None:
     assert code == 1, out  # a new alert
     assert "rogue.tables.example" in out
     assert_whole(out, *tokens)
+
+
+# A table rich narrows unevenly: the widest columns first, below their longest word, and then,
+# for the columns kept at that width, wider than the terminal.
+_UNEVEN = """
+from rich.table import Table
+from pinscan.report.terminal import new_console, print_table
+table = Table(title="changes")
+for column in ("change", "target", "ip", "old", "new", "detail"):
+    table.add_column(column, overflow="fold")
+table.add_row("key_rotated", "127.0.0.1:8443 rot.tables.test", "127.0.0.1:443", "A" * 43 + "=",
+              "B" * 43 + "=", "new key in a new certificate, valid until 2026-01-01 " * 2)
+table.add_row("chain_changed", "c.test", "127.0.0.1:443", "a" * 64 + " " + "b" * 64, "",
+              "intermediates sent: [CN=x] -> [] the end")
+print_table(new_console(), table)
+"""
+
+
+@pytest.mark.parametrize("columns", [40, 150, 182, 200, 260, 400])
+def test_no_word_of_a_table_is_cut_or_broken(columns) -> None:
+    code, out = in_terminal([], columns, program=[sys.executable, "-c", _UNEVEN])
+    assert code == 0, out
+    assert_whole(out, "A" * 43 + "=", "B" * 43 + "=", "a" * 64, "b" * 64, "rot.tables.test")
+    assert "the end" in out and out.count("2026-01-01") == 2

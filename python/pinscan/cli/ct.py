@@ -26,7 +26,7 @@ from pinscan.ct.monitor import Options, RunResult
 from pinscan.ct.state import StateDir
 from pinscan.ct.watch import Watchlist, pins_from_dataset, pins_from_file, pins_from_policy
 from pinscan.errors import InputError
-from pinscan.report.terminal import new_console, print_table, whole_words
+from pinscan.report.terminal import new_console, print_table
 
 EXIT_ERRORS = 2
 _FILE = click.Path(exists=True, dir_okay=False, path_type=Path)
@@ -171,7 +171,7 @@ def _print(result: RunResult, output: str, quiet: bool) -> None:
                 r["spki_sha256"],
                 r["tbs_sha256"],
             )
-        print_table(new_console(), whole_words(table, "pin", "tbs_sha256"))
+        print_table(new_console(), table)
     for report in result.reports:
         if not quiet and report.error is None:
             click.echo(

@@ -18,7 +18,7 @@ from rich.table import Table
 from pinscan.changes import CHANGES, DEFAULT_FAIL_ON, diff, summary
 from pinscan.cli.check import EXIT_FINDINGS, policy_options, read_policies
 from pinscan.dataset import select
-from pinscan.report.terminal import new_console, print_table, whole_words
+from pinscan.report.terminal import new_console, print_table
 
 _STYLE = {
     "key_rotated": "bold red",
@@ -135,7 +135,7 @@ def _print_text(
             r["detail"] or "",
         )
     # Pins and digests whole: people copy them into pin-sets.
-    print_table(console, whole_words(table, "old", "new"))
+    print_table(console, table)
     if rows.height < shown.height:
         more = shown.height - rows.height
         console.print(f"... {more} more (--limit 0 shows all, --format json lists them)")

@@ -1,7 +1,6 @@
 # SPDX-License-Identifier: Apache-2.0
 """The report on a terminal: a header line and rich tables, small ones side by side; and how
-every command prints tables that hold pins (:func:`new_console`, :func:`whole_words`,
-:func:`print_table`)."""
+every command prints tables that hold pins (:func:`new_console`, :func:`print_table`)."""
 
 from __future__ import annotations
 
@@ -39,27 +38,22 @@ def new_console(*, stderr: bool = False) -> Console:
     return out
 
 
-def whole_words(table: Table, *headers: str) -> Table:
-    """Make the columns ``headers`` at least as wide as their longest word. A pin or a digest is
-    one word, and rich narrows a column below it to fit a terminal, folding the pin over two
-    lines where it can no longer be copied; longer cells (several digests) still wrap, between
-    the words. Call it once the rows are added."""
-    for column in table.columns:
-        if column.header in headers:
-            longest = max((len(w) for cell in column.cells for w in str(cell).split()), default=0)
-            column.min_width = max(longest, column.min_width or 0) or None
-    return table
-
-
 def print_table(out: Console, table: Table) -> None:
-    """Print ``table`` without breaking a word of it: when the terminal is narrower than the
-    table's narrowest layout, the lines are written wider than the terminal, which wraps them on
-    screen but copies each whole, rather than cut a pin in two."""
-    narrowest = Measurement.get(out, out.options.update_width(UNFOLDED), table).minimum
-    if narrowest <= out.width:
-        out.print(table)
-    else:
-        out.print(_Width(table, narrowest), crop=False)
+    """Print ``table`` without breaking a word of it: a pin or a digest is one word, and people
+    copy them into pin-sets.
+
+    On :data:`UNFOLDED` consoles nothing is narrowed. In a terminal, rich narrows columns to fit
+    it, below their longest word if need be: each column is kept at least that wide (a cell of
+    several digests wraps between them), and when the terminal is narrower than the table, the
+    lines are written wider than the terminal, which wraps them on screen but copies each whole.
+    """
+    wide = out.options.update_width(UNFOLDED)
+    if out.is_terminal:
+        for column in table.columns:
+            words = (Measurement.get(out, wide, cell).minimum for cell in column.cells)
+            column.min_width = max(words, default=0) or None
+    narrowest = Measurement.get(out, wide, table).minimum
+    out.print(_Width(table, max(out.width, narrowest)), crop=False)
 
 
 class _Width:
