@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import polars as pl
 import pytest
 from click.testing import CliRunner
 from cryptography.hazmat.primitives import serialization
@@ -138,6 +139,12 @@ def test_the_reports_are_written_and_self_contained(fleet: Fleet) -> None:
     report = json.loads((fleet.directory / "out" / "report.json").read_text())
     assert report["crossed"] == ["max_pin_failures", "fail_on_changes"]
     assert report["changes"] == {"key_rotated": 1, "verdict_changed": 1}
+    # The page and the summary show the trend and the same changes as the audit.
+    assert 'id="trend"' in html and 'id="changes"' in html
+    summary = report["summary"]
+    assert [r["pin_failing"] for r in summary["trend"]] == [0, 1]
+    assert {k: n for k, n in summary["changes"].items() if n} == report["changes"]
+    assert summary["previous"]["scan_id"] == report["previous_scan"]
     assert report["summary"]["endpoints"] == 5
     assert report["report"]["html"] == str(fleet.directory / "out" / "report.html")
 
@@ -171,7 +178,7 @@ def test_thresholds_at_their_limits_pass_and_below_fail(fleet: Fleet, tmp_path: 
     (failed,) = checks["max_failed_endpoints"]["examples"]
     assert re.fullmatch(rf"{re.escape(_target(fleet, 'down'))}: .*refused", failed, re.IGNORECASE)
     assert "self.audit.test" in checks["max_unverified"]["examples"][0]
-    assert re.fullmatch(r".*soon\.audit\.test.*: expires in (9|10) days",
+    assert re.fullmatch(r".*soon\.audit\.test.*: expires in 9 days",
                         checks["max_expiring"]["examples"][0])  # fmt: skip
 
 
@@ -315,3 +322,24 @@ def test_the_documented_example_config_loads(tmp_path: Path) -> None:
     assert (config.scan.rate, config.scan.timeouts.deadline, config.strict) == (50.0, 30.0, True)
     assert config.thresholds.expiring_days == 14 and config.thresholds.max_expiring == 0
     assert config.android_debug is False and config.scan.verify_processes == 1
+
+
+def test_days_to_expiry_are_the_reports(fleet: Fleet, tmp_path: Path) -> None:
+    """The audit's "expires in N days" is the report's `days` for the same leaf at the same
+    moment: whole days, rounded down (the leaf of `soon` has 9.99... days left)."""
+    history = tmp_path / "h"
+    limits = "\n[thresholds]\nexpiring_days = 14\nmax_expiring = 0\n"
+    result = pinscan.audit.run(fleet.config("days", str(history), limits))
+    (check,) = (c for c in result.checks if c.name == "max_expiring")
+    (example,) = check.examples
+    moment = result.summary.as_of
+    report = run("report", str(history), "--as-of", moment.isoformat(), "--format", "json")
+    assert report.code == 0, report
+    (soonest,) = (r for r in json.loads(report.out)["soonest"] if "soon.audit.test" in r["subject"])
+    leaf = dt.datetime.fromisoformat(soonest["not_after"])
+    assert soonest["days"] == (leaf - moment).days  # timedelta's days: rounded down
+    assert example.endswith(f"soon.audit.test: expires in {soonest['days']} days"), example
+    assert (
+        result.summary.soonest.filter(pl.col("subject").str.contains("soon"))["days"][0]
+        == (soonest["days"])
+    )

@@ -5,7 +5,9 @@ policy and a scan dataset, exit 1 on new alerts then 0, JSON lines, and 2 naming
 from __future__ import annotations
 
 import base64
+import datetime as dt
 import json
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,6 +22,7 @@ from fleet import pki
 from policyfleet import Served, write_dataset
 
 ALLOWED, FLEET, POLICY, ROGUE = (ctfake.key(n) for n in (20, 21, 22, 23))
+ISO_8601 = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d)")
 
 
 def _issue(key, name: str) -> ctfake.Issuance:
@@ -82,6 +85,11 @@ def test_new_alerts_exit_1_then_0(setup) -> None:
     assert sorted(a["names"][0] for a in alerts) == ["evil.example.com", "tiled-evil.example.com"]
     assert {a["spki_sha256"] for a in alerts} == {ctfake.pin(ROGUE)}
     assert {a["log"] for a in alerts} == {"Fake RFC 6962 log", "Fake tiled log"}
+    # Times in ISO 8601 with a "T" and their offset, as everywhere else in pinscan's JSON.
+    for alert in alerts:
+        for key in ("timestamp", "not_before", "not_after"):
+            assert ISO_8601.fullmatch(alert[key]), (key, alert[key])
+            assert dt.datetime.fromisoformat(alert[key]).utcoffset() == dt.timedelta(0)
     assert "verified" in err
     code, out, err = _run(base, "--quiet")
     assert (code, out, err) == (0, "", "")

@@ -5,6 +5,7 @@ really drew, sorting and filtering, plots on the screenshot)."""
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import os
@@ -15,6 +16,8 @@ import struct
 import subprocess
 import zlib
 from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -28,7 +31,7 @@ from pinscan.cli import main
 from pinscan.report import summarize
 from pinscan.report.page import render, write_html
 
-from fleet import pki
+from fleet import pki, servers
 from policyfleet import Served, write_dataset
 
 # Leaves of the test PKI end 90 days after the test process started: at this moment they are
@@ -432,3 +435,332 @@ def test_screenshot_shows_the_plots(page, tmp_path):
     # The bars are drawn in the report's own colours: blue issuers, green "ok", orange expiry.
     for colour in ((0, 114, 178), (0, 158, 115), (240, 196, 25)):
         assert pixels[colour] > 200, colour
+
+
+# --- counts, labels, ticks and pins on the page -----------------------------------------------
+
+
+class _Page(HTMLParser):
+    """What a reader sees in each ``<section>`` (and the cards): table rows as cell texts, SVG
+    ``<text>`` contents, and SVG tooltips (``<title>``)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.rows: dict[str, list[list[str]]] = {}
+        self.texts: dict[str, list[str]] = {}
+        self.tips: dict[str, list[str]] = {}
+        self.cards: dict[str, str] = {}
+        self.classes: dict[str, list[tuple[str, str]]] = {}
+        self._section = "header"
+        self._text: list[str] | None = None
+        self._cell: str | None = None
+        self._cell_class = ""
+        self._card: list[str] | None = None
+
+    def handle_starttag(self, tag, attrs):
+        attributes = dict(attrs)
+        if tag == "section":
+            self._section = attributes.get("id") or "?"
+        elif tag == "tr":
+            self.rows.setdefault(self._section, []).append([])
+        elif tag in ("td", "th"):
+            self._cell, self._cell_class = "", attributes.get("class") or ""
+        elif tag in ("text", "title") and self._cell is None:
+            self._text = []
+            self._kind = tag
+        elif tag == "div" and "card" in (attributes.get("class") or "").split():
+            self._card = []
+
+    def handle_endtag(self, tag):
+        if tag in ("td", "th") and self._cell is not None:
+            self.rows[self._section][-1].append(self._cell)
+            self.classes.setdefault(self._section, []).append((self._cell, self._cell_class))
+            self._cell = None
+        elif tag in ("text", "title") and self._text is not None:
+            store = self.texts if tag == "text" else self.tips
+            store.setdefault(self._section, []).append("".join(self._text))
+            self._text = None
+        elif tag == "div" and self._card is not None:
+            value, _, label = "".join(self._card).partition("\x00")
+            self.cards[label] = value
+            self._card = None
+        elif tag == "b" and self._card is not None:
+            self._card.append("\x00")
+
+    def handle_data(self, data):
+        if self._cell is not None:
+            self._cell += data
+        if self._text is not None:
+            self._text.append(data)
+        if self._card is not None:
+            self._card.append(data)
+
+
+def page_of(dom: str) -> _Page:
+    parsed = _Page()
+    parsed.feed(dom)
+    return parsed
+
+
+@pytest.fixture(scope="module")
+def second_policy(tmp_path_factory) -> Path:
+    """Pins rsa.nginx.test to a spare key as well: that endpoint fails under both policies."""
+    path = tmp_path_factory.mktemp("report-policy-2") / "other.toml"
+    wrong = pinscan.spki_pin(pki.leaf("spare-2.invalid").der)
+    path.write_text(f'[[pin-set]]\ndomain = "rsa.nginx.test"\npins = ["sha256/{wrong}"]\n')
+    return path
+
+
+def test_failing_pins_count_endpoints_once_on_the_page_and_the_terminal(
+    scanned, policy, second_policy, tmp_path
+):
+    policies = ("--policy", str(policy), "--policy", str(second_policy))
+    page = tmp_path / "report.html"
+    code, out, err = run(
+        "report", str(scanned), *policies, "--as-of", AS_OF.isoformat(), "--html", str(page)
+    )
+    assert code == 0, err
+    verdicts = pinscan.evaluate(
+        pinscan.open(scanned),
+        pinscan.load_policies(policy) + pinscan.load_policies(second_policy),
+        AS_OF,
+    ).to_dicts()
+    failing = [v for v in verdicts if v["verdict"] in ("fail", "error")]
+    endpoints = {v["endpoint_id"] for v in failing}
+    assert (len(failing), len(endpoints)) == (2, 1)  # one endpoint, failing under both
+    assert "endpoints failing a pin check (fail or error under at least one policy): 1" in out
+    console, dom = browse(page, tmp_path / "profile")
+    assert console == []
+    assert page_of(dom).cards["endpoints failing a pin check"] == "1"
+    code, out, _ = run("report", str(scanned), *policies, "--as-of", AS_OF.isoformat(),
+                       "--format", "json")  # fmt: skip
+    assert json.loads(out)["pin_failing"] == 1
+
+
+def test_page_shows_verdict_counts_years_on_ticks_and_whole_pins(page, scanned, policy, tmp_path):
+    console, dom = browse(page, tmp_path / "profile")
+    assert console == []
+    parsed = page_of(dom)
+    # Each policy's bar says its counts in words, as the verdicts are.
+    want = expected_numbers(scanned, policy)["verdicts"]
+    said = [t for t in parsed.texts["pins"] if "unpinned" in t and "," in t]
+    assert said == [", ".join(f"{v} {n}" for (_, v), n in sorted(
+        want.items(), key=lambda item: ["pass", "fail", "report-only", "expired", "error",
+                                        "no_chain", "unpinned"].index(item[0][1])))]  # fmt: skip
+    # The expiry timeline's ticks carry the year.
+    ticks = [t for t in parsed.texts["expiry"] if re.fullmatch(r"\d{4}-\d\d-\d\d", t)]
+    assert len(ticks) >= 5
+    assert ticks == sorted(ticks) and str(AS_OF.year) in ticks[0]
+    # Every endpoint's leaf pin, whole, in a cell of its own.
+    endpoints = pinscan.open(scanned).endpoints.collect()
+    pins = set(endpoints["spki_sha256"].drop_nulls())
+    titles = [r for r in rows_of(dom).rows]
+    shown = {cell for row in titles for cell in row if cell in pins}
+    assert shown == pins and all(len(p) == 44 for p in pins)
+
+
+def _unverified_dataset(directory: Path, errors: list[str]) -> pinscan.ScanDataset:
+    """One endpoint per verification error, all sharing their first 40 characters."""
+    from pinscan.dataset.writer import DatasetWriter
+    from pinscan.records import Endpoint
+
+    writer = DatasetWriter.create(directory, scan_id="labels", arguments={}, version="t")
+    rows = []
+    for line, error in enumerate(errors, 1):
+        issued = pki.leaf(f"l{line}.labels.test")
+        rows.append(
+            Endpoint(
+                target_id=f"{line:016x}", line=line, target=f"l{line}.labels.test",
+                host=f"l{line}.labels.test", ip=f"127.0.0.{line}", port=443, sni=None,
+                status="ok", presented=list(issued.chain_der), verified=False,
+                verify_error=error,
+            )
+        )  # fmt: skip
+    writer.write(rows)
+    writer.finish({})
+    return pinscan.open(directory)
+
+
+def test_not_verified_labels_are_distinct_with_the_full_text_on_hover(tmp_path):
+    common = "certificate verify failed: candidates exhausted: "
+    errors = [
+        common + "no path to a trusted root",
+        common + "unable to get local issuer certificate",
+        common + "self-signed certificate in chain",
+    ]
+    path = write_html(
+        summarize(_unverified_dataset(tmp_path / "ds", errors), table_rows=10),
+        tmp_path / "r.html",
+    )
+    console, dom = browse(path, tmp_path / "profile")
+    assert console == []
+    parsed = page_of(dom)
+    labels = [t for t in parsed.texts["connections"] if t.startswith("certificat")]
+    assert len(labels) == len(set(labels)) == 3, labels
+    assert all(len(label) <= 30 for label in labels)
+    # What tells each apart is on its label; the whole text is its tooltip.
+    for error, label in zip(sorted(errors), sorted(labels), strict=True):
+        assert error[len(common) :].split()[0] in label, (error, label)
+    assert {f"{e}: 1" for e in errors} <= set(parsed.tips["connections"])
+
+
+# --- a history: the trend and the changes since the scan before ---------------------------------
+
+
+@dataclass
+class History:
+    path: Path
+    policy: Path
+    rot: tuple[str, str]  # the rotated key's pins, before and after
+
+
+@pytest.fixture(scope="module")
+def history(tmp_path_factory) -> Iterator[History]:
+    """Three scans of an in-process fleet into one history, judged by a policy pinning `rot`'s
+    first key: in the second, `flaky` is down; in the third it is back, `rot` serves a new key,
+    `gone` has left the inventory and `new` joined it. `self` never verifies."""
+    tmp = tmp_path_factory.mktemp("report-history")
+    bundle = tmp / "root.pem"
+    bundle.write_bytes(pki.root().cert.public_bytes(serialization.Encoding.PEM))
+    first, second = pki.leaf("rot.trend.test"), pki.leaf("rot.trend.test", "www.rot.trend.test")
+    policy = tmp / "pins.toml"
+    policy.write_text(
+        '[[pin-set]]\ndomain = "rot.trend.test"\npositions = "leaf"\n'
+        f'pins = ["sha256/{pinscan.spki_pin(first.der)}"]\n'
+    )
+    rot, flaky = servers.Swappable(first), servers.Swappable(pki.leaf("flaky.trend.test"))
+    with contextlib.ExitStack() as stack:
+        port = {
+            "rot": stack.enter_context(servers.swappable(rot)).port,
+            "flaky": stack.enter_context(servers.swappable(flaky)).port,
+            "stable": stack.enter_context(servers.tls(pki.leaf("stable.trend.test"))).port,
+            "self": stack.enter_context(
+                servers.tls(pki.leaf("self.trend.test", self_signed=True))
+            ).port,
+            "gone": stack.enter_context(servers.tls(pki.leaf("gone.trend.test"))).port,
+            "new": stack.enter_context(servers.tls(pki.leaf("new.trend.test"))).port,
+        }
+
+        def scan(names: list[str]) -> None:
+            inventory = tmp / "inventory.txt"
+            inventory.write_text("".join(f"127.0.0.1:{port[n]} {n}.trend.test\n" for n in names))
+            code, _, err = run(
+                "scan", str(inventory), "--history", str(tmp / "H"), "--policy", str(policy),
+                "--ca-bundle", str(bundle), "--retries", "0", "-q",
+            )  # fmt: skip
+            assert code in (0, 1), err  # 1: rot's pin fails in the third
+
+        scan(["rot", "flaky", "stable", "self", "gone"])
+        flaky.swap(None)
+        scan(["rot", "flaky", "stable", "self", "gone"])
+        flaky.swap(pki.leaf("flaky.trend.test"))
+        rot.swap(second)
+        scan(["rot", "flaky", "stable", "self", "new"])
+    yield History(tmp / "H", policy, (pinscan.spki_pin(first.der), pinscan.spki_pin(second.der)))
+
+
+def expected_trend(history: Path) -> list[dict]:
+    """Per scan, worked out row by row from the history's tables."""
+    every = pinscan.open(history, scans="all")
+    endpoints = every.endpoints.collect().to_dicts()
+    verdicts = every.pin_results.collect().to_dicts()
+    out = []
+    for scan_id in every.scans["scan_id"]:
+        rows = [e for e in endpoints if e["scan_id"] == scan_id]
+        out.append(
+            {
+                "scan_id": scan_id,
+                "endpoints": len(rows),
+                "handshake_ok": sum(e["status"] == "ok" for e in rows),
+                "handshake_failed": sum(e["status"] != "ok" for e in rows),
+                "unverified": sum(
+                    e["leaf_sha256"] is not None
+                    and (not e["verified"] or e["hostname_match"] is False)
+                    for e in rows
+                ),
+                "pin_failing": len(
+                    {
+                        v["endpoint_id"]
+                        for v in verdicts
+                        if v["scan_id"] == scan_id and v["verdict"] in ("fail", "error")
+                    }
+                ),
+            }
+        )
+    return out
+
+
+def test_history_page_has_the_trend_and_the_changes(history, tmp_path):
+    page = tmp_path / "history.html"
+    code, out, err = run("report", str(history.path), "--html", str(page))
+    assert code == 0, err
+    console, dom = browse(page, tmp_path / "profile")
+    assert console == []
+    parsed = page_of(dom)
+    want = expected_trend(history.path)
+    assert [w["handshake_failed"] for w in want] == [0, 1, 0]
+    assert [w["pin_failing"] for w in want] == [0, 0, 1]
+    assert all(w["unverified"] == 1 for w in want)
+    head, *body = parsed.rows["trend"]
+    assert head == ["started (UTC)", "scan_id", "endpoints", "handshake ok", "handshake failed",
+                    "not verified", "failing a pin check"]  # fmt: skip
+    columns = ["scan_id", "endpoints", "handshake_ok", "handshake_failed", "unverified",
+               "pin_failing"]  # fmt: skip
+    assert [row[1:] for row in body] == [[str(w[c]) for c in columns] for w in want]
+    # The same numbers as the terminal report and the JSON report, and the trend's last scan
+    # agrees with the page's cards.
+    assert parsed.cards["handshake ok"] == body[-1][3]
+    assert parsed.cards["not verified"] == body[-1][5]
+    assert parsed.cards["endpoints failing a pin check"] == body[-1][6]
+    code, text, _ = run("report", str(history.path), "--format", "json")
+    got = json.loads(text)
+    assert [{k: r[k] for k in ("scan_id", *columns[1:])} for r in got["trend"]] == want
+
+    # What `pinscan diff` reports between the last two scans, counted and listed.
+    changes = pinscan.diff(f"{history.path}@-2", history.path)
+    counts = {str(k): n for k, n in pinscan.diff_summary(changes).iter_rows() if n}
+    assert counts == {"key_rotated": 1, "recovered": 1, "appeared": 1, "vanished": 1}
+    assert got["changes"] == {**dict.fromkeys(got["changes"], 0), **counts}
+    assert got["previous"]["scan_id"] == want[1]["scan_id"]
+    listed = parsed.rows["changes"]
+    assert listed[0] == ["change", "target", "address", "old", "new", "detail"]
+    assert sorted(r[0] for r in listed[1:]) == sorted(counts)
+    assert {t.split(": ")[0]: int(t.split(": ")[1]) for t in parsed.tips["changes"]} == counts
+    # The rotated key's pins, whole, in cells of their own that keep a pin in one piece.
+    (rotated,) = (r for r in listed[1:] if r[0] == "key_rotated")
+    assert (rotated[3], rotated[4]) == history.rot
+    assert (history.rot[0], "pin") in parsed.classes["changes"]
+    assert f"changes since {want[1]['scan_id']}: key_rotated 1, recovered 1, appeared 1, " \
+           "vanished 1" in out  # fmt: skip
+
+
+def test_an_earlier_scan_of_a_history_has_its_own_trend_and_changes(history, tmp_path):
+    want = expected_trend(history.path)
+    code, text, err = run("report", f"{history.path}@-2", "--format", "json")
+    assert code == 0, err
+    got = json.loads(text)
+    assert [r["scan_id"] for r in got["trend"]] == [w["scan_id"] for w in want[:2]]
+    assert got["previous"]["scan_id"] == want[0]["scan_id"]
+    assert {k: n for k, n in got["changes"].items() if n} == {"new_failure": 1}
+    page = tmp_path / "first.html"
+    code, _, err = run("report", f"{history.path}@-3", "--html", str(page), "-q")
+    assert code == 0, err
+    console, dom = browse(page, tmp_path / "profile")
+    assert console == []
+    assert "The first scan of this history: nothing to compare with." in dom
+    assert len(page_of(dom).rows["trend"]) == 2  # the heading and the one scan
+
+
+def test_a_plain_dataset_has_no_history_sections(scanned):
+    summary = summarize(pinscan.open(scanned), history=True)
+    assert summary.trend.is_empty() and summary.changes is None
+    assert 'id="trend"' not in render(summary) and 'id="changes"' not in render(summary)
+
+
+def test_json_report_times_are_iso_8601(scanned):
+    code, out, err = run("report", str(scanned), "--format", "json")
+    assert code == 0, err
+    got = json.loads(out)
+    for row in got["soonest"]:
+        assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?\+00:00", row["not_after"])
+    assert "T" in got["as_of"]

@@ -39,13 +39,12 @@ from pinscan.policy import FORMATS, load_policies
 from pinscan.policy.model import Policy
 from pinscan.records import Endpoint
 from pinscan.report.page import write_html
-from pinscan.report.summary import FAILING, Summary, summarize
+from pinscan.report.summary import FAILING, Summary, days_left, summarize, whole_days
 
 #: Exit status when a threshold is crossed (usage and input errors exit 2, via PinscanError).
 EXIT_CROSSED = 1
 #: Examples listed per crossed threshold; the report and ``pinscan.open`` have the rest.
 EXAMPLES = 10
-_DAY = 86_400.0
 
 
 class ConfigError(errors.ConfigError):
@@ -444,7 +443,10 @@ def run(
     if previous is not None:
         before = open_dataset(cfg.history, scans=previous, verify=True)
         changes = diff_scans(before, scan, policies or None)
-    summary = summarize(scan, top=cfg.top, table_rows=cfg.rows if cfg.html else 0)
+    # The page's trend and changes: the diff above, not a second one.
+    summary = summarize(
+        scan, top=cfg.top, table_rows=cfg.rows if cfg.html else 0, history=True, changes=changes
+    )
     result = AuditResult(
         config=cfg,
         scan=scan,
@@ -529,7 +531,7 @@ def _checks(
                 "max_expiring", _expiring(scan, summary.as_of, days), limits.max_expiring,
                 f"endpoints whose certificate expires within {days} days",
                 lambda r: f"{_where(r)}: "
-                + (f"expires in {r['days_left']:.0f} days" if r["days_left"] > 0 else "expired"),
+                + (f"expires in {r['days']} days" if r["days_left"] > 0 else "expired"),
             )
         )  # fmt: skip
     return tuple(checks)
@@ -590,7 +592,8 @@ def _expiring(scan: ScanDataset, moment: dt.datetime, days: int) -> pl.LazyFrame
     leaves = (
         scan.certificates.select(leaf_sha256="cert_sha256", not_after="not_after")
         .unique("leaf_sha256", keep="any")
-        .with_columns(days_left=(pl.col("not_after") - pl.lit(moment)).dt.total_seconds() / _DAY)
+        .with_columns(days_left=days_left(moment))
+        .with_columns(days=whole_days(pl.col("days_left")))
         .filter(pl.col("days_left") <= days)
     )
     return (

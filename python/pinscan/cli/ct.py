@@ -9,13 +9,12 @@ logs' results still count and are printed).
 
 from __future__ import annotations
 
+import datetime as dt
 import json
-import sys
 from pathlib import Path
 
 import anyio
 import click
-from rich.console import Console
 from rich.table import Table
 
 from pinscan.cli.check import EXIT_FINDINGS
@@ -27,6 +26,7 @@ from pinscan.ct.monitor import Options, RunResult
 from pinscan.ct.state import StateDir
 from pinscan.ct.watch import Watchlist, pins_from_dataset, pins_from_file, pins_from_policy
 from pinscan.errors import InputError
+from pinscan.report.terminal import new_console, print_table
 
 EXIT_ERRORS = 2
 _FILE = click.Path(exists=True, dir_okay=False, path_type=Path)
@@ -155,9 +155,8 @@ def _print(result: RunResult, output: str, quiet: bool) -> None:
     alerts = result.alerts
     if output == "json":
         for row in alerts.iter_rows(named=True):
-            click.echo(json.dumps(row, default=str))
+            click.echo(json.dumps(row, default=_iso8601))
     elif not alerts.is_empty():
-        console = Console(highlight=False, width=None if sys.stdout.isatty() else 240)
         table = Table(title="unauthorized keys in CT", title_justify="left")
         for column in ("log", "index", "type", "names", "issuer", "valid", "pin", "tbs_sha256"):
             table.add_column(column, overflow="fold")
@@ -172,7 +171,7 @@ def _print(result: RunResult, output: str, quiet: bool) -> None:
                 r["spki_sha256"],
                 r["tbs_sha256"],
             )
-        console.print(table)
+        print_table(new_console(), table)
     for report in result.reports:
         if not quiet and report.error is None:
             click.echo(
@@ -183,6 +182,15 @@ def _print(result: RunResult, output: str, quiet: bool) -> None:
             )
     for error in result.errors:
         click.echo(f"pinscan: {error}", err=True)
+
+
+def _iso8601(value: object) -> str:
+    """Times as ISO 8601 with their offset (``2025-03-01T12:00:00+00:00``), not ``str``'s
+    space-separated form."""
+    if isinstance(value, dt.datetime | dt.date):
+        return value.isoformat()
+    msg = f"cannot write {type(value).__name__} as JSON"
+    raise TypeError(msg)
 
 
 def _day(value: object) -> str:

@@ -13,12 +13,12 @@ from pathlib import Path
 
 import click
 import polars as pl
-from rich.console import Console
 from rich.table import Table
 
 from pinscan.changes import CHANGES, DEFAULT_FAIL_ON, diff, summary
 from pinscan.cli.check import EXIT_FINDINGS, policy_options, read_policies
 from pinscan.dataset import select
+from pinscan.report.terminal import new_console, print_table
 
 _STYLE = {
     "key_rotated": "bold red",
@@ -34,8 +34,6 @@ _STYLE = {
     "appeared": "cyan",
     "vanished": "magenta",
 }
-# Digests are shown shortened in the table; --format json has them whole.
-_DIGESTS = ("key_rotated", "renewed", "chain_changed")
 
 
 class Kinds(click.ParamType):
@@ -117,7 +115,7 @@ def _print_text(
     limit: int,
     quiet: bool,
 ) -> None:
-    console = Console(highlight=False, soft_wrap=False)
+    console = new_console()
     title = f"changes from {before['scan_id']} to {after['scan_id']}"
     if shown.is_empty():
         console.print(f"{title}: none")
@@ -132,11 +130,12 @@ def _print_text(
             f"[{_STYLE[change]}]{change}[/]",
             r["target"] or "",
             "" if r["ip"] is None else f"{r['ip']}:{r['port']}",
-            _short(r["old"], change),
-            _short(r["new"], change),
+            r["old"] or "",
+            r["new"] or "",
             r["detail"] or "",
         )
-    console.print(table)
+    # Pins and digests whole: people copy them into pin-sets.
+    print_table(console, table)
     if rows.height < shown.height:
         more = shown.height - rows.height
         console.print(f"... {more} more (--limit 0 shows all, --format json lists them)")
@@ -144,11 +143,3 @@ def _print_text(
         return
     counts = [f"{c} {n}" for c, n in summary(changes).iter_rows() if n]
     console.print("changes: " + ", ".join(counts))
-
-
-def _short(value: str | None, change: str) -> str:
-    if value is None:
-        return ""
-    if change in _DIGESTS and len(value) > 20:
-        return " ".join(v[:16] + "…" for v in value.split(" "))
-    return value

@@ -51,14 +51,17 @@ def report_command(
 ) -> None:
     """Summarise the scan OUT (a dataset, a history's latest scan, or HISTORY@SCAN_ID or
     HISTORY@-2 for an earlier one): status, TLS versions, keys, issuers, expiry in 7/30/90 days,
-    unverified endpoints, pin verdicts and coverage, and the most common problems.
+    unverified endpoints, pin verdicts and coverage, and the most common problems; for a scan of
+    a history, also the trend over its scans and what changed since the scan before.
 
     Pin verdicts come from each --policy (judged now, or at --as-of), or else from the verdicts
     `scan --policy` stored in OUT.
     """
     dataset = select(out, verify=True)
     loaded = read_policies(policies, policy_format) if policies else None
-    summary = summarize(dataset, loaded, as_of, top=top, table_rows=rows if html_path else 0)
+    summary = summarize(
+        dataset, loaded, as_of, top=top, table_rows=rows if html_path else 0, history=True
+    )
     if html_path is not None:
         write_html(summary, html_path)
     if quiet:

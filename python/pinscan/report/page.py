@@ -5,7 +5,8 @@ from a :class:`Summary` and ``template.html``.
 The endpoint table is the summary's capped ``table`` (problem endpoints first, then those expiring
 soonest), embedded as JSON and drawn by a small inline script that sorts and filters it; the page
 says how many endpoints were left out. A million rows would make a page no browser can use, and
-the full data is one ``pinscan.open`` away.
+the full data is one ``pinscan.open`` away. On a scan of a history, the page also has the trend
+over its scans and what changed since the scan before (the summary's ``trend`` and ``changes``).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from typing import Any
 import polars as pl
 
 from pinscan._core import __version__
+from pinscan.changes import summary as diff_summary
 from pinscan.dataset._files import atomic_write
 from pinscan.dataset.schema import VERDICTS
 from pinscan.report import charts
@@ -36,6 +38,15 @@ VERDICT_COLORS = {
     "unpinned": "#c8ced3",
 }
 STATUS_COLORS = {"ok": charts.GOOD}
+#: The trend's lines: (column of Summary.trend, name, colour).
+TREND_LINES = (
+    ("handshake_ok", "handshake ok", charts.GOOD),
+    ("handshake_failed", "handshake failed", charts.BAD),
+    ("unverified", "not verified", charts.SOON),
+    ("pin_failing", "failing a pin check", "#8b1a1a"),
+)
+#: Changes listed on the page; the counts above the list cover them all.
+CHANGE_ROWS = 200
 _PLACEHOLDER = re.compile(r"<!--@(\w+)-->")
 #: Endpoint table columns: (column of Summary.table, heading, numeric).
 _COLUMNS = (
@@ -46,6 +57,7 @@ _COLUMNS = (
     ("status", "status", False),
     ("tls_version", "TLS", False),
     ("key", "key", False),
+    ("pin", "leaf pin (SPKI SHA-256)", False),
     ("issuer", "issuer", False),
     ("not_after", "expires", False),
     ("days", "days", True),
@@ -120,6 +132,7 @@ def _parts(s: Summary) -> dict[str, str]:
         ),
         "table_note": _table_note(s),
         "data": _table_json(s.table),
+        "history": _history(s),
     }
 
 
@@ -128,7 +141,6 @@ def _cards(s: Summary) -> str:
     expired = s.count("expiring", window="expired")
     soon = s.count("expiring", window="within 30 days")
     unverified = int(s.unverified["endpoints"].sum()) if s.unverified.height else 0
-    failing = int(s.coverage["failing"].sum()) if s.coverage.height else 0
     cards = [
         ("endpoints", f"{s.endpoints:,}", ""),
         ("handshake ok", f"{ok:,}", "good" if ok == s.endpoints else "warn"),
@@ -137,7 +149,9 @@ def _cards(s: Summary) -> str:
         ("not verified", f"{unverified:,}", "bad" if unverified else "good"),
     ]
     if s.verdict_source != "none":
-        cards.append(("failing pins", f"{failing:,}", "bad" if failing else "good"))
+        failing = s.pin_failing
+        label = "endpoints failing a pin check"
+        cards.append((label, f"{failing:,}", "bad" if failing else "good"))
     return "".join(
         f'<div class="card {kind}"><b>{value}</b>{escape(label)}</div>'
         for label, value, kind in cards
@@ -160,7 +174,7 @@ def _timeline(s: Summary) -> str:
             tip = f"week of {starts}"
             color = charts.SOON if week < 1 else charts.WARN if week < 13 else charts.GOOD
             if week % 8 == 4:
-                ticks[i] = f"{starts:%b %d}"
+                ticks[i] = f"{starts:%Y-%m-%d}"
         bins.append((tip, endpoints, color))
     return charts.histogram(
         bins, ticks, title="endpoints by week their leaf certificate expires", unit="endpoints"
@@ -192,10 +206,19 @@ def _pins(s: Summary) -> str:
     return f"{chart}<h3>Coverage (from {escape(s.verdict_source)})</h3>{coverage}"
 
 
-def _html_table(frame: pl.DataFrame, numeric: set[int] = frozenset()) -> str:  # type: ignore[assignment]
+def _html_table(
+    frame: pl.DataFrame,
+    numeric: set[int] = frozenset(),  # type: ignore[assignment]
+    digests: set[int] = frozenset(),  # type: ignore[assignment]
+) -> str:
+    """``frame`` as a table; ``numeric`` columns right-aligned, ``digests`` (pins, fingerprints)
+    in a monospace font and never broken within one, a click selecting the cell to copy."""
     if frame.is_empty():
         return '<p class="empty">none</p>'
-    cls = [' class="n"' if i in numeric else "" for i in range(frame.width)]
+    cls = [
+        ' class="n"' if i in numeric else ' class="pin"' if i in digests else ""
+        for i in range(frame.width)
+    ]
     head = "".join(
         f"<th{c}>{escape(name)}</th>" for name, c in zip(frame.columns, cls, strict=True)
     )
@@ -214,6 +237,86 @@ def _cell(value: Any) -> str:
     if isinstance(value, int) and not isinstance(value, bool):
         return f"{value:,}"
     return str(value)
+
+
+def _history(s: Summary) -> str:
+    """The trend and the changes since the scan before; nothing when the scan is not one of a
+    history."""
+    if s.trend.is_empty():
+        return ""
+    trend = s.trend
+    dates = [f"{t:%Y-%m-%d %H:%M}" for t in trend["started_at"]]
+    chart = charts.lines(
+        dates,
+        # A line for failing pins only when some scan stored verdicts.
+        [
+            (name, trend[column].to_list(), color)
+            for column, name, color in TREND_LINES
+            if trend[column].null_count() < trend.height
+        ],
+        title="endpoints per scan",
+        unit="endpoints",
+    )
+    table = _html_table(
+        trend.select(
+            pl.col("started_at").dt.strftime("%Y-%m-%d %H:%M").alias("started (UTC)"),
+            "scan_id",
+            "endpoints",
+            *(pl.col(column).alias(name) for column, name, _ in TREND_LINES),
+        ),
+        numeric={2, 3, 4, 5, 6},
+    )
+    scans = trend.height
+    parts = [
+        '<section id="trend"><h2>Over the last '
+        f"{scans} scan{'s' if scans != 1 else ''} of this history</h2>",
+        '<p class="meta">Endpoints per scan. Failing a pin check: endpoints with a fail or error '
+        "verdict under at least one policy, from the verdicts each scan stored (scan --policy, "
+        "audit); empty for a scan judged by none.</p>",
+        chart,
+        table,
+        "</section>",
+        '<section id="changes">',
+    ]
+    if s.previous is None or s.changes is None:
+        parts.append(
+            "<h2>Changed since the scan before</h2>"
+            '<p class="empty">The first scan of this history: nothing to compare with.</p>'
+        )
+    else:
+        parts.append(_changes(s.previous, s.changes, judged=s.verdict_source == "policy"))
+    parts.append("</section>")
+    return "".join(parts)
+
+
+def _changes(previous: dict[str, Any], changes: pl.DataFrame, judged: bool) -> str:
+    counts = [(str(kind), n) for kind, n in diff_summary(changes).iter_rows() if n]
+    head = (
+        f"<h2>Changed since the scan before ({escape(str(previous['scan_id']))}, started "
+        f"{escape(str(previous['started_at']))})</h2>"
+        '<p class="meta">What <code>pinscan diff</code> reports between the two scans'
+        + (" (verdicts judged by the report's policies)" if judged else "")
+        + ".</p>"
+    )
+    if not counts:
+        return head + '<p class="empty">No change.</p>'
+    chart = charts.bars(counts, title="changes by kind")
+    shown = changes.head(CHANGE_ROWS).select(
+        pl.col("change").cast(pl.String),
+        "target",
+        pl.when(pl.col("ip").is_not_null()).then(pl.format("{}:{}", "ip", "port")).alias("address"),
+        "old",
+        "new",
+        "detail",
+    )
+    more = changes.height - shown.height
+    note = (
+        f'<p class="meta">The first {shown.height:,} of {changes.height:,} changes; '
+        "<code>pinscan diff --format json</code> lists them all.</p>"
+        if more
+        else ""
+    )
+    return head + chart + note + _html_table(shown, digests={3, 4})
 
 
 def _short(issuer: str | None) -> str:

@@ -7,19 +7,26 @@ those counts, one row per distinct leaf, to the certificates: joining certificat
 every endpoint would cost more than all the rest. Everything runs in one ``pl.collect_all``, and
 nothing iterates over endpoints in Python: only aggregates (and, for the HTML page, a capped table
 of endpoints) are ever materialised.
+
+On a scan of a history, ``history=True`` adds the trend (per scan, endpoints by status,
+verification and failing pins) and what :func:`pinscan.diff` finds since the scan before.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import polars as pl
 
+from pinscan.changes import diff
+from pinscan.changes import summary as diff_summary
 from pinscan.dataset import ScanDataset
+from pinscan.dataset import history as hist
+from pinscan.dataset import open as open_dataset
 from pinscan.dataset.reader import running
 from pinscan.policy.evaluate import evaluate
 from pinscan.policy.model import Policy
@@ -32,11 +39,13 @@ TIMELINE_WEEKS = 52
 FAILING = ("fail", "error")
 #: Rank of an endpoint in the HTML table: lower comes first, so problems are never cut off.
 PROBLEM, EXPIRING, FINE = 0, 1, 2
+#: Scans in the trend of a history: the reported one and those before it.
+TREND_SCANS = 24
 
 _DAY_US = 86_400_000_000
 _ENDPOINT_COLUMNS = (
     "endpoint_id", "target", "ip", "port", "status", "error", "tls_version", "leaf_sha256",
-    "verified", "verify_error", "hostname_match",
+    "spki_sha256", "verified", "verify_error", "hostname_match",
 )  # fmt: skip
 
 
@@ -45,7 +54,8 @@ class Summary:
     """What ``pinscan report`` shows, as small DataFrames (notebook-friendly) and one dict.
 
     Counts are of endpoints (target x address) unless a column says ``certificates`` (distinct
-    leaves). Expiry is measured at ``as_of`` from each endpoint's leaf ``not_after``.
+    leaves). Expiry is measured at ``as_of`` from each endpoint's leaf ``not_after``; ``days``
+    columns are :func:`whole_days`.
     """
 
     scan: dict[str, Any]
@@ -53,6 +63,9 @@ class Summary:
     endpoints: int
     #: Endpoints that presented a certificate (whatever the handshake's status).
     with_chain: int
+    #: Endpoints with a failing verdict (``fail`` or ``error``) under at least one policy: what
+    #: an audit's ``max_pin_failures`` counts. ``coverage`` counts per policy.
+    pin_failing: int
     status: pl.DataFrame
     tls_versions: pl.DataFrame
     key_types: pl.DataFrame
@@ -69,6 +82,14 @@ class Summary:
     verdict_source: str
     #: The HTML page's endpoint table (problems first), capped; ``table_total`` rows exist.
     table: pl.DataFrame = field(default_factory=pl.DataFrame)
+    #: With ``history=True`` on a scan of a history: one row per scan, up to this one (at most
+    #: :data:`TREND_SCANS`), oldest first; ``pin_failing`` is null for a scan without verdicts.
+    trend: pl.DataFrame = field(default_factory=pl.DataFrame)
+    #: With ``history=True``: the scan before this one in its history (``scan_id``,
+    #: ``started_at``), and what ``pinscan diff`` reports from it to this one; None when there
+    #: is none.
+    previous: dict[str, Any] | None = None
+    changes: pl.DataFrame | None = None
 
     @property
     def table_left_out(self) -> int:
@@ -83,16 +104,24 @@ class Summary:
         return int(rows["endpoints"].sum()) if rows.height else 0
 
     def to_dict(self) -> dict[str, Any]:
-        """Everything but the endpoint table, as JSON-ready values (``--format json``)."""
+        """Everything but the endpoint table and the list of changes (their counts per kind are
+        in), as JSON-ready values (``--format json``); times in ISO 8601."""
 
         def rows(frame: pl.DataFrame) -> list[dict[str, Any]]:
-            return frame.to_dicts()
+            return [
+                {k: v.isoformat() if isinstance(v, dt.date) else v for k, v in row.items()}
+                for row in frame.iter_rows(named=True)
+            ]
 
+        changes = None
+        if self.changes is not None:
+            changes = {str(kind): n for kind, n in diff_summary(self.changes).iter_rows()}
         return {
             "scan": self.scan,
             "as_of": self.as_of.isoformat(),
             "endpoints": self.endpoints,
             "with_chain": self.with_chain,
+            "pin_failing": self.pin_failing,
             "status": rows(self.status),
             "tls_versions": rows(self.tls_versions),
             "key_types": rows(self.key_types),
@@ -106,6 +135,9 @@ class Summary:
             "verdicts": rows(self.verdicts),
             "coverage": rows(self.coverage),
             "problems": rows(self.problems),
+            "trend": rows(self.trend),
+            "previous": self.previous,
+            "changes": changes,
         }
 
 
@@ -116,6 +148,8 @@ def summarize(
     *,
     top: int = 10,
     table_rows: int = 0,
+    history: bool = False,
+    changes: pl.DataFrame | None = None,
 ) -> Summary:
     """Summarise a scan: status, TLS versions, keys, issuers, expiry, verification, pins.
 
@@ -123,7 +157,10 @@ def summarize(
     ``pin_results`` (written by ``scan --policy``). ``top`` caps the issuer, problem and
     soonest-expiring lists. ``table_rows`` > 0 also fills ``Summary.table`` for the HTML page:
     every problem endpoint first (errors, unverified, wrong name, expired, failing pins), then those
-    expiring within 30 days, then the rest, up to ``table_rows``.
+    expiring within 30 days, then the rest, up to ``table_rows``. ``history`` (on one scan of a
+    history) also fills ``trend``, from the verdicts each scan stored, and ``previous`` and
+    ``changes``, what :func:`pinscan.diff` finds from the scan before (judged by ``policies`` at
+    ``as_of`` too, when given); a caller that has that diff already passes it as ``changes``.
 
     Examples
     --------
@@ -131,6 +168,7 @@ def summarize(
     >>> s.count("status", status="ok"), s.expiring  # doctest: +SKIP
     """
     moment = _moment(as_of)
+    given = None
     if policies is not None:
         given = [policies] if isinstance(policies, Policy) else list(policies)
         pins, source = evaluate(dataset, given, moment).lazy(), "policy"
@@ -147,7 +185,10 @@ def summarize(
         "totals": leaves.select(
             with_chain=pl.col("endpoints").sum(),
             distinct_issuers=pl.col("issuer").drop_nulls().n_unique(),
-        ).join(endpoints.select(endpoints=pl.len()), how="cross"),
+        ).join(
+            endpoints.select(endpoints=pl.len(), pin_failing=pl.col("pin_failing").sum()),
+            how="cross",
+        ),
         "status": _counts(endpoints, "status"),
         "tls_versions": _counts(
             endpoints.filter(pl.col("tls_version").is_not_null()), "tls_version"
@@ -174,15 +215,19 @@ def summarize(
         # On its own: run alongside the rest, its join of every endpoint adds to their peak.
         frames["table"] = _table(endpoints, leaves, pins, table_rows).collect()
     totals = frames.pop("totals").row(0, named=True)
-    return Summary(
+    summary = Summary(
         scan=_scan_meta(dataset),
         as_of=moment,
         endpoints=totals["endpoints"],
         with_chain=totals["with_chain"] or 0,
+        pin_failing=totals["pin_failing"],
         distinct_issuers=totals["distinct_issuers"],
         verdict_source=source,
         **frames,
     )
+    if history:
+        summary = _with_history(summary, dataset, given, changes)
+    return summary
 
 
 def _moment(as_of: dt.datetime | dt.date | None) -> dt.datetime:
@@ -220,6 +265,19 @@ def scan_state(scan: dict[str, Any]) -> str:
     return "INCOMPLETE: interrupted; pinscan scan --resume finishes it"
 
 
+def days_left(moment: dt.datetime) -> pl.Expr:
+    """Days from ``moment`` to ``not_after``, fractional, so that "within 7 days" is exact to the
+    microsecond."""
+    return (pl.col("not_after") - pl.lit(moment)).dt.total_microseconds() / _DAY_US
+
+
+def whole_days(days: pl.Expr) -> pl.Expr:
+    """Days left as people count them, and as a scan's ``days_to_expiry`` does: whole days,
+    rounded down (29.9 days left is 29; expired an hour ago is -1). Every report, table and
+    audit message shows this."""
+    return days.floor().cast(pl.Int64)
+
+
 def _certificates(dataset: ScanDataset, moment: dt.datetime) -> pl.LazyFrame:
     """Each certificate once, with a readable key label and its days left at ``moment``."""
     return (
@@ -238,8 +296,7 @@ def _certificates(dataset: ScanDataset, moment: dt.datetime) -> pl.LazyFrame:
                     ignore_nulls=True,
                 )
             ),
-            # Fractional days, so that "within 7 days" is exact to the microsecond.
-            days_left=(pl.col("not_after") - pl.lit(moment)).dt.total_microseconds() / _DAY_US,
+            days_left=days_left(moment),
         )
         .drop("key_type", "key_bits", "curve")
     )
@@ -248,20 +305,28 @@ def _certificates(dataset: ScanDataset, moment: dt.datetime) -> pl.LazyFrame:
 def _endpoints(dataset: ScanDataset, pins: pl.LazyFrame) -> pl.LazyFrame:
     """Endpoints with why they do not verify and whether a pinned client fails on them."""
     failing = pins.filter(pl.col("verdict").is_in(FAILING)).select("endpoint_id").unique()
-    name_mismatch = pl.col("verified") & pl.col("hostname_match").not_()
     return (
         dataset.endpoints.select(_ENDPOINT_COLUMNS)
         .join(failing.with_columns(pin_failing=pl.lit(True)), on="endpoint_id", how="left")
         .with_columns(
-            unverified_reason=pl.when(pl.col("leaf_sha256").is_null())
-            .then(None)
-            .when(pl.col("verified").not_() | pl.col("verified").is_null())
-            .then(pl.coalesce(pl.col("verify_error"), pl.lit("did not verify")))
-            .when(name_mismatch)
-            .then(pl.lit("certificate does not match the name"))
-            .otherwise(None),
+            unverified_reason=_unverified_reason(),
             pin_failing=pl.col("pin_failing").fill_null(False),
         )
+    )
+
+
+def _unverified_reason() -> pl.Expr:
+    """Why an endpoint that presented a certificate is not trusted for its name; null when it
+    is, or presented none."""
+    name_mismatch = pl.col("verified") & pl.col("hostname_match").not_()
+    return (
+        pl.when(pl.col("leaf_sha256").is_null())
+        .then(None)
+        .when(pl.col("verified").not_() | pl.col("verified").is_null())
+        .then(pl.coalesce(pl.col("verify_error"), pl.lit("did not verify")))
+        .when(name_mismatch)
+        .then(pl.lit("certificate does not match the name"))
+        .otherwise(None)
     )
 
 
@@ -347,7 +412,7 @@ def _soonest(leaves: pl.LazyFrame, top: int) -> pl.LazyFrame:
             "subject",
             "issuer",
             "not_after",
-            pl.col("days_left").floor().cast(pl.Int64).alias("days"),
+            whole_days(pl.col("days_left")).alias("days"),
             "endpoints",
             "example",
             "leaf_sha256",
@@ -457,10 +522,11 @@ def _table(
             pl.col("status").cast(pl.String),
             "tls_version",
             "key",
+            pl.col("spki_sha256").alias("pin"),
             "issuer",
             "subject",
             "not_after",
-            pl.col("days_left").floor().cast(pl.Int64).alias("days"),
+            whole_days(pl.col("days_left")).alias("days"),
             "verified",
             "hostname_match",
             pl.coalesce(
@@ -472,6 +538,55 @@ def _table(
             ).alias("problem"),
             "pins",
         )
+    )
+
+
+def _with_history(
+    summary: Summary,
+    dataset: ScanDataset,
+    policies: list[Policy] | None,
+    changes: pl.DataFrame | None,
+) -> Summary:
+    """``summary`` with the trend of its history and the changes since the scan before; as is
+    when ``dataset`` is not one scan of a history."""
+    if dataset.scans.height != 1 or not hist.is_history(dataset.path):
+        return summary
+    ids = [meta["scan_id"] for meta in hist.committed(dataset.path)]
+    at = ids.index(dataset.meta["scan_id"])
+    trend = _trend(open_dataset(dataset.path, scans=ids[max(0, at + 1 - TREND_SCANS) : at + 1]))
+    if not at:
+        return replace(summary, trend=trend)
+    before = open_dataset(dataset.path, scans=ids[at - 1])
+    if changes is None:
+        changes = diff(before, dataset, policies or None, as_of=summary.as_of)
+    previous = {k: before.meta.get(k) for k in ("scan_id", "started_at")}
+    return replace(summary, trend=trend, previous=previous, changes=changes)
+
+
+def _trend(every: ScanDataset) -> pl.DataFrame:
+    """Per scan, oldest first: endpoints, handshakes that succeeded and failed, endpoints not
+    verified (as the report counts them) and endpoints failing a pin check (from the scan's
+    ``pin_results``; null when it has none)."""
+    ok = pl.col("status") == "ok"
+    counts = every.endpoints.group_by("scan_id").agg(
+        endpoints=pl.len(),
+        handshake_ok=ok.sum(),
+        handshake_failed=ok.not_().sum(),
+        unverified=_unverified_reason().is_not_null().sum(),
+    )
+    verdicts = every.pin_results.group_by("scan_id").agg(
+        pin_failing=pl.col("endpoint_id").filter(pl.col("verdict").is_in(FAILING)).n_unique()
+    )
+    counts, verdicts = pl.collect_all([counts, verdicts])
+    numbers = ("endpoints", "handshake_ok", "handshake_failed", "unverified")
+    return (
+        every.scans.select("scan_id", "started_at")
+        .join(counts, on="scan_id", how="left")
+        .join(verdicts, on="scan_id", how="left")
+        .with_columns(
+            pl.col(numbers).fill_null(0).cast(pl.Int64), pl.col("pin_failing").cast(pl.Int64)
+        )
+        .sort("started_at", "scan_id")
     )
 
 

@@ -1,13 +1,16 @@
 # SPDX-License-Identifier: Apache-2.0
-"""The report on a terminal: a header line and rich tables, small ones side by side."""
+"""The report on a terminal: a header line and rich tables, small ones side by side; and how
+every command prints tables that hold pins (:func:`new_console`, :func:`print_table`)."""
 
 from __future__ import annotations
 
 import polars as pl
 from rich.columns import Columns
-from rich.console import Console
+from rich.console import Console, ConsoleOptions, RenderableType, RenderResult
+from rich.measure import Measurement
 from rich.table import Table
 
+from pinscan.changes import summary as diff_summary
 from pinscan.dataset.schema import VERDICTS
 from pinscan.report.summary import Summary, policy_label, scan_state
 
@@ -20,10 +23,51 @@ VERDICT_STYLE = {
     "no_chain": "magenta",
     "unpinned": "dim",
 }
+#: The width of a console that is not a terminal (a pipe, a file, a CI log): wider than any
+#: table, so that no cell is folded and each row is one line for grep and awk, whatever COLUMNS
+#: says. Nothing is padded to it.
+UNFOLDED = 100_000
+
+
+def new_console(*, stderr: bool = False) -> Console:
+    """The console tables are printed on: the terminal's width in a terminal, :data:`UNFOLDED`
+    elsewhere."""
+    out = Console(highlight=False, soft_wrap=False, stderr=stderr)
+    if not out.is_terminal:
+        out.width = UNFOLDED
+    return out
+
+
+def print_table(out: Console, table: Table) -> None:
+    """Print ``table`` without breaking a word of it: a pin or a digest is one word, and people
+    copy them into pin-sets.
+
+    On :data:`UNFOLDED` consoles nothing is narrowed. In a terminal, rich narrows columns to fit
+    it, below their longest word if need be: each column is kept at least that wide (a cell of
+    several digests wraps between them), and when the terminal is narrower than the table, the
+    lines are written wider than the terminal, which wraps them on screen but copies each whole.
+    """
+    wide = out.options.update_width(UNFOLDED)
+    if out.is_terminal:
+        for column in table.columns:
+            words = (Measurement.get(out, wide, cell).minimum for cell in column.cells)
+            column.min_width = max(words, default=0) or None
+    narrowest = Measurement.get(out, wide, table).minimum
+    out.print(_Width(table, max(out.width, narrowest)), crop=False)
+
+
+class _Width:
+    """A renderable laid out at a given width, whatever the console's."""
+
+    def __init__(self, renderable: RenderableType, width: int) -> None:
+        self.renderable, self.width = renderable, width
+
+    def __rich_console__(self, out: Console, options: ConsoleOptions) -> RenderResult:
+        yield from out.render(self.renderable, options.update_width(self.width))
 
 
 def print_summary(summary: Summary, console: Console | None = None) -> None:
-    console = console or Console(highlight=False, soft_wrap=False)
+    console = console or new_console()
     scan = summary.scan
     state = scan_state(scan)
     console.print(
@@ -94,6 +138,7 @@ def print_summary(summary: Summary, console: Console | None = None) -> None:
         for row in summary.problems.iter_rows(named=True):
             problems.add_row(row["kind"], row["problem"], f"{row['endpoints']:,}", row["example"])
         console.print(problems)
+    _print_history(summary, console)
 
 
 def _table(title: str, frame: pl.DataFrame, column: str, share_of: int = 0) -> Table:
@@ -130,3 +175,38 @@ def _print_pins(summary: Summary, console: Console) -> None:
             f"{row['pinned']:,}/{row['endpoints']:,} ({100 * row['coverage']:.0f}%)",
         )
     console.print(table)
+    console.print(
+        "endpoints failing a pin check (fail or error under at least one policy): "
+        f"{summary.pin_failing:,}"
+    )
+
+
+def _print_history(summary: Summary, console: Console) -> None:
+    """The trend over the history's scans and the changes since the scan before, when the
+    summary has them."""
+    if summary.trend.is_empty():
+        return
+    trend = Table(title="over the scans of this history", title_justify="left")
+    headings = ("started (UTC)", "scan", "endpoints", "ok", "failed", "not verified", "fail a pin")
+    for i, heading in enumerate(headings):
+        trend.add_column(heading, justify="left" if i < 2 else "right")
+    for row in summary.trend.iter_rows(named=True):
+        failing = row["pin_failing"]
+        trend.add_row(
+            f"{row['started_at']:%Y-%m-%d %H:%M}",
+            row["scan_id"],
+            *(
+                f"{row[c]:,}"
+                for c in ("endpoints", "handshake_ok", "handshake_failed", "unverified")
+            ),
+            "" if failing is None else f"{failing:,}",
+        )
+    console.print(trend)
+    if summary.previous is None or summary.changes is None:
+        console.print("changes: none to show, this is the first scan of the history")
+        return
+    counts = [f"{kind} {n:,}" for kind, n in diff_summary(summary.changes).iter_rows() if n]
+    console.print(
+        f"changes since {summary.previous['scan_id']}: {', '.join(counts) or 'none'} "
+        "(pinscan diff lists them)"
+    )
