@@ -90,6 +90,7 @@ lock:
 
 # The suite against the newest versions pyproject.toml allows, ignoring the lock, in a venv of
 # its own: what a `pip install pinscan` today gets. When it passes, `make lock UPGRADE=1`.
+# PYTEST_ARGS narrows the run (e.g. PYTEST_ARGS=tests/test_terminal.py).
 LATEST := .venv-latest
 
 test-latest: system-deps
@@ -99,7 +100,7 @@ test-latest: system-deps
 	$(LATEST)/bin/python -m pip list --format freeze --disable-pip-version-check \
 		| grep -iE '^(cryptography|polars|pyarrow|rich|click|anyio|httpx)=='
 	VIRTUAL_ENV=$(abspath $(LATEST)) $(LATEST)/bin/maturin develop --release --quiet
-	$(LATEST)/bin/pytest
+	$(LATEST)/bin/pytest $(PYTEST_ARGS)
 
 clean:
 	rm -rf $(VENV) $(LATEST) $(LOCK_VENV) target rust/pinscan-core/fuzz/target demo-out
