@@ -5,20 +5,23 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 DEPS_STAMP := $(VENV)/.deps-installed
+LOCK := requirements.lock.txt
 FUZZ_SECONDS ?= 60
 CARGO_TARGETS := -p pinscan-core -p pinscan-py
+PIP_INSTALL = -m pip install -q --disable-pip-version-check
 
-.PHONY: all build demo test test-rust lint test-python fuzz bench system-deps clean
+.PHONY: all build demo test test-rust lint test-python fuzz bench system-deps clean lock test-latest
 
 all: build
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q --upgrade pip
 
-# Runtime and test dependencies, read from pyproject.toml so there is one list.
-$(DEPS_STAMP): pyproject.toml | $(PY)
-	$(PY) -c 'import subprocess, sys, tomllib; p = tomllib.load(open("pyproject.toml", "rb"))["project"]; subprocess.check_call([sys.executable, "-m", "pip", "install", "-q", "maturin>=1.9,<2", *p["dependencies"], *p["optional-dependencies"]["test"]])'
+# Exactly what the developers tested: every package of the lock (maturin, pip, the runtime and
+# test dependencies), each file checked against its hash. Plain pip reads it; the tool that
+# writes it (`make lock`) is not needed here. Reinstalled whenever the lock changes.
+$(DEPS_STAMP): $(LOCK) | $(PY)
+	$(PY) $(PIP_INSTALL) --require-hashes -r $(LOCK)
 	touch $@
 
 build: $(DEPS_STAMP)
@@ -68,5 +71,36 @@ fuzz: $(DEPS_STAMP)
 bench: build
 	$(PY) benches/bench_certificates.py
 
+# The lock, from pyproject.toml's ranges (scripts/requirements.py lists them). uv writes it
+# rather than pip-tools: `--universal` resolves once for every platform and Python >= 3.11, with
+# markers (pip-compile pins what the machine running it needs, so a lock made on Linux misses
+# colorama for click on Windows and --require-hashes then fails there), with the hashes of every
+# file; it is one dependency-free wheel, pinned here, in a venv of its own. Versions already in
+# the lock are kept while the ranges allow them; `make lock UPGRADE=1` moves every package to
+# the newest version allowed.
+UV_VERSION := 0.13.9
+LOCK_VENV := .venv-lock
+
+lock:
+	test -x $(LOCK_VENV)/bin/python || $(PYTHON) -m venv $(LOCK_VENV)
+	$(LOCK_VENV)/bin/python $(PIP_INSTALL) uv==$(UV_VERSION)
+	$(PYTHON) scripts/requirements.py | $(LOCK_VENV)/bin/uv pip compile - --quiet --universal \
+		--python-version 3.11 --generate-hashes --custom-compile-command 'make lock' \
+		$(if $(UPGRADE),--upgrade) -o $(LOCK)
+
+# The suite against the newest versions pyproject.toml allows, ignoring the lock, in a venv of
+# its own: what a `pip install pinscan` today gets. When it passes, `make lock UPGRADE=1`.
+# PYTEST_ARGS narrows the run (e.g. PYTEST_ARGS=tests/test_terminal.py).
+LATEST := .venv-latest
+
+test-latest: system-deps
+	test -x $(LATEST)/bin/python || $(PYTHON) -m venv $(LATEST)
+	$(PYTHON) scripts/requirements.py > $(LATEST)/requirements.in
+	$(LATEST)/bin/python $(PIP_INSTALL) --upgrade --upgrade-strategy eager -r $(LATEST)/requirements.in
+	$(LATEST)/bin/python -m pip list --format freeze --disable-pip-version-check \
+		| grep -iE '^(cryptography|polars|pyarrow|rich|click|anyio|httpx)=='
+	VIRTUAL_ENV=$(abspath $(LATEST)) $(LATEST)/bin/maturin develop --release --quiet
+	$(LATEST)/bin/pytest $(PYTEST_ARGS)
+
 clean:
-	rm -rf $(VENV) target rust/pinscan-core/fuzz/target demo-out
+	rm -rf $(VENV) $(LATEST) $(LOCK_VENV) target rust/pinscan-core/fuzz/target demo-out

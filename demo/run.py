@@ -41,9 +41,8 @@ def main() -> int:
         lines = start_fleet(fleet, Path(tmp))
         inventory = OUT / "inventory.txt"
         inventory.write_text("# The demo fleet: host:port, then the SNI name to send\n" + lines)
-        rel = [str(p.relative_to(ROOT)) for p in (inventory, dataset, ca_bundle)]
-        command = ["pinscan", "scan", rel[0], "-o", rel[1], "--ca-bundle", rel[2]]
-        command += ["--connect-timeout", "2", "--handshake-timeout", "3", "--deadline", "5"]
+        rel = [p.relative_to(ROOT) for p in (inventory, dataset, ca_bundle)]
+        command = scan_command(*rel)
         print("$ " + " ".join(command), flush=True)
         subprocess.run([sys.executable, "-m", "pinscan", *command[1:]], cwd=ROOT, check=True)
 
@@ -65,6 +64,12 @@ def main() -> int:
         "  ds.endpoints, ds.chains, ds.certificates (polars LazyFrames), ds.served()"
     )
     return 0
+
+
+def scan_command(inventory: Path, dataset: Path, ca_bundle: Path) -> list[str]:
+    """The demo's scan (tests/test_terminal.py runs it in a terminal)."""
+    command = ["pinscan", "scan", str(inventory), "-o", str(dataset), "--ca-bundle", str(ca_bundle)]
+    return [*command, "--connect-timeout", "2", "--handshake-timeout", "3", "--deadline", "5"]
 
 
 def show_policies(dataset: Path, domain: str) -> None:

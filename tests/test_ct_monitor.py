@@ -128,8 +128,7 @@ def test_tampering_is_an_error_and_leaves_the_state(tmp_path: Path, rfc_log, tam
     fake, log = rfc_log
     size = len(fake.entries)
     _monitor(tmp_path, [log])
-    state_file = tmp_path / "logs" / f"{log.id_hex}.json"
-    before = state_file.read_bytes()
+    before = _snapshot(tmp_path)
     fake.entries += [ctfake.precert_entry(ctfake.issue(ctfake.ca(), ROGUE, ["x.example.com"]))]
     if tamper == "shrink":
         fake.shrink_to = size - 4
@@ -140,7 +139,15 @@ def test_tampering_is_an_error_and_leaves_the_state(tmp_path: Path, rfc_log, tam
     assert len(result.errors) == 1 and "fake rfc6962" in result.errors[0]
     want = {"bad_signature": "signature", "bad_root": "root mismatch", "shrink": "shrank"}[tamper]
     assert want in result.errors[0]
-    assert state_file.read_bytes() == before
+    # Not even rewritten with the same position: every file is the one the first run left.
+    assert _snapshot(tmp_path) == before
+
+
+def _snapshot(state: Path) -> dict[str, tuple[int, bytes]]:
+    """Every file of a state directory (but its lock) by path: its inode, which an atomic
+    rewrite changes, and its bytes."""
+    files = (p for p in state.rglob("*") if p.is_file() and p.name != "lock")
+    return {str(p.relative_to(state)): (p.stat().st_ino, p.read_bytes()) for p in files}
 
 
 def test_wrong_root_on_first_run_saves_nothing(tmp_path: Path, rfc_log) -> None:

@@ -10,9 +10,11 @@ has its public key derived and encoded by pyca/cryptography.
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import os
-from collections.abc import Callable
+import warnings
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -21,6 +23,7 @@ from cryptography import x509
 from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes, PublicKeyTypes
+from cryptography.utils import CryptographyDeprecationWarning
 
 from pinscan import _core
 from pinscan.errors import InputError
@@ -376,6 +379,19 @@ class _BlockError(Exception):
     """A reason an object is unusable, for the caller to give its source and line."""
 
 
+@contextlib.contextmanager
+def _dsa_allowed() -> Iterator[None]:
+    """pyca/cryptography 51 warns that DSA is deprecated whenever it loads a DSA key. Pinning an
+    old DSA key is what the user asked for, and a warning about pyca's plans is not theirs to act
+    on, so that one warning (and only it) is not shown."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings(
+            "ignore", "DSA is deprecated", category=CryptographyDeprecationWarning
+        )
+        yield
+
+
+@_dsa_allowed()
 def _load_private_key(
     data: bytes,
     password: bytes | None,
@@ -410,6 +426,7 @@ def _load_private_key(
         raise _BlockError(msg) from None
 
 
+@_dsa_allowed()
 def _private_key_spki(key: PrivateKeyTypes, pkcs8: bytes | None) -> bytes:
     """The SPKI of a private key's public key.
 
@@ -425,6 +442,7 @@ def _private_key_spki(key: PrivateKeyTypes, pkcs8: bytes | None) -> bytes:
     return _public_spki(public)
 
 
+@_dsa_allowed()
 def _public_spki(public: PublicKeyTypes) -> bytes:
     return public.public_bytes(
         serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo

@@ -13,6 +13,7 @@ import sys
 from typing import Any
 
 import click
+from click.shell_completion import CompletionItem
 
 from pinscan._core import __version__
 from pinscan.errors import PinscanError
@@ -32,9 +33,33 @@ COMMANDS = {
     "audit": "pinscan.cli.audit:audit_command",
 }
 
+# What `pinscan --help` and shell completion say of each command: the first sentence of its
+# help, kept here so that listing the commands imports none of them (importing them all, for
+# polars, pyarrow, cryptography and rich, took about a second). tests/test_cli_start.py checks
+# that each is still the command's own.
+SUMMARIES = {
+    "pin": "Print the pin of every certificate, public key, CSR and private key in FILE...",
+    "scan": "Handshake with every endpoint of INVENTORY and write what each serves to OUT.",
+    "check": "Judge every endpoint of the scan in OUT by each --policy, as its client would.",
+    "suggest": "Write a pin policy for DOMAIN from what its endpoints serve in the scan in OUT.",
+    "ct": "Report certificates for watched names whose key is not allowed, from CT logs.",
+    "diff": "What changed per endpoint from scan OLD to scan NEW.",
+    "report": "Summarise the scan OUT (a dataset, a history's latest scan, or HISTORY@SCAN_ID or "
+    "HISTORY@-2 for an earlier one): status, TLS versions, keys, issuers, expiry in 7/30/90 "
+    "days, unverified endpoints, pin verdicts and coverage, and the most common problems.",
+    "audit": "Scan the fleet of CONFIG into its history, judge it by its policies, compare it "
+    "with the previous scan, write the report and check the thresholds.",
+}
+
+
+def short_help(name: str, limit: int = 45) -> str:
+    """A command's one-line help as click shortens it, without importing the command."""
+    return click.Command(name, help=SUMMARIES[name]).get_short_help_str(limit)
+
 
 class _Group(click.Group):
-    """Turns pinscan's own errors into one line and exit 2, and a closed pipe into silence."""
+    """Turns pinscan's own errors into one line and exit 2, and a closed pipe into silence;
+    lists its commands without importing them."""
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return list(COMMANDS)
@@ -44,6 +69,19 @@ class _Group(click.Group):
             return None
         module, attribute = COMMANDS[name].split(":")
         return getattr(importlib.import_module(module), attribute)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        limit = formatter.width - 6 - max(map(len, COMMANDS))
+        with formatter.section("Commands"):
+            formatter.write_dl([(name, short_help(name, limit)) for name in COMMANDS])
+
+    def shell_complete(self, ctx: click.Context, incomplete: str) -> list[CompletionItem]:
+        commands = [
+            CompletionItem(name, help=short_help(name))
+            for name in COMMANDS
+            if name.startswith(incomplete)
+        ]
+        return [*commands, *click.Command.shell_complete(self, ctx, incomplete)]
 
     def invoke(self, ctx: click.Context) -> Any:
         try:

@@ -1,54 +1,90 @@
 # SPDX-License-Identifier: Apache-2.0
 """The live progress bar of long commands: done/total, ok/failed, rate, ETA, on stderr, and only
-on a terminal (cron and CI logs get nothing)."""
+on a terminal (cron and CI logs get nothing).
+
+The bar is decoration: an error while drawing it, in this thread or in rich's refresh thread,
+turns it off (the cursor shown again, one line on stderr) and the command goes on, so a display
+problem never costs a scan its output. Only rich's documented API is used: columns are
+:class:`~rich.progress.ProgressColumn` subclasses reading public :class:`~rich.progress.Task`
+attributes.
+"""
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from types import TracebackType
 
-from rich.console import Console
+import click
+from rich.console import Console, RenderableType
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
+    ProgressColumn,
+    Task,
     TaskProgressColumn,
     TextColumn,
     TimeElapsedColumn,
     TimeRemainingColumn,
 )
 from rich.progress import Progress as RichProgress
+from rich.text import Text
+
+
+class _RateColumn(ProgressColumn):
+    """Endpoints a second, as rich measures it over the last 30 seconds."""
+
+    def render(self, task: Task) -> Text:
+        speed = task.finished_speed or task.speed
+        return Text("" if speed is None else f"{speed:,.0f}/s", style="progress.data.speed")
+
+
+class _Bar(RichProgress):
+    """A rich progress display that records an error in drawing instead of raising it, whichever
+    thread draws (rich's refresh thread would otherwise die with a traceback)."""
+
+    failure: Exception | None = None
+
+    def get_renderables(self) -> Iterable[RenderableType]:
+        if self.failure is None:
+            try:
+                return [self.make_tasks_table(self.tasks)]
+            except Exception as exc:
+                self.failure = exc
+        return []
 
 
 class Progress:
     def __init__(self, *, total: int | None, enabled: bool) -> None:
         self._enabled = enabled
         self._ok = self._failed = 0
-        self._bar: RichProgress | None = None
+        self._bar: _Bar | None = None
         self._total = total
 
     def __enter__(self) -> Progress:
         if self._enabled:
-            self._bar = RichProgress(
+            self._bar = _Bar(
                 TextColumn("[bold]scan"),
                 BarColumn(),
                 MofNCompleteColumn(),
                 TaskProgressColumn(),
                 TextColumn("[green]{task.fields[ok]} ok [red]{task.fields[failed]} failed"),
-                TextColumn("{task.speed_text}"),
+                _RateColumn(),
                 TimeElapsedColumn(),
                 TimeRemainingColumn(),
                 console=Console(stderr=True),
                 transient=True,
             )
-            self._bar.__enter__()
-            self._task = self._bar.add_task("scan", total=self._total, ok=0, failed=0)
+            self._draw(self._start)
         return self
 
     def __exit__(
         self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
     ) -> None:
         if self._bar is not None:
-            self._bar.__exit__(t, e, tb)
+            self._draw(self._bar.stop)
+        self._bar = None
 
     def advance(self, status: str) -> None:
         if status == "ok":
@@ -56,7 +92,39 @@ class Progress:
         else:
             self._failed += 1
         if self._bar is not None:
-            self._bar.update(self._task, advance=1, ok=self._ok, failed=self._failed)
+            self._draw(self._update)
+
+    def _start(self) -> None:
+        assert self._bar is not None
+        self._bar.start()
+        self._task = self._bar.add_task("scan", total=self._total, ok=0, failed=0)
+
+    def _update(self) -> None:
+        assert self._bar is not None
+        self._bar.update(self._task, advance=1, ok=self._ok, failed=self._failed)
+
+    def _draw(self, action: Callable[[], None]) -> None:
+        """Runs ``action`` on the bar; on any error in it (or one recorded while drawing), turns
+        the bar off and says so, instead of raising into the command."""
+        bar = self._bar
+        assert bar is not None
+        try:
+            action()
+        except Exception as exc:
+            bar.failure = bar.failure or exc
+        if bar.failure is None:
+            return
+        self._bar = None
+        with contextlib.suppress(Exception):
+            bar.stop()
+        with contextlib.suppress(Exception):
+            bar.console.show_cursor(True)
+        failure = bar.failure
+        click.echo(
+            f"pinscan: progress bar: {type(failure).__name__}: {failure} (turned off; "
+            "the command goes on)",
+            err=True,
+        )
 
 
 def count_targets(path: str, fmt: str | None) -> int | None:

@@ -20,7 +20,8 @@ EXIT_INPUT = 2
 
 
 @click.command()
-@click.argument("files", nargs=-1, required=True, metavar="FILE...")
+# A path type (no checks: each file is read, and reported, on its own) so that shells complete it.
+@click.argument("files", nargs=-1, required=True, metavar="FILE...", type=click.Path())
 @click.option(
     "--format",
     "output",

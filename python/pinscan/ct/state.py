@@ -181,11 +181,21 @@ class StateDir:
 
     def forget_progress(self, log: Log, verified: Verified | None) -> None:
         """Drops unverified progress (it disagrees with what the log signed); a log never verified
-        is left with no state at all."""
+        is left with no state at all. Without saved progress nothing is written: a refused
+        update leaves the state exactly as it was, its ``updated`` time included."""
         if verified is None:
             self._log_file(log).unlink(missing_ok=True)
-        else:
+        elif self._has_progress(log):
             self._save(log, verified, None)
+
+    def _has_progress(self, log: Log) -> bool:
+        path = self._log_file(log)
+        try:
+            return bool(json.loads(path.read_text(encoding="utf-8")).get("progress"))
+        except FileNotFoundError:
+            return False
+        except (OSError, ValueError, AttributeError) as exc:
+            raise StateError(f"{path}: unreadable state of {log.label}: {exc}") from exc
 
     def _save(self, log: Log, verified: Verified | None, progress: Progress | None) -> None:
         value: dict[str, Any] = {

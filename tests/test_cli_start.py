@@ -1,0 +1,102 @@
+# SPDX-License-Identifier: Apache-2.0
+"""How the `pinscan` command starts: `pinscan --help`, `--version` and shell completion list the
+commands without importing any of them (polars, pyarrow, cryptography and rich took about a
+second), and what they say of each command is still that command's own help."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import click
+import pytest
+
+from pinscan.cli import COMMANDS, SUMMARIES, main, short_help
+
+from terminal import PINSCAN, terminal_env
+
+HEAVY = ("polars", "pyarrow", "cryptography", "rich", "anyio", "httpx", "pinscan.cli.")
+
+
+def test_the_summaries_are_the_commands_own() -> None:
+    assert list(SUMMARIES) == list(COMMANDS)
+    ctx = click.Context(main)
+    for name in COMMANDS:
+        command = main.get_command(ctx, name)
+        assert command is not None
+        for limit in (45, 67, 10_000):
+            assert short_help(name, limit) == command.get_short_help_str(limit), (
+                f"`pinscan {name}`'s help changed: update SUMMARIES in pinscan/cli/__init__.py"
+            )
+
+
+def modules_loaded(args: list[str], env: dict[str, str] | None = None) -> tuple[str, list[str]]:
+    """Runs ``pinscan ARGS`` in a fresh interpreter; its output and the heavy modules it loaded."""
+    script = (
+        "import atexit, json, sys\n"
+        f"heavy = {HEAVY!r}\n"
+        "atexit.register(lambda: sys.stderr.write(json.dumps(\n"
+        "    sorted(m for m in sys.modules if m.startswith(heavy)))))\n"
+        "from pinscan.cli import main\n"
+        "main(sys.argv[1:], prog_name='pinscan')\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script, *args],
+        env=terminal_env(env), capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    return done.stdout, json.loads(done.stderr)
+
+
+@pytest.mark.parametrize("args", [["--help"], ["-h"], ["--version"]])
+def test_help_and_version_import_no_command(args: list[str]) -> None:
+    output, heavy = modules_loaded(args)
+    assert heavy == []
+    if args != ["--version"]:
+        for name in COMMANDS:
+            assert f"  {name} " in output
+
+
+def complete(words: str, shell: str = "bash", env: dict[str, str] | None = None) -> str:
+    """What `pinscan`'s completion answers the shell for the command line ``words``."""
+    extra = {
+        "_PINSCAN_COMPLETE": f"{shell}_complete",
+        "COMP_WORDS": words,
+        "COMP_CWORD": str(len(words.split(" ")) - 1),
+    }
+    done = subprocess.run(
+        [*PINSCAN], env=terminal_env({**extra, **(env or {})}),
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr
+    return done.stdout
+
+
+def test_completion_of_the_commands() -> None:
+    assert complete("pinscan ").split() == [f"plain,{name}" for name in COMMANDS]
+    assert complete("pinscan s").split() == ["plain,scan", "plain,suggest"]
+    zsh = complete("pinscan di", "zsh").splitlines()
+    assert zsh == ["plain", "diff", short_help("diff")]
+
+
+def test_completion_of_a_commands_options_and_files(tmp_path) -> None:
+    assert "plain,--deadline" in complete("pinscan scan --dead").split()
+    assert complete("pinscan check out --format ").split() == ["plain,text", "plain,json"]
+    assert complete("pinscan pin ").split() == ["file,"]  # the shell completes the file
+
+
+def test_listing_the_commands_for_completion_imports_none() -> None:
+    env = {"_PINSCAN_COMPLETE": "bash_complete", "COMP_WORDS": "pinscan ", "COMP_CWORD": "1"}
+    output, heavy = modules_loaded([], env)
+    assert heavy == [] and "plain,scan" in output.split()
+
+
+@pytest.mark.parametrize("shell", ["bash", "zsh", "fish"])
+def test_the_completion_scripts(shell: str) -> None:
+    """What README.md tells people to put in their shell's start-up file."""
+    done = subprocess.run(
+        [*PINSCAN], env=terminal_env({"_PINSCAN_COMPLETE": f"{shell}_source"}),
+        capture_output=True, text=True, timeout=60, check=True,
+    )  # fmt: skip
+    assert "_PINSCAN_COMPLETE" in done.stdout and f"{shell}_complete" in done.stdout
