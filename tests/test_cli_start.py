@@ -100,3 +100,20 @@ def test_the_completion_scripts(shell: str) -> None:
         capture_output=True, text=True, timeout=60, check=True,
     )  # fmt: skip
     assert "_PINSCAN_COMPLETE" in done.stdout and f"{shell}_complete" in done.stdout
+
+
+def test_a_reader_that_stops_early_ends_the_command_quietly() -> None:
+    # `pinscan ... | head -1`: the pipe closes while pinscan still writes, and the next write
+    # raises BrokenPipeError. (One large write does not, so the command is made to raise it.)
+    script = (
+        "import pinscan.cli.pin as command\n"
+        "def closed(**options):\n"
+        "    raise BrokenPipeError(32, 'Broken pipe')\n"
+        "command.pin.callback = closed\n"
+        "from pinscan.cli import main\n"
+        "main(['pin', '-'], prog_name='pinscan')\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], env=terminal_env(), capture_output=True, timeout=60
+    )
+    assert (done.returncode, done.stderr) == (0, b"")

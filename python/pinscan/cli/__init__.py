@@ -89,12 +89,6 @@ class _Group(click.Group):
         except PinscanError as exc:
             click.echo(f"pinscan: {exc}", err=True)
             ctx.exit(EXIT_INPUT)
-        except Exception as exc:
-            damaged = _damaged_part(exc)
-            if damaged is None:
-                raise
-            click.echo(f"pinscan: {damaged}", err=True)
-            ctx.exit(EXIT_INPUT)
         except KeyboardInterrupt:
             click.echo("pinscan: interrupted; what was written is kept (scan: --resume)", err=True)
             ctx.exit(130)
@@ -103,6 +97,12 @@ class _Group(click.Group):
             # exit does not fail again, and stop quietly.
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
             ctx.exit(0)
+        except Exception as exc:
+            damaged = _damaged_part(exc)
+            if damaged is None:
+                raise
+            click.echo(f"pinscan: {damaged}", err=True)
+            ctx.exit(EXIT_INPUT)
 
 
 def _damaged_part(exc: Exception) -> PinscanError | None:
