@@ -6,17 +6,8 @@ digest must come out whole on one line, where it can be copied into a pin-set.""
 from __future__ import annotations
 
 import base64
-import fcntl
 import json
-import os
-import pty
-import re
-import select
-import struct
-import subprocess
 import sys
-import termios
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -27,59 +18,22 @@ import pinscan
 import ctfake
 from fleet import pki
 from policyfleet import Served, write_dataset
-
-PINSCAN = [sys.executable, "-m", "pinscan"]
-# Colours, cursor and hyperlink sequences a terminal gets besides the text.
-_ESCAPES = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)")
+from terminal import PINSCAN, run_in_terminal, run_piped, terminal_env
 
 
-def _environment(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "LINES", "FORCE_COLOR")}
-    return {**env, "TERM": "xterm-256color", **extra}
-
-
-def piped(args: list[str], **env: str) -> tuple[int, str]:
+def piped(args: list[str], **env: str) -> tuple[int | None, str]:
     """Run ``pinscan args`` with its output into a pipe, as `... | grep` or cron's mail get it."""
-    proc = subprocess.run(
-        [*PINSCAN, *args],
-        capture_output=True,
-        text=True,
-        env=_environment(**env),
-        stdin=subprocess.DEVNULL,
-        timeout=120,
-    )
-    return proc.returncode, proc.stdout
+    run = run_piped([*PINSCAN, *args], env=terminal_env(env))
+    return run.returncode, run.output.decode()
 
 
-def in_terminal(args: list[str], columns: int, program: list[str] = PINSCAN) -> tuple[int, str]:
+def in_terminal(
+    args: list[str], columns: int, program: tuple[str, ...] = PINSCAN
+) -> tuple[int | None, str]:
     """Run ``pinscan args`` in a pseudo-terminal ``columns`` wide, as someone at a terminal
     does; the text it wrote, escape sequences removed."""
-    leader, follower = pty.openpty()
-    fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 50, columns, 0, 0))
-    proc = subprocess.Popen(
-        [*program, *args], stdin=follower, stdout=follower, stderr=follower, env=_environment()
-    )
-    os.close(follower)
-    chunks, deadline = [], time.monotonic() + 120
-    try:
-        while time.monotonic() < deadline:
-            ready, _, _ = select.select([leader], [], [], 1.0)
-            if not ready:
-                continue
-            try:
-                chunk = os.read(leader, 65536)
-            except OSError:  # EIO: the child closed the terminal
-                break
-            if not chunk:
-                break
-            chunks.append(chunk)
-        code = proc.wait(timeout=30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-        os.close(leader)
-    text = b"".join(chunks).decode("utf-8", "replace")
-    return code, _ESCAPES.sub("", text).replace("\r\n", "\n")
+    run = run_in_terminal([*program, *args], columns=columns)
+    return run.returncode, run.text
 
 
 def assert_whole(out: str, *tokens: str) -> None:
@@ -136,6 +90,24 @@ def test_diff_json_has_the_same_pins(two_scans) -> None:
     assert set(tokens) == values
 
 
+@pytest.mark.parametrize("run", WAYS)
+def test_check_prints_matched_pins_whole(two_scans, run, tmp_path: Path) -> None:
+    _, new, _ = two_scans
+    leaf_pins = pinscan.open(new).endpoints.select("spki_sha256").collect().to_series().to_list()
+    policy = tmp_path / "leaf.toml"
+    policy.write_text(
+        'chain = "leaf"\n'
+        + "".join(
+            f'[[pin-set]]\ndomain = "{name}"\npins = ["sha256/{pin}", "sha256/{"A" * 43}="]\n'
+            for name, pin in zip(("rot.tables.test", "renew.tables.test"), leaf_pins, strict=True)
+        )
+    )
+    code, out = run(["check", str(new), "--policy", str(policy)])
+    assert code == 0, out
+    assert out.count("pass") >= 2
+    assert_whole(out, *(f"sha256/{pin}" for pin in leaf_pins))
+
+
 ROGUE = ctfake.key(31)
 
 
@@ -180,7 +152,7 @@ print_table(new_console(), table)
 
 @pytest.mark.parametrize("columns", [40, 150, 182, 200, 260, 400])
 def test_no_word_of_a_table_is_cut_or_broken(columns) -> None:
-    code, out = in_terminal([], columns, program=[sys.executable, "-c", _UNEVEN])
+    code, out = in_terminal([], columns, program=(sys.executable, "-c", _UNEVEN))
     assert code == 0, out
     assert_whole(out, "A" * 43 + "=", "B" * 43 + "=", "a" * 64, "b" * 64, "rot.tables.test")
     assert "the end" in out and out.count("2026-01-01") == 2

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import sys
 from pathlib import Path
 
 import click
@@ -22,7 +21,7 @@ from pinscan.policy import FORMATS, load_policies
 from pinscan.policy.evaluate import evaluate
 from pinscan.policy.findings import findings
 from pinscan.policy.model import Policy
-from pinscan.report.terminal import VERDICT_STYLE
+from pinscan.report.terminal import VERDICT_STYLE, new_console, print_table
 
 EXIT_FINDINGS = 1
 FAILING = ("fail", "error")
@@ -137,11 +136,6 @@ def _json_value(value: object) -> str:
     return str(value)
 
 
-def _console() -> Console:
-    # Pins are 51 characters: a pipe or a log file gets wide lines rather than folded pins.
-    return Console(highlight=False, width=None if sys.stdout.isatty() else 200)
-
-
 def _print_rejected(console: Console, policies: list[Policy]) -> None:
     for policy in policies:
         if policy.error:
@@ -151,18 +145,18 @@ def _print_rejected(console: Console, policies: list[Policy]) -> None:
 
 def _print_findings(found: pl.DataFrame, policies: list[Policy]) -> None:
     """``--findings``: the findings table alone, or that there are none."""
-    console = _console()
+    console = new_console()
     _print_rejected(console, policies)
     if found.is_empty():
         console.print("no findings")
     else:
-        console.print(_findings_table(found))
+        print_table(console, _findings_table(found))
 
 
 def _findings_table(found: pl.DataFrame) -> Table:
     table = Table(title="findings", title_justify="left")
     for column in ("severity", "kind", "where", "endpoints", "message"):
-        table.add_column(column, overflow="fold")
+        table.add_column(column)
     for r in found.iter_rows(named=True):
         table.add_row(
             r["severity"],
@@ -182,12 +176,12 @@ def _print_text(
     *,
     quiet: bool,
 ) -> None:
-    console = _console()
+    console = new_console()
     _print_rejected(console, policies)
     if not shown.is_empty():
         table = Table(title="pin verdicts", title_justify="left")
         for column in ("target", "ip", "policy", "verdict", "matched pin", "pos", "note"):
-            table.add_column(column, overflow="fold")
+            table.add_column(column)
         for r in shown.iter_rows(named=True):
             verdict = r["verdict"]
             table.add_row(
@@ -201,11 +195,11 @@ def _print_text(
                 "" if r["matched_position"] is None else str(r["matched_position"]),
                 r["note"] or "",
             )
-        console.print(table)
+        print_table(console, table)
     if quiet:
         return
     if not found.is_empty():
-        console.print(_findings_table(found))
+        print_table(console, _findings_table(found))
     coverage = results.group_by("policy", "verdict").len().sort("policy", "verdict").iter_rows()
     by_policy: dict[str, list[str]] = {}
     for policy, verdict, n in coverage:
