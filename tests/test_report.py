@@ -28,6 +28,7 @@ from cryptography.x509.oid import NameOID
 
 import pinscan
 from pinscan.cli import main
+from pinscan.records import VERIFY_ERRORS
 from pinscan.report import summarize
 from pinscan.report.page import render, write_html
 
@@ -109,7 +110,8 @@ def expected_numbers(out: Path, policy: Path) -> dict:
     unverified = Counter()
     for e, _ in leaves:
         if not e["verified"]:
-            unverified[e["verify_error"] or "did not verify"] += 1
+            kind = e["verify_error"]  # reports say it in words
+            unverified[VERIFY_ERRORS.get(kind, kind) or "did not verify"] += 1
         elif e["hostname_match"] is False:
             unverified["certificate does not match the name"] += 1
     verdicts = pinscan.evaluate(ds, pinscan.load_policies(policy), AS_OF).to_dicts()

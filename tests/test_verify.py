@@ -19,7 +19,8 @@ from cryptography.hazmat.primitives.serialization import Encoding
 import pinscan
 from pinscan.cli import main
 from pinscan.config import ScanConfig, Timeouts
-from pinscan.verify import VERIFY_ERRORS, StoreSpec, Verifier
+from pinscan.records import VERIFY_ERRORS
+from pinscan.verify import StoreSpec, Verifier
 from pinscan.verify_pool import VerifyProcess
 
 from fleet import pki, real, servers

@@ -37,7 +37,7 @@ from pinscan.dataset._files import atomic_write_json
 from pinscan.inventory import read_inventory
 from pinscan.policy import FORMATS, load_policies
 from pinscan.policy.model import Policy
-from pinscan.records import Endpoint
+from pinscan.records import VERIFY_ERRORS, Endpoint
 from pinscan.report.page import write_html
 from pinscan.report.summary import FAILING, Summary, days_left, summarize, whole_days
 
@@ -521,7 +521,8 @@ def _checks(
                 "max_unverified", unverified, limits.max_unverified,
                 "endpoints whose chain does not verify or does not match the name",
                 lambda r: f"{_where(r)}: "
-                + (r["verify_error"] or "certificate does not match the name"),
+                + (VERIFY_ERRORS.get(r["verify_error"], r["verify_error"])
+                   or "certificate does not match the name"),
             )
         )  # fmt: skip
     if limits.max_expiring is not None:

@@ -26,6 +26,7 @@ import polars as pl
 from pinscan.dataset import ScanDataset, select
 from pinscan.errors import DatasetError
 from pinscan.policy.model import Policy
+from pinscan.records import VERIFY_ERRORS
 
 #: Every kind of change, in the order tables list them.
 CHANGES = (
@@ -291,7 +292,10 @@ def _describe(changed: pl.DataFrame, before: ScanDataset, after: ScanDataset) ->
                 )
             )
             .otherwise(
-                text(pl.lit("chain no longer verifies: "), v("verify_error", "new").fill_null("?"))
+                text(
+                    pl.lit("chain no longer verifies: "),
+                    v("verify_error", "new").replace(VERIFY_ERRORS).fill_null("?"),
+                )
             ),
         ),
         "address_changed": (

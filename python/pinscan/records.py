@@ -31,6 +31,24 @@ STATUSES: dict[str, str] = {
     "error": "anything else, described in `error`",
 }
 
+#: Every value of the ``verify_error`` column of ``endpoints`` (why a chain does not verify, as a
+#: TLS engineer names it; see :mod:`pinscan.verify`), with the words reports print for it. A name
+#: the certificate does not cover is not among them: the chain verifies, and ``hostname_match``
+#: is false.
+VERIFY_ERRORS: dict[str, str] = {
+    "incomplete_chain": "incomplete chain (missing intermediate)",
+    "unknown_root": "unknown root (issuer not in the trust store)",
+    "self_signed": "self-signed certificate",
+    "expired": "expired certificate",
+    "not_yet_valid": "certificate not yet valid",
+    "unsupported_algorithm": "unsupported key or signature algorithm",
+    "bad_signature": "bad signature",
+    "invalid_chain": "certificate or chain breaks RFC 5280 rules",
+    "no_san": "no usable name in subjectAltName",
+    "malformed": "unparsable certificate",
+    "no_certificate": "no certificate presented",
+}
+
 
 @dataclass(frozen=True, slots=True)
 class Target:
@@ -113,7 +131,7 @@ class Endpoint:
     connect_ms: float | None = None
     handshake_ms: float | None = None
     verified: bool | None = None
-    #: Why the chain did not verify: a kind of `pinscan.verify.VERIFY_ERRORS`; the detail says
+    #: Why the chain did not verify: a kind of `VERIFY_ERRORS`; the detail says
     #: which certificate and keeps pyca's own message.
     verify_error: str | None = None
     verify_detail: str | None = None

@@ -36,22 +36,6 @@ from cryptography.x509 import verification
 
 from pinscan.errors import InputError
 
-#: The values of `verify_error`, with what each means. A name the certificate does not cover is
-#: not among them: the chain verifies, and `hostname_match` is false.
-VERIFY_ERRORS: dict[str, str] = {
-    "incomplete_chain": "incomplete chain (missing intermediate)",
-    "unknown_root": "unknown root (issuer not in the trust store)",
-    "self_signed": "self-signed certificate",
-    "expired": "expired certificate",
-    "not_yet_valid": "certificate not yet valid",
-    "unsupported_algorithm": "unsupported key or signature algorithm",
-    "bad_signature": "bad signature",
-    "invalid_chain": "certificate or chain breaks RFC 5280 rules",
-    "no_san": "no usable name in subjectAltName",
-    "malformed": "unparsable certificate",
-    "no_certificate": "no certificate presented",
-}
-
 #: What pyca's Web PKI policy accepts from a certificate's issuer (CA/Browser Forum profile).
 _HASHES = (hashes.SHA256, hashes.SHA384, hashes.SHA512)
 _CURVES = (ec.SECP256R1, ec.SECP384R1, ec.SECP521R1)

@@ -220,7 +220,7 @@ def big_leaf(size: int = 70_000) -> Issued:
     )
 
 
-# --- Chains that do not verify, each for one reason (`pinscan.verify.VERIFY_ERRORS`) ----------
+# --- Chains that do not verify, each for one reason (`pinscan.records.VERIFY_ERRORS`) ----------
 
 
 @functools.cache

@@ -53,7 +53,7 @@ ENDPOINTS_SCHEMA = pl.Schema(
         "leaf_sha256": pl.String,
         "spki_sha256": pl.String,
         "verified": pl.Boolean,
-        # A kind of pinscan.verify.VERIFY_ERRORS (free text in datasets written before it), and
+        # A kind of pinscan.records.VERIFY_ERRORS (free text in datasets written before it), and
         # the certificate at fault with pyca's message (null in those datasets).
         "verify_error": pl.String,
         "verify_detail": pl.String,

@@ -27,7 +27,7 @@ from pinscan.keys import spki_pin
 from pinscan.policy.evaluate import evaluate, instant
 from pinscan.policy.formats import read, write
 from pinscan.policy.model import Pin, SuggestedPin, Suggestion, normalize_host
-from pinscan.verify import VERIFY_ERRORS
+from pinscan.records import VERIFY_ERRORS
 
 #: How long a suggested pin-set stays enforced when no expiration is given: long enough to ship
 #: an update, short enough that an app nobody updates stops pinning rather than bricking.

@@ -30,6 +30,7 @@ from pinscan.dataset import open as open_dataset
 from pinscan.dataset.reader import running
 from pinscan.policy.evaluate import evaluate
 from pinscan.policy.model import Policy
+from pinscan.records import VERIFY_ERRORS
 
 #: "Expiring within N days" windows, cumulative (the 30-day count includes the 7-day one).
 WINDOWS = (7, 30, 90)
@@ -315,6 +316,12 @@ def _endpoints(dataset: ScanDataset, pins: pl.LazyFrame) -> pl.LazyFrame:
     )
 
 
+def verify_words(kind: pl.Expr) -> pl.Expr:
+    """A ``verify_error`` kind in words (``incomplete_chain``: "incomplete chain (missing
+    intermediate)"); the text of scans written before the kinds is kept as it is."""
+    return kind.replace(VERIFY_ERRORS)
+
+
 def _unverified_reason() -> pl.Expr:
     """Why an endpoint that presented a certificate is not trusted for its name; null when it
     is, or presented none."""
@@ -323,7 +330,7 @@ def _unverified_reason() -> pl.Expr:
         pl.when(pl.col("leaf_sha256").is_null())
         .then(None)
         .when(pl.col("verified").not_() | pl.col("verified").is_null())
-        .then(pl.coalesce(pl.col("verify_error"), pl.lit("did not verify")))
+        .then(pl.coalesce(verify_words(pl.col("verify_error")), pl.lit("did not verify")))
         .when(name_mismatch)
         .then(pl.lit("certificate does not match the name"))
         .otherwise(None)
