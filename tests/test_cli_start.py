@@ -117,3 +117,29 @@ def test_a_reader_that_stops_early_ends_the_command_quietly() -> None:
         [sys.executable, "-c", script], env=terminal_env(), capture_output=True, timeout=60
     )
     assert (done.returncode, done.stderr) == (0, b"")
+
+
+@pytest.mark.parametrize("debug", [False, True])
+def test_an_internal_error_is_one_line_and_exit_2(debug: bool) -> None:
+    # A bug must not exit 1, which a cron job reads as findings to act on.
+    script = (
+        "import pinscan.cli.pin as command\n"
+        "def broken(**options):\n"
+        "    raise RuntimeError('a bug')\n"
+        "command.pin.callback = broken\n"
+        "from pinscan.cli import main\n"
+        "main(['pin', '-'], prog_name='pinscan')\n"
+    )
+    env = terminal_env({"PINSCAN_DEBUG": "1"} if debug else {})
+    done = subprocess.run(
+        [sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=60
+    )
+    if debug:
+        assert done.returncode == 1 and "Traceback" in done.stderr
+        assert done.stderr.rstrip().endswith("RuntimeError: a bug")
+    else:
+        assert done.returncode == 2
+        assert done.stderr == (
+            "pinscan: internal error (RuntimeError: a bug); rerun with PINSCAN_DEBUG=1 for the "
+            "traceback, and please report it\n"
+        )

@@ -2,7 +2,9 @@
 """The ``pinscan`` command line: the only place that reads flags and ``PINSCAN_*`` variables.
 
 Every command prints problems as ``pinscan: <file>: <what>`` on stderr, never a traceback. Exit
-status: 0 ran clean, 1 findings a scheduled job should act on, 2 usage errors and unreadable input.
+status: 0 ran clean, 1 findings a scheduled job should act on, 2 the job could not be done (usage
+errors, unreadable input, unwritable output, and internal errors: ``PINSCAN_DEBUG=1`` shows their
+traceback).
 """
 
 from __future__ import annotations
@@ -39,14 +41,16 @@ COMMANDS = {
 # that each is still the command's own.
 SUMMARIES = {
     "pin": "Print the pin of every certificate, public key, CSR and private key in FILE...",
-    "scan": "Handshake with every endpoint of INVENTORY and write what each serves to OUT.",
+    "scan": "Handshake with every endpoint of INVENTORY, or of the TARGETs, and write what each "
+    "serves to OUT; without -o, print it.",
     "check": "Judge every endpoint of the scan in OUT by each --policy, as its client would.",
     "suggest": "Write a pin policy for DOMAIN from what its endpoints serve in the scan in OUT.",
     "ct": "Report certificates for watched names whose key is not allowed, from CT logs.",
     "diff": "What changed per endpoint from scan OLD to scan NEW.",
     "report": "Summarise the scan OUT (a dataset, a history's latest scan, or HISTORY@SCAN_ID or "
     "HISTORY@-2 for an earlier one): status, TLS versions, keys, issuers, expiry in 7/30/90 "
-    "days, unverified endpoints, pin verdicts and coverage, and the most common problems.",
+    "days, unverified endpoints, pin verdicts and coverage, and the most common problems; for a "
+    "scan of a history, also the trend over its scans and what changed since the scan before.",
     "audit": "Scan the fleet of CONFIG into its history, judge it by its policies, compare it "
     "with the previous scan, write the report and check the thresholds.",
 }
@@ -99,9 +103,15 @@ class _Group(click.Group):
             ctx.exit(0)
         except Exception as exc:
             damaged = _damaged_part(exc)
-            if damaged is None:
+            if damaged is not None:
+                click.echo(f"pinscan: {damaged}", err=True)
+                ctx.exit(EXIT_INPUT)
+            if os.environ.get("PINSCAN_DEBUG"):
                 raise
-            click.echo(f"pinscan: {damaged}", err=True)
+            # A bug. Exit 1 would tell a cron job "findings"; it is the job that did not run.
+            what = f"{type(exc).__name__}: {exc}".rstrip(": ")
+            msg = f"internal error ({what}); rerun with PINSCAN_DEBUG=1 for the traceback"
+            click.echo(f"pinscan: {msg}, and please report it", err=True)
             ctx.exit(EXIT_INPUT)
 
 
