@@ -22,9 +22,9 @@ literals in SNI). ``Target.ip`` is set only for a name given with a fixed addres
 ``ip`` columns); an IP-literal target keeps its address in ``host``.
 
 ``Target.target`` is what the inventory says: a text line without its comment, a CSV record's line,
-a Parquet row's known columns joined by commas; but the user information of URLs
-(``https://user:password@host``) is left out, there and in bad lines, so that no password is
-stored or printed. ``Target.line`` is the 1-based line number in the
+a Parquet row's known columns joined by commas; but user information
+(``https://user:password@host``, or ``user:password@host`` without a scheme) is left out, there
+and in bad lines, so that no password is stored or printed. ``Target.line`` is the 1-based line number in the
 file (the row number for Parquet).
 
 A line that cannot be a target becomes a :class:`~pinscan.records.BadTarget` with the reason (and
@@ -88,8 +88,9 @@ _MAX_LINE = 65536
 _PARQUET_BATCH = 65536
 
 _COMMENT = re.compile(r"(?:^|\s)#")
-# The user information of a URL (`https://user:password@`), up to the last `@` of its authority.
-_USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^/?#\s]*@")
+# The user information of a URL (`https://user:password@`), up to the last `@` of its authority,
+# or of a word without a scheme (`user:password@host`, as curl takes it): no host has an `@`.
+_USERINFO = re.compile(r"(?i)(\b[a-z][a-z0-9+.-]*://|(?<!\S))[^/?#\s]*@")
 # PEP 383: undecodable bytes 0x80-0xff are decoded to lone surrogates U+DC80-U+DCFF.
 _UNDECODABLE = re.compile("[\udc80-\udcff]")
 _DOTS = re.compile("[.\u3002\uff0e\uff61]")  # the label separators of IDNA (RFC 3490 section 3.1)
@@ -503,8 +504,8 @@ def _target(line: int, shown: str, fields: list[str], ports: tuple[int, ...]) ->
 
 
 def without_userinfo(text: str) -> str:
-    """``text`` with the user information of its URLs removed: ``https://user:pw@host/`` keeps
-    ``https://host/``, so that no password reaches a dataset or a terminal."""
+    """``text`` with user information removed: ``https://user:pw@host/`` keeps ``https://host/``
+    and ``user:pw@host`` keeps ``host``, so that no password reaches a dataset or a terminal."""
     return _USERINFO.sub(r"\1", text) if "@" in text else text
 
 
