@@ -101,6 +101,8 @@ class _Group(click.Group):
             # exit does not fail again, and stop quietly.
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
             ctx.exit(0)
+        except (click.ClickException, click.exceptions.Exit, click.exceptions.Abort):
+            raise  # click's own: usage errors (exit 2), ctx.exit(), Ctrl-C at a prompt
         except Exception as exc:
             damaged = _damaged_part(exc)
             if damaged is not None:
