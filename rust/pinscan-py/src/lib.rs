@@ -182,7 +182,8 @@ fn in_pool<T: Send, E: std::fmt::Display + Send>(
 /// `ValueError` saying what is wrong otherwise.
 #[pyfunction]
 fn locate_spki<'py>(py: Python<'py>, der: &[u8]) -> PyResult<Bound<'py, PyTuple>> {
-    let (source, spki) = pinscan_core::locate_spki(der).map_err(PyValueError::new_err)?;
+    let (source, spki) =
+        pinscan_core::locate_spki(der).map_err(|e| PyValueError::new_err(e.to_string()))?;
     (source.as_str(), PyBytes::new(py, spki.der)).into_pyobject(py)
 }
 
