@@ -258,6 +258,11 @@ mod tests {
         let last = batches[2].column_by_name("cert_sha256").unwrap();
         let last = last.as_any().downcast_ref::<StringViewArray>().unwrap();
         assert_eq!(last.value(2), hex(&sha256(inputs.last().unwrap())));
+        // Eight bytes of a counter are no certificate; a null is a null.
+        let kinds = batches[0].column_by_name("error_kind").unwrap();
+        let kinds = kinds.as_any().downcast_ref::<StringViewArray>().unwrap();
+        assert_eq!(kinds.value(5), "null_input");
+        assert_eq!(kinds.value(6), "unexpected_tag");
     }
 
     #[test]
@@ -268,6 +273,6 @@ mod tests {
         assert!(schema(Options { sha1: true })
             .column_with_name("spki_sha1")
             .is_some());
-        assert_eq!(schema(Options::default()).fields().len(), 19);
+        assert_eq!(schema(Options::default()).fields().len(), 20);
     }
 }

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 //! What the tables built here share: chunks of inputs turned into record batches in parallel,
-//! with a panic costing only its own row; the `error` column; and a record batch from named
-//! columns.
+//! with a panic costing only its own row; the `error` and `error_kind` columns; and a record
+//! batch from named columns.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
@@ -45,9 +45,11 @@ pub(crate) fn batches<I: Sync>(
     Ok(per_chunk.into_iter().flatten().collect())
 }
 
-/// `error`, every problem's message joined by "; " (null when there is none).
+/// `error`, every problem's message joined by "; " (null when there is none), and `error_kind`,
+/// the kind of the first: the slug a program filters or counts rows by.
 pub(crate) struct ErrorColumns {
     error: StringViewBuilder,
+    kind: StringViewBuilder,
 }
 
 impl ErrorColumns {
@@ -55,6 +57,7 @@ impl ErrorColumns {
         // Most rows have no error: nothing to reserve.
         ErrorColumns {
             error: StringViewBuilder::new(),
+            kind: StringViewBuilder::new(),
         }
     }
 
@@ -63,6 +66,7 @@ impl ErrorColumns {
         let mut problems = first.iter().chain(more);
         let Some(head) = problems.next() else {
             self.error.append_null();
+            self.kind.append_null();
             return;
         };
         if first.len() + more.len() == 1 {
@@ -75,10 +79,14 @@ impl ErrorColumns {
             }
             self.error.append_value(joined);
         }
+        self.kind.append_value(head.kind.slug());
     }
 
-    pub(crate) fn finish(mut self) -> [(&'static str, ArrayRef); 1] {
-        [("error", Arc::new(self.error.finish()))]
+    pub(crate) fn finish(mut self) -> [(&'static str, ArrayRef); 2] {
+        [
+            ("error", Arc::new(self.error.finish())),
+            ("error_kind", Arc::new(self.kind.finish())),
+        ]
     }
 }
 
@@ -108,7 +116,7 @@ pub(crate) fn record_batch(columns: Vec<(&str, ArrayRef)>) -> Result<RecordBatch
 #[cfg(test)]
 mod tests {
     use super::*;
-    use arrow_array::{Array, UInt32Array};
+    use arrow_array::{Array, StringViewArray, UInt32Array};
 
     fn numbers(inputs: &[u32]) -> Result<RecordBatch, ArrowError> {
         // Input 7 is the parser bug: it panics whenever it is built, alone or not.
@@ -138,7 +146,7 @@ mod tests {
     }
 
     #[test]
-    fn errors_are_joined() {
+    fn errors_are_joined_and_the_first_kind_kept() {
         use crate::error::ErrorKind;
         let mut columns = ErrorColumns::new();
         let a = Problem::new(
@@ -149,16 +157,31 @@ mod tests {
         columns.push(&[], &[]);
         columns.push(&[a], std::slice::from_ref(&b));
         columns.push(&[], &[b]);
-        let [(_, error)] = columns.finish();
-        let error = error
-            .as_any()
-            .downcast_ref::<arrow_array::StringViewArray>()
-            .unwrap();
-        assert!(error.is_null(0));
+        let [(_, error), (_, kind)] = columns.finish();
+        let text = |a: &ArrayRef| {
+            let a = a.as_any().downcast_ref::<StringViewArray>().unwrap();
+            (0..a.len())
+                .map(|i| a.is_valid(i).then(|| a.value(i).to_owned()))
+                .collect::<Vec<_>>()
+        };
         assert_eq!(
-            error.value(1),
-            "certificate: 1 unexpected trailing bytes; validity: time has a non-digit"
+            text(&error),
+            [
+                None,
+                Some(
+                    "certificate: 1 unexpected trailing bytes; validity: time has a non-digit"
+                        .to_owned()
+                ),
+                Some("validity: time has a non-digit".to_owned()),
+            ]
         );
-        assert_eq!(error.value(2), "validity: time has a non-digit");
+        assert_eq!(
+            text(&kind),
+            [
+                None,
+                Some("trailing_data".to_owned()),
+                Some("invalid_time".to_owned())
+            ]
+        );
     }
 }

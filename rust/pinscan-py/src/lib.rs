@@ -11,7 +11,7 @@ use arrow_array::{Array, ArrayRef, RecordBatch};
 use arrow_schema::{ArrowError, DataType, SchemaRef};
 use pyo3::prelude::*;
 use pyo3::pybacked::PyBackedBytes;
-use pyo3::types::{PyBytes, PyCapsule, PyTuple};
+use pyo3::types::{PyBytes, PyCapsule, PyDict, PyTuple};
 
 use crate::error::{Error, Result};
 
@@ -231,6 +231,12 @@ fn parse_ct_entries(
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add("CHUNK_ROWS", pinscan_core::CHUNK_ROWS)?;
+    // Every value `error_kind` can take, with what it means.
+    let kinds = PyDict::new(m.py());
+    for kind in pinscan_core::ErrorKind::ALL {
+        kinds.set_item(kind.slug(), kind.description())?;
+    }
+    m.add("ERROR_KINDS", kinds)?;
     m.add_class::<CertificateBatch>()?;
     m.add_function(wrap_pyfunction!(parse_certificates, m)?)?;
     m.add_function(wrap_pyfunction!(locate_spki, m)?)?;
