@@ -9,8 +9,9 @@ use arrow_array::builder::{
 use arrow_array::{ArrayRef, RecordBatch};
 use arrow_schema::{ArrowError, SchemaRef};
 
-use crate::certificate::{frame, parse_framed_into, CertRow};
+use crate::certificate::{parse_framed_into, CertRow};
 use crate::error::{ErrorKind, Problem};
+use crate::frame::frame;
 use crate::hash::{base64_into, hex_into, sha256, sha256_many};
 use crate::table::{self, append_list, ErrorColumns};
 

@@ -8,9 +8,10 @@
 //!
 //! Each module uses only those before it (`tests::each_module_uses_only_those_before_it`):
 //! `error` (the kinds of problem) -> `der` (the TLV reader) -> `hash`, `oid`, `time`, `name` (the
-//! values) -> `spki` (keys) -> `certificate` (the framing, and one certificate to one row) ->
-//! `locate` (the key in a lone certificate, CSR or SPKI) -> `table` (chunks to batches in
-//! parallel, shared columns) -> `batch` (certificates to Arrow) -> `ct` (log entries to Arrow).
+//! values) -> `spki` (keys) -> `frame` (where a certificate's elements are) -> `certificate` (one
+//! certificate to one row) -> `locate` (the key in a lone certificate, CSR or SPKI) -> `table`
+//! (chunks to batches in parallel, shared columns) -> `batch` (certificates to Arrow) -> `ct` (log
+//! entries to Arrow).
 // `unsafe` is allowed in one module only: `hash::simd`, the multi-buffer SHA-256 kernels.
 #![deny(unsafe_code)]
 
@@ -19,6 +20,7 @@ pub mod certificate;
 pub mod ct;
 pub mod der;
 pub mod error;
+pub mod frame;
 pub mod hash;
 pub mod locate;
 pub mod name;
@@ -45,6 +47,7 @@ mod tests {
         "time",
         "name",
         "spki",
+        "frame",
         "certificate",
         "locate",
         "table",

@@ -4,9 +4,9 @@
 
 use std::fmt;
 
-use crate::certificate::{frame, FrameError};
 use crate::der::{self, DerError, DerResult, Reader, Tlv};
 use crate::error::{ErrorKind, HasKind};
+use crate::frame::{frame, FrameError};
 use crate::spki::{parse_spki, Spki};
 
 /// Where an SPKI was found.

@@ -5,7 +5,8 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use pinscan_core::certificate::{frame, parse_framed_into, Framed};
+use pinscan_core::certificate::parse_framed_into;
+use pinscan_core::frame::{frame, Framed};
 use pinscan_core::spki::Spki;
 use pinscan_core::{locate_spki, parse, CertRow, Problem, SpkiSource};
 use sha1::Digest as _;

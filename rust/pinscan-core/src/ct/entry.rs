@@ -5,9 +5,10 @@
 use super::leaf::{extra_data, leaf_index, merkle_tree_leaf, tile_leaf, Timestamped};
 use super::tbs::{dedupe_tbs, has_poison, precert_framed, read_precert_tbs};
 use super::tls::Tls;
-use crate::certificate::{frame, parse_framed, CertRow, FrameError, Framed};
+use crate::certificate::{parse_framed, CertRow};
 use crate::der::Tlv;
 use crate::error::{ErrorKind, Problem};
+use crate::frame::{frame, FrameError, Framed};
 use crate::hash::{sha256, sha256_many, Sha256};
 use crate::name::common_name;
 

@@ -5,8 +5,8 @@
 //! extensions (certspotter's `TBS_SHA256`). That TBS is re-serialized with corrected lengths; the
 //! key inside it is copied byte for byte, and a pin never hashes the re-serialized bytes.
 
-use crate::certificate::{read_tbs, FrameError, Framed, TbsFields};
 use crate::der::{self, DerResult, Reader, Tlv};
+use crate::frame::{read_tbs, FrameError, Framed, TbsFields};
 use crate::spki::parse_spki;
 
 /// `1.3.6.1.4.1.11129.2.4.3`, the precertificate poison (RFC 6962 3.1), as OID content octets.
