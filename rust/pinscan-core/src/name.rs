@@ -399,6 +399,36 @@ mod tests {
     }
 
     #[test]
+    fn common_name_reads_as_the_name_does() {
+        let name = |rdns: &[Vec<Vec<u8>>]| {
+            let seq: Vec<u8> = rdns
+                .iter()
+                .flat_map(|r| tlv(der::SET, &r.concat()))
+                .collect();
+            tlv(der::SEQUENCE, &seq)
+        };
+        let cn = |value: Vec<u8>| {
+            let n = name(&[
+                vec![atv(O, tlv(der::UTF8_STRING, b"Org"))],
+                vec![atv(CN, value)],
+            ]);
+            let (t, _) = der::read_tlv(&n).unwrap();
+            (common_name(&t), rfc4514(&t, &mut Vec::new()).unwrap())
+        };
+        // A byte that is not ASCII in a PrintableString is Latin-1 in both, as pyca reads it.
+        let (text, rendered) = cn(tlv(der::PRINTABLE_STRING, b"caf\xe9"));
+        assert_eq!(text.as_deref(), Some("caf\u{e9}"));
+        assert_eq!(rendered, "CN=caf\u{e9},O=Org");
+        // A value that is no string has no text (the name shows its hex).
+        let (text, rendered) = cn(tlv(der::OCTET_STRING, &[0xab]));
+        assert_eq!(text, None);
+        assert_eq!(rendered, "CN=#0401ab,O=Org");
+        let (text, _) = cn(tlv(der::BMP_STRING, &[0x00, 0xe9]));
+        assert_eq!(text.as_deref(), Some("\u{e9}"));
+        assert_eq!(cn(tlv(der::UTF8_STRING, b"a,b")).0.as_deref(), Some("a,b"));
+    }
+
+    #[test]
     fn empty_name_and_empty_rdn() {
         assert_eq!(render(&[]).0, "");
         let name = tlv(der::SEQUENCE, &tlv(der::SET, &[]));

@@ -395,6 +395,19 @@ mod tests {
     }
 
     #[test]
+    fn a_certificate_that_does_not_frame_says_so_once() {
+        // A TBS that is an INTEGER: the framing says so; no second walk says it again.
+        let row = one(Kind::Certificate, b"\x30\x03\x02\x01\x00").remove(0);
+        assert!(row.errors.is_empty());
+        assert_eq!(
+            row.cert,
+            crate::certificate::parse(b"\x30\x03\x02\x01\x00", false)
+        );
+        assert_eq!(row.cert.errors.len(), 1);
+        assert_eq!(row.entry_type, None);
+    }
+
+    #[test]
     fn null_inputs_are_rows() {
         let rows = read(Kind::Certificate, &[(None, None)]);
         assert_eq!(rows.len(), 1);
