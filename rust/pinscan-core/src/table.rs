@@ -79,7 +79,7 @@ impl ErrorColumns {
             }
             self.error.append_value(joined);
         }
-        self.kind.append_value(head.kind.slug());
+        self.kind.append_option(Some(head.kind.slug()));
     }
 
     pub(crate) fn finish(mut self) -> [(&'static str, ArrayRef); 2] {
