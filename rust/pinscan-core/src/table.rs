@@ -79,6 +79,9 @@ impl ErrorColumns {
             }
             self.error.append_value(joined);
         }
+        // Not `append_value`: one more call site of it and LLVM stops inlining arrow's string
+        // append into `append_option`, which every string column of every row goes through
+        // (1.6 % more instructions per certificate, measured with callgrind).
         self.kind.append_option(Some(head.kind.slug()));
     }
 
