@@ -111,12 +111,12 @@ fn push_header(out: &mut Vec<u8>, tag: u8, len: usize) {
 }
 
 #[cfg(test)]
-pub(super) mod tests {
+mod tests {
     use super::*;
     use crate::hash::{sha256, Sha256};
 
     /// `SEQUENCE { [3] { SEQUENCE { ext* } } }` around a minimal TBS prefix, for hashing tests.
-    pub(in crate::ct) fn tbs_with(exts: &[&[u8]]) -> Vec<u8> {
+    fn tbs_with(exts: &[&[u8]]) -> Vec<u8> {
         let mut prefix = Vec::new();
         for (tag, body) in [
             (der::INTEGER, &[1u8][..]),                           // serial
@@ -143,7 +143,7 @@ pub(super) mod tests {
         tbs
     }
 
-    pub(in crate::ct) fn ext(oid: &[u8], value: &[u8]) -> Vec<u8> {
+    fn ext(oid: &[u8], value: &[u8]) -> Vec<u8> {
         let mut body = Vec::new();
         push_header(&mut body, der::OID, oid.len());
         body.extend_from_slice(oid);
