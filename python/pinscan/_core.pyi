@@ -7,6 +7,8 @@ from typing import Any, Literal
 __version__: str
 #: Rows per Arrow record batch produced by :func:`parse_certificates`.
 CHUNK_ROWS: int
+#: Every value of the ``error_kind`` column (a stable snake_case slug), with what it means.
+ERROR_KINDS: dict[str, str]
 
 class CertificateBatch:
     """Parsed certificates as Arrow record batches (Arrow PyCapsule stream producer)."""

@@ -1,18 +1,19 @@
 // SPDX-License-Identifier: Apache-2.0
 //! Many certificates to Arrow record batches, in parallel, in input order.
 
-use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 
 use arrow_array::builder::{
     BooleanBuilder, ListBuilder, StringViewBuilder, TimestampMicrosecondBuilder, UInt32Builder,
 };
 use arrow_array::{ArrayRef, RecordBatch};
-use arrow_schema::{ArrowError, Field, Schema, SchemaRef};
-use rayon::prelude::*;
+use arrow_schema::{ArrowError, SchemaRef};
 
-use crate::certificate::{frame, parse_framed_into, CertRow, Framed};
-use crate::hash::{base64_into, hex_into, sha256_many, Sha256};
+use crate::certificate::{parse_framed_into, CertRow};
+use crate::error::{ErrorKind, Problem};
+use crate::frame::frame;
+use crate::hash::{base64_into, hex_into, sha256, sha256_many};
+use crate::table::{self, append_list, ErrorColumns};
 
 /// Rows per record batch: large enough to amortise the builders, small enough to spread the work
 /// over every thread and to keep each batch's buffers in cache while they are filled.
@@ -48,7 +49,7 @@ struct Columns {
     ski: StringViewBuilder,
     aki: StringViewBuilder,
     sct_count: UInt32Builder,
-    error: StringViewBuilder,
+    errors: ErrorColumns,
 }
 
 impl Columns {
@@ -76,7 +77,7 @@ impl Columns {
             ski: text(),
             aki: text(),
             sct_count: UInt32Builder::with_capacity(rows),
-            error: StringViewBuilder::new(),
+            errors: ErrorColumns::new(),
         }
     }
 
@@ -107,11 +108,7 @@ impl Columns {
         self.ski.append_option(row.ski.as_deref());
         self.aki.append_option(row.aki.as_deref());
         self.sct_count.append_option(row.sct_count);
-        if row.errors.is_empty() {
-            self.error.append_null();
-        } else {
-            self.error.append_value(row.errors.join("; "));
-        }
+        self.errors.push(&row.errors, &[]);
     }
 
     fn finish(mut self) -> Result<RecordBatch, ArrowError> {
@@ -135,31 +132,12 @@ impl Columns {
             ("ski", Arc::new(self.ski.finish())),
             ("aki", Arc::new(self.aki.finish())),
             ("sct_count", Arc::new(self.sct_count.finish())),
-            ("error", Arc::new(self.error.finish())),
         ];
+        columns.extend(self.errors.finish());
         if self.sha1 {
             columns.insert(2, ("spki_sha1", spki_sha1));
         }
-        let schema = Schema::new(
-            columns
-                .iter()
-                .map(|(name, array)| Field::new(*name, array.data_type().clone(), true))
-                .collect::<Vec<_>>(),
-        );
-        RecordBatch::try_new(
-            Arc::new(schema),
-            columns.into_iter().map(|(_, a)| a).collect(),
-        )
-    }
-}
-
-fn append_list(list: &mut ListBuilder<StringViewBuilder>, items: Option<&[String]>) {
-    match items {
-        Some(items) => {
-            items.iter().for_each(|s| list.values().append_value(s));
-            list.append(true);
-        }
-        None => list.append(false),
+        table::record_batch(columns)
     }
 }
 
@@ -168,20 +146,11 @@ fn append_list(list: &mut ListBuilder<StringViewBuilder>, items: Option<&[String
 /// hashing and parsing.
 const GROUP_ROWS: usize = 256;
 
-/// A row between framing and parsing. Most are `Done`: boxing it would allocate once a row, where
-/// the one `Vec` of them is reused for every group.
-#[allow(clippy::large_enum_variant)]
-enum Framing<'a> {
-    Null,
-    /// The framing panicked (a bug, never expected): the row gets its fingerprint and says so.
-    Panicked,
-    Done(Result<Framed<'a>, String>),
-}
-
 const PANICKED: &str = "internal: the parser panicked on this input; please report it";
 
 fn build(inputs: &[Option<&[u8]>], options: Options) -> Result<RecordBatch, ArrowError> {
     let mut columns = Columns::new(options, inputs.len());
+    // Each input's framing, `None` for a null input.
     let mut framings = Vec::with_capacity(GROUP_ROWS);
     let mut msgs: Vec<&[u8]> = Vec::with_capacity(2 * GROUP_ROWS);
     let mut digests = Vec::with_capacity(2 * GROUP_ROWS);
@@ -192,20 +161,15 @@ fn build(inputs: &[Option<&[u8]>], options: Options) -> Result<RecordBatch, Arro
         msgs.clear();
         for input in group {
             let Some(der) = *input else {
-                framings.push(Framing::Null);
+                framings.push(None);
                 continue;
             };
             msgs.push(der);
-            // A panic in the parser (a bug, never expected) becomes that row's error.
-            framings.push(match catch_unwind(|| frame(der)) {
-                Ok(framed) => {
-                    if let Ok(f) = &framed {
-                        msgs.push(f.spki.der);
-                    }
-                    Framing::Done(framed)
-                }
-                Err(_) => Framing::Panicked,
-            });
+            let framed = frame(der);
+            if let Ok(f) = &framed {
+                msgs.push(f.spki.der);
+            }
+            framings.push(Some(framed));
         }
         digests.clear();
         digests.resize(msgs.len(), [0; 32]);
@@ -213,25 +177,19 @@ fn build(inputs: &[Option<&[u8]>], options: Options) -> Result<RecordBatch, Arro
         let mut digests = digests.iter().copied();
         for framing in framings.drain(..) {
             match framing {
-                Framing::Null => {
+                None => {
                     row = CertRow {
-                        errors: vec!["input: null".into()],
+                        errors: vec![Problem::new(ErrorKind::NullInput, "input: null")],
                         ..CertRow::default()
                     }
                 }
-                Framing::Panicked => row = panicked(digests.next()),
-                Framing::Done(framed) => {
+                Some(framed) => {
                     let cert = digests.next().expect("a digest per certificate");
                     let spki = match &framed {
                         Ok(_) => digests.next().expect("a digest per SPKI"),
                         Err(_) => [0; 32],
                     };
-                    let parsed = catch_unwind(AssertUnwindSafe(|| {
-                        parse_framed_into(&mut row, framed, cert, spki, options.sha1);
-                    }));
-                    if parsed.is_err() {
-                        row = panicked(Some(cert));
-                    }
+                    parse_framed_into(&mut row, framed, cert, spki, options.sha1);
                 }
             }
             columns.push(&row);
@@ -240,12 +198,15 @@ fn build(inputs: &[Option<&[u8]>], options: Options) -> Result<RecordBatch, Arro
     columns.finish()
 }
 
-fn panicked(cert_sha256: Option<Sha256>) -> CertRow {
-    CertRow {
-        cert_sha256,
-        errors: vec![PANICKED.into()],
+/// The row of an input the parser panicked on: its fingerprint, and an error saying so.
+fn panicked(input: Option<&[u8]>, options: Options) -> Result<RecordBatch, ArrowError> {
+    let mut columns = Columns::new(options, 1);
+    columns.push(&CertRow {
+        cert_sha256: input.map(sha256),
+        errors: vec![Problem::new(ErrorKind::Internal, PANICKED)],
         ..CertRow::default()
-    }
+    });
+    columns.finish()
 }
 
 /// The schema of the batches `certificates` returns.
@@ -261,16 +222,18 @@ pub fn certificates(
     inputs: &[Option<&[u8]>],
     options: Options,
 ) -> Result<Vec<RecordBatch>, ArrowError> {
-    inputs
-        .par_chunks(CHUNK_ROWS)
-        .map(|chunk| build(chunk, options))
-        .collect()
+    table::batches(
+        inputs,
+        CHUNK_ROWS,
+        |chunk| build(chunk, options),
+        |input| panicked(*input, options),
+    )
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::hash::{hex, sha256};
+    use crate::hash::hex;
     use arrow_array::{Array, StringViewArray};
 
     #[test]
@@ -296,6 +259,11 @@ mod tests {
         let last = batches[2].column_by_name("cert_sha256").unwrap();
         let last = last.as_any().downcast_ref::<StringViewArray>().unwrap();
         assert_eq!(last.value(2), hex(&sha256(inputs.last().unwrap())));
+        // Eight bytes of a counter are no certificate; a null is a null.
+        let kinds = batches[0].column_by_name("error_kind").unwrap();
+        let kinds = kinds.as_any().downcast_ref::<StringViewArray>().unwrap();
+        assert_eq!(kinds.value(5), "null_input");
+        assert_eq!(kinds.value(6), "unexpected_tag");
     }
 
     #[test]
@@ -306,6 +274,6 @@ mod tests {
         assert!(schema(Options { sha1: true })
             .column_with_name("spki_sha1")
             .is_some());
-        assert_eq!(schema(Options::default()).fields().len(), 19);
+        assert_eq!(schema(Options::default()).fields().len(), 20);
     }
 }

@@ -6,125 +6,14 @@
 use std::borrow::Cow;
 use std::net::{Ipv4Addr, Ipv6Addr};
 
-use crate::der::{self, read_header, DerError, DerResult, Reader, Tlv};
+use crate::der::{self, DerError, DerResult, Reader, Tlv};
+use crate::error::{ErrorKind, Problem};
+use crate::frame::{frame, FrameError, Framed};
 use crate::hash::{sha1, sha256, Sha1, Sha256};
-use crate::name::{hex_into, rfc4514_into};
+use crate::name::{hex_into, rfc4514_into, NameWarning};
 use crate::oid;
-use crate::spki::{key_info, parse_spki, Spki};
+use crate::spki::key_info;
 use crate::time::parse_time;
-
-/// The elements of a certificate, found by TLV framing only (RFC 5280 4.1).
-#[derive(Clone, Debug)]
-pub struct Framed<'a> {
-    pub version: Option<Tlv<'a>>,
-    pub serial: Tlv<'a>,
-    pub tbs_signature: Tlv<'a>,
-    pub issuer: Tlv<'a>,
-    pub validity: Tlv<'a>,
-    pub subject: Tlv<'a>,
-    pub spki: Spki<'a>,
-    pub extensions: Option<Tlv<'a>>,
-    pub signature_algorithm: Option<Tlv<'a>>,
-    /// What is wrong with the framing around the SPKI (truncation, trailing bytes, ...).
-    pub problems: Vec<String>,
-}
-
-/// Locates the TBS elements up to and including the SPKI. The certificate may be cut short after
-/// the SPKI, or carry stray bytes, and still give its key; both are reported in `problems`.
-pub fn frame(data: &[u8]) -> Result<Framed<'_>, String> {
-    let mut problems = Vec::new();
-    let outer = open_sequence(data, "certificate", &mut problems)?;
-    let tbs = open_sequence(outer, "tbs_certificate", &mut problems)?;
-    let tbs_len = read_header(outer).map_or(0, |h| h.header_len + h.content_len);
-
-    let mut r = Reader::new(tbs);
-    let version = r
-        .read_optional(der::explicit(0))
-        .map_err(|e| format!("tbs_certificate: version: {e}"))?;
-    let serial = field(&mut r, "serial")?;
-    let tbs_signature = field(&mut r, "signature")?;
-    let issuer = field(&mut r, "issuer")?;
-    let validity = field(&mut r, "validity")?;
-    let subject = field(&mut r, "subject")?;
-    let spki_tlv = field(&mut r, "subject_public_key_info")?;
-    let spki = parse_spki(&spki_tlv).map_err(|e| format!("subject_public_key_info: {e}"))?;
-
-    let mut extensions = None;
-    let tail: DerResult<()> = (|| {
-        r.read_optional(der::implicit(1))?;
-        r.read_optional(der::implicit(2))?;
-        extensions = r.read_optional(der::explicit(3))?;
-        r.finish()
-    })();
-    if let Err(e) = tail {
-        problems.push(format!("tbs_certificate: after the key: {e}"));
-    }
-
-    let mut signature_algorithm = None;
-    if tbs_len <= outer.len() {
-        let after: DerResult<()> = (|| {
-            let mut r = Reader::new(&outer[tbs_len..]);
-            signature_algorithm = Some(r.read(der::SEQUENCE)?);
-            r.read(der::BIT_STRING)?;
-            r.finish()
-        })();
-        if let Err(e) = after {
-            problems.push(format!("certificate: signature: {e}"));
-        }
-    }
-    Ok(Framed {
-        version,
-        serial,
-        tbs_signature,
-        issuer,
-        validity,
-        subject,
-        spki,
-        extensions,
-        signature_algorithm,
-        problems,
-    })
-}
-
-fn field<'a>(r: &mut Reader<'a>, name: &str) -> Result<Tlv<'a>, String> {
-    r.read_any()
-        .map_err(|e| format!("tbs_certificate: {name}: {e}"))
-}
-
-/// The content of the SEQUENCE at the start of `data`, cut to what is present when the input ends
-/// early. A sequence that ends early, or is followed by stray bytes, is noted in `problems`.
-fn open_sequence<'a>(
-    data: &'a [u8],
-    what: &str,
-    problems: &mut Vec<String>,
-) -> Result<&'a [u8], String> {
-    let h = read_header(data).map_err(|e| format!("{what}: {e}"))?;
-    if h.tag != der::SEQUENCE {
-        return Err(format!(
-            "{what}: {}",
-            DerError::UnexpectedTag {
-                expected: der::SEQUENCE,
-                found: h.tag
-            }
-        ));
-    }
-    let end = h.header_len.saturating_add(h.content_len);
-    if end > data.len() {
-        problems.push(format!(
-            "{what}: {}",
-            DerError::Truncated {
-                needed: end,
-                available: data.len()
-            }
-        ));
-    } else if what == "certificate" && end < data.len() {
-        problems.push(format!(
-            "{what}: {}",
-            DerError::TrailingData(data.len() - end)
-        ));
-    }
-    Ok(&data[h.header_len..end.min(data.len())])
-}
 
 /// Everything pinscan reports about one certificate. `None` is "could not be read"; the reason is
 /// in `errors`.
@@ -149,14 +38,24 @@ pub struct CertRow {
     pub ski: Option<String>,
     pub aki: Option<String>,
     pub sct_count: Option<u32>,
-    pub errors: Vec<String>,
+    pub errors: Vec<Problem>,
 }
 
 impl CertRow {
     fn record<T>(&mut self, field: &str, result: DerResult<T>) -> Option<T> {
-        result
-            .map_err(|e| self.errors.push(format!("{field}: {e}")))
-            .ok()
+        match result {
+            Ok(value) => Some(value),
+            Err(e) => {
+                self.fail(field, &e);
+                None
+            }
+        }
+    }
+
+    // Out of the way of the fields that read, which are nearly all of them.
+    #[cold]
+    fn fail(&mut self, field: &str, e: &DerError) {
+        self.errors.push(Problem::at(field, e));
     }
 }
 
@@ -170,7 +69,7 @@ pub fn parse(data: &[u8], with_sha1: bool) -> CertRow {
 /// `parse`, given `frame`'s result and the digests of the certificate and of the SPKI it found
 /// (ignored when there is none): the batch path frames and hashes many certificates at once.
 pub fn parse_framed(
-    framed: Result<Framed<'_>, String>,
+    framed: Result<Framed<'_>, FrameError>,
     cert_sha256: Sha256,
     spki_sha256: Sha256,
     with_sha1: bool,
@@ -214,7 +113,7 @@ struct ExtensionBuffers {
 /// `parse_framed` into `row`, replacing everything in it, its buffers reused.
 pub fn parse_framed_into(
     row: &mut CertRow,
-    framed: Result<Framed<'_>, String>,
+    framed: Result<Framed<'_>, FrameError>,
     cert_sha256: Sha256,
     spki_sha256: Sha256,
     with_sha1: bool,
@@ -237,26 +136,30 @@ pub fn parse_framed_into(
     let framed = match framed {
         Ok(f) => f,
         Err(e) => {
-            row.errors.push(e);
+            row.errors.push(Problem::of(&e));
             return;
         }
     };
-    row.errors.extend(framed.problems.iter().cloned());
+    row.errors.extend(framed.problems.iter().map(Problem::of));
     row.spki_sha256 = Some(spki_sha256);
     if with_sha1 {
         row.spki_sha1 = Some(sha1(framed.spki.der));
     }
 
-    if let Some(v) = framed.version {
+    let tbs = &framed.tbs;
+    if let Some(v) = tbs.version {
         let version = der::parse_single(v.content, der::INTEGER).and_then(|t| der::small_uint(&t));
         match row.record("version", version) {
             Some(0..=2) | None => {}
-            Some(n) => row.errors.push(format!("version: unknown version {n}")),
+            Some(n) => row.errors.push(Problem::new(
+                ErrorKind::UnknownVersion,
+                format!("version: unknown version {n}"),
+            )),
         }
     }
-    let subject = render_name(&framed.subject, subject_buf);
+    let subject = render_name(&tbs.subject, subject_buf);
     // A self-issued certificate (every root) has the same bytes twice: render them once.
-    let issuer = if framed.issuer.full == framed.subject.full {
+    let issuer = if tbs.issuer.full == tbs.subject.full {
         let mut buf = issuer_buf;
         let copy = subject.0.as_ref().map(|s| {
             buf.clear();
@@ -265,12 +168,12 @@ pub fn parse_framed_into(
         });
         (copy.map_err(Clone::clone), subject.1.clone())
     } else {
-        render_name(&framed.issuer, issuer_buf)
+        render_name(&tbs.issuer, issuer_buf)
     };
     row.subject = name_field(row, "subject", subject);
     row.issuer = name_field(row, "issuer", issuer);
-    row.serial = row.record("serial", serial_hex(&framed.serial, serial_buf));
-    if let Some((nb, na)) = row.record("validity", validity(&framed.validity)) {
+    row.serial = row.record("serial", serial_hex(&tbs.serial, serial_buf));
+    if let Some((nb, na)) = row.record("validity", validity(&tbs.validity)) {
         row.not_before = Some(nb);
         row.not_after = Some(na);
     }
@@ -279,17 +182,19 @@ pub fn parse_framed_into(
         row.key_bits = info.key_bits;
         row.curve = info.curve;
     }
-    row.sig_alg = row.record("signature_algorithm", signature_name(&framed.tbs_signature));
+    row.sig_alg = row.record("signature_algorithm", signature_name(&tbs.signature));
     if let Some(outer) = framed.signature_algorithm {
-        if outer.full != framed.tbs_signature.full {
-            row.errors
-                .push("signature_algorithm: differs between the TBS and the certificate".into());
+        if outer.full != tbs.signature.full {
+            row.errors.push(Problem::new(
+                ErrorKind::SignatureAlgorithmMismatch,
+                "signature_algorithm: differs between the TBS and the certificate",
+            ));
         }
     }
-    extensions(row, framed.extensions, ExtensionBuffers { ski, aki, dns });
+    extensions(row, tbs.extensions, ExtensionBuffers { ski, aki, dns });
 }
 
-type RenderedName = (DerResult<String>, Vec<&'static str>);
+type RenderedName = (DerResult<String>, Vec<NameWarning>);
 
 fn render_name(name: &Tlv<'_>, buf: String) -> RenderedName {
     let mut warnings = Vec::new();
@@ -303,7 +208,7 @@ fn name_field(
     (rendered, warnings): RenderedName,
 ) -> Option<String> {
     row.errors
-        .extend(warnings.into_iter().map(|w| format!("{field}: {w}")));
+        .extend(warnings.iter().map(|w| Problem::at(field, w)));
     row.record(field, rendered)
 }
 
@@ -312,7 +217,10 @@ fn serial_hex(tlv: &Tlv<'_>, buf: String) -> DerResult<String> {
     der::expect_tag(tlv, der::INTEGER)?;
     let c = tlv.content;
     let Some(&first) = c.first() else {
-        return Err(DerError::Invalid("empty integer"));
+        return Err(DerError::Invalid(
+            ErrorKind::InvalidInteger,
+            "empty integer",
+        ));
     };
     let mut out = buf;
     out.clear();
@@ -395,7 +303,7 @@ fn extensions(row: &mut CertRow, block: Option<Tlv<'_>>, spare: ExtensionBuffers
     let list = match der::parse_single(block.content, der::SEQUENCE) {
         Ok(list) => list,
         Err(e) => {
-            row.errors.push(format!("extensions: {e}"));
+            row.errors.push(Problem::at("extensions", &e));
             return;
         }
     };
@@ -412,16 +320,19 @@ fn extensions(row: &mut CertRow, block: Option<Tlv<'_>>, spare: ExtensionBuffers
         let ext = match read_extension(&mut r) {
             Ok(ext) => ext,
             Err(e) => {
-                row.errors.push(format!("extensions: {e}"));
+                row.errors.push(Problem::at("extensions", &e));
                 // The rest cannot be framed; leave what was found, mark the others unknown.
                 return;
             }
         };
         let seen = &seen_stack[..seen_count.min(ON_STACK)];
         if seen.iter().chain(&seen_heap).any(|s| same(s, ext.0)) {
-            row.errors.push(format!(
-                "extensions: duplicate extension {}",
-                oid::dotted(ext.0).unwrap_or_default()
+            row.errors.push(Problem::new(
+                ErrorKind::DuplicateExtension,
+                format!(
+                    "extensions: duplicate extension {}",
+                    oid::dotted(ext.0).unwrap_or_default()
+                ),
             ));
             continue;
         }
@@ -455,9 +366,7 @@ fn extensions(row: &mut CertRow, block: Option<Tlv<'_>>, spare: ExtensionBuffers
             row.ip_addresses = Some(Vec::new());
         }
         Some(v) => {
-            let mut warnings = Vec::new();
-            let names = subject_alt_names(v, &mut warnings, spare.dns);
-            row.errors.extend(warnings.into_iter().map(String::from));
+            let names = subject_alt_names(v, &mut row.errors, spare.dns);
             if let Some((dns, ips)) = row.record("subject_alt_name", names) {
                 row.dns_names = Some(dns);
                 row.ip_addresses = Some(ips);
@@ -498,20 +407,21 @@ fn basic_constraints(value: &[u8]) -> DerResult<(bool, Option<u32>)> {
         Some(b) => der::boolean(&b)?,
         None => false,
     };
-    let path_len = match r.read_optional(der::INTEGER)? {
-        Some(i) => Some(
-            u32::try_from(der::small_uint(&i)?)
-                .map_err(|_| DerError::Invalid("path length too large"))?,
-        ),
-        None => None,
-    };
+    let path_len =
+        match r.read_optional(der::INTEGER)? {
+            Some(i) => Some(u32::try_from(der::small_uint(&i)?).map_err(|_| {
+                DerError::Invalid(ErrorKind::InvalidInteger, "path length too large")
+            })?),
+            None => None,
+        };
     r.finish()?;
     Ok((ca, path_len))
 }
 
+/// The DNS names and IP addresses; a name kept with replacements is reported in `warnings`.
 fn subject_alt_names(
     value: &[u8],
-    warnings: &mut Vec<&'static str>,
+    warnings: &mut Vec<Problem>,
     mut dns: Vec<String>,
 ) -> DerResult<(Vec<String>, Vec<String>)> {
     let seq = der::parse_single(value, der::SEQUENCE)?;
@@ -525,7 +435,10 @@ fn subject_alt_names(
             t if t == der::implicit(2) => {
                 // IA5String by RFC 5280, but UTF-8 names are issued; keep them, flagged.
                 if !name.content.is_ascii() {
-                    warnings.push("subject_alt_name: dNSName is not ASCII (read as UTF-8)");
+                    warnings.push(Problem::new(
+                        ErrorKind::InvalidString,
+                        "subject_alt_name: dNSName is not ASCII (read as UTF-8)",
+                    ));
                 }
                 let text = String::from_utf8_lossy(name.content);
                 match dns.get_mut(used) {
@@ -546,7 +459,12 @@ fn subject_alt_names(
                     let o: [u8; 16] = name.content.try_into().expect("length checked");
                     Ipv6Addr::from(o).to_string()
                 }
-                _ => return Err(DerError::Invalid("iPAddress is neither 4 nor 16 bytes")),
+                _ => {
+                    return Err(DerError::Invalid(
+                        ErrorKind::InvalidIpAddress,
+                        "iPAddress is neither 4 nor 16 bytes",
+                    ))
+                }
             }),
             _ => {}
         }
@@ -581,7 +499,7 @@ fn authority_key_id(value: &[u8], mut s: String) -> DerResult<Option<String>> {
 /// (`opaque sct_list<1..2^16-1>` of `opaque SerializedSCT<1..2^16-1>`).
 fn sct_count(value: &[u8]) -> DerResult<u32> {
     let inner = der::parse_single(value, der::OCTET_STRING)?;
-    let invalid = DerError::Invalid("malformed SCT list");
+    let invalid = DerError::Invalid(ErrorKind::InvalidSctList, "malformed SCT list");
     let (len, mut list) = split_u16(inner.content).ok_or(invalid.clone())?;
     if list.len() != len {
         return Err(invalid);

@@ -7,6 +7,8 @@
 
 use std::fmt;
 
+use crate::error::{ErrorKind, HasKind};
+
 pub const BOOLEAN: u8 = 0x01;
 pub const INTEGER: u8 = 0x02;
 pub const BIT_STRING: u8 = 0x03;
@@ -53,7 +55,10 @@ pub enum DerError {
         found: u8,
     },
     TrailingData(usize),
-    Invalid(&'static str),
+    /// A value its type does not allow (an empty INTEGER, a time without seconds, ...): which kind
+    /// of value, and what is wrong with it. The decoders above DER (times, names, keys,
+    /// extensions) report through this too, so that one `?` carries any of them.
+    Invalid(ErrorKind, &'static str),
 }
 
 impl fmt::Display for DerError {
@@ -70,7 +75,22 @@ impl fmt::Display for DerError {
                 write!(f, "expected tag 0x{expected:02x}, found 0x{found:02x}")
             }
             DerError::TrailingData(n) => write!(f, "{n} unexpected trailing bytes"),
-            DerError::Invalid(what) => f.write_str(what),
+            DerError::Invalid(_, what) => f.write_str(what),
+        }
+    }
+}
+
+impl HasKind for DerError {
+    fn kind(&self) -> ErrorKind {
+        match self {
+            DerError::Truncated { .. } => ErrorKind::Truncated,
+            DerError::Empty => ErrorKind::Empty,
+            DerError::IndefiniteLength => ErrorKind::IndefiniteLength,
+            DerError::LengthTooLong => ErrorKind::LengthTooLong,
+            DerError::HighTagNumber => ErrorKind::HighTagNumber,
+            DerError::UnexpectedTag { .. } => ErrorKind::UnexpectedTag,
+            DerError::TrailingData(_) => ErrorKind::TrailingData,
+            DerError::Invalid(kind, _) => *kind,
         }
     }
 }
@@ -239,8 +259,14 @@ pub fn bit_string_octets<'a>(tlv: &Tlv<'a>) -> DerResult<&'a [u8]> {
     expect_tag(tlv, BIT_STRING)?;
     match tlv.content.split_first() {
         Some((0, octets)) => Ok(octets),
-        Some(_) => Err(DerError::Invalid("bit string has unused bits")),
-        None => Err(DerError::Invalid("empty bit string")),
+        Some(_) => Err(DerError::Invalid(
+            ErrorKind::InvalidBitString,
+            "bit string has unused bits",
+        )),
+        None => Err(DerError::Invalid(
+            ErrorKind::InvalidBitString,
+            "empty bit string",
+        )),
     }
 }
 
@@ -250,7 +276,10 @@ pub fn boolean(tlv: &Tlv<'_>) -> DerResult<bool> {
         [0] => Ok(false),
         // DER says 0xff; BER's "any non-zero" is common enough in the wild to accept.
         [_] => Ok(true),
-        _ => Err(DerError::Invalid("boolean is not one byte")),
+        _ => Err(DerError::Invalid(
+            ErrorKind::InvalidBoolean,
+            "boolean is not one byte",
+        )),
     }
 }
 
@@ -259,12 +288,21 @@ pub fn small_uint(tlv: &Tlv<'_>) -> DerResult<u64> {
     expect_tag(tlv, INTEGER)?;
     let c = tlv.content;
     match c.first() {
-        None => Err(DerError::Invalid("empty integer")),
-        Some(b) if b & 0x80 != 0 => Err(DerError::Invalid("negative integer")),
+        None => Err(DerError::Invalid(
+            ErrorKind::InvalidInteger,
+            "empty integer",
+        )),
+        Some(b) if b & 0x80 != 0 => Err(DerError::Invalid(
+            ErrorKind::InvalidInteger,
+            "negative integer",
+        )),
         Some(_) => {
             let digits = strip_leading_zeros(c);
             if digits.len() > 8 {
-                return Err(DerError::Invalid("integer too large"));
+                return Err(DerError::Invalid(
+                    ErrorKind::InvalidInteger,
+                    "integer too large",
+                ));
             }
             Ok(digits
                 .iter()
@@ -278,7 +316,10 @@ pub fn small_uint(tlv: &Tlv<'_>) -> DerResult<u64> {
 pub fn uint_bits(tlv: &Tlv<'_>) -> DerResult<u32> {
     expect_tag(tlv, INTEGER)?;
     if tlv.content.is_empty() {
-        return Err(DerError::Invalid("empty integer"));
+        return Err(DerError::Invalid(
+            ErrorKind::InvalidInteger,
+            "empty integer",
+        ));
     }
     let digits = strip_leading_zeros(tlv.content);
     let Some(&top) = digits.first() else {

@@ -1,20 +1,67 @@
 // SPDX-License-Identifier: Apache-2.0
 //! X.501 Names as RFC 4514 strings, written the way pyca/cryptography's `rfc4514_string()` writes
-//! them, so that a name from pinscan and one from Python compare equal.
+//! them, so that a name from pinscan and one from Python compare equal; and attribute values as
+//! text, decoded the same way.
+
+use std::borrow::Cow;
+use std::fmt;
 
 use crate::der::{self, DerError, Reader, Tlv};
+use crate::error::{ErrorKind, HasKind};
 use crate::oid;
+
+/// `2.5.4.3`, commonName, as OID content octets.
+const COMMON_NAME: &[u8] = &[0x55, 0x04, 0x03];
+
+/// A value that is not valid in its string type, read anyway: the name keeps it, with
+/// replacements, and the row says so.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NameWarning {
+    InvalidUtf8,
+    NonAsciiInAsciiType,
+    OddBmpLength,
+    UnpairedSurrogate,
+    UniversalStringLength,
+    InvalidCodePoint,
+}
+
+impl fmt::Display for NameWarning {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            NameWarning::InvalidUtf8 => "invalid UTF-8 in a name (replaced)",
+            NameWarning::NonAsciiInAsciiType => {
+                "non-ASCII byte in an ASCII string type (read as Latin-1)"
+            }
+            NameWarning::OddBmpLength => "BMPString of odd length in a name",
+            NameWarning::UnpairedSurrogate => {
+                "unpaired surrogate in a BMPString in a name (replaced)"
+            }
+            NameWarning::UniversalStringLength => {
+                "UniversalString length not a multiple of 4 in a name"
+            }
+            NameWarning::InvalidCodePoint => {
+                "invalid code point in a UniversalString in a name (replaced)"
+            }
+        })
+    }
+}
+
+impl HasKind for NameWarning {
+    fn kind(&self) -> ErrorKind {
+        ErrorKind::InvalidString
+    }
+}
 
 /// Renders a Name. A value that is not valid in its string type is replaced lossily and reported
 /// in `warnings` rather than losing the whole name.
-pub fn rfc4514(name: &Tlv<'_>, warnings: &mut Vec<&'static str>) -> Result<String, DerError> {
+pub fn rfc4514(name: &Tlv<'_>, warnings: &mut Vec<NameWarning>) -> Result<String, DerError> {
     rfc4514_into(name, warnings, String::new())
 }
 
 /// `rfc4514`, written into `buf`'s storage (its contents are dropped) to save an allocation.
 pub fn rfc4514_into(
     name: &Tlv<'_>,
-    warnings: &mut Vec<&'static str>,
+    warnings: &mut Vec<NameWarning>,
     buf: String,
 ) -> Result<String, DerError> {
     // RFC 4514 2.1: the RDNs are written last to first. Collect them (cheap slices, on the stack
@@ -52,7 +99,10 @@ pub fn rfc4514_into(
         }
         let mut set = Reader::new(rdn);
         if set.is_empty() {
-            return Err(DerError::Invalid("empty relative distinguished name"));
+            return Err(DerError::Invalid(
+                ErrorKind::InvalidName,
+                "empty relative distinguished name",
+            ));
         }
         let mut first = true;
         while !set.is_empty() {
@@ -105,46 +155,98 @@ fn classify(bytes: &[u8]) -> u8 {
 }
 
 /// Appends one attribute value. `out` receives only valid UTF-8.
-fn escape_value(value: &Tlv<'_>, out: &mut Vec<u8>, warnings: &mut Vec<&'static str>) {
+fn escape_value(value: &Tlv<'_>, out: &mut Vec<u8>, warnings: &mut Vec<NameWarning>) {
     let class = classify(value.content);
-    match value.tag {
-        der::UTF8_STRING => {
-            if class & NON_ASCII == 0 || std::str::from_utf8(value.content).is_ok() {
-                escape_into(value.content, class, out);
-            } else {
-                warnings.push("invalid UTF-8 in a name (replaced)");
-                escape_str(&String::from_utf8_lossy(value.content), out);
-            }
-        }
-        der::PRINTABLE_STRING
-        | der::IA5_STRING
-        | der::VISIBLE_STRING
-        | der::NUMERIC_STRING
-        | der::TELETEX_STRING => {
-            if class & NON_ASCII == 0 {
-                escape_into(value.content, class, out);
-            } else {
-                // T.61 is read as Latin-1, as OpenSSL and pyca do: the real T.61 repertoire is
-                // never used. Non-ASCII in the ASCII types is an encoder bug, read the same way.
-                if value.tag != der::TELETEX_STRING {
-                    warnings.push("non-ASCII byte in an ASCII string type (read as Latin-1)");
-                }
-                escape_str(&latin1(value.content), out);
-            }
-        }
-        der::BMP_STRING => escape_str(&utf16be(value.content, warnings), out),
-        der::UNIVERSAL_STRING => escape_str(&utf32be(value.content, warnings), out),
+    // Nearly every value is ASCII in a type whose ASCII is itself: copied with no decoding.
+    if class & NON_ASCII == 0 && is_ascii_text(value.tag) {
+        escape_into(value.content, class, out);
+        return;
+    }
+    match attribute_text(value, warnings) {
+        // The content itself, valid UTF-8: its classes are known.
+        Some(Cow::Borrowed(text)) => escape_into(text.as_bytes(), class, out),
+        Some(Cow::Owned(text)) => escape_str(&text, out),
         // As pyca writes x500UniqueIdentifier: the content octets, unused-bits octet included.
-        der::BIT_STRING => {
+        None if value.tag == der::BIT_STRING => {
             out.push(b'#');
             hex_bytes(value.content, out);
         }
         // RFC 4514 2.4: a value with no string form is `#` and the hex of its encoding.
-        _ => {
+        None => {
             out.push(b'#');
             hex_bytes(value.full, out);
         }
     }
+}
+
+/// The string types whose ASCII bytes are their text.
+fn is_ascii_text(tag: u8) -> bool {
+    matches!(
+        tag,
+        der::UTF8_STRING
+            | der::PRINTABLE_STRING
+            | der::IA5_STRING
+            | der::VISIBLE_STRING
+            | der::NUMERIC_STRING
+            | der::TELETEX_STRING
+    )
+}
+
+/// The text of an attribute value of a string type, as `rfc4514` reads it before escaping: what
+/// is not valid in its type is replaced and reported in `warnings`. `None` for a value of no
+/// string type.
+pub fn attribute_text<'a>(
+    value: &Tlv<'a>,
+    warnings: &mut Vec<NameWarning>,
+) -> Option<Cow<'a, str>> {
+    let content = value.content;
+    Some(match value.tag {
+        der::UTF8_STRING => match std::str::from_utf8(content) {
+            Ok(text) => Cow::Borrowed(text),
+            Err(_) => {
+                warnings.push(NameWarning::InvalidUtf8);
+                String::from_utf8_lossy(content)
+            }
+        },
+        der::PRINTABLE_STRING
+        | der::IA5_STRING
+        | der::VISIBLE_STRING
+        | der::NUMERIC_STRING
+        | der::TELETEX_STRING => match std::str::from_utf8(content) {
+            Ok(text) if text.is_ascii() => Cow::Borrowed(text),
+            _ => {
+                // T.61 is read as Latin-1, as OpenSSL and pyca do: the real T.61 repertoire is
+                // never used. Non-ASCII in the ASCII types is an encoder bug, read the same way.
+                if value.tag != der::TELETEX_STRING {
+                    warnings.push(NameWarning::NonAsciiInAsciiType);
+                }
+                Cow::Owned(latin1(content))
+            }
+        },
+        der::BMP_STRING => Cow::Owned(utf16be(content, warnings)),
+        der::UNIVERSAL_STRING => Cow::Owned(utf32be(content, warnings)),
+        _ => return None,
+    })
+}
+
+/// The first commonName of a Name, as text (`attribute_text`); `None` when there is none before
+/// the Name stops framing, or its value has no string type.
+pub fn common_name(name: &Tlv<'_>) -> Option<String> {
+    let mut rdns = der::sequence(name).ok()?;
+    while !rdns.is_empty() {
+        let set = rdns.read(der::SET).ok()?;
+        let mut atvs = Reader::new(set.content);
+        while !atvs.is_empty() {
+            let atv = atvs.read(der::SEQUENCE).ok()?;
+            let mut r = Reader::new(atv.content);
+            if r.read(der::OID).ok()?.content == COMMON_NAME {
+                // The warnings are the subject's to report; a common name is only a value.
+                let text = attribute_text(&r.read_any().ok()?, &mut Vec::new())?;
+                return Some(text.into_owned());
+            }
+        }
+    }
+    None
 }
 
 fn escape_str(val: &str, out: &mut Vec<u8>) {
@@ -179,9 +281,9 @@ fn latin1(bytes: &[u8]) -> String {
     bytes.iter().map(|&b| char::from(b)).collect()
 }
 
-fn utf16be(bytes: &[u8], warnings: &mut Vec<&'static str>) -> String {
+fn utf16be(bytes: &[u8], warnings: &mut Vec<NameWarning>) -> String {
     if !bytes.len().is_multiple_of(2) {
-        warnings.push("BMPString of odd length in a name");
+        warnings.push(NameWarning::OddBmpLength);
     }
     let units = bytes
         .chunks_exact(2)
@@ -189,22 +291,22 @@ fn utf16be(bytes: &[u8], warnings: &mut Vec<&'static str>) -> String {
     char::decode_utf16(units)
         .map(|r| {
             r.unwrap_or_else(|_| {
-                warnings.push("unpaired surrogate in a BMPString in a name (replaced)");
+                warnings.push(NameWarning::UnpairedSurrogate);
                 char::REPLACEMENT_CHARACTER
             })
         })
         .collect()
 }
 
-fn utf32be(bytes: &[u8], warnings: &mut Vec<&'static str>) -> String {
+fn utf32be(bytes: &[u8], warnings: &mut Vec<NameWarning>) -> String {
     if !bytes.len().is_multiple_of(4) {
-        warnings.push("UniversalString length not a multiple of 4 in a name");
+        warnings.push(NameWarning::UniversalStringLength);
     }
     bytes
         .chunks_exact(4)
         .map(|c| {
             char::from_u32(u32::from_be_bytes([c[0], c[1], c[2], c[3]])).unwrap_or_else(|| {
-                warnings.push("invalid code point in a UniversalString in a name (replaced)");
+                warnings.push(NameWarning::InvalidCodePoint);
                 char::REPLACEMENT_CHARACTER
             })
         })
@@ -249,7 +351,7 @@ mod tests {
     const O: &[u8] = &[0x55, 0x04, 0x0a];
     const EMAIL: &[u8] = &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x09, 0x01];
 
-    fn render(rdns: &[Vec<Vec<u8>>]) -> (String, Vec<&'static str>) {
+    fn render(rdns: &[Vec<Vec<u8>>]) -> (String, Vec<NameWarning>) {
         let mut seq = Vec::new();
         for rdn in rdns {
             seq.extend(tlv(der::SET, &rdn.concat()));
@@ -294,6 +396,36 @@ mod tests {
         assert_eq!(w.len(), 1);
         let (s, _) = render(&[vec![atv(CN, tlv(der::OCTET_STRING, &[0xab]))]]);
         assert_eq!(s, "CN=#0401ab");
+    }
+
+    #[test]
+    fn common_name_reads_as_the_name_does() {
+        let name = |rdns: &[Vec<Vec<u8>>]| {
+            let seq: Vec<u8> = rdns
+                .iter()
+                .flat_map(|r| tlv(der::SET, &r.concat()))
+                .collect();
+            tlv(der::SEQUENCE, &seq)
+        };
+        let cn = |value: Vec<u8>| {
+            let n = name(&[
+                vec![atv(O, tlv(der::UTF8_STRING, b"Org"))],
+                vec![atv(CN, value)],
+            ]);
+            let (t, _) = der::read_tlv(&n).unwrap();
+            (common_name(&t), rfc4514(&t, &mut Vec::new()).unwrap())
+        };
+        // A byte that is not ASCII in a PrintableString is Latin-1 in both, as pyca reads it.
+        let (text, rendered) = cn(tlv(der::PRINTABLE_STRING, b"caf\xe9"));
+        assert_eq!(text.as_deref(), Some("caf\u{e9}"));
+        assert_eq!(rendered, "CN=caf\u{e9},O=Org");
+        // A value that is no string has no text (the name shows its hex).
+        let (text, rendered) = cn(tlv(der::OCTET_STRING, &[0xab]));
+        assert_eq!(text, None);
+        assert_eq!(rendered, "CN=#0401ab,O=Org");
+        let (text, _) = cn(tlv(der::BMP_STRING, &[0x00, 0xe9]));
+        assert_eq!(text.as_deref(), Some("\u{e9}"));
+        assert_eq!(cn(tlv(der::UTF8_STRING, b"a,b")).0.as_deref(), Some("a,b"));
     }
 
     #[test]

@@ -8,14 +8,21 @@ use std::fmt::Write;
 use std::sync::OnceLock;
 
 use crate::der::DerError;
+use crate::error::ErrorKind;
 
 /// Renders an OID's content octets as dotted decimal.
 pub fn dotted(content: &[u8]) -> Result<String, DerError> {
     if content.is_empty() {
-        return Err(DerError::Invalid("empty object identifier"));
+        return Err(DerError::Invalid(
+            ErrorKind::InvalidOid,
+            "empty object identifier",
+        ));
     }
     if content.last().is_some_and(|b| b & 0x80 != 0) {
-        return Err(DerError::Invalid("object identifier ends mid-arc"));
+        return Err(DerError::Invalid(
+            ErrorKind::InvalidOid,
+            "object identifier ends mid-arc",
+        ));
     }
     let mut out = String::with_capacity(content.len() * 3);
     let mut arc: u128 = 0;
@@ -23,13 +30,14 @@ pub fn dotted(content: &[u8]) -> Result<String, DerError> {
     for &b in content {
         if arc == 0 && b == 0x80 {
             return Err(DerError::Invalid(
+                ErrorKind::InvalidOid,
                 "object identifier arc has a leading 0x80",
             ));
         }
-        arc = arc
-            .checked_mul(128)
-            .ok_or(DerError::Invalid("object identifier arc exceeds 128 bits"))?
-            | u128::from(b & 0x7f);
+        arc = arc.checked_mul(128).ok_or(DerError::Invalid(
+            ErrorKind::InvalidOid,
+            "object identifier arc exceeds 128 bits",
+        ))? | u128::from(b & 0x7f);
         if b & 0x80 != 0 {
             continue;
         }

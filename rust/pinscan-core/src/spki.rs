@@ -1,10 +1,10 @@
 // SPDX-License-Identifier: Apache-2.0
-//! SubjectPublicKeyInfo: finding it, by framing alone, in a certificate, a CSR or on its own, and
-//! reading what kind of key it holds.
+//! SubjectPublicKeyInfo: its structure, and what kind of key it holds.
 
 use std::borrow::Cow;
 
 use crate::der::{self, DerError, DerResult, Reader, Tlv};
+use crate::error::ErrorKind;
 use crate::oid;
 
 /// A structurally valid SPKI: `SEQUENCE { AlgorithmIdentifier, BIT STRING }`.
@@ -70,9 +70,10 @@ pub fn key_info(spki: &Spki<'_>) -> DerResult<KeyInfo> {
             info.key_bits = Some(der::uint_bits(&modulus)?);
         }
         oid::EC => {
-            let params = spki
-                .parameters
-                .ok_or(DerError::Invalid("EC key without curve parameters"))?;
+            let params = spki.parameters.ok_or(DerError::Invalid(
+                ErrorKind::InvalidKey,
+                "EC key without curve parameters",
+            ))?;
             let (curve, bits) = ec_curve(&params)?;
             info.curve = Some(curve);
             info.key_bits = bits;
@@ -107,107 +108,45 @@ fn ec_curve(params: &Tlv<'_>) -> DerResult<(Cow<'static, str>, Option<u32>)> {
                 "1.2.840.10045.1.1" => der::uint_bits(&field)?,
                 "1.2.840.10045.1.2" => {
                     let m = der::small_uint(&der::sequence(&field)?.read(der::INTEGER)?)?;
-                    u32::try_from(m).map_err(|_| DerError::Invalid("field degree too large"))?
+                    u32::try_from(m).map_err(|_| {
+                        DerError::Invalid(ErrorKind::InvalidKey, "field degree too large")
+                    })?
                 }
-                _ => return Err(DerError::Invalid("unknown EC field type")),
+                _ => {
+                    return Err(DerError::Invalid(
+                        ErrorKind::InvalidKey,
+                        "unknown EC field type",
+                    ))
+                }
             };
             Ok((Cow::Borrowed("explicit"), Some(bits)))
         }
         der::NULL => Ok((Cow::Borrowed("implicitCA"), None)),
-        _ => Err(DerError::Invalid("EC parameters are not a curve")),
+        _ => Err(DerError::Invalid(
+            ErrorKind::InvalidKey,
+            "EC parameters are not a curve",
+        )),
     }
-}
-
-/// Where an SPKI was found.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum SpkiSource {
-    Certificate,
-    CertificationRequest,
-    PublicKey,
-}
-
-impl SpkiSource {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            SpkiSource::Certificate => "certificate",
-            SpkiSource::CertificationRequest => "csr",
-            SpkiSource::PublicKey => "public_key",
-        }
-    }
-}
-
-/// Finds the SPKI in one whole DER object: a certificate, a PKCS#10 CSR or a bare SPKI.
-pub fn locate_spki(data: &[u8]) -> Result<(SpkiSource, Spki<'_>), String> {
-    let (tlv, rest) = der::read_tlv(data).map_err(|e| e.to_string())?;
-    if !rest.is_empty() {
-        return Err(DerError::TrailingData(rest.len()).to_string());
-    }
-    if let Ok(spki) = parse_spki(&tlv) {
-        return Ok((SpkiSource::PublicKey, spki));
-    }
-    let framed = crate::certificate::frame(data);
-    if let Ok(f) = &framed {
-        if f.problems.is_empty() {
-            return Ok((SpkiSource::Certificate, f.spki));
-        }
-    }
-    if let Ok(spki) = csr_spki(&tlv) {
-        return Ok((SpkiSource::CertificationRequest, spki));
-    }
-    Err(match framed {
-        Ok(f) => f.problems.join("; "),
-        Err(e) => format!("not a certificate, CSR or public key: {e}"),
-    })
-}
-
-/// RFC 2986: `CertificationRequest { CertificationRequestInfo { version, subject, spki, [0] }, .. }`.
-fn csr_spki<'a>(tlv: &Tlv<'a>) -> DerResult<Spki<'a>> {
-    let mut outer = der::sequence(tlv)?;
-    let info = outer.read(der::SEQUENCE)?;
-    outer.read(der::SEQUENCE)?;
-    outer.read(der::BIT_STRING)?;
-    outer.finish()?;
-    let mut r = Reader::new(info.content);
-    r.read(der::INTEGER)?;
-    r.read(der::SEQUENCE)?;
-    let spki = parse_spki(&r.read(der::SEQUENCE)?)?;
-    r.read(der::explicit(0))?;
-    r.finish()?;
-    Ok(spki)
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     // An Ed25519 SPKI (RFC 8410 10.1).
-    const ED25519_SPKI: &[u8] = &[
+    pub(crate) const ED25519_SPKI: &[u8] = &[
         0x30, 0x2a, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x03, 0x21, 0x00, 0x19, 0xbf, 0x44,
         0x09, 0x69, 0x84, 0xcd, 0xfe, 0x85, 0x41, 0xba, 0xc1, 0x67, 0xdc, 0x3b, 0x96, 0xc8, 0x50,
         0x86, 0xaa, 0x30, 0xb6, 0xb6, 0xcb, 0x0c, 0x5c, 0x38, 0xad, 0x70, 0x31, 0x66, 0xe1,
     ];
 
     #[test]
-    fn bare_spki_is_found_and_typed() {
-        let (source, spki) = locate_spki(ED25519_SPKI).unwrap();
-        assert_eq!(source, SpkiSource::PublicKey);
+    fn ed25519_key_is_typed() {
+        let spki = parse_spki(&der::parse_single(ED25519_SPKI, der::SEQUENCE).unwrap()).unwrap();
         assert_eq!(spki.der, ED25519_SPKI);
         let info = key_info(&spki).unwrap();
         assert_eq!(info.key_type, "ed25519");
         assert_eq!(info.key_bits, Some(253));
         assert_eq!(info.curve, None);
-    }
-
-    #[test]
-    fn garbage_is_an_error_not_a_panic() {
-        for bad in [
-            &[][..],
-            &[0x30],
-            &[0x30, 0x00],
-            &[0x04, 0x01, 0x00],
-            &[0x30, 0x03, 0x02, 0x01, 0x00, 0x00],
-        ] {
-            assert!(locate_spki(bad).is_err(), "{bad:?}");
-        }
     }
 }

@@ -2,6 +2,7 @@
 //! X.509 Time (RFC 5280 4.1.2.5) to microseconds since the Unix epoch, UTC.
 
 use crate::der::{DerError, Tlv, GENERALIZED_TIME, UTC_TIME};
+use crate::error::ErrorKind;
 
 const MICROS_PER_SECOND: i64 = 1_000_000;
 
@@ -18,6 +19,7 @@ pub fn parse_time(tlv: &Tlv<'_>) -> Result<i64, DerError> {
         GENERALIZED_TIME => (digits(s, 0, 4)?, s.get(4..).unwrap_or_default()),
         _ => {
             return Err(DerError::Invalid(
+                ErrorKind::InvalidTime,
                 "time is neither UTCTime nor GeneralizedTime",
             ))
         }
@@ -32,7 +34,10 @@ pub fn parse_time(tlv: &Tlv<'_>) -> Result<i64, DerError> {
     if tlv.tag == GENERALIZED_TIME && tail.first() == Some(&b'.') {
         let frac_len = tail[1..].iter().take_while(|b| b.is_ascii_digit()).count();
         if frac_len == 0 {
-            return Err(DerError::Invalid("time has an empty fraction"));
+            return Err(DerError::Invalid(
+                ErrorKind::InvalidTime,
+                "time has an empty fraction",
+            ));
         }
         micros = tail[1..=frac_len.min(6)]
             .iter()
@@ -41,7 +46,10 @@ pub fn parse_time(tlv: &Tlv<'_>) -> Result<i64, DerError> {
         tail = &tail[1 + frac_len..];
     }
     if tail != b"Z" {
-        return Err(DerError::Invalid("time is not in UTC with seconds (…SSZ)"));
+        return Err(DerError::Invalid(
+            ErrorKind::InvalidTime,
+            "time is not in UTC with seconds (…SSZ)",
+        ));
     }
     if !(1..=12).contains(&month)
         || day == 0
@@ -50,7 +58,10 @@ pub fn parse_time(tlv: &Tlv<'_>) -> Result<i64, DerError> {
         || minute > 59
         || second > 59
     {
-        return Err(DerError::Invalid("time has an out-of-range field"));
+        return Err(DerError::Invalid(
+            ErrorKind::InvalidTime,
+            "time has an out-of-range field",
+        ));
     }
     let days = days_from_civil(year, month, day);
     let seconds = days * 86_400 + hour * 3_600 + minute * 60 + second;
@@ -58,14 +69,18 @@ pub fn parse_time(tlv: &Tlv<'_>) -> Result<i64, DerError> {
 }
 
 fn digits(s: &[u8], at: usize, n: usize) -> Result<i64, DerError> {
-    let field = s
-        .get(at..at + n)
-        .ok_or(DerError::Invalid("time is too short"))?;
+    let field = s.get(at..at + n).ok_or(DerError::Invalid(
+        ErrorKind::InvalidTime,
+        "time is too short",
+    ))?;
     field.iter().try_fold(0i64, |acc, &b| {
         if b.is_ascii_digit() {
             Ok(acc * 10 + i64::from(b - b'0'))
         } else {
-            Err(DerError::Invalid("time has a non-digit"))
+            Err(DerError::Invalid(
+                ErrorKind::InvalidTime,
+                "time has a non-digit",
+            ))
         }
     })
 }

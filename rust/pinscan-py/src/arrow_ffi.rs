@@ -9,22 +9,23 @@ use arrow_array::ffi::{from_ffi, FFI_ArrowArray, FFI_ArrowSchema};
 use arrow_array::ffi_stream::{ArrayStreamReader, FFI_ArrowArrayStream};
 use arrow_array::{make_array, ArrayRef, RecordBatch, RecordBatchIterator};
 use arrow_schema::SchemaRef;
-use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyCapsule, PyTuple};
+
+use crate::error::{Error, Result};
 
 const SCHEMA: &CStr = c"arrow_schema";
 const ARRAY: &CStr = c"arrow_array";
 const STREAM: &CStr = c"arrow_array_stream";
 
-fn capsule<'py>(obj: Bound<'py, PyAny>, what: &str) -> PyResult<Bound<'py, PyCapsule>> {
+fn capsule<'py>(obj: Bound<'py, PyAny>, what: &str) -> Result<Bound<'py, PyCapsule>> {
     obj.cast_into::<PyCapsule>()
-        .map_err(|_| PyTypeError::new_err(format!("{what} did not return a PyCapsule")))
+        .map_err(|_| Error::ArgumentType(format!("{what} did not return a PyCapsule")))
 }
 
 /// Imports every chunk of an object with `__arrow_c_stream__` (a polars Series, a pyarrow array
 /// or chunked array, ...).
-pub fn import_stream(obj: &Bound<'_, PyAny>) -> PyResult<Vec<ArrayRef>> {
+pub fn import_stream(obj: &Bound<'_, PyAny>) -> Result<Vec<ArrayRef>> {
     let cap = capsule(
         obj.call_method0("__arrow_c_stream__")?,
         "__arrow_c_stream__",
@@ -36,16 +37,18 @@ pub fn import_stream(obj: &Bound<'_, PyAny>) -> PyResult<Vec<ArrayRef>> {
     // `ArrowArrayStream`; `from_raw` moves it out and leaves a released stream behind, so the
     // capsule's destructor will not release it a second time.
     let stream = unsafe { FFI_ArrowArrayStream::from_raw(ptr.as_ptr()) };
-    let reader = ArrayStreamReader::try_new(stream).map_err(to_value_error)?;
-    reader.map(|chunk| chunk.map_err(to_value_error)).collect()
+    let reader = ArrayStreamReader::try_new(stream).map_err(Error::ArrowImport)?;
+    reader
+        .map(|chunk| chunk.map_err(Error::ArrowImport))
+        .collect()
 }
 
 /// Imports an object with `__arrow_c_array__` (a pyarrow Array, nanoarrow, ...).
-pub fn import_array(obj: &Bound<'_, PyAny>) -> PyResult<ArrayRef> {
+pub fn import_array(obj: &Bound<'_, PyAny>) -> Result<ArrayRef> {
     let pair = obj.call_method0("__arrow_c_array__")?;
     let pair = pair
         .cast::<PyTuple>()
-        .map_err(|_| PyTypeError::new_err("__arrow_c_array__ did not return a tuple"))?;
+        .map_err(|_| Error::ArgumentType("__arrow_c_array__ did not return a tuple".to_owned()))?;
     let schema = capsule(pair.get_item(0)?, "__arrow_c_array__")?;
     let array = capsule(pair.get_item(1)?, "__arrow_c_array__")?;
     let schema_ptr = schema
@@ -58,13 +61,15 @@ pub fn import_array(obj: &Bound<'_, PyAny>) -> PyResult<ArrayRef> {
         let array = FFI_ArrowArray::from_raw(array_ptr.as_ptr());
         from_ffi(array, schema_ptr.as_ref())
     }
-    .map_err(to_value_error)?;
+    .map_err(Error::ArrowImport)?;
     Ok(make_array(data))
 }
 
-pub fn export_schema<'py>(py: Python<'py>, schema: &SchemaRef) -> PyResult<Bound<'py, PyCapsule>> {
-    let ffi = FFI_ArrowSchema::try_from(schema.as_ref()).map_err(to_value_error)?;
-    PyCapsule::new_with_value(py, ffi, SCHEMA)
+pub fn export_schema<'py>(py: Python<'py>, schema: &SchemaRef) -> Result<Bound<'py, PyCapsule>> {
+    // Only the core's own schemas come here, and every one of them exports.
+    let ffi = FFI_ArrowSchema::try_from(schema.as_ref())
+        .map_err(|e| Error::Build(format!("Arrow export failed: {e}")))?;
+    Ok(PyCapsule::new_with_value(py, ffi, SCHEMA)?)
 }
 
 /// A fresh stream over the batches: the consumer moves it out of the capsule; an unconsumed one
@@ -73,11 +78,8 @@ pub fn export_stream<'py>(
     py: Python<'py>,
     schema: SchemaRef,
     batches: Vec<RecordBatch>,
-) -> PyResult<Bound<'py, PyCapsule>> {
+) -> Result<Bound<'py, PyCapsule>> {
     let reader = RecordBatchIterator::new(batches.into_iter().map(Ok), schema);
-    PyCapsule::new_with_value(py, FFI_ArrowArrayStream::new(Box::new(reader)), STREAM)
-}
-
-fn to_value_error(e: arrow_schema::ArrowError) -> PyErr {
-    PyValueError::new_err(format!("Arrow import failed: {e}"))
+    let stream = FFI_ArrowArrayStream::new(Box::new(reader));
+    Ok(PyCapsule::new_with_value(py, stream, STREAM)?)
 }

@@ -4,14 +4,16 @@
 //! the GIL released while the core works.
 
 mod arrow_ffi;
+mod error;
 
 use arrow_array::cast::AsArray;
 use arrow_array::{Array, ArrayRef, RecordBatch};
-use arrow_schema::{DataType, SchemaRef};
-use pyo3::exceptions::{PyRuntimeError, PyTypeError, PyValueError};
+use arrow_schema::{ArrowError, DataType, SchemaRef};
 use pyo3::prelude::*;
 use pyo3::pybacked::PyBackedBytes;
-use pyo3::types::{PyBytes, PyCapsule, PyTuple};
+use pyo3::types::{PyBytes, PyCapsule, PyDict, PyTuple};
+
+use crate::error::{Error, Result};
 
 /// Certificates as handed over from Python, owned so that they can cross into `detach`.
 enum Inputs {
@@ -20,7 +22,7 @@ enum Inputs {
 }
 
 impl Inputs {
-    fn extract(ders: &Bound<'_, PyAny>) -> PyResult<Self> {
+    fn extract(ders: &Bound<'_, PyAny>) -> Result<Self> {
         if ders.hasattr("__arrow_c_stream__")? {
             return arrow_ffi::import_stream(ders).and_then(Self::arrow);
         }
@@ -29,7 +31,7 @@ impl Inputs {
         }
         if ders.is_instance_of::<PyBytes>() {
             let msg = "`ders` is one bytes object; pass a list of certificates";
-            return Err(PyTypeError::new_err(msg));
+            return Err(Error::ArgumentType(msg.to_owned()));
         }
         let mut items = Vec::with_capacity(ders.len().unwrap_or(0));
         for (i, item) in ders.try_iter()?.enumerate() {
@@ -42,7 +44,7 @@ impl Inputs {
                         .get_type()
                         .name()
                         .map_or_else(|_| "?".to_owned(), |n| n.to_string());
-                    PyTypeError::new_err(format!(
+                    Error::ArgumentType(format!(
                         "`ders[{i}]` is {type_name}; expected bytes (DER) or None"
                     ))
                 })?)
@@ -51,14 +53,14 @@ impl Inputs {
         Ok(Inputs::Objects(items))
     }
 
-    fn arrow(arrays: Vec<ArrayRef>) -> PyResult<Self> {
+    fn arrow(arrays: Vec<ArrayRef>) -> Result<Self> {
         for a in &arrays {
             if !matches!(
                 a.data_type(),
                 DataType::Binary | DataType::LargeBinary | DataType::BinaryView
             ) {
                 let msg = format!("expected an Arrow binary column, got {}", a.data_type());
-                return Err(PyTypeError::new_err(msg));
+                return Err(Error::ArgumentType(msg));
             }
         }
         Ok(Inputs::Arrow(arrays))
@@ -117,7 +119,7 @@ impl CertificateBatch {
         )
     }
 
-    fn __arrow_c_schema__<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyCapsule>> {
+    fn __arrow_c_schema__<'py>(&self, py: Python<'py>) -> Result<Bound<'py, PyCapsule>> {
         arrow_ffi::export_schema(py, &self.schema)
     }
 
@@ -126,7 +128,7 @@ impl CertificateBatch {
         &self,
         py: Python<'py>,
         requested_schema: Option<Bound<'py, PyAny>>,
-    ) -> PyResult<Bound<'py, PyCapsule>> {
+    ) -> Result<Bound<'py, PyCapsule>> {
         // The batches have one fixed schema; the protocol lets a producer ignore the request.
         let _ = requested_schema;
         arrow_ffi::export_stream(py, self.schema.clone(), self.batches.clone())
@@ -142,10 +144,8 @@ fn parse_certificates(
     ders: &Bound<'_, PyAny>,
     threads: Option<usize>,
     sha1: bool,
-) -> PyResult<CertificateBatch> {
-    if threads == Some(0) {
-        return Err(PyValueError::new_err("`threads` must be at least 1"));
-    }
+) -> Result<CertificateBatch> {
+    check_threads(threads)?;
     let inputs = Inputs::extract(ders)?;
     let options = pinscan_core::Options { sha1 };
     let batches = py.detach(|| {
@@ -158,32 +158,39 @@ fn parse_certificates(
     })
 }
 
-/// Runs `run` on rayon's global pool, or on a pool of `threads` threads; both the pool's and the
-/// run's errors become `RuntimeError`. Called with the GIL released.
-fn in_pool<T: Send, E: std::fmt::Display + Send>(
+fn check_threads(threads: Option<usize>) -> Result<()> {
+    if threads == Some(0) {
+        return Err(Error::ArgumentValue(
+            "`threads` must be at least 1".to_owned(),
+        ));
+    }
+    Ok(())
+}
+
+/// Runs `run` on rayon's global pool, or on a pool of `threads` threads. Called with the GIL
+/// released.
+fn in_pool<T: Send>(
     threads: Option<usize>,
-    run: impl FnOnce() -> Result<T, E> + Send,
-) -> PyResult<T> {
+    run: impl FnOnce() -> std::result::Result<T, ArrowError> + Send,
+) -> Result<T> {
     let outcome = match threads {
-        None => Ok(run()),
+        None => run(),
         Some(n) => rayon::ThreadPoolBuilder::new()
             .num_threads(n)
             .build()
-            .map(|pool| pool.install(run))
-            .map_err(|e| e.to_string()),
+            .map_err(|e| Error::Build(e.to_string()))?
+            .install(run),
     };
-    outcome
-        .map_err(PyRuntimeError::new_err)?
-        .map_err(|e| PyRuntimeError::new_err(e.to_string()))
+    outcome.map_err(|e| Error::Build(e.to_string()))
 }
 
 /// Find the SubjectPublicKeyInfo, exactly as encoded, in one DER certificate, PKCS#10 CSR or bare
 /// SPKI. Returns `(kind, spki_der)` with kind `"certificate"`, `"csr"` or `"public_key"`; raises
 /// `ValueError` saying what is wrong otherwise.
 #[pyfunction]
-fn locate_spki<'py>(py: Python<'py>, der: &[u8]) -> PyResult<Bound<'py, PyTuple>> {
-    let (source, spki) = pinscan_core::locate_spki(der).map_err(PyValueError::new_err)?;
-    (source.as_str(), PyBytes::new(py, spki.der)).into_pyobject(py)
+fn locate_spki<'py>(py: Python<'py>, der: &[u8]) -> Result<Bound<'py, PyTuple>> {
+    let (source, spki) = pinscan_core::locate_spki(der)?;
+    Ok((source.as_str(), PyBytes::new(py, spki.der)).into_pyobject(py)?)
 }
 
 /// Parse Certificate Transparency log entries into Arrow record batches, in input order, never an
@@ -198,15 +205,13 @@ fn parse_ct_entries(
     data: &Bound<'_, PyAny>,
     extra: Option<&Bound<'_, PyAny>>,
     threads: Option<usize>,
-) -> PyResult<CertificateBatch> {
+) -> Result<CertificateBatch> {
     let kind = pinscan_core::ct::Kind::parse(kind).ok_or_else(|| {
-        PyValueError::new_err(format!(
+        Error::ArgumentValue(format!(
             "`kind` is {kind:?}; expected \"leaf\", \"tile\" or \"certificate\""
         ))
     })?;
-    if threads == Some(0) {
-        return Err(PyValueError::new_err("`threads` must be at least 1"));
-    }
+    check_threads(threads)?;
     let inputs = Inputs::extract(data)?;
     let extras = extra.map(Inputs::extract).transpose()?;
     let batches = py.detach(|| {
@@ -226,6 +231,12 @@ fn parse_ct_entries(
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add("CHUNK_ROWS", pinscan_core::CHUNK_ROWS)?;
+    // Every value `error_kind` can take, with what it means.
+    let kinds = PyDict::new(m.py());
+    for kind in pinscan_core::ErrorKind::ALL {
+        kinds.set_item(kind.slug(), kind.description())?;
+    }
+    m.add("ERROR_KINDS", kinds)?;
     m.add_class::<CertificateBatch>()?;
     m.add_function(wrap_pyfunction!(parse_certificates, m)?)?;
     m.add_function(wrap_pyfunction!(locate_spki, m)?)?;

@@ -5,9 +5,10 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use pinscan_core::certificate::{frame, parse_framed_into, Framed};
+use pinscan_core::certificate::parse_framed_into;
+use pinscan_core::frame::{frame, Framed};
 use pinscan_core::spki::Spki;
-use pinscan_core::{locate_spki, parse, CertRow, SpkiSource};
+use pinscan_core::{locate_spki, parse, CertRow, Problem, SpkiSource};
 use sha1::Digest as _;
 
 // Digests from RustCrypto, not the crate's `hash` module (ring, or its own multi-buffer SHA-256):
@@ -44,18 +45,38 @@ fn check_spki(spki: &Spki<'_>, data: &[u8]) {
 
 fn check_framed(f: &Framed<'_>, data: &[u8]) {
     check_spki(&f.spki, data);
-    let mut parts = vec![f.serial, f.tbs_signature, f.issuer, f.validity, f.subject];
-    parts.extend(f.version);
-    parts.extend(f.extensions);
+    let tbs = &f.tbs;
+    assert!(same_slice(tbs.spki.full, f.spki.der));
+    let mut parts = vec![
+        tbs.serial,
+        tbs.signature,
+        tbs.issuer,
+        tbs.validity,
+        tbs.subject,
+    ];
+    parts.extend(tbs.version);
+    parts.extend(tbs.extensions);
     parts.extend(f.signature_algorithm);
     for tlv in parts {
         assert!(within(tlv.full, data));
         assert!(within(tlv.content, tlv.full));
     }
     // Certificate order: the subject ends before the key, the key before the extensions.
-    assert!(f.subject.full.as_ptr_range().end <= f.spki.der.as_ptr());
-    if let Some(ext) = f.extensions {
+    assert!(tbs.subject.full.as_ptr_range().end <= f.spki.der.as_ptr());
+    if let Some(ext) = tbs.extensions {
         assert!(f.spki.der.as_ptr_range().end <= ext.full.as_ptr());
+    }
+    // A whole TBS holds every element, and is whole only when nothing around the key is amiss.
+    if let Some(whole) = f.tbs_der {
+        assert!(within(whole, data));
+        assert!(within(f.spki.der, whole));
+        assert!(tbs.after_key.is_ok());
+        assert!(f.problems.iter().all(|p| p.at.starts_with("certificate")));
+    } else {
+        assert!(
+            !f.problems.is_empty(),
+            "a TBS not whole, and no problem said why"
+        );
     }
 }
 
@@ -81,7 +102,7 @@ fuzz_target!(|data: &[u8]| {
     assert!(row.key_type.is_some() || (row.key_bits.is_none() && row.curve.is_none()));
     assert!(row.path_len.is_none() || row.is_ca.is_some());
     assert_eq!(row.dns_names.is_some(), row.ip_addresses.is_some());
-    assert!(row.errors.iter().all(|e| !e.is_empty()));
+    assert!(row.errors.iter().all(|e| !e.message.is_empty()));
 
     match &framed {
         Ok(f) => {
@@ -106,7 +127,9 @@ fuzz_target!(|data: &[u8]| {
             }
         }
         Err(e) => {
-            assert!(!e.is_empty());
+            assert!(!e.to_string().is_empty());
+            // The row says what the framing said, with the same kind.
+            assert_eq!(row.errors, vec![Problem::of(e)]);
             assert_eq!(row.spki_sha256, None);
             assert_eq!(row.spki_sha1, None);
             assert!(!row.errors.is_empty());
@@ -180,7 +203,7 @@ fuzz_target!(|data: &[u8]| {
             assert!(locate_spki(&longer).is_err(), "trailing byte accepted");
         }
         Err(e) => {
-            assert!(!e.is_empty());
+            assert!(!e.to_string().is_empty());
             assert!(
                 !whole,
                 "locate_spki rejected a certificate the framing accepts whole"
