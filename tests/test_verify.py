@@ -140,6 +140,7 @@ def test_real_nginx_expired_self_signed_and_a_name_mismatch(tmp_path: Path, ngin
 
 
 def test_a_dataset_written_before_verify_detail_still_opens(tmp_path: Path) -> None:
+    # Parts as pinscan wrote them before verify_detail (endpoints) and error_kind (certificates).
     with servers.tls(pki.leaf_only(pki.leaf("old.test"))) as server:
         ds = pinscan.scan([f"127.0.0.1:{server.port} old.test"], tmp_path / "out", config=CONFIG)
     (part,) = (tmp_path / "out" / "endpoints").glob("*.parquet")
@@ -149,9 +150,13 @@ def test_a_dataset_written_before_verify_detail_still_opens(tmp_path: Path) -> N
         .with_columns(verify_error=pl.lit("mozilla: validation failed: candidates exhausted"))
     )
     old.write_parquet(part)
-    row = pinscan.open(ds.path, verify=True).endpoints.collect().row(0, named=True)
+    (certs,) = (tmp_path / "out" / "certificates").glob("*.parquet")
+    pl.read_parquet(certs).drop("error_kind").write_parquet(certs)
+    again = pinscan.open(ds.path, verify=True)
+    row = again.endpoints.collect().row(0, named=True)
     assert row["verify_error"] == "mozilla: validation failed: candidates exhausted"
     assert row["verify_detail"] is None
+    assert again.certificates.select("error", "error_kind").collect().rows() == [(None, None)]
     # The command line checks every part: a missing later column is no damage to it either.
     result = CliRunner().invoke(main, ["report", str(ds.path), "--format", "json"])
     assert result.exit_code == 0, result.output

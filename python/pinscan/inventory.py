@@ -24,8 +24,8 @@ literals in SNI). ``Target.ip`` is set only for a name given with a fixed addres
 ``Target.target`` is what the inventory says: a text line without its comment, a CSV record's line,
 a Parquet row's known columns joined by commas; but user information
 (``https://user:password@host``, or ``user:password@host`` without a scheme) is left out, there
-and in bad lines, so that no password is stored or printed. ``Target.line`` is the 1-based line number in the
-file (the row number for Parquet).
+and in bad lines, so that no password is stored or printed. ``Target.line`` is the 1-based line
+number in the file (the row number for Parquet).
 
 A line that cannot be a target becomes a :class:`~pinscan.records.BadTarget` with the reason (and
 the whole line, comment included), and reading goes on; in strict mode the first one raises

@@ -45,7 +45,8 @@ def certificates(
         SubjectPublicKeyInfo exactly as encoded: the pin), ``subject``, ``issuer`` (RFC 4514),
         ``serial`` (hex), ``not_before``, ``not_after`` (UTC), ``key_type``, ``key_bits``,
         ``curve``, ``sig_alg``, ``is_ca``, ``path_len``, ``dns_names``, ``ip_addresses``, ``ski``,
-        ``aki``, ``sct_count`` and ``error`` (null when the row is complete).
+        ``aki``, ``sct_count``, ``error`` (null when the row is complete) and ``error_kind`` (the
+        first problem's stable slug, one of ``pinscan._core.ERROR_KINDS``).
 
     Examples
     --------

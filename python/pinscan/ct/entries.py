@@ -9,7 +9,8 @@ SHA-256 of the TBSCertificate without the poison and SCT list extensions: certif
 precertificate of one issuance share it), ``spki_sha256`` (the base64 pin, from the certificate
 or the precertificate's TBSCertificate), ``subject``, ``common_name``, ``dns_names``, ``issuer``,
 ``not_before``, ``not_after``, ``issuer_sha256`` (hex, first certificate of the submitted chain)
-and ``error`` (null when the entry read completely).
+``error`` (null when the entry read completely) and ``error_kind`` (the first problem's slug,
+one of ``pinscan._core.ERROR_KINDS``).
 """
 
 from __future__ import annotations

@@ -24,7 +24,10 @@ META_FILE = "scan.json"
 
 #: Columns added to format 1 after its first release, by table: parts written by an older pinscan
 #: lack them, which is no damage.
-ADDED_LATER: dict[str, frozenset[str]] = {ENDPOINTS: frozenset({"verify_detail"})}
+ADDED_LATER: dict[str, frozenset[str]] = {
+    ENDPOINTS: frozenset({"verify_detail"}),
+    CERTIFICATES: frozenset({"error_kind"}),
+}
 
 UTC_TIME = pl.Datetime("us", "UTC")
 STATUS = pl.Enum(list(STATUSES))
