@@ -65,11 +65,11 @@ import uvloop
 from scan_measure import Load, run_child, wait_quiet
 
 import pinscan
-from pinscan._tls import ObservedSSLObject
 from pinscan.config import ScanConfig, Timeouts
 from pinscan.dataset import DatasetWriter
-from pinscan.handshake import client_context, handshake
-from pinscan.verify import Verdict, Verifier
+from pinscan.scanner.handshake import client_context, handshake
+from pinscan.scanner.tls import ObservedSSLObject
+from pinscan.scanner.verify import Verdict, Verifier
 
 ROOT = Path(__file__).resolve().parent.parent
 BENCHES = ROOT / "benches"
@@ -402,10 +402,10 @@ def cpu_row(
 
 
 def handshake_layer(port: int, n: int, concurrency: int, *, msg_callback: bool = True):
-    """``pinscan.handshake.handshake`` alone, ``concurrency`` at a time on uvloop, as the scanner
-    drives it: no resolver, verifier, rows or dataset. A subclass of pinscan's SSLObject adds up
-    the thread CPU time inside ``do_handshake`` and ``unwrap``, which is OpenSSL's work (and the
-    TLS message callback's, which OpenSSL calls from inside)."""
+    """``pinscan.scanner.handshake.handshake`` alone, ``concurrency`` at a time on uvloop, as the
+    scanner drives it: no resolver, verifier, rows or dataset. A subclass of pinscan's SSLObject
+    adds up the thread CPU time inside ``do_handshake`` and ``unwrap``, which is OpenSSL's work
+    (and the TLS message callback's, which OpenSSL calls from inside)."""
     inside = [0.0]
 
     class Timed(ObservedSSLObject):

@@ -21,8 +21,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 import pinscan
+from pinscan.certs.pem import PemBlock
 from pinscan.cli import main
-from pinscan.pem import PemBlock
 
 Encoding = serialization.Encoding
 PASSWORD = "s3cret"

@@ -5,7 +5,7 @@ killed with `os._exit` in the middle of a shard still give every target exactly 
 `--resume`, and the message when Dask is missing.
 
 Faults are injected through the Python API (``runner=``, a wrapper around the real
-:func:`pinscan.shard.run_shard`), never through a switch in pinscan itself."""
+:func:`pinscan.scanner.shards.run_shard`), never through a switch in pinscan itself."""
 
 from __future__ import annotations
 
@@ -24,12 +24,12 @@ import pytest
 from click.testing import CliRunner
 
 import pinscan
-from pinscan import shard as sharding
 from pinscan.cli import main
 from pinscan.config import ScanConfig, Timeouts
-from pinscan.distributed import scan_dask
 from pinscan.errors import PinscanError
 from pinscan.inventory import read_inventory
+from pinscan.scanner import shards as sharding
+from pinscan.scanner.dask import scan_dask
 
 from fleet import servers
 

@@ -25,13 +25,13 @@ import pytest
 from click.testing import CliRunner, Result
 
 import pinscan
-from pinscan import shard as sharding
 from pinscan.cli import main
 from pinscan.config import ScanConfig, Timeouts
 from pinscan.dataset.schema import PIN_RESULTS_SCHEMA
 from pinscan.dataset.writer import write_pin_results
 from pinscan.errors import DatasetError
 from pinscan.inventory import read_inventory
+from pinscan.scanner import shards as sharding
 
 from fleet import servers
 

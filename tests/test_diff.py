@@ -13,9 +13,9 @@ import polars as pl
 import pytest
 
 import pinscan
-from pinscan.changes import CHANGES, DIFF_SCHEMA
 from pinscan.dataset import history as hist
 from pinscan.dataset.writer import DatasetWriter
+from pinscan.diffing import CHANGES, DIFF_SCHEMA
 from pinscan.errors import DatasetError
 from pinscan.records import Endpoint
 

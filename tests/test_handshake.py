@@ -1,7 +1,7 @@
 # SPDX-License-Identifier: Apache-2.0
-"""``pinscan.handshake``: the chain, version, cipher and ALPN of good servers, SNI, and the exact
-status of every hostile server (in-process and real: nginx, ``openssl s_server``), without an
-exception and within the timeouts.
+"""``pinscan.scanner.handshake``: the chain, version, cipher and ALPN of good servers, SNI, and the
+exact status of every hostile server (in-process and real: nginx, ``openssl s_server``), without
+an exception and within the timeouts.
 
 Assertions are on statuses and captured bytes only, never on timing; the timeouts are small so
 that a server that is never answered costs the suite well under a second.
@@ -21,10 +21,10 @@ from cryptography import x509
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pinscan import handshake as hs
 from pinscan.config import Timeouts
-from pinscan.handshake import client_context, handshake, presented_chain
 from pinscan.records import STATUSES, Handshake
+from pinscan.scanner import handshake as hs
+from pinscan.scanner.handshake import client_context, handshake, presented_chain
 
 from fleet import pki, real, servers
 

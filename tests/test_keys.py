@@ -26,10 +26,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import pinscan
-import pinscan.keys
+import pinscan.certs.keys
+from pinscan.certs.keys import read_items
+from pinscan.certs.pem import PemBlock, read_pem
 from pinscan.errors import InputError
-from pinscan.keys import read_items
-from pinscan.pem import PemBlock, read_pem
 
 Encoding = serialization.Encoding
 PrivateFormat = serialization.PrivateFormat
@@ -486,11 +486,11 @@ def test_read_items_errors_name_the_block() -> None:
 
 def test_csr_subject() -> None:
     csr = P256.csr.public_bytes(Encoding.DER)
-    assert pinscan.keys.csr_subject(csr) == "CN=pinscan p256"
-    assert pinscan.keys.csr_subject(b"\x30\x00") is None
+    assert pinscan.certs.keys.csr_subject(csr) == "CN=pinscan p256"
+    assert pinscan.certs.keys.csr_subject(b"\x30\x00") is None
 
 
-@pytest.mark.parametrize("module", ["pinscan.keys", "pinscan.parse"])
+@pytest.mark.parametrize("module", ["pinscan.certs.keys", "pinscan.certs.table"])
 def test_docstring_examples(module: str) -> None:
     results = doctest.testmod(importlib.import_module(module))
     assert results.attempted > 0 and results.failed == 0

@@ -13,9 +13,9 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from hypothesis import given
 from hypothesis import strategies as st
 
-import pinscan.pem
+import pinscan.certs.pem
+from pinscan.certs.pem import PemBlock, is_pem, read_pem
 from pinscan.errors import InputError
-from pinscan.pem import PemBlock, is_pem, read_pem
 
 
 def pem(label: str, der: bytes) -> bytes:
@@ -178,4 +178,4 @@ def test_any_body_decodes_exactly_or_fails_with_a_line(body: bytes) -> None:
 
 
 def test_docstring_examples() -> None:
-    assert doctest.testmod(pinscan.pem).failed == 0
+    assert doctest.testmod(pinscan.certs.pem).failed == 0

@@ -13,8 +13,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from pinscan.certs.keys import spki_pin
 from pinscan.errors import PolicyError
-from pinscan.keys import spki_pin
 from pinscan.policy import chromium, formats
 from pinscan.policy.model import Combine, Match, Policy
 

@@ -17,9 +17,9 @@ from typing import Any
 import anyio
 import pytest
 
-import pinscan.resolve
+import pinscan.scanner.resolve
 from pinscan.errors import PinscanError
-from pinscan.resolve import ResolveError, Resolver
+from pinscan.scanner.resolve import ResolveError, Resolver
 
 pytestmark = pytest.mark.anyio
 
@@ -57,7 +57,7 @@ class FakeGetaddrinfo:
 def fake(monkeypatch: pytest.MonkeyPatch) -> Callable[..., FakeGetaddrinfo]:
     def install(*script: Any) -> FakeGetaddrinfo:
         getaddrinfo = FakeGetaddrinfo(*script)
-        monkeypatch.setattr(pinscan.resolve, "_system_getaddrinfo", getaddrinfo)
+        monkeypatch.setattr(pinscan.scanner.resolve, "_system_getaddrinfo", getaddrinfo)
         return getaddrinfo
 
     return install
@@ -291,7 +291,7 @@ async def test_an_outer_cancellation_is_not_turned_into_an_error(
 
 
 def test_docstring_examples() -> None:
-    assert doctest.testmod(pinscan.resolve).failed == 0
+    assert doctest.testmod(pinscan.scanner.resolve).failed == 0
 
 
 # --- many names at once -----------------------------------------------------------------------

@@ -18,10 +18,10 @@ from click.testing import CliRunner
 from cryptography.hazmat.primitives.serialization import Encoding
 
 import pinscan
-from pinscan import handshake as handshake_module
 from pinscan.cli import main
 from pinscan.config import ScanConfig, Timeouts
-from pinscan.verify import Verifier
+from pinscan.scanner import handshake as handshake_module
+from pinscan.scanner.verify import Verifier
 
 from fleet import pki, servers
 
@@ -145,7 +145,7 @@ def test_concurrency_bounds_the_handshakes_in_flight(tmp_path: Path, monkeypatch
         finally:
             in_flight -= 1
 
-    monkeypatch.setattr("pinscan.scanner.handshake", counted)
+    monkeypatch.setattr("pinscan.scanner.engine.handshake", counted)
     config = ScanConfig(concurrency=3, retries=0, timeouts=FAST.timeouts)
     with servers.good() as good:
         lines = [f"127.0.0.1:{good.port} n{i}.test" for i in range(20)]

@@ -21,11 +21,11 @@ import pytest
 from click.testing import CliRunner
 
 import pinscan
-from pinscan import shard as sharding
 from pinscan.cli import main
 from pinscan.config import ScanConfig, Timeouts
 from pinscan.errors import DatasetError
 from pinscan.inventory import read_inventory
+from pinscan.scanner import shards as sharding
 
 from fleet import servers
 

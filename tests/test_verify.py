@@ -20,8 +20,8 @@ import pinscan
 from pinscan.cli import main
 from pinscan.config import ScanConfig, Timeouts
 from pinscan.records import VERIFY_ERRORS
-from pinscan.verify import StoreSpec, Verifier
-from pinscan.verify_pool import VerifyProcess
+from pinscan.scanner.verify import StoreSpec, Verifier
+from pinscan.scanner.verify_pool import VerifyProcess
 
 from fleet import pki, real, servers
 

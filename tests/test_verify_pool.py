@@ -19,13 +19,13 @@ from click.testing import CliRunner
 from cryptography.hazmat.primitives.serialization import Encoding
 
 import pinscan
-from pinscan import scanner as scanner_module
-from pinscan import verify_pool
 from pinscan.cli import main
 from pinscan.config import ScanConfig, Timeouts
 from pinscan.records import Endpoint
-from pinscan.verify import StoreSpec, Verifier
-from pinscan.verify_pool import ChildError, VerifyPool, VerifyProcess
+from pinscan.scanner import engine as scanner_module
+from pinscan.scanner import verify_pool
+from pinscan.scanner.verify import StoreSpec, Verifier
+from pinscan.scanner.verify_pool import ChildError, VerifyPool, VerifyProcess
 
 from fleet import pki
 
@@ -259,7 +259,8 @@ def test_a_scan_verifies_in_a_child_as_it_would_in_process(
 def test_the_child_imports_neither_polars_nor_pyarrow() -> None:
     """``import pinscan`` is lazy, so a child starts in a fraction of a second and small."""
     code = (
-        "import sys, pinscan.verify_pool; print(sorted({'polars', 'pyarrow'} & set(sys.modules)))"
+        "import sys, pinscan.scanner.verify_pool\n"
+        "print(sorted({'polars', 'pyarrow'} & set(sys.modules)))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"

@@ -2,7 +2,8 @@
 """pinscan: which keys your hosts really serve, and whether pinned clients keep working.
 
 The names below are imported on first use (PEP 562): ``import pinscan`` costs little, so the CLI
-starts fast and a verification child (:mod:`pinscan.verify_pool`) loads no polars or pyarrow.
+starts fast and a verification child (:mod:`pinscan.scanner.verify_pool`) loads no polars or
+pyarrow.
 """
 
 from __future__ import annotations
@@ -13,9 +14,11 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from pinscan import audit
     from pinscan._core import __version__
-    from pinscan.changes import diff
-    from pinscan.changes import summary as diff_summary
+    from pinscan.certs.keys import read_certificates, spki_der, spki_pin
+    from pinscan.certs.table import COLUMNS, certificates
     from pinscan.dataset import ScanDataset, open
+    from pinscan.diffing import diff
+    from pinscan.diffing import summary as diff_summary
     from pinscan.errors import (
         ConfigError,
         DatasetError,
@@ -25,15 +28,13 @@ if TYPE_CHECKING:
         PolicyError,
     )
     from pinscan.inventory import read_inventory
-    from pinscan.keys import read_certificates, spki_der, spki_pin
-    from pinscan.parse import COLUMNS, certificates
     from pinscan.policy import evaluate, findings, load_policies, load_policy
     from pinscan.report import Summary, summarize
-    from pinscan.scanner import scan, scan_async
+    from pinscan.scanner.engine import scan, scan_async
 
 #: Public name -> (module, attribute in it; None for the module itself).
 _EXPORTS: dict[str, tuple[str, str | None]] = {
-    "COLUMNS": ("pinscan.parse", "COLUMNS"),
+    "COLUMNS": ("pinscan.certs.table", "COLUMNS"),
     "ConfigError": ("pinscan.errors", "ConfigError"),
     "DatasetError": ("pinscan.errors", "DatasetError"),
     "InputError": ("pinscan.errors", "InputError"),
@@ -44,20 +45,20 @@ _EXPORTS: dict[str, tuple[str, str | None]] = {
     "Summary": ("pinscan.report", "Summary"),
     "__version__": ("pinscan._core", "__version__"),
     "audit": ("pinscan.audit", None),
-    "certificates": ("pinscan.parse", "certificates"),
-    "diff": ("pinscan.changes", "diff"),
-    "diff_summary": ("pinscan.changes", "summary"),
+    "certificates": ("pinscan.certs.table", "certificates"),
+    "diff": ("pinscan.diffing", "diff"),
+    "diff_summary": ("pinscan.diffing", "summary"),
     "evaluate": ("pinscan.policy", "evaluate"),
     "findings": ("pinscan.policy", "findings"),
     "load_policies": ("pinscan.policy", "load_policies"),
     "load_policy": ("pinscan.policy", "load_policy"),
     "open": ("pinscan.dataset", "open"),
-    "read_certificates": ("pinscan.keys", "read_certificates"),
+    "read_certificates": ("pinscan.certs.keys", "read_certificates"),
     "read_inventory": ("pinscan.inventory", "read_inventory"),
-    "scan": ("pinscan.scanner", "scan"),
-    "scan_async": ("pinscan.scanner", "scan_async"),
-    "spki_der": ("pinscan.keys", "spki_der"),
-    "spki_pin": ("pinscan.keys", "spki_pin"),
+    "scan": ("pinscan.scanner.engine", "scan"),
+    "scan_async": ("pinscan.scanner.engine", "scan_async"),
+    "spki_der": ("pinscan.certs.keys", "spki_der"),
+    "spki_pin": ("pinscan.certs.keys", "spki_pin"),
     "summarize": ("pinscan.report", "summarize"),
 }
 

@@ -26,14 +26,14 @@ from typing import Any, NoReturn
 import polars as pl
 
 from pinscan import errors
-from pinscan.changes import CHANGES, DEFAULT_FAIL_ON
-from pinscan.changes import diff as diff_scans
-from pinscan.changes import summary as diff_summary
+from pinscan.atomic import atomic_write_json
 from pinscan.config import Bounds, ScanConfig, Timeouts, checked
 from pinscan.dataset import ScanDataset
 from pinscan.dataset import history as hist
 from pinscan.dataset import open as open_dataset
-from pinscan.dataset._files import atomic_write_json
+from pinscan.diffing import CHANGES, DEFAULT_FAIL_ON
+from pinscan.diffing import diff as diff_scans
+from pinscan.diffing import summary as diff_summary
 from pinscan.inventory import read_inventory
 from pinscan.policy import FORMATS, load_policies
 from pinscan.policy.model import Policy
@@ -69,7 +69,7 @@ class Thresholds:
     max_pin_failures: int | None = 0
     #: A policy file its client rejects as a whole (Android on a bad date, OkHttp on a bad pin).
     fail_on_policy_error: bool = True
-    #: Change kinds (see :data:`pinscan.changes.CHANGES`) of which a single one fails the audit.
+    #: Change kinds (see :data:`pinscan.diffing.CHANGES`) of which a single one fails the audit.
     fail_on_changes: tuple[str, ...] = DEFAULT_FAIL_ON
     #: Endpoints whose handshake did not succeed (status other than ``ok``).
     max_failed_endpoints: int | None = None

@@ -32,8 +32,8 @@ STATUSES: dict[str, str] = {
 }
 
 #: Every value of the ``verify_error`` column of ``endpoints`` (why a chain does not verify, as a
-#: TLS engineer names it; see :mod:`pinscan.verify`), with the words reports print for it. A name
-#: the certificate does not cover is not among them: the chain verifies, and ``hostname_match``
+#: TLS engineer names it; see :mod:`pinscan.scanner.verify`), with the words reports print for it. A
+#: name the certificate does not cover is not among them: the chain verifies, and ``hostname_match``
 #: is false.
 VERIFY_ERRORS: dict[str, str] = {
     "incomplete_chain": "incomplete chain (missing intermediate)",

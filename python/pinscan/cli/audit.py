@@ -14,7 +14,7 @@ from pathlib import Path
 import click
 
 from pinscan.audit import AuditResult, Check, load_config, run
-from pinscan.cli._progress import Progress, count_targets
+from pinscan.cli.progress import Progress, count_targets
 from pinscan.records import Endpoint
 
 

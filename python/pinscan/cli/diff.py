@@ -15,9 +15,9 @@ import click
 import polars as pl
 from rich.table import Table
 
-from pinscan.changes import CHANGES, DEFAULT_FAIL_ON, diff, summary
 from pinscan.cli.check import EXIT_FINDINGS, policy_options, read_policies
 from pinscan.dataset import select
+from pinscan.diffing import CHANGES, DEFAULT_FAIL_ON, diff, summary
 from pinscan.report.terminal import new_console, print_table
 
 _STYLE = {

@@ -11,9 +11,9 @@ from typing import Any
 import click
 from click.core import ParameterSource
 
+from pinscan.certs.keys import Item, csr_subject, read_items, read_path, spki_pin
+from pinscan.certs.table import certificates
 from pinscan.errors import InputError
-from pinscan.keys import Item, csr_subject, read_items, read_path, spki_pin
-from pinscan.parse import certificates
 
 #: Exit status when an input could not be read or pinned (as click's for usage errors).
 EXIT_INPUT = 2

@@ -25,8 +25,9 @@ import polars as pl
 from rich.console import Console
 from rich.markup import escape
 
-from pinscan.cli._progress import Progress, count_targets
+from pinscan.certs.table import certificates
 from pinscan.cli.check import EXIT_FINDINGS, FAILING, policy_options, read_policies
+from pinscan.cli.progress import Progress, count_targets
 from pinscan.config import Bounds, ScanConfig, Timeouts
 from pinscan.dataset import ScanDataset
 from pinscan.dataset import open as pinscan_open
@@ -35,11 +36,10 @@ from pinscan.dataset.schema import ENDPOINTS_SCHEMA
 from pinscan.dataset.writer import write_pin_results
 from pinscan.errors import InputError, InventoryError
 from pinscan.inventory import DEFAULT_PORT, Inventory, read_inventory, without_userinfo
-from pinscan.parse import certificates
 from pinscan.policy.evaluate import evaluate
 from pinscan.records import Endpoint
-from pinscan.scanner import scan
-from pinscan.shard import Shard, ShardError, scan_shard
+from pinscan.scanner.engine import scan
+from pinscan.scanner.shards import Shard, ShardError, scan_shard
 
 #: The settings' defaults, as :mod:`pinscan.config` states them.
 _DEFAULTS = ScanConfig()
@@ -308,7 +308,7 @@ def scan_command(
             out = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="pinscan-"))) / "scan"
             stack.enter_context(_nothing_to_resume())
         if dask is not None:
-            from pinscan.distributed import connect, scan_dask
+            from pinscan.scanner.dask import connect, scan_dask
 
             workers = dask_workers if dask == "local" else None
             with connect(dask, workers=workers, threads=dask_threads) as client:

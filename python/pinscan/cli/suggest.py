@@ -9,8 +9,8 @@ from pathlib import Path
 
 import click
 
+from pinscan.atomic import atomic_write
 from pinscan.dataset import open as open_dataset
-from pinscan.dataset._files import atomic_write
 from pinscan.policy import SUGGEST_FORMATS
 from pinscan.policy.suggest import BackupKey, render, suggest
 

@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import polars as pl
 
+from pinscan.certs.keys import read_certificates
 from pinscan.ct import entries
 from pinscan.ct.fetch import Fetcher, FetchError
 from pinscan.ct.watch import Watchlist, alerts
 from pinscan.errors import PinscanError
-from pinscan.keys import read_certificates
 
 DEFAULT_URL = "https://crt.sh/"
 

@@ -31,11 +31,11 @@ from typing import Any
 
 import polars as pl
 
+from pinscan.atomic import atomic_write, atomic_write_json, remove_temporaries
 from pinscan.ct.loglist import Log
 from pinscan.ct.merkle import CompactRange
 from pinscan.ct.signatures import TreeHead
 from pinscan.ct.watch import ALERT_SCHEMA
-from pinscan.dataset._files import atomic_write, atomic_write_json, remove_temporaries
 from pinscan.errors import PinscanError
 
 

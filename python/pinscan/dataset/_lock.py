@@ -23,7 +23,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from pinscan.dataset import _files
+from pinscan.dataset import outputs
 from pinscan.errors import DatasetError
 
 LOCK_FILE = ".pinscan.lock"
@@ -68,7 +68,7 @@ def acquire(
         try:
             fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
         except OSError as exc:
-            raise _files.output_error(path, exc) from None
+            raise outputs.output_error(path, exc) from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -81,7 +81,7 @@ def acquire(
             if exc.errno == errno.ENOLCK:  # a network file system without locks
                 msg = "cannot lock (the file system has no locks); pinscan needs flock here"
                 raise DatasetError(str(path), msg) from None
-            raise _files.output_error(path, exc) from None
+            raise outputs.output_error(path, exc) from None
         if _same_file(fd, path):
             break
         os.close(fd)  # its holder deleted it on release, after we opened it: start again
@@ -100,7 +100,7 @@ def acquire(
         os.pwrite(fd, (json.dumps(record) + "\n").encode(), 0)
     except OSError as exc:
         os.close(fd)
-        raise _files.output_error(path, exc) from None
+        raise outputs.output_error(path, exc) from None
     return Lock(path, fd)
 
 

@@ -32,7 +32,8 @@ from typing import TYPE_CHECKING, Any
 
 import polars as pl
 
-from pinscan.dataset import _files, _integrity, _lock
+from pinscan import atomic
+from pinscan.dataset import _integrity, _lock, outputs
 from pinscan.dataset.schema import CERTIFICATES, CHAINS, ENDPOINTS, META_FILE, PIN_RESULTS
 from pinscan.dataset.writer import read_meta, write_pin_results
 from pinscan.errors import DatasetError
@@ -130,8 +131,8 @@ def prepare(history: Path) -> None:
     if history.is_dir() and not is_history(history) and any(history.iterdir()):
         raise DatasetError(str(history), "is neither empty nor a pinscan history")
     for name in ENTRIES:
-        _files.refuse_link(history / name)
-    with _files.writing(history):
+        outputs.refuse_link(history / name)
+    with outputs.writing(history):
         (history / SCANS).mkdir(parents=True, exist_ok=True)
         (history / STAGING).mkdir(exist_ok=True)
 
@@ -149,18 +150,18 @@ def commit(history: Path, stage: Path) -> dict[str, Any]:
         msg = "the scan did not complete; finish it with pinscan scan --history ... --resume"
         raise DatasetError(str(stage), msg)
     parts = {}
-    with _files.writing(history):
+    with outputs.writing(history):
         for table in TABLES:
             source = stage / table
             target = partition(history, table, meta)
             if source.is_dir():
-                _files.remove_temporaries(source)
+                atomic.remove_temporaries(source)
                 if target.exists():
                     raise DatasetError(str(target), "already holds this scan's table")
-                _files.refuse_link(target.parent)
+                outputs.refuse_link(target.parent)
                 target.parent.mkdir(parents=True, exist_ok=True)
                 source.rename(target)
-                _files.fsync_dir(target.parent)
+                atomic.fsync_dir(target.parent)
             elif not target.is_dir():  # not moved by an earlier, killed commit either
                 if table != PIN_RESULTS:
                     msg = f"the scan has no {table} table: it cannot be committed"
@@ -168,7 +169,7 @@ def commit(history: Path, stage: Path) -> dict[str, Any]:
                 continue
             parts[table] = len(_integrity.parts(target))
         marker = {**meta, "scan_date": scan_date(meta), "parts": parts}
-        _files.atomic_write_json(_marker(history, meta["scan_id"]), marker)
+        atomic.atomic_write_json(_marker(history, meta["scan_id"]), marker)
         shutil.rmtree(stage)
     return marker
 
@@ -187,7 +188,7 @@ def scan(
     ``resume`` continues the newest staged scan (or only finishes its commit, when the scan
     itself completed). Other keywords go to :func:`pinscan.scan`.
     """
-    from pinscan.scanner import scan as run_scan
+    from pinscan.scanner.engine import scan as run_scan
 
     root = Path(history)
     stage, run, held = _begin(root, resume)
@@ -208,7 +209,7 @@ async def scan_async(
     """:func:`scan` for a running event loop; other keywords go to :func:`pinscan.scan_async`."""
     import anyio
 
-    from pinscan.scanner import scan_async as run_scan
+    from pinscan.scanner.engine import scan_async as run_scan
 
     root = Path(history)
     stage, run, held = await anyio.to_thread.run_sync(_begin, root, resume)
@@ -221,14 +222,14 @@ async def scan_async(
 def _begin(root: Path, resume: bool) -> tuple[Path, dict[str, Any] | None, _lock.Lock]:
     """The staging directory of the scan, the arguments that run its scan there (``None``
     when only its commit is left), and the history's lock, held."""
-    from pinscan.scanner import new_scan_id
+    from pinscan.scanner.engine import new_scan_id
 
     prepare(root)
     scan_id = None if resume else new_scan_id()
     held = lock(root, scan_id)
     try:
         # What a commit killed after its marker left, now that no commit can be running.
-        with _files.writing(root):
+        with outputs.writing(root):
             for stage in (root / STAGING).iterdir():
                 if _marker(root, stage.name).exists():
                     shutil.rmtree(stage)

@@ -20,7 +20,6 @@ from typing import Any
 
 import polars as pl
 
-from pinscan import shard as sharding
 from pinscan.dataset import _integrity, _lock
 from pinscan.dataset import history as hist
 from pinscan.dataset.schema import (
@@ -32,6 +31,7 @@ from pinscan.dataset.schema import (
 )
 from pinscan.dataset.writer import read_meta
 from pinscan.errors import DatasetError
+from pinscan.scanner import shards as sharding
 
 # The parts of the datasets opened last, for the command line to look into when a decoder fails
 # (see damaged_part): a few, so that a long session keeps no more than it needs.

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import polars as pl
 
-from pinscan.parse import certificates
+from pinscan.certs.table import certificates
 from pinscan.records import STATUSES
 
 #: Layout version of the dataset directory; bumped on any incompatible change. A new column is

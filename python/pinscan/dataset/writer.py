@@ -34,7 +34,9 @@ from typing import Any
 import polars as pl
 import pyarrow.parquet as pq
 
-from pinscan.dataset import _files, _integrity, _lock
+from pinscan import atomic
+from pinscan.certs.table import certificates
+from pinscan.dataset import _integrity, _lock, outputs
 from pinscan.dataset._integrity import CHECKSUM_KEY, PART
 from pinscan.dataset.schema import (
     CERTIFICATES,
@@ -50,10 +52,10 @@ from pinscan.dataset.schema import (
     certificates_schema,
 )
 from pinscan.errors import DatasetError
-from pinscan.parse import certificates
 from pinscan.records import Endpoint
 
-#: The manifest of a sharded scan (see :mod:`pinscan.shard`), which is no place for a plain one.
+#: The manifest of a sharded scan (see :mod:`pinscan.scanner.shards`), which is no place for a plain
+#: one.
 SHARD_MANIFEST = "shards.json"
 _SHARDED = "holds a sharded scan (--shard, --dask)"
 #: What a dataset directory may hold.
@@ -86,8 +88,8 @@ class DatasetWriter:
         """A new dataset in ``root``, which must be missing, empty, or what a create killed
         before its first write left."""
         _refuse_other_outputs(root)
-        _files.check_output(root, ENTRIES, "-o")
-        with _files.writing(root):
+        outputs.check_output(root, ENTRIES, "-o")
+        with outputs.writing(root):
             root.mkdir(parents=True, exist_ok=True)
         lock = _lock.acquire(root, scan_id=scan_id)
         try:
@@ -104,10 +106,10 @@ class DatasetWriter:
                 "complete": False,
                 "counts": {},
             }
-            with _files.writing(root):
+            with outputs.writing(root):
                 for table in TABLES:
                     (root / table).mkdir(exist_ok=True)
-                _files.atomic_write_json(root / META_FILE, meta)
+                atomic.atomic_write_json(root / META_FILE, meta)
         except BaseException:
             lock.release()
             raise
@@ -120,7 +122,7 @@ class DatasetWriter:
         when a part it keeps is damaged."""
         _refuse_other_outputs(root)
         scan_id = read_meta(root)["scan_id"]  # a directory with no scan is not locked, nor ours
-        _files.check_output(root, ENTRIES, "-o")
+        outputs.check_output(root, ENTRIES, "-o")
         lock = _lock.acquire(root, scan_id=scan_id)
         try:
             meta = read_meta(root)  # as the last writer left it, now that it is gone
@@ -128,7 +130,7 @@ class DatasetWriter:
             committed = _seqs(root / ENDPOINTS)
             kept = {t: [p for p in _parts(root / t) if _seq_of(p) in committed] for t in TABLES}
             _integrity.check_parts(kept, verify=True)
-            with _files.writing(root):
+            with outputs.writing(root):
                 writer._clean(committed)
             writer._seq = max(committed, default=0)
             ids = _integrity.read_column(kept[ENDPOINTS], "target_id", ENDPOINTS)
@@ -138,8 +140,8 @@ class DatasetWriter:
             meta["resumed_at"] = [*meta.get("resumed_at", []), _now()]
             meta["complete"] = False
             meta.pop("parts", None)
-            with _files.writing(root):
-                _files.atomic_write_json(root / META_FILE, meta)
+            with outputs.writing(root):
+                atomic.atomic_write_json(root / META_FILE, meta)
         except BaseException:
             lock.release()
             raise
@@ -147,7 +149,7 @@ class DatasetWriter:
 
     def _clean(self, committed: set[int]) -> None:
         for table in TABLES:
-            _files.remove_temporaries(self.root / table)
+            atomic.remove_temporaries(self.root / table)
         for table in (CHAINS, CERTIFICATES):
             for part in _parts(self.root / table):
                 if _seq_of(part) not in committed:
@@ -198,8 +200,8 @@ class DatasetWriter:
             self.meta.update(finished_at=_now(), complete=complete, counts=counts)
             if complete:
                 self.meta["parts"] = {t: len(_parts(self.root / t)) for t in TABLES}
-            with _files.writing(self.root):
-                _files.atomic_write_json(self.root / META_FILE, self.meta)
+            with outputs.writing(self.root):
+                atomic.atomic_write_json(self.root / META_FILE, self.meta)
         finally:
             self.close()
 
@@ -212,14 +214,14 @@ def write_pin_results(root: Path, results: pl.DataFrame) -> None:
     """Replaces the dataset's pin verdicts with ``results`` in one atomic rename, so a reader sees
     the old verdicts or the new ones, never a mix. Refused while a scan writes to ``root``."""
     directory = root / PIN_RESULTS
-    _files.refuse_link(directory)
+    outputs.refuse_link(directory)
     with _lock.acquire(root, scan_id=None, what="pinscan writing pin verdicts"):
-        with _files.writing(directory):
+        with outputs.writing(directory):
             directory.mkdir(exist_ok=True)
-            _files.remove_temporaries(directory)
+            atomic.remove_temporaries(directory)
         target = directory / "part-000001.parquet"
         _write(results.select(PIN_RESULTS_SCHEMA.names()).cast(PIN_RESULTS_SCHEMA), target)  # type: ignore[arg-type]
-        with _files.writing(directory):
+        with outputs.writing(directory):
             for stale in _parts(directory):
                 if stale != target:
                     stale.unlink()
@@ -279,8 +281,8 @@ def _write(df: pl.DataFrame, path: Path) -> None:
             checksum = f"{zlib.crc32(written):08x} {len(written)}"
         writer.add_key_value_metadata({CHECKSUM_KEY: checksum})
     data = buffer.getbuffer()
-    with _files.writing(path):
-        _files.atomic_write(path, lambda tmp: tmp.write_bytes(data))
+    with outputs.writing(path):
+        atomic.atomic_write(path, lambda tmp: tmp.write_bytes(data))
 
 
 def _refuse_other_outputs(root: Path) -> None:

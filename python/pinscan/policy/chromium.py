@@ -26,8 +26,8 @@ import json
 import re
 from pathlib import Path
 
+from pinscan.certs.keys import spki_pin
 from pinscan.errors import InputError, PolicyError
-from pinscan.keys import spki_pin
 from pinscan.policy.model import (
     Combine,
     Diagnostic,

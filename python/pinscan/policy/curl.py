@@ -33,9 +33,9 @@ import shlex
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from pinscan.certs.keys import spki_der
+from pinscan.certs.pem import is_pem, read_pem
 from pinscan.errors import InputError
-from pinscan.keys import spki_der
-from pinscan.pem import is_pem, read_pem
 from pinscan.policy.model import (
     ChainSource,
     Combine,

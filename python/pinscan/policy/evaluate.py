@@ -17,10 +17,10 @@ from dataclasses import dataclass
 
 import polars as pl
 
+from pinscan.certs.table import certificates
 from pinscan.dataset import ScanDataset
 from pinscan.dataset.schema import PIN_RESULTS_SCHEMA as RESULT_SCHEMA
 from pinscan.dataset.schema import VERDICT, VERDICTS
-from pinscan.parse import certificates
 from pinscan.policy.model import ChainSource, Combine, Match, Policy, Position
 
 # Trust stores whose anchors an Android `<certificates src="system">` stands for.

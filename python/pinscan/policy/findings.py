@@ -20,9 +20,9 @@ from collections.abc import Iterable
 
 import polars as pl
 
+from pinscan.certs.keys import spki_der
 from pinscan.dataset import ScanDataset
 from pinscan.errors import InputError
-from pinscan.keys import spki_der
 from pinscan.policy.evaluate import Prepared, pin_matches, prepare, used_chains
 from pinscan.policy.model import Policy
 from pinscan.policy.trustkit_hash import spki_parts

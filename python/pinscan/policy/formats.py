@@ -26,7 +26,7 @@ READERS: dict[str, tuple[str, str]] = {
     "hpkp": ("pinscan.policy.hpkp", "parse"),
     "curl": ("pinscan.policy.curl", "parse"),
     "chromium": ("pinscan.policy.chromium", "parse"),
-    "toml": ("pinscan.policy.native", "parse"),
+    "toml": ("pinscan.policy.toml", "parse"),
 }
 
 # The formats `pinscan suggest` writes.
@@ -37,7 +37,7 @@ WRITERS: dict[str, tuple[str, str]] = {
     "okhttp": ("pinscan.policy.okhttp", "write"),
     "hpkp": ("pinscan.policy.hpkp", "write"),
     "curl": ("pinscan.policy.curl", "write"),
-    "toml": ("pinscan.policy.native", "write"),
+    "toml": ("pinscan.policy.toml", "write"),
 }
 
 # Content sniffers, most specific first: each module's ``sniff(data) -> list[str]`` names the
@@ -48,7 +48,7 @@ SNIFFERS: tuple[str, ...] = (
     "pinscan.policy._plist",
     "pinscan.policy.android",
     "pinscan.policy.chromium",
-    "pinscan.policy.native",
+    "pinscan.policy.toml",
     "pinscan.policy.okhttp",
     "pinscan.policy.hpkp",
     "pinscan.policy.curl",

@@ -21,9 +21,9 @@ from pathlib import Path
 
 import polars as pl
 
+from pinscan.certs.keys import spki_pin
 from pinscan.dataset import ScanDataset
 from pinscan.errors import InputError
-from pinscan.keys import spki_pin
 from pinscan.policy.evaluate import evaluate, instant
 from pinscan.policy.formats import read, write
 from pinscan.policy.model import Pin, SuggestedPin, Suggestion, normalize_host

@@ -13,8 +13,8 @@ import hashlib
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
+from pinscan.certs.keys import spki_der
 from pinscan.errors import InputError
-from pinscan.keys import spki_der
 
 # TSKSPKIHashCache.m: the header it prepends to SecKeyCopyExternalRepresentation's bytes.
 _RSA_HEADERS = {

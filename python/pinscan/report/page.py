@@ -22,9 +22,9 @@ from typing import Any
 import polars as pl
 
 from pinscan._core import __version__
-from pinscan.changes import summary as diff_summary
-from pinscan.dataset._files import atomic_write
+from pinscan.atomic import atomic_write
 from pinscan.dataset.schema import VERDICTS
+from pinscan.diffing import summary as diff_summary
 from pinscan.report import charts
 from pinscan.report.summary import TIMELINE_WEEKS, Summary, policy_label, scan_state
 

@@ -22,12 +22,12 @@ from typing import Any
 
 import polars as pl
 
-from pinscan.changes import diff
-from pinscan.changes import summary as diff_summary
 from pinscan.dataset import ScanDataset
 from pinscan.dataset import history as hist
 from pinscan.dataset import open as open_dataset
 from pinscan.dataset.reader import running
+from pinscan.diffing import diff
+from pinscan.diffing import summary as diff_summary
 from pinscan.policy.evaluate import evaluate
 from pinscan.policy.model import Policy
 from pinscan.records import VERIFY_ERRORS

@@ -10,8 +10,8 @@ from rich.console import Console, ConsoleOptions, RenderableType, RenderResult
 from rich.measure import Measurement
 from rich.table import Table
 
-from pinscan.changes import summary as diff_summary
 from pinscan.dataset.schema import VERDICTS
+from pinscan.diffing import summary as diff_summary
 from pinscan.report.summary import Summary, policy_label, scan_state
 
 VERDICT_STYLE = {

@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: Apache-2.0
-"""The standard library ``ssl`` plumbing under :mod:`pinscan.handshake`: the accept-anything
+"""The standard library ``ssl`` plumbing under :mod:`pinscan.scanner.handshake`: the accept-anything
 client context, the presented chain, and what the TLS message callback saw.
 
 The message callback is how a scan learns two things OpenSSL exposes nowhere else: the alert
@@ -72,7 +72,7 @@ def client_context(alpn: tuple[str, ...] = DEFAULT_ALPN) -> ssl.SSLContext:
     offers every cipher at OpenSSL security level 0 (TLS 1.0 servers with SHA-1 signatures and
     small DH groups included), offers ``alpn``, and asks for no session ticket. Creating a
     context is expensive (OpenSSL loads its cipher tables): build one per scan and pass it to
-    every :func:`pinscan.handshake.handshake`.
+    every :func:`pinscan.scanner.handshake.handshake`.
     """
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     context.check_hostname = False

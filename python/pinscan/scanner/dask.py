@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: Apache-2.0
-"""``pinscan scan --dask``: the shards of a scan (see :mod:`pinscan.shard`) as Dask tasks.
+"""``pinscan scan --dask``: the shards of a scan (see :mod:`pinscan.scanner.shards`) as Dask tasks.
 
 The driver (the process that runs ``pinscan scan``) reads the inventory once and writes each
 shard's targets to ``OUT/_inventory/``; each task then scans one shard with the ordinary async
@@ -22,13 +22,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pinscan import _core
-from pinscan import shard as sharding
 from pinscan.config import ScanConfig
-from pinscan.dataset import ScanDataset, _files
+from pinscan.dataset import ScanDataset, outputs
 from pinscan.dataset import open as open_dataset
 from pinscan.errors import DatasetError, PinscanError
 from pinscan.inventory import Inventory
 from pinscan.records import Endpoint
+from pinscan.scanner import shards as sharding
 
 if TYPE_CHECKING:
     from distributed import Client
@@ -100,14 +100,14 @@ def scan_dask(
     """Scans ``inventory`` into ``out`` in ``shards`` shards, each a task on ``dask`` (a
     ``Client``, ``"local"`` or a scheduler address); returns the whole dataset.
 
-    ``resume`` runs the shards a former run did not finish (the number of shards and the
-    targets are those of that run: its split of the inventory is reused). When shards still
-    fail after their retries, the others are kept and :class:`~pinscan.errors.PinscanError`
-    says which; ``resume`` then runs only those. ``runner`` is what a task calls with its
-    :class:`~pinscan.shard.ShardTask` (:func:`pinscan.shard.run_shard`; wrap it to observe or
-    test shards). ``progress`` draws a bar over shards on stderr.
+    ``resume`` runs the shards a former run did not finish (the number of shards and the targets are
+    those of that run: its split of the inventory is reused). When shards still fail after their
+    retries, the others are kept and :class:`~pinscan.errors.PinscanError` says which; ``resume``
+    then runs only those. ``runner`` is what a task calls with its
+    :class:`~pinscan.scanner.shards.ShardTask` (:func:`pinscan.scanner.shards.run_shard`; wrap it to
+    observe or test shards). ``progress`` draws a bar over shards on stderr.
     """
-    from pinscan.scanner import new_scan_id
+    from pinscan.scanner.engine import new_scan_id
 
     if on_endpoint is not None:
         raise PinscanError("on_endpoint is not available with dask: the workers write endpoints")
@@ -133,7 +133,7 @@ def scan_dask(
         count = manifest["count"]
         todo = sharding.missing(root, manifest)
         if todo and not sharding.is_split(root, count):
-            with _files.writing(root):
+            with outputs.writing(root):
                 counts = sharding.split(inventory, root, count)
             sharding.set_inventory_counts(root, counts)
         else:

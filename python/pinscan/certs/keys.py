@@ -26,9 +26,9 @@ from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes, Pub
 from cryptography.utils import CryptographyDeprecationWarning
 
 from pinscan import _core
+from pinscan.certs.pem import PemBlock, is_pem, read_pem
+from pinscan.certs.table import certificates
 from pinscan.errors import InputError
-from pinscan.parse import certificates
-from pinscan.pem import PemBlock, is_pem, read_pem
 
 Kind = Literal["certificate", "csr", "public_key", "private_key"]
 
@@ -116,7 +116,7 @@ def spki_der(data: bytes | str, *, password: bytes | str | None = None) -> bytes
             raise _nothing_found(source, blocks)
         if len(keyed) > 1:
             msg = f"{len(keyed)} certificates, keys or CSRs found, not one"
-            msg += "\n\nHint: `pinscan.keys.read_items` reads them all"
+            msg += "\n\nHint: `pinscan.certs.keys.read_items` reads them all"
             raise InputError(source, msg)
         item = _from_block(keyed[0], source, _password(password), strict=True)
     else:

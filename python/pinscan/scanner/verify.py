@@ -94,7 +94,8 @@ class Verifier:
     endpoints. The policy of each store is built once. Not thread-safe; one per scan.
 
     `verify` does it all in one call. A scan that builds paths in another process
-    (:mod:`pinscan.verify_pool`) uses the parts: `cached`, `build` (there), `remember`, `judge`.
+    (:mod:`pinscan.scanner.verify_pool`) uses the parts: `cached`, `build` (there), `remember`,
+    `judge`.
     """
 
     def __init__(

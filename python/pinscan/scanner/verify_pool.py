@@ -7,12 +7,12 @@ handshake. So a scan hands the chains its cache has not seen to a child process 
 on machines with a core to spare) and goes on with its handshakes; each target's rows go on to the
 dataset once all of their chains have come back.
 
-The child is ``python -c`` importing `pinscan.verify` alone, not ``multiprocessing``: no fork of a
-threaded process, no re-import of the user's ``__main__`` (a notebook, a script without a
+The child is ``python -c`` importing `pinscan.scanner.verify` alone, not ``multiprocessing``: no
+fork of a threaded process, no re-import of the user's ``__main__`` (a notebook, a script without a
 ``__main__`` guard). It loads the same stores (`StoreSpec`) at the same instant and runs the same
 `Verifier.build`, so its verdicts are those the scan would reach in-process. If a child cannot
-start, dies or stops answering, its queue is verified in-process: a scan loses no rows to a
-child, and waits for one at most a bounded time.
+start, dies or stops answering, its queue is verified in-process: a scan loses no rows to a child,
+and waits for one at most a bounded time.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ from typing import Any
 import anyio
 
 from pinscan.records import Endpoint
-from pinscan.verify import ChainVerdict, StoreSpec, Verdict, Verifier
+from pinscan.scanner.verify import ChainVerdict, StoreSpec, Verdict, Verifier
 
 #: Chains sent to a child at a time, at most; a batch is whatever queued while the last one ran.
 _BATCH = 256
@@ -78,7 +78,7 @@ def _command() -> list[str]:
     package_root = str(Path(__file__).resolve().parent.parent)
     code = (
         f"import sys; sys.path.insert(0, {package_root!r}); "
-        "from pinscan.verify_pool import child_main; child_main()"
+        "from pinscan.scanner.verify_pool import child_main; child_main()"
     )
     return [sys.executable, "-c", code]
 

@@ -47,8 +47,9 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from pinscan import atomic
 from pinscan.config import ScanConfig
-from pinscan.dataset import _files, _lock
+from pinscan.dataset import _lock, outputs
 from pinscan.dataset.schema import META_FILE, TABLES
 from pinscan.dataset.writer import SHARD_MANIFEST as MANIFEST
 from pinscan.dataset.writer import read_meta
@@ -166,7 +167,7 @@ def open_manifest(
     if root.exists() and not root.is_dir():
         raise DatasetError(str(root), "is not a directory; give -o a directory")
     for name in _ENTRIES:
-        _files.refuse_link(root / name)
+        outputs.refuse_link(root / name)
     if not is_sharded(root):
         if root.is_dir() and any(root.iterdir()):
             raise DatasetError(str(root), "is neither empty nor a sharded scan")
@@ -179,7 +180,7 @@ def open_manifest(
             "started_at": _now(),
             "shards": {},
         }
-        with _files.writing(root):
+        with outputs.writing(root):
             root.mkdir(parents=True, exist_ok=True)
             _create_exclusive(root / MANIFEST, manifest)
     manifest = read_manifest(root)
@@ -280,19 +281,19 @@ def record(root: Path, shard: Shard, meta: dict[str, Any]) -> None:
             "finished_at": meta.get("finished_at"),
             "counts": meta.get("counts", {}),
         }
-        _files.atomic_write_json(root / MANIFEST, manifest)
+        atomic.atomic_write_json(root / MANIFEST, manifest)
 
 
 def set_inventory_counts(root: Path, counts: dict[str, int]) -> None:
     with _locked(root):
         manifest = read_manifest(root)
         manifest["inventory_counts"] = counts
-        _files.atomic_write_json(root / MANIFEST, manifest)
+        atomic.atomic_write_json(root / MANIFEST, manifest)
 
 
 @contextlib.contextmanager
 def _locked(root: Path) -> Iterator[None]:
-    with _files.writing(root), (root / _LOCK).open("a") as lock:
+    with outputs.writing(root), (root / _LOCK).open("a") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         try:
             yield
@@ -324,14 +325,14 @@ def running(root: Path) -> dict[str, Any] | None:
 def _create_exclusive(path: Path, value: Any) -> None:
     """Writes ``path`` whole unless it exists: a hard link of a complete temporary file, which
     fails when another process got there first (``O_EXCL`` cannot promise a whole file)."""
-    tmp = path.with_name(f".{path.name}{_files.TMP_MARK}{secrets.token_hex(4)}")
+    tmp = path.with_name(f".{path.name}{atomic.TMP_MARK}{secrets.token_hex(4)}")
     try:
         tmp.write_text(json.dumps(value, indent=2, sort_keys=True) + "\n", encoding="utf-8")
         with contextlib.suppress(FileExistsError):
             os.link(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
-    _files.fsync_dir(path.parent)
+    atomic.fsync_dir(path.parent)
 
 
 # --- the targets of a shard -----------------------------------------------------------------
@@ -339,7 +340,7 @@ def _create_exclusive(path: Path, value: Any) -> None:
 
 @dataclass
 class ShardStats:
-    """What :func:`pinscan.scanner.scan_async` reads from an inventory's ``stats``."""
+    """What :func:`pinscan.scanner.engine.scan_async` reads from an inventory's ``stats``."""
 
     duplicates: int = 0
     bad: int = 0
@@ -396,9 +397,9 @@ def split(inventory: Inventory, root: Path, count: int) -> dict[str, int]:
     workers. Returns the inventory's counts."""
     directory = root / INVENTORY
     directory.mkdir(parents=True, exist_ok=True)
-    _files.remove_temporaries(directory)
+    atomic.remove_temporaries(directory)
     paths = [_split_path(root, Shard(i, count)) for i in range(count)]
-    tmps = [p.with_name(f".{p.name}{_files.TMP_MARK}{secrets.token_hex(4)}") for p in paths]
+    tmps = [p.with_name(f".{p.name}{atomic.TMP_MARK}{secrets.token_hex(4)}") for p in paths]
     writers = [pq.ParquetWriter(t, _TARGETS_SCHEMA, compression="zstd") for t in tmps]
     buffers: list[list[Target | BadTarget]] = [[] for _ in range(count)]
     try:
@@ -414,7 +415,7 @@ def split(inventory: Inventory, root: Path, count: int) -> dict[str, int]:
             writer.close()
         for tmp, path in zip(tmps, paths, strict=True):
             tmp.replace(path)
-        _files.fsync_dir(directory)
+        atomic.fsync_dir(directory)
     finally:
         for writer in writers:
             writer.close()
@@ -488,15 +489,15 @@ def run_shard(
 
     The targets come from ``inventory`` (read whole and filtered: ``--shard``), or from the
     driver's split in ``OUT/_inventory`` (Dask). Runs its own event loop (see
-    :func:`pinscan.scanner.scan`), so a Dask worker thread can call it as it is.
+    :func:`pinscan.scanner.engine.scan`), so a Dask worker thread can call it as it is.
     """
-    from pinscan.scanner import scan
+    from pinscan.scanner.engine import scan
 
     root = Path(task.out)
     read_manifest(root)  # the caller made it; fail early on a wrong directory
     what = f"shard {task.shard} of scan"
     with _lock.acquire(root, scan_id=task.scan_id, name=_lock_name(task.shard), what=what):
-        with _files.writing(root):
+        with outputs.writing(root):
             stage = _claim(root, task.shard) if task.resume else None
         meta = _meta_or_none(stage) if stage is not None else None
         if stage is None:
@@ -517,7 +518,7 @@ def run_shard(
                 scan_id=task.scan_id,
             )
             meta = read_meta(stage)
-        with _files.writing(root):
+        with outputs.writing(root):
             _commit(root, task.shard, stage)
         record(root, task.shard, meta)
     return meta
@@ -532,7 +533,7 @@ def _meta_or_none(stage: Path) -> dict[str, Any] | None:
 
 
 def _new_stage(root: Path, shard: Shard) -> Path:
-    with _files.writing(root):
+    with outputs.writing(root):
         (root / STAGING).mkdir(parents=True, exist_ok=True)
     return root / STAGING / f"{shard.name}.{secrets.token_hex(4)}"
 
@@ -568,7 +569,7 @@ def _commit(root: Path, shard: Shard, stage: Path) -> None:
     Readers may find the shard missing for the instant between the two renames."""
     for table in TABLES:
         if (stage / table).is_dir():
-            _files.remove_temporaries(stage / table)
+            atomic.remove_temporaries(stage / table)
     final = shard_dir(root, shard)
     final.parent.mkdir(parents=True, exist_ok=True)
     replaced = []
@@ -583,7 +584,7 @@ def _commit(root: Path, shard: Shard, stage: Path) -> None:
         with contextlib.suppress(FileNotFoundError):
             final.rename(aside)
             replaced.append(aside)
-    _files.fsync_dir(final.parent)
+    atomic.fsync_dir(final.parent)
     for old in replaced:
         shutil.rmtree(old, ignore_errors=True)
     with contextlib.suppress(OSError):
@@ -609,7 +610,7 @@ def scan_shard(
     continues the interrupted attempt left in ``_staging`` (or starts it).
     """
     from pinscan import _core
-    from pinscan.scanner import new_scan_id
+    from pinscan.scanner.engine import new_scan_id
 
     part = Shard.parse(shard)
     root = Path(out)

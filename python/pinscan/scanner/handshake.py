@@ -27,9 +27,9 @@ import time
 
 import anyio
 
-from pinscan._tls import alert_name, client_context, presented_chain
 from pinscan.config import Timeouts
 from pinscan.records import Handshake
+from pinscan.scanner.tls import alert_name, client_context, presented_chain
 
 __all__ = ["client_context", "handshake", "presented_chain"]
 

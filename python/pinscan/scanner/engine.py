@@ -6,11 +6,11 @@ The pipeline, one way::
     read_inventory ==> (``concurrency`` workers) ==> per target: resolve -> per address:
         (rate limit, per-address cap) handshake [retries] ==> verify ==> results ==> DatasetWriter
 
-Every target gives at least one row (one per address), whatever the network does: each endpoint
-runs under a hard deadline enforced by cancellation. ``concurrency`` workers each take the next
-target as soon as their last one is done. Chains are verified once each, in a child process
-when there is a core for it (:mod:`pinscan.verify_pool`), and results are flushed to part files
-every ``flush_rows`` rows or ``flush_seconds`` seconds, so memory does not grow with the inventory.
+Every target gives at least one row (one per address), whatever the network does: each endpoint runs
+under a hard deadline enforced by cancellation. ``concurrency`` workers each take the next target as
+soon as their last one is done. Chains are verified once each, in a child process when there is a
+core for it (:mod:`pinscan.scanner.verify_pool`), and results are flushed to part files every
+``flush_rows`` rows or ``flush_seconds`` seconds, so memory does not grow with the inventory.
 """
 
 from __future__ import annotations
@@ -39,13 +39,13 @@ from pinscan.dataset import DatasetWriter, ScanDataset
 from pinscan.dataset import open as open_dataset
 from pinscan.dataset.writer import id_bits
 from pinscan.errors import InputError, PinscanError
-from pinscan.handshake import client_context, handshake
 from pinscan.inventory import Inventory, read_inventory
 from pinscan.records import BadTarget, Endpoint, Handshake, Target
-from pinscan.resolve import ResolveError, Resolver
-from pinscan.shard import Shard, ShardItems, scan_shard
-from pinscan.verify import Verifier
-from pinscan.verify_pool import VerifyPool, default_processes
+from pinscan.scanner.handshake import client_context, handshake
+from pinscan.scanner.resolve import ResolveError, Resolver
+from pinscan.scanner.shards import Shard, ShardItems, scan_shard
+from pinscan.scanner.verify import Verifier
+from pinscan.scanner.verify_pool import VerifyPool, default_processes
 
 #: Seconds past an endpoint's deadline after which its task is cancelled outright.
 _BACKSTOP = 1.0
@@ -468,10 +468,10 @@ def scan(
         ``on_endpoint`` (called with each :class:`~pinscan.records.Endpoint` as it completes).
     shard
         ``"I/N"``: scan only shard I of N into the sharded dataset ``out`` (see
-        :mod:`pinscan.shard`); the result is the whole dataset as far as it is done.
+        :mod:`pinscan.scanner.shards`); the result is the whole dataset as far as it is done.
     dask, shards
         A ``dask.distributed.Client``, ``"local"`` or a scheduler address: scan ``out`` in
-        ``shards`` shards as Dask tasks (see :mod:`pinscan.distributed`).
+        ``shards`` shards as Dask tasks (see :mod:`pinscan.scanner.dask`).
     history
         Instead of ``out``: add the scan to this history, as ``pinscan scan --history`` does;
         ``policies`` (a list of :class:`~pinscan.policy.model.Policy`) then judges it into its
@@ -538,7 +538,7 @@ def _scan_sharded(
         raise PinscanError("shards= is the number of shards of a Dask scan: give dask= too")
     items = _items(inventory, inventory_format)
     if dask is not None:
-        from pinscan.distributed import scan_dask
+        from pinscan.scanner.dask import scan_dask
 
         return scan_dask(items, out, dask, shards=shards, **kwargs)
     scan_shard(items, out, shard, **kwargs)  # type: ignore[arg-type]
