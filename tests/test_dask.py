@@ -26,9 +26,10 @@ from click.testing import CliRunner
 import pinscan
 from pinscan.cli import main
 from pinscan.config import ScanConfig, Timeouts
+from pinscan.dataset import shards as layout
 from pinscan.errors import PinscanError
 from pinscan.inventory import read_inventory
-from pinscan.scanner import shards as sharding
+from pinscan.scanner import shards as running
 from pinscan.scanner.dask import scan_dask
 
 from fleet import servers
@@ -83,7 +84,7 @@ def test_a_local_cluster_scan_equals_a_single_process_scan(tmp_path: Path, clien
     assert sorted(os.listdir(tmp_path / "out")) == [".shards.lock", "shards", "shards.json"]
 
 
-def _faulty(faults: Path, task: sharding.ShardTask) -> dict[str, Any]:
+def _faulty(faults: Path, task: running.ShardTask) -> dict[str, Any]:
     """Shard 0's first attempt raises before it starts; shard 1's first attempt takes its
     worker down with ``os._exit`` half a second into the scan. Files in ``faults`` remember,
     across processes, which first attempts have happened."""
@@ -93,7 +94,7 @@ def _faulty(faults: Path, task: sharding.ShardTask) -> dict[str, Any]:
         if task.shard.index == 0:
             raise RuntimeError("injected failure")
         threading.Timer(0.5, os._exit, (1,)).start()
-    return sharding.run_shard(task)
+    return running.run_shard(task)
 
 
 def test_a_raising_shard_and_a_killed_worker_lose_and_repeat_nothing(
@@ -116,27 +117,28 @@ def test_a_raising_shard_and_a_killed_worker_lose_and_repeat_nothing(
     assert sorted(eps["line"]) == list(range(1, n + 1))
     assert set(eps["status"]) == {"refused"}
     assert ds.meta["complete"] and ds.meta["counts"]["targets"] == n
-    assert not (tmp_path / "out" / sharding.STAGING).exists()
+    assert not (tmp_path / "out" / layout.STAGING).exists()
 
 
-def _broken(task: sharding.ShardTask) -> dict[str, Any]:
+def _broken(task: running.ShardTask) -> dict[str, Any]:
     if task.shard.index == 1:
         raise RuntimeError("this shard always fails")
-    return sharding.run_shard(task)
+    return running.run_shard(task)
 
 
 def test_failed_shards_are_reported_and_resume_runs_only_them(tmp_path: Path, client: Any) -> None:
     lines = [f"127.3.0.{i}:9" for i in range(1, 41)]
     out = tmp_path / "out"
     with pytest.raises(PinscanError, match=r"1 of 3 shards failed \(shard 1: RuntimeError"):
-        pinscan.scan(lines, out, dask=client, shards=3, config=FAST, runner=_broken)
+        inventory = read_inventory(io.BytesIO("\n".join(lines).encode()))
+        scan_dask(inventory, out, client, shards=3, config=FAST, runner=_broken)
     partial = pinscan.open(out)
     assert partial.meta["complete"] is False and partial.meta["shards"]["missing"] == [1]
-    finished = sharding.finished(out, sharding.read_manifest(out))
+    finished = layout.finished(out, layout.read_manifest(out))
     done = {i: m["finished_at"] for i, m in finished.items()}
     ds = pinscan.scan(lines, out, dask=client, config=FAST, resume=True)
     assert ds.meta["complete"] and ds.endpoints.collect()["target"].n_unique() == 40
-    after = sharding.finished(out, sharding.read_manifest(out))
+    after = layout.finished(out, layout.read_manifest(out))
     assert all(after[i]["finished_at"] == t for i, t in done.items()), "done shards kept"
 
 

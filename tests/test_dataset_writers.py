@@ -27,11 +27,11 @@ from click.testing import CliRunner, Result
 import pinscan
 from pinscan.cli import main
 from pinscan.config import ScanConfig, Timeouts
+from pinscan.dataset import shards as layout
 from pinscan.dataset.schema import PIN_RESULTS_SCHEMA
 from pinscan.dataset.writer import write_pin_results
 from pinscan.errors import DatasetError
 from pinscan.inventory import read_inventory
-from pinscan.scanner import shards as sharding
 
 from fleet import servers
 
@@ -170,7 +170,7 @@ def test_the_same_shard_twice_at_once_is_refused(tmp_path: Path, hanging: list[s
     inventory = tmp_path / "inventory.txt"
     inventory.write_text("".join(f"{line}\n" for line in hanging))
     (hole,) = (t for t in read_inventory(inventory) if t.target == hanging[0])
-    shard = sharding.Shard(sharding.shard_of(hole.target_id, 2), 2)
+    shard = layout.Shard(layout.shard_of(hole.target_id, 2), 2)
     out = tmp_path / "out"
     args = [str(inventory), "-o", str(out), "--shard", str(shard)]
     proc = start(args, out, "_staging/*/endpoints/*")

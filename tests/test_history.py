@@ -230,7 +230,7 @@ def test_scan_takes_at_most_one_destination(fleet: Fleet, tmp_path: Path) -> Non
     inventory = tmp_path / "i.txt"
     inventory.write_text("127.0.0.1:9\n")
     code, _, err = run("scan", str(inventory), "-o", str(tmp_path / "o"), "--history", "h")
-    assert code == 2 and "give -o/--out or --history, not both" in err
+    assert code == 2 and "(out=, -o) or to a history (history=, --history), not both" in err
     # A dataset directory is not a history, nor is a directory of other files.
     code, _, err = run("scan", str(inventory), "--history", str(fleet.history / "endpoints"))
     assert code == 2 and "neither empty nor a pinscan history" in err
@@ -263,10 +263,13 @@ def test_scan_async_adds_to_a_history_from_a_running_loop(tmp_path: Path) -> Non
     assert second.endpoints.collect().height == 2
     verdicts = second.pin_results.collect()
     assert verdicts.filter(pl.col("verdict") == "pass").height == 1
-    with pytest.raises(pinscan.PinscanError, match="history= replaces out="):
+    with pytest.raises(pinscan.ConfigError, match="not both"):
         anyio.run(lambda: pinscan.scan_async(lines, tmp_path / "o", history=history))
-    with pytest.raises(pinscan.PinscanError, match="give history= too"):
-        anyio.run(lambda: pinscan.scan_async(lines, tmp_path / "o", policies=[policy]))
+    # Policies judge a scan of one dataset as they judge a history's.
+    with servers.tls(issued) as server:
+        one = [f"127.0.0.1:{server.port} async.history.test"]
+        plain = anyio.run(lambda: pinscan.scan_async(one, tmp_path / "o", policies=[policy]))
+    assert plain.pin_results.collect()["verdict"].to_list() == ["pass"]
 
 
 def _write(path: Path, text: str) -> Path:

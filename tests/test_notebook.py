@@ -154,5 +154,5 @@ def test_scan_into_a_history_inside_a_running_loop(tmp_path: Path, good_server) 
     every = pinscan.open(tmp_path / "h", scans="all")
     assert every.scans["scan_id"].to_list() == [first.meta["scan_id"], second.meta["scan_id"]]
     assert second.endpoints.select("status").collect().item() == "ok"
-    with pytest.raises(PinscanError, match="history= replaces out="):
+    with pytest.raises(PinscanError, match="not both"):
         pinscan.scan([target], tmp_path / "out", history=tmp_path / "h")

@@ -18,8 +18,8 @@ import anyio
 import pytest
 
 import pinscan.scanner.resolve
-from pinscan.errors import PinscanError
-from pinscan.scanner.resolve import ResolveError, Resolver
+from pinscan.errors import PinscanError, ResolveError
+from pinscan.scanner.resolve import Resolver
 
 pytestmark = pytest.mark.anyio
 

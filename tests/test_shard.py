@@ -23,9 +23,9 @@ from click.testing import CliRunner
 import pinscan
 from pinscan.cli import main
 from pinscan.config import ScanConfig, Timeouts
-from pinscan.errors import DatasetError
+from pinscan.dataset import shards as layout
+from pinscan.errors import DatasetError, ShardError
 from pinscan.inventory import read_inventory
-from pinscan.scanner import shards as sharding
 
 from fleet import servers
 
@@ -72,15 +72,15 @@ def fleet_lines() -> Iterator[list[str]]:
 
 
 def test_shard_specs_and_the_stable_hash() -> None:
-    assert sharding.Shard.parse("3/16") == sharding.Shard(3, 16)
-    assert sharding.Shard.parse(" 0 / 1 ").name == "shard-0000-of-0001"
+    assert layout.Shard.parse("3/16") == layout.Shard(3, 16)
+    assert layout.Shard.parse(" 0 / 1 ").name == "shard-0000-of-0001"
     for bad in ("5/4", "4/4", "x", "0/0", "-1/4", "1/", "1/2/3", ""):
-        with pytest.raises(sharding.ShardError):
-            sharding.Shard.parse(bad)
+        with pytest.raises(ShardError):
+            layout.Shard.parse(bad)
     # A SHA-256 of the normalised target: the same on every machine and Python version.
     target = next(read_inventory(io.BytesIO(b"Example.COM.:443\n")))
     assert target.target_id == "a7c44e41a8ec0683"
-    assert sharding.shard_of(target.target_id, 16) == 3
+    assert layout.shard_of(target.target_id, 16) == 3
 
 
 def test_every_shard_one_by_one_equals_one_scan(tmp_path: Path, fleet_lines: list[str]) -> None:
@@ -103,16 +103,14 @@ def test_every_shard_one_by_one_equals_one_scan(tmp_path: Path, fleet_lines: lis
         assert counts[key] == single[key], key
     # The shards split the targets: each has some, none has one twice.
     per_shard = [
-        pl.read_parquet(sharding.shard_dir(out, sharding.Shard(i, 3)) / "endpoints").height
+        pl.read_parquet(layout.shard_dir(out, layout.Shard(i, 3)) / "endpoints").height
         for i in range(3)
     ]
     assert all(per_shard) and sum(per_shard) == whole.endpoints.collect().height
-    manifest = sharding.read_manifest(out)
+    manifest = layout.read_manifest(out)
     assert sorted(manifest["shards"]) == ["0", "1", "2"]
-    assert {m["scan_id"] for m in sharding.finished(out, manifest).values()} == {
-        manifest["scan_id"]
-    }
-    assert not (out / sharding.STAGING).exists()
+    assert {m["scan_id"] for m in layout.finished(out, manifest).values()} == {manifest["scan_id"]}
+    assert not (out / layout.STAGING).exists()
     # What other tools read: every shard's parts, no staging, no duplicates.
     n = duckdb.sql(f"SELECT count(*) FROM read_parquet('{out}/shards/*/endpoints/*.parquet')")
     assert n.fetchall() == [(whole.endpoints.collect().height,)]
@@ -122,7 +120,7 @@ def test_every_shard_one_by_one_equals_one_scan(tmp_path: Path, fleet_lines: lis
 def test_the_python_api_runs_one_shard(tmp_path: Path, fleet_lines: list[str]) -> None:
     ds = pinscan.scan(fleet_lines, tmp_path / "out", shard="1/2", config=FAST)
     assert ds.meta["shards"]["missing"] == [0]
-    ds = pinscan.scan(fleet_lines, tmp_path / "out", shard=sharding.Shard(0, 2), config=FAST)
+    ds = pinscan.scan(fleet_lines, tmp_path / "out", shard=layout.Shard(0, 2), config=FAST)
     assert_same_scan(ds, pinscan.scan(fleet_lines, tmp_path / "whole", config=FAST))
 
 
@@ -133,9 +131,9 @@ def test_a_retried_shard_replaces_its_output(tmp_path: Path, fleet_lines: list[s
     assert again.height == first.height and again["target_id"].is_unique().all()
     assert (out / "shards").exists() and len(list((out / "shards").iterdir())) == 1
     # --resume finishes the shard: it is done, so nothing is scanned again.
-    before = (sharding.shard_dir(out, sharding.Shard(0, 2)) / "scan.json").read_text()
+    before = (layout.shard_dir(out, layout.Shard(0, 2)) / "scan.json").read_text()
     pinscan.scan(fleet_lines, out, shard="0/2", config=FAST, resume=True)
-    assert (sharding.shard_dir(out, sharding.Shard(0, 2)) / "scan.json").read_text() == before
+    assert (layout.shard_dir(out, layout.Shard(0, 2)) / "scan.json").read_text() == before
 
 
 def test_two_attempts_committing_at_once_never_mix(tmp_path: Path) -> None:
@@ -143,11 +141,11 @@ def test_two_attempts_committing_at_once_never_mix(tmp_path: Path) -> None:
     lands: the shard is always one attempt's directory, whole."""
     root = tmp_path / "out"
     root.mkdir()
-    part = sharding.Shard(2, 4)
+    part = layout.Shard(2, 4)
     for round_ in range(30):
         stages = []
         for attempt in ("a", "b", "c"):
-            stage = sharding._new_stage(root, part)
+            stage = layout.new_stage(root, part)
             stage.mkdir()
             for n in range(5):
                 (stage / f"file{n}").write_text(f"{attempt}{round_}")
@@ -156,17 +154,17 @@ def test_two_attempts_committing_at_once_never_mix(tmp_path: Path) -> None:
 
         def commit(stage: Path, barrier: threading.Barrier = barrier) -> None:
             barrier.wait()
-            sharding._commit(root, part, stage)
+            layout.commit(root, part, stage)
 
         threads = [threading.Thread(target=commit, args=(s,)) for s in stages]
         for t in threads:
             t.start()
         for t in threads:
             t.join(timeout=10)
-        final = sharding.shard_dir(root, part)
+        final = layout.shard_dir(root, part)
         contents = {p.read_text() for p in final.iterdir()}
         assert len(contents) == 1 and len(list(final.iterdir())) == 5
-        assert not (root / sharding.STAGING).exists(), "losers and replaced attempts are gone"
+        assert not (root / layout.STAGING).exists(), "losers and replaced attempts are gone"
 
 
 def test_kill_9_then_resume_finishes_the_shard(tmp_path: Path) -> None:
@@ -191,7 +189,7 @@ def test_kill_9_then_resume_finishes_the_shard(tmp_path: Path) -> None:
 
     resumed = subprocess.run([*shard0, "--resume"], capture_output=True, text=True, timeout=120)
     assert resumed.returncode == 0, resumed.stderr
-    done = sharding.finished(out, sharding.read_manifest(out))[0]
+    done = layout.finished(out, layout.read_manifest(out))[0]
     assert done["counts"]["skipped_already_done"] > 0, "the killed attempt's rows were kept"
     other = subprocess.run([*cmd, "--shard", "1/2"], capture_output=True, text=True, timeout=120)
     assert other.returncode == 0, other.stderr
@@ -249,7 +247,7 @@ def test_shard_counts_merge_key_by_key() -> None:
         }  # fmt: skip
 
     manifest = {"scan_id": "s", "count": 2, "started_at": "2026-11-27T12:00:00+00:00"}
-    merged = sharding.merged_meta(manifest, {0: meta(3, 0, 2, []), 1: meta(1, 4, 0, ["gone"])})
+    merged = layout.merged_meta(manifest, {0: meta(3, 0, 2, []), 1: meta(1, 4, 0, ["gone"])})
     counts = merged["counts"]
     assert counts["endpoints"] == 8
     assert counts["statuses"] == {"ok": 4, "refused": 4}

@@ -23,7 +23,7 @@ from pinscan.cli import main
 from pinscan.config import ScanConfig, Timeouts
 from pinscan.records import Endpoint
 from pinscan.scanner import engine as scanner_module
-from pinscan.scanner import verify_pool
+from pinscan.scanner import router, verify_pool
 from pinscan.scanner.verify import StoreSpec, Verifier
 from pinscan.scanner.verify_pool import ChildError, VerifyPool, VerifyProcess
 
@@ -266,7 +266,7 @@ def test_the_child_imports_neither_polars_nor_pyarrow() -> None:
     assert out.stdout.strip() == "[]"
     # Every public name still resolves (an AttributeError here names a broken entry).
     resolved = {name: getattr(pinscan, name) for name in pinscan.__all__}
-    assert resolved["scan"] is scanner_module.scan
+    assert resolved["scan"] is router.scan
     assert resolved["open"].__module__ == "pinscan.dataset.reader"
 
 

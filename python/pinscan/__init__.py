@@ -30,7 +30,7 @@ if TYPE_CHECKING:
     from pinscan.inventory import read_inventory
     from pinscan.policy import evaluate, findings, load_policies, load_policy
     from pinscan.report import Summary, summarize
-    from pinscan.scanner.engine import scan, scan_async
+    from pinscan.scanner.router import scan, scan_async
 
 #: Public name -> (module, attribute in it; None for the module itself).
 _EXPORTS: dict[str, tuple[str, str | None]] = {
@@ -55,8 +55,8 @@ _EXPORTS: dict[str, tuple[str, str | None]] = {
     "open": ("pinscan.dataset", "open"),
     "read_certificates": ("pinscan.certs.keys", "read_certificates"),
     "read_inventory": ("pinscan.inventory", "read_inventory"),
-    "scan": ("pinscan.scanner.engine", "scan"),
-    "scan_async": ("pinscan.scanner.engine", "scan_async"),
+    "scan": ("pinscan.scanner.router", "scan"),
+    "scan_async": ("pinscan.scanner.router", "scan_async"),
     "spki_der": ("pinscan.certs.keys", "spki_der"),
     "spki_pin": ("pinscan.certs.keys", "spki_pin"),
     "summarize": ("pinscan.report", "summarize"),

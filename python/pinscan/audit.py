@@ -40,6 +40,7 @@ from pinscan.policy.model import Policy
 from pinscan.records import VERIFY_ERRORS, Endpoint
 from pinscan.report.page import write_html
 from pinscan.report.summary import FAILING, Summary, days_left, summarize, whole_days
+from pinscan.scanner.router import scan as run_scan
 
 #: Exit status when a threshold is crossed (usage and input errors exit 2, via PinscanError).
 EXIT_CROSSED = 1
@@ -428,9 +429,9 @@ def run(
         "policies": [str(p) for p in cfg.policies],
         "ca_bundle": None if cfg.scan.ca_bundle is None else str(cfg.scan.ca_bundle),
     }
-    scan = hist.scan(
+    scan = run_scan(
         items,
-        cfg.history,
+        history=cfg.history,
         resume=resume,
         policies=policies,
         config=cfg.scan,

@@ -59,3 +59,22 @@ class PolicyError(InputError):
     def __init__(self, source: str, message: str, line: int | None = None) -> None:
         super().__init__(source if line is None else f"{source}:{line}", message)
         self.line = line
+
+
+class ShardError(PinscanError):
+    """A shard spec that names no shard (``--shard I/N``), or a sharded output used
+    inconsistently (another number of shards than it was started with)."""
+
+
+class ResolveError(PinscanError):
+    """A name that did not resolve; the scanner makes it a ``dns_error`` row.
+
+    ``transient`` says whether asking again later may succeed (the resolver could not be reached,
+    or did not answer in time).
+    """
+
+    def __init__(self, host: str, message: str, *, transient: bool = False) -> None:
+        super().__init__(message)
+        self.host = host
+        self.message = message
+        self.transient = transient

@@ -30,16 +30,14 @@ from pinscan.cli.check import EXIT_FINDINGS, FAILING, policy_options, read_polic
 from pinscan.cli.progress import Progress, count_targets
 from pinscan.config import Bounds, ScanConfig, Timeouts
 from pinscan.dataset import ScanDataset
-from pinscan.dataset import open as pinscan_open
-from pinscan.dataset.history import scan as history_scan
+from pinscan.dataset.meta import read_meta
 from pinscan.dataset.schema import ENDPOINTS_SCHEMA
-from pinscan.dataset.writer import write_pin_results
-from pinscan.errors import InputError, InventoryError
+from pinscan.dataset.shards import Shard, shard_dir
+from pinscan.errors import InputError, InventoryError, ShardError
 from pinscan.inventory import DEFAULT_PORT, Inventory, read_inventory, without_userinfo
-from pinscan.policy.evaluate import evaluate
 from pinscan.records import Endpoint
-from pinscan.scanner.engine import scan
-from pinscan.scanner.shards import Shard, ShardError, scan_shard
+from pinscan.scanner.dask import connect
+from pinscan.scanner.router import Route, scan
 
 #: The settings' defaults, as :mod:`pinscan.config` states them.
 _DEFAULTS = ScanConfig()
@@ -255,12 +253,14 @@ def scan_command(
     --shard I/N, only shard I of N is scanned into OUT (--resume: finish that shard); with
     --dask, every shard runs on Dask (--resume: run the shards not done). See docs/scale.md.
     """
-    if out is not None and history is not None:
-        raise click.UsageError("give -o/--out or --history, not both")
     kept = out is not None or history is not None
     if not kept and (resume or shard is not None or dask is not None):
         raise click.UsageError("--resume, --shard and --dask go with a dataset: give -o OUT")
-    _check_sharding(shard, dask, history, bool(policies), jsonl, shard_count, dask_workers)
+    _check_dask_options(dask, jsonl, dask_workers)
+    # Where the scan goes, checked before anything is read, sent or started (a Dask cluster).
+    route = Route(
+        out=out, history=history, shard=shard, dask=dask, shards=shard_count, resume=resume
+    )
     # Policies are read first: a broken one stops the scan before anything is sent.
     loaded = read_policies(policies, policy_format)
     config = ScanConfig(
@@ -293,61 +293,42 @@ def scan_command(
     if file is None:
         arguments["targets"] = [without_userinfo(t) for t in sources]
     lines_out = _JsonLines() if jsonl else None
-    options: dict[str, Any] = {
-        "config": config,
-        "resume": resume,
-        "inventory_format": inventory_format,
-        "on_endpoint": _on_endpoint(progress, lines_out),
-        "arguments": json.loads(json.dumps(arguments, default=str)),
-    }
-    verdicts: dict[str, int] = {}
-    results: pl.DataFrame | None = None
     started = time.monotonic()
     with contextlib.ExitStack() as stack:
         if not kept:  # a dataset all the same, for the verdicts and the table; removed after
             out = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="pinscan-"))) / "scan"
             stack.enter_context(_nothing_to_resume())
+        client = None
         if dask is not None:
-            from pinscan.scanner.dask import connect, scan_dask
-
             workers = dask_workers if dask == "local" else None
-            with connect(dask, workers=workers, threads=dask_threads) as client:
-                ds = scan_dask(
-                    items, out, client, shards=shard_count, config=config, resume=resume,
-                    arguments=options["arguments"], retries=dask_retries,
-                    progress=not quiet and sys.stderr.isatty(),
-                )  # fmt: skip
-            where = str(out)
-        elif shard is not None:
-            with progress:
-                done = scan_shard(
-                    items, out, shard, config=config, resume=resume,  # type: ignore[arg-type]
-                    on_endpoint=options["on_endpoint"], arguments=options["arguments"],
-                )  # fmt: skip
-            ds = pinscan_open(out)  # type: ignore[arg-type]
-            where = f"{out} (shard {shard})"
-        else:
-            with progress:
-                if history is not None:
-                    ds = history_scan(items, history, policies=loaded, **options)
-                    where = f"{history}@{ds.meta['scan_id']}"
-                else:
-                    ds = scan(items, out, **options)
-                    where = str(out)
+            client = stack.enter_context(connect(dask, workers=workers, threads=dask_threads))
+        with progress:
+            ds = scan(
+                items, out, config=config, history=history, shard=route.shard, dask=client,
+                shards=route.shards, resume=resume, policies=loaded,
+                on_endpoint=None if dask is not None else _on_endpoint(progress, lines_out),
+                arguments=json.loads(json.dumps(arguments, default=str)),
+                dask_retries=dask_retries, progress=not quiet and sys.stderr.isatty(),
+            )  # fmt: skip
         if lines_out is not None:
             lines_out.close()
-        if loaded:
-            if history is None:
-                results = evaluate(ds, loaded)
-                if kept:
-                    write_pin_results(out, results)  # type: ignore[arg-type]
-            else:  # judged in the history's staging, before the commit
-                results = ds.pin_results.collect()
+        if history is not None:
+            where = f"{history}@{ds.meta['scan_id']}"
+        else:
+            where = f"{out} (shard {shard})" if shard is not None else str(out)
+        results = ds.pin_results.collect() if loaded else None
+        verdicts: dict[str, int] = {}
+        if results is not None:
             verdicts = dict(results.group_by("verdict").len().sort("verdict").iter_rows())
-        counts = done["counts"] if shard is not None else ds.meta["counts"]
+        # A shard's run says what it scanned; the dataset, what all the shards did.
+        counts = (
+            read_meta(shard_dir(out, shard))["counts"] if shard is not None else ds.meta["counts"]
+        )
         summary = {**counts, **({"pin_verdicts": verdicts} if loaded else {})}
         if "shards" in ds.meta:
             summary["shards"] = {k: ds.meta["shards"][k] for k in ("count", "missing")}
+            if loaded and not ds.meta["complete"]:  # judged once the last shard is done
+                summary["pin_verdicts"] = None
         if dask is not None:  # the shards' own times add up to more than the scan took
             summary["seconds"] = round(time.monotonic() - started, 3)
         if not kept and not jsonl:
@@ -412,31 +393,11 @@ def _inventory(
         raise InputError(f"target {exc.line}", reason) from None
 
 
-def _check_sharding(
-    shard: Shard | None,
-    dask: str | None,
-    history: Path | None,
-    policies: bool,
-    jsonl: bool,
-    shard_count: int | None,
-    dask_workers: int | None,
-) -> None:
-    """What --shard and --dask go with, and what not, said before anything runs."""
-    if shard is not None and dask is not None:
-        raise click.UsageError("give --shard (one shard, here) or --dask (every shard), not both")
-    if shard is None and dask is None:
-        if shard_count is not None or dask_workers is not None:
-            raise click.UsageError("--shards and --dask-* go with --dask")
-        return
-    if history is not None:
-        # A history commits one plain dataset per scan; a sharded scan is N of them.
-        msg = "--shard and --dask write a sharded scan to -o OUT; --history does not take them"
-        raise click.UsageError(msg)
-    if shard is not None and (shard_count is not None or dask_workers is not None):
-        raise click.UsageError("--shards and --dask-* go with --dask, not --shard")
-    if shard is not None and policies:
-        msg = "--policy judges a whole scan: when every shard is done, pinscan check OUT --policy F"
-        raise click.UsageError(msg)
+def _check_dask_options(dask: str | None, jsonl: bool, dask_workers: int | None) -> None:
+    """What the Dask options of the command line go with (the rest of the routing rule is the
+    router's: :class:`pinscan.scanner.router.Route`)."""
+    if dask is None and dask_workers is not None:
+        raise click.UsageError("--dask-workers goes with --dask local")
     if dask is not None and jsonl:
         raise click.UsageError("--jsonl is not available with --dask: the workers write the rows")
     if dask is not None and dask != "local" and dask_workers is not None:
@@ -629,7 +590,9 @@ def _summary_text(out: str | None, s: dict[str, Any]) -> str:
         lines.append(f"  verification child failed ({error}): verified in-process instead")
     expiring = s["expiring_within_30_days"]
     lines.append(f"  endpoints whose certificate has expired or expires within 30 days: {expiring}")
-    if "pin_verdicts" in s:
+    if "pin_verdicts" in s and s["pin_verdicts"] is None:
+        lines.append("  pin verdicts: once every shard is done")
+    elif "pin_verdicts" in s:
         verdicts = ", ".join(f"{k} {v}" for k, v in s["pin_verdicts"].items())
         lines.append(f"  pin verdicts: {verdicts or 'no endpoints'} (pinscan check {out} for more)")
     return "\n".join(lines)

@@ -17,35 +17,31 @@ for them exactly when its marker does; a commit killed half way is finished by t
 ``--resume``. Underscore directories are skipped by Spark and pyarrow.
 
 One scan at a time: a scan holds the history's lock (``H/.pinscan.lock``, see
-:mod:`pinscan.dataset._lock`) from its start to its commit, and a second one is refused.
+:mod:`pinscan.dataset._lock`) from its start (:func:`begin`) to its commit, and a second one is
+refused. Running the scan in its stage is :mod:`pinscan.scanner.history`'s job; this module only
+knows where things are.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import json
-import os
 import shutil
 from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import polars as pl
 
 from pinscan import atomic
 from pinscan.dataset import _integrity, _lock, outputs
-from pinscan.dataset.schema import CERTIFICATES, CHAINS, ENDPOINTS, META_FILE, PIN_RESULTS
-from pinscan.dataset.writer import read_meta, write_pin_results
+from pinscan.dataset.meta import new_scan_id, read_meta
+from pinscan.dataset.schema import META_FILE, PIN_RESULTS, TABLES
 from pinscan.errors import DatasetError
-
-if TYPE_CHECKING:
-    from pinscan.dataset.reader import ScanDataset
-    from pinscan.policy.model import Policy
 
 SCANS = "_scans"
 STAGING = "_staging"
-#: Every table a scan can have, in the order a commit moves them.
-TABLES = (CERTIFICATES, CHAINS, ENDPOINTS, PIN_RESULTS)
 #: Where a history is written.
 ENTRIES = frozenset({SCANS, STAGING, *TABLES, _lock.LOCK_FILE})
 #: The partition columns, with the types every reader gets them as.
@@ -174,86 +170,48 @@ def commit(history: Path, stage: Path) -> dict[str, Any]:
     return marker
 
 
-def scan(
-    inventory: Any,
-    history: str | os.PathLike[str],
-    *,
-    resume: bool = False,
-    policies: Iterable[Policy] = (),
-    **kwargs: Any,
-) -> ScanDataset:
-    """Scan an inventory into a history: stage, scan, judge by ``policies`` (the verdicts go in
-    the scan's ``pin_results``), commit. Returns the committed scan.
+@dataclass(frozen=True, slots=True)
+class Stage:
+    """Where one scan of a history runs, in ``_staging/<scan_id>/``, with the history's lock held
+    until :meth:`release` (after the commit)."""
 
-    ``resume`` continues the newest staged scan (or only finishes its commit, when the scan
-    itself completed). Other keywords go to :func:`pinscan.scan`.
-    """
-    from pinscan.scanner.engine import scan as run_scan
+    path: Path
+    #: Continue an interrupted scan there (``--resume``) rather than start a new one.
+    resume: bool
+    #: The scan there completed: only its commit is left (a commit was killed).
+    scanned: bool
+    lock: _lock.Lock
 
-    root = Path(history)
-    stage, run, held = _begin(root, resume)
-    with held:
-        if run is not None:
-            run_scan(inventory, stage, **run, **kwargs)
-        return _end(root, stage, list(policies))
+    @property
+    def scan_id(self) -> str:
+        return self.path.name
+
+    def release(self) -> None:
+        self.lock.release()
 
 
-async def scan_async(
-    inventory: Any,
-    history: str | os.PathLike[str],
-    *,
-    resume: bool = False,
-    policies: Iterable[Policy] = (),
-    **kwargs: Any,
-) -> ScanDataset:
-    """:func:`scan` for a running event loop; other keywords go to :func:`pinscan.scan_async`."""
-    import anyio
-
-    from pinscan.scanner.engine import scan_async as run_scan
-
-    root = Path(history)
-    stage, run, held = await anyio.to_thread.run_sync(_begin, root, resume)
-    with held:
-        if run is not None:
-            await run_scan(inventory, stage, **run, **kwargs)
-        return await anyio.to_thread.run_sync(_end, root, stage, list(policies))
-
-
-def _begin(root: Path, resume: bool) -> tuple[Path, dict[str, Any] | None, _lock.Lock]:
-    """The staging directory of the scan, the arguments that run its scan there (``None``
-    when only its commit is left), and the history's lock, held."""
-    from pinscan.scanner.engine import new_scan_id
-
-    prepare(root)
+def begin(history: Path, *, resume: bool) -> Stage:
+    """Takes the history's lock and picks where the scan runs: a new stage, or with ``resume``
+    the newest staged scan (which may only need its commit)."""
+    prepare(history)
     scan_id = None if resume else new_scan_id()
-    held = lock(root, scan_id)
+    held = lock(history, scan_id)
     try:
         # What a commit killed after its marker left, now that no commit can be running.
-        with outputs.writing(root):
-            for stage in (root / STAGING).iterdir():
-                if _marker(root, stage.name).exists():
+        with outputs.writing(history):
+            for stage in (history / STAGING).iterdir():
+                if _marker(history, stage.name).exists():
                     shutil.rmtree(stage)
-        if scan_id is None:
-            pending = staged(root)
-            if not pending:
-                raise DatasetError(str(root), "no interrupted scan to resume")
-            stage, meta = pending[-1]
-            return stage, None if meta.get("complete") else {"resume": True}, held
-        return root / STAGING / scan_id, {"scan_id": scan_id}, held
+        if scan_id is not None:
+            return Stage(history / STAGING / scan_id, resume=False, scanned=False, lock=held)
+        pending = staged(history)
+        if not pending:
+            raise DatasetError(str(history), "no interrupted scan to resume")
+        path, meta = pending[-1]
+        return Stage(path, resume=True, scanned=bool(meta.get("complete")), lock=held)
     except BaseException:
         held.release()
         raise
-
-
-def _end(root: Path, stage: Path, policies: list[Policy]) -> ScanDataset:
-    """Judge the staged scan by ``policies``, commit it, and open it from the history."""
-    from pinscan.dataset.reader import open as open_dataset
-    from pinscan.policy.evaluate import evaluate
-
-    if policies and (stage / ENDPOINTS).is_dir():  # not when a killed commit moved it already
-        write_pin_results(stage, evaluate(open_dataset(stage), policies))
-    marker = commit(root, stage)
-    return open_dataset(root, scans=marker["scan_id"])
 
 
 def _marker(history: Path, scan_id: str) -> Path:
@@ -271,14 +229,14 @@ __all__ = [
     "PARTITION_SCHEMA",
     "SCANS",
     "STAGING",
-    "TABLES",
+    "Stage",
+    "begin",
     "commit",
     "committed",
     "is_history",
     "lock",
     "partition",
     "prepare",
-    "scan",
     "scan_date",
     "scans_frame",
     "staged",

@@ -22,16 +22,17 @@ import polars as pl
 
 from pinscan.dataset import _integrity, _lock
 from pinscan.dataset import history as hist
+from pinscan.dataset import shards as sharding
+from pinscan.dataset.meta import read_meta
 from pinscan.dataset.schema import (
     CERTIFICATES,
     CHAINS,
     ENDPOINTS,
     PIN_RESULTS,
+    SCAN_TABLES,
     TABLES,
 )
-from pinscan.dataset.writer import read_meta
 from pinscan.errors import DatasetError
-from pinscan.scanner import shards as sharding
 
 # The parts of the datasets opened last, for the command line to look into when a decoder fails
 # (see damaged_part): a few, so that a long session keeps no more than it needs.
@@ -171,7 +172,7 @@ def damaged_part() -> DatasetError | None:
 def _dataset_parts(root: Path, meta: dict[str, Any]) -> dict[str, list[Path]]:
     """The checked parts of each table of a plain dataset directory (a scan, or a shard)."""
     out = {}
-    for table in (*TABLES, PIN_RESULTS):
+    for table in TABLES:
         directory = root / table
         if table != PIN_RESULTS and not directory.is_dir():
             msg = f"missing: the {table} table of scan {meta.get('scan_id')} is not there"
@@ -212,7 +213,7 @@ def _open_sharded(root: Path, scans: Scans) -> ScanDataset:
     done = sharding.finished(root, manifest)
     meta = sharding.merged_meta(manifest, done)
     _check_single(root, meta, scans)
-    parts: dict[str, list[Path]] = {table: [] for table in TABLES}
+    parts: dict[str, list[Path]] = {table: [] for table in SCAN_TABLES}
     for i in sorted(done):
         shard = sharding.shard_dir(root, sharding.Shard(i, manifest["count"]))
         for table, paths in _dataset_parts(shard, done[i]).items():
@@ -252,7 +253,7 @@ def _open_history(root: Path, scans: Scans) -> ScanDataset:
     if not metas:
         raise DatasetError(str(root), "no committed scan in this history" + _pending(root))
     chosen = _choose(root, metas, scans)
-    parts = {table: _history_parts(root, table, chosen) for table in (*TABLES, PIN_RESULTS)}
+    parts = {table: _history_parts(root, table, chosen) for table in TABLES}
     return ScanDataset(
         path=root,
         meta=chosen[-1],

@@ -17,9 +17,12 @@ FORMAT = 1
 ENDPOINTS = "endpoints"
 CHAINS = "chains"
 CERTIFICATES = "certificates"
-TABLES = (ENDPOINTS, CHAINS, CERTIFICATES)
-#: Written after the scan by ``pinscan scan --policy``: one row per (endpoint, policy).
+#: The tables a scan writes as it goes.
+SCAN_TABLES = (ENDPOINTS, CHAINS, CERTIFICATES)
+#: Written after the scan when policies judge it: one row per (endpoint, policy).
 PIN_RESULTS = "pin_results"
+#: Every table a dataset can have.
+TABLES = (*SCAN_TABLES, PIN_RESULTS)
 META_FILE = "scan.json"
 
 #: Columns added to format 1 after its first release, by table: parts written by an older pinscan
@@ -127,6 +130,7 @@ __all__ = [
     "META_FILE",
     "PIN_RESULTS",
     "PIN_RESULTS_SCHEMA",
+    "SCAN_TABLES",
     "TABLES",
     "VERDICT",
     "VERDICTS",

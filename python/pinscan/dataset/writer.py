@@ -24,7 +24,6 @@ than decoded into wrong rows; its pages carry Parquet's own CRCs too, for other 
 
 from __future__ import annotations
 
-import datetime as dt
 import io
 import zlib
 from collections.abc import Sequence
@@ -36,8 +35,9 @@ import pyarrow.parquet as pq
 
 from pinscan import atomic
 from pinscan.certs.table import certificates
-from pinscan.dataset import _integrity, _lock, outputs
+from pinscan.dataset import _integrity, _lock, history, outputs, shards
 from pinscan.dataset._integrity import CHECKSUM_KEY, PART
+from pinscan.dataset.meta import now, read_meta
 from pinscan.dataset.schema import (
     CERTIFICATES,
     CHAINS,
@@ -48,18 +48,16 @@ from pinscan.dataset.schema import (
     META_FILE,
     PIN_RESULTS,
     PIN_RESULTS_SCHEMA,
+    SCAN_TABLES,
     TABLES,
     certificates_schema,
 )
 from pinscan.errors import DatasetError
 from pinscan.records import Endpoint
 
-#: The manifest of a sharded scan (see :mod:`pinscan.scanner.shards`), which is no place for a plain
-#: one.
-SHARD_MANIFEST = "shards.json"
 _SHARDED = "holds a sharded scan (--shard, --dask)"
 #: What a dataset directory may hold.
-ENTRIES = frozenset({*TABLES, PIN_RESULTS, META_FILE, _lock.LOCK_FILE})
+ENTRIES = frozenset({*TABLES, META_FILE, _lock.LOCK_FILE})
 
 
 def id_bits(hex_id: str) -> int:
@@ -101,13 +99,13 @@ class DatasetWriter:
                 "pinscan_version": version,
                 "scan_id": scan_id,
                 "arguments": arguments,
-                "started_at": _now(),
+                "started_at": now(),
                 "finished_at": None,
                 "complete": False,
                 "counts": {},
             }
             with outputs.writing(root):
-                for table in TABLES:
+                for table in SCAN_TABLES:
                     (root / table).mkdir(exist_ok=True)
                 atomic.atomic_write_json(root / META_FILE, meta)
         except BaseException:
@@ -128,7 +126,9 @@ class DatasetWriter:
             meta = read_meta(root)  # as the last writer left it, now that it is gone
             writer = cls(root, meta, lock)
             committed = _seqs(root / ENDPOINTS)
-            kept = {t: [p for p in _parts(root / t) if _seq_of(p) in committed] for t in TABLES}
+            kept = {
+                t: [p for p in _parts(root / t) if _seq_of(p) in committed] for t in SCAN_TABLES
+            }
             _integrity.check_parts(kept, verify=True)
             with outputs.writing(root):
                 writer._clean(committed)
@@ -137,7 +137,7 @@ class DatasetWriter:
             writer.done = {id_bits(t) for t in ids}
             shas = _integrity.read_column(kept[CERTIFICATES], "cert_sha256", CERTIFICATES)
             writer._written_certs = {id_bits(s) for s in shas}
-            meta["resumed_at"] = [*meta.get("resumed_at", []), _now()]
+            meta["resumed_at"] = [*meta.get("resumed_at", []), now()]
             meta["complete"] = False
             meta.pop("parts", None)
             with outputs.writing(root):
@@ -148,7 +148,7 @@ class DatasetWriter:
         return writer
 
     def _clean(self, committed: set[int]) -> None:
-        for table in TABLES:
+        for table in SCAN_TABLES:
             atomic.remove_temporaries(self.root / table)
         for table in (CHAINS, CERTIFICATES):
             for part in _parts(self.root / table):
@@ -197,9 +197,9 @@ class DatasetWriter:
         next writer in. A complete scan records how many parts each table has, so that readers
         notice a part or a table gone missing."""
         try:
-            self.meta.update(finished_at=_now(), complete=complete, counts=counts)
+            self.meta.update(finished_at=now(), complete=complete, counts=counts)
             if complete:
-                self.meta["parts"] = {t: len(_parts(self.root / t)) for t in TABLES}
+                self.meta["parts"] = {t: len(_parts(self.root / t)) for t in SCAN_TABLES}
             with outputs.writing(self.root):
                 atomic.atomic_write_json(self.root / META_FILE, self.meta)
         finally:
@@ -225,23 +225,6 @@ def write_pin_results(root: Path, results: pl.DataFrame) -> None:
             for stale in _parts(directory):
                 if stale != target:
                     stale.unlink()
-
-
-def read_meta(root: Path) -> dict[str, Any]:
-    import json
-
-    path = root / META_FILE
-    try:
-        meta = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        msg = f"no scan here ({META_FILE} is missing)"
-        raise DatasetError(str(root), msg) from None
-    except (OSError, ValueError) as exc:
-        raise DatasetError(str(path), f"unreadable: {exc}") from None
-    if meta.get("format") != FORMAT:
-        msg = f"dataset format {meta.get('format')!r}; this pinscan reads format {FORMAT}"
-        raise DatasetError(str(root), msg)
-    return meta
 
 
 def _endpoint_columns(
@@ -287,10 +270,10 @@ def _write(df: pl.DataFrame, path: Path) -> None:
 
 def _refuse_other_outputs(root: Path) -> None:
     """What ``-o`` must not take for a dataset, said before anything is written."""
-    if (root / SHARD_MANIFEST).exists():
+    if shards.is_sharded(root):
         msg = f"{_SHARDED}: finish it with --resume and --dask, or with --shard I/N"
         raise DatasetError(str(root), msg)
-    if (root / "_scans").is_dir():
+    if history.is_history(root):
         raise DatasetError(str(root), "is a history (pinscan scan --history); use --history")
 
 
@@ -305,7 +288,3 @@ def _seq_of(part: Path) -> int:
 
 def _seqs(directory: Path) -> set[int]:
     return {_seq_of(p) for p in _parts(directory)}
-
-
-def _now() -> str:
-    return dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds")

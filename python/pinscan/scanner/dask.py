@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: Apache-2.0
-"""``pinscan scan --dask``: the shards of a scan (see :mod:`pinscan.scanner.shards`) as Dask tasks.
+"""``pinscan scan --dask``: the shards of a scan (see :mod:`pinscan.dataset.shards`) as Dask tasks.
 
 The driver (the process that runs ``pinscan scan``) reads the inventory once and writes each
 shard's targets to ``OUT/_inventory/``; each task then scans one shard with the ordinary async
@@ -25,10 +25,12 @@ from pinscan import _core
 from pinscan.config import ScanConfig
 from pinscan.dataset import ScanDataset, outputs
 from pinscan.dataset import open as open_dataset
-from pinscan.errors import DatasetError, PinscanError
+from pinscan.dataset import shards as layout
+from pinscan.dataset.meta import new_scan_id
+from pinscan.errors import DatasetError, PinscanError, ShardError
 from pinscan.inventory import Inventory
 from pinscan.records import Endpoint
-from pinscan.scanner import shards as sharding
+from pinscan.scanner import shards as running
 
 if TYPE_CHECKING:
     from distributed import Client
@@ -40,7 +42,7 @@ SHARDS_PER_THREAD = 4
 #: ``distributed.scheduler.allowed-failures``).
 RETRIES = 2
 
-Runner = Callable[[sharding.ShardTask], dict[str, Any]]
+Runner = Callable[[running.ShardTask], dict[str, Any]]
 
 
 def _distributed() -> Any:
@@ -95,7 +97,7 @@ def scan_dask(
     scan_id: str | None = None,
     retries: int = RETRIES,
     progress: bool = False,
-    runner: Runner = sharding.run_shard,
+    runner: Runner = running.run_shard,
 ) -> ScanDataset:
     """Scans ``inventory`` into ``out`` in ``shards`` shards, each a task on ``dask`` (a
     ``Client``, ``"local"`` or a scheduler address); returns the whole dataset.
@@ -107,42 +109,40 @@ def scan_dask(
     :class:`~pinscan.scanner.shards.ShardTask` (:func:`pinscan.scanner.shards.run_shard`; wrap it to
     observe or test shards). ``progress`` draws a bar over shards on stderr.
     """
-    from pinscan.scanner.engine import new_scan_id
-
     if on_endpoint is not None:
         raise PinscanError("on_endpoint is not available with dask: the workers write endpoints")
     root = Path(out).absolute()  # workers may run elsewhere: no relative paths
     with connect(dask) as client, contextlib.ExitStack() as held:
         if resume:
-            manifest = sharding.read_manifest(root)
+            manifest = layout.read_manifest(root)
             if shards is not None and shards != manifest["count"]:
                 msg = f"{root}: holds a scan in {manifest['count']} shards, not {shards}"
-                raise sharding.ShardError(msg)
+                raise ShardError(msg)
         else:
-            if sharding.is_sharded(root):
+            if layout.is_sharded(root):
                 msg = "holds a sharded scan; use --resume to finish it, or another directory"
                 raise DatasetError(str(root), msg)
             threads = sum(client.nthreads().values())
             args = {"inventory": inventory.name, **(arguments or {})}
-            manifest = sharding.open_manifest(
+            manifest = layout.open_manifest(
                 root, shards or max(SHARDS_PER_THREAD * threads, SHARDS_PER_THREAD),
                 scan_id=scan_id or new_scan_id(), arguments=args, version=_core.__version__,
             )  # fmt: skip
         # One driver at a time: a second one would split and run the same shards again.
-        held.enter_context(sharding.lock_scan(root, manifest["scan_id"]))
+        held.enter_context(layout.lock_scan(root, manifest["scan_id"]))
         count = manifest["count"]
-        todo = sharding.missing(root, manifest)
-        if todo and not sharding.is_split(root, count):
+        todo = layout.missing(root, manifest)
+        if todo and not layout.is_split(root, count):
             with outputs.writing(root):
-                counts = sharding.split(inventory, root, count)
-            sharding.set_inventory_counts(root, counts)
+                counts = running.split(inventory, root, count)
+            layout.set_inventory_counts(root, counts)
         else:
             inventory.close()
         arguments = manifest["arguments"]
         tasks = [
-            sharding.ShardTask(
+            running.ShardTask(
                 str(root),
-                sharding.Shard(i, count),
+                layout.Shard(i, count),
                 manifest["scan_id"],
                 config or ScanConfig(),
                 arguments,
@@ -158,14 +158,14 @@ def scan_dask(
             "rerun with --resume to scan the rest"
         )
         raise PinscanError(f"{root}: {msg}")
-    sharding.clean_up(root)
+    layout.clean_up(root)
     return open_dataset(root)
 
 
 def _run(
     client: Client,
     runner: Runner,
-    tasks: list[sharding.ShardTask],
+    tasks: list[running.ShardTask],
     retries: int,
     progress: bool,
 ) -> dict[int, str]:

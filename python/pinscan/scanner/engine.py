@@ -1,5 +1,6 @@
 # SPDX-License-Identifier: Apache-2.0
-"""``pinscan.scan``: an inventory in, a Parquet dataset out, in bounded memory.
+"""The scan engine: targets in, one Parquet dataset out, in bounded memory. It knows nothing of
+histories, shards or Dask, which route scans to it (:mod:`pinscan.scanner.router`).
 
 The pipeline, one way::
 
@@ -15,37 +16,34 @@ core for it (:mod:`pinscan.scanner.verify_pool`), and results are flushed to par
 
 from __future__ import annotations
 
+import asyncio
 import concurrent.futures
 import contextlib
 import datetime as dt
-import io
-import os
 import random
-import secrets
-import tempfile
 import time
 from collections import Counter, deque
-from collections.abc import AsyncIterator, Callable, Iterable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, Self, TypeVar
 
 import anyio
 import anyio.abc
 
 from pinscan import _core
-from pinscan.config import ScanConfig, checked
-from pinscan.dataset import DatasetWriter, ScanDataset
-from pinscan.dataset import open as open_dataset
+from pinscan.config import ScanConfig
+from pinscan.dataset import DatasetWriter
+from pinscan.dataset.meta import new_scan_id
 from pinscan.dataset.writer import id_bits
-from pinscan.errors import InputError, PinscanError
-from pinscan.inventory import Inventory, read_inventory
+from pinscan.errors import ResolveError
 from pinscan.records import BadTarget, Endpoint, Handshake, Target
 from pinscan.scanner.handshake import client_context, handshake
-from pinscan.scanner.resolve import ResolveError, Resolver
-from pinscan.scanner.shards import Shard, ShardItems, scan_shard
+from pinscan.scanner.resolve import Resolver
 from pinscan.scanner.verify import Verifier
 from pinscan.scanner.verify_pool import VerifyPool, default_processes
+
+T = TypeVar("T")
 
 #: Seconds past an endpoint's deadline after which its task is cancelled outright.
 _BACKSTOP = 1.0
@@ -59,7 +57,26 @@ _SMALL_SCAN = 256
 #: Statuses worth another attempt: the next one may well succeed.
 TRANSIENT = frozenset({"connect_timeout", "handshake_timeout", "reset"})
 
-InventoryLike = str | os.PathLike[str] | Inventory | Iterable[str | Target]
+
+class TargetFeed(Protocol):
+    """What the engine scans: targets (and bad lines) in inventory order, closed when the scan
+    ends, with the inventory's counts (``stats.duplicates``, ``stats.bad``) for ``scan.json``: an
+    :class:`~pinscan.inventory.Inventory`, or one shard's part of it."""
+
+    name: str
+
+    @property
+    def stats(self) -> Any: ...
+
+    def __iter__(self) -> Iterator[Target | BadTarget]: ...
+
+    def __next__(self) -> Target | BadTarget: ...
+
+    def close(self) -> None: ...
+
+    def __enter__(self) -> Self: ...
+
+    def __exit__(self, *exc: object) -> Any: ...
 
 
 @dataclass
@@ -376,134 +393,57 @@ def _bad_target_row(bad: BadTarget) -> Endpoint:
     )
 
 
-def new_scan_id() -> str:
-    return dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ-") + secrets.token_hex(3)
-
-
-async def scan_async(
-    inventory: InventoryLike,
-    out: str | os.PathLike[str] | None = None,
+async def scan_dataset(
+    items: TargetFeed,
+    root: Path,
     *,
-    config: ScanConfig | None = None,
+    config: ScanConfig,
     resume: bool = False,
-    inventory_format: str | None = None,
-    on_endpoint: Callable[[Endpoint], None] | None = None,
-    arguments: dict[str, Any] | None = None,
     scan_id: str | None = None,
-    history: str | os.PathLike[str] | None = None,
-    policies: Iterable[Any] = (),
-) -> ScanDataset:
-    """Scan an inventory and write a dataset; see :func:`scan`. ``scan_id`` names a new scan
-    (a history stages it in a directory of that name); a new id by default. ``history`` (with
-    ``policies``) adds the scan to a history instead of writing ``out``, as :func:`scan` does."""
-    config = checked(config)
-    if history is not None:
-        if out is not None or scan_id is not None:
-            raise PinscanError("history= replaces out= (and names its scans itself): give one")
-        from pinscan.dataset.history import scan_async as history_scan
-
-        # The inventory is opened before the history is touched: a bad one stages nothing.
-        with _items(inventory, inventory_format) as items:
-            return await history_scan(
-                items, history, resume=resume, policies=policies, config=config,
-                inventory_format=inventory_format, on_endpoint=on_endpoint, arguments=arguments,
-            )  # fmt: skip
-    if policies:
-        raise PinscanError("policies= judges a scan added to a history: give history= too")
-    # The inventory and the trust stores are read before the dataset is created, so that a bad
-    # one leaves nothing behind.
-    with _items(inventory, inventory_format) as items:
+    arguments: dict[str, Any] | None = None,
+    on_endpoint: Callable[[Endpoint], None] | None = None,
+) -> None:
+    """Scans ``items`` into the dataset directory ``root``: a new one (named ``scan_id``, a new id
+    by default; ``arguments`` recorded in its ``scan.json``), or with ``resume`` the interrupted
+    scan there, whose finished targets are skipped. Closes ``items``. Whatever happens, the end of
+    the run is recorded in ``scan.json``, complete or not."""
+    with items:
+        # The trust stores are read before the dataset is created: a bad one leaves nothing.
         scanner = Scanner(config, on_endpoint=on_endpoint)
-        root = Path(out) if out is not None else Path(tempfile.mkdtemp(prefix="pinscan-"))
         if resume:
             writer = DatasetWriter.resume(root)
         else:
-            args = {"inventory": _describe(inventory), **(arguments or {})}
             writer = DatasetWriter.create(
-                root, scan_id=scan_id or new_scan_id(), arguments=args, version=_core.__version__
+                root,
+                scan_id=scan_id or new_scan_id(),
+                arguments=arguments or {},
+                version=_core.__version__,
             )
-        await _run_scan(scanner, items, writer)
-    return open_dataset(root)
+        complete = False
+        try:
+            await scanner.run(items, writer)
+            complete = True
+        except BaseExceptionGroup as group:
+            raise _sole(group) from None  # a full disk is a DatasetError, not nested groups
+        finally:
+            counts = {
+                **scanner.stats.as_dict(),
+                "duplicates": items.stats.duplicates,
+                "bad_lines": items.stats.bad,
+            }
+            with anyio.CancelScope(shield=True):
+                await anyio.to_thread.run_sync(lambda: writer.finish(counts, complete=complete))
 
 
-async def _run_scan(scanner: Scanner, items: Inventory | ShardItems, writer: DatasetWriter) -> None:
-    """Runs the scan and records its end in ``scan.json``, complete or not."""
-    complete = False
-    try:
-        await scanner.run(items, writer)
-        complete = True
-    except BaseExceptionGroup as group:
-        raise _sole(group) from None  # a full disk is a DatasetError, not three nested groups
-    finally:
-        counts = {
-            **scanner.stats.as_dict(),
-            "duplicates": items.stats.duplicates,
-            "bad_lines": items.stats.bad,
-        }
-        with anyio.CancelScope(shield=True):
-            await anyio.to_thread.run_sync(lambda: writer.finish(counts, complete=complete))
+def run_blocking(function: Callable[..., Awaitable[T]], *args: Any, **kwargs: Any) -> T:
+    """``await function(*args, **kwargs)`` on an event loop of its own (uvloop when installed),
+    for callers that are not async: the public ``pinscan.scan``, a ``--shard`` run, a Dask task.
+    From a thread that already runs a loop (Jupyter), the loop runs on a thread of its own."""
 
-
-def scan(
-    inventory: InventoryLike,
-    out: str | os.PathLike[str] | None = None,
-    *,
-    shard: str | Shard | None = None,
-    dask: Any = None,
-    shards: int | None = None,
-    history: str | os.PathLike[str] | None = None,
-    **kwargs: Any,
-) -> ScanDataset:
-    """Scan every endpoint of an inventory; return the dataset written to ``out``.
-
-    Parameters
-    ----------
-    inventory
-        A path to an inventory (text lines, CSV or Parquet), or an iterable of inventory lines
-        (``"host"``, ``"host:port"``, ``"[v6]:port sni"``) or :class:`~pinscan.records.Target`.
-    out
-        The dataset directory; a new temporary directory when omitted.
-    **kwargs
-        ``config`` (:class:`~pinscan.config.ScanConfig`), ``resume``, ``inventory_format``,
-        ``on_endpoint`` (called with each :class:`~pinscan.records.Endpoint` as it completes).
-    shard
-        ``"I/N"``: scan only shard I of N into the sharded dataset ``out`` (see
-        :mod:`pinscan.scanner.shards`); the result is the whole dataset as far as it is done.
-    dask, shards
-        A ``dask.distributed.Client``, ``"local"`` or a scheduler address: scan ``out`` in
-        ``shards`` shards as Dask tasks (see :mod:`pinscan.scanner.dask`).
-    history
-        Instead of ``out``: add the scan to this history, as ``pinscan scan --history`` does;
-        ``policies`` (a list of :class:`~pinscan.policy.model.Policy`) then judges it into its
-        ``pin_results``. Returns the committed scan (see :mod:`pinscan.dataset.history`).
-
-    Works in Jupyter too, where an event loop is already running: the scan then runs on a
-    thread of its own.
-
-    Examples
-    --------
-    >>> ds = pinscan.scan(["example.com", "example.org:8443"], "out")  # doctest: +SKIP
-    >>> ds.endpoints.select("target", "ip", "status", "spki_sha256").collect()  # doctest: +SKIP
-    """
-
-    kwargs["config"] = checked(kwargs.get("config"))
-    if history is not None:
-        if out is not None or shard is not None or dask is not None:
-            raise PinscanError("history= replaces out= and is not sharded: give one of them")
-        from pinscan.dataset.history import scan as history_scan
-
-        # The inventory is opened before the history is touched: a bad one stages nothing.
-        with _items(inventory, kwargs.get("inventory_format")) as items:
-            return history_scan(items, history, **kwargs)
-    if shard is not None or dask is not None or shards is not None:
-        return _scan_sharded(inventory, out, shard, dask, shards, **kwargs)
-
-    async def main() -> ScanDataset:
-        return await scan_async(inventory, out, **kwargs)
+    async def main() -> T:
+        return await function(*args, **kwargs)
 
     try:
-        import asyncio
-
         asyncio.get_running_loop()
     except RuntimeError:
         return _run(main)
@@ -511,62 +451,12 @@ def scan(
         return pool.submit(_run, main).result()
 
 
-def _run(main: Callable[[], Any]) -> Any:
+def _run(main: Callable[[], Awaitable[T]]) -> T:
     try:
         import uvloop  # noqa: F401
     except ImportError:
         return anyio.run(main)
     return anyio.run(main, backend_options={"use_uvloop": True})
-
-
-def _scan_sharded(
-    inventory: InventoryLike,
-    out: str | os.PathLike[str] | None,
-    shard: str | Shard | None,
-    dask: Any,
-    shards: int | None,
-    *,
-    inventory_format: str | None = None,
-    **kwargs: Any,
-) -> ScanDataset:
-    """A scan in shards: one of them here (``shard``), or all of them on Dask (``dask``)."""
-    if out is None:
-        raise PinscanError("a sharded scan needs an output directory (out)")
-    if shard is not None and dask is not None:
-        raise PinscanError("give shard (one shard, here) or dask (every shard, there), not both")
-    if shards is not None and dask is None:
-        raise PinscanError("shards= is the number of shards of a Dask scan: give dask= too")
-    items = _items(inventory, inventory_format)
-    if dask is not None:
-        from pinscan.scanner.dask import scan_dask
-
-        return scan_dask(items, out, dask, shards=shards, **kwargs)
-    scan_shard(items, out, shard, **kwargs)  # type: ignore[arg-type]
-    return open_dataset(out)
-
-
-def _items(inventory: InventoryLike, fmt: str | None) -> Inventory | ShardItems:
-    if isinstance(inventory, Inventory | ShardItems):
-        return inventory
-    if isinstance(inventory, str | os.PathLike):
-        return read_inventory(inventory, format=fmt)
-    if isinstance(inventory, bytes | bytearray) or not isinstance(inventory, Iterable):
-        msg = (
-            "must be a path, an Inventory (pinscan.read_inventory) or an iterable of lines or "
-            f"Targets, not {type(inventory).__name__}"
-        )
-        raise InputError("inventory", msg)
-    # Lines (or Targets) from Python: parsed like a text inventory, so the same rules apply.
-    lines = []
-    for number, item in enumerate(inventory, 1):
-        if isinstance(item, Target):
-            lines.append(item.target)
-        elif isinstance(item, str):
-            lines.append(item)
-        else:
-            msg = f"item {number} is {type(item).__name__}, not a line (str) or a Target"
-            raise InputError("inventory", msg)
-    return read_inventory(io.BytesIO("\n".join(lines).encode()), format="text")
 
 
 def _sole(group: BaseExceptionGroup) -> BaseException:
@@ -577,12 +467,12 @@ def _sole(group: BaseExceptionGroup) -> BaseException:
     return group.exceptions[0] if len(group.exceptions) == 1 else group
 
 
-def _describe(inventory: InventoryLike) -> str:
-    if isinstance(inventory, Inventory):
-        return inventory.name
-    if isinstance(inventory, str | os.PathLike):
-        return os.fspath(inventory)
-    return "<python iterable>"
-
-
-__all__ = ["TRANSIENT", "AddressCaps", "RateLimiter", "ScanStats", "Scanner", "scan", "scan_async"]
+__all__ = [
+    "TRANSIENT",
+    "AddressCaps",
+    "RateLimiter",
+    "ScanStats",
+    "Scanner",
+    "run_blocking",
+    "scan_dataset",
+]

@@ -24,7 +24,7 @@ from typing import Any
 
 import anyio
 
-from pinscan.errors import PinscanError
+from pinscan.errors import ResolveError
 
 #: Lookups in flight at once. The event loops' own getaddrinfo runs on small shared pools (libuv's
 #: 4 threads under uvloop, min(32, cores + 4) under asyncio): a scan of many distinct names would
@@ -42,20 +42,6 @@ _NO_ADDRESS = {
     )
     if code is not None
 }
-
-
-class ResolveError(PinscanError):
-    """A name that did not resolve; the scanner makes it a ``dns_error`` row.
-
-    ``transient`` says whether asking again later may succeed (the resolver could not be reached,
-    or did not answer in time).
-    """
-
-    def __init__(self, host: str, message: str, *, transient: bool = False) -> None:
-        super().__init__(message)
-        self.host = host
-        self.message = message
-        self.transient = transient
 
 
 @dataclass(slots=True)

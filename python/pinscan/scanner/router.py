@@ -1,0 +1,341 @@
+# SPDX-License-Identifier: Apache-2.0
+"""The front door of every scan: :func:`scan` and :func:`scan_async` (``pinscan.scan``,
+``pinscan.scan_async``, and ``pinscan scan``, which only parses options and calls :func:`scan`).
+
+A scan goes one of four ways, chosen here and checked here once (:class:`Route`):
+
+- ``dataset``: the engine scans into one dataset directory (``out``, or a new temporary one);
+- ``history``: into a new scan of a history, staged and committed (:mod:`~.history`);
+- ``shard``: one shard of a sharded scan, in this process (:mod:`~.shards`);
+- ``dask``: every shard of a sharded scan, as Dask tasks (:mod:`~.dask`).
+
+Whatever the way, the inventory is opened (and the settings checked) before anything is written,
+and ``policies`` judge the scan once it is whole, into its ``pin_results`` (:func:`_judge`): a
+history's scan in its stage before the commit, a sharded scan when its last shard is done.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import tempfile
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import anyio
+
+from pinscan.config import ScanConfig, checked
+from pinscan.dataset import ScanDataset
+from pinscan.dataset import open as open_dataset
+from pinscan.dataset import shards as layout
+from pinscan.dataset.writer import write_pin_results
+from pinscan.errors import ConfigError, InputError
+from pinscan.inventory import Inventory, read_inventory
+from pinscan.policy import load_policies
+from pinscan.policy.evaluate import evaluate
+from pinscan.policy.model import Policy
+from pinscan.records import Endpoint, Target
+from pinscan.scanner import dask as on_dask
+from pinscan.scanner import engine
+from pinscan.scanner import shards as one_shard
+from pinscan.scanner.history import scan_history
+
+InventoryLike = str | os.PathLike[str] | Inventory | Iterable[str | Target]
+#: A policy, or a file of policies (every policy in it is used).
+PolicyLike = Policy | str | os.PathLike[str]
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    """Where a scan goes, with every combination of the arguments checked once: a bad one is a
+    :class:`~pinscan.errors.ConfigError` naming the argument, before anything is read or sent."""
+
+    out: Path | None = None
+    history: Path | None = None
+    shard: layout.Shard | None = None
+    #: A ``dask.distributed.Client``, ``"local"`` or a scheduler address.
+    dask: Any = None
+    shards: int | None = None
+    resume: bool = False
+    scan_id: str | None = None
+    on_endpoint: Callable[[Endpoint], None] | None = None
+
+    def __post_init__(self) -> None:
+        if self.out is not None and self.history is not None:
+            msg = (
+                "a scan goes to a dataset (out=, -o) or to a history (history=, --history), "
+                "not both"
+            )
+            raise ConfigError("history", msg)
+        if self.history is not None:
+            if self.shard is not None or self.dask is not None or self.shards is not None:
+                msg = "a history commits one whole scan: it is not sharded (--shard, --dask)"
+                raise ConfigError("history", msg)
+            if self.scan_id is not None:
+                raise ConfigError("scan_id", "a history names its scans itself: give no scan_id")
+        if self.shard is not None and self.dask is not None:
+            msg = "give shard= (--shard: one shard, here) or dask= (--dask: every shard), not both"
+            raise ConfigError("shard", msg)
+        if self.shards is not None and self.dask is None:
+            msg = "is the number of shards of a Dask scan (--shards): give dask= (--dask) too"
+            raise ConfigError("shards", msg)
+        if self.shards is not None and not (
+            isinstance(self.shards, int) and not isinstance(self.shards, bool) and self.shards >= 1
+        ):
+            raise ConfigError("shards", f"must be an integer from 1, not {self.shards!r}")
+        if (self.shard is not None or self.dask is not None) and self.out is None:
+            raise ConfigError("out", "a sharded scan needs an output directory (out=, -o)")
+        if self.dask is not None and self.on_endpoint is not None:
+            msg = "is not available with dask=: the workers write the endpoints"
+            raise ConfigError("on_endpoint", msg)
+        if self.resume and self.out is None and self.history is None:
+            msg = "finishes a scan in a dataset (out=, -o) or a history (history=): give one"
+            raise ConfigError("resume", msg)
+
+    @property
+    def way(self) -> str:
+        """``dataset``, ``history``, ``shard`` or ``dask``."""
+        if self.dask is not None:
+            return "dask"
+        if self.shard is not None:
+            return "shard"
+        return "history" if self.history is not None else "dataset"
+
+
+def scan(
+    inventory: InventoryLike,
+    out: str | os.PathLike[str] | None = None,
+    *,
+    config: ScanConfig | None = None,
+    history: str | os.PathLike[str] | None = None,
+    shard: str | layout.Shard | None = None,
+    dask: Any = None,
+    shards: int | None = None,
+    resume: bool = False,
+    policies: Sequence[PolicyLike] = (),
+    inventory_format: str | None = None,
+    on_endpoint: Callable[[Endpoint], None] | None = None,
+    arguments: dict[str, Any] | None = None,
+    scan_id: str | None = None,
+    dask_retries: int = on_dask.RETRIES,
+    progress: bool = False,
+) -> ScanDataset:
+    """Scan every endpoint of an inventory; return the dataset written.
+
+    Parameters
+    ----------
+    inventory
+        A path to an inventory (text lines, CSV or Parquet), an :class:`~pinscan.inventory.
+        Inventory`, or an iterable of inventory lines (``"host"``, ``"host:port"``,
+        ``"[v6]:port sni"``) or :class:`~pinscan.records.Target`.
+    out
+        The dataset directory; a new temporary directory when omitted (and no ``history``).
+    config
+        The scan's settings (:class:`~pinscan.config.ScanConfig`); the defaults when omitted.
+    history
+        Instead of ``out``: add the scan to this history, as ``pinscan scan --history`` does.
+        Returns the committed scan (see :mod:`pinscan.dataset.history`).
+    shard
+        ``"I/N"``: scan only shard I of N into the sharded dataset ``out`` (see
+        :mod:`pinscan.dataset.shards`); the result is the whole dataset as far as it is done.
+    dask, shards
+        A ``dask.distributed.Client``, ``"local"`` or a scheduler address: scan ``out`` in
+        ``shards`` shards as Dask tasks (see :mod:`pinscan.scanner.dask`); ``dask_retries``
+        attempts after the first for a shard that fails, ``progress`` a bar over shards.
+    resume
+        Finish the interrupted scan in ``out`` (or the newest one of ``history``).
+    policies
+        :class:`~pinscan.policy.model.Policy` objects or policy files: the scan is judged by
+        them into its ``pin_results`` table, as ``pinscan scan --policy`` does (a sharded scan
+        once its last shard is done).
+    on_endpoint
+        Called with each :class:`~pinscan.records.Endpoint` as it completes.
+    arguments, scan_id
+        What ``scan.json`` records as the scan's arguments; the new scan's id.
+
+    Works in Jupyter too, where an event loop is already running: the scan then runs on a
+    thread of its own.
+
+    Examples
+    --------
+    >>> ds = pinscan.scan(["example.com", "example.org:8443"], "out")  # doctest: +SKIP
+    >>> ds.endpoints.select("target", "ip", "status", "spki_sha256").collect()  # doctest: +SKIP
+    """
+    route = _route(out, history, shard, dask, shards, resume, scan_id, on_endpoint)
+    config = checked(config)
+    judging = _policies(policies)
+    if route.way in ("dataset", "history"):
+        return engine.run_blocking(
+            _scan_async, inventory, route, config=config, policies=judging,
+            inventory_format=inventory_format, arguments=arguments,
+        )  # fmt: skip
+    items = _opened(inventory, inventory_format)
+    args = _arguments(inventory, arguments)
+    assert route.out is not None  # Route checked it
+    if route.way == "dask":
+        on_dask.scan_dask(
+            items, route.out, dask, shards=route.shards, config=config, resume=resume,
+            arguments=args, scan_id=scan_id, retries=dask_retries, progress=progress,
+        )  # fmt: skip
+    else:
+        assert route.shard is not None
+        one_shard.scan_shard(
+            items, route.out, route.shard, config=config, resume=resume,
+            on_endpoint=on_endpoint, arguments=args, scan_id=scan_id,
+        )  # fmt: skip
+    if judging and open_dataset(route.out).meta["complete"]:
+        _judge(route.out, judging)
+    return open_dataset(route.out)
+
+
+async def scan_async(
+    inventory: InventoryLike,
+    out: str | os.PathLike[str] | None = None,
+    *,
+    config: ScanConfig | None = None,
+    history: str | os.PathLike[str] | None = None,
+    shard: str | layout.Shard | None = None,
+    dask: Any = None,
+    shards: int | None = None,
+    resume: bool = False,
+    policies: Sequence[PolicyLike] = (),
+    inventory_format: str | None = None,
+    on_endpoint: Callable[[Endpoint], None] | None = None,
+    arguments: dict[str, Any] | None = None,
+    scan_id: str | None = None,
+    dask_retries: int = on_dask.RETRIES,
+    progress: bool = False,
+) -> ScanDataset:
+    """:func:`scan`, for code that already runs an event loop (anyio: asyncio or trio). A scan of
+    one dataset or a history runs on that loop; a sharded one on a thread of its own."""
+    route = _route(out, history, shard, dask, shards, resume, scan_id, on_endpoint)
+    if route.way in ("shard", "dask"):
+        return await anyio.to_thread.run_sync(
+            lambda: scan(
+                inventory, out, config=config, shard=shard, dask=dask, shards=shards,
+                resume=resume, policies=policies, inventory_format=inventory_format,
+                on_endpoint=on_endpoint, arguments=arguments, scan_id=scan_id,
+                dask_retries=dask_retries, progress=progress,
+            )
+        )  # fmt: skip
+    return await _scan_async(
+        inventory, route, config=checked(config), policies=_policies(policies),
+        inventory_format=inventory_format, arguments=arguments,
+    )  # fmt: skip
+
+
+async def _scan_async(
+    inventory: InventoryLike,
+    route: Route,
+    *,
+    config: ScanConfig,
+    policies: list[Policy],
+    inventory_format: str | None,
+    arguments: dict[str, Any] | None,
+) -> ScanDataset:
+    """A scan of one dataset or a history, on the running loop."""
+    # The inventory is opened before anything is written: a bad one leaves nothing behind.
+    items = _opened(inventory, inventory_format)
+    options = {
+        "config": config,
+        "arguments": _arguments(inventory, arguments),
+        "on_endpoint": route.on_endpoint,
+    }
+    judge = (lambda root: _judge(root, policies)) if policies else None
+    if route.history is not None:
+        scan_id = await scan_history(
+            items, route.history, resume=route.resume, judge=judge, **options
+        )
+        return await anyio.to_thread.run_sync(lambda: open_dataset(route.history, scans=scan_id))
+    root = route.out if route.out is not None else Path(tempfile.mkdtemp(prefix="pinscan-"))
+    await engine.scan_dataset(
+        items, root, resume=route.resume, scan_id=route.scan_id, **options
+    )  # fmt: skip
+    if judge is not None:
+        await anyio.to_thread.run_sync(judge, root)
+    return await anyio.to_thread.run_sync(open_dataset, root)
+
+
+def _judge(root: Path, policies: list[Policy]) -> None:
+    """Judges the whole scan in ``root`` by ``policies``: its ``pin_results``, replaced whole."""
+    write_pin_results(root, evaluate(open_dataset(root), policies))
+
+
+def _route(
+    out: str | os.PathLike[str] | None,
+    history: str | os.PathLike[str] | None,
+    shard: str | layout.Shard | None,
+    dask: Any,
+    shards: int | None,
+    resume: bool | None,
+    scan_id: str | None,
+    on_endpoint: Callable[[Endpoint], None] | None,
+) -> Route:
+    return Route(
+        out=None if out is None else Path(out),
+        history=None if history is None else Path(history),
+        shard=None if shard is None else layout.Shard.parse(shard),
+        dask=dask,
+        shards=shards,
+        resume=bool(resume),
+        scan_id=scan_id,
+        on_endpoint=on_endpoint,
+    )
+
+
+def _policies(policies: Sequence[PolicyLike] | None) -> list[Policy]:
+    """Policy objects, and every policy of the files given by path; read before the scan, so
+    that a broken file stops it before anything is sent."""
+    if isinstance(policies, str | os.PathLike | Policy):
+        policies = [policies]
+    out: list[Policy] = []
+    for policy in policies or ():
+        if isinstance(policy, Policy):
+            out.append(policy)
+        elif isinstance(policy, str | os.PathLike):
+            out += load_policies(policy)
+        else:
+            msg = f"must be Policy objects or policy files, not {type(policy).__name__}"
+            raise ConfigError("policies", msg)
+    return out
+
+
+def _opened(inventory: InventoryLike, fmt: str | None) -> engine.TargetFeed:
+    """The inventory, opened (files) or parsed (lines from Python) by the inventory's rules."""
+    if isinstance(inventory, Inventory | one_shard.ShardItems):
+        return inventory
+    if isinstance(inventory, str | os.PathLike):
+        return read_inventory(inventory, format=fmt)
+    if isinstance(inventory, bytes | bytearray) or not isinstance(inventory, Iterable):
+        msg = (
+            "must be a path, an Inventory (pinscan.read_inventory) or an iterable of lines or "
+            f"Targets, not {type(inventory).__name__}"
+        )
+        raise InputError("inventory", msg)
+    # Lines (or Targets) from Python: parsed like a text inventory, so the same rules apply.
+    lines = []
+    for number, item in enumerate(inventory, 1):
+        if isinstance(item, Target):
+            lines.append(item.target)
+        elif isinstance(item, str):
+            lines.append(item)
+        else:
+            msg = f"item {number} is {type(item).__name__}, not a line (str) or a Target"
+            raise InputError("inventory", msg)
+    return read_inventory(io.BytesIO("\n".join(lines).encode()), format="text")
+
+
+def _arguments(inventory: InventoryLike, arguments: dict[str, Any] | None) -> dict[str, Any]:
+    """What ``scan.json`` records: where the inventory came from, then the caller's arguments."""
+    if isinstance(inventory, Inventory):
+        described = inventory.name
+    elif isinstance(inventory, str | os.PathLike):
+        described = os.fspath(inventory)
+    else:
+        described = "<python iterable>"
+    return {"inventory": described, **(arguments or {})}
+
+
+__all__ = ["InventoryLike", "PolicyLike", "Route", "scan", "scan_async"]
