@@ -214,6 +214,18 @@ def test_python_api_returns_a_typed_result(fleet: Fleet, tmp_path: Path) -> None
     assert again.changes is not None and again.changes.is_empty()
 
 
+def test_the_result_says_whether_it_passed(fleet: Fleet, tmp_path: Path) -> None:
+    """The API answers with `passed` and `crossed`; the exit status is the command line's, and
+    the JSON output still carries it."""
+    history = str(tmp_path / "h")
+    clean = pinscan.audit.run(fleet.config("passing", history, LENIENT))
+    assert clean.passed and clean.crossed == () and clean.to_dict()["exit_code"] == 0
+    strict = LENIENT.replace("max_unverified = 1", "max_unverified = 0")
+    failing = pinscan.audit.run(fleet.config("failing", history, strict))
+    assert not failing.passed and [c.name for c in failing.crossed] == ["max_unverified"]
+    assert failing.to_dict()["exit_code"] == 1
+
+
 @pytest.mark.parametrize(
     ("top", "extra", "message"),
     [
@@ -305,6 +317,18 @@ def test_missing_inputs_are_config_errors(fleet: Fleet, tmp_path: Path) -> None:
     assert result.code == 2 and "history: is required" in result.err
     result = run("audit", str(tmp_path / "absent.toml"))
     assert result.code == 2 and "absent.toml: No such file or directory" in result.err
+
+
+def test_a_config_error_is_every_documented_kind(tmp_path: Path) -> None:
+    """docs/audit.md: `pinscan.audit.ConfigError`, a `pinscan.ConfigError`, a `ValueError`."""
+    config = tmp_path / "audit.toml"
+    config.write_text('history = "h"\n')
+    with pytest.raises(pinscan.errors.AuditConfigError) as info:
+        load_config(config)
+    for kind in (ConfigError, pinscan.ConfigError, ValueError, pinscan.PinscanError):
+        assert isinstance(info.value, kind), kind
+    assert (info.value.source, info.value.key) == (str(config), "inventory")
+    assert str(info.value) == f"{config}: inventory: is required"
 
 
 def test_the_documented_example_config_loads(tmp_path: Path) -> None:

@@ -33,6 +33,19 @@ class ConfigError(PinscanError, ValueError):
         self.reason = reason
 
 
+class AuditConfigError(ConfigError):
+    """An audit configuration that cannot be used: ``source`` is the file, ``key`` the dotted
+    key at fault (``thresholds.max_unverified``), ``None`` for the file as a whole. A
+    :class:`ConfigError` whose ``setting`` is ``source: key``; ``pinscan.audit.ConfigError``
+    names it too."""
+
+    def __init__(self, source: str, key: str | None, message: str) -> None:
+        super().__init__(f"{source}: {key}" if key else source, message)
+        self.source = source
+        self.key = key
+        self.message = f"{key}: {message}" if key else message
+
+
 class DatasetError(PinscanError):
     """A scan dataset that cannot be created, resumed or read; ``path`` names it."""
 
