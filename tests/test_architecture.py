@@ -169,3 +169,27 @@ def test_only_the_public_face_and_the_rust_core_are_imported_from_the_top() -> N
                 assert names <= {"_core"} | {n for n in names if f"pinscan.{n}" in MODULES}, (
                     f"{module} imports {names} from the public face"
                 )
+
+
+def _reachable(module: str) -> set[str]:
+    seen: set[str] = set()
+    todo = [module]
+    while todo:
+        for nxt in GRAPH.get(todo.pop(), ()):
+            if nxt not in seen:
+                seen.add(nxt)
+                todo.append(nxt)
+    return seen
+
+
+def test_the_engine_knows_nothing_of_the_ways_a_scan_is_routed() -> None:
+    routing = {"router", "history", "shards", "dask"}
+    reached = {m for m in _reachable("pinscan.scanner.engine") if m.startswith("pinscan.scanner.")}
+    assert {m.rsplit(".", 1)[1] for m in reached} & routing == set()
+
+
+def test_the_dataset_knows_only_its_layout() -> None:
+    # Nothing of scanning, judging, diffing or reporting: it is what they read and write.
+    dataset = [m for m in MODULES if m == "pinscan.dataset" or m.startswith("pinscan.dataset.")]
+    rooms = {_room(reached) for m in dataset for reached in _reachable(m)}
+    assert rooms <= {"", "_core", "errors", "records", "atomic", "config", "certs", "dataset"}
