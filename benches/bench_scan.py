@@ -437,7 +437,12 @@ def handshake_layer(port: int, n: int, concurrency: int, *, msg_callback: bool =
             nonlocal ok
             try:
                 result = await handshake(
-                    LOOPBACK, port, f"name-{i}.test", timeouts=timeouts, context=context
+                    LOOPBACK,
+                    port,
+                    f"name-{i}.test",
+                    connect_timeout=timeouts.connect,
+                    handshake_timeout=timeouts.handshake,
+                    context=context,
                 )
                 ok += result.status == "ok"
             finally:

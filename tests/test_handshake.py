@@ -21,7 +21,6 @@ from cryptography import x509
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pinscan.config import Timeouts
 from pinscan.records import STATUSES, Handshake
 from pinscan.scanner import handshake as hs
 from pinscan.scanner.handshake import client_context, handshake, presented_chain
@@ -30,7 +29,7 @@ from fleet import pki, real, servers
 
 pytestmark = pytest.mark.anyio
 
-TIMEOUTS = Timeouts(connect=0.5, handshake=1.0, deadline=5.0)
+TIMEOUTS = {"connect_timeout": 0.5, "handshake_timeout": 1.0}
 CONTEXT = client_context()
 
 
@@ -42,7 +41,7 @@ async def shake(
     **options: object,
 ) -> Handshake:
     """A handshake that also checks what every result must satisfy."""
-    options = {"timeouts": TIMEOUTS, "context": CONTEXT, **options}
+    options = {**TIMEOUTS, "context": CONTEXT, **options}
     result = await handshake(getattr(server, "host", host), server.port, sni, **options)
     assert result.status in STATUSES
     assert (result.error is None) == (result.status == "ok"), result.error
@@ -130,7 +129,7 @@ async def test_hundreds_of_delayed_handshakes_at_once() -> None:
     results: list[Handshake] = []
 
     async def one(server: servers.Server) -> None:
-        results.append(await shake(server, timeouts=Timeouts(connect=5, handshake=10)))
+        results.append(await shake(server, connect_timeout=5, handshake_timeout=10))
 
     with servers.delayed(0.2) as server:
         async with anyio.create_task_group() as tg:
@@ -210,7 +209,7 @@ async def test_timeout_after_the_certificate_keeps_the_chain() -> None:
 async def test_deadline_cuts_a_step_short_and_keeps_the_chain() -> None:
     with servers.stall_after_certificate() as server:
         deadline = anyio.current_time() + 0.3
-        result = await shake(server, timeouts=Timeouts(5, 5), deadline=deadline)
+        result = await shake(server, connect_timeout=5, handshake_timeout=5, stop_at=deadline)
     assert result.status == "deadline"
     assert "during the handshake" in result.error
     assert result.chain == server.chain
@@ -218,7 +217,7 @@ async def test_deadline_cuts_a_step_short_and_keeps_the_chain() -> None:
 
 async def test_cancellation_from_outside_propagates() -> None:
     with servers.silent() as server, anyio.move_on_after(0.2) as scope:
-        await shake(server, timeouts=Timeouts(5, 5))
+        await shake(server, connect_timeout=5, handshake_timeout=5)
     assert scope.cancelled_caught
 
 
@@ -244,7 +243,7 @@ def test_any_answer_becomes_a_status(payload: bytes) -> None:
         await writer.drain()
 
     with servers.serve("payload", answer) as server:
-        result = anyio.run(lambda: shake(server, timeouts=Timeouts(0.5, 0.3)))
+        result = anyio.run(lambda: shake(server, connect_timeout=0.5, handshake_timeout=0.3))
     assert result.status != "ok"
 
 
@@ -253,7 +252,7 @@ def test_any_answer_becomes_a_status(payload: bytes) -> None:
 
 async def test_nginx_serves_each_site_its_certificate(nginx: real.Nginx) -> None:
     for key, port in nginx.ports.items():
-        result = await handshake(servers.LOOPBACK, port, None, timeouts=TIMEOUTS, context=CONTEXT)
+        result = await handshake(servers.LOOPBACK, port, None, **TIMEOUTS, context=CONTEXT)
         assert result.status == "ok", (key, result.error)
         assert result.chain == nginx.issued[key].chain_der, key
         assert result.tls_version == "TLSv1.3"
@@ -264,7 +263,7 @@ async def test_nginx_rsa_and_ecdsa_under_tls12(nginx: real.Nginx) -> None:
     tls12.maximum_version = ssl.TLSVersion.TLSv1_2
     for key, algorithm in [("rsa", "RSA"), ("ecdsa", "ECDSA")]:
         result = await handshake(
-            servers.LOOPBACK, nginx.ports[key], None, timeouts=TIMEOUTS, context=tls12
+            servers.LOOPBACK, nginx.ports[key], None, **TIMEOUTS, context=tls12
         )
         assert (result.status, result.tls_version) == ("ok", "TLSv1.2")
         assert f"-{algorithm}-" in result.cipher
@@ -280,9 +279,7 @@ async def test_nginx_rsa_and_ecdsa_under_tls12(nginx: real.Nginx) -> None:
     ],
 )
 async def test_nginx_selects_by_sni(nginx: real.Nginx, sni: str | None, site: str) -> None:
-    result = await handshake(
-        servers.LOOPBACK, nginx.shared_port, sni, timeouts=TIMEOUTS, context=CONTEXT
-    )
+    result = await handshake(servers.LOOPBACK, nginx.shared_port, sni, **TIMEOUTS, context=CONTEXT)
     assert result.status == "ok"
     assert result.chain == nginx.issued[site].chain_der
 
@@ -348,4 +345,4 @@ async def test_unsendable_sni_is_a_bad_target(good_server: servers.Server, sni: 
 
 async def test_ip_must_be_a_literal() -> None:
     with pytest.raises(ValueError, match="IP address literal"):
-        await handshake("localhost", 443, None, timeouts=TIMEOUTS)
+        await handshake("localhost", 443, None, **TIMEOUTS)

@@ -260,27 +260,29 @@ class Scanner:
     async def _endpoint(
         self, target: Target, ip: str, budget: float, resolve_ms: float | None
     ) -> Endpoint:
-        limit = self.config.timeouts.deadline
-        result = Handshake("deadline", f"no result within the {limit:g} s deadline")
+        timeouts = self.config.timeouts
+        result = Handshake("deadline", f"no result within the {timeouts.deadline:g} s deadline")
         attempts = 0
-        deadline = anyio.current_time() + max(budget, 0.0)
-        # The handshake stops itself at the deadline and keeps whatever chain arrived; this
-        # scope, a moment later, is only the backstop that makes a hang impossible.
-        with anyio.CancelScope(deadline=deadline + _BACKSTOP):
+        # The instant the target's deadline (seconds) ends, on the event loop's clock.
+        stop_at = anyio.current_time() + max(budget, 0.0)
+        # The handshake stops itself then and keeps whatever chain arrived; this scope, a moment
+        # later, is only the backstop that makes a hang impossible.
+        with anyio.CancelScope(deadline=stop_at + _BACKSTOP):
             while True:
                 attempts += 1
                 async with self._caps.hold(ip):
                     if self._rate is not None:
                         await self._rate.acquire()
                     result = await handshake(
-                        ip, target.port, target.sni, timeouts=self.config.timeouts,
-                        context=self._context, deadline=deadline,
+                        ip, target.port, target.sni, connect_timeout=timeouts.connect,
+                        handshake_timeout=timeouts.handshake, context=self._context,
+                        stop_at=stop_at,
                     )  # fmt: skip
                 if result.status not in TRANSIENT or attempts > self.config.retries:
                     break
                 # Exponential backoff with jitter, so retries of a fleet do not arrive together.
                 pause = random.uniform(0.5, 1.0) * 0.25 * 2 ** (attempts - 1)
-                if anyio.current_time() + pause >= deadline:
+                if anyio.current_time() + pause >= stop_at:
                     break
                 await anyio.sleep(pause)
         return _row(target, ip, result, attempts=attempts, resolve_ms=resolve_ms)

@@ -27,7 +27,6 @@ import time
 
 import anyio
 
-from pinscan.config import Timeouts
 from pinscan.records import Handshake
 from pinscan.scanner.tls import alert_name, client_context, presented_chain
 
@@ -78,9 +77,10 @@ async def handshake(
     port: int,
     sni: str | None,
     *,
-    timeouts: Timeouts,
+    connect_timeout: float,
+    handshake_timeout: float,
     context: ssl.SSLContext | None = None,
-    deadline: float | None = None,
+    stop_at: float | None = None,
 ) -> Handshake:
     """Connect to ``ip``:``port``, complete a TLS handshake sending ``sni``, and close.
 
@@ -93,15 +93,15 @@ async def handshake(
     sni
         The server name to send, or ``None`` to send no SNI extension. An IP literal is
         never sent (the ``ssl`` module omits it, as RFC 6066 requires).
-    timeouts
-        ``connect`` bounds the TCP connection and ``handshake`` the TLS handshake, each from
-        its own start.
+    connect_timeout, handshake_timeout
+        Seconds: the TCP connection, and then the TLS handshake, each from its own start.
     context
         From :func:`client_context`, built once per scan; ``None`` uses a shared default.
-    deadline
-        An absolute :func:`anyio.current_time` after which no step may run: the caller's
-        per-target deadline. When it cuts a step short the status is ``deadline`` and
-        whatever chain arrived is kept, which a cancellation from outside could not do.
+    stop_at
+        An instant of :func:`anyio.current_time` after which no step may run: where the
+        caller's per-target deadline (``Timeouts.deadline`` seconds) ends. When it cuts a step
+        short the status is ``deadline`` and whatever chain arrived is kept, which a
+        cancellation from outside could not do.
 
     Returns
     -------
@@ -132,8 +132,8 @@ async def handshake(
 
     result = Handshake("ok")
     conn = _Connection(sock, sslobj, incoming, outgoing)
-    step, limit = "connect", timeouts.connect
-    end = _step_end(limit, deadline)
+    step, limit = "connect", connect_timeout
+    end, stops = _step_end(limit, stop_at)
     started = connected = time.perf_counter()
     try:
         sock.setblocking(False)
@@ -143,8 +143,9 @@ async def handshake(
             await conn.connect((ip, port))
             connected = time.perf_counter()
             result.connect_ms = (connected - started) * 1000
-            step, limit = "handshake", timeouts.handshake
-            end = scope.deadline = _step_end(limit, deadline)
+            step, limit = "handshake", handshake_timeout
+            end, stops = _step_end(limit, stop_at)
+            scope.deadline = end
             await conn.handshake()
         if scope.cancelled_caught:
             raise TimeoutError
@@ -164,15 +165,19 @@ async def handshake(
                 result.handshake_ms = (time.perf_counter() - connected) * 1000
             result.chain = presented_chain(sslobj)
         conn.flush_nowait()  # our own alert, if OpenSSL wrote one
-        result.status, result.error = _classify(exc, step, limit, end == deadline, conn)
+        result.status, result.error = _classify(exc, step, limit, stops, conn)
     finally:
         sock.close()
     return result
 
 
-def _step_end(limit: float, deadline: float | None) -> float:
+def _step_end(limit: float, stop_at: float | None) -> tuple[float, bool]:
+    """When a step of at most ``limit`` seconds must end, and whether ``stop_at`` (not the step's
+    own limit) is what ends it then."""
     end = anyio.current_time() + limit
-    return end if deadline is None or end < deadline else deadline
+    if stop_at is None or end < stop_at:
+        return end, False
+    return stop_at, True
 
 
 class _Connection:
@@ -280,7 +285,7 @@ class _ClosedAfterRequest(Exception):
 
 
 def _classify(
-    exc: Exception, step: str, limit: float, at_deadline: bool, conn: _Connection
+    exc: Exception, step: str, limit: float, at_stop: bool, conn: _Connection
 ) -> tuple[str, str]:
     """The status and human error of a failed ``step`` (``connect`` or ``handshake``)."""
     sslobj = conn.sslobj
@@ -288,7 +293,7 @@ def _classify(
     if isinstance(exc, TimeoutError):
         if exc.errno is not None:  # the kernel gave up (TCP retransmissions)
             return f"{step}_timeout", f"{exc.strerror}{seen}"
-        if at_deadline:
+        if at_stop:
             return "deadline", f"the per-target deadline ran out during the {step}{seen}"
         what = "TCP connection" if step == "connect" else "TLS handshake"
         return f"{step}_timeout", f"no complete {what} within {limit:g} s{seen}"
