@@ -338,3 +338,11 @@ def _children_of(pid: int) -> list[str]:
         return [c for t in tasks for c in (t / "children").read_text().split()]
     except OSError:
         return []
+
+
+def test_the_child_finds_this_copy_of_pinscan_first() -> None:
+    # Its command puts the directory that holds this `pinscan` package first on sys.path, so a
+    # scan run from a source tree never verifies with another installed copy.
+    code = verify_pool._command()[2]
+    root = Path(code.split("sys.path.insert(0, ", 1)[1].split(")", 1)[0].strip("'\""))
+    assert (root / "pinscan" / "scanner" / "verify_pool.py").samefile(verify_pool.__file__)

@@ -75,7 +75,8 @@ def default_processes() -> int:
 
 def _command() -> list[str]:
     """The child's command line: this interpreter, finding this copy of pinscan first."""
-    package_root = str(Path(__file__).resolve().parent.parent)
+    # The directory holding the `pinscan` package: as many levels up as this module is deep.
+    package_root = str(Path(__file__).resolve().parents[__name__.count(".")])
     code = (
         f"import sys; sys.path.insert(0, {package_root!r}); "
         "from pinscan.scanner.verify_pool import child_main; child_main()"
