@@ -149,6 +149,12 @@ def fresh(path: Path) -> Path:
     return path
 
 
+def shown(path: Path) -> str:
+    """``path`` from the repository root when inside it (the default ``--out``), else whole."""
+    path = path.resolve()
+    return str(path.relative_to(ROOT) if path.is_relative_to(ROOT) else path)
+
+
 def in_process(fn: Callable[[], Any]) -> tuple[float, float, float, Any]:
     """(wall, user CPU, system CPU, result) of ``fn`` in this process, all threads included, and
     in the child processes it started and reaped (the scan's verification child)."""
@@ -860,14 +866,14 @@ def profile_part(ng: real.Nginx | None, cfg: dict, tmp: Path, out: Path, stamp: 
         result["handshake"] = profile(
             lambda: pinscan.scan(inventory, fresh(tmp / "profile-out")), path
         )
-        result["handshake_file"] = str(path.relative_to(ROOT))
+        result["handshake_file"] = shown(path)
         result["breakdown"] = breakdown(ng, cfg, tmp)
     inventory = write_lines(tmp / "profile-closed.txt", closed_targets(cfg["profile_refused"]))
     path = out / f"bench_scan-profile-refused-{stamp}.txt"
     result["refused"] = profile(
         lambda: pinscan.scan(inventory, fresh(tmp / "profile-closed-out")), path
     )
-    result["refused_file"] = str(path.relative_to(ROOT))
+    result["refused_file"] = shown(path)
     return result
 
 
@@ -1177,7 +1183,7 @@ def main() -> int:
     path.write_text(json.dumps(result, indent=2, default=str) + "\n")
     print()
     print(report(result))
-    print(f"\nJSON: {path.relative_to(ROOT)}")
+    print(f"\nJSON: {shown(path)}")
     return 0
 
 
