@@ -28,8 +28,9 @@ build: $(DEPS_STAMP)
 	$(VENV)/bin/maturin develop --release --quiet
 	@$(PY) -c 'import pinscan; print("pinscan", pinscan.__version__, "built into $(VENV)")'
 
+# The demo and benchmarks run as modules from the root, where they find the local TLS fleet (fleet/).
 demo: build system-deps
-	$(PY) demo/run.py
+	$(PY) -m demo.run
 
 test: test-rust lint fuzz test-python
 
@@ -42,8 +43,8 @@ test-rust:
 	cargo test --locked -p pinscan-core
 
 lint: $(DEPS_STAMP)
-	$(VENV)/bin/ruff check python tests benches demo
-	$(VENV)/bin/ruff format --check python tests benches demo
+	$(VENV)/bin/ruff check python tests benches demo fleet
+	$(VENV)/bin/ruff format --check python tests benches demo fleet
 
 test-python: build system-deps
 	$(VENV)/bin/pytest
@@ -69,7 +70,7 @@ fuzz: $(DEPS_STAMP)
 	scripts/fuzz.sh $(FUZZ_SECONDS)
 
 bench: build
-	$(PY) benches/bench_certificates.py
+	$(PY) -m benches.bench_certificates
 
 # The lock, from pyproject.toml's ranges (scripts/requirements.py lists them). uv writes it
 # rather than pip-tools: `--universal` resolves once for every platform and Python >= 3.11, with

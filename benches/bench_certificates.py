@@ -5,7 +5,7 @@ Every figure comes from one run: the measurements take turns, round after round,
 its best round, so ratios are between numbers taken under the same machine load (a shared 2-core
 machine is noisy; absolute numbers drift, ratios less). docs/benchmarks.md reports a run.
 
-    .venv/bin/python benches/bench_certificates.py [--quick] [--markdown] [--out DIR]
+    .venv/bin/python -m benches.bench_certificates [--quick] [--markdown] [--out DIR]
 
 Corpus: every certificate pyca/cryptography can load from cryptography_vectors' x509 tree (PEM and
 DER, PKITS_data and custom included) and certifi, repeated. Each copy gets its own bytes by

@@ -1,7 +1,7 @@
 # SPDX-License-Identifier: Apache-2.0
 """How fast `pinscan ct` turns log entries into rows, from local data (no network).
 
-    .venv/bin/python benches/bench_ct.py [--entries N] [--rounds R] [--markdown]
+    .venv/bin/python -m benches.bench_ct [--entries N] [--rounds R] [--markdown]
 
 Corpus: N RFC 6962 entries, half precertificates, made with pyca/cryptography from 64 issuances
 (P-256 and RSA-2048 keys, 1 to 4 SAN names, a realistic extension set) and made distinct by

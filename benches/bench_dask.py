@@ -9,7 +9,7 @@ overhead is measured twice: the fixed cost (cluster start, split, teardown) as t
 a 16-target run, and the cost per shard as the time the two workers were not inside a shard's
 scanner, spread over the shards.
 
-    flock /tmp/pinscan-bench.lock .venv/bin/python benches/bench_dask.py [--targets 100000]
+    flock /tmp/pinscan-bench.lock .venv/bin/python -m benches.bench_dask [--targets 100000]
 """
 
 from __future__ import annotations
@@ -21,8 +21,6 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-
-HERE = Path(__file__).resolve().parent
 
 
 def _closed(i: int) -> str:
@@ -46,7 +44,7 @@ def main() -> None:
     import pinscan
 
     fleet = subprocess.Popen(
-        [sys.executable, str(HERE / "scan_fleet_server.py"), "--servers", "20", "--delay", "0"],
+        [sys.executable, "-m", "benches.scan_fleet_server", "--servers", "20", "--delay", "0"],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         text=True,

@@ -13,7 +13,7 @@ own:
 - ``pinscan.diff(H@-2, H)``: seconds and peak RSS;
 - ``pinscan diff H -q`` (the command a cron job runs: compare, print the failing changes, exit 1).
 
-    flock /tmp/pinscan-bench.lock .venv/bin/python benches/bench_history.py [--endpoints 1000000]
+    flock /tmp/pinscan-bench.lock .venv/bin/python -m benches.bench_history [--endpoints 1000000]
 """
 
 from __future__ import annotations

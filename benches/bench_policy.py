@@ -12,7 +12,7 @@ one union like OkHttp). Then, side by side in one run:
 - a straightforward Python loop that does the same matching per endpoint (dict lookups of the
   name's suffixes, then the chain's pins), over a sample, extrapolated per endpoint.
 
-    .venv/bin/python benches/bench_policy.py [--endpoints 1000000] [--rules 1000]
+    .venv/bin/python -m benches.bench_policy [--endpoints 1000000] [--rules 1000]
 """
 
 from __future__ import annotations

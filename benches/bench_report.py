@@ -18,7 +18,7 @@ Each measurement runs in a fresh child process and reports its wall time and its
 - ``eager``: for scale, only reading the columns the report uses into memory, which is what a
   non-lazy report would hold before computing anything.
 
-    flock /tmp/pinscan-bench.lock .venv/bin/python benches/bench_report.py [--endpoints 1000000]
+    flock /tmp/pinscan-bench.lock .venv/bin/python -m benches.bench_report [--endpoints 1000000]
 """
 
 from __future__ import annotations

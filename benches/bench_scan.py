@@ -1,7 +1,7 @@
 # SPDX-License-Identifier: Apache-2.0
 """How fast and how lean ``pinscan scan`` is, next to the references issue 3 judges it by.
 
-    .venv/bin/python benches/bench_scan.py [--quick] [--parts fleet,cpu,scaling,memory]
+    .venv/bin/python -m benches.bench_scan [--quick] [--parts fleet,cpu,scaling,memory]
         [--profile] [--no-sslyze] [--million N] [--wait-quiet SECONDS] [--out DIR]
 
 Every figure of a part comes from the same run, the tools interleaved round by round, so
@@ -40,6 +40,7 @@ import datetime as dt
 import functools
 import gc
 import hashlib
+import inspect
 import io
 import json
 import os
@@ -62,7 +63,6 @@ from unittest import mock
 import anyio
 import polars as pl
 import uvloop
-from scan_measure import Load, run_child, wait_quiet
 
 import pinscan
 from pinscan.config import ScanConfig, Timeouts
@@ -71,11 +71,11 @@ from pinscan.scanner.handshake import client_context, handshake
 from pinscan.scanner.tls import ObservedSSLObject
 from pinscan.scanner.verify import Verdict, Verifier
 
+from benches.scan_measure import Load, run_child, wait_quiet
+from fleet import pki, real
+
 ROOT = Path(__file__).resolve().parent.parent
 BENCHES = ROOT / "benches"
-sys.path.insert(0, str(ROOT / "tests"))
-
-from fleet import pki, real  # noqa: E402
 
 SSLYZE = "sslyze==6.3.1"
 #: Seconds each round may wait for quiet (``--wait-quiet`` / 5); 0: no waiting.
@@ -147,6 +147,12 @@ def write_lines(path: Path, lines: Iterator[str] | list[str]) -> Path:
 def fresh(path: Path) -> Path:
     shutil.rmtree(path, ignore_errors=True)
     return path
+
+
+def shown(path: Path) -> str:
+    """``path`` from the repository root when inside it (the default ``--out``), else whole."""
+    path = path.resolve()
+    return str(path.relative_to(ROOT) if path.is_relative_to(ROOT) else path)
 
 
 def in_process(fn: Callable[[], Any]) -> tuple[float, float, float, Any]:
@@ -258,7 +264,7 @@ def fleet_part(ng: real.Nginx, cfg: dict, tmp: Path, sslyze: Path | None) -> dic
 
     def naive(loop: str) -> Callable[[], dict[str, Any]]:
         def measure() -> dict[str, Any]:
-            command = [sys.executable, str(BENCHES / "scan_naive.py"), str(inventory)]
+            command = [sys.executable, "-m", "benches.scan_naive", str(inventory)]
             command += ["--concurrency", str(ScanConfig().concurrency)]
             with Load(nginx=pid) as load:
                 child = run_child(command + (["--uvloop"] if loop == "uvloop" else []))
@@ -293,7 +299,7 @@ def fleet_part(ng: real.Nginx, cfg: dict, tmp: Path, sslyze: Path | None) -> dic
 
     def sslyze_api() -> dict[str, Any]:
         assert sslyze is not None
-        command = [str(sslyze), str(BENCHES / "scan_sslyze_api.py"), str(inventory)]
+        command = [str(sslyze), "-m", "benches.scan_sslyze_api", str(inventory)]
         with Load(nginx=pid) as load:
             child = run_child([*command, "--servers", "100"])
         result = json.loads(child.stdout)
@@ -522,7 +528,7 @@ def cpu_part(ng: real.Nginx, cfg: dict, tmp: Path) -> dict[str, Any]:
 
     def naive(loop: str) -> Callable[[], dict[str, Any]]:
         def measure() -> dict[str, Any]:
-            command = [sys.executable, str(BENCHES / "scan_naive.py"), str(inventory)]
+            command = [sys.executable, "-m", "benches.scan_naive", str(inventory)]
             command += ["--concurrency", str(per_address)]
             with Load(nginx=pid) as load:
                 child = run_child(command + (["--uvloop"] if loop == "uvloop" else []))
@@ -587,7 +593,7 @@ def cpu_part(ng: real.Nginx, cfg: dict, tmp: Path) -> dict[str, Any]:
 
 @contextlib.contextmanager
 def delayed_fleet(servers: int) -> Iterator[tuple[int, list[tuple[str, int]]]]:
-    command = [sys.executable, str(BENCHES / "scan_fleet_server.py"), "--servers", str(servers)]
+    command = [sys.executable, "-m", "benches.scan_fleet_server", "--servers", str(servers)]
     command += ["--delay", str(DELAY), "--backlog", "2048"]
     proc = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     try:
@@ -696,7 +702,7 @@ def _scaling_pinscan(inventory: Path, n: int, concurrency: int, pid: int, tmp: P
 def _scaling_naive(inventory: Path, n: int, concurrency: int, pid: int) -> dict[str, Any]:
     """The naive loop on uvloop at the same concurrency: what this fleet, on this machine, gives
     a client that does nothing but handshake."""
-    command = [sys.executable, str(BENCHES / "scan_naive.py"), str(inventory), "--uvloop"]
+    command = [sys.executable, "-m", "benches.scan_naive", str(inventory), "--uvloop"]
     command += ["--abort", "--concurrency", str(concurrency)]
     with Load(server=pid) as load:
         child = run_child(command)
@@ -723,7 +729,7 @@ def _delayed_tools(
         return {"name": "pinscan.scan (API)", "hosts_per_s": n / wall, "ok": ok, "wall_s": wall}
 
     def naive() -> dict[str, Any]:
-        command = [sys.executable, str(BENCHES / "scan_naive.py"), str(inventory), "--abort"]
+        command = [sys.executable, "-m", "benches.scan_naive", str(inventory), "--abort"]
         child = run_child([*command, "--concurrency", str(ScanConfig().concurrency)])
         ok = json.loads(child.stdout)["ok"]
         name = "naive asyncio + ssl (abort)"
@@ -865,14 +871,14 @@ def profile_part(ng: real.Nginx | None, cfg: dict, tmp: Path, out: Path, stamp: 
         result["handshake"] = profile(
             lambda: pinscan.scan(inventory, fresh(tmp / "profile-out")), path
         )
-        result["handshake_file"] = str(path.relative_to(ROOT))
+        result["handshake_file"] = shown(path)
         result["breakdown"] = breakdown(ng, cfg, tmp)
     inventory = write_lines(tmp / "profile-closed.txt", closed_targets(cfg["profile_refused"]))
     path = out / f"bench_scan-profile-refused-{stamp}.txt"
     result["refused"] = profile(
         lambda: pinscan.scan(inventory, fresh(tmp / "profile-closed-out")), path
     )
-    result["refused_file"] = str(path.relative_to(ROOT))
+    result["refused_file"] = shown(path)
     return result
 
 
@@ -940,8 +946,9 @@ def machine(sslyze: Path | None) -> dict[str, Any]:
         return lines[0] if lines else "-"
 
     git = version("git", "-C", str(ROOT), "describe", "--always", "--dirty")
-    handshake_py = ROOT / "python" / "pinscan" / "handshake.py"
-    tls_py = ROOT / "python" / "pinscan" / "_tls.py"
+    # From the modules themselves, wherever the handshake layer lives.
+    handshake_py = Path(inspect.getfile(handshake))
+    tls_py = Path(inspect.getfile(ObservedSSLObject))
     return {
         "cpu": model.group(1) if model else platform.processor(),
         "cores": os.cpu_count(),
@@ -1181,7 +1188,7 @@ def main() -> int:
     path.write_text(json.dumps(result, indent=2, default=str) + "\n")
     print()
     print(report(result))
-    print(f"\nJSON: {path.relative_to(ROOT)}")
+    print(f"\nJSON: {shown(path)}")
     return 0
 
 

@@ -1,7 +1,7 @@
 # SPDX-License-Identifier: Apache-2.0
 """Delayed TLS servers in a process of their own, for the latency-bound part of ``bench_scan.py``.
 
-    python benches/scan_fleet_server.py --servers 50 --delay 0.2 --backlog 2048
+    python -m benches.scan_fleet_server --servers 50 --delay 0.2 --backlog 2048
 
 Starts ``--servers`` :func:`fleet.servers.tls` servers that answer each ClientHello ``--delay``
 seconds late, each on its own loopback address (127.0.2.1, 127.0.2.2, ...): pinscan caps
@@ -17,9 +17,6 @@ import asyncio
 import contextlib
 import json
 import sys
-from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
 from fleet import pki, servers
 

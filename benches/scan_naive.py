@@ -1,7 +1,7 @@
 # SPDX-License-Identifier: Apache-2.0
 """The baseline of ``bench_scan.py``: the asyncio + ``ssl`` loop anyone would write first.
 
-    python benches/scan_naive.py INVENTORY --concurrency N [--uvloop] [--abort]
+    python -m benches.scan_naive INVENTORY --concurrency N [--uvloop] [--abort]
 
 Reads ``ip:port [sni]`` lines, opens ``asyncio.open_connection(ip, port, ssl=ctx,
 server_hostname=sni)`` for each under a semaphore, takes the peer certificate DER, closes, and

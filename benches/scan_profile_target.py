@@ -3,7 +3,7 @@
 
     pip install py-spy   # not a dependency of pinscan
     py-spy record --native -r 200 -f raw -o scan.txt -- \
-        .venv/bin/python benches/scan_profile_target.py
+        .venv/bin/python -m benches.scan_profile_target
 
 nginx (one worker) serves 300 sites, one ECDSA P-256 certificate each; the scan covers each site
 once without SNI and ten times with a distinct one (3,300 targets), three times over. Each scan's
@@ -12,14 +12,11 @@ wall time is printed; the profile is py-spy's.
 
 from __future__ import annotations
 
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import pinscan
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
 from fleet import pki, real
 

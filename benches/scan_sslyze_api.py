@@ -1,7 +1,7 @@
 # SPDX-License-Identifier: Apache-2.0
 """sslyze's Python API with only ``ScanCommand.CERTIFICATE_INFO``, for ``bench_scan.py``.
 
-    benches/out/.venv-sslyze/bin/python benches/scan_sslyze_api.py INVENTORY --servers N
+    benches/out/.venv-sslyze/bin/python -m benches.scan_sslyze_api INVENTORY --servers N
 
 Runs in sslyze's own virtual environment (sslyze pins an older pyca/cryptography than pinscan),
 so it imports nothing from pinscan. ``--servers`` is sslyze's ``concurrent_server_scans_limit``

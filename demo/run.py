@@ -2,10 +2,12 @@
 """`make demo`: start a local demo fleet, scan it, show what every endpoint serves, judge it by a
 suggested pin-set and a stale one, and write the HTML report.
 
-The fleet runs on loopback only: in-process TLS servers from the test suite's fleet (good, expired,
-self-signed, wrongly named, client certificate required, and hostile ones that stay silent, speak
-another protocol, reset or alert), `openssl s_server` as a TLS 1.0-only legacy endpoint, and nginx
-when it is installed (`make test` installs it).
+    .venv/bin/python -m demo.run   # from the repository root
+
+The fleet runs on loopback only: in-process TLS servers from the local fleet the tests use too
+(`fleet/` at the root: good, expired, self-signed, wrongly named, client certificate required,
+and hostile ones that stay silent, speak another protocol, reset or alert), `openssl s_server` as
+a TLS 1.0-only legacy endpoint, and nginx when it is installed (`make test` installs it).
 """
 
 from __future__ import annotations
@@ -21,13 +23,12 @@ from pathlib import Path
 import polars as pl
 from cryptography.hazmat.primitives.serialization import Encoding
 
+import pinscan
+
+from fleet import pki, real, servers
+
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "demo-out"
-sys.path.insert(0, str(ROOT / "tests"))
-
-import pinscan  # noqa: E402
-
-from fleet import pki, real, servers  # noqa: E402
 
 
 def main() -> int:

@@ -10,7 +10,6 @@ again). Piped, nothing is drawn: no escape sequences at all.
 from __future__ import annotations
 
 import contextlib
-import importlib.util
 import json
 import re
 import sys
@@ -25,6 +24,7 @@ from cryptography.hazmat.primitives.serialization import Encoding
 import pinscan
 from pinscan.config import ScanConfig
 
+from demo import run as demo_run
 from fleet import pki, servers
 from terminal import HIDE_CURSOR, PINSCAN, ROOT, Run, run_in_terminal, run_piped
 
@@ -213,18 +213,14 @@ def test_a_failing_progress_bar_loses_nothing(fleet: Fleet, tmp_path: Path) -> N
 def test_the_demo_scan(tmp_path: Path) -> None:
     """`make demo`'s scan: its fleet (in-process servers, openssl s_server and nginx where
     installed), its inventory and its command line, in a terminal."""
-    spec = importlib.util.spec_from_file_location("demo_run", ROOT / "demo" / "run.py")
-    assert spec is not None and spec.loader is not None
-    demo = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(demo)
     ca_bundle = tmp_path / "fleet-ca.pem"
     ca_bundle.write_bytes(pki.root().cert.public_bytes(Encoding.PEM))
     dataset = tmp_path / "scan"
     with contextlib.ExitStack() as stack:
-        lines = demo.start_fleet(stack, tmp_path)
+        lines = demo_run.start_fleet(stack, tmp_path)
         inventory = tmp_path / "inventory.txt"
         inventory.write_text(lines)
-        command = demo.scan_command(inventory, dataset, ca_bundle)
+        command = demo_run.scan_command(inventory, dataset, ca_bundle)
         assert command[0] == "pinscan"
         run = pinscan_cli("terminal", *command[1:], timeout=90)
     assert run.returncode == 0
