@@ -7,6 +7,8 @@ from __future__ import annotations
 import base64
 import json
 import struct
+import subprocess
+import sys
 
 import httpx
 import polars as pl
@@ -14,13 +16,15 @@ import pytest
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
+import pinscan.ct
+from pinscan import errors
 from pinscan.ct import Watchlist, parse_log_list
-from pinscan.ct.fetch import Fetcher, FetchError, FetchPolicy
+from pinscan.ct.fetch import Fetcher, FetchPolicy
 from pinscan.ct.merkle import CompactRange, leaf_hash, subtrees, tree_root
-from pinscan.ct.signatures import LogKey, SignatureError, tree_head_input, verify_checkpoint
+from pinscan.ct.signatures import LogKey, tree_head_input, verify_checkpoint
 from pinscan.ct.tiles import tile_path
 from pinscan.ct.watch import pin_from_text, watched
-from pinscan.errors import InputError
+from pinscan.errors import FetchError, InputError, SignatureError
 
 import ctfake
 
@@ -179,3 +183,22 @@ def test_log_list_from_a_url_and_a_missing_file(tmp_path) -> None:
         assert len(load_log_list(url + "log_list.json")) == 2
     with pytest.raises(InputError, match="cannot read the log list"):
         load_log_list(str(tmp_path / "missing.json"))
+
+
+def test_the_ct_exceptions_are_pinscans_and_still_where_ct_named_them() -> None:
+    for name in ("LogError", "SignatureError", "StateError"):
+        assert getattr(pinscan.ct, name) is getattr(errors, name)
+    for error in (errors.FetchError, errors.LogError, errors.SignatureError, errors.StateError):
+        assert issubclass(error, errors.PinscanError)
+
+
+def test_importing_ct_loads_neither_the_policy_readers_nor_the_dataset_code() -> None:
+    # Allowed keys from a policy or a dataset import those layers when asked (ct/watch.py).
+    layers = ("pinscan.policy", "pinscan.dataset")
+    script = (
+        f"import sys, pinscan.ct\nprint(sorted(m for m in sys.modules if m.startswith({layers})))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert done.stdout.strip() == "[]"

@@ -91,3 +91,23 @@ class ResolveError(PinscanError):
         self.host = host
         self.message = message
         self.transient = transient
+
+
+# --- Certificate Transparency monitoring (pinscan.ct) -------------------------------------------
+
+
+class FetchError(PinscanError):
+    """A request to a CT log or crt.sh that failed for good (after retries), or a response that
+    is not usable; the message names the URL."""
+
+
+class SignatureError(PinscanError):
+    """A tree head whose signature is missing, malformed or wrong."""
+
+
+class LogError(PinscanError):
+    """A log that could not be read or that failed verification; the message names it."""
+
+
+class StateError(PinscanError):
+    """A state directory that is locked, unwritable or holds a file pinscan cannot read."""

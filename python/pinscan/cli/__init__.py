@@ -2,9 +2,9 @@
 """The ``pinscan`` command line: the only place that reads flags and ``PINSCAN_*`` variables.
 
 Every command prints problems as ``pinscan: <file>: <what>`` on stderr, never a traceback. Exit
-status: 0 ran clean, 1 findings a scheduled job should act on, 2 the job could not be done (usage
-errors, unreadable input, unwritable output, and internal errors: ``PINSCAN_DEBUG=1`` shows their
-traceback).
+status (:mod:`pinscan.cli.exits`): 0 ran clean, 1 findings a scheduled job should act on, 2 the
+job could not be done (usage errors, unreadable input, unwritable output, and internal errors:
+``PINSCAN_DEBUG=1`` shows their traceback).
 """
 
 from __future__ import annotations
@@ -18,9 +18,8 @@ import click
 from click.shell_completion import CompletionItem
 
 from pinscan._core import __version__
+from pinscan.cli import exits
 from pinscan.errors import PinscanError
-
-EXIT_INPUT = 2
 
 # Each command lives in its own module, imported only when it runs: `pinscan pin` does not pay
 # for the scanner, nor `pinscan check` for anyio.
@@ -92,29 +91,29 @@ class _Group(click.Group):
             return super().invoke(ctx)
         except PinscanError as exc:
             click.echo(f"pinscan: {exc}", err=True)
-            ctx.exit(EXIT_INPUT)
+            ctx.exit(exits.ERROR)
         except KeyboardInterrupt:
             click.echo("pinscan: interrupted; what was written is kept (scan: --resume)", err=True)
-            ctx.exit(130)
+            ctx.exit(exits.INTERRUPTED)
         except BrokenPipeError:
             # `pinscan ... | head`: the reader is gone. Point stdout at /dev/null so the flush at
             # exit does not fail again, and stop quietly.
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-            ctx.exit(0)
+            ctx.exit(exits.OK)
         except (click.ClickException, click.exceptions.Exit, click.exceptions.Abort):
-            raise  # click's own: usage errors (exit 2), ctx.exit(), Ctrl-C at a prompt
+            raise  # click's own: usage errors (exit 2, as ERROR), ctx.exit(), Ctrl-C at a prompt
         except Exception as exc:
             damaged = _damaged_part(exc)
             if damaged is not None:
                 click.echo(f"pinscan: {damaged}", err=True)
-                ctx.exit(EXIT_INPUT)
+                ctx.exit(exits.ERROR)
             if os.environ.get("PINSCAN_DEBUG"):
                 raise
             # A bug. Exit 1 would tell a cron job "findings"; it is the job that did not run.
             what = f"{type(exc).__name__}: {exc}".rstrip(": ")
             msg = f"internal error ({what}); rerun with PINSCAN_DEBUG=1 for the traceback"
             click.echo(f"pinscan: {msg}, and please report it", err=True)
-            ctx.exit(EXIT_INPUT)
+            ctx.exit(exits.ERROR)
 
 
 def _damaged_part(exc: Exception) -> PinscanError | None:

@@ -10,12 +10,18 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
-from pinscan.audit import AuditResult, Check, load_config, run
-from pinscan.cli.progress import Progress, count_targets
-from pinscan.records import Endpoint
+from pinscan.cli import options
+
+# The audit (the scanner, polars) and the progress bar (rich) are imported in the command, so
+# that `pinscan audit --help` starts fast (lazy for start-up time).
+if TYPE_CHECKING:
+    from pinscan.audit import AuditResult, Check
+    from pinscan.cli.progress import Progress
+    from pinscan.records import Endpoint
 
 #: Exit status when a threshold is crossed (bad configuration or input exits 2, as every
 #: PinscanError does).
@@ -25,11 +31,8 @@ EXIT_CROSSED = 1  # moves to cli/exits.py
 @click.command("audit")
 @click.argument("config", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--resume", is_flag=True, help="Finish the history's interrupted scan instead.")
-@click.option("--format", "output", type=click.Choice(["text", "json"]), default="text")
-@click.option(
-    "-q", "--quiet", is_flag=True,
-    help="Print only the thresholds crossed; nothing when none is (for cron).",
-)  # fmt: skip
+@options.output_format()
+@options.quiet("Print only the thresholds crossed; nothing when none is (for cron).")
 def audit_command(config: Path, resume: bool, output: str, quiet: bool) -> None:
     """Scan the fleet of CONFIG into its history, judge it by its policies, compare it with the
     previous scan, write the report and check the thresholds.
@@ -38,6 +41,9 @@ def audit_command(config: Path, resume: bool, output: str, quiet: bool) -> None:
     [report] paths and [thresholds]; its relative paths are relative to it. Exits 1 when a
     threshold is crossed, 0 otherwise.
     """
+    from pinscan.audit import load_config, run
+    from pinscan.cli.progress import Progress, count_targets
+
     loaded = load_config(config)
     total = None if quiet or not sys.stderr.isatty() else count_targets(str(loaded.inventory), None)
     progress = Progress(total=total, enabled=not quiet and sys.stderr.isatty())

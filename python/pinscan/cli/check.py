@@ -10,74 +10,32 @@ from __future__ import annotations
 import datetime as dt
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
-import polars as pl
-from rich.console import Console
-from rich.table import Table
 
-from pinscan.dataset import open as open_dataset
-from pinscan.policy import FORMATS, load_policies
-from pinscan.policy.evaluate import evaluate
-from pinscan.policy.findings import findings
-from pinscan.policy.model import Policy
-from pinscan.report.terminal import VERDICT_STYLE, new_console, print_table
+from pinscan.cli import exits, options
+from pinscan.cli.options import policy_options, read_policies
 
-EXIT_FINDINGS = 1
-FAILING = ("fail", "error")
+# polars, rich, the dataset and the policy code are imported in the functions that use them, so
+# that `pinscan check --help` starts fast (lazy for start-up time).
+if TYPE_CHECKING:
+    import polars as pl
+    from rich.console import Console
+    from rich.table import Table
 
+    from pinscan.policy.model import Policy
 
-class AsOf(click.ParamType):
-    """``YYYY-MM-DD`` (00:00 UTC) or an ISO 8601 date and time (UTC unless it says otherwise)."""
-
-    name = "DATE"
-
-    def convert(self, value, param, ctx):  # type: ignore[no-untyped-def]
-        if isinstance(value, dt.datetime):
-            return value
-        try:
-            moment = dt.datetime.fromisoformat(value)
-        except ValueError:
-            self.fail(f"{value!r} is not a date (YYYY-MM-DD) or ISO 8601 time", param, ctx)
-        return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
-
-
-def policy_options(command, *, short: bool = True):  # type: ignore[no-untyped-def]
-    """``--policy``, ``--policy-format`` and ``--android-debug``, shared by the commands that
-    judge scans; `read_policies` reads the last from the context. ``short``: ``-p`` for
-    ``--policy`` (``scan`` keeps ``-p`` for ``--port``, as tlsx users expect)."""
-    command = click.option(
-        "--android-debug",
-        is_flag=True,
-        expose_value=False,
-        callback=lambda ctx, _, value: ctx.meta.__setitem__("android_debug", value),
-        help="Apply Android <debug-overrides>, as a debuggable build does (release builds "
-        "ignore them).",
-    )(command)
-    command = click.option(
-        "--policy-format",
-        type=click.Choice(FORMATS),
-        help="Read every --policy as this format instead of telling by content.",
-    )(command)
-    return click.option(
-        *(("-p", "--policy") if short else ("--policy",)),
-        "policies",
-        multiple=True,
-        type=click.Path(exists=True, dir_okay=False, path_type=Path),
-        help="A pin policy: Android XML, iOS/TrustKit plist or JSON, OkHttp source, HPKP, "
-        "curl, Chromium JSON or pinscan TOML. Repeat for several.",
-    )(command)
-
-
-def read_policies(paths: tuple[Path, ...], format: str | None) -> list[Policy]:
-    debug = click.get_current_context().meta.get("android_debug", False)
-    return [p for path in paths for p in load_policies(path, format, android_debug=debug)]
+# cli/scan.py still imports these, policy_options and read_policies from here; they live in
+# exits and options now, and these names go when scan.py imports them from there.
+EXIT_FINDINGS = exits.FINDINGS
+FAILING = exits.FAILING
 
 
 @click.command("check")
 @click.argument("out", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @policy_options
-@click.option("--as-of", type=AsOf(), help="Judge at this moment instead of now.")
+@options.as_of("Judge at this moment instead of now.")
 @click.option(
     "--days", type=click.IntRange(0), default=30, show_default=True,
     help="Horizon of 'expiring soon' for pin-sets and leaves.",
@@ -87,8 +45,8 @@ def read_policies(paths: tuple[Path, ...], format: str | None) -> list[Policy]:
     "--findings", "show_findings", is_flag=True,
     help="Print the fleet findings instead of the verdicts (a table, or JSON with --format json).",
 )  # fmt: skip
-@click.option("--format", "output", type=click.Choice(["text", "json"]), default="text")
-@click.option("-q", "--quiet", is_flag=True, help="Print only failures, nothing when clean.")
+@options.output_format()
+@options.quiet("Print only failures, nothing when clean.")
 def check_command(
     out: Path,
     policies: tuple[Path, ...],
@@ -106,6 +64,12 @@ def check_command(
     curl), positions, expiry and strictness. Exits 1 when any pinned endpoint fails or a client
     would reject its policy, 0 otherwise.
     """
+    import polars as pl
+
+    from pinscan.dataset import open as open_dataset
+    from pinscan.policy.evaluate import evaluate
+    from pinscan.policy.findings import findings
+
     if not policies:
         raise click.UsageError("give at least one --policy FILE")
     loaded = read_policies(policies, policy_format)
@@ -113,7 +77,7 @@ def check_command(
     results = evaluate(dataset, loaded, as_of)
     found = findings(dataset, loaded, as_of, days=days)
     shown = results if show_all else results.filter(pl.col("verdict") != "unpinned")
-    failing = results.filter(pl.col("verdict").is_in(FAILING))
+    failing = results.filter(pl.col("verdict").is_in(exits.FAILING))
     rejected = [p for p in loaded if p.error]
     if quiet:
         shown = failing
@@ -126,7 +90,7 @@ def check_command(
     elif not quiet or not failing.is_empty() or rejected:
         _print_text(shown, found, results, loaded, quiet=quiet)
     if not failing.is_empty() or rejected:
-        raise SystemExit(EXIT_FINDINGS)
+        raise SystemExit(exits.FINDINGS)
 
 
 def _json_value(value: object) -> str:
@@ -145,6 +109,8 @@ def _print_rejected(console: Console, policies: list[Policy]) -> None:
 
 def _print_findings(found: pl.DataFrame, policies: list[Policy]) -> None:
     """``--findings``: the findings table alone, or that there are none."""
+    from pinscan.report.terminal import new_console, print_table
+
     console = new_console()
     _print_rejected(console, policies)
     if found.is_empty():
@@ -154,6 +120,8 @@ def _print_findings(found: pl.DataFrame, policies: list[Policy]) -> None:
 
 
 def _findings_table(found: pl.DataFrame) -> Table:
+    from rich.table import Table
+
     table = Table(title="findings", title_justify="left")
     for column in ("severity", "kind", "where", "endpoints", "message"):
         table.add_column(column)
@@ -176,6 +144,10 @@ def _print_text(
     *,
     quiet: bool,
 ) -> None:
+    from rich.table import Table
+
+    from pinscan.report.terminal import VERDICT_STYLE, new_console, print_table
+
     console = new_console()
     _print_rejected(console, policies)
     if not shown.is_empty():

@@ -12,23 +12,22 @@ from __future__ import annotations
 import datetime as dt
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import anyio
 import click
-from rich.table import Table
 
-from pinscan.cli.check import EXIT_FINDINGS
-from pinscan.ct import DEFAULT_LOG_LIST, Log, LogKey, load_log_list, run
-from pinscan.ct.crtsh import DEFAULT_URL as CRTSH_URL
-from pinscan.ct.fetch import FetchPolicy
-from pinscan.ct.loglist import RFC6962, STATIC
-from pinscan.ct.monitor import Options, RunResult
-from pinscan.ct.state import StateDir
-from pinscan.ct.watch import Watchlist, pins_from_dataset, pins_from_file, pins_from_policy
+from pinscan.cli import exits, options
 from pinscan.errors import InputError
-from pinscan.report.terminal import new_console, print_table
 
-EXIT_ERRORS = 2
+# pinscan.ct (anyio, httpx, polars) and rich are imported in the functions that use them, so that
+# `pinscan ct --help` starts fast (lazy for start-up time).
+if TYPE_CHECKING:
+    from pinscan.ct import Log, RunResult
+
+# What the help shows of pinscan.ct, restated for the same reason (tests/test_cli_start.py checks
+# they are still the library's): its DEFAULT_LOG_LIST, and loglist's RFC6962 and STATIC.
+DEFAULT_LOG_LIST = "https://www.gstatic.com/ct/log_list/v3/log_list.json"
+LOG_TYPES = ("rfc6962", "static")
 _FILE = click.Path(exists=True, dir_okay=False, path_type=Path)
 
 
@@ -54,7 +53,7 @@ _FILE = click.Path(exists=True, dir_okay=False, path_type=Path)
     help="With one --log not in the log list: its public key (base64 DER SubjectPublicKeyInfo).",
 )  # fmt: skip
 @click.option(
-    "--log-type", type=click.Choice([RFC6962, STATIC]), default=RFC6962, show_default=True,
+    "--log-type", type=click.Choice(LOG_TYPES), default=LOG_TYPES[0], show_default=True,
     help="With --log-key: the log's read protocol.",
 )  # fmt: skip
 @click.option("--allow-pins", multiple=True, type=_FILE, help="Allowed pins, one per line.")
@@ -65,7 +64,7 @@ _FILE = click.Path(exists=True, dir_okay=False, path_type=Path)
 )  # fmt: skip
 @click.option("--start-at-end", is_flag=True, help="On a log's first run, skip what it holds.")
 @click.option("--crtsh", is_flag=True, help="Also backfill from crt.sh (unverified).")
-@click.option("--crtsh-url", default=CRTSH_URL, show_default=True, hidden=True)
+@click.option("--crtsh-url", hidden=True)  # default: pinscan.ct.crtsh.DEFAULT_URL
 @click.option("--retries", type=click.IntRange(0, 20), default=5, show_default=True)
 @click.option("--backoff", type=click.FloatRange(min=0), default=1.0, show_default=True,
               help="First retry delay in seconds; doubles per retry.")  # fmt: skip
@@ -75,8 +74,8 @@ _FILE = click.Path(exists=True, dir_okay=False, path_type=Path)
 )
 @click.option("--parallel", type=click.IntRange(1, 64), default=4, show_default=True,
               help="Requests in flight per log.")  # fmt: skip
-@click.option("--format", "output", type=click.Choice(["text", "json"]), default="text")
-@click.option("-q", "--quiet", is_flag=True, help="Print only new alerts and errors.")
+@options.output_format()
+@options.quiet("Print only new alerts and errors.")
 def ct_command(
     watch: tuple[str, ...],
     state_dir: Path,
@@ -89,7 +88,7 @@ def ct_command(
     allow_dataset: tuple[Path, ...],
     start_at_end: bool,
     crtsh: bool,
-    crtsh_url: str,
+    crtsh_url: str | None,
     retries: int,
     backoff: float,
     timeout: float,
@@ -103,6 +102,12 @@ def ct_command(
     Every tree head signature is verified and every root recomputed from the entries before a
     position is saved, so a run resumes exactly where the last verified one ended.
     """
+    import anyio
+
+    from pinscan.ct import FetchPolicy, Options, StateDir, Watchlist, run
+    from pinscan.ct.crtsh import DEFAULT_URL as CRTSH_URL
+    from pinscan.ct.watch import pins_from_dataset, pins_from_file, pins_from_policy
+
     watchlist = Watchlist.parse(watch)
     allowed: set[str] = set()
     for path in allow_pins:
@@ -119,20 +124,22 @@ def ct_command(
         fetch=FetchPolicy(
             retries=retries, backoff=backoff, timeout=timeout, rate=rate, parallel=parallel
         ),
-        crtsh_url=crtsh_url if crtsh else None,
+        crtsh_url=(crtsh_url or CRTSH_URL) if crtsh else None,
     )
     with StateDir(state_dir) as state:
         result = anyio.run(run, logs, state, options)
     _print(result, output, quiet)
     if result.errors:
-        raise SystemExit(EXIT_ERRORS)
+        raise SystemExit(exits.ERROR)
     if not result.alerts.is_empty():
-        raise SystemExit(EXIT_FINDINGS)
+        raise SystemExit(exits.FINDINGS)
 
 
 def _select_logs(
     log_list: str | None, urls: tuple[str, ...], key: str | None, log_type: str
 ) -> list[Log]:
+    from pinscan.ct import Log, LogKey, load_log_list
+
     if key is not None:
         if len(urls) != 1 or log_list:
             raise click.UsageError("--log-key needs exactly one --log and no --log-list")
@@ -152,6 +159,10 @@ def _select_logs(
 
 
 def _print(result: RunResult, output: str, quiet: bool) -> None:
+    from rich.table import Table
+
+    from pinscan.report.terminal import new_console, print_table
+
     alerts = result.alerts
     if output == "json":
         for row in alerts.iter_rows(named=True):

@@ -10,15 +10,21 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
-import polars as pl
-from rich.table import Table
 
-from pinscan.cli.check import EXIT_FINDINGS, policy_options, read_policies
-from pinscan.dataset import select
-from pinscan.diffing import CHANGES, DEFAULT_FAIL_ON, diff, summary
-from pinscan.report.terminal import new_console, print_table
+from pinscan.cli import exits, options
+from pinscan.cli.options import policy_options, read_policies
+
+# polars, rich, the dataset and the diff are imported in the functions that use them, so that
+# `pinscan diff --help` starts fast (lazy for start-up time).
+if TYPE_CHECKING:
+    import polars as pl
+
+# pinscan.diffing.DEFAULT_FAIL_ON, which the help shows, restated for the same reason
+# (tests/test_cli_start.py checks it is still the library's).
+DEFAULT_FAIL_ON = ("key_rotated", "new_failure")
 
 _STYLE = {
     "key_rotated": "bold red",
@@ -42,6 +48,8 @@ class Kinds(click.ParamType):
     name = "KINDS"
 
     def convert(self, value, param, ctx):  # type: ignore[no-untyped-def]
+        from pinscan.diffing import CHANGES
+
         if isinstance(value, tuple):
             return value
         words = [w.strip() for w in value.split(",") if w.strip()]
@@ -68,8 +76,8 @@ class Kinds(click.ParamType):
     "--limit", type=click.IntRange(0), default=200, show_default=True,
     help="Rows shown in the table (0: all); --format json lists every change.",
 )  # fmt: skip
-@click.option("--format", "output", type=click.Choice(["text", "json"]), default="text")
-@click.option("-q", "--quiet", is_flag=True, help="Print only --fail-on changes; nothing if none.")
+@options.output_format()
+@options.quiet("Print only --fail-on changes; nothing if none.")
 def diff_command(
     old: str,
     new: str | None,
@@ -88,6 +96,11 @@ def diff_command(
     chain_changed, new_failure, recovered, status_changed, verification_changed, with --policy
     verdict_changed, and address_changed, appeared, vanished.
     """
+    import polars as pl
+
+    from pinscan.dataset import select
+    from pinscan.diffing import diff
+
     if new is None:
         if "@" in old and not Path(old).exists():
             raise click.UsageError("with one argument, give a history directory (H, not H@...)")
@@ -103,7 +116,7 @@ def diff_command(
     elif not quiet or not failing.is_empty():
         _print_text(shown, changes, before.meta, after.meta, limit=limit, quiet=quiet)
     if not failing.is_empty():
-        raise SystemExit(EXIT_FINDINGS)
+        raise SystemExit(exits.FINDINGS)
 
 
 def _print_text(
@@ -115,6 +128,11 @@ def _print_text(
     limit: int,
     quiet: bool,
 ) -> None:
+    from rich.table import Table
+
+    from pinscan.diffing import summary
+    from pinscan.report.terminal import new_console, print_table
+
     console = new_console()
     title = f"changes from {before['scan_id']} to {after['scan_id']}"
     if shown.is_empty():

@@ -6,30 +6,24 @@ from __future__ import annotations
 import datetime as dt
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 from click.core import ParameterSource
 
-from pinscan.certs.keys import Item, csr_subject, read_items, read_path, spki_pin
-from pinscan.certs.table import certificates
+from pinscan.cli import exits, options
 from pinscan.errors import InputError
 
-#: Exit status when an input could not be read or pinned (as click's for usage errors).
-EXIT_INPUT = 2
+# The certificate code (cryptography, polars) is imported in the functions that use it, so that
+# `pinscan pin --help` starts fast (lazy for start-up time).
+if TYPE_CHECKING:
+    from pinscan.certs.keys import Item
 
 
 @click.command()
 # A path type (no checks: each file is read, and reported, on its own) so that shells complete it.
 @click.argument("files", nargs=-1, required=True, metavar="FILE...", type=click.Path())
-@click.option(
-    "--format",
-    "output",
-    type=click.Choice(["text", "json"]),
-    default="text",
-    show_default=True,
-    help="One line per object, or one JSON array with every certificate field.",
-)
+@options.output_format("One line per object, or one JSON array with every certificate field.")
 @click.option("--sha1", is_flag=True, help="Also print the legacy OkHttp sha1/ pin.")
 @click.option(
     "--password",
@@ -42,7 +36,7 @@ EXIT_INPUT = 2
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
     help="Read the password of encrypted private keys from the first line of this file.",
 )
-@click.option("-q", "--quiet", is_flag=True, help="No warnings about damaged certificates.")
+@options.quiet("No warnings about damaged certificates.")
 @click.pass_context
 def pin(
     ctx: click.Context,
@@ -59,6 +53,9 @@ def pin(
     Certificates are pinned by the SubjectPublicKeyInfo exactly as encoded. Exits 2 if any FILE
     could not be read or pinned, after reporting all the others.
     """
+    from pinscan.certs.keys import csr_subject, read_items, read_path, spki_pin
+    from pinscan.certs.table import certificates
+
     secret = _password(ctx, password, password_file)
     failed = False
     items: list[Item] = []
@@ -101,11 +98,13 @@ def pin(
     elif records:
         click.echo("\n".join(_line(record, sha1=sha1) for record in records))
     if failed:
-        ctx.exit(EXIT_INPUT)
+        ctx.exit(exits.ERROR)
 
 
 def _password(ctx: click.Context, password: str | None, path: Path | None) -> bytes | None:
     """The password: ``--password`` or ``PINSCAN_PASSWORD``, or the first line of a file."""
+    from pinscan.certs.keys import read_path
+
     if path is None:
         return password.encode("utf-8") if password is not None else None
     if ctx.get_parameter_source("password") is ParameterSource.COMMANDLINE:

@@ -133,7 +133,7 @@ def count_targets(path: str, fmt: str | None) -> int | None:
     p = Path(path)
     try:
         if fmt == "parquet" or (fmt is None and p.suffix in {".parquet", ".pq"}):
-            import pyarrow.parquet as pq
+            import pyarrow.parquet as pq  # lazy for start-up time: only Parquet needs it
 
             return pq.ParquetFile(p).metadata.num_rows
         count = 0

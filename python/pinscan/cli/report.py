@@ -13,11 +13,11 @@ from pathlib import Path
 
 import click
 
-from pinscan.cli.check import AsOf, policy_options, read_policies
-from pinscan.dataset import select
-from pinscan.report.page import write_html
-from pinscan.report.summary import summarize
-from pinscan.report.terminal import print_summary
+from pinscan.cli import options
+from pinscan.cli.options import policy_options, read_policies
+
+# The dataset and the report code (polars, rich) are imported in the command, so that
+# `pinscan report --help` starts fast (lazy for start-up time).
 
 
 @click.command("report")
@@ -27,7 +27,7 @@ from pinscan.report.terminal import print_summary
     help="Also write the report as one self-contained HTML page (plots and a sortable table).",
 )  # fmt: skip
 @policy_options
-@click.option("--as-of", type=AsOf(), help="Count expiry and judge pins at this moment, not now.")
+@options.as_of("Count expiry and judge pins at this moment, not now.")
 @click.option(
     "--top", type=click.IntRange(1), default=10, show_default=True,
     help="How many issuers, problems and soonest-expiring certificates to list.",
@@ -36,8 +36,8 @@ from pinscan.report.terminal import print_summary
     "--rows", type=click.IntRange(0), default=5000, show_default=True,
     help="Endpoints in the HTML table: problems first, then the soonest to expire.",
 )  # fmt: skip
-@click.option("--format", "output", type=click.Choice(["text", "json"]), default="text")
-@click.option("-q", "--quiet", is_flag=True, help="Print nothing (for cron, with --html).")
+@options.output_format()
+@options.quiet("Print nothing (for cron, with --html).")
 def report_command(
     out: str,
     html_path: Path | None,
@@ -57,6 +57,11 @@ def report_command(
     Pin verdicts come from each --policy (judged now, or at --as-of), or else from the verdicts
     `scan --policy` stored in OUT.
     """
+    from pinscan.dataset import select
+    from pinscan.report.page import write_html
+    from pinscan.report.summary import summarize
+    from pinscan.report.terminal import print_summary
+
     dataset = select(out, verify=True)
     loaded = read_policies(policies, policy_format) if policies else None
     summary = summarize(

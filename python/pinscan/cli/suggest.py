@@ -9,10 +9,14 @@ from pathlib import Path
 
 import click
 
-from pinscan.atomic import atomic_write
-from pinscan.dataset import open as open_dataset
-from pinscan.policy import SUGGEST_FORMATS
-from pinscan.policy.suggest import BackupKey, render, suggest
+from pinscan.cli import options
+
+# The dataset and the policy code (polars) are imported in the command, so that
+# `pinscan suggest --help` starts fast (lazy for start-up time).
+
+# What --policy-format accepts: pinscan.policy.SUGGEST_FORMATS, restated for the same reason
+# (tests/test_cli_start.py checks it is still the library's).
+SUGGEST_FORMATS = ("android", "ios", "trustkit", "okhttp", "hpkp", "curl", "toml")
 
 
 @click.command("suggest")
@@ -44,7 +48,7 @@ from pinscan.policy.suggest import BackupKey, render, suggest
     "-o", "--output-file", type=click.Path(dir_okay=False, path_type=Path),
     help="Write here (atomically) instead of to standard output.",
 )  # fmt: skip
-@click.option("-q", "--quiet", is_flag=True, help="No warnings on standard error.")
+@options.quiet("No warnings on standard error.")
 def suggest_command(
     out: Path,
     domain: str,
@@ -65,6 +69,10 @@ def suggest_command(
     when no pin-set can (an endpoint whose chain does not verify has no CA key to pin), nothing
     is written and the endpoints are named (exit 2).
     """
+    from pinscan.atomic import atomic_write
+    from pinscan.dataset import open as open_dataset
+    from pinscan.policy.suggest import BackupKey, render, suggest
+
     if old_format and policy_format and old_format != policy_format:
         raise click.UsageError("--format is the old name of --policy-format: give one")
     if old_format and not quiet:

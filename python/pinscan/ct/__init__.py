@@ -16,10 +16,13 @@ import anyio
 
 from pinscan.ct.fetch import FetchPolicy
 from pinscan.ct.loglist import Log, load_log_list, parse_log_list
-from pinscan.ct.monitor import LogError, LogReport, Options, RunResult, run
-from pinscan.ct.signatures import LogKey, SignatureError
-from pinscan.ct.state import StateDir, StateError
+from pinscan.ct.monitor import LogReport, Options, RunResult, run
+from pinscan.ct.signatures import LogKey
+from pinscan.ct.state import StateDir
 from pinscan.ct.watch import ALERT_SCHEMA, Watchlist
+
+# Defined in pinscan.errors with every public exception; named here too, where they always were.
+from pinscan.errors import LogError, SignatureError, StateError
 
 #: Chrome's list of logs it trusts or trusted (v3 format, RFC 6962 and tiled logs).
 DEFAULT_LOG_LIST = "https://www.gstatic.com/ct/log_list/v3/log_list.json"

@@ -13,9 +13,9 @@ import polars as pl
 
 from pinscan.certs.keys import read_certificates
 from pinscan.ct import entries
-from pinscan.ct.fetch import Fetcher, FetchError
+from pinscan.ct.fetch import Fetcher
 from pinscan.ct.watch import Watchlist, alerts
-from pinscan.errors import PinscanError
+from pinscan.errors import FetchError, PinscanError
 
 DEFAULT_URL = "https://crt.sh/"
 

@@ -14,14 +14,10 @@ from typing import TypeVar
 import anyio
 import httpx
 
-from pinscan.errors import PinscanError
+from pinscan.errors import FetchError
 
 T = TypeVar("T")
 RETRY_STATUS = frozenset({429, 500, 502, 503, 504})
-
-
-class FetchError(PinscanError):
-    """A request that failed for good (after retries), or a response that is not usable."""
 
 
 @dataclass(frozen=True)

@@ -26,7 +26,7 @@ import httpx
 import polars as pl
 
 from pinscan.ct import crtsh
-from pinscan.ct.fetch import Fetcher, FetchError, FetchPolicy
+from pinscan.ct.fetch import Fetcher, FetchPolicy
 from pinscan.ct.loglist import RFC6962, Log
 from pinscan.ct.merkle import EMPTY_ROOT, CompactRange
 from pinscan.ct.rfc6962 import Rfc6962Client
@@ -34,7 +34,7 @@ from pinscan.ct.signatures import TreeHead
 from pinscan.ct.state import Progress, StateDir, Verified
 from pinscan.ct.tiles import StaticClient
 from pinscan.ct.watch import ALERT_SCHEMA, Watchlist, alerts
-from pinscan.errors import PinscanError
+from pinscan.errors import FetchError, LogError, PinscanError
 
 #: Rows collected before the watchlist is matched against them.
 MATCH_ROWS = 8192
@@ -42,10 +42,6 @@ MATCH_ROWS = 8192
 #: first: a killed run loses at most that much download work.
 PROGRESS_ENTRIES = 100_000
 PROGRESS_SECONDS = 60.0
-
-
-class LogError(PinscanError):
-    """A log that could not be read or that failed verification; the message names it."""
 
 
 @dataclass(frozen=True)

@@ -15,10 +15,11 @@ from typing import Any
 import polars as pl
 
 from pinscan.ct import entries
-from pinscan.ct.fetch import Fetcher, FetchError, gather
+from pinscan.ct.fetch import Fetcher, gather
 from pinscan.ct.loglist import Log
 from pinscan.ct.merkle import CompactRange, leaf_hash
 from pinscan.ct.signatures import TreeHead, verify_sth
+from pinscan.errors import FetchError
 
 
 class Rfc6962Client:

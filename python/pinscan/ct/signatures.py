@@ -18,16 +18,12 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 
-from pinscan.errors import PinscanError
+from pinscan.errors import PinscanError, SignatureError
 
 _SHA256, _RSA, _ECDSA = 4, 1, 3
 #: C2SP signed-note signature type of an RFC 6962 log key (static-ct-api, "Checkpoints").
 NOTE_RFC6962_TYPE = 0x05
 _NOTE_DASH = "\u2014 "
-
-
-class SignatureError(PinscanError):
-    """A tree head whose signature is missing, malformed or wrong."""
 
 
 @dataclass(frozen=True)

@@ -36,11 +36,7 @@ from pinscan.ct.loglist import Log
 from pinscan.ct.merkle import CompactRange
 from pinscan.ct.signatures import TreeHead
 from pinscan.ct.watch import ALERT_SCHEMA
-from pinscan.errors import PinscanError
-
-
-class StateError(PinscanError):
-    """A state directory that is locked, unwritable or holds a file pinscan cannot read."""
+from pinscan.errors import StateError
 
 
 @dataclass

@@ -16,10 +16,11 @@ from collections.abc import AsyncIterator
 import polars as pl
 
 from pinscan.ct import entries
-from pinscan.ct.fetch import Fetcher, FetchError, gather
+from pinscan.ct.fetch import Fetcher, gather
 from pinscan.ct.loglist import Log
 from pinscan.ct.merkle import CompactRange, subtrees, tree_root
 from pinscan.ct.signatures import TreeHead, verify_checkpoint
+from pinscan.errors import FetchError
 
 WIDTH = 256
 

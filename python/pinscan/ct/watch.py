@@ -177,6 +177,8 @@ def pins_from_file(path: Path) -> set[str]:
 
 def pins_from_policy(path: Path) -> set[str]:
     """Every SHA-256 pin of every rule of a policy file, in any format pinscan reads."""
+    # Lazy for start-up time, as in pins_from_dataset: the policy readers and the dataset code
+    # (pyarrow) load only for the allowed keys they give; `import pinscan.ct` does without them.
     from pinscan.policy import load_policies
 
     return {
@@ -190,7 +192,7 @@ def pins_from_policy(path: Path) -> set[str]:
 
 def pins_from_dataset(path: Path) -> set[str]:
     """Every key a scan saw served (the ``certificates`` table of a dataset)."""
-    from pinscan.dataset import open as open_dataset
+    from pinscan.dataset import open as open_dataset  # lazy for start-up time: see above
 
     frame = open_dataset(path).certificates.select("spki_sha256").drop_nulls().unique().collect()
     return set(frame["spki_sha256"].to_list())

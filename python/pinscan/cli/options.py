@@ -1,0 +1,121 @@
+# SPDX-License-Identifier: Apache-2.0
+"""The options several commands share, declared and parsed in one place: ``--format text|json``,
+``-q/--quiet``, ``--as-of`` and the policy options (``--policy``, ``--policy-format``,
+``--android-debug``).
+
+This module imports only click: ``pinscan <command> --help`` must not pay for polars or the
+policy readers, so :func:`read_policies` imports them when it runs (lazy for start-up time).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import click
+
+if TYPE_CHECKING:
+    from pinscan.policy.model import Policy
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+#: What ``--policy-format`` accepts: :data:`pinscan.policy.FORMATS`, restated here because
+#: importing pinscan.policy loads polars (tests/test_cli_start.py checks they agree).
+POLICY_FORMATS = (
+    "android",
+    "trustkit-android",
+    "ios",
+    "trustkit",
+    "okhttp",
+    "hpkp",
+    "curl",
+    "chromium",
+    "toml",
+)
+
+
+def output_format(help: str | None = None) -> Callable[[F], F]:
+    """``--format text|json`` into the parameter ``output``: a table for people (the default),
+    JSON for programs."""
+    return click.option(
+        "--format",
+        "output",
+        type=click.Choice(["text", "json"]),
+        default="text",
+        show_default=True,
+        help=help,
+    )
+
+
+def quiet(help: str) -> Callable[[F], F]:
+    """``-q/--quiet``, for cron; ``help`` says what the command still prints."""
+    return click.option("-q", "--quiet", is_flag=True, help=help)
+
+
+class AsOf(click.ParamType):
+    """``YYYY-MM-DD`` (00:00 UTC) or an ISO 8601 date and time (UTC unless it says otherwise)."""
+
+    name = "DATE"
+
+    def convert(self, value, param, ctx):  # type: ignore[no-untyped-def]
+        if isinstance(value, dt.datetime):
+            return value
+        try:
+            moment = dt.datetime.fromisoformat(value)
+        except ValueError:
+            self.fail(f"{value!r} is not a date (YYYY-MM-DD) or ISO 8601 time", param, ctx)
+        return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
+
+
+def as_of(help: str) -> Callable[[F], F]:
+    """``--as-of DATE`` into ``as_of``: an aware datetime, or ``None`` for now."""
+    return click.option("--as-of", type=AsOf(), help=help)
+
+
+def policy_options(command, *, short: bool = True):  # type: ignore[no-untyped-def]
+    """``--policy``, ``--policy-format`` and ``--android-debug``, shared by the commands that
+    judge scans; `read_policies` reads the last from the context. ``short``: ``-p`` for
+    ``--policy`` (``scan`` keeps ``-p`` for ``--port``, as tlsx users expect)."""
+    command = click.option(
+        "--android-debug",
+        is_flag=True,
+        expose_value=False,
+        callback=lambda ctx, _, value: ctx.meta.__setitem__("android_debug", value),
+        help="Apply Android <debug-overrides>, as a debuggable build does (release builds "
+        "ignore them).",
+    )(command)
+    command = click.option(
+        "--policy-format",
+        type=click.Choice(POLICY_FORMATS),
+        help="Read every --policy as this format instead of telling by content.",
+    )(command)
+    return click.option(
+        *(("-p", "--policy") if short else ("--policy",)),
+        "policies",
+        multiple=True,
+        type=click.Path(exists=True, dir_okay=False, path_type=Path),
+        help="A pin policy: Android XML, iOS/TrustKit plist or JSON, OkHttp source, HPKP, "
+        "curl, Chromium JSON or pinscan TOML. Repeat for several.",
+    )(command)
+
+
+def read_policies(paths: tuple[Path, ...], format: str | None) -> list[Policy]:
+    """Every policy in the ``--policy`` files, read as ``--policy-format`` says (or by content),
+    with ``--android-debug`` applied."""
+    from pinscan.policy import load_policies  # lazy for start-up time (see the module's doc)
+
+    debug = click.get_current_context().meta.get("android_debug", False)
+    return [p for path in paths for p in load_policies(path, format, android_debug=debug)]
+
+
+__all__ = [
+    "POLICY_FORMATS",
+    "AsOf",
+    "as_of",
+    "output_format",
+    "policy_options",
+    "quiet",
+    "read_policies",
+]
