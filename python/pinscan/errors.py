@@ -59,3 +59,9 @@ class PolicyError(InputError):
     def __init__(self, source: str, message: str, line: int | None = None) -> None:
         super().__init__(source if line is None else f"{source}:{line}", message)
         self.line = line
+
+
+class SuggestError(InputError):
+    """``pinscan suggest`` found no pin-set for the domain that passes ``pinscan check`` on the
+    scan (the client would refuse the file, or an endpoint would fail it): the message says why
+    and names the endpoints."""
