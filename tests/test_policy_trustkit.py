@@ -24,7 +24,7 @@ from hypothesis import strategies as st
 
 from pinscan import spki_pin
 from pinscan.errors import PolicyError
-from pinscan.policy import _public_suffix, ios
+from pinscan.policy import _public_suffix, formats, ios, load_policies, load_policy
 from pinscan.policy import trustkit as tk
 from pinscan.policy.model import (
     ChainSource,
@@ -325,6 +325,11 @@ def test_sniff_both_and_neither() -> None:
         }
     )
     assert plist_formats(both) == ["ios", "trustkit"]
+    # Both are read: the plist group is sniffed as one, before any other format.
+    assert formats.detect(both, "Info.plist") == ["ios", "trustkit"]
+    assert [p.format for p in load_policies(both)] == ["ios", "trustkit"]
+    with pytest.raises(PolicyError, match=r"holds several policies \(ios, trustkit\)"):
+        load_policy(both)
     for other in (
         b"",
         b"\x00\xff",

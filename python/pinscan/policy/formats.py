@@ -4,8 +4,8 @@
 Each format's module has ``parse(data: bytes, source: str) -> Policy``, which raises
 :class:`PolicyError` only for a file it cannot read at all, and ``sniff(data: bytes) -> bool``,
 which says whether ``data`` holds that format and never raises; the formats `pinscan suggest`
-writes also have ``write(suggestion) -> str``. Modules load on first use (importlib), so
-``import pinscan`` does not pay for XML and plist parsing.
+writes also have ``write(suggestion) -> str``. The modules are imported on first use (importlib),
+for start-up time: importing :mod:`pinscan.policy` loads no XML, plist or TOML parser.
 """
 
 from __future__ import annotations
