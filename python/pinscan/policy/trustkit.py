@@ -231,7 +231,13 @@ def _trustkit_rule(
         warn(line, f"{key}: TSKPublicKeyAlgorithms is ignored by TrustKit 1.6 and later")
     pins = _trustkit_pins(policy.get(_HASHES), key, doc, find(doc, _HASHES, line), source)
     required = 2 if enforce else 1
-    rule = Rule(
+    error = None
+    if len(pins) < required:
+        error = (
+            f"TrustKit was initialized with less than {required} pins (ie. no backup pins) for "
+            f"domain {key}" + (" (TSKEnforcePinning is on)" if enforce else "")
+        )
+    return Rule(
         host,
         Match.SUBDOMAINS if subdomains else Match.EXACT,
         (PinSet(pins),),
@@ -239,14 +245,8 @@ def _trustkit_rule(
         expires=expires,
         enforce=enforce,
         pattern=key,
+        error=error,
     )
-    if len(pins) < required:
-        message = (
-            f"TrustKit was initialized with less than {required} pins (ie. no backup pins) for "
-            f"domain {key}" + (" (TSKEnforcePinning is on)" if enforce else "")
-        )
-        return replace(rule, error=message)
-    return rule
 
 
 def parse(data: bytes, source: str) -> Policy:
