@@ -1,5 +1,6 @@
 # SPDX-License-Identifier: Apache-2.0
-"""Android Network Security Config and TrustKit-Android readers, and the Android writer.
+"""Android Network Security Config and TrustKit-Android readers, the Java/Android value
+decoders they share, and the Android writer.
 
 Corpus expectations follow AOSP's own tests (``XmlConfigTests``: ``testBadConfig*`` must fail to
 parse, ``testBadPin`` pins android.com, ``testExpiredPin`` / ``testOverridesPins`` /
@@ -19,7 +20,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from pinscan.errors import PolicyError
-from pinscan.policy import android, formats
+from pinscan.policy import android, formats, trustkit_android
+from pinscan.policy._java_values import JavaDate, android_base64, java_date
 from pinscan.policy.model import (
     Combine,
     Match,
@@ -43,6 +45,12 @@ def corpus(name: str) -> bytes:
 def nsc(body: str) -> bytes:
     head = '<?xml version="1.0" encoding="utf-8"?>\n<network-security-config>\n'
     return f"{head}{body}\n</network-security-config>\n".encode()
+
+
+def nsc_formats(data: bytes) -> list[str]:
+    """The formats whose sniffers claim ``data`` as a network security config."""
+    readers = (("android", android), ("trustkit-android", trustkit_android))
+    return [name for name, module in readers if module.sniff(data)]
 
 
 def pinned(host: str, pins: list[str], extra: str = "", domain_attrs: str = "") -> str:
@@ -79,21 +87,21 @@ SNIFFED = {
 def test_sniff_every_android_corpus_file(path: Path) -> None:
     name = path.name.removeprefix("android__")
     expected = ["android", "trustkit-android"][: SNIFFED.get(name, 1)]
-    assert android.sniff(path.read_bytes()) == expected
+    assert nsc_formats(path.read_bytes()) == expected
     assert formats.detect(path.read_bytes(), path.name) == expected
 
 
 @pytest.mark.parametrize("path", sorted(CORPUS.glob("[!a]*__*")), ids=lambda p: p.name)
 def test_sniff_leaves_other_formats_alone(path: Path) -> None:
-    assert android.sniff(path.read_bytes()) == []
+    assert nsc_formats(path.read_bytes()) == []
 
 
 def test_sniff_claims_a_broken_config_so_the_reader_can_say_why() -> None:
     broken = b"<network-security-config><domain-config></network-security-config>"
-    assert android.sniff(broken) == ["android"]
+    assert nsc_formats(broken) == ["android"]
     with pytest.raises(PolicyError, match="not well-formed"):
         android.parse(broken, "broken.xml")
-    assert android.sniff(b"<resources>network-security-config</resources>") == []
+    assert nsc_formats(b"<resources>network-security-config</resources>") == []
 
 
 # --- Android: the AOSP test files --------------------------------------------------------------
@@ -555,7 +563,7 @@ def test_android_whole_file_rejections(body: str, line: int, message: str) -> No
     ],
 )
 def test_expiration_dates_as_simple_date_format(text: str, expected: dt.date | None) -> None:
-    got = android.java_date(text)
+    got = java_date(text)
     assert (got.day if got else None) == expected
     body = f'<domain-config><domain>a.test</domain><pin-set expiration="{text}">'
     policy = android.parse(
@@ -568,13 +576,13 @@ def test_expiration_dates_as_simple_date_format(text: str, expected: dt.date | N
 
 
 def test_a_year_past_9999_never_expires() -> None:
-    assert android.java_date("20270-01-01") == android._Expiry(None)
-    assert android.java_date("9" * 5000 + "-01-01") == android._Expiry(None)
-    assert android.java_date("2027-01-" + "1" * 5000) is None
-    assert android.java_date("20270-02-29") is None  # 20270 is no leap year
-    assert android.java_date("20400-02-29") == android._Expiry(None)
-    assert android.java_date("0-01-01") is None
-    assert android.java_date("2027-" + "0" * 6000 + "1-01") == android._Expiry(dt.date(2027, 1, 1))
+    assert java_date("20270-01-01") == JavaDate(None)
+    assert java_date("9" * 5000 + "-01-01") == JavaDate(None)
+    assert java_date("2027-01-" + "1" * 5000) is None
+    assert java_date("20270-02-29") is None  # 20270 is no leap year
+    assert java_date("20400-02-29") == JavaDate(None)
+    assert java_date("0-01-01") is None
+    assert java_date("2027-" + "0" * 6000 + "1-01") == JavaDate(dt.date(2027, 1, 1))
     body = pinned("a.test", [P1]).replace("<pin-set>", '<pin-set expiration="20270-01-01">')
     policy = android.parse(nsc(body), "x")
     assert policy.valid and policy.rules[0].expires is None
@@ -595,7 +603,7 @@ def test_a_year_past_9999_never_expires() -> None:
     ],
 )
 def test_android_base64(text: str, expected: str | None) -> None:
-    raw = android.android_base64(text)
+    raw = android_base64(text)
     if expected is None:
         assert raw is None
     else:
@@ -642,7 +650,7 @@ def test_namespaced_and_unknown_elements_are_skipped() -> None:
     # Android reads only un-namespaced attributes and skips unknown elements whole.
     assert summary(policy) == [("a.test", "exact", [], True, True)]
     # TrustKit's event loop finds the pin-set inside the unknown element.
-    assert [len(r.pins) for r in android.parse_trustkit(nsc(body), "x").rules] == [1]
+    assert [len(r.pins) for r in trustkit_android.parse(nsc(body), "x").rules] == [1]
 
 
 @pytest.mark.parametrize(
@@ -667,7 +675,7 @@ def test_namespaced_and_unknown_elements_are_skipped() -> None:
     ],
 )
 def test_unreadable_files_raise_policy_error(data: bytes, message: str) -> None:
-    for reader in (android.parse, android.parse_trustkit):
+    for reader in (android.parse, trustkit_android.parse):
         with pytest.raises(PolicyError, match=message):
             reader(data, "bad.xml")
 
@@ -681,13 +689,13 @@ def test_utf16_files_read() -> None:
 
 
 def tk(body: str) -> Policy:
-    return android.parse_trustkit(nsc(body), "tk.xml")
+    return trustkit_android.parse(nsc(body), "tk.xml")
 
 
 def test_trustkit_protonmail_enforces_and_skips_the_domain_without_pins() -> None:
     for name in ("xml", "uiAutomation.xml"):
         data = corpus(f"ProtonMail__proton-mail-android__network_security_config.{name}")
-        policy = android.parse_trustkit(data, "p")
+        policy = trustkit_android.parse(data, "p")
         assert policy.valid and policy.format == "trustkit-android"
         assert [(r.host, r.match, len(r.pins), r.enforce) for r in policy.rules] == [
             ("mail-api.proton.me", Match.SUBDOMAINS, 4, True)
@@ -696,7 +704,7 @@ def test_trustkit_protonmail_enforces_and_skips_the_domain_without_pins() -> Non
 
 def test_trustkit_android_test_config_enforcement_per_domain() -> None:
     data = corpus("datatheorem__TrustKit-Android__network_security_config.androidTest.xml")
-    policy = android.parse_trustkit(data, "t")
+    policy = trustkit_android.parse(data, "t")
     assert policy.valid
     assert [(r.host, r.enforce) for r in policy.rules] == [
         ("www.datatheorem.com", True),
@@ -709,7 +717,7 @@ def test_trustkit_android_test_config_enforcement_per_domain() -> None:
         ("wrong.host.badssl.com", False),
     ]
     assert policy.rules[4].expires == utc_midnight(dt.date(2015, 1, 1))
-    old = android.parse_trustkit(
+    old = trustkit_android.parse(
         corpus("datatheorem__TrustKit-Android__network_security_config.androidTest.1280940.xml"),
         "o",
     )
@@ -719,7 +727,7 @@ def test_trustkit_android_test_config_enforcement_per_domain() -> None:
 @pytest.mark.parametrize("name", ["app", "demoappkotlin"])
 def test_trustkit_demo_apps(name: str) -> None:
     data = corpus(f"datatheorem__TrustKit-Android__network_security_config.{name}.xml")
-    policy = android.parse_trustkit(data, name)
+    policy = trustkit_android.parse(data, name)
     assert policy.valid
     assert [(r.host, r.match, len(r.pins), r.enforce) for r in policy.rules] == [
         ("www.datatheorem.com", Match.SUBDOMAINS, 2, True),
@@ -729,10 +737,10 @@ def test_trustkit_demo_apps(name: str) -> None:
 
 
 def test_trustkit_threema_old_enforces_new_reports_only() -> None:
-    old = android.parse_trustkit(
+    old = trustkit_android.parse(
         corpus("threema-ch__threema-android__network_security_config.3ec12ae.xml"), "o"
     )
-    new = android.parse_trustkit(
+    new = trustkit_android.parse(
         corpus("threema-ch__threema-android__network_security_config.xml"), "n"
     )
     assert [(r.host, len(r.pins), r.enforce) for r in old.rules] == [
@@ -745,7 +753,7 @@ def test_trustkit_threema_old_enforces_new_reports_only() -> None:
 
 
 def test_trustkit_httptoolkit_single_pin_is_fine_when_reporting_only() -> None:
-    policy = android.parse_trustkit(
+    policy = trustkit_android.parse(
         corpus("httptoolkit__android-ssl-pinning-demo__network_security_config.8411df9.xml"), "h"
     )
     assert policy.valid
@@ -753,7 +761,7 @@ def test_trustkit_httptoolkit_single_pin_is_fine_when_reporting_only() -> None:
         ("sha256.badssl.com", 2, True),
         ("rsa4096.badssl.com", 1, False),
     ]
-    new = android.parse_trustkit(
+    new = trustkit_android.parse(
         corpus("httptoolkit__android-ssl-pinning-demo__network_security_config.xml"), "h"
     )
     assert [(r.host, r.enforce) for r in new.rules] == [
@@ -763,7 +771,7 @@ def test_trustkit_httptoolkit_single_pin_is_fine_when_reporting_only() -> None:
 
 
 def test_trustkit_afterpay_ip_address_is_an_invalid_domain() -> None:
-    policy = android.parse_trustkit(
+    policy = trustkit_android.parse(
         corpus("afterpay__sdk-android__network_security_config.xml"), "a"
     )
     assert policy.error == "Tried to pin an invalid domain: 10.0.2.2"
@@ -790,7 +798,7 @@ def test_trustkit_afterpay_ip_address_is_an_invalid_domain() -> None:
 )
 def test_trustkit_aosp_files_it_rejects(name: str, message: str, line: int) -> None:
     data = corpus(f"aosp-mirror__platform_frameworks_base__{name}.xml")
-    policy = android.parse_trustkit(data, name)
+    policy = trustkit_android.parse(data, name)
     assert policy.error == message
     assert policy.error_location is not None and policy.error_location.line == line
 
@@ -799,7 +807,7 @@ def test_trustkit_aosp_files_it_rejects(name: str, message: str, line: int) -> N
     "name", ["pins1", "bad_pin", "expired_pin", "override_pins", "override_dedup"]
 )
 def test_trustkit_aosp_single_pin_files_report_only(name: str) -> None:
-    policy = android.parse_trustkit(
+    policy = trustkit_android.parse(
         corpus(f"aosp-mirror__platform_frameworks_base__{name}.xml"), name
     )
     assert policy.valid
@@ -809,7 +817,7 @@ def test_trustkit_aosp_single_pin_files_report_only(name: str) -> None:
 
 
 def test_trustkit_nested_domains_inherit_include_subdomains() -> None:
-    policy = android.parse_trustkit(
+    policy = trustkit_android.parse(
         corpus("aosp-mirror__platform_frameworks_base__nested_domains.xml"), "n"
     )
     assert [(r.host, r.match, r.enforce) for r in policy.rules] == [
@@ -818,7 +826,7 @@ def test_trustkit_nested_domains_inherit_include_subdomains() -> None:
 
 
 def test_trustkit_codeql_rejected_on_its_date() -> None:
-    policy = android.parse_trustkit(corpus("github__codeql__NetworkSecurityConfig.xml"), "c")
+    policy = trustkit_android.parse(corpus("github__codeql__NetworkSecurityConfig.xml"), "c")
     assert policy.error == "Invalid expiration date in pin-set"
     assert policy.error_location is not None and policy.error_location.line == 5
 
@@ -920,7 +928,7 @@ def suggestion(**overrides: object) -> Suggestion:
 def test_writer_round_trips(include: bool, expires: dt.date | None) -> None:
     text = android.write(suggestion(include_subdomains=include, expires=expires))
     data = text.encode()
-    assert android.sniff(data) == ["android"]
+    assert nsc_formats(data) == ["android"]
     policy = android.parse(data, "out.xml")
     assert policy.valid
     (rule,) = policy.rules
@@ -975,8 +983,8 @@ def test_writer_is_registered() -> None:
 
 
 def _read_all(data: bytes) -> None:
-    android.sniff(data)
-    for reader in (android.parse, android.parse_trustkit):
+    nsc_formats(data)
+    for reader in (android.parse, trustkit_android.parse):
         with contextlib.suppress(PolicyError):
             assert isinstance(reader(data, "fuzz.xml"), Policy)
     with contextlib.suppress(PolicyError):
@@ -992,9 +1000,9 @@ def test_random_bytes_give_a_policy_or_policy_error(data: bytes) -> None:
 @settings(max_examples=300, deadline=None)
 @given(st.text(max_size=60))
 def test_value_decoders_never_raise(text: str) -> None:
-    got = android.java_date(text)
+    got = java_date(text)
     assert got is None or got.day is None or isinstance(got.day, dt.date)
-    raw = android.android_base64(text)
+    raw = android_base64(text)
     assert raw is None or len(raw) <= len(text.encode())
 
 

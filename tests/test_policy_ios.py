@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from pinscan.policy import _plist, formats, ios
+from pinscan.policy import formats, ios, trustkit
 from pinscan.policy.model import (
     ChainSource,
     Combine,
@@ -31,6 +31,11 @@ PIN_B = "rFjc3wG7lTZe43zeYTvPq8k4xdDEutCmIhI5dn4oCeE="
 
 def corpus(name: str) -> bytes:
     return (CORPUS / name).read_bytes()
+
+
+def plist_formats(data: bytes) -> list[str]:
+    """The Info.plist formats whose sniffers claim ``data``."""
+    return [name for name, module in (("ios", ios), ("trustkit", trustkit)) if module.sniff(data)]
 
 
 def ats(name: str) -> Policy:
@@ -186,7 +191,7 @@ def test_ats_real_app_files() -> None:
 @pytest.mark.parametrize("path", sorted(CORPUS.glob("ios__*")), ids=lambda p: p.name)
 def test_sniff_corpus(path: Path) -> None:
     expected = [] if "ParsingTest" in path.name else ["ios"]
-    assert _plist.sniff(path.read_bytes()) == expected
+    assert plist_formats(path.read_bytes()) == expected
     if expected:
         assert formats.detect(path.read_bytes(), path.name) == ["ios"]
 
@@ -276,7 +281,7 @@ def test_ats_binary_and_json_and_missing() -> None:
     binary = plistlib.dumps(
         {"NSAppTransportSecurity": {"NSPinnedDomains": domains}}, fmt=plistlib.FMT_BINARY
     )
-    assert _plist.sniff(binary) == ["ios"]
+    assert plist_formats(binary) == ["ios"]
     policy = ios.parse(binary, "Info.plist")
     assert positions(policy, "example.org") == {Position.CA: [PIN_A, PIN_B]}
     assert policy.rules[0].location.line is None
@@ -335,7 +340,7 @@ def test_write_ats_round_trip(roles: tuple[str, ...], expected: dict[Position, l
     text = ios.write(wanted)
     assert "<!-- pinscan suggest -->" in text and "never expire" in text and "2027-06-30" in text
     assert "- -" in text  # "--" is not allowed inside an XML comment
-    assert _plist.sniff(text.encode()) == ["ios"]
+    assert plist_formats(text.encode()) == ["ios"]
     policy = ios.parse(text.encode(), "out.plist")
     assert policy.warnings == ()
     (rule,) = policy.rules

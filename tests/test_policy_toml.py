@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from pinscan.errors import PolicyError
 from pinscan.policy import formats
-from pinscan.policy import toml as native_toml
+from pinscan.policy import toml as toml_policy
 from pinscan.policy.model import (
     ChainSource,
     Combine,
@@ -61,7 +61,7 @@ override-pins = ["system"]
 
 def test_every_key() -> None:
     assert formats.detect(FULL.encode(), "p.toml") == ["toml"]
-    policy = native_toml.parse(FULL.encode(), "p.toml")
+    policy = toml_policy.parse(FULL.encode(), "p.toml")
     assert policy.valid, policy.error
     assert (policy.combine, policy.chain) == (Combine.UNION, ChainSource.LEAF)
     first, second, third = policy.rules
@@ -87,7 +87,7 @@ def test_every_key() -> None:
 
 
 def test_defaults() -> None:
-    policy = native_toml.parse(
+    policy = toml_policy.parse(
         f'[[pin-set]]\ndomain = "a.example"\npins = ["sha256/{A}"]\n'.encode(), "d"
     )
     (rule,) = policy.rules
@@ -102,7 +102,7 @@ def test_defaults() -> None:
 
 
 def test_empty_pins_are_kept_and_warned() -> None:
-    policy = native_toml.parse(b'[[pin-set]]\ndomain = "a.example"\npins = []\n', "e")
+    policy = toml_policy.parse(b'[[pin-set]]\ndomain = "a.example"\npins = []\n', "e")
     assert policy.valid and policy.rules[0].pin_sets[0].pins == ()
     assert "never matches" in policy.warnings[0].message
 
@@ -130,7 +130,7 @@ def test_empty_pins_are_kept_and_warned() -> None:
 )
 def test_strict_errors_with_lines(body: str, line: int, message: str) -> None:
     text = "[[pin-set]]\n" + body.replace("{A}", A) + "\n"
-    policy = native_toml.parse(text.encode(), "s.toml")
+    policy = toml_policy.parse(text.encode(), "s.toml")
     assert not policy.valid
     assert message in (policy.error or "")
     assert policy.error_location is not None and policy.error_location.line == line
@@ -148,7 +148,7 @@ pins = ["sha256/{A}"]
 domain = "b.example"
 pins = ["sha256/bad"]
 """
-    policy = native_toml.parse(text.encode(), "t.toml")
+    policy = toml_policy.parse(text.encode(), "t.toml")
     assert policy.error == "unknown top-level key 'mode'"
     assert policy.error_location is not None and policy.error_location.line == 2
     assert [r.host for r in policy.rules] == ["a.example"]
@@ -156,7 +156,7 @@ pins = ["sha256/bad"]
 
 def test_toml_syntax_error_is_policy_error() -> None:
     with pytest.raises(PolicyError) as info:
-        native_toml.parse(b'[[pin-set]]\ndomain = "a.example\n', "bad.toml")
+        toml_policy.parse(b'[[pin-set]]\ndomain = "a.example\n', "bad.toml")
     assert info.value.line == 2
 
 
@@ -171,11 +171,11 @@ def test_round_trip_with_comments() -> None:
         dt.date(2027, 6, 1),
         ("pinscan suggest", "scan of 2026-11-27"),
     )
-    text = native_toml.write(suggestion)
+    text = toml_policy.write(suggestion)
     assert text.startswith("# pinscan suggest\n# scan of 2026-11-27\n")
     assert "# intermediate: R3" in text and "# backup: spare key" in text and "UTC" in text
     assert formats.detect(text.encode(), "x") == ["toml"]
-    policy = native_toml.parse(text.encode(), "x")
+    policy = toml_policy.parse(text.encode(), "x")
     assert policy.valid and policy.warnings == ()
     (rule,) = policy.rules
     assert (rule.host, rule.match, rule.expires, rule.enforce) == (
@@ -185,8 +185,8 @@ def test_round_trip_with_comments() -> None:
         True,
     )
     assert [p.digest for p in rule.pins] == [A, B]
-    plain = native_toml.write(Suggestion("a.example", False, suggestion.pins, None, enforce=False))
-    (rule,) = native_toml.parse(plain.encode(), "y").rules
+    plain = toml_policy.write(Suggestion("a.example", False, suggestion.pins, None, enforce=False))
+    (rule,) = toml_policy.parse(plain.encode(), "y").rules
     assert (rule.match, rule.expires, rule.enforce) == (Match.EXACT, None, False)
 
 
@@ -195,4 +195,4 @@ def test_round_trip_with_comments() -> None:
 def test_garbage_gives_a_policy_or_policy_error(data: bytes) -> None:
     for blob in (data, b"[[pin-set]]\n" + data):
         with contextlib.suppress(PolicyError):
-            assert isinstance(native_toml.parse(blob, "fuzz.toml"), Policy)
+            assert isinstance(toml_policy.parse(blob, "fuzz.toml"), Policy)

@@ -24,7 +24,7 @@ from hypothesis import strategies as st
 
 from pinscan import spki_pin
 from pinscan.errors import PolicyError
-from pinscan.policy import _plist, ios
+from pinscan.policy import _public_suffix, formats, ios, load_policies, load_policy
 from pinscan.policy import trustkit as tk
 from pinscan.policy.model import (
     ChainSource,
@@ -48,6 +48,11 @@ PIN_C = "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="
 
 def corpus(name: str) -> bytes:
     return (CORPUS / name).read_bytes()
+
+
+def plist_formats(data: bytes) -> list[str]:
+    """The Info.plist formats whose sniffers claim ``data``."""
+    return [name for name, module in (("ios", ios), ("trustkit", tk)) if module.sniff(data)]
 
 
 def plist(body: str) -> bytes:
@@ -108,7 +113,7 @@ TRUSTKIT_README = plist("""<dict>
 
 
 def test_trustkit_readme_plist() -> None:
-    assert _plist.sniff(TRUSTKIT_README) == ["trustkit"]
+    assert plist_formats(TRUSTKIT_README) == ["trustkit"]
     policy = tk.parse(TRUSTKIT_README, "Info.plist")
     assert (policy.format, policy.combine, policy.chain, policy.error) == (
         "trustkit",
@@ -166,7 +171,7 @@ def test_trustkit_json_dumps() -> None:
     }
     for doc in (constants, {"TSKConfiguration": constants}):
         data = json.dumps(doc, indent=2).encode()
-        assert _plist.sniff(data) == ["trustkit"]
+        assert plist_formats(data) == ["trustkit"]
         policy = tk.parse(data, "tk.json")
         assert policy.error is None
         assert [(r.host, r.match, r.exclude) for r in policy.rules] == [
@@ -176,7 +181,7 @@ def test_trustkit_json_dumps() -> None:
         assert policy.rules[0].pins[1].location.line is not None
     policy = tk.parse(json.dumps(strings).encode(), "tk.json")
     assert policy.rules[0].expires == dt.datetime(2026, 3, 1, tzinfo=dt.UTC)
-    assert _plist.sniff(json.dumps({"pinsets": []}).encode()) == []
+    assert plist_formats(json.dumps({"pinsets": []}).encode()) == []
 
 
 def trustkit(domains: object, **extra: object) -> Policy:
@@ -319,7 +324,12 @@ def test_sniff_both_and_neither() -> None:
             "TSKConfiguration": {"TSKPinnedDomains": {}},
         }
     )
-    assert _plist.sniff(both) == ["ios", "trustkit"]
+    assert plist_formats(both) == ["ios", "trustkit"]
+    # Both are read: the plist group is sniffed as one, before any other format.
+    assert formats.detect(both, "Info.plist") == ["ios", "trustkit"]
+    assert [p.format for p in load_policies(both)] == ["ios", "trustkit"]
+    with pytest.raises(PolicyError, match=r"holds several policies \(ios, trustkit\)"):
+        load_policy(both)
     for other in (
         b"",
         b"\x00\xff",
@@ -328,7 +338,7 @@ def test_sniff_both_and_neither() -> None:
         b'{"TSKPinnedDomains": [',
         corpus("chromium__chromium__chromium__transport_security_state_static_pins.json"),
     ):
-        assert _plist.sniff(other) == []
+        assert plist_formats(other) == []
 
 
 # ---------------------------------------------------------------------------------------------
@@ -459,7 +469,7 @@ def test_write_trustkit_round_trip() -> None:
     wanted = suggestion(("leaf", "intermediate", "backup"))
     text = tk.write(wanted)
     assert "00:00 UTC" in text and "<!-- pinscan suggest -->" in text
-    assert _plist.sniff(text.encode()) == ["trustkit"]
+    assert plist_formats(text.encode()) == ["trustkit"]
     policy = tk.parse(text.encode(), "out.plist")
     assert (policy.error, policy.warnings) == (None, ())
     (rule,) = policy.rules
@@ -501,7 +511,7 @@ def test_entities_rejected(data: bytes) -> None:
     for reader in (ios.parse, tk.parse):
         with pytest.raises(PolicyError, match="entity"):
             reader(data, "evil.plist")
-    assert _plist.sniff(data) == []
+    assert plist_formats(data) == []
     assert time.monotonic() - start < 2
 
 
@@ -517,7 +527,7 @@ def _read_any(data: bytes) -> None:
     for reader in (ios.parse, tk.parse):
         with contextlib.suppress(PolicyError):
             assert isinstance(reader(data, "fuzz"), Policy)
-    assert isinstance(_plist.sniff(data), list)
+    assert set(plist_formats(data)) <= {"ios", "trustkit"}
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -584,8 +594,8 @@ def test_fuzz_structures(config: object) -> None:
 def test_trustkit_without_system_public_suffix_list(monkeypatch: pytest.MonkeyPatch) -> None:
     """Without /usr/share/publicsuffix, a built-in list of common suffixes is checked and
     unknown TLDs are not refused (pinscan cannot tell them from real ones)."""
-    monkeypatch.setattr(tk, "_PSL_PATHS", (Path("/nonexistent/psl.dat"),))
-    tk._suffixes.cache_clear()
+    monkeypatch.setattr(_public_suffix, "_PSL_PATHS", (Path("/nonexistent/psl.dat"),))
+    _public_suffix._suffixes.cache_clear()
     try:
         policy = trustkit(
             {
@@ -597,4 +607,4 @@ def test_trustkit_without_system_public_suffix_list(monkeypatch: pytest.MonkeyPa
         assert policy.rules[1].error is None
         assert any("No system public suffix list" in note for note in policy.notes)
     finally:
-        tk._suffixes.cache_clear()
+        _public_suffix._suffixes.cache_clear()

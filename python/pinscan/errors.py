@@ -111,3 +111,9 @@ class LogError(PinscanError):
 
 class StateError(PinscanError):
     """A state directory that is locked, unwritable or holds a file pinscan cannot read."""
+
+
+class SuggestError(InputError):
+    """``pinscan suggest`` found no pin-set for the domain that passes ``pinscan check`` on the
+    scan (the client would refuse the file, or an endpoint would fail it): the message says why
+    and names the endpoints."""

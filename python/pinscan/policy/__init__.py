@@ -20,11 +20,11 @@ from pinscan.dataset import open as open_dataset
 from pinscan.errors import InputError, PolicyError
 from pinscan.policy import evaluate as _evaluate
 from pinscan.policy import findings as _findings
-from pinscan.policy.formats import READERS, WRITERS, read
+from pinscan.policy.formats import MODULES, WRITABLE, read
 from pinscan.policy.model import Policy
 
-FORMATS = tuple(READERS)
-SUGGEST_FORMATS = tuple(WRITERS)
+FORMATS = tuple(MODULES)
+SUGGEST_FORMATS = WRITABLE
 
 PolicySource = str | os.PathLike[str] | bytes
 

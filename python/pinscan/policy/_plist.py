@@ -1,9 +1,8 @@
 # SPDX-License-Identifier: Apache-2.0
 """Loading the documents iOS pin policies live in: an app's Info.plist (XML or binary) or a JSON
 dump of the same dictionary, with a line index for locations. Shared by :mod:`.ios` (ATS
-``NSPinnedDomains``) and :mod:`.trustkit` (TrustKit iOS), as are the diagnostics collector, the
-plist writers' header and comments, and :func:`sniff`, which names both formats when an
-Info.plist holds both.
+``NSPinnedDomains``) and :mod:`.trustkit` (TrustKit iOS), as are the diagnostics collector and
+the plist writers' header and comments.
 
 ``plistlib`` is safe against entity expansion: its expat handler rejects every entity
 declaration (so no billion laughs) and expat never fetches external entities. Every other
@@ -103,6 +102,17 @@ def load(data: bytes, source: str) -> Doc:
     return Doc(root, "xml", _LineIndex(text, "xml"))
 
 
+def load_sniffed(data: bytes, tokens: tuple[bytes, ...]) -> Doc | None:
+    """The document in ``data`` when it holds one of ``tokens`` and loads; None otherwise, never
+    an exception. The substring test comes first so that files of other formats cost no parse."""
+    if not any(token in data for token in tokens):
+        return None
+    try:
+        return load(data, "")
+    except PolicyError:
+        return None
+
+
 class Warn:
     """Collects :class:`Diagnostic` of one file."""
 
@@ -112,28 +122,6 @@ class Warn:
 
     def __call__(self, line: int | None, message: str) -> None:
         self.items.append(Diagnostic(Location(self.source, line), message))
-
-
-# ---------------------------------------------------------------------------------------------
-# Sniffing.
-
-
-def sniff(data: bytes) -> list[str]:
-    """``ios`` and/or ``trustkit`` when ``data`` is a plist or JSON holding either; never raises.
-
-    A substring test comes first so that files of other formats cost no parse.
-    """
-    # Imported here: both modules import this one.
-    from pinscan.policy import ios, trustkit
-
-    formats = (("ios", ios), ("trustkit", trustkit))
-    if not any(token in data for _, module in formats for token in module.TOKENS):
-        return []
-    try:
-        doc = load(data, "")
-    except PolicyError:
-        return []
-    return [name for name, module in formats if module.holds(doc)]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -152,4 +140,4 @@ def comment(text: str) -> str:
     return f"<!-- {comment_text(text)} -->"
 
 
-__all__ = ["PLIST_HEAD", "Doc", "Warn", "comment", "find", "load", "sniff"]
+__all__ = ["PLIST_HEAD", "Doc", "Warn", "comment", "find", "load", "load_sniffed"]

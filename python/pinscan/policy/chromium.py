@@ -49,14 +49,11 @@ _PINS_SUFFIX = "transport_security_state_static.pins"
 _NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]*")
 
 
-def sniff(data: bytes) -> list[str]:
-    """``["chromium"]`` for the pins JSON (``pinsets``/``static_spki_hashes``) or a ``.pins``."""
-    try:
-        head = data[:8_000_000]
-        found = b'"static_spki_hashes"' in head or (b'"pinsets"' in head and b'"entries"' in head)
-        return ["chromium"] if found or b"PinsListTimestamp" in head else []
-    except Exception:
-        return []
+def sniff(data: bytes) -> bool:
+    """Whether ``data`` is the pins JSON (``pinsets``/``static_spki_hashes``) or a ``.pins``."""
+    head = data[:8_000_000]
+    pins_json = b'"static_spki_hashes"' in head or (b'"pinsets"' in head and b'"entries"' in head)
+    return pins_json or b"PinsListTimestamp" in head
 
 
 def read_pins_file(data: bytes, source: str) -> tuple[dt.datetime | None, dict[str, str | None]]:

@@ -22,6 +22,7 @@ from pinscan.dataset import ScanDataset
 from pinscan.dataset.schema import PIN_RESULTS_SCHEMA as RESULT_SCHEMA
 from pinscan.dataset.schema import VERDICT, VERDICTS
 from pinscan.policy.model import ChainSource, Combine, Match, Policy, Position
+from pinscan.policy.trustkit_hash import trustkit_spki
 
 # Trust stores whose anchors an Android `<certificates src="system">` stands for.
 _PUBLIC_STORES = ("mozilla", "system")
@@ -376,8 +377,6 @@ def chain_pins(
 def _trustkit_pins(ders: pl.Series) -> list[pl.Series]:
     """TrustKit's view of each distinct certificate: one Python call per certificate, not per
     endpoint (a fleet serves far fewer distinct certificates than it has endpoints)."""
-    from pinscan.policy.trustkit_hash import trustkit_spki
-
     views = [trustkit_spki(der) for der in ders]
     return [
         pl.Series("spki_trustkit", [pin for pin, _ in views], dtype=pl.String),

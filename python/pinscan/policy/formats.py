@@ -1,70 +1,70 @@
 # SPDX-License-Identifier: Apache-2.0
-"""Which reader and writer handle which format, and telling formats apart by content.
+"""Which module reads and writes which format, and telling formats apart by content.
 
-Readers are ``parse(data: bytes, source: str) -> Policy``; they raise :class:`PolicyError` only
-for a file they cannot read at all. Writers are ``write(suggestion) -> str``. Modules load on
-first use, so ``import pinscan`` does not pay for XML and plist parsing.
+Each format's module has ``parse(data: bytes, source: str) -> Policy``, which raises
+:class:`PolicyError` only for a file it cannot read at all, and ``sniff(data: bytes) -> bool``,
+which says whether ``data`` holds that format and never raises; the formats `pinscan suggest`
+writes also have ``write(suggestion) -> str``. The modules are imported on first use (importlib),
+for start-up time: importing :mod:`pinscan.policy` loads no XML, plist or TOML parser.
 """
 
 from __future__ import annotations
 
-import functools
 import importlib
-from collections.abc import Callable
-from typing import Any
+from types import ModuleType
 
 from pinscan.errors import PolicyError
 from pinscan.policy.model import Policy, Suggestion
 
-# format -> (module, reader function): one module per family of formats.
-READERS: dict[str, tuple[str, str]] = {
-    "android": ("pinscan.policy.android", "parse"),
-    "trustkit-android": ("pinscan.policy.android", "parse_trustkit"),
-    "ios": ("pinscan.policy.ios", "parse"),
-    "trustkit": ("pinscan.policy.trustkit", "parse"),
-    "okhttp": ("pinscan.policy.okhttp", "parse"),
-    "hpkp": ("pinscan.policy.hpkp", "parse"),
-    "curl": ("pinscan.policy.curl", "parse"),
-    "chromium": ("pinscan.policy.chromium", "parse"),
-    "toml": ("pinscan.policy.toml", "parse"),
+# format -> its module, in the order users see the formats listed.
+MODULES: dict[str, str] = {
+    "android": "pinscan.policy.android",
+    "trustkit-android": "pinscan.policy.trustkit_android",
+    "ios": "pinscan.policy.ios",
+    "trustkit": "pinscan.policy.trustkit",
+    "okhttp": "pinscan.policy.okhttp",
+    "hpkp": "pinscan.policy.hpkp",
+    "curl": "pinscan.policy.curl",
+    "chromium": "pinscan.policy.chromium",
+    "toml": "pinscan.policy.toml",
 }
 
 # The formats `pinscan suggest` writes.
-WRITERS: dict[str, tuple[str, str]] = {
-    "android": ("pinscan.policy.android", "write"),
-    "ios": ("pinscan.policy.ios", "write"),
-    "trustkit": ("pinscan.policy.trustkit", "write"),
-    "okhttp": ("pinscan.policy.okhttp", "write"),
-    "hpkp": ("pinscan.policy.hpkp", "write"),
-    "curl": ("pinscan.policy.curl", "write"),
-    "toml": ("pinscan.policy.toml", "write"),
-}
+WRITABLE: tuple[str, ...] = ("android", "ios", "trustkit", "okhttp", "hpkp", "curl", "toml")
 
-# Content sniffers, most specific first: each module's ``sniff(data) -> list[str]`` names the
-# formats it recognises in the data (an Android file with <trustkit-config> is read by both
-# Android and TrustKit-Android; an Info.plist can hold both ATS pins and a TrustKit dictionary, so
-# one sniffer, the shared plist/JSON loader's, names both iOS formats).
-SNIFFERS: tuple[str, ...] = (
-    "pinscan.policy._plist",
-    "pinscan.policy.android",
-    "pinscan.policy.chromium",
-    "pinscan.policy.toml",
-    "pinscan.policy.okhttp",
-    "pinscan.policy.hpkp",
-    "pinscan.policy.curl",
+# The order formats are sniffed in, most specific first. The formats of one group share a kind
+# of file and one file may hold both (an Info.plist ATS pins and a TrustKit dictionary; an
+# Android file a <trustkit-config>, read by Android and TrustKit-Android alike): every format of
+# the first group that claims the data is read.
+SNIFF_ORDER: tuple[tuple[str, ...], ...] = (
+    ("ios", "trustkit"),
+    ("android", "trustkit-android"),
+    ("chromium",),
+    ("toml",),
+    ("okhttp",),
+    ("hpkp",),
+    ("curl",),
 )
 
 
-def _function(module: str, name: str) -> Callable[..., Any]:
-    return getattr(importlib.import_module(module), name)
+def _module(format: str) -> ModuleType:
+    return importlib.import_module(MODULES[format])
+
+
+def sniff(data: bytes) -> list[str]:
+    """The formats ``data`` holds, by content; empty when none. Never raises."""
+    for group in SNIFF_ORDER:
+        found = [name for name in group if _module(name).sniff(data)]
+        if found:
+            return found
+    return []
 
 
 def detect(data: bytes, source: str) -> list[str]:
     """The formats ``data`` holds, by content. Raises :class:`PolicyError` when none."""
-    for module in SNIFFERS:
-        found = _function(module, "sniff")(data)
-        if found:
-            return list(found)
+    found = sniff(data)
+    if found:
+        return found
     raise PolicyError(
         source,
         "not a pin policy pinscan knows (Android XML, iOS/TrustKit plist or JSON, OkHttp "
@@ -79,25 +79,25 @@ def read(
     """Every policy in ``data``: one per format found, or the one ``format`` forces.
     ``android_debug`` reads Android's ``<debug-overrides>``, as a debuggable build does."""
     formats = [format] if format else detect(data, source)
-    unknown = [name for name in formats if name not in READERS]
+    unknown = [name for name in formats if name not in MODULES]
     if unknown:
         raise PolicyError(
-            source, f"unknown policy format {unknown[0]!r} (one of: {', '.join(READERS)})"
+            source, f"unknown policy format {unknown[0]!r} (one of: {', '.join(MODULES)})"
         )
     policies = []
     for name in formats:
-        reader = _function(*READERS[name])
         if android_debug and name == "android":
-            reader = functools.partial(reader, debug=True)
-        policies.append(reader(data, source))
+            policies.append(_module(name).parse(data, source, debug=True))
+        else:
+            policies.append(_module(name).parse(data, source))
     return policies
 
 
 def write(suggestion: Suggestion, format: str) -> str:
     """Render ``suggestion`` as a complete policy file in ``format``."""
-    if format not in WRITERS:
-        raise ValueError(f"pinscan cannot write {format!r} (one of: {', '.join(WRITERS)})")
-    return _function(*WRITERS[format])(suggestion)
+    if format not in WRITABLE:
+        raise ValueError(f"pinscan cannot write {format!r} (one of: {', '.join(WRITABLE)})")
+    return _module(format).write(suggestion)
 
 
-__all__ = ["READERS", "SNIFFERS", "WRITERS", "detect", "read", "write"]
+__all__ = ["MODULES", "SNIFF_ORDER", "WRITABLE", "detect", "read", "sniff", "write"]

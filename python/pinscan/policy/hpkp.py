@@ -66,12 +66,9 @@ _SNIFF = re.compile(rb"(?im)^[<>]?[ \t]*public-key-pins(?:-report-only)?[ \t]*:"
 DEFAULT_MAX_AGE = 5_184_000  # 60 days, RFC 7469's example
 
 
-def sniff(data: bytes) -> list[str]:
-    """``["hpkp"]`` when a line is a ``Public-Key-Pins[-Report-Only]:`` header."""
-    try:
-        return ["hpkp"] if _SNIFF.search(data[:4_000_000]) else []
-    except Exception:
-        return []
+def sniff(data: bytes) -> bool:
+    """Whether a line is a ``Public-Key-Pins[-Report-Only]:`` header."""
+    return _SNIFF.search(data[:4_000_000]) is not None
 
 
 def _host_of(value: str) -> str | None:

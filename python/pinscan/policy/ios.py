@@ -13,7 +13,7 @@ import base64
 from typing import Any
 from xml.sax.saxutils import escape
 
-from pinscan.policy._plist import PLIST_HEAD, Doc, Warn, comment, find, load
+from pinscan.policy._plist import PLIST_HEAD, Doc, Warn, comment, find, load, load_sniffed
 from pinscan.policy.model import (
     ChainSource,
     Combine,
@@ -167,16 +167,11 @@ def parse(data: bytes, source: str) -> Policy:
     )
 
 
-# ---------------------------------------------------------------------------------------------
-# Sniffing (for :func:`._plist.sniff`).
-
-TOKENS = (b"NSPinnedDomains",)
-"""A file without one of these holds no ATS pins: it is not parsed to find out."""
-
-
-def holds(doc: Doc) -> bool:
-    """Whether the document has an ``NSAppTransportSecurity`` → ``NSPinnedDomains`` dictionary."""
-    return isinstance(_ats_dict(doc.root), dict)
+def sniff(data: bytes) -> bool:
+    """Whether ``data`` is a plist or JSON with an ``NSAppTransportSecurity`` →
+    ``NSPinnedDomains`` dictionary; never raises."""
+    doc = load_sniffed(data, (b"NSPinnedDomains",))
+    return doc is not None and isinstance(_ats_dict(doc.root), dict)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -251,4 +246,4 @@ def write(suggestion: Suggestion) -> str:
     return "\n".join(lines)
 
 
-__all__ = ["TOKENS", "holds", "parse", "write"]
+__all__ = ["parse", "sniff", "write"]

@@ -1,12 +1,10 @@
 # SPDX-License-Identifier: Apache-2.0
 """OkHttp ``CertificatePinner`` pins read out of Kotlin or Java source, and written as Kotlin.
 
-Source code is not configuration, so this reader tokenises the file (comments and strings
-understood, so commented-out code never counts) and evaluates only what is knowable without
-running it: string literals, ``+`` concatenation, Kotlin ``$NAME``/``${NAME}`` templates and
-constants assigned once in the same file (``private static final String PIN = "..."``,
-``const val``/``val``/``var``). ``.add(...)`` calls are read from ``CertificatePinner.Builder()``
-chains, from ``.apply { add(...) }`` blocks and from a variable the builder is assigned to.
+Source code is not configuration, so this reader tokenises the file and evaluates only what is
+knowable without running it (:mod:`._source_code`: literals, concatenation, templates and the
+file's own constants). ``.add(...)`` calls are read from ``CertificatePinner.Builder()`` chains,
+from ``.apply { add(...) }`` blocks and from a variable the builder is assigned to.
 Arguments that cannot be resolved (another file's constant, a function call) are reported as
 warnings and left out, so the policy says plainly what it could not see.
 
@@ -23,9 +21,10 @@ from __future__ import annotations
 import base64
 import ipaddress
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from pinscan.errors import PolicyError
+from pinscan.policy._source_code import Source, Token, closing_bracket, is_token, tokenize
 from pinscan.policy.model import (
     Combine,
     Diagnostic,
@@ -46,242 +45,11 @@ NOTE = (
 _DIGEST_SIZES = {"sha256": 32, "sha1": 20}
 _INVALID_HOST_CHARS = frozenset(" #%/:?@[\\]")
 _SNIFF = re.compile(rb"CertificatePinner\s{0,20}\.\s{0,20}Builder\b")
-_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*")
 
 
-@dataclass(frozen=True)
-class _Token:
-    kind: str  # "str", "id", "num", "op"
-    value: str
-    line: int
-    parts: tuple[str | tuple[str], ...] = ()
-    """For strings: literal text, and ``(name,)`` for a Kotlin template reference."""
-
-
-def sniff(data: bytes) -> list[str]:
-    """``["okhttp"]`` when the text builds a ``CertificatePinner.Builder`` (source code)."""
-    try:
-        return ["okhttp"] if _SNIFF.search(data[:4_000_000]) else []
-    except Exception:
-        return []
-
-
-def _tokenize(text: str, kotlin: bool) -> list[_Token]:
-    """Tokens of Java/Kotlin source without comments; linear, never raises."""
-    tokens: list[_Token] = []
-    i, n, line = 0, len(text), 1
-    while i < n:
-        c = text[i]
-        if c == "\n":
-            line += 1
-            i += 1
-        elif c in " \t\r\f\ufeff":
-            i += 1
-        elif text.startswith("//", i):
-            end = text.find("\n", i)
-            i = n if end < 0 else end
-        elif text.startswith("/*", i):
-            depth, j = 1, i + 2
-            while j < n and depth:
-                if text.startswith("*/", j):
-                    depth -= 1
-                    j += 2
-                elif kotlin and text.startswith("/*", j):
-                    depth += 1
-                    j += 2
-                else:
-                    j += 1
-            line += text.count("\n", i, j)
-            i = j
-        elif text.startswith('"""', i):
-            end = text.find('"""', i + 3)
-            end = n if end < 0 else end
-            body = text[i + 3 : end]
-            tokens.append(_Token("str", body, line, _templates(body) if kotlin else (body,)))
-            line += body.count("\n")
-            i = end + 3
-        elif c == '"':
-            start_line = line
-            parts: list[str | tuple[str]] = []
-            buf: list[str] = []
-            j = i + 1
-            while j < n and text[j] not in '"\n':
-                ch = text[j]
-                if ch == "\\" and j + 1 < n:
-                    esc = text[j + 1]
-                    if esc == "u" and re.fullmatch(r"[0-9A-Fa-f]{4}", text[j + 2 : j + 6]):
-                        buf.append(chr(int(text[j + 2 : j + 6], 16)))
-                        j += 6
-                        continue
-                    buf.append({"n": "\n", "t": "\t", "r": "\r", "b": "\b"}.get(esc, esc))
-                    j += 2
-                elif kotlin and ch == "$" and j + 1 < n and text[j + 1] == "{":
-                    end = text.find("}", j + 2, min(n, j + 200))
-                    if end < 0:
-                        buf.append(ch)
-                        j += 1
-                        continue
-                    parts.append("".join(buf))
-                    buf = []
-                    parts.append((text[j + 2 : end].strip(),))
-                    j = end + 1
-                elif (
-                    kotlin
-                    and ch == "$"
-                    and j + 1 < n
-                    and (text[j + 1].isalpha() or text[j + 1] == "_")
-                ):
-                    m = re.compile(r"[A-Za-z_][A-Za-z0-9_]*").match(text, j + 1)
-                    assert m is not None
-                    parts.append("".join(buf))
-                    buf = []
-                    parts.append((m.group(),))
-                    j = m.end()
-                else:
-                    buf.append(ch)
-                    j += 1
-            parts.append("".join(buf))
-            value = "".join(p for p in parts if isinstance(p, str))
-            tokens.append(_Token("str", value, start_line, tuple(parts)))
-            i = j + 1
-        elif c == "'":
-            end = text.find("'", i + 1, min(n, i + 12))
-            if end > i + 2 and text[end - 1] == "\\":  # '\''
-                end = text.find("'", end + 1, min(n, i + 12))
-            i = (i + 1) if end < 0 else end + 1
-        elif c.isalpha() or c in "_$":
-            j = i + 1
-            while j < n and (text[j].isalnum() or text[j] in "_$"):
-                j += 1
-            tokens.append(_Token("id", text[i:j], line))
-            i = j
-        elif c.isdigit():
-            j = i + 1
-            while j < n and (text[j].isalnum() or text[j] in "._"):
-                j += 1
-            tokens.append(_Token("num", text[i:j], line))
-            i = j
-        else:
-            tokens.append(_Token("op", c, line))
-            i += 1
-    return tokens
-
-
-def _templates(body: str) -> tuple[str | tuple[str], ...]:
-    """A raw Kotlin string split into literal text and template references."""
-    parts: list[str | tuple[str]] = []
-    pos = 0
-    for m in re.finditer(r"\$\{([^}\n]{0,200})\}|\$([A-Za-z_][A-Za-z0-9_]*)", body):
-        parts.append(body[pos : m.start()])
-        parts.append(((m.group(1) or m.group(2) or "").strip(),))
-        pos = m.end()
-    parts.append(body[pos:])
-    return tuple(parts)
-
-
-@dataclass
-class _Source:
-    """The token stream plus the constants it defines, resolved lazily."""
-
-    tokens: list[_Token]
-    definitions: dict[str, list[int]] = field(default_factory=dict)
-    resolving: set[str] = field(default_factory=set)
-    memo: dict[str, str | None] = field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        toks = self.tokens
-        for i, tok in enumerate(toks):
-            if tok.kind != "id" or i + 1 >= len(toks):
-                continue
-            nxt = toks[i + 1]
-            after = i + 2
-            if nxt.kind == "op" and nxt.value == ":" and i + 3 < len(toks):
-                nxt, after = toks[i + 3], i + 4  # Kotlin `val NAME: String =`
-            if not (nxt.kind == "op" and nxt.value == "="):
-                continue
-            if after < len(toks) and toks[after].kind == "op" and toks[after].value == "=":
-                continue  # `==`
-            if i and toks[i - 1].value in ("val", "var", "String"):
-                self.definitions.setdefault(tok.value, []).append(after)
-
-    def constant(self, name: str) -> str | None:
-        """The value of a constant of this file, or None when unknown or ambiguous."""
-        starts = self.definitions.get(name)
-        if not starts or name in self.resolving:
-            return None
-        if name not in self.memo:
-            self.resolving.add(name)
-            try:
-                values = {self.expression(start)[0] for start in starts}
-            finally:
-                self.resolving.discard(name)
-            self.memo[name] = values.pop() if len(values) == 1 else None
-        return self.memo[name]
-
-    def expression(self, i: int, end: int | None = None) -> tuple[str | None, int]:
-        """Evaluate ``term ('+' term)*`` from token ``i``; the value is None if unresolvable."""
-        toks = self.tokens
-        stop = len(toks) if end is None else end
-        pieces: list[str] = []
-        ok = True
-        while True:
-            if i >= stop:
-                return None, i
-            tok = toks[i]
-            if tok.kind == "str":
-                for part in tok.parts:
-                    if isinstance(part, str):
-                        pieces.append(part)
-                    else:
-                        value = self._reference(part[0])
-                        ok = ok and value is not None
-                        pieces.append(value or "")
-                i += 1
-            elif tok.kind == "id":
-                j = i + 1
-                while (
-                    j + 1 < stop
-                    and toks[j].kind == "op"
-                    and toks[j].value == "."
-                    and toks[j + 1].kind == "id"
-                ):
-                    j += 2
-                if j < stop and toks[j].kind == "op" and toks[j].value == "(":
-                    return None, j  # a call: not knowable
-                value = self.constant(toks[j - 1].value)
-                ok = ok and value is not None
-                pieces.append(value or "")
-                i = j
-            else:
-                return None, i
-            if i < stop and toks[i].kind == "op" and toks[i].value == "+":
-                i += 1
-                continue
-            return ("".join(pieces) if ok else None), i
-
-    def _reference(self, expr: str) -> str | None:
-        if not _NAME.fullmatch(expr):
-            return None
-        return self.constant(expr.rsplit(".", 1)[-1])
-
-
-def _balanced(toks: list[_Token], i: int) -> int:
-    """Index of the token closing the bracket at ``i`` (or len(toks) when unbalanced)."""
-    depth = 0
-    for j in range(i, len(toks)):
-        tok = toks[j]
-        if tok.kind == "op":
-            if tok.value in "([{":
-                depth += 1
-            elif tok.value in ")]}":
-                depth -= 1
-                if depth == 0:
-                    return j
-    return len(toks)
-
-
-def _is(tok: _Token | None, kind: str, value: str) -> bool:
-    return tok is not None and tok.kind == kind and tok.value == value
+def sniff(data: bytes) -> bool:
+    """Whether the text builds a ``CertificatePinner.Builder`` (source code)."""
+    return _SNIFF.search(data[:4_000_000]) is not None
 
 
 @dataclass(frozen=True)
@@ -292,13 +60,13 @@ class _Add:
     """Token index ranges of the arguments."""
 
 
-def _calls(toks: list[_Token]) -> tuple[list[_Add], int]:
+def _calls(toks: list[Token]) -> tuple[list[_Add], int]:
     """Every ``add(...)`` on a ``CertificatePinner.Builder``, and how many builders there are."""
     adds: list[_Add] = []
     seen: set[int] = set()
     builders = 0
 
-    def at(k: int) -> _Token | None:
+    def at(k: int) -> Token | None:
         return toks[k] if 0 <= k < len(toks) else None
 
     def record(j: int, builder: int) -> None:
@@ -306,7 +74,7 @@ def _calls(toks: list[_Token]) -> tuple[list[_Add], int]:
         if j in seen:
             return
         seen.add(j)
-        close = _balanced(toks, j)
+        close = closing_bracket(toks, j)
         args: list[tuple[int, int]] = []
         start, depth = j + 1, 0
         for k in range(j + 1, close):
@@ -315,7 +83,7 @@ def _calls(toks: list[_Token]) -> tuple[list[_Add], int]:
                 depth += 1
             elif tok.kind == "op" and tok.value in ")]}":
                 depth -= 1
-            elif depth == 0 and _is(tok, "op", ","):
+            elif depth == 0 and is_token(tok, "op", ","):
                 args.append((start, k))
                 start = k + 1
         if start < close:
@@ -325,26 +93,28 @@ def _calls(toks: list[_Token]) -> tuple[list[_Add], int]:
     def chain(j: int, builder: int) -> None:
         """Follow ``.method(...)`` calls from token ``j`` (just after a receiver)."""
         while j < len(toks):
-            if _is(at(j), "op", "?") or _is(at(j), "op", "!"):
+            if is_token(at(j), "op", "?") or is_token(at(j), "op", "!"):
                 j += 1
                 continue
-            if not (_is(at(j), "op", ".") and at(j + 1) is not None and at(j + 1).kind == "id"):
+            if not (
+                is_token(at(j), "op", ".") and at(j + 1) is not None and at(j + 1).kind == "id"
+            ):
                 return
             method = toks[j + 1].value
-            if _is(at(j + 2), "op", "("):
+            if is_token(at(j + 2), "op", "("):
                 if method == "add":
                     record(j + 2, builder)
-                j = _balanced(toks, j + 2) + 1
-            elif method in ("apply", "also", "run") and _is(at(j + 2), "op", "{"):
-                close = _balanced(toks, j + 2)
+                j = closing_bracket(toks, j + 2) + 1
+            elif method in ("apply", "also", "run") and is_token(at(j + 2), "op", "{"):
+                close = closing_bracket(toks, j + 2)
                 for k in range(j + 3, close):
                     if (
-                        _is(at(k), "id", "add")
-                        and _is(at(k + 1), "op", "(")
+                        is_token(at(k), "id", "add")
+                        and is_token(at(k + 1), "op", "(")
                         and (
-                            not _is(at(k - 1), "op", ".")
-                            or _is(at(k - 2), "id", "this")
-                            or _is(at(k - 2), "id", "it")
+                            not is_token(at(k - 1), "op", ".")
+                            or is_token(at(k - 2), "id", "this")
+                            or is_token(at(k - 2), "id", "it")
                         )
                     ):
                         record(k + 1, builder)
@@ -354,22 +124,22 @@ def _calls(toks: list[_Token]) -> tuple[list[_Add], int]:
 
     for i, tok in enumerate(toks):
         if not (
-            _is(tok, "id", "CertificatePinner")
-            and _is(at(i + 1), "op", ".")
-            and _is(at(i + 2), "id", "Builder")
-            and _is(at(i + 3), "op", "(")
-            and _is(at(i + 4), "op", ")")
+            is_token(tok, "id", "CertificatePinner")
+            and is_token(at(i + 1), "op", ".")
+            and is_token(at(i + 2), "id", "Builder")
+            and is_token(at(i + 3), "op", "(")
+            and is_token(at(i + 4), "op", ")")
         ):
             continue
         builder = builders
         builders += 1
         chain(i + 5, builder)
         # `b = [new] CertificatePinner.Builder()`: follow `b.add(...)` too.
-        k = i - 1 if not _is(at(i - 1), "id", "new") else i - 2
-        if _is(at(k), "op", "=") and at(k - 1) is not None and at(k - 1).kind == "id":
+        k = i - 1 if not is_token(at(i - 1), "id", "new") else i - 2
+        if is_token(at(k), "op", "=") and at(k - 1) is not None and at(k - 1).kind == "id":
             name = toks[k - 1].value
             for m in range(i + 5, len(toks)):
-                if _is(toks[m], "id", name) and _is(at(m + 1), "op", "."):
+                if is_token(toks[m], "id", name) and is_token(at(m + 1), "op", "."):
                     chain(m + 1, builder)
     adds.sort(key=lambda add: (add.line, add.args))
     return adds, builders
@@ -441,14 +211,14 @@ def parse(data: bytes, source: str) -> Policy:
     kotlin = source.endswith((".kt", ".kts")) or (
         not source.endswith(".java") and re.search(r"\b(fun|val)\s", text) is not None
     )
-    src = _Source(_tokenize(text, kotlin))
+    src = Source(tokenize(text, kotlin))
     try:
         return _policy(src, source)
     except RecursionError:
         raise PolicyError(source, "constants nested too deeply to resolve") from None
 
 
-def _policy(src: _Source, source: str) -> Policy:
+def _policy(src: Source, source: str) -> Policy:
     """The policy of a tokenised source file."""
     adds, builders = _calls(src.tokens)
     warnings: list[Diagnostic] = []
@@ -475,7 +245,7 @@ def _policy(src: _Source, source: str) -> Policy:
         pins: list[Pin] = []
         for start, stop in pin_args:
             line = src.tokens[start].line if start < stop else add.line
-            if _is(src.tokens[start], "op", "*"):
+            if is_token(src.tokens[start], "op", "*"):
                 warn(line, "add(): a spread array of pins cannot be read: left out")
                 continue
             value, end = src.expression(start, stop)

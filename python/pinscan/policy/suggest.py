@@ -23,7 +23,7 @@ import polars as pl
 
 from pinscan.certs.keys import spki_pin
 from pinscan.dataset import ScanDataset
-from pinscan.errors import InputError
+from pinscan.errors import InputError, SuggestError
 from pinscan.policy.evaluate import evaluate, instant
 from pinscan.policy.formats import read, write
 from pinscan.policy.model import Pin, SuggestedPin, Suggestion, normalize_host
@@ -35,11 +35,6 @@ DEFAULT_LIFETIME = dt.timedelta(days=365)
 
 #: Endpoints named in one message, at most; the rest are counted.
 _NAMED = 5
-
-
-class SuggestError(InputError):
-    """No pin-set for the domain passes `pinscan check` on the scan: the message says why and
-    names the endpoints."""
 
 
 @dataclass(frozen=True)
@@ -364,4 +359,4 @@ def _count(row: dict) -> str:
     return f" ({n} endpoint{'s' if n != 1 else ''})"
 
 
-__all__ = ["DEFAULT_LIFETIME", "BackupKey", "SuggestError", "render", "suggest"]
+__all__ = ["DEFAULT_LIFETIME", "BackupKey", "render", "suggest"]

@@ -65,12 +65,9 @@ _HOST = re.compile(r"[a-z0-9_]([a-z0-9_-]{0,62})(\.[a-z0-9_]([a-z0-9_-]{0,62}))*
 _SNIFF = re.compile(rb"(?m)^[ \t]*\[\[[ \t]*pin-set[ \t]*\]\]")
 
 
-def sniff(data: bytes) -> list[str]:
-    """``["toml"]`` when the text has a ``[[pin-set]]`` table."""
-    try:
-        return ["toml"] if _SNIFF.search(data[:4_000_000]) else []
-    except Exception:
-        return []
+def sniff(data: bytes) -> bool:
+    """Whether the text has a ``[[pin-set]]`` table."""
+    return _SNIFF.search(data[:4_000_000]) is not None
 
 
 class _Invalid(Exception):

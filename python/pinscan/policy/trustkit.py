@@ -1,5 +1,6 @@
 # SPDX-License-Identifier: Apache-2.0
-"""TrustKit (iOS) configurations: reader and writer, with TrustKit's public-suffix rules.
+"""TrustKit (iOS) configurations: reader and writer, with TrustKit's public-suffix rules (the
+list itself is :mod:`._public_suffix`'s).
 
 The ``TSKConfiguration`` dictionary lives in an app's Info.plist (XML or binary) or comes as a
 JSON dump (loading is :mod:`._plist`'s). It is read as ``parseTrustKitConfiguration``
@@ -12,13 +13,13 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
-import functools
 import re
-from dataclasses import dataclass
-from pathlib import Path
+from dataclasses import replace
 from xml.sax.saxutils import escape
 
-from pinscan.policy._plist import PLIST_HEAD, Doc, Warn, comment, find, load
+from pinscan.policy._plist import PLIST_HEAD, Doc, Warn, comment, find, load, load_sniffed
+from pinscan.policy._public_suffix import complete as public_suffix_complete
+from pinscan.policy._public_suffix import registry_length
 from pinscan.policy.model import (
     ChainSource,
     Combine,
@@ -116,89 +117,11 @@ def _objc_bool(value: object, what: str) -> bool:
     raise _ConfigError(f"{what} is a {type(value).__name__}, not a boolean (no boolValue)")
 
 
-# -- public suffixes ---------------------------------------------------------------------------
-
-_PSL_PATHS = (
-    Path("/usr/share/publicsuffix/public_suffix_list.dat"),
-    Path("/usr/share/publicsuffix/effective_tld_names.dat"),
-)
-# Used only without a system public suffix list: common suffixes where includeSubdomains throws.
-_FALLBACK_SUFFIXES = frozenset(
-    {
-        *("co.uk", "org.uk", "ac.uk", "gov.uk", "me.uk", "ltd.uk", "plc.uk", "com.au", "net.au"),
-        *("org.au", "edu.au", "gov.au", "co.nz", "org.nz", "co.jp", "ne.jp", "or.jp", "ac.jp"),
-        *("co.kr", "or.kr", "com.br", "com.cn", "com.hk", "com.sg", "com.tw", "com.mx", "co.in"),
-        *("co.za", "com.tr", "com.ar", "appspot.com", "github.io", "herokuapp.com"),
-        *("blogspot.com", "cloudfront.net", "azurewebsites.net", "firebaseapp.com", "web.app"),
-        *("pages.dev", "vercel.app", "netlify.app", "s3.amazonaws.com"),
-    }
-)
-
-
-@dataclass(frozen=True)
-class _Suffixes:
-    rules: frozenset[str]
-    wildcards: frozenset[str]
-    exceptions: frozenset[str]
-    complete: bool
-    """True when read from the system list: an unknown TLD then has no registry (TrustKit
-    refuses such a domain); the built-in fallback cannot tell."""
-
-
-@functools.cache
-def _suffixes() -> _Suffixes:
-    """The public suffix list TrustKit's ``domain_registry`` is built from (ICANN and private
-    sections), read from the system copy (Debian ``publicsuffix``) when there is one."""
-    for path in _PSL_PATHS:
-        try:
-            text = path.read_text(encoding="utf-8")
-        except OSError:
-            continue
-        rules, wildcards, exceptions = set(), set(), set()
-        for raw in text.splitlines():
-            line = raw.strip().split(maxsplit=1)[0] if raw.strip() else ""
-            if not line or line.startswith("//"):
-                continue
-            if not line.isascii():
-                marker = "!" if line.startswith("!") else "*." if line.startswith("*.") else ""
-                try:
-                    line = marker + line[len(marker) :].encode("idna").decode()
-                except UnicodeError:
-                    continue
-            if line.startswith("!"):
-                exceptions.add(line[1:].lower())
-            elif line.startswith("*."):
-                wildcards.add(line[2:].lower())
-            else:
-                rules.add(line.lower())
-        return _Suffixes(frozenset(rules), frozenset(wildcards), frozenset(exceptions), True)
-    return _Suffixes(_FALLBACK_SUFFIXES, frozenset(), frozenset(), False)
-
-
-def _registry_length(name: str) -> int:
-    """``GetRegistryLength``: the length of ``name``'s public suffix, 0 when it has none it
-    knows (an unknown TLD, an IP address, non-ASCII or over 255 characters)."""
-    if not name.isascii() or len(name) > 255:
-        return 0
-    host = name.lower().strip(".")
-    labels = host.split(".")
-    if not host or "" in labels:
-        return 0
-    psl = _suffixes()
-    for i in range(len(labels)):
-        candidate = ".".join(labels[i:])
-        if candidate in psl.exceptions:
-            return len(candidate) - len(labels[i]) - 1
-        if candidate in psl.rules or ".".join(labels[i + 1 :]) in psl.wildcards:
-            return len(candidate)
-    return 0 if psl.complete else len(labels[-1])
-
-
 def _is_subdomain(domain: str, name: str) -> bool:
     """TrustKit's ``isSubdomain``: same registry length, and ``name`` without its suffix ends
     with ``domain`` without its suffix (no label boundary)."""
-    length = _registry_length(domain)
-    if length == 0 or _registry_length(name) != length:
+    length = registry_length(domain)
+    if length == 0 or registry_length(name) != length:
         return False
     stem = domain[: len(domain) - length - 1]
     return bool(stem) and name[: len(name) - length - 1].endswith(stem)
@@ -258,7 +181,7 @@ def _trustkit_rule(
     """One ``TSKPinnedDomains`` entry; raises :class:`_ConfigError` where TrustKit throws."""
     location = Location(source, line)
     host = normalize_host(key)
-    if _registry_length(key) == 0:
+    if registry_length(key) == 0:
         raise _ConfigError(
             f"TrustKit was initialized with an invalid domain {key} (no known public suffix)"
         )
@@ -289,7 +212,7 @@ def _trustkit_rule(
         )
     include = policy.get(_INCLUDE)
     subdomains = include is not None and _objc_bool(include, f"{key}: {_INCLUDE}")
-    if subdomains and _registry_length(key) == len(key):
+    if subdomains and registry_length(key) == len(key):
         raise _ConfigError(
             f"TrustKit was initialized with includeSubdomains for a domain suffix {key}"
         )
@@ -308,7 +231,13 @@ def _trustkit_rule(
         warn(line, f"{key}: TSKPublicKeyAlgorithms is ignored by TrustKit 1.6 and later")
     pins = _trustkit_pins(policy.get(_HASHES), key, doc, find(doc, _HASHES, line), source)
     required = 2 if enforce else 1
-    rule = Rule(
+    error = None
+    if len(pins) < required:
+        error = (
+            f"TrustKit was initialized with less than {required} pins (ie. no backup pins) for "
+            f"domain {key}" + (" (TSKEnforcePinning is on)" if enforce else "")
+        )
+    return Rule(
         host,
         Match.SUBDOMAINS if subdomains else Match.EXACT,
         (PinSet(pins),),
@@ -316,27 +245,7 @@ def _trustkit_rule(
         expires=expires,
         enforce=enforce,
         pattern=key,
-    )
-    if len(pins) < required:
-        message = (
-            f"TrustKit was initialized with less than {required} pins (ie. no backup pins) for "
-            f"domain {key}" + (" (TSKEnforcePinning is on)" if enforce else "")
-        )
-        return _with_error(rule, message)
-    return rule
-
-
-def _with_error(rule: Rule, message: str) -> Rule:
-    return Rule(
-        rule.host,
-        rule.match,
-        rule.pin_sets,
-        rule.location,
-        expires=rule.expires,
-        enforce=rule.enforce,
-        exclude=rule.exclude,
-        pattern=rule.pattern,
-        error=message,
+        error=error,
     )
 
 
@@ -349,7 +258,7 @@ def parse(data: bytes, source: str) -> Policy:
     rules: list[Rule] = []
     error: tuple[str, int | None] | None = None
     notes = list(_TRUSTKIT_NOTES)
-    if not _suffixes().complete:
+    if not public_suffix_complete():
         notes.append(
             "No system public suffix list found: only common suffixes are checked for "
             "TrustKit's public-suffix rules."
@@ -380,8 +289,8 @@ def parse(data: bytes, source: str) -> Policy:
                 # The refused entry still says which hosts the app meant to pin: they error.
                 wide = isinstance(policy, dict) and policy.get(_INCLUDE) is True
                 match = Match.SUBDOMAINS if wide else Match.EXACT
-                rule = _with_error(
-                    Rule(host, match, (), Location(source, cursor), pattern=str(key)), str(exc)
+                rule = Rule(
+                    host, match, (), Location(source, cursor), pattern=str(key), error=str(exc)
                 )
             if rule.error:
                 fail(rule.error, cursor)
@@ -393,7 +302,7 @@ def parse(data: bytes, source: str) -> Policy:
                     f"TrustKit was initialized with TSKExcludeSubdomainFromParentPolicy for "
                     f"domain {rule.pattern} but could not find a policy for a parent domain"
                 )
-                rules[i] = _with_error(rule, message)
+                rules[i] = replace(rule, error=message)
                 fail(message, rule.location.line)
         if any(isinstance(p, dict) and p.get(_REPORT_URIS) for p in domains.values()):
             notes.append(
@@ -413,16 +322,11 @@ def parse(data: bytes, source: str) -> Policy:
     )
 
 
-# ---------------------------------------------------------------------------------------------
-# Sniffing (for :func:`._plist.sniff`).
-
-TOKENS = (b"TSKPinnedDomains", b"TSKConfiguration")
-"""A file without one of these holds no TrustKit configuration: it is not parsed to find out."""
-
-
-def holds(doc: Doc) -> bool:
-    """Whether the document holds a TrustKit configuration (valid or not)."""
-    return _trustkit_config(doc) is not None
+def sniff(data: bytes) -> bool:
+    """Whether ``data`` is a plist or JSON holding a TrustKit configuration (valid or not);
+    never raises."""
+    doc = load_sniffed(data, (b"TSKPinnedDomains", b"TSKConfiguration"))
+    return doc is not None and _trustkit_config(doc) is not None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -488,4 +392,4 @@ def write(suggestion: Suggestion) -> str:
     return "\n".join(lines)
 
 
-__all__ = ["TOKENS", "holds", "parse", "write"]
+__all__ = ["parse", "sniff", "write"]

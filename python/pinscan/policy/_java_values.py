@@ -1,0 +1,129 @@
+# SPDX-License-Identifier: Apache-2.0
+"""Attribute and text values decoded as Java and Android decode them, for the readers of
+``network_security_config.xml`` (Android's own and TrustKit-Android's).
+
+Each function reproduces one library call exactly, including what it accepts that a strict
+reader would not, so that pinscan reaches the verdict the device reaches.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from dataclasses import dataclass
+
+
+def java_trim(text: str) -> str:
+    """``String.trim()``: strips code points up to U+0020, not Unicode spaces."""
+    start, end = 0, len(text)
+    while start < end and text[start] <= " ":
+        start += 1
+    while end > start and text[end - 1] <= " ":
+        end -= 1
+    return text[start:end]
+
+
+def java_parse_boolean(value: str) -> bool:
+    """``Boolean.parseBoolean``: true only for ``true`` in any case."""
+    return value.lower() == "true"
+
+
+def aapt2_bool(value: str | None, default: bool) -> tuple[bool, bool]:
+    """``getAttributeBooleanValue`` on the compiled resource: aapt2 compiles true/TRUE/True and
+    false/FALSE/False (trimmed) to booleans; anything else stays a string and reads as the
+    default. Returns (value, understood)."""
+    if value is None:
+        return default, True
+    word = value.strip()
+    if word in ("true", "TRUE", "True"):
+        return True, True
+    if word in ("false", "FALSE", "False"):
+        return False, True
+    return default, False
+
+
+_B64 = {
+    c: i for i, c in enumerate(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/")
+}
+
+
+def android_base64(text: str) -> bytes | None:
+    """``android.util.Base64.decode(text, DEFAULT)``: bytes outside the alphabet are skipped,
+    padding is optional but must be right when present. None where Android throws."""
+    state, value, out = 0, 0, bytearray()
+    for byte in text.encode("utf-8", "surrogatepass"):
+        digit = _B64.get(byte, -2 if byte == ord("=") else -1)
+        if digit == -1:
+            continue
+        if state in (0, 1):
+            if digit < 0:
+                return None
+            value, state = (value << 6) | digit, state + 1
+        elif state == 2:
+            if digit >= 0:
+                value, state = (value << 6) | digit, 3
+            else:
+                out.append((value >> 4) & 0xFF)
+                state = 4
+        elif state == 3:
+            if digit >= 0:
+                value = (value << 6) | digit
+                out += bytes(((value >> 16) & 0xFF, (value >> 8) & 0xFF, value & 0xFF))
+                state = 0
+            else:
+                out += bytes(((value >> 10) & 0xFF, (value >> 2) & 0xFF))
+                state = 5
+        elif state == 4 and digit == -2:
+            state = 5
+        else:  # data after padding, or one "=" where two are needed
+            return None
+    if state in (1, 4):
+        return None
+    if state == 2:
+        out.append((value >> 4) & 0xFF)
+    elif state == 3:
+        out += bytes(((value >> 10) & 0xFF, (value >> 2) & 0xFF))
+    return bytes(out)
+
+
+_DATE = re.compile(r"[ \t]*([0-9]+)-[ \t]*([0-9]+)-[ \t]*([0-9]+)")
+
+
+@dataclass(frozen=True)
+class JavaDate:
+    """A date Java accepted."""
+
+    day: dt.date | None
+    """None: a year past 9999, which is never reached."""
+
+
+def java_date(text: str) -> JavaDate | None:
+    """``SimpleDateFormat("yyyy-MM-dd")`` with ``setLenient(false)``: any digit count per field,
+    text after the day ignored, impossible dates refused. None where Java throws."""
+    found = _DATE.match(text)
+    if not found:
+        return None
+    # Leading zeros stripped first: int() of thousands of digits raises.
+    year_digits, month_digits, day_digits = (part.lstrip("0") or "0" for part in found.groups())
+    if len(month_digits) > 2 or len(day_digits) > 2:
+        return None
+    month, day = int(month_digits), int(day_digits)
+    # The Gregorian calendar repeats every 400 years: a year past 9999 is checked through its
+    # twin in 2000-2399, and is never reached.
+    far = len(year_digits) > 4
+    year = int(year_digits[-4:]) % 400 + 2000 if far else int(year_digits)
+    try:
+        day_of = dt.date(year, month, day)
+    except ValueError:
+        return None
+    return JavaDate(None if far else day_of)
+
+
+__all__ = [
+    "JavaDate",
+    "aapt2_bool",
+    "android_base64",
+    "java_date",
+    "java_parse_boolean",
+    "java_trim",
+]
