@@ -26,11 +26,6 @@ if TYPE_CHECKING:
 
     from pinscan.policy.model import Policy
 
-# cli/scan.py still imports these, policy_options and read_policies from here; they live in
-# exits and options now, and these names go when scan.py imports them from there.
-EXIT_FINDINGS = exits.FINDINGS
-FAILING = exits.FAILING
-
 
 @click.command("check")
 @click.argument("out", type=click.Path(exists=True, file_okay=False, path_type=Path))
