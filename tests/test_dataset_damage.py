@@ -15,13 +15,12 @@ from pathlib import Path
 import polars as pl
 import pyarrow.parquet as pq
 import pytest
-from click.testing import CliRunner, Result
 
 import pinscan
-from pinscan.cli import main
 from pinscan.config import ScanConfig, Timeouts
 from pinscan.errors import DatasetError
 
+from cliresult import refused, run
 from fleet import pki, servers
 
 # Several flushes, so that every table has several parts.
@@ -39,21 +38,6 @@ TABLE_OF = {
     "stray_file": "chains",
     "wrong_columns": "endpoints",
 }
-
-
-def run(*args: str) -> Result:
-    return CliRunner().invoke(main, list(args), env={"COLUMNS": "200"})
-
-
-def refused(result: Result, *names: str | Path) -> str:
-    """An exit 2 with one line that names each of ``names``, and no traceback."""
-    assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
-    assert result.exit_code == 2, (result.exit_code, result.output)
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("pinscan: "), result.stderr
-    for name in names:
-        assert str(name) in lines[0], (name, lines[0])
-    return lines[0]
 
 
 @pytest.fixture(scope="module")

@@ -22,10 +22,8 @@ from pathlib import Path
 
 import polars as pl
 import pytest
-from click.testing import CliRunner, Result
 
 import pinscan
-from pinscan.cli import main
 from pinscan.config import ScanConfig, Timeouts
 from pinscan.dataset import shards as layout
 from pinscan.dataset.schema import PIN_RESULTS_SCHEMA
@@ -33,6 +31,7 @@ from pinscan.dataset.writer import write_pin_results
 from pinscan.errors import DatasetError
 from pinscan.inventory import read_inventory
 
+from cliresult import refused, run
 from fleet import servers
 
 FAST = ScanConfig(
@@ -40,21 +39,6 @@ FAST = ScanConfig(
 )
 PINSCAN = [sys.executable, "-m", "pinscan"]
 LOCK = ".pinscan.lock"
-
-
-def run(*args: str) -> Result:
-    return CliRunner().invoke(main, list(args), env={"COLUMNS": "300"})
-
-
-def refused(result: Result, *names: str | Path) -> str:
-    """An exit 2 with one line that names each of ``names``, and no traceback."""
-    assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
-    assert result.exit_code == 2, (result.exit_code, result.output)
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("pinscan: "), result.stderr
-    for name in names:
-        assert str(name) in lines[0], (name, lines[0])
-    return lines[0]
 
 
 def snapshot(root: Path) -> dict[str, bytes]:
