@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from pinscan.cli import options
+from pinscan.cli import exits, options
 
 # The audit (the scanner, polars) and the progress bar (rich) are imported in the command, so
 # that `pinscan audit --help` starts fast (lazy for start-up time).
@@ -22,10 +22,6 @@ if TYPE_CHECKING:
     from pinscan.audit import AuditResult, Check
     from pinscan.cli.progress import Progress
     from pinscan.records import Endpoint
-
-#: Exit status when a threshold is crossed (bad configuration or input exits 2, as every
-#: PinscanError does).
-EXIT_CROSSED = 1  # moves to cli/exits.py
 
 
 @click.command("audit")
@@ -57,7 +53,8 @@ def audit_command(config: Path, resume: bool, output: str, quiet: bool) -> None:
         click.echo("\n".join(line for check in result.crossed for line in _check_lines(check)))
     else:
         click.echo(_text(result))
-    raise SystemExit(0 if result.passed else EXIT_CROSSED)
+    # A crossed threshold is a finding; bad configuration or input exits 2, as every error does.
+    raise SystemExit(exits.OK if result.passed else exits.FINDINGS)
 
 
 def _advance(progress: Progress):  # type: ignore[no-untyped-def]

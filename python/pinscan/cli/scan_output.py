@@ -20,6 +20,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from pinscan.certs.table import certificates
+from pinscan.cli import exits
 from pinscan.cli.progress import Progress
 from pinscan.dataset import ScanDataset
 from pinscan.dataset.schema import ENDPOINTS_SCHEMA
@@ -36,7 +37,7 @@ def nothing_to_resume() -> Iterator[None]:
         yield
     except KeyboardInterrupt:
         click.echo("pinscan: interrupted; nothing was kept (without -o)", err=True)
-        raise SystemExit(130) from None
+        raise SystemExit(exits.INTERRUPTED) from None
 
 
 def on_endpoint_of(progress: Progress, lines: JsonLines | None):
