@@ -25,6 +25,7 @@ import polars as pl
 
 from pinscan.dataset import ScanDataset, select
 from pinscan.errors import DatasetError
+from pinscan.policy.evaluate import evaluate
 from pinscan.policy.model import Policy
 from pinscan.records import VERIFY_ERRORS
 
@@ -380,8 +381,6 @@ def _verdicts(
 ) -> pl.DataFrame:
     """``verdict_changed`` rows: both scans judged by the same policies, joined through the
     endpoint pairs."""
-    from pinscan.policy.evaluate import evaluate
-
     keys = ["policy", "format"]
     verdict = ("endpoint_id", "policy", "format", "verdict", "rule", "note")
     old = evaluate(before, policies, as_of).select(verdict).lazy()

@@ -21,6 +21,7 @@ import click
 from pinscan.cli import exits, options
 from pinscan.cli.options import policy_options, read_policies
 from pinscan.config import Bounds, ScanConfig, Timeouts
+from pinscan.errors import InputError, InventoryError, ShardError
 
 # The scanner, the inventory readers, polars and rich are imported in the command's body, so that
 # `pinscan scan --help` starts fast (lazy for start-up time).
@@ -78,7 +79,6 @@ class _Ports(click.ParamType):
 
 def _shard_spec(ctx: click.Context, param: click.Parameter, value: str | None) -> Shard | None:
     from pinscan.dataset.shards import Shard
-    from pinscan.errors import ShardError
 
     try:
         return None if value is None else Shard.parse(value)
@@ -358,7 +358,6 @@ def _inventory(
     One argument that names an existing file (or a pipe: ``<(grep ... hosts)``) is the
     inventory; otherwise every argument is a target, checked here so that a typo is a usage
     error before anything is sent."""
-    from pinscan.errors import InputError, InventoryError
     from pinscan.inventory import read_inventory
 
     if not sources:
