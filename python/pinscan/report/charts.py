@@ -98,14 +98,7 @@ def histogram(
     base = top_margin + plot_h
     step = (width - left - 10) / max(1, len(bins))
     top = max((value for _, value, _ in bins), default=0) or 1
-    out = [
-        f'<svg class="chart" role="img" viewBox="0 0 {width} {height}" width="{width}" '
-        f'height="{height}" aria-label="{escape(title)}">',
-        f'<line x1="{left}" y1="{base}" x2="{width - 10}" y2="{base}" stroke="#888"/>',
-        f'<text x="{left}" y="12" class="axis">{escape(unit)}</text>',
-        f'<text x="{left - 6}" y="{top_margin + 4}" text-anchor="end">{top:,}</text>',
-        f'<text x="{left - 6}" y="{base}" text-anchor="end">0</text>',
-    ]
+    out = _axes(title, unit, width, height, left, top_margin, base, top)
     for i, (tip, value, color) in enumerate(bins):
         bar_h = plot_h * value / top
         if value:
@@ -205,14 +198,7 @@ def lines(
     def y(value: int) -> float:
         return base - plot_h * value / top
 
-    out = [
-        f'<svg class="chart" role="img" viewBox="0 0 {width} {height}" width="{width}" '
-        f'height="{height}" aria-label="{escape(title)}">',
-        f'<line x1="{left}" y1="{base}" x2="{width - 10}" y2="{base}" stroke="#888"/>',
-        f'<text x="{left}" y="12" class="axis">{escape(unit)}</text>',
-        f'<text x="{left - 6}" y="{top_margin + 4}" text-anchor="end">{top:,}</text>',
-        f'<text x="{left - 6}" y="{base}" text-anchor="end">0</text>',
-    ]
+    out = _axes(title, unit, width, height, left, top_margin, base, top)
     # At most six x labels (a date and time is 100 pixels wide), the last one always.
     every = max(1, -(-len(points) // 6))
     last = len(points) - 1
@@ -245,3 +231,25 @@ def lines(
         lx += 26 + 7 * len(name)
     out.append("</svg>")
     return "".join(out)
+
+
+def _axes(
+    title: str,
+    unit: str,
+    width: int,
+    height: int,
+    left: int,
+    top_margin: int,
+    base: float,
+    top: int,
+) -> list[str]:
+    """The opening of a chart with a value axis: the SVG element, the base line, the unit, and
+    the axis's top and zero."""
+    return [
+        f'<svg class="chart" role="img" viewBox="0 0 {width} {height}" width="{width}" '
+        f'height="{height}" aria-label="{escape(title)}">',
+        f'<line x1="{left}" y1="{base}" x2="{width - 10}" y2="{base}" stroke="#888"/>',
+        f'<text x="{left}" y="12" class="axis">{escape(unit)}</text>',
+        f'<text x="{left - 6}" y="{top_margin + 4}" text-anchor="end">{top:,}</text>',
+        f'<text x="{left - 6}" y="{base}" text-anchor="end">0</text>',
+    ]
