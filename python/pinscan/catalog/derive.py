@@ -243,14 +243,21 @@ def link(frame: pl.DataFrame) -> pl.DataFrame:
     ):
         parents[child].add(parent)
     roots = _root_names(frame)
-    issuer_orgs = _issuer_organizations(frame)
+    # A key with no root: the organization its highest certificate names as issuer, spelled as
+    # a family with roots spells it.
+    spellings = {family_key(name): name for _, name in roots.values()}
+    unrooted = {
+        pin: spellings.get(family_key(named), named)
+        for pin, named in _issuer_organizations(frame).items()
+        if named
+    }
     pins = frame["spki_sha256"].unique().to_list()
     reached = {pin: _levels(pin, parents) for pin in pins}
     found_roots = {
         pin: sorted(key for level in levels for key in level if key in roots)
         for pin, levels in reached.items()
     }
-    owners = {pin: _owner(levels, roots, issuer_orgs) for pin, levels in reached.items()}
+    owners = {pin: _owner(levels, roots, unrooted) for pin, levels in reached.items()}
     return frame.with_columns(
         root_spki_sha256=pl.col("spki_sha256").replace_strict(found_roots, return_dtype=_LIST),
         owner=pl.col("spki_sha256").replace_strict(owners, return_dtype=pl.String),
@@ -325,16 +332,13 @@ def _issuer_organizations(frame: pl.DataFrame) -> dict[str, str]:
 
 
 def _owner(
-    levels: list[list[str]],
-    roots: Mapping[str, tuple[int, str]],
-    issuer_orgs: Mapping[str, str],
+    levels: list[list[str]], roots: Mapping[str, tuple[int, str]], unrooted: Mapping[str, str]
 ) -> str | None:
     for level in levels:
         nearest = sorted((roots[key], key) for key in level if key in roots)
         if nearest:
             return nearest[0][0][1]
-    top = levels[-1][0]
-    return issuer_orgs.get(top) or None
+    return unrooted.get(levels[-1][0])
 
 
 def with_annotations(

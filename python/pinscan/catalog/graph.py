@@ -166,7 +166,7 @@ class Catalog:
             ders += found
             names.append(os.fspath(path))
         rows = derive.certificate_rows(ders, "local")
-        new = rows.filter(~pl.col("cert_sha256").is_in(self.certificates["cert_sha256"]))
+        new = rows.join(self.certificates.select("cert_sha256"), "cert_sha256", how="anti")
         meta = {**self.meta, "local": [*self.meta.get("local", []), *names]}
         if new.is_empty():
             return Catalog(self.certificates, meta)
@@ -195,7 +195,7 @@ class Catalog:
             return self.cas.filter(pl.col("spki_sha256") == value)
         if kind == "fingerprint":
             pins = self.certificates.filter(pl.col("cert_sha256") == value)["spki_sha256"]
-            return self.cas.filter(pl.col("spki_sha256").is_in(pins))
+            return self.cas.filter(pl.col("spki_sha256").is_in(pins.to_list()))
         lowered = value.casefold()
         exact = self.cas.filter(
             (pl.col("name").str.to_lowercase() == lowered)
@@ -367,17 +367,7 @@ class Catalog:
                 .then(pl.lit("root"))
                 .otherwise(pl.lit("intermediate")),
             )
-            .select(
-                "spki_sha256",
-                "name",
-                "owner",
-                "role",
-                "endpoints",
-                "in_catalog",
-                "le_status",
-                "subject",
-                "trusted_by",
-            )  # fmt: skip
+            .select(_ISSUER_COLUMNS)
             .sort("endpoints", "name", descending=[True, False])
         )
 
