@@ -42,6 +42,7 @@ _EKU_EXTENSION = "2.5.29.37"
 _RSA_HASHES: dict[str, type[hashes.HashAlgorithm]] = {
     "1.2.840.113549.1.1.4": hashes.MD5,
     "1.2.840.113549.1.1.5": hashes.SHA1,
+    "1.3.14.3.2.29": hashes.SHA1,  # sha1WithRSASignature, OIW's older OID
     "1.2.840.113549.1.1.14": hashes.SHA224,
     "1.2.840.113549.1.1.11": hashes.SHA256,
     "1.2.840.113549.1.1.12": hashes.SHA384,

@@ -13,6 +13,7 @@ import base64
 import binascii
 import datetime as dt
 import functools
+import hashlib
 import json
 import os
 import re
@@ -155,17 +156,14 @@ class Catalog:
         InputError
             A file cannot be read, or holds no CA certificate.
         """
-        ders: list[bytes] = []
-        names = []
-        for path in paths:
-            found = read_certificates(path)
-            rows = derive.certificate_rows(found, "local")
-            if rows.is_empty():
+        files = [(os.fspath(path), read_certificates(path)) for path in paths]
+        rows = derive.certificate_rows([der for _, found in files for der in found], "local")
+        kept = set(rows["cert_sha256"].to_list())
+        for name, found in files:
+            if not kept & {hashlib.sha256(der).hexdigest() for der in found}:
                 msg = f"no CA certificate among its {len(found)} certificates"
-                raise InputError(os.fspath(path), msg)
-            ders += found
-            names.append(os.fspath(path))
-        rows = derive.certificate_rows(ders, "local")
+                raise InputError(name, msg)
+        names = [name for name, _ in files]
         new = rows.join(self.certificates.select("cert_sha256"), "cert_sha256", how="anti")
         meta = {**self.meta, "local": [*self.meta.get("local", []), *names]}
         if new.is_empty():
