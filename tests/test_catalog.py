@@ -17,6 +17,7 @@ import tarfile
 import warnings
 from pathlib import Path
 
+import cryptography_vectors
 import polars as pl
 import pytest
 from asn1crypto import x509 as asn1_x509
@@ -465,6 +466,16 @@ def test_a_bundle_without_a_ca_is_an_input_error(tmp_path: Path, catalog: Catalo
         catalog.with_pems([bundle])
     with pytest.raises(InputError, match="no certificate found"):
         catalog.with_pems([_write(tmp_path / "empty.pem", b"nothing\n")])
+
+
+def test_a_dsa_ca_is_a_row_without_a_checked_signature(catalog: Catalog) -> None:
+    """pyca checks no DSA signature, and warns when it loads a DSA key (the suite makes that an
+    error): the CA is kept, unlinked, and nothing warns."""
+    vectors = Path(cryptography_vectors.__file__).parent / "x509" / "custom"
+    added = catalog.with_pems([vectors / "dsa_selfsigned_ca.pem"])
+    (row,) = added.certificates.filter(pl.col("sources") == ["local"]).iter_rows(named=True)
+    assert row["key_type"] == "dsa" and not row["self_signed"]
+    assert row["issuer_spki_sha256"] is None and row["root_spki_sha256"] == []
 
 
 def _write(path: Path, data: bytes) -> Path:

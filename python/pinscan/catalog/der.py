@@ -66,6 +66,7 @@ _RSA_PSS = "1.2.840.113549.1.1.10"
 _MGF1 = "1.2.840.113549.1.1.8"
 _ED25519 = "1.3.101.112"
 _ED448 = "1.3.101.113"
+_DSA = "1.2.840.10040.4.1"
 
 
 class DerError(ValueError):
@@ -212,7 +213,13 @@ def signed_by(certificate: Signed, spki: bytes) -> bool:
 
 @functools.lru_cache(maxsize=4096)
 def _public_key(spki: bytes) -> PublicKeyTypes | None:
+    """The key of an SPKI; ``None`` for one pyca cannot load, and for DSA, whose signatures are
+    not checked (loading one makes pyca 51 warn that DSA is deprecated)."""
     try:
+        start, end = _expect(spki, 0, len(spki), _SEQUENCE)
+        algorithm_start, algorithm_end = _expect(spki, start, end, _SEQUENCE)
+        if _algorithm(spki, algorithm_start, algorithm_end)[0] == _DSA:
+            return None
         return serialization.load_der_public_key(spki)
     except (ValueError, UnsupportedAlgorithm):
         return None
