@@ -18,7 +18,7 @@ import json
 import os
 import re
 from collections import defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -376,7 +376,7 @@ class Catalog:
         key that is not a root (roots do not issue to subscribers)."""
         return link.valid(moment) and link.can_issue_tls and not self._by_pin[link.child]["is_root"]
 
-    def _reach(self, start: str, follow: Any) -> dict[str, int]:
+    def _reach(self, start: str, follow: Callable[[_Link], bool]) -> dict[str, int]:
         """Each key reachable upwards from ``start`` through links ``follow`` accepts, with its
         distance."""
         distance = {start: 0}
