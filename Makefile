@@ -10,7 +10,7 @@ FUZZ_SECONDS ?= 60
 CARGO_TARGETS := -p pinscan-core -p pinscan-py
 PIP_INSTALL = -m pip install -q --disable-pip-version-check
 
-.PHONY: all build demo test test-rust lint test-python fuzz bench system-deps clean lock test-latest
+.PHONY: all build demo test test-rust lint test-python fuzz bench catalog system-deps clean lock test-latest
 
 all: build
 
@@ -71,6 +71,11 @@ fuzz: $(DEPS_STAMP)
 
 bench: build
 	$(PY) -m benches.bench_certificates
+
+# The CA catalog shipped in the package, rebuilt from the vendored public data
+# (data/ca-sources.tar.xz); tests/test_catalog.py checks that the shipped file is what this writes.
+catalog: build
+	$(PY) scripts/build_ca_catalog.py
 
 # The lock, from pyproject.toml's ranges (scripts/requirements.py lists them). uv writes it
 # rather than pip-tools: `--universal` resolves once for every platform and Python >= 3.11, with

@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: Apache-2.0
-"""A private PKI for the test fleet: a root, an intermediate and leaves with SANs (ECDSA or RSA),
+"""A private PKI for the test fleet: a root, two intermediates and leaves with SANs (ECDSA or RSA),
 expired, self-signed and wrongly named leaves, a chain of 50+ intermediates and a 64 KiB+ leaf.
 
 Everything is made with pyca/cryptography and cached for the process: key generation (RSA above
@@ -150,6 +150,13 @@ def root() -> Issued:
 @functools.cache
 def intermediate() -> Issued:
     return _issue("Pinscan Test Intermediate", _key("ec"), root(), ca=True)
+
+
+@functools.cache
+def second_intermediate() -> Issued:
+    """Another issuing CA under :func:`root`: with :func:`intermediate`, the two siblings a
+    private PKI's next certificate may come from. No server of the fleet uses it."""
+    return _issue("Pinscan Test Intermediate 2", _key("ec"), root(), ca=True)
 
 
 @functools.cache

@@ -22,6 +22,7 @@ LAYERS: dict[str, int] = {
     "atomic": 1,
     "config": 1,
     "certs": 2,
+    "catalog": 2,
     "inventory": 2,
     "dataset": 3,
     "policy": 4,

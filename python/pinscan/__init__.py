@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from pinscan import audit
     from pinscan._core import __version__
+    from pinscan.catalog.graph import Catalog, ca_catalog
     from pinscan.certs.keys import read_certificates, spki_der, spki_pin
     from pinscan.certs.table import COLUMNS, certificates
     from pinscan.dataset import ScanDataset, open
@@ -35,6 +36,7 @@ if TYPE_CHECKING:
 #: Public name -> (module, attribute in it; None for the module itself).
 _EXPORTS: dict[str, tuple[str, str | None]] = {
     "COLUMNS": ("pinscan.certs.table", "COLUMNS"),
+    "Catalog": ("pinscan.catalog.graph", "Catalog"),
     "ConfigError": ("pinscan.errors", "ConfigError"),
     "DatasetError": ("pinscan.errors", "DatasetError"),
     "InputError": ("pinscan.errors", "InputError"),
@@ -45,6 +47,7 @@ _EXPORTS: dict[str, tuple[str, str | None]] = {
     "Summary": ("pinscan.report", "Summary"),
     "__version__": ("pinscan._core", "__version__"),
     "audit": ("pinscan.audit", None),
+    "ca_catalog": ("pinscan.catalog.graph", "ca_catalog"),
     "certificates": ("pinscan.certs.table", "certificates"),
     "diff": ("pinscan.diffing", "diff"),
     "diff_summary": ("pinscan.diffing", "summary"),
@@ -64,6 +67,7 @@ _EXPORTS: dict[str, tuple[str, str | None]] = {
 
 __all__ = [
     "COLUMNS",
+    "Catalog",
     "ConfigError",
     "DatasetError",
     "InputError",
@@ -74,6 +78,7 @@ __all__ = [
     "Summary",
     "__version__",
     "audit",
+    "ca_catalog",
     "certificates",
     "diff",
     "diff_summary",

@@ -32,6 +32,7 @@ COMMANDS = {
     "diff": "pinscan.cli.diff:diff_command",
     "report": "pinscan.cli.report:report_command",
     "audit": "pinscan.cli.audit:audit_command",
+    "ca": "pinscan.cli.ca:ca_command",
 }
 
 # What `pinscan --help` and shell completion say of each command: the first sentence of its
@@ -52,6 +53,7 @@ SUMMARIES = {
     "scan of a history, also the trend over its scans and what changed since the scan before.",
     "audit": "Scan the fleet of CONFIG into its history, judge it by its policies, compare it "
     "with the previous scan, write the report and check the thresholds.",
+    "ca": "Print the family of the CA QUERY names, or the CAs in the chains of the scan QUERY.",
 }
 
 

@@ -1,7 +1,7 @@
 # SPDX-License-Identifier: Apache-2.0
 """The options several commands share, declared and parsed in one place: ``--format text|json``,
-``-q/--quiet``, ``--as-of`` and the policy options (``--policy``, ``--policy-format``,
-``--android-debug``).
+``-q/--quiet``, ``--as-of``, ``--ca-catalog`` and the policy options (``--policy``,
+``--policy-format``, ``--android-debug``).
 
 This module imports only click: ``pinscan <command> --help`` must not pay for polars or the
 policy readers, so :func:`read_policies` imports them when it runs (lazy for start-up time).
@@ -74,6 +74,20 @@ def as_of(help: str) -> Callable[[F], F]:
     return click.option("--as-of", type=AsOf(), help=help)
 
 
+def ca_catalogs(help: str | None = None) -> Callable[[F], F]:
+    """``--ca-catalog FILE`` (repeatable) into ``ca_catalogs``: PEM bundles of a private PKI's
+    CA certificates, added to the shipped catalog (:meth:`pinscan.Catalog.with_pems`)."""
+    return click.option(
+        "--ca-catalog",
+        "ca_catalogs",
+        multiple=True,
+        type=click.Path(exists=True, dir_okay=False, path_type=Path),
+        help=help
+        or "A PEM bundle of a private PKI's CA certificates (its root and intermediates), "
+        "added to the shipped CA catalog. Repeat for several.",
+    )
+
+
 def policy_options(command, *, short: bool = True):  # type: ignore[no-untyped-def]
     """``--policy``, ``--policy-format`` and ``--android-debug``, shared by the commands that
     judge scans; `read_policies` reads the last from the context. ``short``: ``-p`` for
@@ -114,6 +128,7 @@ __all__ = [
     "POLICY_FORMATS",
     "AsOf",
     "as_of",
+    "ca_catalogs",
     "output_format",
     "policy_options",
     "quiet",
