@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import polars as pl
+import pyarrow.parquet as pq
 
 from pinscan.catalog import derive
 from pinscan.certs.keys import read_certificates
@@ -438,7 +439,9 @@ def ca_catalog() -> pl.DataFrame:
 def _shipped() -> Catalog:
     try:
         frame = pl.read_parquet(SHIPPED)
-        meta = json.loads(pl.read_parquet_metadata(SHIPPED)[METADATA_KEY])
+        # pyarrow's footer reader: polars' read_parquet_metadata is marked experimental.
+        footer = pq.read_metadata(SHIPPED).metadata or {}
+        meta = json.loads(footer[METADATA_KEY.encode()])
     except FileNotFoundError:
         msg = "missing from this installation: reinstall pinscan (or `make catalog`)"
         raise InputError(str(SHIPPED), msg) from None
