@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from pinscan import audit
     from pinscan._core import __version__
+    from pinscan.catalog.stores import trust_stores
     from pinscan.certs.keys import read_certificates, spki_der, spki_pin
     from pinscan.certs.table import COLUMNS, certificates
     from pinscan.dataset import ScanDataset, open
@@ -60,6 +61,7 @@ _EXPORTS: dict[str, tuple[str, str | None]] = {
     "spki_der": ("pinscan.certs.keys", "spki_der"),
     "spki_pin": ("pinscan.certs.keys", "spki_pin"),
     "summarize": ("pinscan.report", "summarize"),
+    "trust_stores": ("pinscan.catalog.stores", "trust_stores"),
 }
 
 __all__ = [
@@ -89,6 +91,7 @@ __all__ = [
     "spki_der",
     "spki_pin",
     "summarize",
+    "trust_stores",
 ]
 
 

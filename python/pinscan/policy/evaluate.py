@@ -43,12 +43,14 @@ from pinscan.records import TRUST_STORES
 #: ``--ca-bundle`` does, the bundle's path is the client's: the private anchors an app adds.
 PLATFORM_STORES: dict[str, tuple[str, ...]] = {
     "android": ("android",),
-    "trustkit_android": ("android",),
+    "trustkit-android": ("android",),
     "okhttp": ("android",),
     "ios": ("apple",),
     "trustkit": ("apple",),
     "curl": ("system", "mozilla"),
 }
+#: The formats that name no platform, judged on the endpoint's verified chain.
+UNPLACED_FORMATS = ("hpkp", "chromium", "toml")
 #: OkHttp on the JVM (a server, a desktop application) builds the path on the JVM's cacerts.
 OKHTTP_JVM_STORE = "java"
 #: Every store a verdict can be judged by: those pinscan ships, then the scan's own.
@@ -814,6 +816,7 @@ __all__ = [
     "OKHTTP_JVM_STORE",
     "PLATFORM_STORES",
     "RESULT_SCHEMA",
+    "UNPLACED_FORMATS",
     "VERDICTS",
     "Prepared",
     "evaluate",
