@@ -64,7 +64,9 @@ ROOT = Path(__file__).resolve().parent.parent
 TARBALL = ROOT / "data" / "ca-sources.tar.xz"
 _PREFIX = "data/trust-stores/"
 # The commit of trust_stores_observatory, as data/README.md gives it in the trust-stores section.
-_COMMIT = re.compile(r"## `trust-stores/`.*?commit\s+`([0-9a-f]{40})`\s+\((\d{4}-\d\d-\d\d)\)", re.S)
+_COMMIT = re.compile(
+    r"## `trust-stores/`.*?commit\s+`([0-9a-f]{40})`\s+\((\d{4}-\d\d-\d\d)\)", re.S
+)
 
 
 class BuildError(Exception):
@@ -90,7 +92,9 @@ def build(tarball: Path = TARBALL, *, built: dt.date | None = None) -> pa.Table:
             listed = doc.get(f"{kind}_certificates") or []
             expected = doc.get(f"{kind}_certificates_count", len(listed))
             if len(listed) != expected:
-                raise BuildError(f"{name}: {len(listed)} {kind} certificates, the file says {expected}")
+                raise BuildError(
+                    f"{name}: {len(listed)} {kind} certificates, the file says {expected}"
+                )
             without = 0
             for entry in listed:
                 fingerprint = entry["fingerprint"].lower()

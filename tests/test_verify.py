@@ -20,7 +20,7 @@ import pinscan
 from pinscan.cli import main
 from pinscan.config import ScanConfig, Timeouts
 from pinscan.records import VERIFY_ERRORS
-from pinscan.scanner.verify import StoreSpec, Verifier
+from pinscan.scanner.verify import Verifier
 from pinscan.scanner.verify_pool import VerifyProcess
 
 from fleet import pki, real, servers

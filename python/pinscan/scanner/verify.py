@@ -296,9 +296,7 @@ class Verifier:
         # Stores that failed alike are named together: "mozilla, android: <pyca's message>".
         said = "; ".join(f"{', '.join(stores)}: {message}" for message, stores in errors.items())
         detail = f"{what} (pyca: {said})"
-        return ChainVerdict(
-            False, kind, names=names, days=days, detail=detail, stores=tuple(paths)
-        )
+        return ChainVerdict(False, kind, names=names, days=days, detail=detail, stores=tuple(paths))
 
     def adopt(self, chain: tuple[bytes, ...], found: ChainVerdict) -> ChainVerdict:
         """A verdict from a child, its paths sharing the bytes of ``chain`` and of the stores'
