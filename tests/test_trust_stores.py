@@ -494,3 +494,19 @@ def test_the_audit_file_takes_the_stores(tmp_path: Path) -> None:
 def test_the_shipped_file_keeps_to_its_share_of_the_budget() -> None:
     # The catalog's data may take 3 MB of the wheel; the stores take about a sixth of it.
     assert stores.FILE.stat().st_size < 600_000
+
+
+def test_printed_endpoints_name_the_stores_that_refuse_them(tmp_path: Path) -> None:
+    root, platform = pem(tmp_path, pki.root(), "root"), pem(tmp_path, pki.platform_root(), "p")
+    stores_ = f"mozilla={root},android={platform},apple"
+    with servers.tls(pki.cross_signed_leaf("x.test")) as server:
+        target = f"127.0.0.1:{server.port} x.test"
+        text = CliRunner().invoke(main, ["scan", target, "--trust-store", stores_, "-q"])
+        lines = CliRunner().invoke(main, ["scan", target, "--trust-store", stores_, "--jsonl"])
+    assert text.exit_code == 0 and lines.exit_code == 0, text.output + lines.output
+    assert "  verified  yes (mozilla); not in apple" in text.output.splitlines()
+    (row,) = [json.loads(line) for line in lines.stdout.splitlines()]
+    pins = {p["store"]: [c["spki_sha256"] for c in p["chain"]] for p in row["store_paths"]}
+    assert pins["android"][-1] == pinscan.spki_pin(pki.platform_root().der)
+    assert pins["mozilla"][-1] == pinscan.spki_pin(pki.root().der)
+    assert pins["apple"] == []
