@@ -240,11 +240,14 @@ def test_an_android_pin_on_a_root_only_android_holds_passes_on_android(platform_
     assert row[0] == "mozilla"
     mozilla = [sha[leaf.der], sha[by_root.der], sha[pki.root().der]]
     android = [sha[leaf.der], sha[by_platform.der], sha[pki.platform_root().der]]
+    # Mozilla's path is the endpoint's verified chain, written once, in the chains table.
     assert row[1] == [
-        {"store": "mozilla", "verified": True, "chain": mozilla},
+        {"store": "mozilla", "verified": True, "chain": None},
         {"store": "android", "verified": True, "chain": android},
         {"store": "apple", "verified": False, "chain": []},
     ]
+    verified = platform_scan.chains.filter(pl.col("source") == "verified").sort("position")
+    assert verified.collect()["cert_sha256"].to_list() == mozilla
     verdict = evaluate(platform_scan, policy("android", pki.platform_root())).row(0, named=True)
     assert (verdict["verdict"], verdict["store"], verdict["chain"]) == (
         "pass",
@@ -322,6 +325,27 @@ def test_each_format_is_judged_on_its_platform_store(tmp_path: Path) -> None:
     judged = [policy(f, roots["microsoft"]) for f in FORMATS if f != "curl"]
     every = evaluate(dataset, judged, stores="microsoft")
     assert set(every["verdict"]) == {"pass"} and set(every["store"]) == {"microsoft"}
+
+
+def test_a_store_that_builds_the_verified_chain_judges_on_it(tmp_path: Path) -> None:
+    """Most stores build the endpoint's verified chain: the dataset says so with a null path,
+    and the verdict is still that store's."""
+    issued = pki.leaf("x.test")
+    path = (*issued.chain_der, pki.root().der)
+    paths = [("mozilla", True, path), ("android", True, path), ("apple", False, ())]
+    dataset = write_dataset(
+        tmp_path, [Served("x.test", issued, trust_store="mozilla", store_paths=paths)]
+    )
+    stored = dataset.endpoints.select("store_paths").collect().item()
+    assert [p["chain"] for p in stored] == [None, None, []]
+    android = evaluate(dataset, policy("android", pki.root())).row(0, named=True)
+    assert (android["verdict"], android["store"], android["chain"]) == (
+        "pass",
+        "android",
+        "verified",
+    )
+    ios = evaluate(dataset, policy("ios", pki.root())).row(0, named=True)
+    assert (ios["verdict"], ios["store"], ios["chain"]) == ("fail", "apple", "presented")
 
 
 def test_curl_prefers_the_systems_store_when_the_scan_has_it(tmp_path: Path) -> None:

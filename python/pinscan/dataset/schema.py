@@ -37,7 +37,9 @@ UTC_TIME = pl.Datetime("us", "UTC")
 STATUS = pl.Enum(list(STATUSES))
 CHAIN_SOURCE = pl.Enum(["presented", "verified"])
 #: One trust store's answer for an endpoint's chain: whether it verifies it, and the path it
-#: builds (``cert_sha256`` of each certificate, leaf first; empty when it does not verify).
+#: builds (``cert_sha256`` of each certificate, leaf first): null when that path is the
+#: endpoint's verified chain (the ``chains`` table's ``verified`` rows: most stores build the
+#: same one), empty when the store does not verify the chain.
 STORE_PATH = pl.Struct({"store": pl.String, "verified": pl.Boolean, "chain": pl.List(pl.String)})
 
 ENDPOINTS_SCHEMA = pl.Schema(

@@ -254,9 +254,16 @@ def _endpoint_columns(
         leaf = e.presented[0] if e.presented else None
         cols["leaf_sha256"].append(sha_of[leaf] if leaf else None)
         cols["spki_sha256"].append(pin_of[leaf] if leaf else None)
+        # A path that is the endpoint's verified chain (most are: stores holding the same root
+        # build the same path) is not written again.
+        verified = tuple(e.verified_chain)
         cols["store_paths"].append(
             [
-                {"store": store, "verified": ok, "chain": [sha_of[d] for d in path]}
+                {
+                    "store": store,
+                    "verified": ok,
+                    "chain": None if ok and path == verified else [sha_of[d] for d in path],
+                }
                 for store, ok, path in e.store_paths
             ]
             or None

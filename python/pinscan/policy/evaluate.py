@@ -189,15 +189,28 @@ def prepare(
     # a fleet, and the chains are the biggest table.
     covered = endpoints.join(applicable.lazy().select("eid").unique(), on="eid", how="semi")
     known_pins = pl.concat([f.select("algorithm", "pin", "pin_id") for f in (pins, bad_pins)])
+    wanted = _wanted_stores(policies, judging)
+    # Only the stores the policies' platforms build on are read, and the private anchors.
+    needed = sorted({*wanted.collect()["store"], "ca_bundle"})
+    entries = store_entries(dataset, covered, needed).collect()
     chains = chain_pins(
         dataset,
         covered,
         known_pins.unique("pin_id"),
+        entries.lazy(),
         need_sha1=_uses_sha1(policies),
         need_trustkit=any(p.format == "trustkit" for p in policies),
     ).collect()
-    wanted = _wanted_stores(policies, judging)
-    checked = _checked_stores(dataset, covered)
+    checked = entries.lazy().select(
+        "eid",
+        "store",
+        store_verified="verified",
+        # Whose rows in `chains` are this store's path: the verified chain's, unless it differs.
+        rows_of=pl.when(pl.col("verified") & pl.col("chain").is_null())
+        .then(pl.col("trust_store"))
+        .when(pl.col("verified"))
+        .then(pl.col("store")),
+    )
     selected = _with_chain(applicable.lazy(), chains.lazy(), checked, wanted).collect().lazy()
     chains = chains.lazy()
     return Prepared(policies, moment, endpoints, rules, pins, bad_pins, sets, selected, chains)
@@ -373,10 +386,34 @@ def select_rules(endpoints: pl.LazyFrame, rules: pl.LazyFrame) -> pl.LazyFrame:
     )
 
 
+def store_entries(
+    dataset: ScanDataset, endpoints: pl.LazyFrame, stores: Sequence[str]
+) -> pl.LazyFrame:
+    """(eid, trust_store, store, verified, chain) for each of ``stores`` the scan verified each
+    endpoint against (none in datasets written before pinscan kept them). ``chain`` is null when
+    the store's path is the endpoint's verified chain. The other stores' entries are dropped
+    before they are unpacked: a fleet has several per endpoint."""
+    entry = pl.element()
+    return (
+        dataset.endpoints.select("endpoint_id", "store_paths")
+        .join(endpoints.select("endpoint_id", "eid", "trust_store"), on="endpoint_id")
+        .with_columns(
+            pl.col("store_paths").list.eval(
+                entry.filter(entry.struct.field("store").is_in(list(stores)))
+            )
+        )
+        .explode("store_paths")
+        .unnest("store_paths")
+        .filter(pl.col("store").is_not_null())
+        .drop("endpoint_id")
+    )
+
+
 def chain_pins(
     dataset: ScanDataset,
     endpoints: pl.LazyFrame,
     pin_ids: pl.LazyFrame,
+    entries: pl.LazyFrame,
     *,
     need_sha1: bool,
     need_trustkit: bool,
@@ -385,9 +422,9 @@ def chain_pins(
 
     The presented rows (``verified`` false), and each path a store builds (``verified``,
     ``path`` the store's name): the endpoint's verified chain (``primary``, its ``trust_store``'s
-    path, in every dataset) and every other store's that verifies it (``store_paths``, in
-    datasets that have them); ``sent`` says whether the certificate at that position was in
-    what the server presented. ``sha256_id``,
+    path, in every dataset) and, from ``entries`` (:func:`store_entries`), each store's path
+    that differs from it; ``sent`` says whether the certificate at that position was in what
+    the server presented. ``sha256_id``,
     ``sha1_id`` and ``trustkit_id`` number the certificate's pins when a policy names them
     (null otherwise): ``trustkit`` is the pin TrustKit iOS computes, rebuilding the SPKI from
     the raw key; ``trustkit_blocked`` marks keys it cannot hash, ``trustkit_problem`` says why.
@@ -452,13 +489,9 @@ def chain_pins(
             path=pl.when(primary).then(pl.col("trust_store")),
         )
     )
-    # The other stores' paths; the trust_store's is the verified chain above.
+    # The paths of other stores that differ from the verified chain above.
     others = (
-        dataset.endpoints.select("endpoint_id", "store_paths")
-        .join(ids, on="endpoint_id")
-        .explode("store_paths")
-        .unnest("store_paths")
-        .filter(pl.col("verified") & (pl.col("store") != pl.col("trust_store")))
+        entries.filter(pl.col("verified") & pl.col("chain").is_not_null())
         .select(
             "eid",
             position=pl.int_ranges(pl.col("chain").list.len(), dtype=pl.Int16),
@@ -505,19 +538,6 @@ def _wanted_stores(policies: Sequence[Policy], judging: dict[str, tuple[str, ...
     )
 
 
-def _checked_stores(dataset: ScanDataset, endpoints: pl.LazyFrame) -> pl.LazyFrame:
-    """(eid, store, store_verified) for each store the scan verified each endpoint against
-    (none in datasets written before pinscan kept them)."""
-    return (
-        dataset.endpoints.select("endpoint_id", "store_paths")
-        .join(endpoints.select("endpoint_id", "eid"), on="endpoint_id")
-        .explode("store_paths")
-        .unnest("store_paths")
-        .filter(pl.col("store").is_not_null())
-        .select("eid", "store", store_verified="verified")
-    )
-
-
 def _with_chain(
     selected: pl.LazyFrame, chains: pl.LazyFrame, checked: pl.LazyFrame, wanted: pl.LazyFrame
 ) -> pl.LazyFrame:
@@ -537,10 +557,14 @@ def _with_chain(
         .join(checked, on=["eid", "store"])
         .sort("rank")
         .group_by("eid", "policy_id")
-        .agg(wanted=pl.col("store").first(), wanted_ok=pl.col("store_verified").first())
+        .agg(
+            wanted=pl.col("store").first(),
+            wanted_ok=pl.col("store_verified").first(),
+            wanted_rows=pl.col("rows_of").first(),
+        )
     )
     bundle = checked.filter(pl.col("store") == "ca_bundle").select(
-        "eid", bundle_ok="store_verified"
+        "eid", bundle_ok="store_verified", bundle_rows="rows_of"
     )
     platforms = wanted.filter(pl.col("rank") == 0).select("policy_id", platform="store")
     found = pl.col("wanted").is_not_null()
@@ -554,12 +578,17 @@ def _with_chain(
             has_verified=pl.col("has_verified").fill_null(False),
         )
         .with_columns(
+            # Whose rows in `chains` the path is: see `rows_of` in `prepare`.
             path=pl.when(found & pl.col("wanted_ok"))
-            .then(pl.col("wanted"))
+            .then(pl.col("wanted_rows"))
             .when(found & pl.col("bundle_ok").fill_null(False))
-            .then(pl.lit("ca_bundle"))
+            .then(pl.col("bundle_rows"))
             .when(~found & pl.col("has_verified"))
             .then(pl.col("trust_store")),
+            judge=pl.when(found & pl.col("wanted_ok"))
+            .then(pl.col("wanted"))
+            .when(found & pl.col("bundle_ok").fill_null(False))
+            .then(pl.lit("ca_bundle")),
         )
         .with_columns(
             # No chain at all (refused, not TLS, ...): none is checked, so none is named.
@@ -573,7 +602,7 @@ def _with_chain(
             store=pl.when(~pl.col("has_chain"))
             .then(pl.lit(None, pl.String))
             .when(found)
-            .then(pl.coalesce("path", "wanted"))
+            .then(pl.coalesce("judge", "wanted"))
             .otherwise(pl.col("trust_store")),
             store_missing=pl.col("platform").is_not_null()
             & ~found
@@ -626,7 +655,7 @@ def pin_matches(pins: pl.LazyFrame, used_chain: pl.LazyFrame) -> pl.LazyFrame:
 def _judge(prepared: Prepared) -> pl.LazyFrame:
     key = ["eid", "policy_id"]
     per_rule, chains, moment = prepared.selected, prepared.chains, prepared.moment
-    public = pl.col("path").is_in(_PUBLIC_STORES)
+    public = pl.coalesce("judge", "path").is_in(_PUBLIC_STORES)
     # Rules that are enforced at this moment: not expired, not excluded, not switched off.
     live = per_rule.filter(
         pl.col("error").is_null()
