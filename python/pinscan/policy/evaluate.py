@@ -58,6 +58,9 @@ JUDGING_STORES = (*TRUST_STORES, "ca_bundle", "system")
 # Stores whose anchors an Android `<certificates src="system">` stands for: all but the
 # private bundle.
 _PUBLIC_STORES = (*TRUST_STORES, "system")
+# Store names in the evaluator's frames: small integers, not strings, in the frames of every
+# covered endpoint.
+_STORE = pl.Enum(JUDGING_STORES)
 
 
 def platform_stores(
@@ -176,7 +179,8 @@ def prepare(
             "ip",
             "port",
             "status",
-            "trust_store",
+            # A name no pinscan writes (none does) would be no store: unverified.
+            trust_store=pl.col("trust_store").cast(_STORE, strict=False),
             name=pl.coalesce("sni", "host").str.strip_chars_end(".").str.to_lowercase(),
         )
         .with_row_index("eid")
@@ -404,6 +408,7 @@ def store_entries(
         )
         .explode("store_paths")
         .unnest("store_paths")
+        .with_columns(pl.col("store").cast(_STORE, strict=False))
         .filter(pl.col("store").is_not_null())
         .drop("endpoint_id")
     )
@@ -534,7 +539,7 @@ def _wanted_stores(policies: Sequence[Policy], judging: dict[str, tuple[str, ...
         for rank, store in enumerate(judging.get(policy.format, ()))
     ]
     return pl.LazyFrame(
-        rows, schema={"policy_id": pl.Int32, "rank": pl.Int8, "store": pl.String}, orient="row"
+        rows, schema={"policy_id": pl.Int32, "rank": pl.Int8, "store": _STORE}, orient="row"
     )
 
 
@@ -563,7 +568,7 @@ def _with_chain(
             wanted_rows=pl.col("rows_of").first(),
         )
     )
-    bundle = checked.filter(pl.col("store") == "ca_bundle").select(
+    bundle = checked.filter(pl.col("store") == pl.lit("ca_bundle", _STORE)).select(
         "eid", bundle_ok="store_verified", bundle_rows="rows_of"
     )
     platforms = wanted.filter(pl.col("rank") == 0).select("policy_id", platform="store")
@@ -588,7 +593,7 @@ def _with_chain(
             judge=pl.when(found & pl.col("wanted_ok"))
             .then(pl.col("wanted"))
             .when(found & pl.col("bundle_ok").fill_null(False))
-            .then(pl.lit("ca_bundle")),
+            .then(pl.lit("ca_bundle", _STORE)),
         )
         .with_columns(
             # No chain at all (refused, not TLS, ...): none is checked, so none is named.
@@ -600,7 +605,7 @@ def _with_chain(
             .then(pl.lit("verified"))
             .otherwise(pl.lit("presented")),
             store=pl.when(~pl.col("has_chain"))
-            .then(pl.lit(None, pl.String))
+            .then(pl.lit(None, _STORE))
             .when(found)
             .then(pl.coalesce("judge", "wanted"))
             .otherwise(pl.col("trust_store")),
@@ -609,6 +614,7 @@ def _with_chain(
             & pl.col("has_chain")
             & ~pl.col("leaf_only"),
         )
+        .drop("wanted_ok", "wanted_rows", "bundle_ok", "bundle_rows", "has_verified")
     )
 
 
@@ -799,17 +805,17 @@ def _judge(prepared: Prepared) -> pl.LazyFrame:
             pl.when(pl.col("wanted").is_not_null())
             .then(
                 "chain does not verify with the "
-                + pl.col("wanted")
+                + pl.col("wanted").cast(pl.String)
                 + " store: the client refuses it before checking pins"
             )
             .otherwise(pl.lit("chain does not verify: the client refuses it before checking pins"))
         ),
         pl.when(pl.col("store_missing") & pl.col("verdict").is_in(_JUDGED)).then(
             "the scan has no path of the "
-            + pl.col("platform")
+            + pl.col("platform").cast(pl.String)
             + " store: judged on "
             + pl.when(pl.col("chain") == "verified")
-            .then("the " + pl.col("trust_store") + " path")
+            .then("the " + pl.col("trust_store").cast(pl.String) + " path")
             .otherwise(pl.lit("the presented chain"))
         ),
         pl.when(
@@ -820,7 +826,7 @@ def _judge(prepared: Prepared) -> pl.LazyFrame:
     )
     return judged.with_columns(
         note=pl.when(note != "").then(note),
-        store=pl.when(pl.col("verdict").is_in(_JUDGED)).then(pl.col("store")),
+        store=pl.when(pl.col("verdict").is_in(_JUDGED)).then(pl.col("store").cast(pl.String)),
     ).select(
         *key,
         "rule",
