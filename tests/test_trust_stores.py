@@ -209,6 +209,20 @@ def test_stores_that_reach_other_roots_build_other_paths() -> None:
     assert verdict.chain == verdict.store_paths[0][2]  # the first store's is the endpoint's
 
 
+def test_a_sent_certificate_whose_name_python_cannot_read_stops_no_store() -> None:
+    """pyca's Python side cannot read the subject of cryptography_vectors' invalid-UTF-8
+    certificate: sent as an extra, it keeps the stores from being grouped, not the chain from
+    verifying."""
+    extra = pinscan.read_certificates(VECTORS / "custom" / "invalid_utf8_common_name.pem")
+    leaf = pki.leaf("a.test")
+    verifier = Verifier([("mozilla", [pki.root().cert]), ("android", [pki.other_root().cert])])
+    verdict = verifier.verify([*leaf.chain_der, *extra], "a.test")
+    assert verdict.store_paths == (
+        ("mozilla", True, (*leaf.chain_der, pki.root().der)),
+        ("android", False, ()),
+    )
+
+
 def policy(fmt: str, *roots: pki.Issued, chain: ChainSource = ChainSource.VERIFIED) -> Policy:
     """A policy of format ``fmt`` pinning ``roots`` for x.test."""
     pins = PinSet(tuple(Pin.sha256(pinscan.spki_pin(r.der)) for r in roots))

@@ -405,7 +405,10 @@ class Verifier:
         certificate it holds (a sent certificate's issuer, or a sent certificate itself), so
         stores holding the same such roots, in the same order, are the same store to it. The
         group with no root in reach cannot verify."""
-        wanted = {_loose(n) for c in certs for n in (c.issuer, c.subject)}
+        try:
+            wanted = {_loose(n) for c in certs for n in (c.issuer, c.subject)}
+        except ValueError:  # a name pyca's Python side cannot read: each store on its own
+            return [((i,), [i]) for i in range(len(self._reachable))]
         groups: dict[tuple, list[int]] = {}
         for i, index in enumerate(self._reachable):
             reach = tuple(der for _, der in sorted(r for k in wanted for r in index.get(k, ())))
@@ -431,7 +434,7 @@ class Verifier:
 def _loose(name: x509.Name) -> tuple:
     """A name as a key that is equal whenever pyca could take two names for one: attributes in
     any order or grouping, any string type, any case. Looser than pyca's own matching, never
-    stricter, so that stores grouped by it are never told apart by pyca."""
+    stricter: the roots it puts in a chain's reach include every root pyca could reach."""
     return tuple(sorted((a.oid.dotted_string, str(a.value).casefold()) for a in name))
 
 
