@@ -179,7 +179,7 @@ def prepare(
             "ip",
             "port",
             "status",
-            # A name no pinscan writes (none does) would be no store: unverified.
+            # An enum: a name outside it (no pinscan writes one) would read as no store.
             trust_store=pl.col("trust_store").cast(_STORE, strict=False),
             name=pl.coalesce("sni", "host").str.strip_chars_end(".").str.to_lowercase(),
         )
@@ -196,7 +196,7 @@ def prepare(
     wanted = _wanted_stores(policies, judging)
     # Only the stores the policies' platforms build on are read, and the private anchors.
     needed = sorted({*wanted.collect()["store"], "ca_bundle"})
-    entries = store_entries(dataset, covered, needed).collect()
+    entries = _store_entries(dataset, covered, needed).collect()
     chains = chain_pins(
         dataset,
         covered,
@@ -390,7 +390,7 @@ def select_rules(endpoints: pl.LazyFrame, rules: pl.LazyFrame) -> pl.LazyFrame:
     )
 
 
-def store_entries(
+def _store_entries(
     dataset: ScanDataset, endpoints: pl.LazyFrame, stores: Sequence[str]
 ) -> pl.LazyFrame:
     """(eid, trust_store, store, verified, chain) for each of ``stores`` the scan verified each
@@ -427,7 +427,7 @@ def chain_pins(
 
     The presented rows (``verified`` false), and each path a store builds (``verified``,
     ``path`` the store's name): the endpoint's verified chain (``primary``, its ``trust_store``'s
-    path, in every dataset) and, from ``entries`` (:func:`store_entries`), each store's path
+    path, in every dataset) and, from ``entries`` (:func:`_store_entries`), each store's path
     that differs from it; ``sent`` says whether the certificate at that position was in what
     the server presented. ``sha256_id``,
     ``sha1_id`` and ``trustkit_id`` number the certificate's pins when a policy names them
