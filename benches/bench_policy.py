@@ -5,14 +5,18 @@ Builds a synthetic dataset in the real layout (endpoints, chains, certificates P
 endpoints spread over 2,000 domains and up to three labels below them, each with a distinct
 leaf, one of 50 intermediates and one of 5 roots, verified. The rules pin 1,000 of those
 domains, half exact and half with subdomains, in two policies (one most-specific like Android,
-one union like OkHttp). Then, side by side in one run:
+one union like OkHttp). With ``--store-paths`` the endpoints also carry every platform store's
+answer, as a scan of this pinscan writes them (each verifies with the endpoint's verified chain,
+but Java's store refuses 2% of them and Android's builds another path for 1%); without it they
+have none, as a dataset of an older pinscan, and each verdict is judged on the verified chain
+with a note. Then, side by side in one run:
 
 - ``pinscan.evaluate`` (polars joins) over all endpoints: seconds and peak RSS (in a child
   process, so the figure is the evaluation's own);
 - a straightforward Python loop that does the same matching per endpoint (dict lookups of the
   name's suffixes, then the chain's pins), over a sample, extrapolated per endpoint.
 
-    .venv/bin/python -m benches.bench_policy [--endpoints 1000000] [--rules 1000]
+    .venv/bin/python -m benches.bench_policy [--endpoints 1000000] [--rules 1000] [--store-paths]
 """
 
 from __future__ import annotations
@@ -32,7 +36,7 @@ import polars as pl
 BENCHES = Path(__file__).resolve().parent
 
 
-def build(root: Path, endpoints: int, rules: int, seed: int = 7) -> None:
+def build(root: Path, endpoints: int, rules: int, seed: int = 7, store_paths: bool = False) -> None:
     from pinscan.dataset.schema import (
         CHAINS_SCHEMA,
         ENDPOINTS_SCHEMA,
@@ -79,6 +83,13 @@ def build(root: Path, endpoints: int, rules: int, seed: int = 7) -> None:
     inters = [f"int{i:061x}" for i in range(50)]
     roots = [f"root{i:060x}" for i in range(5)]
     inter_of = [rng.randrange(50) for _ in range(endpoints)]
+    if store_paths:
+        endpoint_frame = endpoint_frame.with_columns(
+            # Random numbers of their own: the same endpoints and rules with and without.
+            _store_paths(
+                leaves, [inters[i] for i in inter_of], roots, inter_of, random.Random(seed)
+            )
+        )
     chain_frame = pl.DataFrame(
         {
             "endpoint_id": ids * 3,
@@ -115,6 +126,41 @@ def build(root: Path, endpoints: int, rules: int, seed: int = 7) -> None:
             {"domain": domain, "subdomains": i % 2 == 0, "pins": [p[-32:] + "=" for p in good]}
         )
     (root / "rules.json").write_text(json.dumps(policy_rules))
+
+
+def _store_paths(
+    leaves: list[str], inters: list[str], roots: list[str], inter_of: list[int], rng: random.Random
+) -> pl.Series:
+    """Each endpoint's stores as a scan records them: Mozilla's path is the verified chain
+    (null), Android's another path for 1%, Java refuses 2%, the others verify alike."""
+    n = len(leaves)
+    other = pl.Series([rng.random() < 0.01 for _ in range(n)])
+    refused = pl.Series([rng.random() < 0.02 for _ in range(n)])
+    frame = pl.DataFrame(
+        {
+            "leaf": leaves,
+            "inter": inters,
+            "root": [roots[(i + 1) % 5] for i in inter_of],
+            "other": other,
+            "refused": refused,
+        }
+    )
+
+    def entry(store: str, verified: pl.Expr, chain: pl.Expr) -> pl.Expr:
+        return pl.struct(store=pl.lit(store), verified=verified, chain=chain)
+
+    none = pl.lit(None, pl.List(pl.String))
+    android_chain = pl.when(pl.col("other")).then(pl.concat_list("leaf", "inter", "root"))
+    java_chain = pl.when(pl.col("refused")).then(pl.lit([], pl.List(pl.String)))
+    return frame.select(
+        store_paths=pl.concat_list(
+            entry("mozilla", pl.lit(True), none),
+            entry("android", pl.lit(True), android_chain.otherwise(none)),
+            entry("apple", pl.lit(True), none),
+            entry("microsoft", pl.lit(True), none),
+            entry("java", ~pl.col("refused"), java_chain.otherwise(none)),
+        )
+    ).to_series()
 
 
 def _policies(root: Path):
@@ -211,6 +257,7 @@ def main() -> int:
     parser.add_argument("--endpoints", type=int, default=1_000_000)
     parser.add_argument("--rules", type=int, default=1000)
     parser.add_argument("--loop-sample", type=int, default=50_000)
+    parser.add_argument("--store-paths", action="store_true", help="as a scan of this pinscan")
     parser.add_argument("--child", choices=["polars", "loop"], help=argparse.SUPPRESS)
     parser.add_argument("--root", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -223,7 +270,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="pinscan-bench-policy-") as tmp:
         root = Path(tmp) / "ds"
         start = time.perf_counter()
-        build(root, args.endpoints, args.rules)
+        build(root, args.endpoints, args.rules, store_paths=args.store_paths)
         print(f"built {args.endpoints:,} endpoints in {time.perf_counter() - start:.1f} s")
 
         def child(kind: str) -> dict:

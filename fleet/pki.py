@@ -238,6 +238,32 @@ def other_root() -> Issued:
 
 
 @functools.cache
+def platform_root() -> Issued:
+    """A second private root: the root only one platform's trust store holds, in tests that
+    give a store of their own under a platform's name (``--trust-store android=FILE``)."""
+    return _issue("Pinscan Platform Root", _key("ec"), None, ca=True)
+
+
+@functools.cache
+def cross_signed() -> tuple[Issued, Issued]:
+    """One intermediate (one key, one name) certified twice: by :func:`root` and by
+    :func:`platform_root`, as a CA cross-signs its intermediate under two roots."""
+    key = _key("ec")
+    name = "Pinscan Cross-Signed Intermediate"
+    return _issue(name, key, root(), ca=True), _issue(name, key, platform_root(), ca=True)
+
+
+@functools.cache
+def cross_signed_leaf(name: str) -> Issued:
+    """A leaf under :func:`cross_signed`, served with both certificates of its issuer: a store
+    holding :func:`root` builds the path through the first to it, a store holding only
+    :func:`platform_root` through the second to that one."""
+    by_root, by_platform = cross_signed()
+    leaf = _issue(name, _key("ec"), by_root, ca=False, names=(name,))
+    return Issued(leaf.key, leaf.cert, (leaf.cert, by_root.cert, by_platform.cert))
+
+
+@functools.cache
 def unknown_root_leaf(name: str) -> Issued:
     """A leaf under an intermediate of :func:`other_root` (sent), the root not sent."""
     issuer = _issue("Pinscan Other Intermediate", _key("ec"), other_root(), ca=True)

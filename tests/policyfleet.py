@@ -27,6 +27,9 @@ class Served:
     sni: str | None = None
     trust_store: str = "ca_bundle"
     extra: list[bytes] = field(default_factory=list)
+    #: Each store's answer, as a scan records it: (store, verifies, its path as DER). None: no
+    #: store paths, as in a dataset written before pinscan kept them.
+    store_paths: list[tuple[str, bool, tuple[bytes, ...]]] | None = None
 
 
 def write_dataset(directory: Path, served: list[Served]) -> pinscan.ScanDataset:
@@ -50,6 +53,7 @@ def write_dataset(directory: Path, served: list[Served]) -> pinscan.ScanDataset:
                 verified_chain=verified,
                 verified=bool(verified) if presented else None,
                 trust_store=s.trust_store if verified else None,
+                store_paths=s.store_paths or [],
             )
         )
     writer.write(rows)

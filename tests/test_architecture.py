@@ -21,6 +21,7 @@ LAYERS: dict[str, int] = {
     "records": 0,
     "atomic": 1,
     "config": 1,
+    "catalog": 2,
     "certs": 2,
     "catalog": 2,
     "inventory": 2,

@@ -75,7 +75,7 @@ def test_help_and_version_import_no_command(args: list[str]) -> None:
 
 #: What a command's help may import besides the command itself: `scan` shows the settings'
 #: bounds and defaults, which pinscan.config states once (it imports nothing heavy).
-HELP_NEEDS = {"scan": ["pinscan.config"]}
+HELP_NEEDS = {"scan": ["pinscan.config", "pinscan.records"], "check": ["pinscan.records"]}
 
 
 @pytest.mark.parametrize("command", list(COMMANDS))

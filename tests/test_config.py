@@ -57,6 +57,20 @@ from fleet import pki, servers
         ({"timeouts": {"deadline": 5}}, "ScanConfig.timeouts: must be a Timeouts, not {'deadline'"),
         ({"ca_bundle": 3}, "ScanConfig.ca_bundle: must be a path or None, not 3"),
         ({"ca_bundle": "/no/such/ca.pem"}, "ScanConfig.ca_bundle: no such file: /no/such/ca.pem"),
+        ({"trust_stores": ()}, "ScanConfig.trust_stores: must name one store or more"),
+        ({"trust_stores": None}, "ScanConfig.trust_stores: must name one store or more"),
+        (
+            {"trust_stores": ("android", "chrome")},
+            "ScanConfig.trust_stores: no store named 'chrome'; pinscan has mozilla, android, "
+            "apple, microsoft, java",
+        ),
+        ({"trust_stores": ("ca_bundle",)}, "ScanConfig.trust_stores: no store named 'ca_bundle'"),
+        ({"trust_stores": ("apple", "apple")}, "ScanConfig.trust_stores: 'apple' is given twice"),
+        ({"trust_stores": ("apple", 3)}, "ScanConfig.trust_stores: store names are strings"),
+        (
+            {"trust_stores": ("android=/no/such.pem",)},
+            "ScanConfig.trust_stores: android: no such file: /no/such.pem",
+        ),
     ],
 )
 def test_a_bad_scan_setting_is_a_config_error(settings: dict, message: str) -> None:
@@ -99,6 +113,12 @@ def test_good_settings_are_kept_and_normalised(tmp_path: Path) -> None:
     assert config.ca_bundle == bundle and isinstance(config.ca_bundle, Path)
     assert config.alpn == ("h2",)
     assert ScanConfig(rate=None, verify_processes=None, alpn=()).alpn == ()
+    # Every shipped store by default, Mozilla's first; a comma list (as the command line and
+    # the audit file give it) or a sequence; NAME=FILE for a bundle under a platform's name.
+    assert ScanConfig().trust_stores == ("mozilla", "android", "apple", "microsoft", "java")
+    assert ScanConfig(trust_stores="java, apple").trust_stores == ("java", "apple")
+    given = ScanConfig(trust_stores=["apple", f"android = {bundle}"]).trust_stores
+    assert given == ("apple", f"android={bundle}")
 
 
 def test_every_bound_and_default_is_stated_once() -> None:

@@ -157,5 +157,15 @@ def test_a_route_says_which_way_the_scan_goes(tmp_path: Path) -> None:
 def test_the_scan_arguments_are_recorded_once(pinned, tmp_path: Path) -> None:
     lines, _ = pinned
     ds = pinscan.scan(lines[:1], tmp_path / "o", config=FAST, arguments={"note": "weekly"})
-    assert ds.meta["arguments"] == {"inventory": "<python iterable>", "note": "weekly"}
+    # With the platform stores verified against, each at its version and date.
+    stores = ["mozilla (2026-07-19)", "android 17.0.0_r1 (2026-06-21)"]
+    stores += [
+        "apple iOS 26, iPadOS 26, macOS 26, tvOS 26, visionOS 26 and watchOS 26 (2025-12-28)"
+    ]
+    stores += ["microsoft (2026-07-19)", "java jdk-17.0.2 (2022-01-23)"]
+    assert ds.meta["arguments"] == {
+        "inventory": "<python iterable>",
+        "note": "weekly",
+        "trust_stores": stores,
+    }
     assert ds.endpoints.select(pl.len()).collect().item() == 1

@@ -20,7 +20,7 @@ import pinscan
 from pinscan.cli import main
 from pinscan.config import ScanConfig, Timeouts
 from pinscan.records import VERIFY_ERRORS
-from pinscan.scanner.verify import StoreSpec, Verifier
+from pinscan.scanner.verify import Verifier
 from pinscan.scanner.verify_pool import VerifyProcess
 
 from fleet import pki, real, servers
@@ -98,11 +98,11 @@ def test_each_kind_of_broken_chain_is_named(tmp_path: Path, weak_issuer) -> None
         assert words in rows[name]["verify_detail"], rows[name]["verify_detail"]
     weak = rows["weak.test"]["verify_detail"]
     assert weak.startswith('the leaf "CN=weak.test,O=Pinscan Test Fleet": signed with a 1024-bit')
-    # pyca's own message stays, after pinscan's sentence, for every store tried; no Python repr
-    # leads the detail.
+    # pyca's own message stays, after pinscan's sentence, for every store tried (stores that
+    # failed alike named together, in the scan's order); no Python repr leads the detail.
     for name, r in rows.items():
         if name != "cnonly.test":  # pyca never ran: no name to build the path for
-            assert "(pyca: mozilla: validation failed" in r["verify_detail"]
+            assert "(pyca: mozilla, android, apple, microsoft, java" in r["verify_detail"]
             assert "ca_bundle: validation failed" in r["verify_detail"]
         assert not r["verify_detail"].startswith("<")
 
@@ -110,12 +110,12 @@ def test_each_kind_of_broken_chain_is_named(tmp_path: Path, weak_issuer) -> None
 def test_the_verification_child_names_them_alike(tmp_path: Path) -> None:
     now = dt.datetime.now(dt.UTC)
     chains = [tuple(issued.chain_der) for issued, _, _ in BROKEN.values()]
-    child = VerifyProcess(StoreSpec(ca_bundle=bundle(tmp_path)), now)
+    here = Verifier.for_scan(ca_bundle=bundle(tmp_path), now=now)
+    child = VerifyProcess(here.spec, now)
     try:
         found = child.build(chains)
     finally:
         child.close()
-    here = Verifier.for_scan(ca_bundle=bundle(tmp_path), now=now)
     assert found == [here.build(chain) for chain in chains]
     assert [f.error for f in found] == [kind for _, kind, _ in BROKEN.values()]
 

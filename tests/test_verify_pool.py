@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import pickle
 import signal
 import subprocess
 import sys
@@ -61,7 +62,7 @@ def in_process(bundle: Path) -> Verifier:
 
 
 def test_a_child_reaches_the_verdicts_of_the_scanning_process(bundle: Path) -> None:
-    child = VerifyProcess(StoreSpec(ca_bundle=bundle), NOW)
+    child = VerifyProcess(in_process(bundle).spec, NOW)
     try:
         found = child.build(chains())
     finally:
@@ -82,15 +83,14 @@ def test_a_child_reaches_the_verdicts_of_the_scanning_process(bundle: Path) -> N
     assert "exceeds max depth" in found[6].detail  # pyca's own words stay in the detail
 
 
-def test_a_child_that_cannot_load_its_stores_says_why(tmp_path: Path) -> None:
-    empty = tmp_path / "empty.pem"
-    empty.write_text("")
-    with pytest.raises(ChildError, match=r"cannot load the trust stores: .*empty\.pem: not a PEM"):
-        VerifyProcess(StoreSpec(ca_bundle=empty), NOW)
+def test_a_child_that_cannot_load_its_stores_says_why() -> None:
+    spec = StoreSpec((("android", (b"not a certificate",)),))
+    with pytest.raises(ChildError, match=r"cannot load the trust stores: error parsing asn1"):
+        VerifyProcess(spec, NOW)
 
 
 def test_a_killed_child_is_an_error_not_a_hang(bundle: Path) -> None:
-    child = VerifyProcess(StoreSpec(ca_bundle=bundle), NOW)
+    child = VerifyProcess(in_process(bundle).spec, NOW)
     os.kill(child._proc.pid, signal.SIGKILL)
     child._proc.wait()
     with pytest.raises(ChildError, match=r"gone|exited"):
@@ -103,7 +103,7 @@ def test_a_child_that_stops_answering_is_killed(
     bundle: Path, monkeypatch, chains_sent: int
 ) -> None:
     monkeypatch.setattr(verify_pool, "_BATCH_TIMEOUT", 0.5)
-    child = VerifyProcess(StoreSpec(ca_bundle=bundle), NOW)
+    child = VerifyProcess(in_process(bundle).spec, NOW)
     os.kill(child._proc.pid, signal.SIGSTOP)
     # Distinct bytes objects: pickle would send a repeated object once.
     batch = [tuple(bytes(bytearray(d)) for d in chain) for chain in (chains() * 40)[:chains_sent]]
@@ -122,13 +122,22 @@ def test_a_child_that_stops_answering_is_killed(
         ("import time; time.sleep(60)", "stopped answering"),
     ],
 )
-def test_a_child_that_is_not_one_is_an_error(
-    bundle: Path, monkeypatch, program: str, error: str
-) -> None:
+def test_a_child_that_is_not_one_is_an_error(monkeypatch, program: str, error: str) -> None:
     monkeypatch.setattr(verify_pool, "_START_TIMEOUT", 1.0)
     monkeypatch.setattr(verify_pool, "_command", lambda: [sys.executable, "-c", program])
+    # One root: the spec fits in the pipe, so what the program writes back is what is judged.
+    spec = Verifier([("ca_bundle", [pki.root().cert])]).spec
     with pytest.raises(ChildError, match=error):
-        VerifyProcess(StoreSpec(ca_bundle=bundle), NOW)
+        VerifyProcess(spec, NOW)
+
+
+def test_a_child_that_exits_while_it_is_sent_its_stores_says_so(monkeypatch, bundle) -> None:
+    """The shipped stores are more than a pipe holds: a child that exits at start breaks the
+    pipe mid-write, and the error says it exited, with its status."""
+    monkeypatch.setattr(verify_pool, "_command", lambda: [sys.executable, "-c", "exit(3)"])
+    assert len(pickle.dumps(in_process(bundle).spec)) > 1 << 16
+    with pytest.raises(ChildError, match=r"exited \(3\)"):
+        VerifyProcess(in_process(bundle).spec, NOW)
 
 
 def rows_for(chains_: list[tuple[bytes, ...]], names: list[str]) -> list[list[Endpoint]]:
@@ -208,17 +217,26 @@ def test_the_pool_releases_every_target_once_with_in_process_verdicts(
     assert len(pool.child_errors) == (child in ("dies", "cannot start"))
 
 
-def test_stores_given_as_certificates_are_verified_in_process() -> None:
+def test_stores_given_as_certificates_go_to_the_child_too() -> None:
+    """A verifier made of certificates (no file, no shipped store: a test's private root under
+    a platform's name) is sent to the child as it is, so the child reaches its verdicts."""
     released = []
 
     async def on_verified(rows: list[Endpoint]) -> None:
         released.append(rows)
 
-    pool = VerifyPool(Verifier([("ca_bundle", [pki.root().cert])]), 2, on_verified)
+    other = pki.leaf("other.test", self_signed=True).cert
+    verifier = Verifier([("android", [pki.root().cert]), ("apple", [other])])
+    pool = VerifyPool(verifier, 1, on_verified)
     targets = rows_for(chains()[:3], ["a.test"])
     anyio.run(run_pool, pool, targets)
-    assert len(released) == 3 and pool.built_here == 3 and pool.children == 0
-    assert targets[0][0].verified is True
+    assert len(released) == 3 and pool.built_in_children == 3 and pool.child_errors == []
+    row = targets[0][0]
+    assert (row.verified, row.trust_store) == (True, "android")
+    assert row.store_paths == [
+        ("android", True, (*chains()[0], pki.root().der)),
+        ("apple", False, ()),
+    ]
 
 
 def test_a_scan_verifies_in_a_child_as_it_would_in_process(
@@ -227,7 +245,10 @@ def test_a_scan_verifies_in_a_child_as_it_would_in_process(
     monkeypatch.setattr(scanner_module, "_SMALL_SCAN", 0)  # a child even for a short inventory
     lines = [f"127.0.0.1:{port}" for port in nginx.ports.values()]
     lines += [f"127.0.0.1:{nginx.shared_port} {name}" for name in ("a.shared.test", "x.test")]
-    columns = ["target", "status", "verified", "verify_error", "trust_store", "hostname_match"]
+    columns = [
+        "target", "status", "verified", "verify_error", "trust_store", "hostname_match",
+        "store_paths",
+    ]  # fmt: skip
     results = {}
     for processes in (0, 1):
         config = ScanConfig(

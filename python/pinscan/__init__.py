@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     from pinscan import audit
     from pinscan._core import __version__
     from pinscan.catalog.graph import Catalog, ca_catalog
+    from pinscan.catalog.stores import trust_stores
     from pinscan.certs.keys import read_certificates, spki_der, spki_pin
     from pinscan.certs.table import COLUMNS, certificates
     from pinscan.dataset import ScanDataset, open
@@ -63,6 +64,7 @@ _EXPORTS: dict[str, tuple[str, str | None]] = {
     "spki_der": ("pinscan.certs.keys", "spki_der"),
     "spki_pin": ("pinscan.certs.keys", "spki_pin"),
     "summarize": ("pinscan.report", "summarize"),
+    "trust_stores": ("pinscan.catalog.stores", "trust_stores"),
 }
 
 __all__ = [
@@ -94,6 +96,7 @@ __all__ = [
     "spki_der",
     "spki_pin",
     "summarize",
+    "trust_stores",
 ]
 
 

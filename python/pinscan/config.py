@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from pinscan.errors import ConfigError
+from pinscan.records import TRUST_STORES
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,7 +94,13 @@ class ScanConfig:
     timeouts: Timeouts = field(default_factory=Timeouts)
     #: Scan only the first address a name resolves to, instead of every address.
     first_address: bool = False
-    #: Extra trust anchors (private PKI), a store of their own after Mozilla's roots; the file
+    #: The platform root stores each chain is verified against, each on its own, in this order
+    #: (the first that verifies is the endpoint's ``trust_store``): names of
+    #: :data:`~pinscan.records.TRUST_STORES`, which pinscan ships, or ``NAME=FILE``, a PEM bundle
+    #: standing for that platform's store (the file must exist). Every one by default: a policy
+    #: is judged on its own platform's path, and a policy given to ``check`` later needs it too.
+    trust_stores: tuple[str, ...] = tuple(TRUST_STORES)
+    #: Extra trust anchors (private PKI), a store of their own after ``trust_stores``; the file
     #: must exist.
     ca_bundle: Path | None = None
     system_store: bool = False
@@ -134,6 +141,7 @@ class ScanConfig:
                 raise ConfigError("ScanConfig.ca_bundle", f"no such file: {bundle}")
             object.__setattr__(self, "ca_bundle", bundle)
         object.__setattr__(self, "alpn", _alpn(self.alpn))
+        object.__setattr__(self, "trust_stores", trust_stores(self.trust_stores))
 
 
 def checked(config: Any) -> ScanConfig:
@@ -144,6 +152,37 @@ def checked(config: Any) -> ScanConfig:
     if not isinstance(config, ScanConfig):
         raise ConfigError("config", f"must be a pinscan.config.ScanConfig, not {_shown(config)}")
     return config
+
+
+def trust_stores(value: Any, setting: str = "ScanConfig.trust_stores") -> tuple[str, ...]:
+    """``value`` as the stores of a scan: a non-empty sequence of store names (or one string of
+    them, comma-separated, as the command line and the audit file give them), each a name of
+    :data:`~pinscan.records.TRUST_STORES` or ``NAME=FILE`` with an existing file, none twice."""
+    if isinstance(value, str):
+        value = [part.strip() for part in value.split(",") if part.strip()]
+    if not isinstance(value, tuple | list) or not value:
+        reason = f"must name one store or more, such as ('android', 'apple'), not {_shown(value)}"
+        raise ConfigError(setting, reason)
+    out: list[str] = []
+    seen: set[str] = set()
+    for entry in value:
+        if not isinstance(entry, str):
+            raise ConfigError(setting, f"store names are strings, not {_shown(entry)}")
+        name, equals, path = (part.strip() for part in entry.partition("="))
+        if name not in TRUST_STORES:
+            known = ", ".join(TRUST_STORES)
+            raise ConfigError(setting, f"no store named {name!r}; pinscan has {known}")
+        if name in seen:
+            raise ConfigError(setting, f"{name!r} is given twice")
+        if equals:
+            if not Path(path).is_file():
+                raise ConfigError(setting, f"{name}: no such file: {path}")
+            entry = f"{name}={path}"
+        else:
+            entry = name
+        seen.add(name)
+        out.append(entry)
+    return tuple(out)
 
 
 def _check_numbers(settings: Any, owner: str) -> None:

@@ -49,6 +49,18 @@ VERIFY_ERRORS: dict[str, str] = {
     "no_certificate": "no certificate presented",
 }
 
+#: The platform root stores pinscan ships (:mod:`pinscan.catalog.stores`), by the name a scan's
+#: ``trust_stores`` and the ``trust_store`` column use, in the order a scan tries them by default.
+#: Besides these, ``trust_store`` may say ``ca_bundle`` (``--ca-bundle``) or ``system`` (the
+#: machine's bundle, ``--system-store``).
+TRUST_STORES: dict[str, str] = {
+    "mozilla": "Mozilla NSS (Firefox; curl and most Linux distributions use it)",
+    "android": "Android's system store (AOSP)",
+    "apple": "Apple's (iOS, iPadOS, macOS, tvOS, visionOS, watchOS)",
+    "microsoft": "Microsoft's (Windows)",
+    "java": "Java's (OpenJDK's cacerts)",
+}
+
 
 @dataclass(frozen=True, slots=True)
 class Target:
@@ -135,13 +147,17 @@ class Endpoint:
     #: which certificate and keeps pyca's own message.
     verify_error: str | None = None
     verify_detail: str | None = None
-    #: Which trust store anchored the verified chain: "mozilla", "ca_bundle" or "system".
+    #: Which trust store anchored the verified chain: the first of the scan's stores (a name of
+    #: `TRUST_STORES`, then "ca_bundle", then "system") that verifies it.
     trust_store: str | None = None
     hostname_match: bool | None = None
     days_to_expiry: int | None = None
     scanned_at: dt.datetime | None = None
     presented: list[bytes] = field(default_factory=list)
     verified_chain: list[bytes] = field(default_factory=list)
+    #: Each of the scan's stores, in order: (store, whether it verifies the chain, the path it
+    #: builds, leaf first; empty when it does not verify).
+    store_paths: list[tuple[str, bool, tuple[bytes, ...]]] = field(default_factory=list)
 
     @property
     def endpoint_id(self) -> str:

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NoReturn
 
-from pinscan.config import Bounds, ScanConfig, Timeouts
+from pinscan.config import Bounds, ScanConfig, Timeouts, trust_stores
 from pinscan.diffing import CHANGES, DEFAULT_FAIL_ON
 from pinscan.errors import AuditConfigError, ConfigError
 from pinscan.policy import FORMATS
@@ -148,6 +148,7 @@ def _scan_config(scan: _Table) -> ScanConfig:
             first_address=scan.boolean("first_address", defaults.first_address),
             ca_bundle=scan.path("ca_bundle", exists=True),
             system_store=scan.boolean("system_store", defaults.system_store),
+            trust_stores=scan.trust_stores("trust_stores", defaults.trust_stores),
         )
     except ConfigError as exc:  # every key was checked above: a backstop
         raise AuditConfigError(str(scan.source), "scan", str(exc)) from None
@@ -252,6 +253,24 @@ class _Table:
         if not isinstance(values, list) or not all(isinstance(v, str) and v for v in values):
             self._wrong(key, value, "a path or a list of paths")
         return tuple(self._resolve(key, v, exists=True) for v in values)
+
+    def trust_stores(self, key: str, default: tuple[str, ...]) -> tuple[str, ...]:
+        """Store names as ``ScanConfig.trust_stores`` takes them: a list (or a comma-separated
+        string); the file of a ``NAME=FILE`` is found from the configuration's directory."""
+        value = self._get(key)
+        if value is None:
+            return default
+        values = value.split(",") if isinstance(value, str) else value
+        if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
+            self._wrong(key, value, "a list of store names")
+        resolved = []
+        for entry in values:
+            name, equals, path = (part.strip() for part in entry.partition("="))
+            resolved.append(f"{name}={self._resolve(key, path, False)}" if equals else name)
+        try:
+            return trust_stores(resolved, setting=key)
+        except ConfigError as exc:
+            self.fail(key, exc.reason)
 
     def _resolve(self, key: str, value: str, exists: bool) -> Path:
         path = self.source.parent / Path(value).expanduser()

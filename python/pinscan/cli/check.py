@@ -15,7 +15,8 @@ from typing import TYPE_CHECKING
 import click
 
 from pinscan.cli import exits, options
-from pinscan.cli.options import policy_options, read_policies
+from pinscan.cli.options import POLICY_FORMATS, policy_options, read_policies
+from pinscan.records import TRUST_STORES
 
 # polars, rich, the dataset and the policy code are imported in the functions that use them, so
 # that `pinscan check --help` starts fast (lazy for start-up time).
@@ -27,6 +28,24 @@ if TYPE_CHECKING:
     from pinscan.policy.model import Policy
 
 
+#: The stores a verdict can be judged by (pinscan.policy.evaluate.JUDGING_STORES).
+_STORES = (*TRUST_STORES, "ca_bundle", "system")
+
+
+def _judging(ctx: click.Context, param: click.Parameter, value: tuple[str, ...]) -> dict[str, str]:
+    """``--trust-store STORE`` (every format) and ``FORMAT=STORE``, in order: {format: store}."""
+    out: dict[str, str] = {}
+    for entry in value:
+        fmt, equals, store = entry.rpartition("=")
+        if store not in _STORES:
+            raise click.BadParameter(f"no store named {store!r}; stores: {', '.join(_STORES)}")
+        if equals and fmt not in POLICY_FORMATS:
+            formats = ", ".join(POLICY_FORMATS)
+            raise click.BadParameter(f"no policy format {fmt!r}; formats: {formats}")
+        out.update({fmt: store} if equals else dict.fromkeys(POLICY_FORMATS, store))
+    return out
+
+
 @click.command("check")
 @click.argument("out", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @policy_options
@@ -34,6 +53,18 @@ if TYPE_CHECKING:
 @click.option(
     "--days", type=click.IntRange(0), default=30, show_default=True,
     help="Horizon of 'expiring soon' for pin-sets and leaves.",
+)  # fmt: skip
+@click.option(
+    "--trust-store", "judging", multiple=True, metavar="[FORMAT=]STORE", callback=_judging,
+    help="Judge every policy on the path STORE builds, instead of its platform's (Android "
+    "formats: android; iOS and TrustKit: apple; curl: system, else mozilla; others: the "
+    "scan's first store that verifies), or only the policies of FORMAT (okhttp=java). "
+    f"Stores: {', '.join(_STORES)}. Repeat for several.",
+)  # fmt: skip
+@click.option(
+    "--okhttp-jvm", is_flag=True,
+    help="Judge OkHttp policies on Java's store: OkHttp on the JVM (not Android) builds its "
+    "path there.",
 )  # fmt: skip
 @click.option("--all", "show_all", is_flag=True, help="Also list endpoints no rule covers.")
 @click.option(
@@ -48,6 +79,8 @@ def check_command(
     policy_format: str | None,
     as_of: dt.datetime | None,
     days: int,
+    judging: dict[str, str],
+    okhttp_jvm: bool,
     show_all: bool,
     show_findings: bool,
     output: str,
@@ -55,9 +88,10 @@ def check_command(
 ) -> None:
     """Judge every endpoint of the scan in OUT by each --policy, as its client would.
 
-    Each verdict uses the client's own host matching, chain (the verified chain; the leaf for
-    curl), positions, expiry and strictness. Exits 1 when any pinned endpoint fails or a client
-    would reject its policy, 0 otherwise.
+    Each verdict uses the client's own host matching, chain (the path its platform's trust
+    store builds; the leaf for curl), positions, expiry and strictness; the store column says
+    which store's path judged it. Exits 1 when any pinned endpoint fails or a client would
+    reject its policy, 0 otherwise.
     """
     import polars as pl
 
@@ -69,8 +103,9 @@ def check_command(
         raise click.UsageError("give at least one --policy FILE")
     loaded = read_policies(policies, policy_format)
     dataset = open_dataset(out, verify=True)
-    results = evaluate(dataset, loaded, as_of)
-    found = findings(dataset, loaded, as_of, days=days)
+    stores = judging or None
+    results = evaluate(dataset, loaded, as_of, stores=stores, okhttp_jvm=okhttp_jvm)
+    found = findings(dataset, loaded, as_of, days=days, stores=stores, okhttp_jvm=okhttp_jvm)
     shown = results if show_all else results.filter(pl.col("verdict") != "unpinned")
     failing = results.filter(pl.col("verdict").is_in(exits.FAILING))
     rejected = [p for p in loaded if p.error]
@@ -147,7 +182,7 @@ def _print_text(
     _print_rejected(console, policies)
     if not shown.is_empty():
         table = Table(title="pin verdicts", title_justify="left")
-        for column in ("target", "ip", "policy", "verdict", "matched pin", "pos", "note"):
+        for column in ("target", "ip", "policy", "verdict", "store", "matched pin", "pos", "note"):
             table.add_column(column)
         for r in shown.iter_rows(named=True):
             verdict = r["verdict"]
@@ -158,6 +193,7 @@ def _print_text(
                 r["ip"] or "",
                 Path(r["policy"]).name,
                 f"[{VERDICT_STYLE[verdict]}]{verdict}[/]",
+                r["store"] or "",
                 r["matched_pin"] or "",
                 "" if r["matched_position"] is None else str(r["matched_position"]),
                 r["note"] or "",

@@ -20,8 +20,9 @@ import click
 
 from pinscan.cli import exits, options
 from pinscan.cli.options import policy_options, read_policies
-from pinscan.config import Bounds, ScanConfig, Timeouts
-from pinscan.errors import InputError, InventoryError, ShardError
+from pinscan.config import Bounds, ScanConfig, Timeouts, trust_stores
+from pinscan.errors import ConfigError, InputError, InventoryError, ShardError
+from pinscan.records import TRUST_STORES
 
 # The scanner, the inventory readers, polars and rich are imported in the command's body, so that
 # `pinscan scan --help` starts fast (lazy for start-up time).
@@ -86,6 +87,18 @@ def _shard_spec(ctx: click.Context, param: click.Parameter, value: str | None) -
         raise click.BadParameter(str(exc)) from None
 
 
+def _trust_stores(
+    ctx: click.Context, param: click.Parameter, value: tuple[str, ...]
+) -> tuple[str, ...]:
+    """``--trust-store``, repeated or comma-separated, checked as ScanConfig checks it."""
+    if not value:
+        return _DEFAULTS.trust_stores
+    try:
+        return trust_stores(",".join(value), setting="--trust-store")
+    except ConfigError as exc:
+        raise click.BadParameter(exc.reason) from None
+
+
 _SCAN, _TIMEOUTS = ScanConfig.BOUNDS, Timeouts.BOUNDS
 
 
@@ -146,6 +159,13 @@ _SCAN, _TIMEOUTS = ScanConfig.BOUNDS, Timeouts.BOUNDS
     help="Trust anchors of a private PKI, verified as a store of their own.",
 )  # fmt: skip
 @click.option("--system-store", is_flag=True, help="Also verify against the system's CA bundle.")
+@click.option(
+    "--trust-store", "trust_stores", metavar="STORE[,STORE...]", multiple=True,
+    callback=_trust_stores,
+    help="Platform root stores to verify every chain against, each on its own, in this order "
+    f"(shipped with pinscan: {', '.join(TRUST_STORES)}); NAME=FILE takes a PEM bundle for "
+    "that platform's store. Comma-separated or repeated [default: all, in that order].",
+)  # fmt: skip
 @click.option(
     "--verify-processes", type=_bounded(_SCAN["verify_processes"]),
     default=_DEFAULTS.verify_processes,
@@ -210,6 +230,7 @@ def scan_command(
     first_address: bool,
     ca_bundle: Path | None,
     system_store: bool,
+    trust_stores: tuple[str, ...],
     verify_processes: int | None,
     flush_rows: int,
     flush_seconds: float,
@@ -271,6 +292,7 @@ def scan_command(
         first_address=first_address,
         ca_bundle=ca_bundle,
         system_store=system_store,
+        trust_stores=trust_stores,
         verify_processes=verify_processes,
         flush_rows=flush_rows,
         flush_seconds=flush_seconds,

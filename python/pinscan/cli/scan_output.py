@@ -11,7 +11,7 @@ import json
 import queue
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import click
@@ -24,7 +24,7 @@ from pinscan.cli import exits
 from pinscan.cli.progress import Progress
 from pinscan.dataset import ScanDataset
 from pinscan.dataset.schema import ENDPOINTS_SCHEMA
-from pinscan.records import Endpoint
+from pinscan.records import TRUST_STORES, Endpoint
 
 #: The leaf's columns that ``--jsonl`` rows and the printed endpoints add to the endpoint's.
 _LEAF_COLUMNS = ("subject", "issuer", "not_after")
@@ -100,9 +100,16 @@ class JsonLines:
 
 def json_rows(endpoints: list[Endpoint]) -> list[dict[str, Any]]:
     """``--jsonl`` rows: the ``endpoints`` table's columns, the leaf's subject, issuer and
-    ``not_after``, and the presented and verified chains as ``cert_sha256`` and ``spki_sha256``
-    (the pin) of each certificate, leaf first. The certificates are read by the Rust core."""
-    ders = list(dict.fromkeys(d for e in endpoints for d in (*e.presented, *e.verified_chain)))
+    ``not_after``, and the presented and verified chains, and each store's path
+    (``store_paths``: store, verified, chain), as ``cert_sha256`` and ``spki_sha256`` (the pin)
+    of each certificate, leaf first. The certificates are read by the Rust core."""
+    ders = list(
+        dict.fromkeys(
+            d
+            for e in endpoints
+            for d in (*e.presented, *e.verified_chain, *(d for p in e.store_paths for d in p[2]))
+        )
+    )
     columns = ("cert_sha256", "spki_sha256", *_LEAF_COLUMNS)
     parsed = certificates(ders).select(columns).iter_rows() if ders else ()
     info = dict(zip(ders, parsed, strict=True))
@@ -117,11 +124,19 @@ def json_rows(endpoints: list[Endpoint]) -> list[dict[str, Any]]:
                 row[name] = leaf[0]
             elif name == "spki_sha256":
                 row[name] = leaf[1]
-            elif name != "scan_id":
+            elif name not in ("scan_id", "store_paths"):
                 row[name] = getattr(e, name)
         row.update(zip(_LEAF_COLUMNS, leaf[2:], strict=True))
-        for name, chain in (("presented", e.presented), ("verified_chain", e.verified_chain)):
-            row[name] = [{"cert_sha256": info[d][0], "spki_sha256": info[d][1]} for d in chain]
+
+        def described(chain: Sequence[bytes]) -> list[dict[str, Any]]:
+            return [{"cert_sha256": info[d][0], "spki_sha256": info[d][1]} for d in chain]
+
+        row["presented"] = described(e.presented)
+        row["verified_chain"] = described(e.verified_chain)
+        row["store_paths"] = [
+            {"store": store, "verified": ok, "chain": described(path)}
+            for store, ok, path in e.store_paths
+        ]
         rows.append(row)
     return rows
 
@@ -200,7 +215,13 @@ def _verified(r: dict[str, Any]) -> str:
         return f"no: {r['verify_error']}" if r["verify_error"] else "no"
     if r["hostname_match"] is False:
         return "no: the certificate does not match the name"
-    return f"yes ({r['trust_store']})" if r["trust_store"] else "yes"
+    verdict = f"yes ({r['trust_store']})" if r["trust_store"] else "yes"
+    # A public chain that a platform's store does not anchor fails on that platform (a private
+    # one, anchored by --ca-bundle only, is in no platform's store, as expected).
+    refusing = [p["store"] for p in r.get("store_paths") or () if not p["verified"]]
+    if r["trust_store"] in TRUST_STORES and refusing:
+        return f"{verdict}; not in {', '.join(refusing)}"
+    return verdict
 
 
 def summary_text(out: str | None, s: dict[str, Any]) -> str:

@@ -28,13 +28,19 @@ META_FILE = "scan.json"
 #: Columns added to format 1 after its first release, by table: parts written by an older pinscan
 #: lack them, which is no damage.
 ADDED_LATER: dict[str, frozenset[str]] = {
-    ENDPOINTS: frozenset({"verify_detail"}),
+    ENDPOINTS: frozenset({"verify_detail", "store_paths"}),
     CERTIFICATES: frozenset({"error_kind"}),
+    PIN_RESULTS: frozenset({"store"}),
 }
 
 UTC_TIME = pl.Datetime("us", "UTC")
 STATUS = pl.Enum(list(STATUSES))
 CHAIN_SOURCE = pl.Enum(["presented", "verified"])
+#: One trust store's answer for an endpoint's chain: whether it verifies it, and the path it
+#: builds (``cert_sha256`` of each certificate, leaf first): null when that path is the
+#: endpoint's verified chain (the ``chains`` table's ``verified`` rows: most stores build the
+#: same one), empty when the store does not verify the chain.
+STORE_PATH = pl.Struct({"store": pl.String, "verified": pl.Boolean, "chain": pl.List(pl.String)})
 
 ENDPOINTS_SCHEMA = pl.Schema(
     {
@@ -68,6 +74,10 @@ ENDPOINTS_SCHEMA = pl.Schema(
         "days_to_expiry": pl.Int32,
         "scan_id": pl.String,
         "scanned_at": UTC_TIME,
+        # Every store the scan verified against, in its order (``trust_store`` is the first
+        # that verifies); null in datasets written before pinscan kept them, and for endpoints
+        # whose chain no path was built for (none served, malformed, no usable name).
+        "store_paths": pl.List(STORE_PATH),
     }
 )
 
@@ -105,6 +115,9 @@ PIN_RESULTS_SCHEMA = pl.Schema(
         "expires": UTC_TIME,
         "enforce": pl.Boolean,
         "note": pl.String,
+        # The trust store whose path judged the verdict (see pinscan.policy.evaluate); null when
+        # no chain was judged (unpinned, no_chain, a rejected policy) and in older datasets.
+        "store": pl.String,
     }
 )
 
@@ -131,6 +144,7 @@ __all__ = [
     "PIN_RESULTS",
     "PIN_RESULTS_SCHEMA",
     "SCAN_TABLES",
+    "STORE_PATH",
     "TABLES",
     "VERDICT",
     "VERDICTS",

@@ -7,7 +7,7 @@ Layout of ``OUT/``::
     scan.json                        what ran: version, arguments, times, counts, complete or not
     certificates/part-000001.parquet one row per distinct certificate (first seen in this part)
     chains/part-000001.parquet       endpoint x position -> cert_sha256, presented and verified
-    endpoints/part-000001.parquet    one row per (target, address)
+    endpoints/part-000001.parquet    one row per (target, address), with each store's path
     pin_results/part-000001.parquet  with --policy: one row per (endpoint, policy), written last
 
 A batch is written as three parts with one sequence number: certificates, then chains, then
@@ -162,7 +162,19 @@ class DatasetWriter:
             return
         self._seq += 1
         name = f"part-{self._seq:06d}.parquet"
-        ders = list(dict.fromkeys(d for e in endpoints for d in (*e.presented, *e.verified_chain)))
+        # The roots the stores' paths end at are certificates of the scan too, as the verified
+        # chain's root always was: a pin is looked up in the certificates table.
+        ders = list(
+            dict.fromkeys(
+                d
+                for e in endpoints
+                for d in (
+                    *e.presented,
+                    *e.verified_chain,
+                    *(d for _, _, path in e.store_paths for d in path),
+                )
+            )
+        )
         parsed = certificates(ders)
         sha_of = dict(zip(ders, parsed["cert_sha256"], strict=True))
         pin_of = dict(zip(ders, parsed["spki_sha256"], strict=True))
@@ -235,12 +247,27 @@ def _endpoint_columns(
 ) -> dict[str, list[Any]]:
     names = ENDPOINTS_SCHEMA.names()
     cols: dict[str, list[Any]] = {c: [] for c in names}
-    plain = [c for c in names if c not in {"endpoint_id", "leaf_sha256", "spki_sha256", "scan_id"}]
+    derived = {"endpoint_id", "leaf_sha256", "spki_sha256", "scan_id", "store_paths"}
+    plain = [c for c in names if c not in derived]
     for e in endpoints:
         cols["endpoint_id"].append(e.endpoint_id)
         leaf = e.presented[0] if e.presented else None
         cols["leaf_sha256"].append(sha_of[leaf] if leaf else None)
         cols["spki_sha256"].append(pin_of[leaf] if leaf else None)
+        # A path that is the endpoint's verified chain (most are: stores holding the same root
+        # build the same path) is not written again.
+        verified = tuple(e.verified_chain)
+        cols["store_paths"].append(
+            [
+                {
+                    "store": store,
+                    "verified": ok,
+                    "chain": None if ok and path == verified else [sha_of[d] for d in path],
+                }
+                for store, ok, path in e.store_paths
+            ]
+            or None
+        )
         for c in plain:
             cols[c].append(getattr(e, c))
     cols["scan_id"] = [scan_id] * len(endpoints)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 import polars as pl
@@ -62,10 +62,18 @@ def evaluate(
     dataset: ScanDataset | str | os.PathLike[str],
     policy: Policy | Iterable[Policy] | PolicySource,
     as_of: dt.datetime | dt.date | None = None,
+    *,
+    stores: str | Mapping[str, str] | None = None,
+    okhttp_jvm: bool = False,
 ) -> pl.DataFrame:
-    """One row per (endpoint, policy) with the verdict a client of that policy reaches; see
-    :func:`pinscan.policy.evaluate.evaluate` for the columns."""
-    return _evaluate.evaluate(_dataset(dataset), _policies(policy), as_of)
+    """One row per (endpoint, policy) with the verdict a client of that policy reaches, on the
+    path its platform's trust store builds (``store`` says which); see
+    :func:`pinscan.policy.evaluate.evaluate` for the columns. ``stores`` judges every format by
+    one store (``"java"``), or some formats by others (``{"okhttp": "java"}``);
+    ``okhttp_jvm`` judges OkHttp on Java's store, as OkHttp off Android builds its path."""
+    return _evaluate.evaluate(
+        _dataset(dataset), _policies(policy), as_of, stores=stores, okhttp_jvm=okhttp_jvm
+    )
 
 
 def findings(
@@ -74,10 +82,16 @@ def findings(
     as_of: dt.datetime | dt.date | None = None,
     *,
     days: int = 30,
+    stores: str | Mapping[str, str] | None = None,
+    okhttp_jvm: bool = False,
 ) -> pl.DataFrame:
     """Fleet-wide findings about the policies (no backup pin, stale pins, rotation risk, expiry,
-    client compatibility); see :mod:`pinscan.policy.findings`."""
-    return _findings.findings(_dataset(dataset), _policies(policy), as_of, days=days)
+    client compatibility, a platform store the scan lacks); see :mod:`pinscan.policy.findings`.
+    ``stores`` and ``okhttp_jvm`` as for :func:`evaluate`."""
+    return _findings.findings(
+        _dataset(dataset), _policies(policy), as_of, days=days, stores=stores,
+        okhttp_jvm=okhttp_jvm,
+    )  # fmt: skip
 
 
 def _dataset(dataset: ScanDataset | str | os.PathLike[str]) -> ScanDataset:

@@ -6,13 +6,19 @@ For each (endpoint, policy): the name the client connects with (the SNI override
 is split into its suffixes and joined with the rules' hosts; each format's scope (exact, any
 depth, one level, one label) filters the join; the format's combination (most specific rule, or
 the union of all) picks the rules; their pins are joined with the chain the client checks (the
-built chain, or the presented leaf for curl) at the positions each pin-set allows.
+path its platform's trust store builds, or the presented leaf for curl) at the positions each
+pin-set allows.
+
+Which store's path judges which format is stated once, in :data:`PLATFORM_STORES`; ``stores=``
+and ``okhttp_jvm=`` change it. A dataset that does not have that store's path (written before
+pinscan kept every store's, or scanned without that store) is judged on the path of the scan's
+first store that verifies, as before, and the verdict's note says so.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 import polars as pl
@@ -21,17 +27,76 @@ from pinscan.certs.table import certificates
 from pinscan.dataset import ScanDataset
 from pinscan.dataset.schema import PIN_RESULTS_SCHEMA as RESULT_SCHEMA
 from pinscan.dataset.schema import VERDICT, VERDICTS
+from pinscan.errors import ConfigError
+from pinscan.policy.formats import MODULES
 from pinscan.policy.model import ChainSource, Combine, Match, Policy, Position
 from pinscan.policy.trustkit_hash import trustkit_spki
+from pinscan.records import TRUST_STORES
 
-# Trust stores whose anchors an Android `<certificates src="system">` stands for.
-_PUBLIC_STORES = ("mozilla", "system")
+#: The trust store whose path each client checks its pins against, by policy format, first
+#: choice first (sources in docs/policies.md): Android's network security config, TrustKit on
+#: Android and OkHttp on Android build the path on Android's system store; iOS ATS and TrustKit
+#: on Apple's; curl on the machine's bundle when the scan has it (``--system-store``), else on
+#: Mozilla's, which most systems' bundles are. HPKP, Chromium's static pins and pinscan's TOML
+#: name no platform: they are judged on the path of the scan's first store that verifies (the
+#: endpoint's ``trust_store``). When the platform's store does not verify a chain and the scan's
+#: ``--ca-bundle`` does, the bundle's path is the client's: the private anchors an app adds.
+PLATFORM_STORES: dict[str, tuple[str, ...]] = {
+    "android": ("android",),
+    "trustkit-android": ("android",),
+    "okhttp": ("android",),
+    "ios": ("apple",),
+    "trustkit": ("apple",),
+    "curl": ("system", "mozilla"),
+}
+#: The formats that name no platform, judged on the endpoint's verified chain.
+UNPLACED_FORMATS = ("hpkp", "chromium", "toml")
+#: OkHttp on the JVM (a server, a desktop application) builds the path on the JVM's cacerts.
+OKHTTP_JVM_STORE = "java"
+#: Every store a verdict can be judged by: those pinscan ships, then the scan's own.
+JUDGING_STORES = (*TRUST_STORES, "ca_bundle", "system")
+# Stores whose anchors an Android `<certificates src="system">` stands for: all but the
+# private bundle.
+_PUBLIC_STORES = (*TRUST_STORES, "system")
+# Store names in the evaluator's frames: small integers, not strings, in the frames of every
+# covered endpoint.
+_STORE = pl.Enum(JUDGING_STORES)
+
+
+def platform_stores(
+    stores: str | Mapping[str, str] | None = None, *, okhttp_jvm: bool = False
+) -> dict[str, tuple[str, ...]]:
+    """The stores each format is judged by: :data:`PLATFORM_STORES`, OkHttp on Java's with
+    ``okhttp_jvm``, then ``stores``: one store name for every format, or ``{format: store}``
+    for some. :class:`~pinscan.errors.ConfigError` for a name that is neither a format nor a
+    store."""
+    mapping = dict(PLATFORM_STORES)
+    if okhttp_jvm:
+        mapping["okhttp"] = (OKHTTP_JVM_STORE,)
+    if stores is None:
+        return mapping
+    if isinstance(stores, str):
+        stores = dict.fromkeys(MODULES, stores)
+    if not isinstance(stores, Mapping):
+        reason = f"must be a store name or a {{format: store}} mapping, not {stores!r}"
+        raise ConfigError("stores", reason)
+    for fmt, store in stores.items():
+        if fmt not in MODULES:
+            raise ConfigError("stores", f"no policy format {fmt!r}; formats: {', '.join(MODULES)}")
+        if store not in JUDGING_STORES:
+            known = ", ".join(JUDGING_STORES)
+            raise ConfigError("stores", f"no store named {store!r}; stores: {known}")
+        mapping[fmt] = (store,)
+    return mapping
 
 
 def evaluate(
     dataset: ScanDataset,
     policies: Policy | Iterable[Policy],
     as_of: dt.datetime | dt.date | None = None,
+    *,
+    stores: str | Mapping[str, str] | None = None,
+    okhttp_jvm: bool = False,
 ) -> pl.DataFrame:
     """One row per (endpoint, policy) with the client's verdict.
 
@@ -44,8 +109,13 @@ def evaluate(
     null when no certificate was served);
     ``matched_sent`` is false when the pass rests on a certificate, usually the root, that the
     server did not send. ``note`` explains anything a reader would otherwise have to work out.
+    ``store`` names the trust store whose path judged the verdict (null when no chain was
+    judged): the policy's platform store (:data:`PLATFORM_STORES`; ``stores`` and
+    ``okhttp_jvm`` as :func:`platform_stores` takes them), ``ca_bundle`` when only the scan's
+    private anchors verify the chain, or, when the dataset lacks the platform's path, the
+    scan's first store that verifies it (the note says so).
     """
-    prepared = prepare(dataset, policies, as_of)
+    prepared = prepare(dataset, policies, as_of, stores=stores, okhttp_jvm=okhttp_jvm)
     if not prepared.policies:
         return pl.DataFrame(schema=RESULT_SCHEMA)
     # Judged once, then joined with the endpoints one policy at a time: the result is the
@@ -85,7 +155,9 @@ class Prepared:
     bad_pins: pl.LazyFrame
     sets: pl.LazyFrame
     selected: pl.LazyFrame
-    """(endpoint, rule) for each rule that applies, with the chain the client checks."""
+    """(endpoint, rule) for each rule that applies, with the chain the client checks (``chain``:
+    verified, presented, leaf or null; ``path``: the store whose verified path it is) and the
+    store that judges it (``store``)."""
     chains: pl.LazyFrame
 
 
@@ -93,8 +165,12 @@ def prepare(
     dataset: ScanDataset,
     policies: Policy | Iterable[Policy],
     as_of: dt.datetime | dt.date | None = None,
+    *,
+    stores: str | Mapping[str, str] | None = None,
+    okhttp_jvm: bool = False,
 ) -> Prepared:
     policies = [policies] if isinstance(policies, Policy) else list(policies)
+    judging = platform_stores(stores, okhttp_jvm=okhttp_jvm)
     moment = instant(as_of)
     endpoints = (
         dataset.endpoints.select(
@@ -103,7 +179,8 @@ def prepare(
             "ip",
             "port",
             "status",
-            "trust_store",
+            # An enum: a name outside it (no pinscan writes one) would read as no store.
+            trust_store=pl.col("trust_store").cast(_STORE, strict=False),
             name=pl.coalesce("sni", "host").str.strip_chars_end(".").str.to_lowercase(),
         )
         .with_row_index("eid")
@@ -116,14 +193,29 @@ def prepare(
     # a fleet, and the chains are the biggest table.
     covered = endpoints.join(applicable.lazy().select("eid").unique(), on="eid", how="semi")
     known_pins = pl.concat([f.select("algorithm", "pin", "pin_id") for f in (pins, bad_pins)])
+    wanted = _wanted_stores(policies, judging)
+    # Only the stores the policies' platforms build on are read, and the private anchors.
+    needed = sorted({*wanted.collect()["store"], "ca_bundle"})
+    entries = _store_entries(dataset, covered, needed).collect()
     chains = chain_pins(
         dataset,
         covered,
         known_pins.unique("pin_id"),
+        entries.lazy(),
         need_sha1=_uses_sha1(policies),
         need_trustkit=any(p.format == "trustkit" for p in policies),
     ).collect()
-    selected = _with_chain(applicable.lazy(), chains.lazy()).collect().lazy()
+    checked = entries.lazy().select(
+        "eid",
+        "store",
+        store_verified="verified",
+        # Whose rows in `chains` are this store's path: the verified chain's, unless it differs.
+        rows_of=pl.when(pl.col("verified") & pl.col("chain").is_null())
+        .then(pl.col("trust_store"))
+        .when(pl.col("verified"))
+        .then(pl.col("store")),
+    )
+    selected = _with_chain(applicable.lazy(), chains.lazy(), checked, wanted).collect().lazy()
     chains = chains.lazy()
     return Prepared(policies, moment, endpoints, rules, pins, bad_pins, sets, selected, chains)
 
@@ -298,18 +390,46 @@ def select_rules(endpoints: pl.LazyFrame, rules: pl.LazyFrame) -> pl.LazyFrame:
     )
 
 
+def _store_entries(
+    dataset: ScanDataset, endpoints: pl.LazyFrame, stores: Sequence[str]
+) -> pl.LazyFrame:
+    """(eid, trust_store, store, verified, chain) for each of ``stores`` the scan verified each
+    endpoint against (none in datasets written before pinscan kept them). ``chain`` is null when
+    the store's path is the endpoint's verified chain. The other stores' entries are dropped
+    before they are unpacked: a fleet has several per endpoint."""
+    entry = pl.element()
+    return (
+        dataset.endpoints.select("endpoint_id", "store_paths")
+        .join(endpoints.select("endpoint_id", "eid", "trust_store"), on="endpoint_id")
+        .with_columns(
+            pl.col("store_paths").list.eval(
+                entry.filter(entry.struct.field("store").is_in(list(stores)))
+            )
+        )
+        .explode("store_paths")
+        .unnest("store_paths")
+        .with_columns(pl.col("store").cast(_STORE, strict=False))
+        .filter(pl.col("store").is_not_null())
+        .drop("endpoint_id")
+    )
+
+
 def chain_pins(
     dataset: ScanDataset,
     endpoints: pl.LazyFrame,
     pin_ids: pl.LazyFrame,
+    entries: pl.LazyFrame,
     *,
     need_sha1: bool,
     need_trustkit: bool,
 ) -> pl.LazyFrame:
     """Each endpoint's chain positions, with the policy pins the certificate there has.
 
-    ``verified`` rows where the chain verified, the presented ones too; ``sent`` says whether
-    the certificate at that position was in what the server presented. ``sha256_id``,
+    The presented rows (``verified`` false), and each path a store builds (``verified``,
+    ``path`` the store's name): the endpoint's verified chain (``primary``, its ``trust_store``'s
+    path, in every dataset) and, from ``entries`` (:func:`_store_entries`), each store's path
+    that differs from it; ``sent`` says whether the certificate at that position was in what
+    the server presented. ``sha256_id``,
     ``sha1_id`` and ``trustkit_id`` number the certificate's pins when a policy names them
     (null otherwise): ``trustkit`` is the pin TrustKit iOS computes, rebuilding the SPKI from
     the raw key; ``trustkit_blocked`` marks keys it cannot hash, ``trustkit_problem`` says why.
@@ -360,11 +480,37 @@ def chain_pins(
         trustkit_blocked=pl.col("spki_trustkit").is_null()
         & pl.col("trustkit_problem").is_not_null(),
     )
-    chains = (
+    ids = endpoints.select("endpoint_id", "eid", "trust_store")
+    primary = pl.col("source") == "verified"
+    scanned = (
         dataset.chains.select("endpoint_id", "source", "position", "cert_sha256")
-        .join(endpoints.select("endpoint_id", "eid"), on="endpoint_id")
+        .join(ids, on="endpoint_id")
+        .select(
+            "eid",
+            "position",
+            "cert_sha256",
+            verified=primary,
+            primary=primary,
+            path=pl.when(primary).then(pl.col("trust_store")),
+        )
+    )
+    # The paths of other stores that differ from the verified chain above.
+    others = (
+        entries.filter(pl.col("verified") & pl.col("chain").is_not_null())
+        .select(
+            "eid",
+            position=pl.int_ranges(pl.col("chain").list.len(), dtype=pl.Int16),
+            cert_sha256="chain",
+            verified=pl.lit(True),
+            primary=pl.lit(False),
+            path="store",
+        )
+        .explode("position", "cert_sha256")
+    )
+    chains = (
+        pl.concat([scanned, others])
         .join(certs.lazy().select("cert_sha256", "cid"), on="cert_sha256", how="left")
-        .select("eid", verified=pl.col("source") == "verified", position="position", cid="cid")
+        .drop("cert_sha256")
     )
     sent = chains.filter(~pl.col("verified")).select("eid", "cid").unique()
     return (
@@ -384,15 +530,70 @@ def _trustkit_pins(ders: pl.Series) -> list[pl.Series]:
     ]
 
 
-def _with_chain(selected: pl.LazyFrame, chains: pl.LazyFrame) -> pl.LazyFrame:
-    """Adds which chain the client checks: the built chain when there is one, else what was
-    presented (with a note); the presented leaf for curl; none when nothing was presented."""
-    kinds = chains.group_by("eid").agg(has_verified=pl.col("verified").any())
+def _wanted_stores(policies: Sequence[Policy], judging: dict[str, tuple[str, ...]]) -> pl.LazyFrame:
+    """(policy, rank, store): the stores a policy's platform builds its path with, first choice
+    first; none for a format that names no platform."""
+    rows = [
+        (policy_id, rank, store)
+        for policy_id, policy in enumerate(policies)
+        for rank, store in enumerate(judging.get(policy.format, ()))
+    ]
+    return pl.LazyFrame(
+        rows, schema={"policy_id": pl.Int32, "rank": pl.Int8, "store": _STORE}, orient="row"
+    )
+
+
+def _with_chain(
+    selected: pl.LazyFrame, chains: pl.LazyFrame, checked: pl.LazyFrame, wanted: pl.LazyFrame
+) -> pl.LazyFrame:
+    """Adds which chain the client checks and which store judges it.
+
+    ``platform``: the policy's first choice of store; ``wanted``: the store of its choices the
+    scan verified the endpoint against, if any. The client checks that store's path when it
+    verifies, else the path to the scan's private anchors (``ca_bundle``) when they verify, else
+    the presented chain (with a note: the client refuses it before pins). When the scan did not
+    verify against the platform's store (``store_missing``), or the format names no platform, the
+    endpoint's verified chain is checked (the path of its ``trust_store``), else the presented
+    one. curl checks the presented leaf; no chain is checked when nothing was presented."""
+    kinds = chains.group_by("eid").agg(has_verified=pl.col("primary").any())
+    pairs = selected.select("eid", "policy_id").unique()
+    choice = (
+        pairs.join(wanted, on="policy_id")
+        .join(checked, on=["eid", "store"])
+        .sort("rank")
+        .group_by("eid", "policy_id")
+        .agg(
+            wanted=pl.col("store").first(),
+            wanted_ok=pl.col("store_verified").first(),
+            wanted_rows=pl.col("rows_of").first(),
+        )
+    )
+    bundle = checked.filter(pl.col("store") == pl.lit("ca_bundle", _STORE)).select(
+        "eid", bundle_ok="store_verified", bundle_rows="rows_of"
+    )
+    platforms = wanted.filter(pl.col("rank") == 0).select("policy_id", platform="store")
+    found = pl.col("wanted").is_not_null()
     return (
         selected.join(kinds, on="eid", how="left")
+        .join(choice, on=["eid", "policy_id"], how="left")
+        .join(bundle, on="eid", how="left")
+        .join(platforms, on="policy_id", how="left")
         .with_columns(
             has_chain=pl.col("has_verified").is_not_null(),
             has_verified=pl.col("has_verified").fill_null(False),
+        )
+        .with_columns(
+            # Whose rows in `chains` the path is: see `rows_of` in `prepare`.
+            path=pl.when(found & pl.col("wanted_ok"))
+            .then(pl.col("wanted_rows"))
+            .when(found & pl.col("bundle_ok").fill_null(False))
+            .then(pl.col("bundle_rows"))
+            .when(~found & pl.col("has_verified"))
+            .then(pl.col("trust_store")),
+            judge=pl.when(found & pl.col("wanted_ok"))
+            .then(pl.col("wanted"))
+            .when(found & pl.col("bundle_ok").fill_null(False))
+            .then(pl.lit("ca_bundle", _STORE)),
         )
         .with_columns(
             # No chain at all (refused, not TLS, ...): none is checked, so none is named.
@@ -400,10 +601,20 @@ def _with_chain(selected: pl.LazyFrame, chains: pl.LazyFrame) -> pl.LazyFrame:
             .then(pl.lit(None, pl.String))
             .when(pl.col("leaf_only"))
             .then(pl.lit("leaf"))
-            .when(pl.col("has_verified"))
+            .when(pl.col("path").is_not_null())
             .then(pl.lit("verified"))
             .otherwise(pl.lit("presented")),
+            store=pl.when(~pl.col("has_chain"))
+            .then(pl.lit(None, _STORE))
+            .when(found)
+            .then(pl.coalesce("judge", "wanted"))
+            .otherwise(pl.col("trust_store")),
+            store_missing=pl.col("platform").is_not_null()
+            & ~found
+            & pl.col("has_chain")
+            & ~pl.col("leaf_only"),
         )
+        .drop("wanted_ok", "wanted_rows", "bundle_ok", "bundle_rows", "has_verified")
     )
 
 
@@ -411,11 +622,11 @@ def used_chains(rows: pl.LazyFrame, chains: pl.LazyFrame) -> pl.LazyFrame:
     """The positions of the chain each (endpoint, rule) row is checked against, with the hash
     the client compares (TrustKit's own for TrustKit policies)."""
     return (
-        rows.select("eid", "policy_id", "rule_id", "chain", "trustkit_view")
+        rows.select("eid", "policy_id", "rule_id", "chain", "trustkit_view", judged_path="path")
         .join(chains, on="eid")
         .filter(
             pl.when(pl.col("chain") == "verified")
-            .then(pl.col("verified"))
+            .then(pl.col("verified") & (pl.col("path") == pl.col("judged_path")))
             .when(pl.col("chain") == "presented")
             .then(~pl.col("verified"))
             .otherwise(~pl.col("verified") & (pl.col("position") == 0))
@@ -450,7 +661,7 @@ def pin_matches(pins: pl.LazyFrame, used_chain: pl.LazyFrame) -> pl.LazyFrame:
 def _judge(prepared: Prepared) -> pl.LazyFrame:
     key = ["eid", "policy_id"]
     per_rule, chains, moment = prepared.selected, prepared.chains, prepared.moment
-    public = pl.col("trust_store").is_in(_PUBLIC_STORES)
+    public = pl.coalesce("judge", "path").is_in(_PUBLIC_STORES)
     # Rules that are enforced at this moment: not expired, not excluded, not switched off.
     live = per_rule.filter(
         pl.col("error").is_null()
@@ -521,6 +732,11 @@ def _judge(prepared: Prepared) -> pl.LazyFrame:
         chain=pl.col("chain").first(),
         has_chain=pl.col("has_chain").first(),
         status=pl.col("status").first(),
+        store=pl.col("store").first(),
+        wanted=pl.col("wanted").first(),
+        platform=pl.col("platform").first(),
+        store_missing=pl.col("store_missing").first(),
+        trust_store=pl.col("trust_store").first(),
     )
     labels = prepared.rules.select("rule_id", "rule", "rule_location")
     errors = prepared.rules.select(error_rule="rule_id", error="error")
@@ -586,7 +802,21 @@ def _judge(prepared: Prepared) -> pl.LazyFrame:
             pl.lit("passes on a certificate the server does not send (usually the root)")
         ),
         pl.when(pl.col("chain") == "presented").then(
-            pl.lit("chain does not verify: the client refuses it before checking pins")
+            pl.when(pl.col("wanted").is_not_null())
+            .then(
+                "chain does not verify with the "
+                + pl.col("wanted").cast(pl.String)
+                + " store: the client refuses it before checking pins"
+            )
+            .otherwise(pl.lit("chain does not verify: the client refuses it before checking pins"))
+        ),
+        pl.when(pl.col("store_missing") & pl.col("verdict").is_in(_JUDGED)).then(
+            "the scan has no path of the "
+            + pl.col("platform").cast(pl.String)
+            + " store: judged on "
+            + pl.when(pl.col("chain") == "verified")
+            .then("the " + pl.col("trust_store").cast(pl.String) + " path")
+            .otherwise(pl.lit("the presented chain"))
         ),
         pl.when(
             pl.col("verdict").is_in(["pass", "fail"]) & (pl.col("leaf_not_after") < moment)
@@ -594,7 +824,10 @@ def _judge(prepared: Prepared) -> pl.LazyFrame:
         separator="; ",
         ignore_nulls=True,
     )
-    return judged.with_columns(note=pl.when(note != "").then(note)).select(
+    return judged.with_columns(
+        note=pl.when(note != "").then(note),
+        store=pl.when(pl.col("verdict").is_in(_JUDGED)).then(pl.col("store").cast(pl.String)),
+    ).select(
         *key,
         "rule",
         "rule_location",
@@ -606,7 +839,22 @@ def _judge(prepared: Prepared) -> pl.LazyFrame:
         "expires",
         "enforce",
         "note",
+        "store",
     )
 
 
-__all__ = ["RESULT_SCHEMA", "VERDICTS", "Prepared", "evaluate", "prepare"]
+#: The verdicts reached by checking pins against a chain: those a store judged.
+_JUDGED = ("pass", "fail", "report-only")
+
+__all__ = [
+    "JUDGING_STORES",
+    "OKHTTP_JVM_STORE",
+    "PLATFORM_STORES",
+    "RESULT_SCHEMA",
+    "UNPLACED_FORMATS",
+    "VERDICTS",
+    "Prepared",
+    "evaluate",
+    "platform_stores",
+    "prepare",
+]

@@ -6,6 +6,8 @@ One row per finding: ``no_backup_pin`` (every pin of a rule is in a current chai
 key bricks the app: RFC 7469 §4.3, TrustKit), ``stale_pins`` (no pin matches anything served),
 ``rotation_risk`` (only leaf keys match and a leaf expires soon), ``pinset_expiring`` and
 ``pinset_expired``, ``policy_error`` and ``policy_warning`` (what the client rejects or skips),
+``store_missing`` (the scan has no path of the policy's platform store for some endpoints, which
+were judged on the scan's own verified chain instead),
 ``trustkit_hash`` (TrustKit's rebuilt SPKI differs or cannot be made) and ``node_pubkey`` (a pin
 that is Node's ``sha256(cert.pubkey)`` of an EC leaf it covers: a hash of the raw EC point, not of
 the SPKI the policy's client hashes, so it never matches).
@@ -16,7 +18,7 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import hashlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 import polars as pl
 
@@ -48,14 +50,19 @@ def findings(
     as_of: dt.datetime | dt.date | None = None,
     *,
     days: int = 30,
+    stores: str | Mapping[str, str] | None = None,
+    okhttp_jvm: bool = False,
 ) -> pl.DataFrame:
-    """Findings across the fleet; ``days`` is the horizon of "expiring soon"."""
-    prepared = prepare(dataset, policies, as_of)
+    """Findings across the fleet; ``days`` is the horizon of "expiring soon"; ``stores`` and
+    ``okhttp_jvm`` pick the store that judges each format, as for
+    :func:`~pinscan.policy.evaluate.evaluate`."""
+    prepared = prepare(dataset, policies, as_of, stores=stores, okhttp_jvm=okhttp_jvm)
     frames = [
         _from_files(prepared),
         _per_rule(prepared, days),
         _per_certificate(prepared),
         _node_pins(dataset, prepared),
+        _store_missing(prepared),
     ]
     return (
         pl.concat([f.cast(FINDINGS_SCHEMA) for f in frames])  # type: ignore[arg-type]
@@ -233,6 +240,35 @@ def _per_rule(prepared: Prepared, days: int) -> pl.DataFrame:
                 "endpoints": 0,
                 "message": f"{len(idle_rules)} pin-set(s) {state}, covering no scanned endpoint "
                 f"(the first at {first['expires']:%Y-%m-%d %H:%M} UTC, here)",
+            }
+        )
+    return _frame(rows)
+
+
+def _store_missing(prepared: Prepared) -> pl.DataFrame:
+    """Once per policy: endpoints judged on another path than their platform store's, because
+    the scan has none of it (a dataset of an older pinscan, or a scan without that store)."""
+    missing = (
+        prepared.selected.filter(pl.col("store_missing"))
+        .group_by("policy_id", "platform")
+        .agg(endpoints=pl.col("eid").n_unique())
+        .sort("policy_id")
+        .collect()
+    )
+    rows = []
+    for r in missing.iter_rows(named=True):
+        name = prepared.policies[r["policy_id"]].name
+        rows.append(
+            {
+                "policy": name,
+                "location": name,
+                "kind": "store_missing",
+                "severity": "warning",
+                "endpoints": r["endpoints"],
+                "message": f"the scan has no path of the {r['platform']} store for "
+                f"{r['endpoints']} covered endpoints (written by an older pinscan, or scanned "
+                f"without --trust-store {r['platform']}): they were judged on the chain of the "
+                "scan's first store that verifies them; rescan to judge them as the client would",
             }
         )
     return _frame(rows)

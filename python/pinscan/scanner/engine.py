@@ -178,7 +178,7 @@ class Scanner:
         self._context = client_context(alpn=config.alpn)
         self._resolver = Resolver(first_address=config.first_address)
         self._verifier = Verifier.for_scan(
-            ca_bundle=config.ca_bundle, system_store=config.system_store
+            config.trust_stores, ca_bundle=config.ca_bundle, system_store=config.system_store
         )
         self._verify_processes = (
             default_processes() if config.verify_processes is None else config.verify_processes

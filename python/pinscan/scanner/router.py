@@ -26,6 +26,7 @@ from typing import Any
 
 import anyio
 
+from pinscan.catalog.stores import describe
 from pinscan.config import ScanConfig, checked
 from pinscan.dataset import ScanDataset
 from pinscan.dataset import open as open_dataset
@@ -172,7 +173,7 @@ def scan(
             inventory_format=inventory_format, arguments=arguments,
         )  # fmt: skip
     items = _opened(inventory, inventory_format)
-    args = _arguments(inventory, arguments)
+    args = _arguments(inventory, arguments, config)
     assert route.out is not None  # Route checked it
     if route.way == "dask":
         on_dask.scan_dask(
@@ -240,7 +241,7 @@ async def _scan_async(
     items = _opened(inventory, inventory_format)
     options = {
         "config": config,
-        "arguments": _arguments(inventory, arguments),
+        "arguments": _arguments(inventory, arguments, config),
         "on_endpoint": route.on_endpoint,
     }
     judge = (lambda root: _judge(root, policies)) if policies else None
@@ -327,15 +328,20 @@ def _opened(inventory: InventoryLike, fmt: str | None) -> engine.TargetFeed:
     return read_inventory(io.BytesIO("\n".join(lines).encode()), format="text")
 
 
-def _arguments(inventory: InventoryLike, arguments: dict[str, Any] | None) -> dict[str, Any]:
-    """What ``scan.json`` records: where the inventory came from, then the caller's arguments."""
+def _arguments(
+    inventory: InventoryLike, arguments: dict[str, Any] | None, config: ScanConfig
+) -> dict[str, Any]:
+    """What ``scan.json`` records: where the inventory came from, the caller's arguments, and
+    the platform stores verified against, each with its version and date (``android 17.0.0_r1
+    (2026-06-21)``; ``NAME=FILE`` as given)."""
     if isinstance(inventory, Inventory):
         described = inventory.name
     elif isinstance(inventory, str | os.PathLike):
         described = os.fspath(inventory)
     else:
         described = "<python iterable>"
-    return {"inventory": described, **(arguments or {})}
+    verified_against = [s if "=" in s else describe(s) for s in config.trust_stores]
+    return {"inventory": described, **(arguments or {}), "trust_stores": verified_against}
 
 
 __all__ = ["InventoryLike", "PolicyLike", "Route", "scan", "scan_async"]

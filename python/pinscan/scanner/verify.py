@@ -18,6 +18,7 @@ the certificate at fault and keeps pyca's own text after it.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import ipaddress
 import warnings
@@ -26,7 +27,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import certifi
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes
@@ -35,6 +35,7 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509 import verification
 
 from pinscan.errors import InputError
+from pinscan.records import TRUST_STORES
 
 #: What pyca's Web PKI policy accepts from a certificate's issuer (CA/Browser Forum profile).
 _HASHES = (hashes.SHA256, hashes.SHA384, hashes.SHA512)
@@ -52,6 +53,13 @@ class Verdict:
     days_to_expiry: int | None
     chain: tuple[bytes, ...]
     verify_detail: str | None = None
+    #: Each store of the verifier, in order: (name, whether it verifies the chain, its path).
+    store_paths: tuple[StorePath, ...] = ()
+
+
+#: One store's answer for a chain: its name, whether it verifies the chain, and the path it builds
+#: (leaf first, ending at its anchor; empty when it does not verify).
+StorePath = tuple[str, bool, tuple[bytes, ...]]
 
 
 def load_roots(path: str | Path, *, name: str) -> list[x509.Certificate]:
@@ -84,7 +92,12 @@ def system_bundle() -> Path | None:
 
 
 class Verifier:
-    """Verifies presented chains against named trust stores, tried in order.
+    """Verifies presented chains against named trust stores.
+
+    Each chain is verified against every store, each on its own, as each platform would: a
+    policy is judged on the path its own platform builds (see :mod:`pinscan.policy.evaluate`).
+    The endpoint's ``verified``, ``trust_store`` and verified chain are those of the first store,
+    in order, that verifies it.
 
     Path building with signature checks is the expensive part, and it does not depend on the name
     the chain was served for: the path is built for a name the leaf has, and the served name is
@@ -94,8 +107,8 @@ class Verifier:
     endpoints. The policy of each store is built once. Not thread-safe; one per scan.
 
     `verify` does it all in one call. A scan that builds paths in another process
-    (:mod:`pinscan.scanner.verify_pool`) uses the parts: `cached`, `build` (there), `remember`,
-    `judge`.
+    (:mod:`pinscan.scanner.verify_pool`) uses the parts: `cached`, `build` (there, from `spec`),
+    `remember`, `judge`.
     """
 
     def __init__(
@@ -104,15 +117,31 @@ class Verifier:
         *,
         now: dt.datetime | None = None,
         cache_size: int = 4096,
-        spec: StoreSpec | None = None,
     ) -> None:
         self.now = now or dt.datetime.now(dt.UTC)
-        #: How to load the same stores elsewhere; None when they were given as certificates.
-        self.spec = spec
+        # The DER of each root, once: the paths of every chain share these bytes objects (and a
+        # batch from the child pickles each root once), rather than a copy per path.
+        self._der: dict[bytes, bytes] = {}
+        ders = []
+        for name, roots in stores:
+            encoded = []
+            for root in roots:
+                der = root.public_bytes(Encoding.DER)
+                encoded.append(self._der.setdefault(der, der))
+            ders.append((name, tuple(encoded)))
+        #: The stores as DER, for a verification child to load the same ones.
+        self.spec = StoreSpec(tuple(ders))
         builder = verification.PolicyBuilder().time(self.now)
         self._policies = [
             (name, builder.store(verification.Store(list(roots)))) for name, roots in stores
         ]
+        # Each store's roots by their subject's `_loose` key, with their place in the store.
+        self._reachable: list[dict[tuple, list[tuple[int, bytes]]]] = []
+        for (_, roots), (_, ders_) in zip(stores, ders, strict=True):
+            index: dict[tuple, list[tuple[int, bytes]]] = {}
+            for place, (root, der) in enumerate(zip(roots, ders_, strict=True)):
+                index.setdefault(_loose(root.subject), []).append((place, der))
+            self._reachable.append(index)
         # Every store's roots by subject: where a chain that failed is examined for its issuer.
         self._anchors: dict[x509.Name, list[x509.Certificate]] = {}
         for _, roots in stores:
@@ -122,23 +151,51 @@ class Verifier:
         self._cache_size = cache_size
 
     @classmethod
+    def from_spec(cls, spec: StoreSpec, *, now: dt.datetime | None = None) -> Verifier:
+        """The verifier of `spec`'s stores (a verification child's); `ValueError` when a root
+        does not parse."""
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # a root with a negative serial (see `load_roots`)
+            stores = [
+                (name, [x509.load_der_x509_certificate(der) for der in ders])
+                for name, ders in spec.stores
+            ]
+        return cls(stores, now=now)
+
+    @classmethod
     def for_scan(
         cls,
+        trust_stores: Sequence[str] = tuple(TRUST_STORES),
         *,
         ca_bundle: Path | None = None,
         system_store: bool = False,
         now: dt.datetime | None = None,
     ) -> Verifier:
-        """Mozilla's roots (certifi), then ``ca_bundle`` (private PKI), then the system store."""
-        stores = [("mozilla", load_roots(certifi.where(), name="mozilla"))]
+        """The stores of a scan, in order: ``trust_stores``, each a store pinscan ships
+        (:data:`~pinscan.records.TRUST_STORES`) or ``NAME=PEM-FILE`` (a bundle standing for that
+        platform's store); then ``ca_bundle`` (private PKI), then the system's."""
+        # Lazy for start-up time: the verification child imports this module alone, and loads
+        # its stores from the spec it is sent, never from the shipped file (polars, pyarrow).
+        from pinscan.catalog import stores as shipped
+
+        loaded = []
+        for entry in trust_stores:
+            name, _, path = entry.partition("=")
+            if path:
+                loaded.append((name, load_roots(path, name=name)))
+            else:
+                ders = shipped.roots(name)
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")  # a root with a negative serial
+                    loaded.append((name, [x509.load_der_x509_certificate(d) for d in ders]))
         if ca_bundle is not None:
-            stores.append(("ca_bundle", load_roots(ca_bundle, name="--ca-bundle")))
+            loaded.append(("ca_bundle", load_roots(ca_bundle, name="--ca-bundle")))
         if system_store:
             bundle = system_bundle()
             if bundle is None:
                 raise InputError("system", "no system CA bundle found")
-            stores.append(("system", load_roots(bundle, name="system")))
-        return cls(stores, now=now, spec=StoreSpec(ca_bundle, system_store))
+            loaded.append(("system", load_roots(bundle, name="system")))
+        return cls(loaded, now=now)
 
     def verify(self, chain: Sequence[bytes], name: str | None) -> Verdict:
         """Verdict for a presented chain (leaf first) served for ``name`` (SNI or IP)."""
@@ -173,10 +230,11 @@ class Verifier:
             found.days,
             found.path,
             found.detail,
+            found.stores,
         )
 
     def build(self, chain: Sequence[bytes]) -> ChainVerdict:
-        """Build and check the path of a chain against each store in turn; never raises."""
+        """Build and check the path of a chain against every store; never raises."""
         if not chain:
             return ChainVerdict(False, "no_certificate", detail="the server sent no certificate")
         certs = []
@@ -192,8 +250,8 @@ class Verifier:
         leaf = certs[0]
         days = (leaf.not_valid_after_utc - self.now).days
         names = _leaf_names(leaf)
-        verifiers = self._verifiers(names)
-        if verifiers is None:
+        subject = self._subject_for(names)
+        if subject is None:
             detail = (
                 "no name in the leaf's subjectAltName is a valid DNS name or IP: "
                 + ", ".join(names)
@@ -201,23 +259,58 @@ class Verifier:
                 else "the leaf has no DNS name or IP in a subjectAltName (clients ignore the CN)"
             )
             return ChainVerdict(False, "no_san", names=names, days=days, detail=detail)
-        errors = []
-        for store_name, verifier in verifiers:
-            try:
-                built = verifier.verify(leaf, certs[1:])
-            except verification.VerificationError as exc:
-                errors.append(f"{store_name}: {exc}")
-                continue
-            path = tuple(c.public_bytes(Encoding.DER) for c in built)
-            return ChainVerdict(True, None, store_name, names, days, path)
+        # Every store, each on its own: the path one platform builds is not another's (a
+        # cross-signed intermediate leads to different roots), and a policy is judged on its own
+        # platform's. Stores that hold the same roots within the chain's reach build the same
+        # path, so pyca builds it once for them; stores with none fail without it.
+        built: dict[int, tuple[bytes, ...] | str] = {}  # store -> its path, or pyca's message
+        unanchored: list[int] = []
+        for reach, members in self._alike(certs):
+            if reach:
+                answer = self._build_one(members[0], subject, certs, chain)
+                built.update(dict.fromkeys(members, answer))
+            else:
+                unanchored = members
+        if unanchored and not any(isinstance(a, tuple) for a in built.values()):
+            # No store verifies: pyca's own words, for the detail.
+            answer = self._build_one(unanchored[0], subject, certs, chain)
+            built.update((i, answer) for i in unanchored)
+        paths: list[StorePath] = []
+        errors: dict[str, list[str]] = {}
+        for i, (store_name, _) in enumerate(self._policies):
+            answer = built.get(i, "")
+            if isinstance(answer, tuple):
+                paths.append((store_name, True, answer))
+            else:
+                paths.append((store_name, False, ()))
+                errors.setdefault(answer, []).append(store_name)
+        first = next((p for p in paths if p[1]), None)
+        if first is not None:
+            return ChainVerdict(True, None, first[0], names, days, first[2], stores=tuple(paths))
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # pyca warns when it reads a DSA key
                 kind, what = self._diagnose(certs)
         except (ValueError, TypeError, UnsupportedAlgorithm) as exc:  # a field pyca cannot read
             kind, what = "invalid_chain", f"a certificate of the chain cannot be examined ({exc})"
-        detail = f"{what} (pyca: {'; '.join(errors)})"
-        return ChainVerdict(False, kind, names=names, days=days, detail=detail)
+        # Stores that failed alike are named together: "mozilla, android: <pyca's message>".
+        said = "; ".join(f"{', '.join(stores)}: {message}" for message, stores in errors.items())
+        detail = f"{what} (pyca: {said})"
+        return ChainVerdict(False, kind, names=names, days=days, detail=detail, stores=tuple(paths))
+
+    def adopt(self, chain: tuple[bytes, ...], found: ChainVerdict) -> ChainVerdict:
+        """A verdict from a child, its paths sharing the bytes of ``chain`` and of the stores'
+        roots as those built here do, so that the cache holds one copy of each."""
+        if not found.stores:
+            return found
+        stores = tuple((name, ok, self._shared(path, chain)) for name, ok, path in found.stores)
+        path = next((p for _, ok, p in stores if ok), ())
+        return dataclasses.replace(found, path=path, stores=stores)
+
+    def _shared(self, path: Sequence[bytes], chain: Sequence[bytes]) -> tuple[bytes, ...]:
+        """``path`` made of the bytes objects of the chain sent and of the stores' roots."""
+        sent = {der: der for der in chain}
+        return tuple(sent.get(der) or self._der.get(der) or der for der in path)
 
     def _diagnose(self, certs: list[x509.Certificate]) -> tuple[str, str]:
         """Why a chain that no store verified fails, as a kind of `VERIFY_ERRORS` and a sentence
@@ -288,30 +381,69 @@ class Verifier:
                 return "unsupported_algorithm", f"the signature on {who(cert)}: {exc}"
         return "invalid_chain", _broken_rule(sent, who)
 
-    def _verifiers(self, names: list[str]) -> list[tuple[str, verification.ServerVerifier]] | None:
-        """One verifier per store, for the first name of the leaf that pyca accepts: the path is
-        built for a name the leaf has, so a good chain under the wrong name still verifies; the
-        name it was served for is judged by `hostname_match`."""
+    def _subject_for(
+        self, names: list[str]
+    ) -> verification.DNSName | verification.IPAddress | None:
+        """The first name of the leaf that pyca accepts, to build the path for: a good chain
+        under the wrong name still verifies; the name it was served for is judged by
+        `hostname_match`. Which names pyca refuses does not depend on the store."""
         for name in names:
             subject = _subject(name)
             if subject is None:
                 continue
             try:
-                return [
-                    (store, policy.build_server_verifier(subject))
-                    for store, policy in self._policies
-                ]
+                if self._policies:
+                    self._policies[0][1].build_server_verifier(subject)
             except ValueError:  # a name pyca's policy refuses (an underscore, a trailing dot)
                 continue
+            return subject
         return None
+
+    def _alike(self, certs: list[x509.Certificate]) -> list[tuple[tuple, list[int]]]:
+        """The stores in groups that build the same path for ``certs``, as (the roots in
+        reach, the stores): pyca's path builder looks a store up only by the subject of a
+        certificate it holds (a sent certificate's issuer, or a sent certificate itself), so
+        stores holding the same such roots, in the same order, are the same store to it. The
+        group with no root in reach cannot verify."""
+        try:
+            wanted = {_loose(n) for c in certs for n in (c.issuer, c.subject)}
+        except ValueError:  # a name pyca's Python side cannot read: each store on its own
+            return [((i,), [i]) for i in range(len(self._reachable))]
+        groups: dict[tuple, list[int]] = {}
+        for i, index in enumerate(self._reachable):
+            reach = tuple(der for _, der in sorted(r for k in wanted for r in index.get(k, ())))
+            groups.setdefault(reach, []).append(i)
+        return list(groups.items())
+
+    def _build_one(
+        self,
+        store: int,
+        subject: verification.DNSName | verification.IPAddress,
+        certs: list[x509.Certificate],
+        chain: Sequence[bytes],
+    ) -> tuple[bytes, ...] | str:
+        """The path store ``store`` builds (DER), or pyca's message when it builds none."""
+        verifier = self._policies[store][1].build_server_verifier(subject)
+        try:
+            path = verifier.verify(certs[0], certs[1:])
+        except verification.VerificationError as exc:
+            return str(exc)
+        return self._shared([c.public_bytes(Encoding.DER) for c in path], chain)
+
+
+def _loose(name: x509.Name) -> tuple:
+    """A name as a key that is equal whenever pyca could take two names for one: attributes in
+    any order or grouping, any string type, any case. Looser than pyca's own matching, never
+    stricter: the roots it puts in a chain's reach include every root pyca could reach."""
+    return tuple(sorted((a.oid.dotted_string, str(a.value).casefold()) for a in name))
 
 
 @dataclass(frozen=True, slots=True)
 class StoreSpec:
-    """The trust stores of `Verifier.for_scan`, as arguments another process can load them from."""
+    """A verifier's trust stores, in order, as the DER of their roots: what a verification child
+    is sent, so that it loads exactly the stores of the scan, whatever their files do meanwhile."""
 
-    ca_bundle: Path | None = None
-    system_store: bool = False
+    stores: tuple[tuple[str, tuple[bytes, ...]], ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -326,6 +458,9 @@ class ChainVerdict:
     days: int | None = None
     path: tuple[bytes, ...] = ()
     detail: str | None = None
+    #: Each store's answer, in the verifier's order (empty when no path was built: malformed,
+    #: no certificate, no usable name).
+    stores: tuple[StorePath, ...] = ()
 
 
 def _subject_text(name: x509.Name) -> str:

@@ -9,8 +9,9 @@ dataset once all of their chains have come back.
 
 The child is ``python -c`` importing `pinscan.scanner.verify` alone, not ``multiprocessing``: no
 fork of a threaded process, no re-import of the user's ``__main__`` (a notebook, a script without a
-``__main__`` guard). It loads the same stores (`StoreSpec`) at the same instant and runs the same
-`Verifier.build`, so its verdicts are those the scan would reach in-process. If a child cannot
+``__main__`` guard). It is sent the scan's stores (`StoreSpec`: every store's roots, as DER) and
+its instant, and runs the same `Verifier.build`, so its verdicts are those the scan would reach
+in-process, every store's path included. If a child cannot
 start, dies or stops answering, its queue is verified in-process: a scan loses no rows to a child,
 and waits for one at most a bounded time.
 """
@@ -151,7 +152,13 @@ class VerifyProcess:
             except BlockingIOError:
                 continue
             except OSError as exc:
-                raise ChildError(f"the verification process is gone ({exc})") from None
+                # Its pipe closed: say how it ended, when it has (a child that exits at start
+                # closes its input before the stores, a MB of them, are all written).
+                try:
+                    code = self._proc.wait(timeout=1)
+                except subprocess.TimeoutExpired:
+                    raise ChildError(f"the verification process is gone ({exc})") from None
+                raise ChildError(f"the verification process exited ({code})") from None
 
     def _receive(self, timeout: float) -> Any:
         assert self._proc.stdout is not None
@@ -212,9 +219,7 @@ def child_main() -> None:
 
     try:
         spec, now = receive()
-        verifier = Verifier.for_scan(
-            ca_bundle=spec.ca_bundle, system_store=spec.system_store, now=now
-        )
+        verifier = Verifier.from_spec(spec, now=now)
     except EOFError:
         return
     except Exception as exc:  # reported to the parent, which then verifies in-process
@@ -244,6 +249,7 @@ def _fields(found: ChainVerdict) -> tuple[Any, ...]:
         found.days,
         found.path,
         found.detail,
+        found.stores,
     )
 
 
@@ -275,8 +281,7 @@ class VerifyPool:
         on_verified: Callable[[list[Endpoint]], Awaitable[None]],
     ) -> None:
         self._verifier = verifier
-        # A child needs the stores' spec to load them; stores given as certificates stay here.
-        self._processes = processes if verifier.spec is not None else 0
+        self._processes = processes
         self._live = self._processes  # lanes whose child has neither failed to start nor died
         self._on_verified = on_verified
         self._waiting: dict[Chain, list[tuple[_Target, Endpoint]]] = {}
@@ -376,7 +381,8 @@ class VerifyPool:
                     await anyio.to_thread.run_sync(child.close)
 
     async def _resolve(self, batch: list[Chain], found: list[ChainVerdict]) -> None:
-        for chain, verdict in zip(batch, found, strict=True):
+        for chain, answer in zip(batch, found, strict=True):
+            verdict = self._verifier.adopt(chain, answer)
             self._verifier.remember(chain, verdict)
             for target, row in self._waiting.pop(chain):
                 _apply(row, self._verifier.judge(verdict, _served_name(row)))
@@ -397,6 +403,7 @@ def _apply(row: Endpoint, verdict: Verdict) -> None:
     row.hostname_match = verdict.hostname_match
     row.days_to_expiry = verdict.days_to_expiry
     row.verified_chain = list(verdict.chain)
+    row.store_paths = list(verdict.store_paths)
 
 
 __all__ = ["ChildError", "VerifyPool", "VerifyProcess", "default_processes"]
