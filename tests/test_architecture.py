@@ -23,7 +23,6 @@ LAYERS: dict[str, int] = {
     "config": 1,
     "catalog": 2,
     "certs": 2,
-    "catalog": 2,
     "inventory": 2,
     "dataset": 3,
     "policy": 4,
