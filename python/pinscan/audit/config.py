@@ -21,6 +21,8 @@ from pinscan.config import Bounds, ScanConfig, Timeouts, trust_stores
 from pinscan.diffing import CHANGES, DEFAULT_FAIL_ON
 from pinscan.errors import AuditConfigError, ConfigError
 from pinscan.policy import FORMATS
+from pinscan.rotation.scenarios import matches, parse_scenarios
+from pinscan.rotation.schema import ROUTINE
 
 
 @dataclass(frozen=True)
@@ -46,6 +48,30 @@ class Thresholds:
 
 
 @dataclass(frozen=True)
+class Lockout:
+    """``[lockout]``: the rotation scenarios played on every scan (``pinscan check
+    --scenarios``), and its two thresholds. Present only when the file has the table."""
+
+    #: What to play: ``"all"``, ``"routine"``, or kinds and names (``sibling:R11``).
+    scenarios: str | tuple[str, ...] = "all"
+    #: The scenarios whose lockouts count in ``max_locked_out``; empty: none gates.
+    fail_on: tuple[str, ...] = ROUTINE
+    #: CA families (or CA names) to play ``switch:`` with, instead of the fleet's other ones.
+    switch_to: tuple[str, ...] = ()
+    #: Spare keys (public keys, certificates or CSRs) for ``backup_key``.
+    backup_keys: tuple[Path, ...] = ()
+    #: PEM bundles of a private PKI's CAs, added to the shipped catalog.
+    ca_catalog: tuple[Path, ...] = ()
+    #: Horizon of ``max_expiry_headroom`` and of the ``expiry_headroom`` findings, in days.
+    warn_days: int = 30
+    #: Endpoints passing today that a ``fail_on`` scenario locks out.
+    max_locked_out: int | None = 0
+    #: Endpoints whose pass ends within ``warn_days`` (the certificate carrying their last
+    #: matching pin expires, or the pin-set does).
+    max_expiry_headroom: int | None = None
+
+
+@dataclass(frozen=True)
 class AuditConfig:
     """An audit configuration with every path absolute (relative ones are taken from the
     configuration file's directory, so a cron job's working directory does not matter)."""
@@ -64,6 +90,8 @@ class AuditConfig:
     top: int = 10
     rows: int = 5000
     thresholds: Thresholds = field(default_factory=Thresholds)
+    #: ``[lockout]``; ``None`` when the file has none (no scenario is played).
+    lockout: Lockout | None = None
 
 
 def load_config(path: str | os.PathLike[str]) -> AuditConfig:
@@ -101,7 +129,15 @@ def load_config(path: str | os.PathLike[str]) -> AuditConfig:
         expiring_days=limits.integer("expiring_days", base.expiring_days, minimum=0),
         max_expiring=limits.integer("max_expiring", None, minimum=0),
     )
-    for table in (scan, report, limits, top):
+    tables = [scan, report, limits, top]
+    lockout = None
+    if "lockout" in data:
+        if not policies:
+            top.fail("lockout", "plays rotation scenarios on the policies: give policies too")
+        played = top.table("lockout")
+        lockout = _lockout(played)
+        tables.insert(0, played)
+    for table in tables:
         table.finish()
     return AuditConfig(
         path=source,
@@ -118,7 +154,60 @@ def load_config(path: str | os.PathLike[str]) -> AuditConfig:
         top=top_n,
         rows=rows,
         thresholds=thresholds,
+        lockout=lockout,
     )
+
+
+def _lockout(table: _Table) -> Lockout:
+    """``[lockout]``, its scenarios parsed here so that a misspelt kind fails before the scan."""
+    base = Lockout()
+    scenarios = table.words("scenarios", base.scenarios)
+    try:
+        selection = parse_scenarios(scenarios)
+    except ConfigError as exc:
+        table.fail("scenarios", exc.reason)
+    fail_on = table.words("fail_on", base.fail_on)
+    if isinstance(fail_on, str):
+        fail_on = () if fail_on.lower() == "none" else (fail_on,)
+    if fail_on:
+        try:
+            parse_scenarios(fail_on)
+        except ConfigError as exc:
+            table.fail("fail_on", exc.reason)
+        missing = unplayed(selection, fail_on)
+        if missing:
+            table.fail("fail_on", f"{', '.join(missing)} would gate but is not in scenarios")
+    switch_to = table.words("switch_to", ())
+    return Lockout(
+        scenarios=scenarios,
+        fail_on=fail_on,
+        switch_to=(switch_to,) if isinstance(switch_to, str) else switch_to,
+        backup_keys=table.paths("backup_keys"),
+        ca_catalog=table.paths("ca_catalog"),
+        warn_days=table.integer("warn_days", base.warn_days, minimum=0),  # type: ignore[arg-type]
+        max_locked_out=table.integer("max_locked_out", base.max_locked_out, minimum=0),
+        max_expiry_headroom=table.integer("max_expiry_headroom", None, minimum=0),
+    )
+
+
+def unplayed(selection: object, fail_on: str | tuple[str, ...]) -> list[str]:
+    """The words of ``fail_on`` (kinds, names, ``routine``, ``all``) that no scenario of
+    ``selection`` (:func:`~pinscan.rotation.scenarios.parse_scenarios`) can match: a gate on a
+    scenario that is not played would never fire, so it is an error rather than a silent pass.
+    ``pinscan check --fail-on-lockout`` says the same."""
+    words = fail_on.split(",") if isinstance(fail_on, str) else fail_on
+    missing = []
+    for word in (w.strip() for w in words):
+        if word in ("", "all"):
+            continue
+        if ":" in word:
+            probes = [(word, word.partition(":")[0])]
+        else:
+            # A kind: probed with a name of that kind no CA has, so only the kind can match.
+            probes = [(f"{k}:", k) for k in (ROUTINE if word == "routine" else (word,))]
+        if not all(matches(selection, name, kind) for name, kind in probes):  # type: ignore[arg-type]
+            missing.append(word)
+    return missing
 
 
 #: The keys of ``[scan]`` that set a number of :class:`Timeouts`, and the field each sets; the
@@ -237,6 +326,17 @@ class _Table:
                 self.fail(key, f"unknown kind {word!r}; kinds: {', '.join(choices)}")
         return tuple(value)
 
+    def words(self, key: str, default: str | tuple[str, ...]) -> str | tuple[str, ...]:
+        """One word, or a list of words: scenarios and CA families."""
+        value = self._get(key)
+        if value is None:
+            return default
+        if isinstance(value, str) and value.strip():
+            return value.strip()
+        if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+            self._wrong(key, value, "a string or a list of strings")
+        return tuple(value)
+
     def path(self, key: str, *, required: bool = False, exists: bool = False) -> Path | None:
         value = self._get(key, required)
         if value is None:
@@ -293,4 +393,4 @@ def _toml_type(value: Any) -> str:
     return "table" if isinstance(value, dict) else names.get(type(value), type(value).__name__)
 
 
-__all__ = ["AuditConfig", "Thresholds", "load_config"]
+__all__ = ["AuditConfig", "Lockout", "Thresholds", "load_config", "unplayed"]

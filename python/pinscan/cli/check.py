@@ -208,6 +208,7 @@ def _lockout_request(
     ca_catalogs: tuple[Path, ...],
 ) -> _Lockout | None:
     """The scenario options, checked: each error is one line naming its option (exit 2)."""
+    from pinscan.audit.config import unplayed
     from pinscan.rotation.scenarios import parse_scenarios
 
     if scenarios is None:
@@ -361,24 +362,6 @@ def _print_text(
     for policy in policies:
         for note in policy.notes:
             console.print(f"[dim]{Path(policy.name).name}: {note}[/]")
-
-
-def unplayed(selection: ScenarioSelection, fail_on: str) -> list[str]:
-    """The words of ``fail_on`` no scenario of ``selection`` can match: a gate on a scenario
-    that is not played would never fire, so it is an error rather than a silent pass."""
-    from pinscan.rotation.scenarios import matches
-    from pinscan.rotation.schema import ROUTINE
-
-    missing = []
-    for word in (w.strip() for w in fail_on.split(",")):
-        if word in ("", "all"):
-            continue
-        kinds = ROUTINE if word == "routine" else (word.partition(":")[0],)
-        # A kind's probe: a name of that kind no catalog has, matched by the kind alone.
-        probes = [(word, word.partition(":")[0])] if ":" in word else [(f"{k}:", k) for k in kinds]
-        if not all(matches(selection, name, kind) for name, kind in probes):
-            missing.append(word)
-    return missing
 
 
 #: How each outcome reads in the matrix: a word, so that it reads without colour too.
