@@ -448,7 +448,7 @@ def _print_lockout(rotation: _Rotation, *, quiet: bool) -> None:
             title_justify="left",
         )
         for column in ("target", "policy", "scenario", "today", "new chain"):
-            table.add_column(column)
+            table.add_column(column, no_wrap=column == "scenario")
         for r in rotation.gate.sort("target", "policy", "scenario").iter_rows(named=True):
             table.add_row(
                 _where(r), Path(r["policy"]).name, r["scenario"], r["today"], r["new_chain"] or ""
@@ -457,14 +457,12 @@ def _print_lockout(rotation: _Rotation, *, quiet: bool) -> None:
     if quiet:
         return
     endpoints = rotation.gate.select("endpoint_id").n_unique()
-    console.print(
-        f"gate (--fail-on-lockout {request.label}): "
-        + (
-            f"[bold red]{endpoints:,} endpoints pass today and lock out[/]"
-            if endpoints
-            else "no endpoint that passes today locks out"
-        )
-    )
+    if endpoints == 0:
+        verdict = "no endpoint that passes today locks out"
+    else:
+        plural = "s" if endpoints > 1 else ""
+        verdict = f"[bold red]{endpoints:,} passing endpoint{plural} locked out[/]"
+    console.print(f"gate (--fail-on-lockout {request.label}): {verdict}")
     _print_headroom(console, rotation.headroom)
     if not rotation.expiry.is_empty():
         title = f"expiry headroom (passes that end within {rotation.days} days)"
@@ -477,8 +475,9 @@ def _print_scenarios(console: Console, scenarios: pl.DataFrame, gating: set[str]
     from pinscan.report.terminal import print_table
 
     table = Table(title="scenarios played (*: gates)", title_justify="left")
-    for column in ("scenario", "what changes", "endpoints"):
-        table.add_column(column, justify="right" if column == "endpoints" else "left")
+    table.add_column("scenario", no_wrap=True)
+    table.add_column("what changes")
+    table.add_column("endpoints", justify="right")
     for r in scenarios.iter_rows(named=True):
         mark = "*" if r["scenario"] in gating else ""
         table.add_row(f"{r['scenario']}{mark}", r["detail"] or "", f"{r['endpoints']:,}")
@@ -493,10 +492,11 @@ def _matrix_table(frame: pl.DataFrame, gating: set[str]) -> Table:
     key, *rest = frame.columns
     scenario_columns = [c for c in rest if c not in ("policy", "locked_out")]
     table = Table(title="lockout matrix (worst outcome per row)", title_justify="left")
-    table.add_column(key)
+    # CA names hold spaces ("sibling:DigiCert Global G2 ..."): a name is not folded either.
+    table.add_column(key, no_wrap=True)
     table.add_column("policy")
     for column in scenario_columns:
-        table.add_column(f"{column}{'*' if column in gating else ''}")
+        table.add_column(f"{column}{'*' if column in gating else ''}", no_wrap=True)
     table.add_column("locked out", justify="right")
     for r in frame.iter_rows(named=True):
         table.add_row(
