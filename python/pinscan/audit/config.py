@@ -21,8 +21,8 @@ from pinscan.config import Bounds, ScanConfig, Timeouts, trust_stores
 from pinscan.diffing import CHANGES, DEFAULT_FAIL_ON
 from pinscan.errors import AuditConfigError, ConfigError
 from pinscan.policy import FORMATS
-from pinscan.rotation.scenarios import matches, parse_scenarios
-from pinscan.rotation.schema import ROUTINE
+from pinscan.rotation.scenarios import Selection, parse_scenarios
+from pinscan.rotation.schema import KINDS, ROUTINE
 
 
 @dataclass(frozen=True)
@@ -163,24 +163,23 @@ def _lockout(table: _Table) -> Lockout:
     base = Lockout()
     scenarios = table.words("scenarios", base.scenarios)
     try:
-        selection = parse_scenarios(scenarios)
+        played = parse_scenarios(scenarios)
     except ConfigError as exc:
         table.fail("scenarios", exc.reason)
-    fail_on = table.words("fail_on", base.fail_on)
-    if isinstance(fail_on, str):
-        fail_on = () if fail_on.lower() == "none" else (fail_on,)
-    if fail_on:
-        try:
-            parse_scenarios(fail_on)
-        except ConfigError as exc:
-            table.fail("fail_on", exc.reason)
-        missing = unplayed(selection, fail_on)
-        if missing:
-            table.fail("fail_on", f"{', '.join(missing)} would gate but is not in scenarios")
+    if not str(played):
+        table.fail("scenarios", "names no scenario: give all, routine, or kinds and names")
+    words = table.words("fail_on", base.fail_on)
+    try:
+        gate = parse_scenarios(words)
+    except ConfigError as exc:
+        table.fail("fail_on", exc.reason)
+    missing = unplayed(played, gate)
+    if missing:
+        table.fail("fail_on", f"{', '.join(missing)} would gate but scenarios does not play it")
     switch_to = table.words("switch_to", ())
     return Lockout(
         scenarios=scenarios,
-        fail_on=fail_on,
+        fail_on=tuple(str(gate).split(",")) if str(gate) else (),
         switch_to=(switch_to,) if isinstance(switch_to, str) else switch_to,
         backup_keys=table.paths("backup_keys"),
         ca_catalog=table.paths("ca_catalog"),
@@ -190,24 +189,13 @@ def _lockout(table: _Table) -> Lockout:
     )
 
 
-def unplayed(selection: object, fail_on: str | tuple[str, ...]) -> list[str]:
-    """The words of ``fail_on`` (kinds, names, ``routine``, ``all``) that no scenario of
-    ``selection`` (:func:`~pinscan.rotation.scenarios.parse_scenarios`) can match: a gate on a
-    scenario that is not played would never fire, so it is an error rather than a silent pass.
-    ``pinscan check --fail-on-lockout`` says the same."""
-    words = fail_on.split(",") if isinstance(fail_on, str) else fail_on
-    missing = []
-    for word in (w.strip() for w in words):
-        if word in ("", "all"):
-            continue
-        if ":" in word:
-            probes = [(word, word.partition(":")[0])]
-        else:
-            # A kind: probed with a name of that kind no CA has, so only the kind can match.
-            probes = [(f"{k}:", k) for k in (ROUTINE if word == "routine" else (word,))]
-        if not all(matches(selection, name, kind) for name, kind in probes):  # type: ignore[arg-type]
-            missing.append(word)
-    return missing
+def unplayed(played: Selection, gate: Selection) -> list[str]:
+    """The kinds and names of ``gate`` that ``played`` never plays: a gate on them could never
+    fire, so it is an error rather than a silent pass (``pinscan check --fail-on-lockout``
+    says the same)."""
+    kinds = [k for k in KINDS if k in gate.kinds and not played.wants(k)]
+    names = [p for p in gate.patterns if not played.matches(p, p.split(":", 1)[0])]
+    return [*kinds, *names]
 
 
 #: The keys of ``[scan]`` that set a number of :class:`Timeouts`, and the field each sets; the

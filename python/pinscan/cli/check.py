@@ -32,7 +32,7 @@ if TYPE_CHECKING:
     from pinscan.dataset import ScanDataset
     from pinscan.policy.model import Policy
     from pinscan.rotation import Analysis
-    from pinscan.rotation.scenarios import ScenarioSelection
+    from pinscan.rotation.scenarios import Selection
 
 
 #: The stores a verdict can be judged by (pinscan.policy.evaluate.JUDGING_STORES).
@@ -174,30 +174,23 @@ def check_command(
 class _Lockout:
     """What --scenarios and --fail-on-lockout asked for, checked before the scan is read."""
 
-    scenarios: str
-    selection: ScenarioSelection
-    #: --fail-on-lockout as said; ``None``: the routine kinds (the default).
-    fail_on: str | None
-    gate: ScenarioSelection | None
-    #: False for ``--fail-on-lockout none``: the scenarios are reported, none gates.
-    gates: bool
+    scenarios: Selection
+    #: The scenarios that fail the check when they lock out a passing endpoint (none for
+    #: ``--fail-on-lockout none``); ``None``: the routine ones, the default.
+    gate: Selection | None
 
-    def gating(self, scenario: str, kind: str, routine: bool) -> bool:
+    def gating(self, scenario: str, kind: str) -> bool:
         """Whether a lockout under this scenario fails the check."""
-        from pinscan.rotation.scenarios import matches
+        from pinscan.rotation.scenarios import ROUTINE_SELECTION
 
-        if not self.gates:
-            return False
-        return routine if self.gate is None else matches(self.gate, scenario, kind)
+        return (self.gate or ROUTINE_SELECTION).matches(scenario, kind)
 
     @property
     def label(self) -> str:
         """The gate as the titles say it."""
-        from pinscan.rotation.schema import ROUTINE
+        from pinscan.rotation.scenarios import ROUTINE_SELECTION
 
-        if not self.gates:
-            return "none"
-        return self.fail_on or ",".join(ROUTINE)
+        return str(self.gate or ROUTINE_SELECTION) or "none"
 
 
 def _lockout_request(
@@ -219,26 +212,19 @@ def _lockout_request(
         if named:
             raise ConfigError(named[0], "plays rotation scenarios: give --scenarios too")
         return None
-    try:
-        selection = parse_scenarios(scenarios)
-    except ConfigError as exc:
-        raise ConfigError("--scenarios", exc.reason) from None
+    played = parse_scenarios(scenarios, option="--scenarios")
+    if not str(played):
+        raise ConfigError("--scenarios", "names no scenario: give all, routine, or kinds and names")
     if fail_on is None:
-        return _Lockout(scenarios, selection, None, None, gates=True)
-    fail_on = fail_on.strip()
-    if fail_on.lower() == "none":
-        return _Lockout(scenarios, selection, None, None, gates=False)
-    try:
-        gate = parse_scenarios(fail_on)
-    except ConfigError as exc:
-        raise ConfigError("--fail-on-lockout", exc.reason) from None
-    missing = unplayed(selection, fail_on)
+        return _Lockout(played, None)
+    gate = parse_scenarios(fail_on, option="--fail-on-lockout")
+    missing = unplayed(played, gate)
     if missing:
         raise ConfigError(
             "--fail-on-lockout",
-            f"{', '.join(missing)} would gate but is not played: add it to --scenarios",
+            f"{', '.join(missing)} would gate but --scenarios does not play it",
         )
-    return _Lockout(scenarios, selection, fail_on, gate, gates=True)
+    return _Lockout(played, gate)
 
 
 @dataclass(frozen=True)
@@ -268,7 +254,7 @@ class _Rotation:
         from pinscan.rotation import analyse as play
 
         analysis = play(dataset, policies, request.scenarios, **analyse)
-        gate = analysis.gate(request.fail_on) if request.gates else analysis.lockout.clear()
+        gate = analysis.gate(request.gate)
         headroom = analysis.headroom()
         return cls(request, analysis, by, days, headroom, analysis.expiry_findings(days), gate)
 
@@ -428,14 +414,17 @@ def _print_lockout(rotation: _Rotation, *, quiet: bool) -> None:
     gating = {
         r["scenario"]
         for r in analysis.scenarios.iter_rows(named=True)
-        if request.gating(r["scenario"], r["kind"], r["routine"])
+        if request.gating(r["scenario"], r["kind"])
     }
     if not quiet:
         _print_scenarios(console, analysis.scenarios, gating)
         if analysis.lockout.is_empty():
             console.print("lockout: no pinned endpoint to play the scenarios on")
         else:
-            print_table(console, _matrix_table(matrix(analysis.lockout, by=rotation.by), gating))
+            print_table(
+                console,
+                _matrix_table(matrix(analysis.lockout, by=rotation.by), rotation.by, gating),
+            )
             counts = analysis.lockout.group_by("outcome").len().sort("outcome").iter_rows()
             pairs = analysis.lockout.select("endpoint_id", "policy").n_unique()
             console.print(
@@ -484,23 +473,22 @@ def _print_scenarios(console: Console, scenarios: pl.DataFrame, gating: set[str]
     print_table(console, table)
 
 
-def _matrix_table(frame: pl.DataFrame, gating: set[str]) -> Table:
+def _matrix_table(frame: pl.DataFrame, by: str, gating: set[str]) -> Table:
     """The matrix: a row per host (or domain) and policy, a column per scenario, the worst
     outcome in each cell; the columns that gate are marked ``*``."""
     from rich.table import Table
 
-    key, *rest = frame.columns
-    scenario_columns = [c for c in rest if c not in ("policy", "locked_out")]
+    scenario_columns = [c for c in frame.columns if c not in ("name", "policy", "locked_out")]
     table = Table(title="lockout matrix (worst outcome per row)", title_justify="left")
     # CA names hold spaces ("sibling:DigiCert Global G2 ..."): a name is not folded either.
-    table.add_column(key, no_wrap=True)
+    table.add_column("host" if by == "name" else "domain", no_wrap=True)
     table.add_column("policy")
     for column in scenario_columns:
         table.add_column(f"{column}{'*' if column in gating else ''}", no_wrap=True)
     table.add_column("locked out", justify="right")
     for r in frame.iter_rows(named=True):
         table.add_row(
-            r[key] or "",
+            r["name"] or "",
             Path(r["policy"]).name,
             *(OUTCOME_CELL.get(r[c], "-") if r[c] else "-" for c in scenario_columns),
             str(r["locked_out"]),
