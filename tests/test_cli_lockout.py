@@ -108,6 +108,7 @@ def test_leaf_only_pins_lock_out_at_the_next_renewal(fleet: Fleet) -> None:
     assert result.code == 1, result
     document = json.loads(result.out)
     assert {"verdicts", "findings", "lockout", "headroom", "gate"} <= set(document)
+    assert document["fail_on"] == ["renew_new_key", "sibling"]
     assert {r["verdict"] for r in document["verdicts"]} == {"pass"}  # today, all is well
     assert outcomes(document, "renew_same_key") == {"survives"}
     assert outcomes(document, "renew_new_key") == {"locks_out"}
@@ -238,6 +239,10 @@ def test_expiry_headroom_findings_follow_warn_days(fleet: Fleet) -> None:
             "pinscan: --fail-on-lockout: root_removed would gate but --scenarios does not play it",
         ),
         (("--scenarios", "all", "--fail-on-lockout", "renewal"), "pinscan: --fail-on-lockout: "),
+        (
+            ("--scenarios", "switch", "--switch-to", "No Such CA"),
+            "pinscan: --switch-to: 'No Such CA' is no CA family or issuing CA the catalog knows",
+        ),
     ],
 )
 def test_bad_scenario_options_are_one_line_and_exit_2(

@@ -145,10 +145,14 @@ def check_command(
     rotation = None
     if lockout is not None:
         inputs = options.scenario_inputs(switch_to, backup_keys, password, ca_catalogs)
-        rotation = _Rotation.of(
-            dataset, loaded, lockout, as_of=as_of, days=days, stores=stores,
-            okhttp_jvm=okhttp_jvm, by=by, **inputs,
-        )  # fmt: skip
+        try:
+            rotation = _Rotation.of(
+                dataset, loaded, lockout, as_of=as_of, days=days, stores=stores,
+                okhttp_jvm=okhttp_jvm, by=by, **inputs,
+            )  # fmt: skip
+        except ConfigError as exc:  # named as the library names it: say the option instead
+            option = options.SCENARIO_INPUTS.get(exc.setting, exc.setting)
+            raise ConfigError(option, exc.reason) from None
     clean = failing.is_empty() and not rejected and (rotation is None or rotation.gate.is_empty())
     if quiet:
         shown = failing
@@ -388,7 +392,7 @@ def _print_rotation(
             "scenarios": analysis.scenarios.to_dicts(),
             "lockout": (rotation.gate if quiet else analysis.lockout).to_dicts(),
             "headroom": rotation.headroom.to_dicts(),
-            "fail_on": rotation.request.label,
+            "fail_on": [w for w in rotation.request.label.split(",") if w != "none"],
             "gate": rotation.gate.to_dicts(),
         }
         click.echo(json.dumps(document, indent=2, default=_json_value))
