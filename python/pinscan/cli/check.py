@@ -354,6 +354,10 @@ def _print_text(
             console.print(f"[dim]{Path(policy.name).name}: {note}[/]")
 
 
+#: Rows of the gate and headroom tables printed, the first (by target, or soonest to end) of
+#: them: a fleet's thousands would take rich minutes and no one reads them in a terminal.
+SHOWN = 20
+
 #: How each outcome reads in the matrix: a word, so that it reads without colour too.
 OUTCOME_CELL = {
     "survives": "[green]survives[/]",
@@ -442,11 +446,13 @@ def _print_lockout(rotation: _Rotation, *, quiet: bool) -> None:
         )
         for column in ("target", "policy", "scenario", "today", "new chain"):
             table.add_column(column, no_wrap=column == "scenario")
-        for r in rotation.gate.sort("target", "policy", "scenario").iter_rows(named=True):
+        gate = rotation.gate.sort("target", "policy", "scenario")
+        for r in gate.head(SHOWN).iter_rows(named=True):
             table.add_row(
                 _where(r), Path(r["policy"]).name, r["scenario"], r["today"], r["new_chain"] or ""
             )
         print_table(console, table)
+        _more(console, gate.height)
     if quiet:
         return
     endpoints = rotation.gate.select("endpoint_id").n_unique()
@@ -520,7 +526,7 @@ def _print_headroom(console: Console, headroom: pl.DataFrame) -> None:
     table = Table(title="passing through one pin only", title_justify="left")
     for column in ("target", "policy", "pin at", "pass ends", "days left", "locks out under"):
         table.add_column(column, justify="right" if column == "days left" else "left")
-    for r in single.iter_rows(named=True):
+    for r in single.head(SHOWN).iter_rows(named=True):
         ends = r["pass_ends"]
         table.add_row(
             _where(r),
@@ -531,3 +537,10 @@ def _print_headroom(console: Console, headroom: pl.DataFrame) -> None:
             ", ".join(r["locks_out"] or []),
         )
     print_table(console, table)
+    _more(console, single.height)
+
+
+def _more(console: Console, rows: int) -> None:
+    """Says how many rows a table left out."""
+    if rows > SHOWN:
+        console.print(f"... and {rows - SHOWN:,} more (--format json lists them all)")
