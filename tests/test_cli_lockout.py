@@ -395,3 +395,24 @@ def test_an_audit_passes_when_the_root_is_pinned(audited: Path) -> None:
     (check,) = [c for c in result.checks if c.name == "max_locked_out"]
     assert check.value == 0
     assert result.lockout is not None and not result.lockout.lockout.is_empty()
+
+
+def test_a_long_gate_shows_its_first_rows_and_counts_the_rest(tmp_path: Path) -> None:
+    names = [f"h{i:02}.example.com" for i in range(23)]
+    write_dataset(tmp_path / "scan", [Served(name, pki.leaf(name)) for name in names])
+    policy = tmp_path / "pins.toml"
+    listed = ", ".join(f'"sha256/{pin_of(pki.leaf(name))}"' for name in names)
+    policy.write_text(
+        f'[[pin-set]]\ndomain = "example.com"\ninclude-subdomains = true\npins = [{listed}]\n'
+    )
+    result = run("check", tmp_path / "scan", "-p", policy, "--scenarios", "routine", "-q")
+    assert result.code == 1, result
+    shown = [line for line in result.out.splitlines() if "renew_new_key" in line and "│" in line]
+    assert [line.split()[1] for line in shown] == names[:20]  # by target
+    assert result.out.rstrip().endswith("... and 3 more (--format json lists them all)")
+    document = json.loads(
+        run(
+            "check", tmp_path / "scan", "-p", policy, "--scenarios", "routine", "--format", "json"
+        ).out
+    )
+    assert len(document["gate"]) == 23
