@@ -213,9 +213,8 @@ def main() -> int:
         for round_ in range(1, args.rounds + 1):
             plain, lock = child("evaluate"), child("lockout")
             print(f"round {round_}: evaluate {_figures(plain)}")
-            print(
-                f"round {round_}: lockout, all scenarios: {_figures(lock)}, {lock['scenarios']} scenarios"
-            )
+            made = f"{lock['scenarios']} scenarios"
+            print(f"round {round_}: lockout, all scenarios: {_figures(lock)}, {made}")
             wall = lock["seconds"] / plain["seconds"]
             cpu = lock["cpu_seconds"] / plain["cpu_seconds"]
             print(f"round {round_}: lockout / evaluate: {wall:.2f}x wall, {cpu:.2f}x CPU")
