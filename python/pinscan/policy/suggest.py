@@ -10,8 +10,8 @@ back to the root and says loudly why that is weaker.
 Which CA keys comes from the CA catalog: a renewal may come from any sibling of today's issuing
 CA (Let's Encrypt picks among its active intermediates at random), so the pins are the smallest
 set of keys that every chain from every sibling passes through (the siblings' shared issuing key
-or root, else the siblings themselves), plus today's issuing CA when a cross-sign lets its chain
-build without today's root. An issuing CA the catalog lacks is pinned alone, as before.
+or root, else the siblings themselves): a chain that builds without today's root, through a
+cross-sign, passes one of them too. An issuing CA the catalog lacks is pinned alone.
 
 What is written is then judged against the same scan, as `pinscan check` judges it
 (:func:`render`): a pin-set that would fail an endpoint, typically one whose chain does not
@@ -178,7 +178,7 @@ def suggest(
         )
         lost = pinned_from.join(missed.filter(~pl.col("hit")), on="endpoint_id", how="semi")
         for r in _keys_at(lost, pl.col("position") == 1).iter_rows(named=True):
-            add(r["spki_sha256"], "intermediate", f"issuing CA key of {r['subject']}{_count(r)}")
+            add(r["spki_sha256"], "intermediate", _issuing(r))
     spares = 0
     for key in backup_keys:
         try:
@@ -209,6 +209,9 @@ def suggest(
         kind = "root CA key" if from_verified else "top CA key the servers present"
         for r in _keys_at(pinned_from, top).iter_rows(named=True):
             add(r["spki_sha256"], "root", f"{kind} of {r['subject']}{_count(r)}")
+        if len(pins) < 2:  # the catalog's cover was that root: today's issuer is the second
+            for r in _keys_at(pinned_from, pl.col("position") == 1).iter_rows(named=True):
+                add(r["spki_sha256"], "intermediate", _issuing(r))
         lead = (
             f"NO BACKUP KEY: every pin below is in a current chain. The {kind} was added "
             "as the second pin: it survives a lost leaf key and a new intermediate of the same "
@@ -330,8 +333,7 @@ class _Paths:
 def _cover(catalog: Catalog, issuing: pl.DataFrame, moment: dt.datetime) -> _Plan:
     """The CA pins for the issuing CAs of ``issuing`` (rows of :func:`_keys_at` with ``root``,
     the roots their chains end at today): for each, the smallest set of keys that every chain
-    of every sibling passes through; then each issuing CA whose chain builds without today's
-    root and would miss every pin then. CAs the catalog lacks are pinned themselves."""
+    of every sibling passes through. CAs the catalog lacks are pinned themselves."""
     paths = _Paths(catalog, moment)
     pins: list[tuple[str, str, str]] = []
     notes: list[str] = []
@@ -340,9 +342,7 @@ def _cover(catalog: Catalog, issuing: pl.DataFrame, moment: dt.datetime) -> _Pla
         if catalog.ca(r["spki_sha256"]):
             known.append(r)
             continue
-        pins.append(
-            (r["spki_sha256"], "intermediate", f"issuing CA key of {r['subject']}{_count(r)}")
-        )
+        pins.append((r["spki_sha256"], "intermediate", _issuing(r)))
         notes.append(
             f"{r['subject']} (the issuing CA of {_plural(r['endpoints'], 'endpoint')}) is not in "
             "the CA catalog: its siblings are unknown and it is pinned alone. A private CA? "
@@ -395,21 +395,17 @@ def _cover(catalog: Catalog, issuing: pl.DataFrame, moment: dt.datetime) -> _Pla
         if not roots or key in roots:
             continue
         who, gone = paths.name(key), paths.names(roots)
-        if not paths.escapes(key, (), roots):
+        # The cover cuts every path from the siblings to any root, so whatever path builds
+        # without today's root passes a pin: only whether one builds is worth saying.
+        if paths.escapes(key, (), roots):
             notes.append(
-                f"Without {gone} the chain of {who} builds no other way the catalog knows: "
-                "a distrust of that root cannot be survived by pins."
-            )
-        elif paths.escapes(key, chosen, roots):
-            pins.append((key, "intermediate", f"issuing CA key of {r['subject']}{_count(r)}"))
-            notes.append(
-                f"Without {gone} the chain of {who} builds through a cross-sign that misses the "
-                f"other pins: {who} is pinned too, so that a distrust of {gone} is survived."
+                f"Without {gone} the chain of {who} still builds, through a cross-sign, and "
+                "passes a pinned key."
             )
         else:
             notes.append(
-                f"Without {gone} the chain of {who} builds through a cross-sign, and still "
-                "passes a pinned key."
+                f"Without {gone} the chain of {who} builds no other way the catalog knows: "
+                "a distrust of that root cannot be survived by pins."
             )
     return _Plan(pins, notes)
 
@@ -595,6 +591,10 @@ def _keys_at(chains: pl.DataFrame, where: pl.Expr) -> pl.DataFrame:
         .agg(pl.col("subject").first(), endpoints=pl.col("endpoint_id").n_unique())
         .sort("endpoints", "spki_sha256", descending=[True, False])
     )
+
+
+def _issuing(row: dict) -> str:
+    return f"issuing CA key of {row['subject']}{_count(row)}"
 
 
 def _count(row: dict) -> str:
