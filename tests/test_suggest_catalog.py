@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import json
 import tarfile
 from pathlib import Path
 
@@ -25,7 +26,10 @@ from pinscan.dataset.writer import DatasetWriter
 from pinscan.policy.formats import read
 from pinscan.policy.suggest import BackupKey, render, suggest
 from pinscan.records import Endpoint
+from pinscan.rotation import analyse
+from pinscan.rotation.suggested import survival
 
+from cliresult import run
 from fleet import pki
 from policyfleet import Served, write_dataset
 
@@ -317,3 +321,134 @@ def test_catalog_pins_are_the_pins_of_the_vendored_certificates(le):
         (row,) = catalog.lookup(name).filter(pl.col("le_name").is_not_null()).iter_rows(named=True)
         assert row["spki_sha256"] == pin(le[path]), name
         assert hashlib.sha256(le[path]).hexdigest() in row["certificates"]
+
+
+# --- What the suggestion survives: the lockout analysis of the core -----------------------
+
+
+def outcomes(dataset, text: str, fmt: str, **options) -> dict[str, str]:
+    """Each scenario's worst outcome for the policy in ``text``, by pinscan.rotation.analyse."""
+    policies = read(text.encode(), f"<{fmt}>", fmt)
+    table = survival(analyse(dataset, policies, "all", as_of=AS_OF, **options))
+    return dict(zip(table["scenario"], table["outcome"], strict=True))
+
+
+def test_the_r12_suggestion_survives_renewals_and_every_sibling(le, spare, tmp_path):
+    today = chains_dataset(
+        tmp_path / "today",
+        {"api.example.com": [leaf("api.example.com"), le["2024/r12.pem"], le["isrgrootx1.pem"]]},
+    )
+    backup = BackupKey.read(spare)
+    suggestion, _ = suggest(today, "api.example.com", backup_keys=[backup], as_of=AS_OF)
+    text = render(today, suggestion, "android", as_of=AS_OF)
+    found = outcomes(today, text, "android", backup_keys=[backup])
+    siblings = {s for s in found if s.startswith("sibling:")}
+    assert siblings == {"sibling:YR1", "sibling:YR2", "sibling:YR3"}
+    for scenario in ("renew_same_key", "renew_new_key", "backup_key", *siblings):
+        assert found[scenario] == "survives", scenario
+    # R12 hangs from ISRG Root X1 alone: without it no chain builds, whatever is pinned.
+    assert found["root_removed"] == "untrusted"
+    # What suggest pinned before the catalog, today's issuer and the spare, locks out on every
+    # sibling: the scenarios tell the two apart.
+    narrow = toml_pins(
+        "api.example.com", pin(le["2024/r12.pem"]), pinscan.spki_pin(spare.read_bytes())
+    )
+    before = outcomes(today, narrow, "toml")
+    assert before["renew_new_key"] == "survives"
+    assert {before[s] for s in siblings} == {"locks_out"}
+
+
+def test_the_e7_suggestion_survives_the_removal_of_its_root_through_the_cross_sign(
+    le, spare, tmp_path
+):
+    today = chains_dataset(
+        tmp_path / "today",
+        {"api.example.com": [leaf("api.example.com"), le["2024/e7.pem"], le["isrg-root-x2.pem"]]},
+    )
+    suggestion, _ = suggest(
+        today, "api.example.com", backup_keys=[BackupKey.read(spare)], as_of=AS_OF
+    )
+    text = render(today, suggestion, "ios", as_of=AS_OF)
+    found = outcomes(today, text, "ios")
+    assert {s for s in found if s.startswith("sibling:")} == {
+        "sibling:YE1",
+        "sibling:YE2",
+        "sibling:YE3",
+    }
+    assert set(found.values()) == {"survives"}, found
+
+
+def test_cli_reports_every_scenario_and_json_says_what_it_cannot_survive(le, spare, tmp_path):
+    today = chains_dataset(
+        tmp_path / "today",
+        {"api.example.com": [leaf("api.example.com"), le["2024/r12.pem"], le["isrgrootx1.pem"]]},
+    )
+    written = tmp_path / "nsc.xml"
+    result = run(
+        "suggest", str(today.path), "-d", "api.example.com", "--policy-format", "android",
+        "-b", str(spare), "--switch-to", "DigiCert", "-o", str(written), "--format", "json",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    document = json.loads(result.stdout)
+    assert document["output_file"] == str(written) and document["policy"] is None
+    pins = {p["pin"].removeprefix("sha256/"): p["role"] for p in document["pins"]}
+    assert pins[pin(le["isrgrootx1.pem"])] == pins[pin(le["gen-y/root-yr.pem"])] == "root"
+    assert pins[pinscan.spki_pin(spare.read_bytes())] == "backup"
+    assert any("2 pins for 8 CAs" in note for note in document["coverage"])
+    scenarios = {row["scenario"]: row for row in document["scenarios"]}
+    assert scenarios["renew_new_key"]["outcome"] == "survives"
+    assert scenarios["renew_new_key"]["routine"] is True
+    assert scenarios["sibling:YR1"]["new_chain"] == "new leaf key > YR1 > Root YR > ISRG Root X1"
+    assert document["cannot_survive"] == ["switch:DigiCert Inc", "root_removed"]
+    assert scenarios["switch:DigiCert Inc"]["outcome"] == "locks_out"
+    assert "sibling:YR3" in document["survives"] and "backup_key" in document["survives"]
+    assert pinscan.load_policy(written).format == "android"
+
+    # Text: the file on standard output, the report on standard error; --quiet keeps the file.
+    result = run("suggest", str(today.path), "-d", "api.example.com", "-b", str(spare))
+    assert result.exit_code == 0
+    assert result.stdout.startswith("# Pin-set for api.example.com")
+    lines = result.stderr.splitlines()
+    assert (
+        "pinscan: the pin-set for api.example.com under each rotation scenario (1 endpoint):"
+        in lines
+    )
+    said = "survives sibling:YR2 a new leaf key issued by YR2, a sibling of R12"
+    assert said in {" ".join(line.split()) for line in lines}
+    assert lines[-1] == (
+        "pinscan: survives 6 of 7 scenarios; not root_removed (no other path to a trusted root: "
+        "no pin can help)"
+    )
+    quiet = run("suggest", str(today.path), "-d", "api.example.com", "-b", str(spare), "-q")
+    assert quiet.stdout == result.stdout and quiet.stderr == ""
+
+
+def test_cli_private_pki_given_with_ca_catalog_survives_the_other_intermediate(
+    private_pki, spare, tmp_path
+):
+    dataset = write_dataset(
+        tmp_path / "ds", [Served("api.example.com", pki.leaf("api.example.com"))]
+    )
+    result = run(
+        "suggest", str(dataset.path), "-d", "example.com", "-b", str(spare),
+        "--ca-catalog", str(private_pki), "--format", "json",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    document = json.loads(result.stdout)
+    assert {p["pin"] for p in document["pins"]} == {
+        f"sha256/{pin(pki.root().der)}",
+        f"sha256/{pinscan.spki_pin(spare.read_bytes())}",
+    }
+    scenarios = {row["scenario"]: row["outcome"] for row in document["scenarios"]}
+    assert scenarios["sibling:Pinscan Test Intermediate 2"] == "survives"
+    assert scenarios["renew_new_key"] == "survives"
+    assert scenarios["root_removed"] == "untrusted"
+    # Without the catalog the other intermediate is unknown: no sibling to judge, and the note
+    # says why the issuer is pinned alone.
+    result = run(
+        "suggest", str(dataset.path), "-d", "example.com", "-b", str(spare), "--format", "json"
+    )
+    document = json.loads(result.stdout)
+    assert not [s for s in document["scenarios"] if s["kind"] == "sibling"]
+    assert "its siblings are unknown" in document["coverage"][0]
+    assert document["policy"].startswith("# Pin-set for example.com")
