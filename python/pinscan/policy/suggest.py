@@ -391,7 +391,7 @@ def _cover(catalog: Catalog, issuing: pl.DataFrame, moment: dt.datetime) -> _Pla
             about = f"above {paths.names(below)}"
         pins.append((key, role, f"{what} of {ca['subject']}, {about}"))
     for r in known:
-        key, roots = r["spki_sha256"], [root for root in r["root"] or () if catalog.ca(root)]
+        key, roots = r["spki_sha256"], [root for root in r["root"] or () if paths.is_root(root)]
         if not roots or key in roots:
             continue
         who, gone = paths.name(key), paths.names(roots)
