@@ -213,9 +213,9 @@ def suggest(
             for r in _keys_at(pinned_from, pl.col("position") == 1).iter_rows(named=True):
                 add(r["spki_sha256"], "intermediate", _issuing(r))
         lead = (
-            f"NO BACKUP KEY: every pin below is in a current chain. The {kind} was added "
-            "as the second pin: it survives a lost leaf key and a new intermediate of the same "
-            "CA, but a move to another CA, or the CA losing trust, bricks the client. "
+            f"NO BACKUP KEY: no pin below is a spare key. The {kind} is pinned: it "
+            "survives a lost leaf key and a new intermediate of the same CA, but a move to "
+            "another CA, or the CA losing trust, bricks the client. "
             + spare_recipe
         )
         warn(
@@ -292,16 +292,15 @@ class _Paths:
         return bool(ca and ca["is_root"])
 
     def escapes(self, start: str, cut: Iterable[str], removed: Iterable[str] = ()) -> bool:
-        """Whether a chain from ``start`` can end without passing a key of ``cut``; the roots
-        in ``removed`` end no chain (a store distrusted them) but may still be passed through,
-        by a cross-sign."""
-        cut, removed = set(cut), set(removed)
+        """Whether a chain from ``start`` can end without passing a key of ``cut`` or of
+        ``removed`` (roots a store distrusted: no chain through them builds)."""
+        barred = {*cut, *removed}
         todo, seen = [start], {start}
         while todo:
             key = todo.pop()
-            if key in cut:
+            if key in barred:
                 continue
-            if key not in removed and (self.is_root(key) or not self.up(key)):
+            if self.is_root(key) or not self.up(key):
                 return True
             for parent in self.up(key):
                 if parent not in seen:
@@ -399,8 +398,8 @@ def _cover(catalog: Catalog, issuing: pl.DataFrame, moment: dt.datetime) -> _Pla
         # without today's root passes a pin: only whether one builds is worth saying.
         if paths.escapes(key, (), roots):
             notes.append(
-                f"Without {gone} the chain of {who} still builds, through a cross-sign, and "
-                "passes a pinned key."
+                f"Without {gone} the chain of {who} still builds, through a cross-sign to "
+                "another root, and passes a pinned key."
             )
         else:
             notes.append(
