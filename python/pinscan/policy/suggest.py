@@ -215,8 +215,7 @@ def suggest(
         lead = (
             f"NO BACKUP KEY: no pin below is a spare key. The {kind} is pinned: it "
             "survives a lost leaf key and a new intermediate of the same CA, but a move to "
-            "another CA, or the CA losing trust, bricks the client. "
-            + spare_recipe
+            "another CA, or the CA losing trust, bricks the client. " + spare_recipe
         )
         warn(
             lead + "pass --backup-key spare.key.",
