@@ -8,11 +8,16 @@ from __future__ import annotations
 import datetime as dt
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from pinscan.cli import options
+
+if TYPE_CHECKING:
+    import polars as pl
+
+    from pinscan.policy.model import Suggestion
 
 # The dataset and the policy code (polars) are imported in the command, so that
 # `pinscan suggest --help` starts fast (lazy for start-up time).
@@ -21,6 +26,8 @@ from pinscan.cli import options
 # (tests/test_cli_start.py checks it is still the library's).
 SUGGEST_FORMATS = ("android", "ios", "trustkit", "okhttp", "hpkp", "curl", "toml")
 
+# The outcomes a scenario is lost by (``unpinned``, a pin-set no longer enforced, is neither).
+_LOST = ("locks_out", "untrusted")
 # Why a scenario cannot be survived, by kind and outcome, for the line that says so.
 _CANNOT = {
     ("switch", "locks_out"): "another CA family's keys are in no pin",
@@ -163,12 +170,12 @@ def suggest_command(
 
 
 def _document(
-    suggestion: Any,
+    suggestion: Suggestion,
     written: str,
     output_file: Path | None,
     text: str,
     warnings: list[str],
-    scenarios: Any,
+    scenarios: pl.DataFrame,
 ) -> dict[str, Any]:
     """The JSON document: the pin-set, why, and what it survives."""
     rows = scenarios.to_dicts()
@@ -184,15 +191,13 @@ def _document(
         "coverage": list(suggestion.coverage),
         "warnings": warnings,
         "scenarios": rows,
-        "survives": [r["scenario"] for r in rows if r["outcome"] in ("survives", "unpinned")],
-        "cannot_survive": [
-            r["scenario"] for r in rows if r["outcome"] not in ("survives", "unpinned")
-        ],
+        "survives": [r["scenario"] for r in rows if r["outcome"] == "survives"],
+        "cannot_survive": [r["scenario"] for r in rows if r["outcome"] in _LOST],
         "policy": None if output_file else text,
     }
 
 
-def _report(suggestion: Any, scenarios: Any) -> None:
+def _report(suggestion: Suggestion, scenarios: pl.DataFrame) -> None:
     """The scenarios report on standard error: why these pins, then a line per scenario."""
     for note in suggestion.coverage:
         click.echo(f"pinscan: {note}", err=True)
@@ -211,8 +216,8 @@ def _report(suggestion: Any, scenarios: Any) -> None:
         outcome = row["outcome"]
         label = click.style(f"{outcome.replace('_', ' '):<10}", fg=colours.get(outcome))
         click.echo(f"  {label} {row['scenario']:<{width}}  {row['detail'] or ''}", err=True)
-    failing = scenarios.filter(~scenarios["outcome"].is_in(["survives", "unpinned"]))
-    survived = scenarios.height - failing.height
+    failing = scenarios.filter(scenarios["outcome"].is_in(_LOST))
+    survived = scenarios.filter(scenarios["outcome"] == "survives").height
     summary = f"pinscan: survives {survived} of {scenarios.height} scenarios"
     if failing.is_empty():
         click.echo(summary, err=True)
