@@ -346,8 +346,10 @@ def _cover(catalog: Catalog, issuing: pl.DataFrame, moment: dt.datetime) -> _Pla
             "the CA catalog: its siblings are unknown and it is pinned alone. A private CA? "
             "Suggest again with its certificates as a CA catalog."
         )
-    siblings = {r["spki_sha256"]: list(catalog.siblings(r["spki_sha256"], moment)["spki_sha256"])
-                for r in known}  # fmt: skip
+    siblings = {
+        r["spki_sha256"]: catalog.siblings(r["spki_sha256"], moment)["spki_sha256"].to_list()
+        for r in known
+    }
     chosen: list[str] = []
     for r in known:
         key = r["spki_sha256"]
