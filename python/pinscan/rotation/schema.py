@@ -23,6 +23,11 @@ ROUTINE = ("renew_new_key", "sibling")
 #: chain does not build in the platform's store at all, so the client refuses it whatever its
 #: pins say, e.g. a removed root with no cross-sign the catalog knows).
 OUTCOMES = ("survives", "locks_out", "unpinned", "untrusted")
+#: The worst outcome wins where several are folded into one (a matrix cell, a scenario): one
+#: endpoint locked out is an app locked out.
+SEVERITY = {"locks_out": 3, "untrusted": 2, "survives": 1, "unpinned": 0}
+#: Each kind's place in :data:`KINDS`, to order scenarios as the matrix shows them.
+KIND_RANK = {kind: rank for rank, kind in enumerate(KINDS)}
 KIND = pl.Enum(list(KINDS))
 OUTCOME = pl.Enum(list(OUTCOMES))
 #: Where a matched pin sits in the chain.
@@ -79,9 +84,11 @@ __all__ = [
     "HEADROOM_SCHEMA",
     "KIND",
     "KINDS",
+    "KIND_RANK",
     "LOCKOUT_SCHEMA",
     "OUTCOME",
     "OUTCOMES",
     "PLACES",
     "ROUTINE",
+    "SEVERITY",
 ]

@@ -7,13 +7,9 @@ from __future__ import annotations
 import polars as pl
 
 from pinscan.rotation.lockout import Analysis
-from pinscan.rotation.schema import KINDS, OUTCOME, OUTCOMES
+from pinscan.rotation.schema import KIND_RANK, OUTCOME, OUTCOMES, SEVERITY
 
-# The worst outcome among a scenario's endpoints is the scenario's: one endpoint locked out is
-# an app locked out.
-_SEVERITY = {"locks_out": 3, "untrusted": 2, "survives": 1, "unpinned": 0}
 _COUNTED = ("locks_out", "untrusted", "unpinned")
-_KIND_RANK = {kind: rank for rank, kind in enumerate(KINDS)}
 
 SURVIVAL_SCHEMA = pl.Schema(
     {
@@ -42,7 +38,7 @@ def survival(analysis: Analysis) -> pl.DataFrame:
     if rows.is_empty():
         return pl.DataFrame(schema=SURVIVAL_SCHEMA)
     # On the enum's indices: a cast of every row to text costs more than the fold.
-    by_index = {OUTCOMES.index(outcome): rank for outcome, rank in _SEVERITY.items()}
+    by_index = {OUTCOMES.index(outcome): rank for outcome, rank in SEVERITY.items()}
     rank = pl.col("outcome").to_physical().replace_strict(by_index, return_dtype=pl.Int8)
     worst = rank == rank.max()
     count = {o: (pl.col("outcome") == o).sum().cast(pl.UInt32) for o in _COUNTED}
@@ -57,7 +53,7 @@ def survival(analysis: Analysis) -> pl.DataFrame:
     details = analysis.scenarios.select("scenario", "detail")
     return (
         folded.join(details, on="scenario", how="left")
-        .sort(pl.col("kind").replace_strict(_KIND_RANK, return_dtype=pl.Int8), "scenario")
+        .sort(pl.col("kind").replace_strict(KIND_RANK, return_dtype=pl.Int8), "scenario")
         .select(SURVIVAL_SCHEMA.names())
         .cast(dict(SURVIVAL_SCHEMA))
     )
