@@ -143,7 +143,10 @@ def _expiry_headroom(analysis: Analysis, days: int, limit: int) -> Check:
         .head(EXAMPLES)
         .iter_rows(named=True)
     )
-    detail = f"endpoints whose pass ends within {days} days (their last matching pin's carrier)"
+    detail = (
+        f"endpoints whose pins stop matching within {days} days (the certificate carrying them, "
+        "or the pin-set, expires)"
+    )
     return Check("max_expiry_headroom", ending["endpoint_id"].n_unique(), limit, detail, examples)
 
 

@@ -83,7 +83,7 @@ def _text(result: AuditResult) -> str:
         lines.append("  pin verdicts: " + _counts(d["pin_verdicts"]))
     if d["lockout"] is not None:
         played = d["lockout"]["scenarios"]
-        locking = ", ".join(f"{s['scenario']} {s['locks_out']}" for s in played if s["locks_out"])
+        locking = ", ".join(f"{s['scenario']} ({s['locks_out']})" for s in played if s["locks_out"])
         lines.append(
             f"  lockout: {len(played)} scenarios played; endpoints locked out: {locking or 'none'}"
         )
