@@ -56,7 +56,7 @@ class Lockout:
     scenarios: str | tuple[str, ...] = "all"
     #: The scenarios whose lockouts count in ``max_locked_out``; empty: none gates.
     fail_on: tuple[str, ...] = ROUTINE
-    #: CA families (or CA names) to play ``switch:`` with, instead of the fleet's other ones.
+    #: CA families (or CA names) to play ``switch:`` with, besides the fleet's other ones.
     switch_to: tuple[str, ...] = ()
     #: Spare keys (public keys, certificates or CSRs) for ``backup_key``.
     backup_keys: tuple[Path, ...] = ()

@@ -138,7 +138,7 @@ def scenario_options(command):  # type: ignore[no-untyped-def]
     command = click.option(
         "--switch-to", "switch_to", multiple=True, metavar="FAMILY",
         help="A CA family (the catalog's owner, e.g. DigiCert) or CA name to play switch:FAMILY "
-        "with, instead of the other families the fleet uses. Repeatable.",
+        "with, besides the other families the fleet uses. Repeatable.",
     )(command)  # fmt: skip
     return click.option(
         "--scenarios", metavar="all|routine|LIST",
