@@ -156,20 +156,20 @@ def check_command(
     clean = failing.is_empty() and not rejected and (rotation is None or rotation.gate.is_empty())
     if quiet:
         shown = failing
-    if rotation is not None:
-        if not (quiet and clean):
-            _print_rotation(
-                rotation, shown, found, results, loaded,
-                output=output, quiet=quiet, show_findings=show_findings,
-            )  # fmt: skip
-    elif output == "json":
-        frame = found if show_findings else shown
-        click.echo(json.dumps(frame.to_dicts(), indent=2, default=_json_value))
-    elif show_findings:
-        if not quiet or not found.is_empty() or rejected:
-            _print_findings(found, loaded)
-    elif not quiet or not failing.is_empty() or rejected:
-        _print_text(shown, found, results, loaded, quiet=quiet)
+    if output == "json":
+        if rotation is None:
+            frame = found if show_findings else shown
+            click.echo(json.dumps(frame.to_dicts(), indent=2, default=_json_value))
+        elif not (quiet and clean):
+            _print_json(rotation, shown, found, quiet=quiet)
+    else:
+        if show_findings:
+            if not quiet or not found.is_empty() or rejected:
+                _print_findings(found, loaded)
+        elif not quiet or not failing.is_empty() or rejected:
+            _print_text(shown, found, results, loaded, quiet=quiet)
+        if rotation is not None:
+            _print_lockout(rotation, quiet=quiet)
     if not clean:
         raise SystemExit(exits.FINDINGS)
 
@@ -373,42 +373,23 @@ def _where(row: dict[str, Any]) -> str:
     return target if not name or name in target else f"{target} ({name})"
 
 
-def _print_rotation(
-    rotation: _Rotation,
-    shown: pl.DataFrame,
-    found: pl.DataFrame,
-    results: pl.DataFrame,
-    policies: list[Policy],
-    *,
-    output: str,
-    quiet: bool,
-    show_findings: bool,
+def _print_json(
+    rotation: _Rotation, shown: pl.DataFrame, found: pl.DataFrame, *, quiet: bool
 ) -> None:
-    """The verdicts (or findings) as without --scenarios, then the lockout: one JSON object, or
-    the matrix, the gate, the headroom and the expiry findings."""
+    """With --scenarios, one object: the verdicts and findings as without, and the lockout."""
     import polars as pl
 
     analysis = rotation.analysis
-    if output == "json":
-        document = {
-            "verdicts": shown.to_dicts(),
-            "findings": pl.concat([found, rotation.expiry]).to_dicts(),
-            "scenarios": analysis.scenarios.to_dicts(),
-            "lockout": (rotation.gate if quiet else analysis.lockout).to_dicts(),
-            "headroom": rotation.headroom.to_dicts(),
-            "fail_on": [w for w in rotation.request.label.split(",") if w != "none"],
-            "gate": rotation.gate.to_dicts(),
-        }
-        click.echo(json.dumps(document, indent=2, default=_json_value))
-        return
-    failing = results.filter(pl.col("verdict").is_in(exits.FAILING))
-    rejected = any(p.error for p in policies)
-    if show_findings:
-        if not quiet or not found.is_empty() or rejected:
-            _print_findings(found, policies)
-    elif not quiet or not failing.is_empty() or rejected:
-        _print_text(shown, found, results, policies, quiet=quiet)
-    _print_lockout(rotation, quiet=quiet)
+    document = {
+        "verdicts": shown.to_dicts(),
+        "findings": pl.concat([found, rotation.expiry]).to_dicts(),
+        "scenarios": analysis.scenarios.to_dicts(),
+        "lockout": (rotation.gate if quiet else analysis.lockout).to_dicts(),
+        "headroom": rotation.headroom.to_dicts(),
+        "fail_on": [w for w in rotation.request.label.split(",") if w != "none"],
+        "gate": rotation.gate.to_dicts(),
+    }
+    click.echo(json.dumps(document, indent=2, default=_json_value))
 
 
 def _print_lockout(rotation: _Rotation, *, quiet: bool) -> None:
@@ -436,8 +417,8 @@ def _print_lockout(rotation: _Rotation, *, quiet: bool) -> None:
             counts = analysis.lockout.group_by("outcome").len().sort("outcome").iter_rows()
             pairs = analysis.lockout.select("endpoint_id", "policy").n_unique()
             console.print(
-                f"lockout: {', '.join(f'{o} {n:,}' for o, n in counts)} "
-                f"(scenarios x {pairs:,} pinned endpoint-policy pairs)"
+                f"outcomes: {', '.join(f'{o} {n:,}' for o, n in counts)} "
+                f"over {pairs:,} pinned endpoint-policy pairs"
             )
     if not rotation.gate.is_empty():
         table = Table(
