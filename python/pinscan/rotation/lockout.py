@@ -187,12 +187,14 @@ class Analysis:
         """``members`` x ``cases`` as :data:`LOCKOUT_SCHEMA` rows, in pair then scenario order:
         the names are joined last, onto rows that are already the result's."""
         return (
-            members.join(cases.drop("detail"), on="cls", maintain_order="left_right")
-            .join(self.today, on=["eid", "policy_id"], how="left", maintain_order="left")
-            .join(self.endpoints, on="eid", how="left", maintain_order="left")
-            .join(self.policies, on="policy_id", how="left", maintain_order="left")
+            members.lazy()
+            .join(cases.lazy().drop("detail"), on="cls", maintain_order="left_right")
+            .join(self.today.lazy(), on=["eid", "policy_id"], how="left", maintain_order="left")
+            .join(self.endpoints.lazy(), on="eid", how="left", maintain_order="left")
+            .join(self.policies.lazy(), on="policy_id", how="left", maintain_order="left")
             .select(LOCKOUT_SCHEMA.names())
             .cast(LOCKOUT_SCHEMA)  # type: ignore[arg-type]
+            .collect()
         )
 
 
@@ -582,17 +584,18 @@ def _headroom(analysis: Analysis) -> pl.DataFrame:
         survives=pl.col("scenario").filter(pl.col("outcome") == "survives"),
         locks_out=pl.col("scenario").filter(pl.col("outcome") == "locks_out"),
     )
-    lists = analysis.members.join(per_class, on="cls").drop("cls")
+    lists = analysis.members.lazy().join(per_class.lazy(), on="cls").drop("cls")
     passing = pl.col("today") == "pass"
     set_ends = pl.col("expires").is_not_null() & (
         pl.col("carried_until").is_null() | (pl.col("expires") < pl.col("carried_until"))
     )
     ends = pl.when(set_ends).then("expires").otherwise("carried_until")
     return (
-        analysis.today.join(analysis.matched, on=key, how="left", maintain_order="left")
+        analysis.today.lazy()
+        .join(analysis.matched.lazy(), on=key, how="left", maintain_order="left")
         .join(lists, on=key, how="left", maintain_order="left")
-        .join(analysis.endpoints, on="eid", how="left", maintain_order="left")
-        .join(analysis.policies, on="policy_id", how="left", maintain_order="left")
+        .join(analysis.endpoints.lazy(), on="eid", how="left", maintain_order="left")
+        .join(analysis.policies.lazy(), on="policy_id", how="left", maintain_order="left")
         .with_columns(
             pins_matched=pl.col("pins_matched").fill_null(0),
             positions=pl.col("positions").fill_null(pl.lit([], pl.List(_PLACE))),
@@ -611,6 +614,7 @@ def _headroom(analysis: Analysis) -> pl.DataFrame:
         .sort("policy_id", "eid")
         .select(HEADROOM_SCHEMA.names())
         .cast(HEADROOM_SCHEMA)  # type: ignore[arg-type]
+        .collect()
     )
 
 
