@@ -25,7 +25,7 @@ from pinscan.catalog.graph import Catalog
 from pinscan.certs.keys import spki_pin
 from pinscan.dataset import ScanDataset
 from pinscan.errors import InputError
-from pinscan.policy.evaluate import Prepared, judge, pin_matches, prepare, used_chains
+from pinscan.policy.evaluate import Prepared, enforced, judge, pin_matches, prepare, used_chains
 from pinscan.policy.findings import FINDINGS_SCHEMA
 from pinscan.policy.model import Policy
 from pinscan.policy.suggest import BackupKey
@@ -267,18 +267,20 @@ def _spare(key: str | os.PathLike[str] | BackupKey, password: bytes | str | None
 
 def _judged_paths(prepared: Prepared) -> tuple[pl.DataFrame, pl.DataFrame]:
     """The chain each pair is judged on, as its leaf and the CA keys above it (issuer first):
-    the judging store's path, or what was presented when none verifies (and for curl, which
-    checks the presented leaf). Returns ``(eid, policy_id, leaf_cid, tail_id)`` per pair and
-    the distinct paths, ``(tail_id, above, store)``: a fleet has few."""
+    the judging store's path, or what was presented when none verifies. Returns ``(eid,
+    policy_id, leaf_cid, tail_id)`` per pair and the distinct paths, ``(tail_id, above,
+    store)``: a fleet has few."""
     pairs = (
         prepared.selected.filter(pl.col("has_chain"))
-        .select("eid", "policy_id", "chain", "store", judged_path="path")
+        .select("eid", "policy_id", "store", judged_path="path")
         .unique(["eid", "policy_id"])
     )
     paths = (
         pairs.join(prepared.chains.select("eid", "position", "verified", "path", "cid"), on="eid")
+        # The store's path even for curl, which checks only the leaf: a scenario rebuilds the
+        # path the client verifies (a removed root is a root, not the last certificate sent).
         .filter(
-            pl.when(pl.col("chain") == "verified")
+            pl.when(pl.col("judged_path").is_not_null())
             .then(pl.col("verified") & (pl.col("path") == pl.col("judged_path")))
             .otherwise(~pl.col("verified"))
         )
@@ -546,10 +548,7 @@ def _matched(prepared: Prepared) -> pl.DataFrame:
     """Per pair, today's matching pins: how many distinct, at which places, and the place and
     end of validity of the match that lasts longest (the pass holds while one does)."""
     key = ["eid", "policy_id"]
-    live = prepared.selected.filter(
-        pl.col("error").is_null() & ~pl.col("exclude") & ~pl.col("expired")
-    )
-    used = used_chains(live, prepared.chains)
+    used = used_chains(enforced(prepared.selected), prepared.chains)
     top = used.group_by(key).agg(top=pl.col("position").max())
     place = (
         pl.when(pl.col("position") == 0)
