@@ -667,6 +667,18 @@ def pin_matches(pins: pl.LazyFrame, used_chain: pl.LazyFrame) -> pl.LazyFrame:
     return pl.concat(by_algorithm, how="diagonal_relaxed").filter(allowed)
 
 
+def enforced(selected: pl.LazyFrame) -> pl.LazyFrame:
+    """The (endpoint, rule) rows of ``selected`` whose pins the client checks at this moment:
+    valid, not expired, not excluded, not switched off by ``overridePins`` for a public anchor."""
+    public = pl.coalesce("judge", "path").is_in(_PUBLIC_STORES)
+    return selected.filter(
+        pl.col("error").is_null()
+        & ~pl.col("exclude")
+        & ~pl.col("expired")
+        & ~(pl.col("override_system") & public)
+    )
+
+
 def judge(prepared: Prepared) -> pl.LazyFrame:
     """One row per judged (endpoint, policy) of ``prepared``: the verdict and why. Rows of
     ``selected`` and ``chains`` are all it reads of the scan, so a chain that was never served
@@ -674,13 +686,7 @@ def judge(prepared: Prepared) -> pl.LazyFrame:
     key = ["eid", "policy_id"]
     per_rule, chains, moment = prepared.selected, prepared.chains, prepared.moment
     public = pl.coalesce("judge", "path").is_in(_PUBLIC_STORES)
-    # Rules that are enforced at this moment: not expired, not excluded, not switched off.
-    live = per_rule.filter(
-        pl.col("error").is_null()
-        & ~pl.col("exclude")
-        & ~pl.col("expired")
-        & ~(pl.col("override_system") & public)
-    )
+    live = enforced(per_rule)
     used_chain = used_chains(live, chains)
     # Sorted once by position, so that `first()` in each group is the match nearest the leaf
     # (polars keeps the order of rows within a group).
@@ -868,6 +874,7 @@ __all__ = [
     "Prepared",
     "cert_pins",
     "chain_pins",
+    "enforced",
     "evaluate",
     "judge",
     "platform_stores",

@@ -25,7 +25,7 @@ from pinscan.catalog.graph import Catalog
 from pinscan.certs.keys import spki_pin
 from pinscan.dataset import ScanDataset
 from pinscan.errors import InputError
-from pinscan.policy.evaluate import Prepared, judge, pin_matches, prepare, used_chains
+from pinscan.policy.evaluate import Prepared, enforced, judge, pin_matches, prepare, used_chains
 from pinscan.policy.findings import FINDINGS_SCHEMA
 from pinscan.policy.model import Policy
 from pinscan.policy.suggest import BackupKey
@@ -187,12 +187,14 @@ class Analysis:
         """``members`` x ``cases`` as :data:`LOCKOUT_SCHEMA` rows, in pair then scenario order:
         the names are joined last, onto rows that are already the result's."""
         return (
-            members.join(cases.drop("detail"), on="cls", maintain_order="left_right")
-            .join(self.today, on=["eid", "policy_id"], how="left", maintain_order="left")
-            .join(self.endpoints, on="eid", how="left", maintain_order="left")
-            .join(self.policies, on="policy_id", how="left", maintain_order="left")
+            members.lazy()
+            .join(cases.lazy().drop("detail"), on="cls", maintain_order="left_right")
+            .join(self.today.lazy(), on=["eid", "policy_id"], how="left", maintain_order="left")
+            .join(self.endpoints.lazy(), on="eid", how="left", maintain_order="left")
+            .join(self.policies.lazy(), on="policy_id", how="left", maintain_order="left")
             .select(LOCKOUT_SCHEMA.names())
             .cast(LOCKOUT_SCHEMA)  # type: ignore[arg-type]
+            .collect()
         )
 
 
@@ -265,18 +267,20 @@ def _spare(key: str | os.PathLike[str] | BackupKey, password: bytes | str | None
 
 def _judged_paths(prepared: Prepared) -> tuple[pl.DataFrame, pl.DataFrame]:
     """The chain each pair is judged on, as its leaf and the CA keys above it (issuer first):
-    the judging store's path, or what was presented when none verifies (and for curl, which
-    checks the presented leaf). Returns ``(eid, policy_id, leaf_cid, tail_id)`` per pair and
-    the distinct paths, ``(tail_id, above, store)``: a fleet has few."""
+    the judging store's path, or what was presented when none verifies. Returns ``(eid,
+    policy_id, leaf_cid, tail_id)`` per pair and the distinct paths, ``(tail_id, above,
+    store)``: a fleet has few."""
     pairs = (
         prepared.selected.filter(pl.col("has_chain"))
-        .select("eid", "policy_id", "chain", "store", judged_path="path")
+        .select("eid", "policy_id", "store", judged_path="path")
         .unique(["eid", "policy_id"])
     )
     paths = (
         pairs.join(prepared.chains.select("eid", "position", "verified", "path", "cid"), on="eid")
+        # The store's path even for curl, which checks only the leaf: a scenario rebuilds the
+        # path the client verifies (a removed root is a root, not the last certificate sent).
         .filter(
-            pl.when(pl.col("chain") == "verified")
+            pl.when(pl.col("judged_path").is_not_null())
             .then(pl.col("verified") & (pl.col("path") == pl.col("judged_path")))
             .otherwise(~pl.col("verified"))
         )
@@ -544,10 +548,7 @@ def _matched(prepared: Prepared) -> pl.DataFrame:
     """Per pair, today's matching pins: how many distinct, at which places, and the place and
     end of validity of the match that lasts longest (the pass holds while one does)."""
     key = ["eid", "policy_id"]
-    live = prepared.selected.filter(
-        pl.col("error").is_null() & ~pl.col("exclude") & ~pl.col("expired")
-    )
-    used = used_chains(live, prepared.chains)
+    used = used_chains(enforced(prepared.selected), prepared.chains)
     top = used.group_by(key).agg(top=pl.col("position").max())
     place = (
         pl.when(pl.col("position") == 0)
@@ -582,17 +583,18 @@ def _headroom(analysis: Analysis) -> pl.DataFrame:
         survives=pl.col("scenario").filter(pl.col("outcome") == "survives"),
         locks_out=pl.col("scenario").filter(pl.col("outcome") == "locks_out"),
     )
-    lists = analysis.members.join(per_class, on="cls").drop("cls")
+    lists = analysis.members.lazy().join(per_class.lazy(), on="cls").drop("cls")
     passing = pl.col("today") == "pass"
     set_ends = pl.col("expires").is_not_null() & (
         pl.col("carried_until").is_null() | (pl.col("expires") < pl.col("carried_until"))
     )
     ends = pl.when(set_ends).then("expires").otherwise("carried_until")
     return (
-        analysis.today.join(analysis.matched, on=key, how="left", maintain_order="left")
+        analysis.today.lazy()
+        .join(analysis.matched.lazy(), on=key, how="left", maintain_order="left")
         .join(lists, on=key, how="left", maintain_order="left")
-        .join(analysis.endpoints, on="eid", how="left", maintain_order="left")
-        .join(analysis.policies, on="policy_id", how="left", maintain_order="left")
+        .join(analysis.endpoints.lazy(), on="eid", how="left", maintain_order="left")
+        .join(analysis.policies.lazy(), on="policy_id", how="left", maintain_order="left")
         .with_columns(
             pins_matched=pl.col("pins_matched").fill_null(0),
             positions=pl.col("positions").fill_null(pl.lit([], pl.List(_PLACE))),
@@ -611,6 +613,7 @@ def _headroom(analysis: Analysis) -> pl.DataFrame:
         .sort("policy_id", "eid")
         .select(HEADROOM_SCHEMA.names())
         .cast(HEADROOM_SCHEMA)  # type: ignore[arg-type]
+        .collect()
     )
 
 

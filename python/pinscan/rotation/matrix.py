@@ -26,8 +26,11 @@ def matrix(lockout: pl.DataFrame, by: str = "name") -> pl.DataFrame:
         rank=pl.col("outcome").cast(pl.String).replace_strict(SEVERITY, return_dtype=pl.Int8),
     )
     if by == "domain":
+        # Each distinct name once: a fleet has far fewer names than rows.
+        names = frame["name"].cast(pl.String).unique()
+        domains = dict(zip(names, (_registrable(n) for n in names), strict=True))
         frame = frame.with_columns(
-            name=pl.col("name").map_elements(_registrable, return_dtype=pl.String)
+            name=pl.col("name").cast(pl.String).replace_strict(domains, return_dtype=pl.String)
         )
     kind_rank = pl.col("kind").cast(pl.String).replace_strict(KIND_RANK, return_dtype=pl.Int8)
     order = frame.select("scenario", "kind").unique().sort(kind_rank, "scenario")["scenario"]
@@ -45,7 +48,12 @@ def matrix(lockout: pl.DataFrame, by: str = "name") -> pl.DataFrame:
             ),
             **{s: pl.col(s).replace_strict(_BY_SEVERITY, return_dtype=outcome) for s in order},
         )
-        .sort("locked_out", "name", "policy", descending=[True, False, False])
+        .sort(
+            "locked_out",
+            pl.col("name").cast(pl.String),
+            pl.col("policy").cast(pl.String),
+            descending=[True, False, False],
+        )
         .select("name", "policy", *order, "locked_out")
     )
 
@@ -82,7 +90,13 @@ def riskiest(lockout: pl.DataFrame) -> pl.DataFrame:
             pl.col("routine_share").fill_null(0.0),
             pl.col("scenarios").fill_null([]),
         )
-        .sort("routine_share", "locked_out", "policy", descending=[True, True, False])
+        .sort(
+            "routine_share",
+            "locked_out",
+            pl.col("policy").cast(pl.String),
+            pl.col("rule").cast(pl.String),
+            descending=[True, True, False, False],
+        )
     )
 
 
