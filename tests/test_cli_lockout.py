@@ -416,3 +416,18 @@ def test_a_long_gate_shows_its_first_rows_and_counts_the_rest(tmp_path: Path) ->
         ).out
     )
     assert len(document["gate"]) == 23
+
+
+def test_a_switch_to_the_catalog_lacks_names_the_key(audited: Path) -> None:
+    leaf = pin_of(pki.leaf(HOSTS[0]))
+    (audited / "pins.toml").write_text(
+        f'[[pin-set]]\ndomain = "{HOSTS[0]}"\npins = ["sha256/{leaf}"]\n'
+    )
+    config = write_config(audited, '[lockout]\nswitch_to = "No Such CA"\n', name="switch")
+    result = run("audit", config)
+    assert result.code == 2, result
+    assert result.err.startswith(
+        f"pinscan: {config}: lockout.switch_to: 'No Such CA' is no CA family or issuing CA the "
+        "catalog knows"
+    )
+    assert result.err.count("\n") == 1

@@ -27,6 +27,7 @@ from pinscan.dataset import history as hist
 from pinscan.dataset import open as open_dataset
 from pinscan.diffing import diff as diff_scans
 from pinscan.diffing import summary as diff_summary
+from pinscan.errors import AuditConfigError, ConfigError
 from pinscan.inventory import read_inventory
 from pinscan.policy import load_policies
 from pinscan.policy.suggest import BackupKey
@@ -190,7 +191,12 @@ def run(
     if cfg.lockout is not None and rotation is not None:
         # Judged at the report's moment, as the other thresholds are.
         scenarios = cfg.lockout.scenarios
-        analysis = analyse(scan, policies, scenarios, as_of=summary.as_of, **rotation)
+        try:
+            analysis = analyse(scan, policies, scenarios, as_of=summary.as_of, **rotation)
+            analysis.lockout  # noqa: B018  # played now, so that its errors are said here
+        except ConfigError as exc:  # the library names its argument: name the file's key
+            key = f"lockout.{exc.setting}"
+            raise AuditConfigError(str(cfg.path), key, exc.reason) from None
     result = AuditResult(
         config=cfg,
         scan=scan,
