@@ -15,7 +15,7 @@ The rooms: :mod:`~pinscan.audit.config` reads the TOML file (documented key by k
 from __future__ import annotations
 
 from pinscan.audit.checks import Check
-from pinscan.audit.config import AuditConfig, Thresholds, load_config
+from pinscan.audit.config import AuditConfig, Lockout, Thresholds, load_config
 from pinscan.audit.runner import AuditResult, run
 from pinscan.errors import AuditConfigError
 
@@ -27,6 +27,7 @@ __all__ = [
     "AuditResult",
     "Check",
     "ConfigError",
+    "Lockout",
     "Thresholds",
     "load_config",
     "run",
