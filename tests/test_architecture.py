@@ -28,6 +28,7 @@ LAYERS: dict[str, int] = {
     "policy": 4,
     "scanner": 5,
     "diffing": 5,
+    "rotation": 5,
     "report": 6,
     "ct": 6,
     "audit": 7,

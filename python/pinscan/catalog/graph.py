@@ -322,6 +322,45 @@ class Catalog:
         frame = self._rows(extra, {"hops": pl.Int32, "valid": pl.Boolean})
         return frame.sort("valid", "hops", "name", descending=[True, False, False])
 
+    def path(
+        self,
+        pin: str,
+        at: dt.datetime | None = None,
+        *,
+        to: Callable[[dict[str, Any]], bool] | None = None,
+        avoid: Iterable[str] = (),
+    ) -> list[str] | None:
+        """The shortest chain of keys from ``pin`` up to a root, ``pin`` first, through
+        certificates valid at ``at`` and not revoked: the path a client builds from a CA's
+        certificate to its anchors. ``to`` accepts a root (a row of :attr:`cas`, e.g. trusted by
+        one store); ``avoid`` keys are never used (a distrusted root). ``None`` when there is no
+        such path or the catalog lacks ``pin``."""
+        start = _bare(pin)
+        if start not in self._by_pin:
+            return None
+        moment = _moment(at)
+        barred = {_bare(key) for key in avoid}
+        accept = to or (lambda row: True)
+        below: dict[str, str | None] = {start: None}
+        level = [start]
+        while level:
+            for key in level:
+                row = self._by_pin[key]
+                if row["is_root"] and key not in barred and accept(row):
+                    chain = [key]
+                    while (child := below[chain[-1]]) is not None:
+                        chain.append(child)
+                    return chain[::-1]
+            above = []
+            for key in level:
+                for link in self._up.get(key, ()):
+                    parent = link.parent
+                    if parent not in below and parent not in barred and link.valid(moment):
+                        below[parent] = key
+                        above.append(parent)
+            level = above
+        return None
+
     # The whole catalog --------------------------------------------------------------------------
 
     def families(self) -> pl.DataFrame:

@@ -120,7 +120,7 @@ def evaluate(
         return pl.DataFrame(schema=RESULT_SCHEMA)
     # Judged once, then joined with the endpoints one policy at a time: the result is the
     # largest frame of all, and a policy's share of it is built (and sorted) on its own.
-    judged = _judge(prepared).collect()
+    judged = judge(prepared).collect()
     out = []
     for policy_id, policy in enumerate(prepared.policies):
         every = prepared.endpoints.with_columns(
@@ -159,6 +159,9 @@ class Prepared:
     verified, presented, leaf or null; ``path``: the store whose verified path it is) and the
     store that judges it (``store``)."""
     chains: pl.LazyFrame
+    certs: pl.DataFrame
+    """One row per distinct certificate of the covered chains (``cid``), with its SPKI pin and
+    the ids of the policy pins it has (``sha256_id``, ``sha1_id``, ``trustkit_id``)."""
 
 
 def prepare(
@@ -197,14 +200,13 @@ def prepare(
     # Only the stores the policies' platforms build on are read, and the private anchors.
     needed = sorted({*wanted.collect()["store"], "ca_bundle"})
     entries = _store_entries(dataset, covered, needed).collect()
-    chains = chain_pins(
+    certs = cert_pins(
         dataset,
-        covered,
         known_pins.unique("pin_id"),
-        entries.lazy(),
         need_sha1=_uses_sha1(policies),
         need_trustkit=any(p.format == "trustkit" for p in policies),
-    ).collect()
+    )
+    chains = chain_pins(dataset, covered, certs, entries.lazy()).collect()
     checked = entries.lazy().select(
         "eid",
         "store",
@@ -217,7 +219,9 @@ def prepare(
     )
     selected = _with_chain(applicable.lazy(), chains.lazy(), checked, wanted).collect().lazy()
     chains = chains.lazy()
-    return Prepared(policies, moment, endpoints, rules, pins, bad_pins, sets, selected, chains)
+    return Prepared(
+        policies, moment, endpoints, rules, pins, bad_pins, sets, selected, chains, certs
+    )
 
 
 def instant(as_of: dt.datetime | dt.date | None) -> dt.datetime:
@@ -414,25 +418,15 @@ def _store_entries(
     )
 
 
-def chain_pins(
-    dataset: ScanDataset,
-    endpoints: pl.LazyFrame,
-    pin_ids: pl.LazyFrame,
-    entries: pl.LazyFrame,
-    *,
-    need_sha1: bool,
-    need_trustkit: bool,
-) -> pl.LazyFrame:
-    """Each endpoint's chain positions, with the policy pins the certificate there has.
+def cert_pins(
+    dataset: ScanDataset, pin_ids: pl.LazyFrame, *, need_sha1: bool, need_trustkit: bool
+) -> pl.DataFrame:
+    """Each distinct certificate of the scan (``cid``) with the ids of the policy pins it has.
 
-    The presented rows (``verified`` false), and each path a store builds (``verified``,
-    ``path`` the store's name): the endpoint's verified chain (``primary``, its ``trust_store``'s
-    path, in every dataset) and, from ``entries`` (:func:`_store_entries`), each store's path
-    that differs from it; ``sent`` says whether the certificate at that position was in what
-    the server presented. ``sha256_id``,
-    ``sha1_id`` and ``trustkit_id`` number the certificate's pins when a policy names them
-    (null otherwise): ``trustkit`` is the pin TrustKit iOS computes, rebuilding the SPKI from
-    the raw key; ``trustkit_blocked`` marks keys it cannot hash, ``trustkit_problem`` says why.
+    ``sha256_id``, ``sha1_id`` and ``trustkit_id`` number the certificate's pins when a policy
+    names them (null otherwise): ``trustkit`` is the pin TrustKit iOS computes, rebuilding the
+    SPKI from the raw key; ``trustkit_blocked`` marks keys it cannot hash, ``trustkit_problem``
+    says why.
     """
     certs = (
         dataset.certificates.select("cert_sha256", "spki_sha256", "not_after", "key_type")
@@ -468,9 +462,10 @@ def chain_pins(
             pl.col("pin").alias(column), pl.col("pin_id").alias(name)
         )
         certs = certs.join(known, on=column, how="left")
-    certs = certs.select(
+    return certs.select(
         "cid",
         "cert_sha256",
+        "spki_sha256",
         "sha256_id",
         "sha1_id",
         "trustkit_id",
@@ -480,6 +475,20 @@ def chain_pins(
         trustkit_blocked=pl.col("spki_trustkit").is_null()
         & pl.col("trustkit_problem").is_not_null(),
     )
+
+
+def chain_pins(
+    dataset: ScanDataset, endpoints: pl.LazyFrame, certs: pl.DataFrame, entries: pl.LazyFrame
+) -> pl.LazyFrame:
+    """Each endpoint's chain positions, with the policy pins the certificate there has
+    (``certs``, from :func:`cert_pins`).
+
+    The presented rows (``verified`` false), and each path a store builds (``verified``,
+    ``path`` the store's name): the endpoint's verified chain (``primary``, its ``trust_store``'s
+    path, in every dataset) and, from ``entries`` (:func:`_store_entries`), each store's path
+    that differs from it; ``sent`` says whether the certificate at that position was in what
+    the server presented.
+    """
     ids = endpoints.select("endpoint_id", "eid", "trust_store")
     primary = pl.col("source") == "verified"
     scanned = (
@@ -516,7 +525,7 @@ def chain_pins(
     return (
         chains.join(sent.with_columns(sent=pl.lit(True)), on=["eid", "cid"], how="left")
         .with_columns(pl.col("sent").fill_null(False))
-        .join(certs.lazy().drop("cert_sha256"), on="cid", how="left")
+        .join(certs.lazy().drop("cert_sha256", "spki_sha256"), on="cid", how="left")
     )
 
 
@@ -658,7 +667,10 @@ def pin_matches(pins: pl.LazyFrame, used_chain: pl.LazyFrame) -> pl.LazyFrame:
     return pl.concat(by_algorithm, how="diagonal_relaxed").filter(allowed)
 
 
-def _judge(prepared: Prepared) -> pl.LazyFrame:
+def judge(prepared: Prepared) -> pl.LazyFrame:
+    """One row per judged (endpoint, policy) of ``prepared``: the verdict and why. Rows of
+    ``selected`` and ``chains`` are all it reads of the scan, so a chain that was never served
+    (a rotation scenario's) is judged exactly as a served one."""
     key = ["eid", "policy_id"]
     per_rule, chains, moment = prepared.selected, prepared.chains, prepared.moment
     public = pl.coalesce("judge", "path").is_in(_PUBLIC_STORES)
@@ -854,7 +866,10 @@ __all__ = [
     "UNPLACED_FORMATS",
     "VERDICTS",
     "Prepared",
+    "cert_pins",
+    "chain_pins",
     "evaluate",
+    "judge",
     "platform_stores",
     "prepare",
 ]

@@ -38,7 +38,7 @@ LOCKOUT_SCHEMA = pl.Schema(
         # The store whose path judges the policy today, and whose path the scenario rebuilds.
         "store": pl.String,
         "rule": pl.String,
-        "scenario": pl.Categorical,
+        "scenario": pl.Categorical(),
         "kind": KIND,
         "routine": pl.Boolean,
         "today": VERDICT,
@@ -47,7 +47,7 @@ LOCKOUT_SCHEMA = pl.Schema(
         "matched_pin": pl.String,
         "matched_position": pl.Int16,
         # The synthesized chain, leaf first, as CA names ("new leaf key > R11 > ISRG Root X1").
-        "new_chain": pl.Categorical,
+        "new_chain": pl.Categorical(),
     }
 )
 
@@ -63,8 +63,8 @@ HEADROOM_SCHEMA = pl.Schema(
         # Distinct policy pins that match today's chain where their pin-sets allow.
         "pins_matched": pl.UInt32,
         "positions": pl.List(pl.Enum(list(PLACES))),
-        "survives": pl.List(pl.Categorical),
-        "locks_out": pl.List(pl.Categorical),
+        "survives": pl.List(pl.Categorical()),
+        "locks_out": pl.List(pl.Categorical()),
         # What ends today's pass first: the certificate carrying the last matching pin
         # ("leaf", "intermediate", "root") or the pin-set's own expiration ("pin-set").
         "carrier": pl.String,
