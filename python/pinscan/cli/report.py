@@ -40,11 +40,8 @@ from pinscan.cli.options import policy_options, read_policies
     "--scenarios", default="all", show_default=True, metavar="all|routine|LIST",
     help="With --policy, the lockout section: what these rotation scenarios would do to the "
     "pins (kinds or names, comma-separated: renew_same_key, renew_new_key, sibling, sibling:CA, "
-    "switch, switch:FAMILY, backup_key, root_removed).",
-)  # fmt: skip
-@click.option(
-    "--no-lockout", is_flag=True,
-    help="Leave the lockout section out (on a large fleet it is the slowest part).",
+    "switch, switch:FAMILY, backup_key, root_removed). none leaves the section out (on a large "
+    "fleet it is the slowest part).",
 )  # fmt: skip
 @click.option(
     "--lockout-rows", type=click.IntRange(1), default=50, show_default=True,
@@ -75,7 +72,6 @@ def report_command(
     top: int,
     rows: int,
     scenarios: str,
-    no_lockout: bool,
     lockout_rows: int,
     switch_to: tuple[str, ...],
     backup_keys: tuple[Path, ...],
@@ -100,9 +96,7 @@ def report_command(
     from pinscan.report.terminal import print_summary
     from pinscan.rotation.scenarios import parse_scenarios
 
-    lockout = None if no_lockout or not policies else scenarios
-    if lockout is not None:
-        parse_scenarios(lockout)  # a misspelt kind: exit 2 now, not after the whole report
+    selection = parse_scenarios(scenarios)  # a misspelt kind: exit 2 before any work
     dataset = select(out, verify=True)
     loaded = read_policies(policies, policy_format) if policies else None
     summary = summarize(
@@ -112,7 +106,7 @@ def report_command(
         top=top,
         table_rows=rows if html_path else 0,
         history=True,
-        scenarios=lockout,
+        scenarios=selection,
         catalog=Catalog.shipped().with_pems(ca_catalogs) if ca_catalogs else None,
         switch_to=switch_to,
         backup_keys=backup_keys,

@@ -78,7 +78,8 @@ def lockout_section(
     the fleet has at most ``rows`` hosts, else by registrable domain; the ``rows`` riskiest
     (most routine scenarios locking out, then most scenarios, then most untrusted) kept."""
     by = "name" if lockout["name"].n_unique() <= rows else "domain"
-    full = matrix(lockout, by=by)
+    # The matrix calls its rows "name" either way; the section says which they are.
+    full = matrix(lockout, by=by).rename({"name": by})
     # The matrix's columns are in KINDS order: its scenario columns are the order shown.
     judged = set(scenarios["scenario"].cast(pl.String))
     names = [c for c in full.columns if c in judged]

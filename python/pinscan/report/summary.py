@@ -32,7 +32,7 @@ from pinscan.policy.evaluate import evaluate
 from pinscan.policy.model import Policy
 from pinscan.records import VERIFY_ERRORS
 from pinscan.report.lockout import MATRIX_ROWS, Lockout, lockout_section
-from pinscan.rotation import analyse
+from pinscan.rotation import Selection, analyse, parse_scenarios
 
 if TYPE_CHECKING:
     from pinscan.catalog.graph import Catalog
@@ -159,7 +159,7 @@ def summarize(
     table_rows: int = 0,
     history: bool = False,
     changes: pl.DataFrame | None = None,
-    scenarios: str | Sequence[str] | None = "all",
+    scenarios: str | Sequence[str] | Selection | None = "all",
     catalog: Catalog | None = None,
     switch_to: Sequence[str] = (),
     backup_keys: Sequence[str | Path] = (),
@@ -182,6 +182,7 @@ def summarize(
     >>> s.count("status", status="ok"), s.expiring  # doctest: +SKIP
     """
     moment = _moment(as_of)
+    selection = None if scenarios is None else parse_scenarios(scenarios)
     given = None
     if policies is not None:
         given = [policies] if isinstance(policies, Policy) else list(policies)
@@ -239,9 +240,9 @@ def summarize(
         verdict_source=source,
         **frames,
     )
-    if given and scenarios is not None:
+    if given and selection is not None and (selection.kinds or selection.patterns):
         analysis = analyse(
-            dataset, given, scenarios, as_of=moment, catalog=catalog, switch_to=switch_to,
+            dataset, given, selection, as_of=moment, catalog=catalog, switch_to=switch_to,
             backup_keys=backup_keys,
         )  # fmt: skip
         section = lockout_section(analysis.lockout, analysis.scenarios, rows=lockout_rows, top=top)
