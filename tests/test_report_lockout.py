@@ -28,6 +28,7 @@ from pinscan.cli import main
 from pinscan.report.lockout import WORST_FIRST, Lockout, lockout_section
 from pinscan.report.page import OUTCOME_LOOK, render
 from pinscan.report.terminal import new_console, print_lockout
+from pinscan.rotation.matrix import matrix
 from pinscan.rotation.schema import KINDS, LOCKOUT_SCHEMA, OUTCOMES, ROUTINE
 
 from fleet import pki
@@ -284,6 +285,14 @@ def test_a_fleet_with_many_hosts_is_shown_by_registrable_domain_and_capped(tmp_p
     section = lockout_section(lockout, scenarios_frame(lockout), rows=8)
     assert section.by == "domain"
     assert section.matrix_total == 30 and section.matrix.height == 8 and section.left_out == 22
+    # The rows of the API's own fold by domain, cell for cell.
+    folded = matrix(lockout, by="domain").rename({"name": "domain"})
+    names = [*folded.columns[2:-1]]
+    key = ["domain", "policy"]
+    api = folded.select(*key, pl.col(names).cast(pl.String)).sort(key)
+    whole = lockout_section(lockout, scenarios_frame(lockout), rows=30).matrix
+    assert whole.height == 30 and whole["domain"].n_unique() == 30
+    assert whole.select(*key, *names).sort(key).equals(api)
     # The five domains with a routine lockout first (d0, d7, d14, d21, d28), whole names.
     assert section.matrix["domain"].head(5).to_list() == [
         "d0.com", "d14.com", "d21.co.uk", "d28.co.uk", "d7.com"
