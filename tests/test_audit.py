@@ -335,7 +335,7 @@ def test_the_documented_example_config_loads(tmp_path: Path) -> None:
     doc = (Path(__file__).parent.parent / "docs" / "audit.md").read_text()
     example = re.search(r"```toml\n(.*?)```", doc, re.DOTALL).group(1)  # type: ignore[union-attr]
     for name in ("fleet.txt", "corp-root.pem", "policies/network_security_config.xml",
-                 "policies/Info.plist"):  # fmt: skip
+                 "policies/Info.plist", "spare.pub", "corp-cas.pem"):  # fmt: skip
         (tmp_path / name).parent.mkdir(exist_ok=True)
         (tmp_path / name).touch()
     (tmp_path / "fleet.toml").write_text(example)
@@ -346,6 +346,11 @@ def test_the_documented_example_config_loads(tmp_path: Path) -> None:
     assert (config.scan.rate, config.scan.timeouts.deadline, config.strict) == (50.0, 30.0, True)
     assert config.thresholds.expiring_days == 14 and config.thresholds.max_expiring == 0
     assert config.android_debug is False and config.scan.verify_processes == 1
+    lockout = config.lockout
+    assert lockout is not None and lockout.scenarios == "all"
+    assert lockout.fail_on == ("renew_new_key", "sibling") and lockout.switch_to == ("DigiCert",)
+    assert lockout.backup_keys == (tmp_path / "spare.pub",)
+    assert (lockout.max_locked_out, lockout.max_expiry_headroom) == (0, 0)
 
 
 def test_days_to_expiry_are_the_reports(fleet: Fleet, tmp_path: Path) -> None:

@@ -16,6 +16,7 @@ from pinscan.dataset import ScanDataset
 from pinscan.policy.model import Policy
 from pinscan.records import VERIFY_ERRORS
 from pinscan.report.summary import FAILING, Summary, days_left, whole_days
+from pinscan.rotation import Analysis
 
 #: Examples listed per crossed threshold; the report and ``pinscan.open`` have the rest.
 EXAMPLES = 10
@@ -52,8 +53,10 @@ def measure(
     summary: Summary,
     changes: pl.DataFrame | None,
     policies: list[Policy],
+    analysis: Analysis | None = None,
 ) -> tuple[Check, ...]:
-    """Every threshold ``cfg`` sets that applies to this run (the pin ones need policies)."""
+    """Every threshold ``cfg`` sets that applies to this run (the pin ones need policies, the
+    lockout ones the ``analysis`` of ``[lockout]``)."""
     limits = cfg.thresholds
     checks: list[Check] = []
     if policies and limits.max_pin_failures is not None:
@@ -99,7 +102,49 @@ def measure(
                 + (f"expires in {r['days']} days" if r["days_left"] > 0 else "expired"),
             )
         )  # fmt: skip
+    lockout = cfg.lockout
+    if lockout is not None and analysis is not None:
+        if lockout.fail_on and lockout.max_locked_out is not None:
+            checks.append(_locked_out(analysis, lockout.fail_on, lockout.max_locked_out))
+        if lockout.max_expiry_headroom is not None:
+            checks.append(
+                _expiry_headroom(analysis, lockout.warn_days, lockout.max_expiry_headroom)
+            )
     return tuple(checks)
+
+
+def _locked_out(analysis: Analysis, fail_on: tuple[str, ...], limit: int) -> Check:
+    """Endpoints passing today that a gating scenario locks out: the next routine renewal (by
+    default) bricks their clients."""
+    gate = analysis.gate(list(fail_on)).sort("target", "policy", "scenario")
+    per_endpoint = gate.group_by("endpoint_id", "policy", maintain_order=True).agg(
+        pl.first("target", "name"), scenarios=pl.col("scenario").cast(pl.String)
+    )
+    examples = tuple(
+        f"{_named(r)}: {Path(r['policy']).name}: locks out under {', '.join(r['scenarios'])}"
+        for r in per_endpoint.head(EXAMPLES).iter_rows(named=True)
+    )
+    detail = "endpoints passing today that a scenario of " + ", ".join(fail_on) + " locks out"
+    return Check("max_locked_out", gate["endpoint_id"].n_unique(), limit, detail, examples)
+
+
+def _expiry_headroom(analysis: Analysis, days: int, limit: int) -> Check:
+    """Endpoints whose pass ends within ``days``: the certificate carrying their last matching
+    pin expires (or the pin-set does), soonest first."""
+    ending = (
+        analysis.headroom()
+        .filter((pl.col("today") == "pass") & (pl.col("days_left") <= days))
+        .sort("days_left", "target", "policy")
+    )
+    examples = tuple(
+        f"{_named(r)}: {Path(r['policy']).name}: its pass ends in {r['days_left']} days, "
+        f"when the {r['carrier']} expires"
+        for r in ending.unique("endpoint_id", keep="first", maintain_order=True)
+        .head(EXAMPLES)
+        .iter_rows(named=True)
+    )
+    detail = f"endpoints whose pass ends within {days} days (their last matching pin's carrier)"
+    return Check("max_expiry_headroom", ending["endpoint_id"].n_unique(), limit, detail, examples)
 
 
 def _where(row: dict[str, Any]) -> str:
@@ -107,6 +152,13 @@ def _where(row: dict[str, Any]) -> str:
     an ``ip:port`` line) resolved to it."""
     ip, target = row["ip"], row["target"]
     return target if ip is None or ip in target else f"{target} ({ip})"
+
+
+def _named(row: dict[str, Any]) -> str:
+    """An endpoint of the rotation tables: its inventory line, and the name it was judged by
+    when the line does not say it."""
+    target, name = row["target"], row["name"]
+    return target if not name or name in target else f"{target} ({name})"
 
 
 def _count(

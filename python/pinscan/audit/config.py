@@ -21,6 +21,8 @@ from pinscan.config import Bounds, ScanConfig, Timeouts, trust_stores
 from pinscan.diffing import CHANGES, DEFAULT_FAIL_ON
 from pinscan.errors import AuditConfigError, ConfigError
 from pinscan.policy import FORMATS
+from pinscan.rotation.scenarios import Selection, parse_scenarios
+from pinscan.rotation.schema import KINDS, ROUTINE
 
 
 @dataclass(frozen=True)
@@ -46,6 +48,30 @@ class Thresholds:
 
 
 @dataclass(frozen=True)
+class Lockout:
+    """``[lockout]``: the rotation scenarios played on every scan (``pinscan check
+    --scenarios``), and its two thresholds. Present only when the file has the table."""
+
+    #: What to play: ``"all"``, ``"routine"``, or kinds and names (``sibling:R11``).
+    scenarios: str | tuple[str, ...] = "all"
+    #: The scenarios whose lockouts count in ``max_locked_out``; empty: none gates.
+    fail_on: tuple[str, ...] = ROUTINE
+    #: CA families (or CA names) to play ``switch:`` with, instead of the fleet's other ones.
+    switch_to: tuple[str, ...] = ()
+    #: Spare keys (public keys, certificates or CSRs) for ``backup_key``.
+    backup_keys: tuple[Path, ...] = ()
+    #: PEM bundles of a private PKI's CAs, added to the shipped catalog.
+    ca_catalog: tuple[Path, ...] = ()
+    #: Horizon of ``max_expiry_headroom`` and of the ``expiry_headroom`` findings, in days.
+    warn_days: int = 30
+    #: Endpoints passing today that a ``fail_on`` scenario locks out.
+    max_locked_out: int | None = 0
+    #: Endpoints whose pass ends within ``warn_days`` (the certificate carrying their last
+    #: matching pin expires, or the pin-set does).
+    max_expiry_headroom: int | None = None
+
+
+@dataclass(frozen=True)
 class AuditConfig:
     """An audit configuration with every path absolute (relative ones are taken from the
     configuration file's directory, so a cron job's working directory does not matter)."""
@@ -64,6 +90,8 @@ class AuditConfig:
     top: int = 10
     rows: int = 5000
     thresholds: Thresholds = field(default_factory=Thresholds)
+    #: ``[lockout]``; ``None`` when the file has none (no scenario is played).
+    lockout: Lockout | None = None
 
 
 def load_config(path: str | os.PathLike[str]) -> AuditConfig:
@@ -101,7 +129,15 @@ def load_config(path: str | os.PathLike[str]) -> AuditConfig:
         expiring_days=limits.integer("expiring_days", base.expiring_days, minimum=0),
         max_expiring=limits.integer("max_expiring", None, minimum=0),
     )
-    for table in (scan, report, limits, top):
+    tables = [scan, report, limits, top]
+    lockout = None
+    if "lockout" in data:
+        if not policies:
+            top.fail("lockout", "plays rotation scenarios on the policies: give policies too")
+        played = top.table("lockout")
+        lockout = _lockout(played)
+        tables.insert(0, played)
+    for table in tables:
         table.finish()
     return AuditConfig(
         path=source,
@@ -118,7 +154,48 @@ def load_config(path: str | os.PathLike[str]) -> AuditConfig:
         top=top_n,
         rows=rows,
         thresholds=thresholds,
+        lockout=lockout,
     )
+
+
+def _lockout(table: _Table) -> Lockout:
+    """``[lockout]``, its scenarios parsed here so that a misspelt kind fails before the scan."""
+    base = Lockout()
+    scenarios = table.words("scenarios", base.scenarios)
+    try:
+        played = parse_scenarios(scenarios)
+    except ConfigError as exc:
+        table.fail("scenarios", exc.reason)
+    if not str(played):
+        table.fail("scenarios", "names no scenario: give all, routine, or kinds and names")
+    words = table.words("fail_on", base.fail_on)
+    try:
+        gate = parse_scenarios(words)
+    except ConfigError as exc:
+        table.fail("fail_on", exc.reason)
+    missing = unplayed(played, gate)
+    if missing:
+        table.fail("fail_on", f"{', '.join(missing)} would gate but scenarios does not play it")
+    switch_to = table.words("switch_to", ())
+    return Lockout(
+        scenarios=scenarios,
+        fail_on=tuple(str(gate).split(",")) if str(gate) else (),
+        switch_to=(switch_to,) if isinstance(switch_to, str) else switch_to,
+        backup_keys=table.paths("backup_keys"),
+        ca_catalog=table.paths("ca_catalog"),
+        warn_days=table.integer("warn_days", base.warn_days, minimum=0),  # type: ignore[arg-type]
+        max_locked_out=table.integer("max_locked_out", base.max_locked_out, minimum=0),
+        max_expiry_headroom=table.integer("max_expiry_headroom", None, minimum=0),
+    )
+
+
+def unplayed(played: Selection, gate: Selection) -> list[str]:
+    """The kinds and names of ``gate`` that ``played`` never plays: a gate on them could never
+    fire, so it is an error rather than a silent pass (``pinscan check --fail-on-lockout``
+    says the same)."""
+    kinds = [k for k in KINDS if k in gate.kinds and not played.wants(k)]
+    names = [p for p in gate.patterns if not played.matches(p, p.split(":", 1)[0])]
+    return [*kinds, *names]
 
 
 #: The keys of ``[scan]`` that set a number of :class:`Timeouts`, and the field each sets; the
@@ -237,6 +314,17 @@ class _Table:
                 self.fail(key, f"unknown kind {word!r}; kinds: {', '.join(choices)}")
         return tuple(value)
 
+    def words(self, key: str, default: str | tuple[str, ...]) -> str | tuple[str, ...]:
+        """One word, or a list of words: scenarios and CA families."""
+        value = self._get(key)
+        if value is None:
+            return default
+        if isinstance(value, str) and value.strip():
+            return value.strip()
+        if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+            self._wrong(key, value, "a string or a list of strings")
+        return tuple(value)
+
     def path(self, key: str, *, required: bool = False, exists: bool = False) -> Path | None:
         value = self._get(key, required)
         if value is None:
@@ -293,4 +381,4 @@ def _toml_type(value: Any) -> str:
     return "table" if isinstance(value, dict) else names.get(type(value), type(value).__name__)
 
 
-__all__ = ["AuditConfig", "Thresholds", "load_config"]
+__all__ = ["AuditConfig", "Lockout", "Thresholds", "load_config", "unplayed"]

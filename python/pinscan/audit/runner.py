@@ -19,7 +19,8 @@ import polars as pl
 
 from pinscan.atomic import atomic_write_json
 from pinscan.audit.checks import Check, measure
-from pinscan.audit.config import AuditConfig, load_config
+from pinscan.audit.config import AuditConfig, Lockout, load_config
+from pinscan.catalog.graph import Catalog
 from pinscan.config import checked
 from pinscan.dataset import ScanDataset
 from pinscan.dataset import history as hist
@@ -28,9 +29,11 @@ from pinscan.diffing import diff as diff_scans
 from pinscan.diffing import summary as diff_summary
 from pinscan.inventory import read_inventory
 from pinscan.policy import load_policies
+from pinscan.policy.suggest import BackupKey
 from pinscan.records import Endpoint
 from pinscan.report.page import write_html
 from pinscan.report.summary import Summary, summarize
+from pinscan.rotation import Analysis, analyse
 from pinscan.scanner.router import scan as scan_inventory
 
 
@@ -47,6 +50,8 @@ class AuditResult:
     pin_verdicts: dict[str, int]
     rejected_policies: tuple[str, ...]
     checks: tuple[Check, ...]
+    #: The scenarios of ``[lockout]`` played on the scan; ``None`` without the table.
+    lockout: Analysis | None = None
 
     @property
     def crossed(self) -> tuple[Check, ...]:
@@ -93,9 +98,38 @@ class AuditResult:
                 "html": None if self.config.html is None else str(self.config.html),
                 "json": None if self.config.json is None else str(self.config.json),
             },
+            "lockout": None if self.lockout is None else self._lockout_counts(),
             "checks": [c.to_dict() for c in self.checks],
             "crossed": [c.name for c in self.crossed],
             "exit_code": self.exit_code,
+        }
+
+    def _lockout_counts(self) -> dict[str, Any]:
+        """Per scenario played, how many pinned endpoints survive it and how many it locks out
+        (all of them, passing today or not; ``max_locked_out`` counts the passing ones)."""
+        assert self.lockout is not None
+        counts = (
+            self.lockout.lockout.group_by("scenario", "outcome")
+            .agg(pl.col("endpoint_id").n_unique())
+            .with_columns(pl.col("scenario", "outcome").cast(pl.String))
+        )
+        per = {(s, o): n for s, o, n in counts.iter_rows()}
+        return {
+            "scenarios": [
+                {
+                    "scenario": str(r["scenario"]),
+                    "kind": str(r["kind"]),
+                    "routine": r["routine"],
+                    "detail": r["detail"],
+                    "endpoints": r["endpoints"],
+                    **{
+                        outcome: per.get((str(r["scenario"]), outcome), 0)
+                        for outcome in ("survives", "locks_out", "untrusted")
+                    },
+                }
+                for r in self.lockout.scenarios.iter_rows(named=True)
+            ],
+            "fail_on": list(self.config.lockout.fail_on) if self.config.lockout else [],
         }
 
 
@@ -125,6 +159,8 @@ def run(
         for p in load_policies(path, cfg.policy_format, android_debug=cfg.android_debug)
     ]
     items = read_inventory(cfg.inventory, format=cfg.inventory_format, strict=cfg.strict)
+    # The spare keys and private CAs of [lockout], read before any connection as the policies.
+    rotation = None if cfg.lockout is None else _scenario_inputs(cfg.lockout)
     arguments = {
         "audit": str(cfg.path),
         "policies": [str(p) for p in cfg.policies],
@@ -150,6 +186,11 @@ def run(
     summary = summarize(
         scan, top=cfg.top, table_rows=cfg.rows if cfg.html else 0, history=True, changes=changes
     )
+    analysis = None
+    if cfg.lockout is not None and rotation is not None:
+        # Judged at the report's moment, as the other thresholds are.
+        scenarios = cfg.lockout.scenarios
+        analysis = analyse(scan, policies, scenarios, as_of=summary.as_of, **rotation)
     result = AuditResult(
         config=cfg,
         scan=scan,
@@ -158,10 +199,23 @@ def run(
         summary=summary,
         pin_verdicts=_verdict_counts(scan) if policies else {},
         rejected_policies=tuple(p.name for p in policies if p.error),
-        checks=measure(cfg, scan, summary, changes, policies),
+        checks=measure(cfg, scan, summary, changes, policies, analysis),
+        lockout=analysis,
     )
     _write_reports(result)
     return result
+
+
+def _scenario_inputs(lockout: Lockout) -> dict[str, Any]:
+    """The catalog (with the private CAs) and the spare keys ``[lockout]`` names."""
+    catalog = Catalog.shipped()
+    if lockout.ca_catalog:
+        catalog = catalog.with_pems(lockout.ca_catalog)
+    return {
+        "catalog": catalog,
+        "switch_to": lockout.switch_to,
+        "backup_keys": [BackupKey.read(path) for path in lockout.backup_keys],
+    }
 
 
 def _previous(history: Path, scan_id: str) -> str | None:

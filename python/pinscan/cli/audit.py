@@ -34,7 +34,8 @@ def audit_command(config: Path, resume: bool, output: str, quiet: bool) -> None:
     previous scan, write the report and check the thresholds.
 
     CONFIG is a TOML file (docs/audit.md): inventory, history, policies, [scan] options,
-    [report] paths and [thresholds]; its relative paths are relative to it. Exits 1 when a
+    [report] paths, [thresholds] and [lockout] (rotation scenarios); its relative paths are
+    relative to it. Exits 1 when a
     threshold is crossed, 0 otherwise.
     """
     from pinscan.audit import load_config, run
@@ -80,6 +81,12 @@ def _text(result: AuditResult) -> str:
         lines.append(f"  changes since {result.previous}: {counts}")
     if d["pin_verdicts"]:
         lines.append("  pin verdicts: " + _counts(d["pin_verdicts"]))
+    if d["lockout"] is not None:
+        played = d["lockout"]["scenarios"]
+        locking = ", ".join(f"{s['scenario']} {s['locks_out']}" for s in played if s["locks_out"])
+        lines.append(
+            f"  lockout: {len(played)} scenarios played; endpoints locked out: {locking or 'none'}"
+        )
     for kind, path in d["report"].items():
         if path:
             lines.append(f"  report ({kind}): {path}")

@@ -1,7 +1,8 @@
 # SPDX-License-Identifier: Apache-2.0
 """The options several commands share, declared and parsed in one place: ``--format text|json``,
-``-q/--quiet``, ``--as-of``, ``--ca-catalog`` and the policy options (``--policy``,
-``--policy-format``, ``--android-debug``).
+``-q/--quiet``, ``--as-of``, ``--ca-catalog``, the policy options (``--policy``,
+``--policy-format``, ``--android-debug``) and the rotation scenarios' (``--scenarios``,
+``--switch-to``, ``--backup-key``, ``--password``).
 
 This module imports only click: ``pinscan <command> --help`` must not pay for polars or the
 policy readers, so :func:`read_policies` imports them when it runs (lazy for start-up time).
@@ -17,6 +18,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import click
 
 if TYPE_CHECKING:
+    from pinscan.catalog.graph import Catalog
     from pinscan.policy.model import Policy
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -115,6 +117,68 @@ def policy_options(command, *, short: bool = True):  # type: ignore[no-untyped-d
     )(command)
 
 
+def scenario_options(command):  # type: ignore[no-untyped-def]
+    """``--scenarios``, ``--switch-to``, ``--backup-key``, ``--password`` and ``--ca-catalog``:
+    which rotations to play on the fleet (:func:`pinscan.rotation.analyse`) and what they need.
+    Into ``scenarios`` (``None``: no analysis), ``switch_to``, ``backup_keys``, ``password`` and
+    ``ca_catalogs``; :func:`scenario_inputs` turns them into analyse's arguments."""
+    command = ca_catalogs(
+        "A PEM bundle of a private PKI's CA certificates (its root and intermediates), added to "
+        "the shipped CA catalog: its siblings and families become scenarios. Repeat for several."
+    )(command)
+    command = click.option(
+        "--password", envvar="PINSCAN_PASSWORD", help="Password of encrypted --backup-key files."
+    )(command)
+    command = click.option(
+        "-b", "--backup-key", "backup_keys", multiple=True,
+        type=click.Path(exists=True, dir_okay=False, path_type=Path),
+        help="A spare key, public key or CSR kept offline (as suggest takes it): the "
+        "backup_key scenario re-keys each leaf to it. Repeatable.",
+    )(command)  # fmt: skip
+    command = click.option(
+        "--switch-to", "switch_to", multiple=True, metavar="FAMILY",
+        help="A CA family (the catalog's owner, e.g. DigiCert) or CA name to play switch:FAMILY "
+        "with, instead of the other families the fleet uses. Repeatable.",
+    )(command)  # fmt: skip
+    return click.option(
+        "--scenarios", metavar="all|routine|LIST",
+        help="Play rotation scenarios on every pinned endpoint and print the lockout matrix: "
+        "all, routine (renew_new_key and every sibling), or a comma list of kinds "
+        "(renew_same_key, renew_new_key, sibling, switch, backup_key, root_removed) and names "
+        "(sibling:R11, switch:DigiCert).",
+    )(command)  # fmt: skip
+
+
+#: The options :func:`scenario_options` adds besides ``--scenarios``, as they are named in errors.
+SCENARIO_INPUTS = {
+    "switch_to": "--switch-to",
+    "backup_keys": "--backup-key",
+    "ca_catalogs": "--ca-catalog",
+}
+
+
+def scenario_inputs(
+    switch_to: tuple[str, ...],
+    backup_keys: tuple[Path, ...],
+    password: str | None,
+    ca_catalogs: tuple[Path, ...],
+) -> dict[str, Any]:
+    """The keyword arguments of :func:`pinscan.rotation.analyse` the scenario options give:
+    ``catalog`` (the shipped one plus ``--ca-catalog``), ``switch_to`` and ``backup_keys``."""
+    from pinscan.catalog.graph import Catalog  # lazy for start-up time (see the module's doc)
+    from pinscan.policy.suggest import BackupKey
+
+    catalog: Catalog = Catalog.shipped()
+    if ca_catalogs:
+        catalog = catalog.with_pems(ca_catalogs)
+    secret = password.encode() if password else None
+    return {
+        "catalog": catalog,
+        "switch_to": switch_to,
+        "backup_keys": [BackupKey.read(path, secret) for path in backup_keys],
+    }
+
+
 def read_policies(paths: tuple[Path, ...], format: str | None) -> list[Policy]:
     """Every policy in the ``--policy`` files, read as ``--policy-format`` says (or by content),
     with ``--android-debug`` applied."""
@@ -126,6 +190,7 @@ def read_policies(paths: tuple[Path, ...], format: str | None) -> list[Policy]:
 
 __all__ = [
     "POLICY_FORMATS",
+    "SCENARIO_INPUTS",
     "AsOf",
     "as_of",
     "ca_catalogs",
@@ -133,4 +198,6 @@ __all__ = [
     "policy_options",
     "quiet",
     "read_policies",
+    "scenario_inputs",
+    "scenario_options",
 ]
