@@ -475,6 +475,20 @@ def test_scenarios_choose_the_columns(fleet):
     assert {s["kind"] for s in got["scenarios"]} <= set(ROUTINE)
 
 
+def test_the_spare_key_is_a_scenario_and_the_options_are_checks(fleet, tmp_path):
+    """--backup-key and --switch-to as `check` takes them (the options are shared)."""
+    spare = tmp_path / "spare.pem"
+    spare.write_bytes(pki.leaf("spare.lock.invalid").cert.public_bytes(serialization.Encoding.PEM))
+    code, out, err = report(fleet, "--backup-key", str(spare), "--format", "json")
+    assert code == 0, err
+    matrix = json.loads(out)["lockout"]["matrix"]
+    # Every pin-set holds the spare key: re-keyed to it, each host survives.
+    assert [row["backup_key"] for row in matrix] == ["survives"] * 3
+    code, out, err = report(fleet, "--switch-to", "Nowhere CA")
+    assert code == 2 and out == "" and err.startswith("pinscan: --switch-to: "), err
+    assert len(err.strip().splitlines()) == 1
+
+
 def test_an_unknown_scenario_is_one_line_and_exit_2(fleet):
     code, out, err = report(fleet, "--scenarios", "renew_new_key,sideways")
     assert code == 2 and out == ""

@@ -36,31 +36,12 @@ from pinscan.cli.options import policy_options, read_policies
     "--rows", type=click.IntRange(0), default=5000, show_default=True,
     help="Endpoints in the HTML table: problems first, then the soonest to expire.",
 )  # fmt: skip
-@click.option(
-    "--scenarios", default="all", show_default=True, metavar="all|routine|LIST",
-    help="With --policy, the lockout section: what these rotation scenarios would do to the "
-    "pins (kinds or names, comma-separated: renew_same_key, renew_new_key, sibling, sibling:CA, "
-    "switch, switch:FAMILY, backup_key, root_removed). none leaves the section out (on a large "
-    "fleet it is the slowest part).",
-)  # fmt: skip
+@options.scenario_options
 @click.option(
     "--lockout-rows", type=click.IntRange(1), default=50, show_default=True,
     help="Rows of the lockout matrix, the riskiest (by host, or by registrable domain when the "
     "fleet has more hosts than this).",
 )  # fmt: skip
-# --switch-to and --backup-key as `check` takes them; the report needs nothing more of them.
-@click.option(
-    "--switch-to", multiple=True, metavar="FAMILY",
-    help="A CA family (or CA name) for the switch: scenarios, instead of the other families the "
-    "fleet uses. Repeatable.",
-)  # fmt: skip
-@click.option(
-    "--backup-key", "backup_keys", multiple=True,
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help="A spare key, public key, certificate or CSR: the backup_key scenario re-keys the leaf "
-    "to it. Repeatable.",
-)  # fmt: skip
-@options.ca_catalogs()
 @options.output_format()
 @options.quiet("Print nothing (for cron, with --html).")
 def report_command(
@@ -71,11 +52,12 @@ def report_command(
     as_of: dt.datetime | None,
     top: int,
     rows: int,
-    scenarios: str,
-    lockout_rows: int,
+    scenarios: str | None,
     switch_to: tuple[str, ...],
     backup_keys: tuple[Path, ...],
+    password: str | None,
     ca_catalogs: tuple[Path, ...],
+    lockout_rows: int,
     output: str,
     quiet: bool,
 ) -> None:
@@ -87,31 +69,38 @@ def report_command(
     Pin verdicts come from each --policy (judged now, or at --as-of), or else from the verdicts
     `scan --policy` stored in OUT. With --policy, the lockout section says which pin-sets the
     next renewal, CA switch or key change would lock out: a matrix of hosts by scenario (a heat
-    map on the page), the riskiest first.
+    map on the page), the riskiest first. A report is for reading: it plays every scenario
+    unless --scenarios says otherwise (--scenarios none leaves the section out; on a large
+    fleet it is the slowest part).
     """
-    from pinscan.catalog.graph import Catalog
     from pinscan.dataset import select
+    from pinscan.errors import ConfigError
     from pinscan.report.page import write_html
     from pinscan.report.summary import summarize
     from pinscan.report.terminal import print_summary
     from pinscan.rotation.scenarios import parse_scenarios
 
-    selection = parse_scenarios(scenarios)  # a misspelt kind: exit 2 before any work
+    # Parsed and read first: a misspelt kind or an unreadable key exits 2 before any work.
+    selection = parse_scenarios(scenarios or "all", option="--scenarios")
+    inputs = (switch_to, backup_keys, password, ca_catalogs)
+    rotation = options.scenario_inputs(*inputs) if policies else {}
     dataset = select(out, verify=True)
     loaded = read_policies(policies, policy_format) if policies else None
-    summary = summarize(
-        dataset,
-        loaded,
-        as_of,
-        top=top,
-        table_rows=rows if html_path else 0,
-        history=True,
-        scenarios=selection,
-        catalog=Catalog.shipped().with_pems(ca_catalogs) if ca_catalogs else None,
-        switch_to=switch_to,
-        backup_keys=backup_keys,
-        lockout_rows=lockout_rows,
-    )
+    try:
+        summary = summarize(
+            dataset,
+            loaded,
+            as_of,
+            top=top,
+            table_rows=rows if html_path else 0,
+            history=True,
+            scenarios=selection,
+            lockout_rows=lockout_rows,
+            **rotation,
+        )
+    except ConfigError as exc:  # named as the library names it: say the option instead
+        option = options.SCENARIO_INPUTS.get(exc.setting, exc.setting)
+        raise ConfigError(option, exc.reason) from None
     if html_path is not None:
         write_html(summary, html_path)
     if quiet:

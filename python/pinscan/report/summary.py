@@ -32,10 +32,11 @@ from pinscan.policy.evaluate import evaluate
 from pinscan.policy.model import Policy
 from pinscan.records import VERIFY_ERRORS
 from pinscan.report.lockout import MATRIX_ROWS, Lockout, lockout_section
-from pinscan.rotation import Selection, analyse, parse_scenarios
+from pinscan.rotation import Analysis, Selection, analyse, parse_scenarios
 
 if TYPE_CHECKING:
     from pinscan.catalog.graph import Catalog
+    from pinscan.policy.suggest import BackupKey
 
 #: "Expiring within N days" windows, cumulative (the 30-day count includes the 7-day one).
 WINDOWS = (7, 30, 90)
@@ -162,8 +163,9 @@ def summarize(
     scenarios: str | Sequence[str] | Selection | None = "all",
     catalog: Catalog | None = None,
     switch_to: Sequence[str] = (),
-    backup_keys: Sequence[str | Path] = (),
+    backup_keys: Sequence[str | Path | BackupKey] = (),
     lockout_rows: int = MATRIX_ROWS,
+    analysis: Analysis | None = None,
 ) -> Summary:
     """Summarise a scan: status, TLS versions, keys, issuers, expiry, verification, pins.
 
@@ -240,11 +242,12 @@ def summarize(
         verdict_source=source,
         **frames,
     )
-    if given and selection is not None and (selection.kinds or selection.patterns):
+    if analysis is None and given and selection and (selection.kinds or selection.patterns):
         analysis = analyse(
             dataset, given, selection, as_of=moment, catalog=catalog, switch_to=switch_to,
             backup_keys=backup_keys,
         )  # fmt: skip
+    if analysis is not None:
         section = lockout_section(analysis.lockout, analysis.scenarios, rows=lockout_rows, top=top)
         summary = replace(summary, lockout=section)
     if history:
