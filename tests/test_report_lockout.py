@@ -519,3 +519,17 @@ def test_the_heat_map_in_chromium(fleet, tmp_path):
         )
     for rgb in ((213, 94, 0), (0, 158, 115)):
         assert colours["with"][rgb] > colours["without"][rgb] + 2000, rgb
+
+
+def test_an_analysis_given_is_the_section_shown(fleet):
+    """An audit has played the scenarios already: the summary shows that analysis."""
+    from pinscan.rotation import analyse
+
+    catalog = pinscan.Catalog.shipped().with_pems([fleet["cas"]])
+    policies = pinscan.load_policies(fleet["policy"])
+    dataset = pinscan.open(fleet["ds"])
+    given = analyse(dataset, policies, "routine", catalog=catalog)
+    summary = pinscan.summarize(dataset, analysis=given)
+    assert summary.lockout is not None and summary.verdict_source == "none"
+    assert set(summary.lockout.scenario_names) == set(given.scenarios["scenario"])
+    assert summary.lockout.matrix.height == 3
