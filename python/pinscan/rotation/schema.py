@@ -31,20 +31,22 @@ PLACES = ("leaf", "intermediate", "root")
 LOCKOUT_SCHEMA = pl.Schema(
     {
         "endpoint_id": pl.String,
-        "target": pl.String,
-        "name": pl.String,
-        "policy": pl.String,
-        "format": pl.String,
+        # Categorical like every column that repeats: the table has a row per scenario, and a
+        # million endpoints' names once each, not ten times, keep it within memory.
+        "target": pl.Categorical(),
+        "name": pl.Categorical(),
+        "policy": pl.Categorical(),
+        "format": pl.Categorical(),
         # The store whose path judges the policy today, and whose path the scenario rebuilds.
-        "store": pl.String,
-        "rule": pl.String,
+        "store": pl.Categorical(),
+        "rule": pl.Categorical(),
         "scenario": pl.Categorical(),
         "kind": KIND,
         "routine": pl.Boolean,
         "today": VERDICT,
         "verdict": VERDICT,
         "outcome": OUTCOME,
-        "matched_pin": pl.String,
+        "matched_pin": pl.Categorical(),
         "matched_position": pl.Int16,
         # The synthesized chain, leaf first, as CA names ("new leaf key > R11 > ISRG Root X1").
         "new_chain": pl.Categorical(),
@@ -56,9 +58,9 @@ HEADROOM_SCHEMA = pl.Schema(
         "endpoint_id": pl.String,
         "target": pl.String,
         "name": pl.String,
-        "policy": pl.String,
-        "format": pl.String,
-        "store": pl.String,
+        "policy": pl.Categorical(),
+        "format": pl.Categorical(),
+        "store": pl.Categorical(),
         "today": VERDICT,
         # Distinct policy pins that match today's chain where their pin-sets allow.
         "pins_matched": pl.UInt32,
