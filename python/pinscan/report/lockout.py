@@ -114,7 +114,10 @@ def lockout_section(
             ),
         )
     )
-    risky = riskiest(lockout)
+    # riskiest's own order, its ties by rule: the same report twice lists the same pin-sets.
+    risky = riskiest(lockout).sort(
+        "routine_share", "locked_out", "policy", "rule", descending=[True, True, False, False]
+    )
     routine_locked = lockout.filter(
         pl.col("routine") & (pl.col("outcome").cast(pl.String) == "locks_out")
     )["endpoint_id"].n_unique()
