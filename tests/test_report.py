@@ -256,8 +256,15 @@ def _chromium() -> str:
     return found
 
 
-def browse(page: Path, profile: Path, fragment: str = "", screenshot: Path | None = None):
-    """Load ``page`` in headless Chromium: (console messages, the DOM after the scripts ran).
+def browse(
+    page: Path,
+    profile: Path,
+    fragment: str = "",
+    screenshot: Path | None = None,
+    size: str = "1200,1400",
+):
+    """Load ``page`` in headless Chromium: (console messages, the DOM after the scripts ran),
+    or a ``screenshot`` of a window of ``size`` pixels.
     The page logs nothing itself, so any console message (an uncaught exception, a resource
     that failed to load, a CSP refusal) is a failure."""
     args = [
@@ -268,7 +275,7 @@ def browse(page: Path, profile: Path, fragment: str = "", screenshot: Path | Non
     if screenshot is None:
         args.append("--dump-dom")
     else:
-        args += [f"--screenshot={screenshot}", "--window-size=1200,1400", "--hide-scrollbars"]
+        args += [f"--screenshot={screenshot}", f"--window-size={size}", "--hide-scrollbars"]
     args.append(page.as_uri() + fragment)
     proc = subprocess.run(
         args, capture_output=True, text=True, timeout=90, stdin=subprocess.DEVNULL

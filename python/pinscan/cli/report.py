@@ -36,6 +36,12 @@ from pinscan.cli.options import policy_options, read_policies
     "--rows", type=click.IntRange(0), default=5000, show_default=True,
     help="Endpoints in the HTML table: problems first, then the soonest to expire.",
 )  # fmt: skip
+@options.scenario_options
+@click.option(
+    "--lockout-rows", type=click.IntRange(1), default=50, show_default=True,
+    help="Rows of the lockout matrix, the riskiest (by host, or by registrable domain when the "
+    "fleet has more hosts than this).",
+)  # fmt: skip
 @options.output_format()
 @options.quiet("Print nothing (for cron, with --html).")
 def report_command(
@@ -46,6 +52,12 @@ def report_command(
     as_of: dt.datetime | None,
     top: int,
     rows: int,
+    scenarios: str | None,
+    switch_to: tuple[str, ...],
+    backup_keys: tuple[Path, ...],
+    password: str | None,
+    ca_catalogs: tuple[Path, ...],
+    lockout_rows: int,
     output: str,
     quiet: bool,
 ) -> None:
@@ -55,18 +67,40 @@ def report_command(
     a history, also the trend over its scans and what changed since the scan before.
 
     Pin verdicts come from each --policy (judged now, or at --as-of), or else from the verdicts
-    `scan --policy` stored in OUT.
+    `scan --policy` stored in OUT. With --policy, the lockout section says which pin-sets the
+    next renewal, CA switch or key change would lock out: a matrix of hosts by scenario (a heat
+    map on the page), the riskiest first. A report is for reading: it plays every scenario
+    unless --scenarios says otherwise (--scenarios none leaves the section out; on a large
+    fleet it is the slowest part).
     """
     from pinscan.dataset import select
+    from pinscan.errors import ConfigError
     from pinscan.report.page import write_html
     from pinscan.report.summary import summarize
     from pinscan.report.terminal import print_summary
+    from pinscan.rotation.scenarios import parse_scenarios
 
+    # Parsed and read first: a misspelt kind or an unreadable key exits 2 before any work.
+    selection = parse_scenarios(scenarios or "all", option="--scenarios")
+    inputs = (switch_to, backup_keys, password, ca_catalogs)
+    rotation = options.scenario_inputs(*inputs) if policies else {}
     dataset = select(out, verify=True)
     loaded = read_policies(policies, policy_format) if policies else None
-    summary = summarize(
-        dataset, loaded, as_of, top=top, table_rows=rows if html_path else 0, history=True
-    )
+    try:
+        summary = summarize(
+            dataset,
+            loaded,
+            as_of,
+            top=top,
+            table_rows=rows if html_path else 0,
+            history=True,
+            scenarios=selection,
+            lockout_rows=lockout_rows,
+            **rotation,
+        )
+    except ConfigError as exc:  # named as the library names it: say the option instead
+        option = options.SCENARIO_INPUTS.get(exc.setting, exc.setting)
+        raise ConfigError(option, exc.reason) from None
     if html_path is not None:
         write_html(summary, html_path)
     if quiet:

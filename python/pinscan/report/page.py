@@ -26,6 +26,7 @@ from pinscan.atomic import atomic_write
 from pinscan.dataset.schema import VERDICTS
 from pinscan.diffing import summary as diff_summary
 from pinscan.report import charts
+from pinscan.report.lockout import Lockout
 from pinscan.report.summary import TIMELINE_WEEKS, Summary, policy_label, scan_state
 
 VERDICT_COLORS = {
@@ -38,6 +39,15 @@ VERDICT_COLORS = {
     "unpinned": "#c8ced3",
 }
 STATUS_COLORS = {"ok": charts.GOOD}
+#: Lockout outcomes as the heat map draws them: (colour, mark, words). The mark and the words
+#: are in every cell, so the map reads without colour; the colours are the stylesheet's
+#: ``.o-*`` classes, dark text on each (contrast 4.5:1 or more) but white on ``untrusted``.
+OUTCOME_LOOK = {
+    "locks_out": (charts.BAD, "\u2717", "locks out"),
+    "untrusted": ("#5e3c99", "!", "untrusted"),
+    "survives": (charts.GOOD, "\u2713", "survives"),
+    "unpinned": ("#c8ced3", "\u2013", "unpinned"),
+}
 #: The trend's lines: (column of Summary.trend, name, colour).
 TREND_LINES = (
     ("handshake_ok", "handshake ok", charts.GOOD),
@@ -126,6 +136,7 @@ def _parts(s: Summary) -> dict[str, str]:
             list(s.unverified.iter_rows()), [charts.BAD] * s.unverified.height, title="not verified"
         ),
         "pins": _pins(s),
+        "lockout": "" if s.lockout is None else _lockout(s.lockout),
         "problems": _html_table(
             s.problems.select("kind", "problem", "endpoints", pl.col("example").alias("e.g.")),
             numeric={2},
@@ -204,6 +215,112 @@ def _pins(s: Summary) -> str:
         numeric={1, 2, 3, 4, 5},
     )
     return f"{chart}<h3>Coverage (from {escape(s.verdict_source)})</h3>{coverage}"
+
+
+def _lockout(lock: Lockout) -> str:
+    """The lockout section: the riskiest pin-sets, the heat map (a table: rows by host or
+    domain and policy, a column per scenario, each cell coloured, marked and worded by its
+    outcome, the riskiest rows first) with its legend, and each scenario's outcomes over the
+    whole fleet."""
+    pairs = int(lock.outcomes["pairs"].sum()) if lock.outcomes.height else 0
+    head = (
+        '<section id="lockout"><h2>Lockout: what the next renewal, CA switch or key change '
+        "does to the pins</h2>"
+        f'<p class="meta">{len(lock.scenario_names)} scenarios over {pairs:,} pinned (endpoint, '
+        "policy) pairs, each judged on the chain the scenario would serve. Routine scenarios "
+        "(marked *: renew_new_key and each sibling:) happen at a renewal without anyone choosing "
+        f"them. Endpoints a routine scenario locks out: <b>{lock.routine_locked:,}</b>.</p>"
+    )
+    if lock.matrix.is_empty():
+        empty = "No pin-set covers an endpoint: nothing to lock out."
+        return f'{head}<p class="empty">{empty}</p></section>'
+    risky = _html_table(
+        _riskiest(lock.riskiest),
+        numeric={i for i, d in enumerate(lock.riskiest.dtypes) if d.is_numeric()},
+    )
+    by = "host" if lock.by == "name" else "registrable domain"
+    note = (
+        f"The {lock.matrix.height:,} riskiest of {lock.matrix_total:,} rows; "
+        f"{lock.left_out:,} more are left out (<code>pinscan check --scenarios</code> and "
+        "<code>pinscan.lockout()</code> have every endpoint)."
+        if lock.left_out
+        else f"Every {by} a pin-set covers ({lock.matrix_total:,} rows), the riskiest first."
+    )
+    chart = charts.stacked(
+        [
+            (name, [(OUTCOME_LOOK[o][2], n) for _, o, n in rows.iter_rows()])
+            for (name,), rows in lock.outcomes.group_by("scenario", maintain_order=True)
+        ],
+        {words: color for color, _, words in OUTCOME_LOOK.values()},
+        title="(endpoint, policy) pairs by outcome, per scenario",
+    )
+    return (
+        head
+        + f"<h3>Riskiest pin-sets ({lock.riskiest.height:,} of {lock.pin_sets:,})</h3>{risky}"
+        + f"<h3>By {escape(by)} and scenario</h3>"
+        + f'<p class="meta">{note} A cell is the worst outcome among the row\'s endpoints; '
+        "empty where the scenario does not apply.</p>"
+        + _legend()
+        + f'<div class="scroll heatmap">{_heat_map(lock)}</div>'
+        + f"<h3>Outcomes per scenario, whole fleet</h3>{chart}</section>"
+    )
+
+
+def _riskiest(frame: pl.DataFrame) -> pl.DataFrame:
+    """The riskiest pin-sets as the page shows them: policies by file name, lists joined,
+    shares in per cent, headings in words."""
+    return frame.with_columns(
+        *(pl.col(c).str.split("/").list.last() for c in ("policy",) if c in frame.columns),
+        *(pl.col(c).list.join(", ") for c, d in frame.schema.items() if isinstance(d, pl.List)),
+        *(
+            (pl.col(c) * 100).round(0).cast(pl.Int64).cast(pl.String) + "%"
+            for c, d in frame.schema.items()
+            if d.is_float()
+        ),
+    ).rename(lambda c: c.replace("_", " "))
+
+
+def _legend() -> str:
+    items = "".join(
+        f'<li><span class="cell o-{o}">{mark}</span> {escape(words)}</li>'
+        for o, (_, mark, words) in OUTCOME_LOOK.items()
+    )
+    blank = '<li><span class="cell">&nbsp;</span> does not apply</li>'
+    return f'<ul class="legend" aria-label="legend">{items}{blank}</ul>'
+
+
+def _heat_map(lock: Lockout) -> str:
+    by = "host" if lock.by == "name" else "domain"
+    routine = set(lock.scenarios.filter(pl.col("routine"))["scenario"])
+    details = dict(lock.scenarios.select("scenario", "detail").iter_rows())
+    names = lock.scenario_names
+    head = "".join(
+        f'<th scope="col" title="{escape(details.get(n) or n)}">{escape(n)}'
+        f"{' *' if n in routine else ''}</th>"
+        for n in names
+    )
+    rows = []
+    for row in lock.matrix.iter_rows(named=True):
+        where, policy = row[lock.by], policy_label(row["policy"])
+        cells = []
+        for name in names:
+            outcome = row[name]
+            if outcome is None:
+                tip = escape(f"{where}, {policy}, {name}: does not apply")
+                cells.append(f'<td class="cell" title="{tip}"></td>')
+                continue
+            _, mark, words = OUTCOME_LOOK[outcome]
+            tip = escape(f"{where}, {policy}, {name}: {words}")
+            cells.append(f'<td class="cell o-{outcome}" title="{tip}">{mark} {escape(words)}</td>')
+        rows.append(
+            f'<tr><th scope="row">{escape(where)}</th><td>{escape(policy)}</td>{"".join(cells)}'
+            f'<td class="n">{row["locked_out"]}/{len(names)}</td></tr>'
+        )
+    return (
+        f'<table id="lockout-matrix"><thead><tr><th scope="col">{by}</th>'
+        f'<th scope="col">policy</th>{head}<th scope="col" class="n">locks out</th></tr></thead>'
+        f"<tbody>{''.join(rows)}</tbody></table>"
+    )
 
 
 def _html_table(

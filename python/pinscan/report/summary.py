@@ -15,10 +15,10 @@ verification and failing pins) and what :func:`pinscan.diff` finds since the sca
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import polars as pl
 
@@ -31,6 +31,12 @@ from pinscan.diffing import summary as diff_summary
 from pinscan.policy.evaluate import evaluate
 from pinscan.policy.model import Policy
 from pinscan.records import VERIFY_ERRORS
+from pinscan.report.lockout import MATRIX_ROWS, Lockout, lockout_section
+from pinscan.rotation import Analysis, Selection, analyse, parse_scenarios
+
+if TYPE_CHECKING:
+    from pinscan.catalog.graph import Catalog
+    from pinscan.policy.suggest import BackupKey
 
 #: "Expiring within N days" windows, cumulative (the 30-day count includes the 7-day one).
 WINDOWS = (7, 30, 90)
@@ -91,6 +97,8 @@ class Summary:
     #: is none.
     previous: dict[str, Any] | None = None
     changes: pl.DataFrame | None = None
+    #: With policies and ``scenarios``: what each rotation scenario does to their pins.
+    lockout: Lockout | None = None
 
     @property
     def table_left_out(self) -> int:
@@ -139,6 +147,7 @@ class Summary:
             "trend": rows(self.trend),
             "previous": self.previous,
             "changes": changes,
+            "lockout": None if self.lockout is None else self.lockout.to_dict(),
         }
 
 
@@ -151,6 +160,12 @@ def summarize(
     table_rows: int = 0,
     history: bool = False,
     changes: pl.DataFrame | None = None,
+    scenarios: str | Sequence[str] | Selection | None = "all",
+    catalog: Catalog | None = None,
+    switch_to: Sequence[str] = (),
+    backup_keys: Sequence[str | Path | BackupKey] = (),
+    lockout_rows: int = MATRIX_ROWS,
+    analysis: Analysis | None = None,
 ) -> Summary:
     """Summarise a scan: status, TLS versions, keys, issuers, expiry, verification, pins.
 
@@ -169,6 +184,7 @@ def summarize(
     >>> s.count("status", status="ok"), s.expiring  # doctest: +SKIP
     """
     moment = _moment(as_of)
+    selection = None if scenarios is None else parse_scenarios(scenarios)
     given = None
     if policies is not None:
         given = [policies] if isinstance(policies, Policy) else list(policies)
@@ -226,6 +242,14 @@ def summarize(
         verdict_source=source,
         **frames,
     )
+    if analysis is None and given and selection and (selection.kinds or selection.patterns):
+        analysis = analyse(
+            dataset, given, selection, as_of=moment, catalog=catalog, switch_to=switch_to,
+            backup_keys=backup_keys,
+        )  # fmt: skip
+    if analysis is not None:
+        section = lockout_section(analysis.lockout, analysis.scenarios, rows=lockout_rows, top=top)
+        summary = replace(summary, lockout=section)
     if history:
         summary = _with_history(summary, dataset, given, changes)
     return summary

@@ -12,6 +12,7 @@ from rich.table import Table
 
 from pinscan.dataset.schema import VERDICTS
 from pinscan.diffing import summary as diff_summary
+from pinscan.report.lockout import Lockout
 from pinscan.report.summary import Summary, policy_label, scan_state
 
 VERDICT_STYLE = {
@@ -27,6 +28,14 @@ VERDICT_STYLE = {
 #: table, so that no cell is folded and each row is one line for grep and awk, whatever COLUMNS
 #: says. Nothing is padded to it.
 UNFOLDED = 100_000
+#: A lockout matrix cell: words first (a terminal without colour, a log), the colour second.
+OUTCOME_CELL = {
+    "locks_out": "[bold red]LOCKS OUT[/]",
+    "untrusted": "[magenta]untrusted[/]",
+    "survives": "[green]survives[/]",
+    "unpinned": "[dim]unpinned[/]",
+    None: "[dim]-[/]",
+}
 
 
 def new_console(*, stderr: bool = False) -> Console:
@@ -129,6 +138,8 @@ def print_summary(summary: Summary, console: Console | None = None) -> None:
             )
         console.print(issuers)
     _print_pins(summary, console)
+    if summary.lockout is not None:
+        print_lockout(summary.lockout, console)
     if summary.problems.height:
         problems = Table(title="top problems", title_justify="left")
         for column in ("kind", "problem", "endpoints", "e.g."):
@@ -179,6 +190,67 @@ def _print_pins(summary: Summary, console: Console) -> None:
         "endpoints failing a pin check (fail or error under at least one policy): "
         f"{summary.pin_failing:,}"
     )
+
+
+def print_lockout(lockout: Lockout, console: Console) -> None:
+    """The riskiest pin-sets, then the matrix: a row per host (or registrable domain) and
+    policy, a column per scenario, riskiest rows first."""
+    by = "host" if lockout.by == "name" else "domain"
+    pairs = int(lockout.outcomes["pairs"].sum()) if lockout.outcomes.height else 0
+    console.print(
+        f"[bold]lockout[/]: {len(lockout.scenario_names)} scenarios over {pairs:,} pinned "
+        f"(endpoint, policy) pairs; endpoints a routine scenario (renew_new_key, sibling:) "
+        f"locks out: {lockout.routine_locked:,}"
+    )
+    if lockout.matrix.is_empty():
+        console.print("[dim]lockout: no pin-set covers an endpoint, nothing to lock out[/]")
+        return
+    if lockout.riskiest.height:
+        risky = Table(
+            title=f"riskiest pin-sets ({lockout.riskiest.height} of {lockout.pin_sets})",
+            title_justify="left",
+        )
+        for column in lockout.riskiest.columns:
+            numeric = lockout.riskiest.schema[column].is_numeric()
+            risky.add_column(column.replace("_", " "), justify="right" if numeric else "left")
+        for row in lockout.riskiest.iter_rows(named=True):
+            risky.add_row(*(_risk_cell(column, value) for column, value in row.items()))
+        print_table(console, risky)
+    routine = set(lockout.scenarios.filter(pl.col("routine"))["scenario"])
+    names = lockout.scenario_names
+    shown = lockout.matrix.height
+    title = f"lockout by {by} and scenario (* routine), riskiest first"
+    if lockout.left_out:
+        title += f": {shown} of {lockout.matrix_total}"
+    grid = Table(title=title, title_justify="left")
+    grid.add_column(by)
+    grid.add_column("policy")
+    for name in names:
+        grid.add_column(f"{name}{' *' if name in routine else ''}")
+    grid.add_column("locks out", justify="right")
+    for row in lockout.matrix.iter_rows(named=True):
+        grid.add_row(
+            row[lockout.by],
+            policy_label(row["policy"]),
+            *(OUTCOME_CELL[row[name]] for name in names),
+            f"{row['locked_out']}/{len(names)}",
+        )
+    print_table(console, grid)
+    if lockout.left_out:
+        console.print(
+            f"{lockout.left_out:,} more rows left out (--lockout-rows; pinscan check "
+            "--scenarios lists every endpoint)"
+        )
+
+
+def _risk_cell(column: str, value: object) -> str:
+    if column == "policy" and isinstance(value, str):
+        return policy_label(value)
+    if isinstance(value, list):
+        return ", ".join(map(str, value)) or "-"
+    if isinstance(value, float):
+        return f"{100 * value:.0f}%" if column.endswith("share") else f"{value:.2f}"
+    return "" if value is None else f"{value:,}" if isinstance(value, int) else str(value)
 
 
 def _print_history(summary: Summary, console: Console) -> None:
