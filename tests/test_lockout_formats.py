@@ -1,0 +1,705 @@
+# SPDX-License-Identifier: Apache-2.0
+"""Every rotation scenario on every client format of the semantics table (docs/policies.md).
+
+Each case is a real policy file in its client's own format, read by ``pinscan.load_policy``,
+pinning an endpoint whose chain runs through the real Let's Encrypt hierarchy (tests/lechains.py)
+in two eras: R10 under ISRG Root X1 on 2025-06-01 (siblings R11-R14) and YR1 under Root YR
+(cross-signed by ISRG Root X1) today (siblings YR2, YR3). The expected outcome of each scenario is
+not read off pinscan: a small model of each client (which positions a pin list may match, whether
+the client checks the leaf alone, enforces, refuses the file or has stopped pinning) is applied
+to the chain the scenario serves, written out below key by key.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import hashlib
+import json
+import plistlib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import lechains
+import polars as pl
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+
+import pinscan
+from pinscan.policy import formats
+from pinscan.rotation import analyse
+from pinscan.rotation.schema import KINDS
+
+from fleet import pki
+
+HOST = "api.example.com"
+SWITCH_FAMILY = "DigiCert Inc"
+SWITCH = f"switch:{SWITCH_FAMILY}"
+NOW = dt.datetime.now(dt.UTC).replace(microsecond=0)
+
+
+# The eras ---------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Era:
+    """An endpoint's chain as the platform stores build it (leaf first, CA names as lechains
+    calls them) at ``as_of``, and the intermediates Let's Encrypt may issue its next
+    certificate from instead."""
+
+    name: str
+    as_of: dt.datetime
+    above: tuple[str, ...]
+    siblings: tuple[str, ...]
+
+    @property
+    def issuer(self) -> str:
+        return self.above[0]
+
+
+# 2024-2025: R10-R14 in use, picked at random per certificate; R10 hangs from ISRG Root X1.
+R_ERA = Era(
+    "r10",
+    dt.datetime(2025, 6, 1, tzinfo=dt.UTC),
+    ("R10", "ISRG Root X1"),
+    ("R11", "R12", "R13", "R14"),
+)
+# Generation Y: YR1/YR2 active, YR3 the backup; Root YR is in no store yet, so every platform
+# builds through its cross-sign by ISRG Root X1.
+Y_ERA = Era("gen-y", NOW, ("YR1", "Root YR by X1", "ISRG Root X1"), ("YR2", "YR3"))
+ERAS = (R_ERA, Y_ERA)
+
+#: Symbolic keys of a scenario chain: the served leaf key, a fresh one, the spare key, the CA
+#: names of lechains, and the other family's keys (which no policy here pins).
+LEAF, NEW, SPARE, OTHER = "leaf", "new leaf key", "spare", "another family's CA"
+
+
+def scenario_chains(era: Era) -> dict[str, tuple[str, ...] | None]:
+    """Each scenario's chain, leaf first, as a client of the platform builds it; ``None``: the
+    chain builds to no root the store trusts (ISRG Root X1 distrusted, and neither R10 nor
+    Root YR has another path to a trusted root at that moment)."""
+    chains: dict[str, tuple[str, ...] | None] = {
+        "renew_same_key": (LEAF, *era.above),
+        "renew_new_key": (NEW, *era.above),
+        **{f"sibling:{s}": (NEW, s, *era.above[1:]) for s in era.siblings},
+        SWITCH: (NEW, OTHER, OTHER),
+        "backup_key": (SPARE, *era.above),
+        "root_removed": None,
+    }
+    return chains
+
+
+# The client model -------------------------------------------------------------------------------
+
+ANY, LEAF_POS, CA_POS = "any", "leaf", "ca"
+
+
+@dataclass(frozen=True)
+class Client:
+    """What a client makes of its policy file, in the terms of its own code.
+
+    ``sets``: pin lists that must all match, each at its positions (``any``; ``leaf``: position
+    0; ``ca``: 1 and up, the anchor included). ``state``: ``enforce``; ``report`` (a mismatch
+    is only reported); ``error`` (the client refuses the file: the app cannot connect);
+    ``expired`` (the pin-set's date has passed) and ``unpinned`` (overridePins): nothing is
+    checked. ``leaf_only``: the client looks
+    at the presented leaf alone (curl). ``bad``: keys that fail the chain wherever they are.
+    """
+
+    sets: tuple[tuple[str, frozenset[str]], ...] = ()
+    state: str = "enforce"
+    leaf_only: bool = False
+    bad: frozenset[str] = frozenset()
+
+    def verdict(self, chain: Sequence[str]) -> str:
+        if self.state == "error":
+            return "error"
+        if self.state in ("expired", "unpinned"):
+            return self.state
+        seen = chain[:1] if self.leaf_only else chain
+
+        def matches(where: str, keys: frozenset[str]) -> bool:
+            start, stop = {ANY: (0, None), LEAF_POS: (0, 1), CA_POS: (1, None)}[where]
+            return any(key in keys for key in seen[start:stop])
+
+        passed = all(matches(w, k) for w, k in self.sets) and not self.bad & set(seen)
+        if passed:
+            return "pass"
+        return "fail" if self.state == "enforce" else "report-only"
+
+    def outcome(self, chain: Sequence[str] | None) -> str:
+        if chain is None:
+            return "untrusted"  # the platform refuses the chain before any pin is looked at
+        return {
+            "pass": "survives",
+            "report-only": "survives",
+            "fail": "locks_out",
+            "error": "locks_out",
+            "expired": "unpinned",
+            "unpinned": "unpinned",
+        }[self.verdict(chain)]
+
+
+def pins(*names: str, where: str = ANY) -> tuple[str, frozenset[str]]:
+    return (where, frozenset(names))
+
+
+# Policy files -----------------------------------------------------------------------------------
+
+
+@dataclass
+class Keys:
+    """The SHA-256 SPKI pins (and SHA-1, for OkHttp) of the symbolic keys in one era."""
+
+    era: Era
+    leaf: str
+    spare: str
+    sha1: dict[str, str] = field(default_factory=dict)
+
+    def __call__(self, name: str) -> str:
+        if name == LEAF:
+            return self.leaf
+        if name == SPARE:
+            return self.spare
+        if name == "issuer":
+            return lechains.pin(self.era.issuer)
+        if name == "root":
+            return lechains.pin(self.era.above[-1])
+        if name == "sibling":
+            return lechains.pin(self.era.siblings[0])
+        return lechains.pin(name)
+
+
+def _spki_sha1(der: bytes) -> str:
+    spki = (
+        x509.load_der_x509_certificate(der)
+        .public_key()
+        .public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    )
+    return base64.b64encode(hashlib.sha1(spki).digest()).decode()
+
+
+def android_xml(
+    keys: Keys,
+    names: Sequence[str],
+    *,
+    expiration: dt.date | None = None,
+    override: bool = False,
+    trustkit: str | None = None,
+    duplicate: bool = False,
+) -> str:
+    """A network_security_config.xml pinning ``names`` for HOST and its subdomains' parent."""
+    pin_lines = "\n".join(
+        f'            <pin digest="SHA-256">{keys(n)}</pin> <!-- {n} -->' for n in names
+    )
+    expires = f' expiration="{expiration.isoformat()}"' if expiration else ""
+    anchors = (
+        '        <trust-anchors>\n            <certificates src="system" overridePins="true"/>\n'
+        "        </trust-anchors>\n"
+        if override
+        else ""
+    )
+    tk = ""
+    if trustkit == "enforce":
+        tk = '        <trustkit-config enforcePinning="true" disableDefaultReportUri="true"/>\n'
+    elif trustkit == "report":
+        tk = (
+            "        <trustkit-config>\n"
+            "            <report-uri>https://reports.example.com/pins</report-uri>\n"
+            "        </trustkit-config>\n"
+        )
+    again = f'        <domain includeSubdomains="true">{HOST}</domain>\n' if duplicate else ""
+    return f"""<?xml version="1.0" encoding="utf-8"?>
+<network-security-config>
+    <base-config cleartextTrafficPermitted="false"/>
+    <domain-config>
+        <domain includeSubdomains="true">{HOST}</domain>
+{again}{anchors}        <pin-set{expires}>
+{pin_lines}
+        </pin-set>
+{tk}    </domain-config>
+</network-security-config>
+"""
+
+
+def ios_plist(
+    keys: Keys, *, leaf: Sequence[str] | None = None, ca: Sequence[str] | None = None
+) -> bytes:
+    """An Info.plist whose ATS NSPinnedDomains pins HOST by leaf and/or CA identities."""
+    entry: dict[str, object] = {"NSIncludesSubdomains": False}
+    if leaf is not None:
+        entry["NSPinnedLeafIdentities"] = [{"SPKI-SHA256-BASE64": keys(n)} for n in leaf]
+    if ca is not None:
+        entry["NSPinnedCAIdentities"] = [{"SPKI-SHA256-BASE64": keys(n)} for n in ca]
+    return plistlib.dumps(
+        {
+            "CFBundleIdentifier": "com.example.app",
+            "NSAppTransportSecurity": {"NSPinnedDomains": {HOST: entry}},
+        }
+    )
+
+
+def trustkit_plist(
+    keys: Keys, names: Sequence[str], *, enforce: bool = True, expires: dt.date | None = None
+) -> bytes:
+    """An Info.plist with a TrustKit TSKConfiguration for HOST."""
+    domain: dict[str, object] = {
+        "TSKEnforcePinning": enforce,
+        "TSKIncludeSubdomains": False,
+        "TSKPublicKeyHashes": [keys(n) for n in names],
+        "TSKReportUris": ["https://reports.example.com/trustkit"],
+    }
+    if expires is not None:
+        domain["TSKExpirationDate"] = expires.isoformat()
+    return plistlib.dumps(
+        {
+            "CFBundleIdentifier": "com.example.app",
+            "TSKConfiguration": {
+                "TSKSwizzleNetworkDelegates": True,
+                "TSKPinnedDomains": {HOST: domain},
+            },
+        }
+    )
+
+
+def okhttp_kotlin(keys: Keys, adds: Sequence[tuple[str, str]]) -> str:
+    """Kotlin that builds an OkHttp client with a CertificatePinner: ``(pattern, pin)`` adds,
+    a pin given as a symbolic key (``sha256/``) or ``sha1:NAME``."""
+
+    def value(name: str) -> str:
+        if name.startswith("sha1:"):
+            return f"sha1/{keys.sha1[name[5:]]}"
+        return f"sha256/{keys(name)}"
+
+    lines = "\n".join(f'        .add("{pattern}", "{value(n)}")' for pattern, n in adds)
+    return f"""package com.example.net
+
+import okhttp3.CertificatePinner
+import okhttp3.OkHttpClient
+
+object ApiClient {{
+    private val pinner = CertificatePinner.Builder()
+{lines}
+        .build()
+
+    val client: OkHttpClient = OkHttpClient.Builder()
+        .certificatePinner(pinner)
+        .build()
+}}
+"""
+
+
+def hpkp_dump(
+    keys: Keys, names: Sequence[str], *, report_only: bool = False, max_age: str | None = "5184000"
+) -> str:
+    """A saved HTTP response (``curl -sI``) carrying a Public-Key-Pins header from HOST."""
+    header = "Public-Key-Pins-Report-Only" if report_only else "Public-Key-Pins"
+    directives = [f'pin-sha256="{keys(n)}"' for n in names]
+    if max_age is not None:
+        directives.append(f"max-age={max_age}")
+    directives.append('report-uri="https://reports.example.com/hpkp"')
+    return (
+        f"$ curl -sI https://{HOST}/\nHTTP/1.1 200 OK\nServer: nginx\n"
+        f"{header}: {'; '.join(directives)}\nContent-Type: text/html\n"
+    )
+
+
+def curl_script(keys: Keys, names: Sequence[str]) -> str:
+    value = ";".join(f"sha256//{keys(n)}" for n in names)
+    return f"#!/bin/sh\nset -e\ncurl -fsS --pinnedpubkey '{value}' https://{HOST}/v1/health\n"
+
+
+def chromium_files(
+    directory: Path,
+    keys: Keys,
+    names: Sequence[str],
+    *,
+    bad: Sequence[str] = (),
+    timestamp: dt.datetime,
+) -> Path:
+    """transport_security_state_static_pins.json and its .pins file, side by side."""
+    directory.mkdir(parents=True, exist_ok=True)
+    label = {n: "Key" + "".join(c for c in n.title() if c.isalnum()) for n in (*names, *bad)}
+    pins_file = [f"# test keys\nPinsListTimestamp\n{int(timestamp.timestamp())}\n"]
+    pins_file += [f"\n{label[n]}\nsha256/{keys(n)}\n" for n in dict.fromkeys([*names, *bad])]
+    (directory / "transport_security_state_static.pins").write_text("".join(pins_file))
+    doc = {
+        "pinsets": [
+            {
+                "name": "example",
+                "static_spki_hashes": [label[n] for n in names],
+                "bad_static_spki_hashes": [label[n] for n in bad],
+            }
+        ],
+        "entries": [{"name": HOST, "include_subdomains": True, "pins": "example"}],
+    }
+    path = directory / "transport_security_state_static_pins.json"
+    path.write_text("// Pinned names, as Chromium lists them.\n" + json.dumps(doc, indent=2))
+    return path
+
+
+def toml_text(keys: Keys, body: str, *, chain: str = "verified") -> str:
+    """pinscan's TOML: ``body`` is the [[pin-set]] keys, with ``{name}`` for a pin."""
+
+    def pin(name: str) -> str:
+        return f'"sha256/{keys(name)}"'
+
+    filled = body.format_map({n: pin(n) for n in (LEAF, SPARE, "issuer", "root", "sibling")})
+    return (
+        f'combine = "most-specific"\nchain = "{chain}"\n\n[[pin-set]]\ndomain = "{HOST}"\n'
+        f"{filled}\n"
+    )
+
+
+# The cases --------------------------------------------------------------------------------------
+
+Writer = Callable[[Path, Keys, Era], Path]
+
+
+@dataclass(frozen=True)
+class Case:
+    """One policy file (``write`` puts it in a directory and returns its path), the format it is
+    read as, and the client's view of it (a function of the era: some states depend on dates)."""
+
+    id: str
+    format: str
+    write: Writer
+    client: Callable[[Era], Client]
+
+
+def _text(name: str, render: Callable[[Keys, Era], str | bytes]) -> Writer:
+    def write(directory: Path, keys: Keys, era: Era) -> Path:
+        path = directory / name
+        data = render(keys, era)
+        path.write_bytes(data if isinstance(data, bytes) else data.encode())
+        return path
+
+    return write
+
+
+def _fixed(client: Client) -> Callable[[Era], Client]:
+    return lambda era: client
+
+
+def _past(era: Era) -> dt.date:
+    return (era.as_of - dt.timedelta(days=30)).date()
+
+
+def _future(era: Era) -> dt.date:
+    return (era.as_of + dt.timedelta(days=365)).date()
+
+
+NSC = "network_security_config.xml"
+EXPIRED = Client(state="expired")
+UNPINNED = Client(state="unpinned")
+ERROR = Client(state="error")
+# The four pin-sets of the brief, as a client that may match any position sees them.
+LEAF_ONLY = Client((pins(LEAF),))
+ISSUER = Client((pins("issuer"),))
+ROOT = Client((pins("root"),))
+SPARE_LEAF = Client((pins(SPARE, LEAF),))
+
+
+def _android(case: str, names: Sequence[str], client: Client, **options: object) -> Case:
+    def render(keys: Keys, era: Era) -> str:
+        opts = dict(options)
+        for key in ("expiration",):
+            if callable(opts.get(key)):
+                opts[key] = opts[key](era)  # type: ignore[operator]
+        return android_xml(keys, names, **opts)  # type: ignore[arg-type]
+
+    return Case(f"android-{case}", "android", _text(NSC, render), _fixed(client))
+
+
+def _trustkit_android(case: str, names: Sequence[str], client: Client, **options: object) -> Case:
+    def render(keys: Keys, era: Era) -> str:
+        opts = dict(options)
+        if callable(opts.get("expiration")):
+            opts["expiration"] = opts["expiration"](era)  # type: ignore[operator]
+        return android_xml(keys, names, **opts)  # type: ignore[arg-type]
+
+    return Case(f"trustkit-android-{case}", "trustkit-android", _text(NSC, render), _fixed(client))
+
+
+def _ios(case: str, client: Client, **lists: Sequence[str]) -> Case:
+    return Case(
+        f"ios-{case}",
+        "ios",
+        _text("Info.plist", lambda k, e: ios_plist(k, **lists)),
+        _fixed(client),
+    )
+
+
+def _trustkit(case: str, names: Sequence[str], client: Client, enforce: bool = True) -> Case:
+    return Case(
+        f"trustkit-{case}",
+        "trustkit",
+        _text("Info.plist", lambda k, e: trustkit_plist(k, names, enforce=enforce)),
+        _fixed(client),
+    )
+
+
+def _okhttp(case: str, adds: Sequence[tuple[str, str]], client: Client) -> Case:
+    return Case(
+        f"okhttp-{case}",
+        "okhttp",
+        _text("ApiClient.kt", lambda k, e: okhttp_kotlin(k, adds)),
+        _fixed(client),
+    )
+
+
+def _hpkp(case: str, names: Sequence[str], client: Client, **options: object) -> Case:
+    return Case(
+        f"hpkp-{case}",
+        "hpkp",
+        _text("headers.txt", lambda k, e: hpkp_dump(k, names, **options)),  # type: ignore[arg-type]
+        _fixed(client),
+    )
+
+
+def _curl(case: str, names: Sequence[str], client: Client) -> Case:
+    return Case(
+        f"curl-{case}",
+        "curl",
+        _text("health.sh", lambda k, e: curl_script(k, names)),
+        _fixed(client),
+    )
+
+
+def _chromium(
+    case: str,
+    names: Sequence[str],
+    client: Callable[[Era], Client],
+    *,
+    bad: Sequence[str] = (),
+    age: dt.timedelta = dt.timedelta(days=10),
+) -> Case:
+    def write(directory: Path, keys: Keys, era: Era) -> Path:
+        return chromium_files(
+            directory / "chromium", keys, names, bad=bad, timestamp=era.as_of - age
+        )
+
+    return Case(f"chromium-{case}", "chromium", write, client)
+
+
+def _toml(case: str, body: str, client: Callable[[Era], Client], chain: str = "verified") -> Case:
+    def render(keys: Keys, era: Era) -> str:
+        text = body.replace("PAST", _past(era).isoformat()).replace(
+            "FUTURE", _future(era).isoformat()
+        )
+        return toml_text(keys, text, chain=chain)
+
+    return Case(f"toml-{case}", "toml", _text("pins.toml", render), client)
+
+
+CASES: tuple[Case, ...] = (
+    # Android's Network Security Config: any position of the built chain, anchor included.
+    _android("leaf", [LEAF], LEAF_ONLY),
+    _android("issuer", ["issuer"], ISSUER, expiration=_future),
+    _android("root", ["root"], ROOT),
+    _android("spare-leaf", [SPARE, LEAF], SPARE_LEAF),
+    # A pin-set past its expiration is not enforced: the app connects to anything trusted.
+    _android("expired", [LEAF], EXPIRED, expiration=_past),
+    # overridePins on the system anchors: a publicly trusted chain is never pin-checked.
+    _android("override-pins", [LEAF], UNPINNED, override=True),
+    # The same domain twice: Android refuses the whole file, the app cannot start its client.
+    _android("duplicate-domain", ["root"], ERROR, duplicate=True),
+    # TrustKit-Android: report-only unless enforcePinning, and two pins when enforcing.
+    _trustkit_android("leaf-enforced", [LEAF], ERROR, trustkit="enforce"),
+    _trustkit_android("leaf-report", [LEAF], Client((pins(LEAF),), "report"), trustkit="report"),
+    _trustkit_android(
+        "issuer-spare", ["issuer", SPARE], Client((pins("issuer", SPARE),)), trustkit="enforce"
+    ),
+    _trustkit_android(
+        "root-spare", ["root", SPARE], Client((pins("root", SPARE),)), trustkit="enforce"
+    ),
+    _trustkit_android("spare-leaf", [SPARE, LEAF], SPARE_LEAF, trustkit="enforce"),
+    _trustkit_android("expired", [SPARE, LEAF], EXPIRED, trustkit="enforce", expiration=_past),
+    # iOS ATS: leaf identities match position 0 only, CA identities 1 and up (anchor included).
+    _ios("leaf", Client((pins(LEAF, where=LEAF_POS),)), leaf=[LEAF]),
+    _ios("issuer", Client((pins("issuer", where=CA_POS),)), ca=["issuer"]),
+    _ios("root", Client((pins("root", where=CA_POS),)), ca=["root"]),
+    _ios("spare-leaf", Client((pins(SPARE, LEAF, where=LEAF_POS),)), leaf=[SPARE, LEAF]),
+    # The CA key among the leaf identities, the leaf key among the CA ones: never matched.
+    _ios("issuer-as-leaf", Client((pins("issuer", where=LEAF_POS),)), leaf=["issuer"]),
+    _ios("leaf-as-ca", Client((pins(LEAF, where=CA_POS),)), ca=[LEAF]),
+    # Both lists: both must match.
+    _ios(
+        "leaf-and-ca",
+        Client((pins(LEAF, SPARE, where=LEAF_POS), pins("issuer", where=CA_POS))),
+        leaf=[LEAF, SPARE],
+        ca=["issuer"],
+    ),
+    # An empty list keeps the host pinned and never matches.
+    _ios("empty-ca", Client((pins(where=CA_POS),)), ca=[]),
+    # TrustKit (iOS): at least two pins when enforcing, else TrustKit throws at start-up.
+    _trustkit("leaf-enforced", [LEAF], ERROR),
+    _trustkit("leaf-report", [LEAF], Client((pins(LEAF),), "report"), enforce=False),
+    _trustkit("issuer-spare", ["issuer", SPARE], Client((pins("issuer", SPARE),))),
+    _trustkit("root-spare", ["root", SPARE], Client((pins("root", SPARE),))),
+    _trustkit("spare-leaf", [SPARE, LEAF], SPARE_LEAF),
+    Case(
+        "trustkit-expired",
+        "trustkit",
+        _text(
+            "Info.plist",
+            lambda k, e: trustkit_plist(k, [SPARE, LEAF], expires=_past(e)),
+        ),
+        _fixed(EXPIRED),
+    ),
+    # OkHttp: the union of every matching pattern, any position of the cleaned chain.
+    _okhttp("leaf", [(HOST, LEAF)], LEAF_ONLY),
+    _okhttp("issuer", [(HOST, "issuer")], ISSUER),
+    _okhttp("root", [(HOST, "root")], ROOT),
+    _okhttp("spare-leaf", [(HOST, SPARE), (HOST, LEAF)], SPARE_LEAF),
+    # `*.example.com` covers api.example.com too: its leaf pin and the exact root pin unite.
+    _okhttp("union", [("*.example.com", LEAF), (HOST, "root")], Client((pins(LEAF, "root"),))),
+    # sha1/ pins: OkHttp hashes each certificate of the chain both ways.
+    _okhttp("sha1-root", [(HOST, "sha1:root")], ROOT),
+    # HPKP: any position of the validated chain; max-age has no absolute end.
+    _hpkp("leaf", [LEAF], LEAF_ONLY),
+    _hpkp("issuer", ["issuer"], ISSUER),
+    _hpkp("root", ["root"], ROOT, max_age="60"),
+    _hpkp("spare-leaf", [SPARE, LEAF], SPARE_LEAF),
+    _hpkp("report-only", [LEAF], Client((pins(LEAF),), "report"), report_only=True),
+    # A header without max-age: browsers reject it.
+    _hpkp("no-max-age", [SPARE, LEAF], ERROR, max_age=None),
+    # curl --pinnedpubkey: the presented leaf alone; a CA pin can never match.
+    _curl("leaf", [LEAF], Client((pins(LEAF),), leaf_only=True)),
+    _curl("issuer", ["issuer"], Client((pins("issuer"),), leaf_only=True)),
+    _curl("root", ["root"], Client((pins("root"),), leaf_only=True)),
+    _curl("spare-leaf", [SPARE, LEAF], Client((pins(SPARE, LEAF),), leaf_only=True)),
+    # Chromium's static pins: any position, a veto list, and 70 days of life for the list.
+    _chromium("leaf", [LEAF], _fixed(LEAF_ONLY)),
+    _chromium("issuer", ["issuer"], _fixed(ISSUER)),
+    _chromium("root", ["root"], _fixed(ROOT)),
+    _chromium("spare-leaf", [SPARE, LEAF], _fixed(SPARE_LEAF)),
+    _chromium(
+        "root-bad-sibling",
+        ["root"],
+        lambda era: Client((pins("root"),), bad=frozenset({era.siblings[0]})),
+        bad=["sibling"],
+    ),
+    _chromium("stale-list", ["root"], _fixed(EXPIRED), age=dt.timedelta(days=71)),
+    # pinscan's TOML: every knob of the rule model, stated.
+    _toml("leaf", "pins = [{leaf}]", _fixed(LEAF_ONLY)),
+    _toml("issuer", "pins = [{issuer}]\nexpires = FUTURE", _fixed(ISSUER)),
+    _toml("root", "include-subdomains = true\npins = [{root}]", _fixed(ROOT)),
+    _toml("spare-leaf", "pins = [{spare}, {leaf}]", _fixed(SPARE_LEAF)),
+    _toml(
+        "leaf-chain-issuer",
+        "pins = [{issuer}]",
+        _fixed(Client((pins("issuer"),), leaf_only=True)),
+        chain="leaf",
+    ),
+    _toml(
+        "ca-positions-leaf",
+        'pins = [{leaf}]\npositions = "ca"',
+        _fixed(Client((pins(LEAF, where=CA_POS),))),
+    ),
+    _toml(
+        "leaf-and-ca-pins",
+        "leaf-pins = [{leaf}, {spare}]\nca-pins = [{issuer}]",
+        _fixed(Client((pins(LEAF, SPARE, where=LEAF_POS), pins("issuer", where=CA_POS)))),
+    ),
+    _toml(
+        "report-only", "pins = [{leaf}]\nenforce = false", _fixed(Client((pins(LEAF),), "report"))
+    ),
+    _toml("expired", "pins = [{leaf}]\nexpires = PAST", _fixed(EXPIRED)),
+    _toml(
+        "bad-sibling",
+        "pins = [{root}]\nbad-pins = [{sibling}]",
+        lambda era: Client((pins("root"),), bad=frozenset({era.siblings[0]})),
+    ),
+)
+
+
+def _symbolic(client: Client, era: Era) -> Client:
+    """The client with its symbolic keys ("issuer", "root") named as the era's chain names them."""
+    names = {"issuer": era.issuer, "root": era.above[-1], "sibling": era.siblings[0]}
+
+    def rename(keys: frozenset[str]) -> frozenset[str]:
+        return frozenset(names.get(k, k) for k in keys)
+
+    return Client(
+        tuple((where, rename(keys)) for where, keys in client.sets),
+        client.state,
+        client.leaf_only,
+        rename(client.bad),
+    )
+
+
+# The analysis -----------------------------------------------------------------------------------
+
+
+@dataclass
+class Run:
+    era: Era
+    lockout: pl.DataFrame
+    policy_of: dict[str, str]
+
+
+def _spare_key(directory: Path) -> tuple[Path, str]:
+    """A spare key the team holds offline: its public half as PEM, as `suggest --backup-key`
+    takes it, and its pin."""
+    public = ec.generate_private_key(ec.SECP256R1()).public_key()
+    path = directory / "spare.pub.pem"
+    path.write_bytes(
+        public.public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+    )
+    return path, pinscan.spki_pin(path.read_bytes())
+
+
+@pytest.fixture(scope="module", params=ERAS, ids=[e.name for e in ERAS])
+def run(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Run:
+    era: Era = request.param
+    directory = tmp_path_factory.mktemp(f"formats-{era.name}")
+    leaf = pki.leaf(HOST)
+    dataset = lechains.write(directory / "scan", [(HOST, leaf, list(era.above))])
+    spare_path, spare_pin = _spare_key(directory)
+    keys = Keys(era, pinscan.spki_pin(leaf.der), spare_pin)
+    keys.sha1["root"] = _spki_sha1(lechains.der(era.above[-1]))
+    policies = []
+    policy_of = {}
+    for case in CASES:
+        home = directory / "policies" / case.id
+        home.mkdir(parents=True)
+        path = case.write(home, keys, era)
+        # The file is what a real app ships: its own format is told from its content.
+        assert case.format in formats.sniff(path.read_bytes()), case.id
+        policy = pinscan.load_policy(path, format=case.format)
+        policies.append(policy)
+        policy_of[case.id] = policy.name
+    analysis = analyse(
+        dataset,
+        policies,
+        "all",
+        as_of=era.as_of,
+        switch_to=[SWITCH_FAMILY],
+        backup_keys=[spare_path],
+    )
+    return Run(era, analysis.lockout, policy_of)
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
+def test_every_scenario_on_every_format(run: Run, case: Case) -> None:
+    era = run.era
+    client = _symbolic(case.client(era), era)
+    rows = run.lockout.filter(pl.col("policy") == run.policy_of[case.id])
+    chains = scenario_chains(era)
+    assert set(rows["kind"].cast(pl.String)) == set(KINDS), case.id
+    got = dict(rows.select(pl.col("scenario").cast(pl.String), "outcome").iter_rows())
+    want = {scenario: client.outcome(chain) for scenario, chain in chains.items()}
+    assert got == want
+    today = client.verdict(chains["renew_same_key"])  # today's chain, today's leaf
+    assert set(rows["today"].cast(pl.String)) == {today}
+    assert set(rows["format"]) == {case.format}
+
+
+def test_every_format_of_the_semantics_table_is_covered() -> None:
+    assert {c.format for c in CASES} == set(formats.MODULES)
