@@ -36,6 +36,7 @@ from pinscan.rotation.schema import KINDS
 from fleet import pki
 
 HOST = "api.example.com"
+PARENT = "example.com"
 SWITCH_FAMILY = "DigiCert Inc"
 SWITCH = f"switch:{SWITCH_FAMILY}"
 NOW = dt.datetime.now(dt.UTC).replace(microsecond=0)
@@ -164,6 +165,33 @@ class Client:
             "unpinned": "unpinned",
         }[self.verdict(chain)]
 
+    def headroom(
+        self, chain: Sequence[str], not_after: dict[str, dt.datetime], expires: dt.datetime | None
+    ) -> tuple[int, list[str], str | None]:
+        """Today's margin: how many distinct pins match where their lists allow, at which
+        places, and what ends a pass first (the matching certificate that lasts longest, or
+        the pin-set's own expiry when that comes sooner)."""
+        if self.state in ("error", "expired", "unpinned"):
+            return 0, [], None
+        seen = chain[:1] if self.leaf_only else chain
+        found: set[tuple[int, str]] = set()
+        for where, keys in self.sets:
+            start = 1 if where == CA_POS else 0
+            stop = 1 if where == LEAF_POS else len(seen)
+            found |= {(i, seen[i]) for i in range(start, stop) if seen[i] in keys}
+
+        def place(i: int) -> str:
+            return "leaf" if i == 0 else "root" if i == len(chain) - 1 else "intermediate"
+
+        places = sorted({place(i) for i, _ in found}, key=["leaf", "intermediate", "root"].index)
+        carrier = None
+        if self.verdict(chain) == "pass":
+            i, key = max(found, key=lambda f: not_after[f[1]])
+            carrier = place(i)
+            if expires is not None and expires < not_after[key]:
+                carrier = "pin-set"
+        return len({key for _, key in found}), places, carrier
+
 
 def pins(*names: str, where: str = ANY) -> tuple[str, frozenset[str]]:
     return (where, frozenset(names))
@@ -248,40 +276,64 @@ def android_xml(
 
 
 def ios_plist(
-    keys: Keys, *, leaf: Sequence[str] | None = None, ca: Sequence[str] | None = None
+    keys: Keys,
+    *,
+    leaf: Sequence[str] | None = None,
+    ca: Sequence[str] | None = None,
+    parent_ca: Sequence[str] | None = None,
 ) -> bytes:
-    """An Info.plist whose ATS NSPinnedDomains pins HOST by leaf and/or CA identities."""
+    """An Info.plist whose ATS NSPinnedDomains pins HOST by leaf and/or CA identities, and
+    ``parent_ca`` for its parent domain and the names one label below it."""
+
+    def identities(names: Sequence[str]) -> list[dict[str, str]]:
+        return [{"SPKI-SHA256-BASE64": keys(n)} for n in names]
+
     entry: dict[str, object] = {"NSIncludesSubdomains": False}
     if leaf is not None:
-        entry["NSPinnedLeafIdentities"] = [{"SPKI-SHA256-BASE64": keys(n)} for n in leaf]
+        entry["NSPinnedLeafIdentities"] = identities(leaf)
     if ca is not None:
-        entry["NSPinnedCAIdentities"] = [{"SPKI-SHA256-BASE64": keys(n)} for n in ca]
+        entry["NSPinnedCAIdentities"] = identities(ca)
+    domains: dict[str, object] = {HOST: entry}
+    if parent_ca is not None:
+        domains[PARENT] = {
+            "NSIncludesSubdomains": True,
+            "NSPinnedCAIdentities": identities(parent_ca),
+        }
     return plistlib.dumps(
         {
             "CFBundleIdentifier": "com.example.app",
-            "NSAppTransportSecurity": {"NSPinnedDomains": {HOST: entry}},
+            "NSAppTransportSecurity": {"NSPinnedDomains": domains},
         }
     )
 
 
 def trustkit_plist(
-    keys: Keys, names: Sequence[str], *, enforce: bool = True, expires: dt.date | None = None
+    keys: Keys,
+    names: Sequence[str],
+    *,
+    enforce: bool = True,
+    expires: dt.date | None = None,
+    carved_out: bool = False,
 ) -> bytes:
-    """An Info.plist with a TrustKit TSKConfiguration for HOST."""
+    """An Info.plist with a TrustKit TSKConfiguration for HOST; ``carved_out``: the pins are
+    its parent's, for every name below it, and HOST is excluded from them."""
     domain: dict[str, object] = {
         "TSKEnforcePinning": enforce,
-        "TSKIncludeSubdomains": False,
+        "TSKIncludeSubdomains": carved_out,
         "TSKPublicKeyHashes": [keys(n) for n in names],
         "TSKReportUris": ["https://reports.example.com/trustkit"],
     }
     if expires is not None:
         domain["TSKExpirationDate"] = expires.isoformat()
+    domains: dict[str, object] = {HOST: domain}
+    if carved_out:
+        domains = {PARENT: domain, HOST: {"kSKExcludeSubdomainFromParentPolicy": True}}
     return plistlib.dumps(
         {
             "CFBundleIdentifier": "com.example.app",
             "TSKConfiguration": {
                 "TSKSwizzleNetworkDelegates": True,
-                "TSKPinnedDomains": {HOST: domain},
+                "TSKPinnedDomains": domains,
             },
         }
     )
@@ -390,6 +442,8 @@ class Case:
     format: str
     write: Writer
     client: Callable[[Era], Client]
+    #: When the client stops enforcing the pins, where the file says so.
+    expires: Callable[[Era], dt.datetime | None] = lambda era: None
 
 
 def _text(name: str, render: Callable[[Keys, Era], str | bytes]) -> Writer:
@@ -414,6 +468,10 @@ def _future(era: Era) -> dt.date:
     return (era.as_of + dt.timedelta(days=365)).date()
 
 
+def _midnight(day: dt.date) -> dt.datetime:
+    return dt.datetime(day.year, day.month, day.day, tzinfo=dt.UTC)
+
+
 NSC = "network_security_config.xml"
 EXPIRED = Client(state="expired")
 UNPINNED = Client(state="unpinned")
@@ -433,7 +491,9 @@ def _android(case: str, names: Sequence[str], client: Client, **options: object)
                 opts[key] = opts[key](era)  # type: ignore[operator]
         return android_xml(keys, names, **opts)  # type: ignore[arg-type]
 
-    return Case(f"android-{case}", "android", _text(NSC, render), _fixed(client))
+    day = options.get("expiration")
+    expires = (lambda era: _midnight(day(era))) if callable(day) else (lambda era: None)
+    return Case(f"android-{case}", "android", _text(NSC, render), _fixed(client), expires)
 
 
 def _trustkit_android(case: str, names: Sequence[str], client: Client, **options: object) -> Case:
@@ -504,7 +564,11 @@ def _chromium(
             directory / "chromium", keys, names, bad=bad, timestamp=era.as_of - age
         )
 
-    return Case(f"chromium-{case}", "chromium", write, client)
+    # The list is enforced for 70 days from its timestamp.
+    def expires(era: Era) -> dt.datetime:
+        return era.as_of - age + dt.timedelta(days=70) - dt.timedelta(microseconds=1)
+
+    return Case(f"chromium-{case}", "chromium", write, client, expires)
 
 
 def _toml(case: str, body: str, client: Callable[[Era], Client], chain: str = "verified") -> Case:
@@ -514,7 +578,10 @@ def _toml(case: str, body: str, client: Callable[[Era], Client], chain: str = "v
         )
         return toml_text(keys, text, chain=chain)
 
-    return Case(f"toml-{case}", "toml", _text("pins.toml", render), client)
+    def expires(era: Era) -> dt.datetime | None:
+        return _midnight(_future(era)) if "FUTURE" in body else None
+
+    return Case(f"toml-{case}", "toml", _text("pins.toml", render), client, expires)
 
 
 CASES: tuple[Case, ...] = (
@@ -557,12 +624,27 @@ CASES: tuple[Case, ...] = (
     ),
     # An empty list keeps the host pinned and never matches.
     _ios("empty-ca", Client((pins(where=CA_POS),)), ca=[]),
+    # The lists of every entry covering the name unite: the host's leaf list and its parent's
+    # CA list (NSIncludesSubdomains: one more label) must both match.
+    _ios(
+        "union-with-parent",
+        Client((pins(LEAF, SPARE, where=LEAF_POS), pins("issuer", where=CA_POS))),
+        leaf=[LEAF, SPARE],
+        parent_ca=["issuer"],
+    ),
     # TrustKit (iOS): at least two pins when enforcing, else TrustKit throws at start-up.
     _trustkit("leaf-enforced", [LEAF], ERROR),
     _trustkit("leaf-report", [LEAF], Client((pins(LEAF),), "report"), enforce=False),
     _trustkit("issuer-spare", ["issuer", SPARE], Client((pins("issuer", SPARE),))),
     _trustkit("root-spare", ["root", SPARE], Client((pins("root", SPARE),))),
     _trustkit("spare-leaf", [SPARE, LEAF], SPARE_LEAF),
+    # kSKExcludeSubdomainFromParentPolicy carves the host out of its parent's pins.
+    Case(
+        "trustkit-carved-out",
+        "trustkit",
+        _text("Info.plist", lambda k, e: trustkit_plist(k, ["root", SPARE], carved_out=True)),
+        _fixed(UNPINNED),
+    ),
     Case(
         "trustkit-expired",
         "trustkit",
@@ -579,6 +661,12 @@ CASES: tuple[Case, ...] = (
     _okhttp("spare-leaf", [(HOST, SPARE), (HOST, LEAF)], SPARE_LEAF),
     # `*.example.com` covers api.example.com too: its leaf pin and the exact root pin unite.
     _okhttp("union", [("*.example.com", LEAF), (HOST, "root")], Client((pins(LEAF, "root"),))),
+    # `**.example.com`: the domain and any depth below it.
+    _okhttp(
+        "any-depth",
+        [("**.example.com", "issuer"), ("**.example.com", SPARE)],
+        Client((pins("issuer", SPARE),)),
+    ),
     # sha1/ pins: OkHttp hashes each certificate of the chain both ways.
     _okhttp("sha1-root", [(HOST, "sha1:root")], ROOT),
     # HPKP: any position of the validated chain; max-age has no absolute end.
@@ -661,7 +749,10 @@ def _symbolic(client: Client, era: Era) -> Client:
 class Run:
     era: Era
     lockout: pl.DataFrame
+    headroom: pl.DataFrame
     policy_of: dict[str, str]
+    #: The end of validity of each certificate of today's chain, by its name in the model.
+    not_after: dict[str, dt.datetime]
 
 
 def _spare_key(directory: Path) -> tuple[Path, str]:
@@ -717,7 +808,11 @@ class Runs:
             switch_to=switch_to,
             backup_keys=[spare_path],
         )
-        return Run(era, analysis.lockout, policy_of)
+        not_after = {LEAF: leaf.cert.not_valid_after_utc}
+        for name in era.above:
+            cert = x509.load_der_x509_certificate(lechains.der(name))
+            not_after[name] = cert.not_valid_after_utc
+        return Run(era, analysis.lockout, analysis.headroom(), policy_of, not_after)
 
 
 @pytest.fixture(scope="module")
@@ -805,6 +900,43 @@ def test_switch_to_a_family_today(runs: Runs) -> None:
     case = next(c for c in CASES if c.id == "android-root")
     rows = _rows(run, case).filter(pl.col("kind") == "switch")
     assert rows["outcome"].cast(pl.String).to_list() == ["locks_out"]
+
+
+_OVERRIDDEN = pytest.mark.xfail(
+    strict=True,
+    reason="rotation/lockout.py _headroom: its live rules drop errors, carve-outs and expired "
+    "pin-sets but not overridePins on a public chain (judge's override_system & public), so a "
+    "client that checks no pin is shown 1 matching pin at the leaf",
+)
+
+
+@pytest.mark.parametrize(
+    ("era", "case"),
+    [
+        pytest.param(
+            era,
+            case,
+            id=f"{era.name}-{case.id}",
+            marks=[_OVERRIDDEN] if case.id == "android-override-pins" else [],
+        )
+        for era in ERAS
+        for case in CASES
+    ],
+)
+def test_headroom_on_every_format(runs: Runs, era: Era, case: Case) -> None:
+    run = runs(era)
+    client = _symbolic(case.client(era), era)
+    rows = run.headroom.filter(pl.col("policy") == run.policy_of[case.id])
+    assert rows.height == 1
+    row = rows.row(0, named=True)
+    today = (LEAF, *era.above)
+    matched, places, carrier = client.headroom(today, run.not_after, case.expires(era))
+    got = (row["pins_matched"], sorted(row["positions"]), row["carrier"])
+    assert got == (matched, sorted(places), carrier)
+    lockout = _rows(run, case)
+    for outcome in ("survives", "locks_out"):
+        named = lockout.filter(pl.col("outcome") == outcome)["scenario"].cast(pl.String)
+        assert sorted(row[outcome]) == sorted(named)
 
 
 def test_every_format_of_the_semantics_table_is_covered() -> None:
