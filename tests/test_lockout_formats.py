@@ -29,7 +29,10 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 import pinscan
+from pinscan.dataset.writer import DatasetWriter
 from pinscan.policy import formats
+from pinscan.policy.evaluate import PLATFORM_STORES
+from pinscan.records import TRUST_STORES, Endpoint
 from pinscan.rotation import analyse
 from pinscan.rotation.schema import KINDS
 
@@ -753,6 +756,8 @@ class Run:
     policy_of: dict[str, str]
     #: The end of validity of each certificate of today's chain, by its name in the model.
     not_after: dict[str, dt.datetime]
+    #: The platform stores that hold today's root.
+    trusted_by: list[str]
 
 
 def _spare_key(directory: Path) -> tuple[Path, str]:
@@ -766,6 +771,38 @@ def _spare_key(directory: Path) -> tuple[Path, str]:
         )
     )
     return path, pinscan.spki_pin(path.read_bytes())
+
+
+def _scan(directory: Path, leaf: pki.Issued, era: Era) -> pinscan.ScanDataset:
+    """lechains' dataset, with the path each platform store builds (the scan verifies every
+    chain per store): a store verifies the chain when it holds the root, and each policy is
+    judged on its own platform's path."""
+    path = (leaf.der, *(lechains.der(ca) for ca in era.above))
+    catalog = pinscan.Catalog.shipped()
+    trusted = catalog.ca(lechains.pin(era.above[-1]))["trusted_by"]
+    stores = [(s, s in trusted, path if s in trusted else ()) for s in TRUST_STORES]
+    writer = DatasetWriter.create(directory, scan_id="formats", arguments={}, version="test")
+    writer.write(
+        [
+            Endpoint(
+                target_id="formats",
+                line=1,
+                target=HOST,
+                host=HOST,
+                ip="127.0.0.1",
+                port=443,
+                sni=None,
+                status="ok",
+                presented=list(path[:-1]),
+                verified_chain=list(path),
+                verified=True,
+                trust_store=next(s for s, ok, _ in stores if ok),
+                store_paths=stores,
+            )
+        ]
+    )
+    writer.finish({})
+    return pinscan.open(directory)
 
 
 class Runs:
@@ -785,7 +822,7 @@ class Runs:
     @staticmethod
     def _run(era: Era, switch_to: Sequence[str], directory: Path) -> Run:
         leaf = pki.leaf(HOST)
-        dataset = lechains.write(directory / "scan", [(HOST, leaf, list(era.above))])
+        dataset = _scan(directory / "scan", leaf, era)
         spare_path, spare_pin = _spare_key(directory)
         keys = Keys(era, pinscan.spki_pin(leaf.der), spare_pin)
         keys.sha1["root"] = _spki_sha1(lechains.der(era.above[-1]))
@@ -812,7 +849,8 @@ class Runs:
         for name in era.above:
             cert = x509.load_der_x509_certificate(lechains.der(name))
             not_after[name] = cert.not_valid_after_utc
-        return Run(era, analysis.lockout, analysis.headroom(), policy_of, not_after)
+        trusted = pinscan.Catalog.shipped().ca(lechains.pin(era.above[-1]))["trusted_by"]
+        return Run(era, analysis.lockout, analysis.headroom(), policy_of, not_after, trusted)
 
 
 @pytest.fixture(scope="module")
@@ -836,6 +874,11 @@ def test_every_scenario_on_every_format(runs: Runs, era: Era, case: Case) -> Non
     chains = scenario_chains(era)
     assert set(rows["kind"].cast(pl.String)) == set(KINDS)
     assert set(rows["format"]) == {case.format}
+    # Judged on its platform's path (curl: Mozilla's, the scan has no system store); the
+    # formats that name no platform on the path of the scan's first store that verifies.
+    scanned = [s for s in TRUST_STORES if s in run.trusted_by]
+    store = next(s for s in PLATFORM_STORES.get(case.format, scanned) if s in scanned)
+    assert set(rows.drop_nulls("store")["store"]) <= {store}
     today = client.verdict(chains["renew_same_key"])  # today's chain, today's leaf
     assert set(rows["today"].cast(pl.String)) == {today}
     if client.leaf_only and era.removed is not None:
@@ -937,6 +980,20 @@ def test_headroom_on_every_format(runs: Runs, era: Era, case: Case) -> None:
     for outcome in ("survives", "locks_out"):
         named = lockout.filter(pl.col("outcome") == outcome)["scenario"].cast(pl.String)
         assert sorted(row[outcome]) == sorted(named)
+
+
+def test_hpkp_max_age_zero_unpins(tmp_path: Path) -> None:
+    # max-age=0 makes a browser forget the host's pins: nothing is pinned, so no scenario can
+    # lock it out and the analysis has no row for it.
+    era = R_ERA
+    leaf = pki.leaf(HOST)
+    dataset = lechains.write(tmp_path / "scan", [(HOST, leaf, list(era.above))])
+    keys = Keys(era, pinscan.spki_pin(leaf.der), lechains.pin("R11"))
+    path = tmp_path / "headers.txt"
+    path.write_text(hpkp_dump(keys, [LEAF, SPARE], max_age="0"))
+    policy = pinscan.load_policy(path)
+    assert policy.format == "hpkp" and policy.rules == ()
+    assert analyse(dataset, [policy], "all", as_of=era.as_of).lockout.is_empty()
 
 
 def test_every_format_of_the_semantics_table_is_covered() -> None:
