@@ -3,11 +3,16 @@
 
 Each case is a real policy file in its client's own format, read by ``pinscan.load_policy``,
 pinning an endpoint whose chain runs through the real Let's Encrypt hierarchy (tests/lechains.py)
-in two eras: R10 under ISRG Root X1 on 2025-06-01 (siblings R11-R14) and YR1 under Root YR
-(cross-signed by ISRG Root X1) today (siblings YR2, YR3). The expected outcome of each scenario is
-not read off pinscan: a small model of each client (which positions a pin list may match, whether
-the client checks the leaf alone, enforces, refuses the file or has stopped pinning) is applied
-to the chain the scenario serves, written out below key by key.
+in three eras: R10 under ISRG Root X1 on 2025-06-01 (siblings R11-R14), YR1 under Root YR
+(cross-signed by ISRG Root X1) today (siblings YR2, YR3), and E5 under ISRG Root X2 on 2025-06-01,
+whose chain still builds when X2 is distrusted (E5 is cross-signed by X1). Each file pins the leaf
+key, the issuing intermediate, the root, or the spare key with the leaf, plus what each format
+adds: report-only, expiry, refused files, carve-outs, overridePins, a veto list.
+
+The expected outcome of each scenario is not read off pinscan: a small model of each client
+(which positions a pin list may match, whether it checks the leaf alone, enforces, refuses the
+file or has stopped pinning) is applied to the chain the scenario serves, written out below key
+by key.
 """
 
 from __future__ import annotations
@@ -186,7 +191,7 @@ class Client:
         def place(i: int) -> str:
             return "leaf" if i == 0 else "root" if i == len(chain) - 1 else "intermediate"
 
-        places = sorted({place(i) for i, _ in found}, key=["leaf", "intermediate", "root"].index)
+        places = sorted({place(i) for i, _ in found})
         carrier = None
         if self.verdict(chain) == "pass":
             i, key = max(found, key=lambda f: not_after[f[1]])
@@ -486,27 +491,33 @@ ROOT = Client((pins("root"),))
 SPARE_LEAF = Client((pins(SPARE, LEAF),))
 
 
-def _android(case: str, names: Sequence[str], client: Client, **options: object) -> Case:
-    def render(keys: Keys, era: Era) -> str:
-        opts = dict(options)
-        for key in ("expiration",):
-            if callable(opts.get(key)):
-                opts[key] = opts[key](era)  # type: ignore[operator]
-        return android_xml(keys, names, **opts)  # type: ignore[arg-type]
+def _nsc(
+    fmt: str,
+    case: str,
+    names: Sequence[str],
+    client: Client,
+    *,
+    expiration: Callable[[Era], dt.date] | None = None,
+    **options: bool | str,
+) -> Case:
+    """A network_security_config.xml read as ``fmt``: Android's view or TrustKit-Android's."""
 
-    day = options.get("expiration")
-    expires = (lambda era: _midnight(day(era))) if callable(day) else (lambda era: None)
-    return Case(f"android-{case}", "android", _text(NSC, render), _fixed(client), expires)
+    def render(keys: Keys, era: Era) -> str:
+        day = expiration(era) if expiration else None
+        return android_xml(keys, names, expiration=day, **options)  # type: ignore[arg-type]
+
+    def expires(era: Era) -> dt.datetime | None:
+        return _midnight(expiration(era)) if expiration else None
+
+    return Case(f"{fmt}-{case}", fmt, _text(NSC, render), _fixed(client), expires)
+
+
+def _android(case: str, names: Sequence[str], client: Client, **options: object) -> Case:
+    return _nsc("android", case, names, client, **options)  # type: ignore[arg-type]
 
 
 def _trustkit_android(case: str, names: Sequence[str], client: Client, **options: object) -> Case:
-    def render(keys: Keys, era: Era) -> str:
-        opts = dict(options)
-        if callable(opts.get("expiration")):
-            opts["expiration"] = opts["expiration"](era)  # type: ignore[operator]
-        return android_xml(keys, names, **opts)  # type: ignore[arg-type]
-
-    return Case(f"trustkit-android-{case}", "trustkit-android", _text(NSC, render), _fixed(client))
+    return _nsc("trustkit-android", case, names, client, **options)  # type: ignore[arg-type]
 
 
 def _ios(case: str, client: Client, **lists: Sequence[str]) -> Case:
@@ -672,7 +683,8 @@ CASES: tuple[Case, ...] = (
     ),
     # sha1/ pins: OkHttp hashes each certificate of the chain both ways.
     _okhttp("sha1-root", [(HOST, "sha1:root")], ROOT),
-    # HPKP: any position of the validated chain; max-age has no absolute end.
+    # HPKP: any position of the validated chain. max-age counts from each response that
+    # carries the header, so it has no absolute end: a minute-long one is still in force.
     _hpkp("leaf", [LEAF], LEAF_ONLY),
     _hpkp("issuer", ["issuer"], ISSUER),
     _hpkp("root", ["root"], ROOT, max_age="60"),
@@ -773,13 +785,13 @@ def _spare_key(directory: Path) -> tuple[Path, str]:
     return path, pinscan.spki_pin(path.read_bytes())
 
 
-def _scan(directory: Path, leaf: pki.Issued, era: Era) -> pinscan.ScanDataset:
+def _scan(
+    directory: Path, leaf: pki.Issued, era: Era, trusted: Sequence[str]
+) -> pinscan.ScanDataset:
     """lechains' dataset, with the path each platform store builds (the scan verifies every
-    chain per store): a store verifies the chain when it holds the root, and each policy is
-    judged on its own platform's path."""
+    chain per store): the stores ``trusted`` (those that hold the root) verify the chain, and
+    each policy is judged on its own platform's path."""
     path = (leaf.der, *(lechains.der(ca) for ca in era.above))
-    catalog = pinscan.Catalog.shipped()
-    trusted = catalog.ca(lechains.pin(era.above[-1]))["trusted_by"]
     stores = [(s, s in trusted, path if s in trusted else ()) for s in TRUST_STORES]
     writer = DatasetWriter.create(directory, scan_id="formats", arguments={}, version="test")
     writer.write(
@@ -822,7 +834,8 @@ class Runs:
     @staticmethod
     def _run(era: Era, switch_to: Sequence[str], directory: Path) -> Run:
         leaf = pki.leaf(HOST)
-        dataset = _scan(directory / "scan", leaf, era)
+        trusted = pinscan.Catalog.shipped().ca(lechains.pin(era.above[-1]))["trusted_by"]
+        dataset = _scan(directory / "scan", leaf, era, trusted)
         spare_path, spare_pin = _spare_key(directory)
         keys = Keys(era, pinscan.spki_pin(leaf.der), spare_pin)
         keys.sha1["root"] = _spki_sha1(lechains.der(era.above[-1]))
@@ -849,7 +862,6 @@ class Runs:
         for name in era.above:
             cert = x509.load_der_x509_certificate(lechains.der(name))
             not_after[name] = cert.not_valid_after_utc
-        trusted = pinscan.Catalog.shipped().ca(lechains.pin(era.above[-1]))["trusted_by"]
         return Run(era, analysis.lockout, analysis.headroom(), policy_of, not_after, trusted)
 
 
@@ -975,7 +987,7 @@ def test_headroom_on_every_format(runs: Runs, era: Era, case: Case) -> None:
     today = (LEAF, *era.above)
     matched, places, carrier = client.headroom(today, run.not_after, case.expires(era))
     got = (row["pins_matched"], sorted(row["positions"]), row["carrier"])
-    assert got == (matched, sorted(places), carrier)
+    assert got == (matched, places, carrier)
     lockout = _rows(run, case)
     for outcome in ("survives", "locks_out"):
         named = lockout.filter(pl.col("outcome") == outcome)["scenario"].cast(pl.String)
