@@ -51,11 +51,22 @@ def write(
     store: str = "android",
 ) -> pinscan.ScanDataset:
     """One endpoint per (name, leaf, CA names above it, issuer first): each presents its leaf and
-    the CAs but the last, and verifies to the last in every platform store (``store`` first)."""
+    the CAs but the last, and verifies to the last (``store``'s path)."""
+    return write_paths(
+        directory,
+        [(name, [leaf.der, *(der(ca) for ca in above)]) for name, leaf, above in hosts],
+        store=store,
+    )
+
+
+def write_paths(
+    directory: Path, hosts: list[tuple[str, list[bytes]]], *, store: str = "android"
+) -> pinscan.ScanDataset:
+    """One endpoint per (name, verified path as DER, leaf first, root last); the server
+    presents all but the root."""
     writer = DatasetWriter.create(directory, scan_id="le", arguments={}, version="test")
     rows = []
-    for line, (name, leaf, above) in enumerate(hosts, 1):
-        path = [leaf.der, *(der(ca) for ca in above)]
+    for line, (name, path) in enumerate(hosts, 1):
         rows.append(
             Endpoint(
                 target_id=hashlib.sha256(f"{name}\x1f{line}".encode()).hexdigest()[:16],

@@ -237,6 +237,9 @@ class Suggestion:
     enforce: bool = True
     names: tuple[str, ...] = ()
     """The endpoint names the pin-set was made from, for formats that pin exact hosts (curl)."""
+    coverage: tuple[str, ...] = ()
+    """What the CA catalog says of the pins chosen: which siblings of each issuing CA they cover
+    and how, and what they cannot survive; one sentence each, also among the header lines."""
 
 
 def comment_text(text: str) -> str:

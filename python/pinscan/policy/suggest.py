@@ -3,9 +3,15 @@
 
 The rule that keeps apps alive: at least two pins, at least one of them a key that is in no
 current chain (a spare key or CSR kept offline), so that losing or rotating any served key
-leaves a pin that still matches. The served pins chosen are the issuing CA keys of the chains
-clients build (the verified chains), which survive leaf renewals; without a spare key the
-suggestion falls back to the root and says loudly why that is weaker.
+leaves a pin that still matches. The served pins chosen are CA keys of the chains clients build
+(the verified chains), which survive leaf renewals; without a spare key the suggestion falls
+back to the root and says loudly why that is weaker.
+
+Which CA keys comes from the CA catalog: a renewal may come from any sibling of today's issuing
+CA (Let's Encrypt picks among its active intermediates at random), so the pins are the smallest
+set of keys that every chain from every sibling passes through (the siblings' shared issuing key
+or root, else the siblings themselves): a chain that builds without today's root, through a
+cross-sign, passes one of them too. An issuing CA the catalog lacks is pinned alone.
 
 What is written is then judged against the same scan, as `pinscan check` judges it
 (:func:`render`): a pin-set that would fail an endpoint, typically one whose chain does not
@@ -15,12 +21,14 @@ verify and so has no CA key a client builds, is refused with the endpoints named
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from itertools import combinations
 from pathlib import Path
 
 import polars as pl
 
+from pinscan.catalog.graph import Catalog
 from pinscan.certs.keys import spki_pin
 from pinscan.dataset import ScanDataset
 from pinscan.errors import InputError, SuggestError
@@ -35,6 +43,13 @@ DEFAULT_LIFETIME = dt.timedelta(days=365)
 
 #: Endpoints named in one message, at most; the rest are counted.
 _NAMED = 5
+#: CAs named in one sentence, at most (Let's Encrypt's RSA siblings are eight).
+_CAS_NAMED = 8
+#: The most keys tried together as a cover of the siblings; past that the siblings themselves
+#: are pinned, a cover that always exists.
+_MAX_COVER = 4
+#: The most sets of keys tried as covers of one CA's siblings.
+_MAX_TRIED = 20_000
 
 
 @dataclass(frozen=True)
@@ -71,15 +86,18 @@ def suggest(
     expires: dt.date | None = None,
     as_of: dt.datetime | dt.date | None = None,
     leaf_only: bool = False,
+    catalog: Catalog | None = None,
 ) -> tuple[Suggestion, list[str]]:
     """A pin-set for ``domain`` and the warnings to print loudly with it.
 
     Covers the endpoints named ``domain`` and, when ``include_subdomains`` (by default: when the
     scan has any), the names below it. Raises :class:`InputError` when no such endpoint served a
     chain, or when two distinct pins cannot be found. ``leaf_only`` is for clients that check
-    the leaf alone (curl): the served pins are then the leaf keys. The warnings name command-line
-    flags; the header lines of the suggestion say the same without them. :func:`render` writes
-    the file and proves it passes `pinscan check`.
+    the leaf alone (curl): the served pins are then the leaf keys. ``catalog`` (the shipped one
+    by default; ``Catalog.shipped().with_pems(files)`` for a private PKI) gives each issuing
+    CA's siblings, which the CA pins cover; ``Suggestion.coverage`` says how. The warnings name
+    command-line flags; the header lines of the suggestion say the same without them.
+    :func:`render` writes the file and proves it passes `pinscan check`.
     """
     domain = normalize_host(domain)
     moment = instant(as_of)
@@ -125,12 +143,42 @@ def suggest(
     def warn(terminal: str, file: str | None = None) -> None:
         warnings.append(_Warning(terminal, terminal if file is None else file))
 
+    coverage: list[str] = []
     if leaf_only:
         for r in _keys_at(pinned_from, pl.col("position") == 0).iter_rows(named=True):
             add(r["spki_sha256"], "leaf", f"leaf key of {r['subject']}{_count(r)}")
+        coverage.append(
+            "This client checks the leaf alone: no CA key can be pinned, so a renewal with a new "
+            "key, from any CA, locks it out unless it uses the spare key."
+        )
     else:
-        for r in _keys_at(pinned_from, pl.col("position") == 1).iter_rows(named=True):
-            add(r["spki_sha256"], "intermediate", f"issuing CA key of {r['subject']}{_count(r)}")
+        issuing = _keys_at(pinned_from, pl.col("position") == 1)
+        top = pl.col("position") == pl.col("position").max().over("endpoint_id")
+        roots = (
+            pinned_from.filter(top)
+            .select("endpoint_id", root="spki_sha256")
+            .join(pinned_from.filter(pl.col("position") == 1), on="endpoint_id")
+            .group_by("spki_sha256")
+            .agg(pl.col("root").unique().sort())
+        )
+        plan = _cover(
+            catalog or Catalog.shipped(),
+            issuing.join(roots, on="spki_sha256", how="left"),
+            moment,
+        )
+        coverage.extend(plan.notes)
+        for pin, role, comment in plan.pins:
+            add(pin, role, comment)
+        # Every chain of today must still pass: what the catalog knows of a CA can differ from
+        # the path a scan built (a private anchor above a public CA, say).
+        missed = (
+            pinned_from.filter(pl.col("position") >= 1)
+            .group_by("endpoint_id")
+            .agg(hit=pl.col("spki_sha256").is_in(list(seen)).any())
+        )
+        lost = pinned_from.join(missed.filter(~pl.col("hit")), on="endpoint_id", how="semi")
+        for r in _keys_at(lost, pl.col("position") == 1).iter_rows(named=True):
+            add(r["spki_sha256"], "intermediate", _issuing(r))
     spares = 0
     for key in backup_keys:
         try:
@@ -161,11 +209,13 @@ def suggest(
         kind = "root CA key" if from_verified else "top CA key the servers present"
         for r in _keys_at(pinned_from, top).iter_rows(named=True):
             add(r["spki_sha256"], "root", f"{kind} of {r['subject']}{_count(r)}")
+        if len(pins) < 2:  # the catalog's cover was that root: today's issuer is the second
+            for r in _keys_at(pinned_from, pl.col("position") == 1).iter_rows(named=True):
+                add(r["spki_sha256"], "intermediate", _issuing(r))
         lead = (
-            f"NO BACKUP KEY: every pin below is in a current chain. The {kind} was added "
-            "as the second pin: it survives a lost leaf key and a new intermediate of the same "
-            "CA, but a move to another CA, or the CA losing trust, bricks the client. "
-            + spare_recipe
+            f"NO BACKUP KEY: no pin below is a spare key. The {kind} is pinned: it "
+            "survives a lost leaf key and a new intermediate of the same CA, but a move to "
+            "another CA, or the CA losing trust, bricks the client. " + spare_recipe
         )
         warn(
             lead + "pass --backup-key spare.key.",
@@ -192,11 +242,200 @@ def suggest(
         f"({endpoints_n} endpoints) on {moment:%Y-%m-%d}.",
         f"Expires {until:%Y-%m-%d}: after that the client stops pinning rather than failing. "
         "Ship new pins before then.",
+        *coverage,
         *(f"WARNING: {w.file}" for w in warnings),
     )
     names = tuple(sorted(set(chains["name"])))
-    suggestion = Suggestion(domain, include_subdomains, tuple(pins), until, header, names=names)
+    suggestion = Suggestion(
+        domain,
+        include_subdomains,
+        tuple(pins),
+        until,
+        header,
+        names=names,
+        coverage=tuple(coverage),
+    )
     return suggestion, [w.terminal for w in warnings]
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """The CA pins the catalog suggests: ``(pin, role, comment)``, and why, in sentences."""
+
+    pins: list[tuple[str, str, str]]
+    notes: list[str]
+
+
+class _Paths:
+    """The catalog as a graph over keys, upwards through the certificates valid at ``moment``:
+    the chains a CA's certificate can build.
+
+    A chain may end at any root, trusted by a store today or not (Let's Encrypt's Gen Y roots
+    reach the stores through a cross-sign by ISRG Root X1 until the stores carry them, and a
+    chain then stops at them), or at a key above which the catalog knows no issuer.
+    """
+
+    def __init__(self, catalog: Catalog, moment: dt.datetime) -> None:
+        self.catalog = catalog
+        self.moment = moment
+        self._up: dict[str, tuple[str, ...]] = {}
+
+    def up(self, pin: str) -> tuple[str, ...]:
+        if pin not in self._up:
+            parents = self.catalog.parents(pin, self.moment).filter(pl.col("valid"))
+            self._up[pin] = tuple(parents["spki_sha256"])
+        return self._up[pin]
+
+    def is_root(self, pin: str) -> bool:
+        ca = self.catalog.ca(pin)
+        return bool(ca and ca["is_root"])
+
+    def escapes(self, start: str, cut: Iterable[str], removed: Iterable[str] = ()) -> bool:
+        """Whether a chain from ``start`` can end without passing a key of ``cut`` or of
+        ``removed`` (roots a store distrusted: no chain through them builds)."""
+        barred = {*cut, *removed}
+        todo, seen = [start], {start}
+        while todo:
+            key = todo.pop()
+            if key in barred:
+                continue
+            if self.is_root(key) or not self.up(key):
+                return True
+            for parent in self.up(key):
+                if parent not in seen:
+                    seen.add(parent)
+                    todo.append(parent)
+        return False
+
+    def above(self, pins: Iterable[str]) -> list[str]:
+        """``pins`` and every key above them, nearest first."""
+        order = list(dict.fromkeys(pins))
+        for key in order:
+            order.extend(parent for parent in self.up(key) if parent not in order)
+        return order
+
+    def name(self, pin: str) -> str:
+        ca = self.catalog.ca(pin)
+        return ca["name"] if ca else pin
+
+    def names(self, pins: Iterable[str], conjunction: str = "and") -> str:
+        """``A, B and C``; past :data:`_CAS_NAMED` keys, the first and how many more."""
+        names = sorted(self.name(pin) for pin in pins)
+        if len(names) > _CAS_NAMED:
+            names = [*names[:_CAS_NAMED], f"{len(names) - _CAS_NAMED} more"]
+        if len(names) == 1:
+            return names[0]
+        return f"{', '.join(names[:-1])} {conjunction} {names[-1]}"
+
+
+def _cover(catalog: Catalog, issuing: pl.DataFrame, moment: dt.datetime) -> _Plan:
+    """The CA pins for the issuing CAs of ``issuing`` (rows of :func:`_keys_at` with ``root``,
+    the roots their chains end at today): for each, the smallest set of keys that every chain
+    of every sibling passes through. CAs the catalog lacks are pinned themselves."""
+    paths = _Paths(catalog, moment)
+    pins: list[tuple[str, str, str]] = []
+    notes: list[str] = []
+    known = []
+    for r in issuing.iter_rows(named=True):
+        if catalog.ca(r["spki_sha256"]):
+            known.append(r)
+            continue
+        pins.append((r["spki_sha256"], "intermediate", _issuing(r)))
+        notes.append(
+            f"{r['subject']} (the issuing CA of {_plural(r['endpoints'], 'endpoint')}) is not in "
+            "the CA catalog: its siblings are unknown and it is pinned alone. A private CA? "
+            "Suggest again with its certificates as a CA catalog."
+        )
+    siblings = {
+        r["spki_sha256"]: catalog.siblings(r["spki_sha256"], moment)["spki_sha256"].to_list()
+        for r in known
+    }
+    chosen: list[str] = []
+    for r in known:
+        key = r["spki_sha256"]
+        mine, others = siblings[key], [k for k in siblings[key] if k != key]
+        cover = _smallest_cover(paths, mine, key)
+        chosen.extend(k for k in cover if k not in chosen)
+        who = f"{paths.name(key)} (the issuing CA of {_plural(r['endpoints'], 'endpoint')})"
+        if not others:
+            notes.append(f"{who} has no sibling in the CA catalog: only it issues from its key.")
+            continue
+        said = (
+            f"{who} may be replaced at a renewal by any of its {_plural(len(others), 'sibling')} "
+            f"in the CA catalog ({paths.names(others)}): "
+        )
+        if len(cover) < len(mine):
+            said += (
+                f"every chain from them passes {paths.names(cover, 'or')}: "
+                f"{_plural(len(cover), 'pin')} for {_plural(len(mine), 'CA')}."
+            )
+        else:
+            said += "no fewer keys are in every chain from them, so each is pinned."
+        notes.append(said)
+    every = list(dict.fromkeys(key for keys in siblings.values() for key in keys))
+    # A key one CA's cover needs may make another's redundant (ISRG Root X1 for R12 and E7).
+    for key in list(chosen):
+        rest = [k for k in chosen if k != key]
+        if not any(paths.escapes(s, rest) for s in every):
+            chosen = rest
+    today = set(siblings)
+    for key in chosen:
+        below = [s for s in every if s == key or key in paths.above([s])]
+        role = "root" if paths.is_root(key) else "intermediate"
+        ca = catalog.ca(key)
+        assert ca is not None  # chosen from the catalog's keys
+        what = "root CA key" if role == "root" else "CA key"
+        if below == [key]:
+            about = "today's issuing CA" if key in today else "a sibling of today's issuing CA"
+        else:
+            about = f"above {paths.names(below)}"
+        pins.append((key, role, f"{what} of {ca['subject']}, {about}"))
+    for r in known:
+        key, roots = r["spki_sha256"], [root for root in r["root"] or () if paths.is_root(root)]
+        if not roots or key in roots:
+            continue
+        who, gone = paths.name(key), paths.names(roots)
+        # The cover cuts every path from the siblings to any root, so whatever path builds
+        # without today's root passes a pin: only whether one builds is worth saying.
+        if paths.escapes(key, (), roots):
+            notes.append(
+                f"Without {gone} the chain of {who} still builds, through a cross-sign to "
+                "another root, and passes a pinned key."
+            )
+        else:
+            notes.append(
+                f"Without {gone} the chain of {who} builds no other way the catalog knows: "
+                "a distrust of that root cannot be survived by pins."
+            )
+    return _Plan(pins, notes)
+
+
+def _smallest_cover(paths: _Paths, siblings: list[str], today: str) -> tuple[str, ...]:
+    """The fewest keys that every chain from every one of ``siblings`` passes through. Among
+    as few, the fewest roots (a key below a root survives that root's distrust when a
+    cross-sign exists), then ``today``'s issuing CA, then by name. The siblings themselves
+    when no fewer keys do, or when :data:`_MAX_COVER` keys or :data:`_MAX_TRIED` sets of them
+    do not."""
+    candidates = paths.above(siblings)
+    tried = 0
+    for size in range(1, min(len(siblings) - 1, _MAX_COVER) + 1):
+        found = []
+        for combo in combinations(candidates, size):
+            tried += 1
+            if tried > _MAX_TRIED:
+                return tuple(siblings)
+            if not any(paths.escapes(s, combo) for s in siblings):
+                found.append(combo)
+        if found:
+            return min(
+                found,
+                key=lambda combo: (
+                    sum(paths.is_root(key) for key in combo),
+                    today not in combo,
+                    sorted(paths.name(key) for key in combo),
+                ),
+            )
+    return tuple(siblings)
 
 
 def render(
@@ -352,6 +591,10 @@ def _keys_at(chains: pl.DataFrame, where: pl.Expr) -> pl.DataFrame:
         .agg(pl.col("subject").first(), endpoints=pl.col("endpoint_id").n_unique())
         .sort("endpoints", "spki_sha256", descending=[True, False])
     )
+
+
+def _issuing(row: dict) -> str:
+    return f"issuing CA key of {row['subject']}{_count(row)}"
 
 
 def _count(row: dict) -> str:

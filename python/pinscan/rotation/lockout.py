@@ -17,7 +17,6 @@ import os
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from functools import cached_property
 
 import polars as pl
 
@@ -101,78 +100,76 @@ def analyse(
     catalog = catalog if catalog is not None else Catalog.shipped()
     spares = [_spare(key, password) for key in backup_keys]
     prepared = prepare(dataset, policies, as_of, stores=stores, okhttp_jvm=okhttp_jvm)
-    return Analysis(dataset, prepared, catalog, selection, list(switch_to), spares)
+    return _analysis(dataset, prepared, catalog, selection, switch_to, spares)
 
 
 @dataclass
 class Analysis:
     """A lockout analysis: :attr:`lockout`, :attr:`scenarios`, :meth:`headroom`,
-    :meth:`expiry_findings` and :meth:`gate`. Tables are computed on first use."""
+    :meth:`expiry_findings` and :meth:`gate`.
 
-    dataset: ScanDataset
-    prepared: Prepared
-    catalog: Catalog
+    It keeps the judgement per class of (endpoint, policy) pairs (``cases``) and which class
+    each pair is in (``members``), not the scan's chains; the tables with names are made from
+    those on first use.
+    """
+
+    moment: dt.datetime
     selection: Selection
-    switch_to: list[str]
-    spares: list[Spare]
+    policies: pl.DataFrame
+    """``policy_id``, ``policy``, ``format``."""
+    endpoints: pl.DataFrame
+    """``eid``, ``endpoint_id``, ``target``, ``name`` of the covered endpoints."""
+    today: pl.DataFrame
+    """Today's judgement of each covered pair: ``eid``, ``policy_id``, ``rule``, ``today``,
+    ``store``, ``expires``."""
+    members: pl.DataFrame
+    """``eid``, ``policy_id``, ``cls``: the class of each pair with a chain, in pair order."""
+    cases: pl.DataFrame
+    """Each (class, scenario) judged: ``cls``, ``v_index``, ``scenario``, ``kind``, ``routine``,
+    ``new_chain``, ``detail``, ``verdict``, ``outcome``, ``matched_pin``,
+    ``matched_position``."""
+    matched: pl.DataFrame
+    """Today's matches per pair: ``pins_matched``, ``positions``, ``carrier``,
+    ``carried_until``."""
     _cache: dict[str, pl.DataFrame] = field(default_factory=dict, repr=False)
-
-    @property
-    def moment(self) -> dt.datetime:
-        return self.prepared.moment
-
-    @cached_property
-    def today(self) -> pl.DataFrame:
-        """Today's verdict of every covered (endpoint, policy), as the evaluator gives it."""
-        if not self.prepared.policies:
-            return pl.DataFrame(schema={"eid": pl.UInt32, "policy_id": pl.Int32})
-        return judge(self.prepared).collect()
-
-    @cached_property
-    def _pairs(self) -> pl.DataFrame:
-        """Each covered (endpoint, policy) with a chain: its class and its path's id."""
-        return self._plan[0]
-
-    @cached_property
-    def _plan(self) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
-        return _plan(self)
-
-    @property
-    def scenarios(self) -> pl.DataFrame:
-        """One row per scenario the analysis made: ``scenario``, ``kind``, ``routine``,
-        ``detail`` (what it does, for the first path it was made for) and ``endpoints``."""
-        if "scenarios" not in self._cache:
-            frame = self.lockout
-            self._cache["scenarios"] = (
-                frame.with_columns(pl.col("scenario").cast(pl.String))
-                .group_by("scenario", "kind")
-                .agg(
-                    routine=pl.col("routine").first(),
-                    endpoints=pl.col("endpoint_id").n_unique().cast(pl.UInt32),
-                )
-                .join(self._plan[2].select("scenario", "detail").unique("scenario"), on="scenario")
-                .sort("kind", "scenario")
-                .select(_SCENARIOS_SCHEMA.names())
-            )
-        return self._cache["scenarios"]
 
     @property
     def lockout(self) -> pl.DataFrame:
         """One row per (endpoint, policy, scenario), in :data:`LOCKOUT_SCHEMA`."""
         if "lockout" not in self._cache:
-            self._cache["lockout"] = _lockout(self)
+            self._cache["lockout"] = self._rows(self.members, self.cases)
         return self._cache["lockout"]
 
+    @property
+    def scenarios(self) -> pl.DataFrame:
+        """One row per scenario made: ``scenario``, ``kind``, ``routine``, ``detail`` (what it
+        does, for the first chain it was made for) and ``endpoints`` it applies to."""
+        counts = (
+            self.members.join(self.cases.select("cls", "scenario"), on="cls")
+            .group_by("scenario")
+            .agg(endpoints=pl.col("eid").n_unique().cast(pl.UInt32))
+        )
+        return (
+            self.cases.unique("scenario", keep="first", maintain_order=True)
+            .join(counts, on="scenario")
+            .with_columns(pl.col("scenario").cast(pl.String))
+            .sort("kind", "scenario")
+            .select(_SCENARIOS_SCHEMA.names())
+        )
+
     def gate(self, fail_on: str | Sequence[str] | Selection | None = None) -> pl.DataFrame:
-        """The rows a scheduled job should fail on: an endpoint that passes today and that a
-        scenario in ``fail_on`` (the routine ones by default) locks out."""
+        """The rows a scheduled job should fail on (:data:`LOCKOUT_SCHEMA`): an endpoint that
+        passes today and that a scenario in ``fail_on`` (the routine ones by default) locks
+        out."""
         selection = ROUTINE_SELECTION if fail_on is None else parse_scenarios(fail_on)
-        rows = self.lockout.filter((pl.col("outcome") == "locks_out") & (pl.col("today") == "pass"))
+        locked = self.cases.filter(pl.col("outcome") == "locks_out")
         wanted = [
             selection.matches(name, kind)
-            for name, kind in rows.select(pl.col("scenario").cast(pl.String), "kind").iter_rows()
+            for name, kind in locked.select(pl.col("scenario").cast(pl.String), "kind").iter_rows()
         ]
-        return rows.filter(pl.Series(wanted, dtype=pl.Boolean))
+        locked = locked.filter(pl.Series(wanted, dtype=pl.Boolean))
+        passing = self.today.filter(pl.col("today") == "pass").select("eid", "policy_id")
+        return self._rows(self.members.join(passing, on=["eid", "policy_id"]), locked)
 
     def headroom(self) -> pl.DataFrame:
         """One row per covered (endpoint, policy), in :data:`HEADROOM_SCHEMA`."""
@@ -185,6 +182,71 @@ class Analysis:
         passing (endpoint, policy) whose pass ends within ``days``, because the certificate
         carrying its matching pins expires or its pin-set does."""
         return _expiry_findings(self, days)
+
+    def _rows(self, members: pl.DataFrame, cases: pl.DataFrame) -> pl.DataFrame:
+        """``members`` x ``cases`` as :data:`LOCKOUT_SCHEMA` rows, in pair then scenario order:
+        the names are joined last, onto rows that are already the result's."""
+        return (
+            members.join(cases.drop("detail"), on="cls", maintain_order="left_right")
+            .join(self.today, on=["eid", "policy_id"], how="left", maintain_order="left")
+            .join(self.endpoints, on="eid", how="left", maintain_order="left")
+            .join(self.policies, on="policy_id", how="left", maintain_order="left")
+            .select(LOCKOUT_SCHEMA.names())
+            .cast(LOCKOUT_SCHEMA)  # type: ignore[arg-type]
+        )
+
+
+def _analysis(
+    dataset: ScanDataset,
+    prepared: Prepared,
+    catalog: Catalog,
+    selection: Selection,
+    switch_to: Sequence[str],
+    spares: Sequence[Spare],
+) -> Analysis:
+    """Everything judged while the scan's chains are at hand; only the compact frames stay."""
+    policies = pl.DataFrame(
+        {
+            "policy_id": list(range(len(prepared.policies))),
+            "policy": [p.name for p in prepared.policies],
+            "format": [p.format for p in prepared.policies],
+        },
+        schema={"policy_id": pl.Int32, "policy": pl.Categorical(), "format": pl.Categorical()},
+    )
+    today = (
+        judge(prepared)
+        .select(
+            "eid",
+            "policy_id",
+            "expires",
+            rule=pl.col("rule").cast(pl.Categorical()),
+            today="verdict",
+            store=pl.col("store").cast(pl.Categorical()),
+        )
+        .collect()
+    )
+    endpoints = (
+        prepared.endpoints.join(today.lazy().select("eid").unique(), on="eid", how="semi")
+        .select(
+            "eid",
+            "endpoint_id",
+            pl.col("target").cast(pl.Categorical()),
+            pl.col("name").cast(pl.Categorical()),
+        )
+        .collect()
+    )
+    members, classes, variants = _plan(dataset, prepared, catalog, selection, switch_to, spares)
+    cases = _judge_cases(prepared, spares, classes, variants)
+    return Analysis(
+        moment=prepared.moment,
+        selection=selection,
+        policies=policies,
+        endpoints=endpoints,
+        today=today,
+        members=members,
+        cases=cases,
+        matched=_matched(prepared),
+    )
 
 
 # Planning ---------------------------------------------------------------------------------------
@@ -201,26 +263,36 @@ def _spare(key: str | os.PathLike[str] | BackupKey, password: bytes | str | None
         raise InputError(spare.source, str(exc)) from exc
 
 
-def _judged_paths(prepared: Prepared) -> pl.DataFrame:
-    """(eid, policy_id, cids): the positions of the chain each pair is judged on, leaf first:
-    the judging store's path, or what was presented when none verifies (curl's leaf too)."""
+def _judged_paths(prepared: Prepared) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """The chain each pair is judged on, as its leaf and the CA keys above it (issuer first):
+    the judging store's path, or what was presented when none verifies (and for curl, which
+    checks the presented leaf). Returns ``(eid, policy_id, leaf_cid, tail_id)`` per pair and
+    the distinct paths, ``(tail_id, above, store)``: a fleet has few."""
     pairs = (
         prepared.selected.filter(pl.col("has_chain"))
-        .select("eid", "policy_id", "chain", judged_path="path")
+        .select("eid", "policy_id", "chain", "store", judged_path="path")
         .unique(["eid", "policy_id"])
     )
-    return (
+    paths = (
         pairs.join(prepared.chains.select("eid", "position", "verified", "path", "cid"), on="eid")
         .filter(
             pl.when(pl.col("chain") == "verified")
             .then(pl.col("verified") & (pl.col("path") == pl.col("judged_path")))
             .otherwise(~pl.col("verified"))
         )
+        .join(prepared.certs.lazy().select("cid", "spki_sha256"), on="cid", how="left")
         .sort("position")
         .group_by("eid", "policy_id")
-        .agg(cids=pl.col("cid"))
+        .agg(
+            pl.col("store").first().cast(pl.String),
+            leaf_cid=pl.col("cid").first(),
+            above=pl.col("spki_sha256").filter(pl.col("position") > 0),
+        )
+        .with_columns(tail_id=(pl.struct("above", "store").rank("dense") - 1).cast(pl.UInt32))
         .collect()
     )
+    tails = paths.group_by("tail_id").agg(pl.col("above", "store").first()).sort("tail_id")
+    return paths.select("eid", "policy_id", "leaf_cid", "tail_id"), tails
 
 
 # Columns of `selected` that differ between endpoints under the same rules: part of the class.
@@ -228,55 +300,64 @@ _PAIR_COLUMNS = ("chain", "path", "judge", "store", "wanted", "store_missing", "
 _LEAF_IDS = ("sha256_id", "sha1_id", "trustkit_id", "trustkit_blocked", "trustkit_problem")
 
 
-def _plan(analysis: Analysis) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
-    """The pairs with their class, the classes, and the variants of each path."""
-    prepared = analysis.prepared
-    certs = prepared.certs
-    spki_of = certs.select("cid", "spki_sha256")
-    paths = (
-        _judged_paths(prepared)
-        .explode("cids")
-        .with_columns(position=pl.int_range(pl.len()).over("eid", "policy_id"))
-        .join(spki_of, left_on="cids", right_on="cid", how="left")
-        .group_by("eid", "policy_id", maintain_order=True)
-        .agg(leaf_cid=pl.col("cids").first(), above=pl.col("spki_sha256").slice(1))
+def _plan(
+    dataset: ScanDataset,
+    prepared: Prepared,
+    catalog: Catalog,
+    selection: Selection,
+    switch_to: Sequence[str],
+    spares: Sequence[Spare],
+) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
+    """``members`` (each pair's class), ``classes`` (one representative pair each, with its
+    path's ``tail_id`` and its leaf's pin ids) and ``variants`` (the scenarios of each path)."""
+    paths, tails = _judged_paths(prepared)
+    per_pair = (
+        prepared.selected.filter(pl.col("has_chain"))
+        .group_by("eid", "policy_id")
+        .agg(*(pl.col(c).first() for c in _PAIR_COLUMNS), rules=pl.col("rule_id").sort())
     )
-    store_of = prepared.selected.select("eid", "policy_id", "store").unique(["eid", "policy_id"])
-    paths = paths.join(store_of.collect(), on=["eid", "policy_id"], how="left")
-    # Base64 has no comma: the joined pins are the path's key (polars joins no lists).
-    paths = paths.with_columns(
-        path_key=pl.col("above").list.join(","), store=pl.col("store").cast(pl.String)
+    leaf_ids = prepared.certs.lazy().select(pl.col("cid").alias("leaf_cid"), *_LEAF_IDS)
+    key = ["policy_id", "rules", *_PAIR_COLUMNS, "tail_id", *_LEAF_IDS]
+    pairs = (
+        per_pair.join(paths.lazy(), on=["eid", "policy_id"])
+        .join(leaf_ids, on="leaf_cid", how="left")
+        .with_columns(cls=pl.struct(key).rank("dense") - 1)
+        .collect()
     )
-    tails = (
-        paths.select("path_key", "above", "store")
-        .unique(["path_key", "store"], maintain_order=True)
-        .with_row_index("tail_id")
+    classes = (
+        pairs.group_by("cls")
+        .agg(*(pl.col(c).first() for c in key if c != "rules"), rep=pl.col("eid").first())
+        .sort("cls")
     )
+    members = pairs.select("eid", "policy_id", "cls").sort("policy_id", "eid")
+    issuers = pairs.join(tails.select("tail_id", issuer=pl.col("above").list.first()), on="tail_id")
     fleet = Counter(
         dict(
-            paths.filter(pl.col("above").list.len() > 0)
-            .group_by(issuer=pl.col("above").list.first())
+            issuers.drop_nulls("issuer")
+            .group_by("issuer")
             .agg(n=pl.col("eid").n_unique())
             .iter_rows()
         )
     )
+    del pairs, issuers
     planner = Planner(
-        analysis.catalog,
-        analysis.moment,
-        analysis.selection,
+        catalog,
+        prepared.moment,
+        selection,
         fleet=fleet,
-        switch_to=analysis.switch_to,
-        spares=analysis.spares,
-        names=_served_names(analysis.dataset, tails, analysis.catalog),
+        switch_to=switch_to,
+        spares=spares,
+        names=_served_names(dataset, tails, catalog),
     )
-    variant_rows = []
-    for tail_id, _, above, store in tails.iter_rows():
-        for index, v in enumerate(planner.variants(tuple(above), store)):
-            variant_rows.append(
-                (tail_id, index, v.scenario, v.kind, v.leaf, v.above, v.chain, v.detail)
-            )
+    rows = [
+        (tail_id, index, v.scenario, v.kind, v.leaf, v.above, v.chain, v.detail)
+        for tail_id, above, store in tails.iter_rows()
+        for index, v in enumerate(
+            planner.variants(tuple(above), None if store is None else str(store))
+        )
+    ]
     variants = pl.DataFrame(
-        variant_rows,
+        rows,
         schema={
             "tail_id": pl.UInt32,
             "v_index": pl.UInt32,
@@ -289,39 +370,7 @@ def _plan(analysis: Analysis) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]
         },
         orient="row",
     )
-    per_pair = (
-        prepared.selected.filter(pl.col("has_chain"))
-        .group_by("eid", "policy_id")
-        .agg(
-            *(pl.col(c).first() for c in _PAIR_COLUMNS),
-            rules=pl.col("rule_id").sort().cast(pl.String).str.join(","),
-        )
-        .collect()
-    )
-    leaf_ids = certs.select(pl.col("cid").alias("leaf_cid"), *_LEAF_IDS)
-    pairs = (
-        per_pair.join(
-            paths.select("eid", "policy_id", "leaf_cid", "path_key"), on=["eid", "policy_id"]
-        )
-        .join(
-            tails.drop("above"),
-            left_on=["path_key", pl.col("store").cast(pl.String)],
-            right_on=["path_key", "store"],
-            how="left",
-            nulls_equal=True,
-        )
-        .join(leaf_ids, on="leaf_cid", how="left")
-        .drop("path_key", "leaf_cid")
-    )
-    key = ["policy_id", "rules", *_PAIR_COLUMNS, "tail_id", *_LEAF_IDS]
-    classes = (
-        pairs.group_by(key, maintain_order=True)
-        .agg(members=pl.col("eid"))
-        .with_row_index("cls")
-        .with_columns(rep=pl.col("members").list.first())
-    )
-    members = classes.select("cls", "policy_id", eid="members").explode("eid")
-    return members, classes.drop("members"), variants
+    return members, classes, variants
 
 
 def _served_names(dataset: ScanDataset, tails: pl.DataFrame, catalog: Catalog) -> dict[str, str]:
@@ -341,11 +390,11 @@ def _served_names(dataset: ScanDataset, tails: pl.DataFrame, catalog: Catalog) -
 # Judging ----------------------------------------------------------------------------------------
 
 
-def _judge_cases(analysis: Analysis) -> pl.DataFrame:
-    """Every (class, scenario) judged: ``cls``, ``v_index``, ``verdict``, ``matched_pin``,
-    ``matched_position``; a chain that does not build is not judged (verdict null)."""
-    prepared = analysis.prepared
-    _, classes, variants = analysis._plan
+def _judge_cases(
+    prepared: Prepared, spares: Sequence[Spare], classes: pl.DataFrame, variants: pl.DataFrame
+) -> pl.DataFrame:
+    """Every (class, scenario) judged, once, on its representative pair's rules; a chain that
+    does not build is not judged (verdict null, outcome ``untrusted``)."""
     cases = (
         classes.join(variants, on="tail_id")
         .sort("cls", "v_index")
@@ -360,27 +409,36 @@ def _judge_cases(analysis: Analysis) -> pl.DataFrame:
         .drop("eid")
         .rename({"case": "eid"})
     )
-    chains = _case_chains(prepared, analysis.spares, built)
-    judged = judge(replace(prepared, selected=selected, chains=chains)).collect()
-    return cases.join(
-        judged.select(
-            case="eid",
+    chains = _case_chains(prepared, spares, built)
+    judged = judge(replace(prepared, selected=selected, chains=chains)).select(
+        case="eid",
+        verdict="verdict",
+        matched_pin="matched_pin",
+        matched_position="matched_position",
+    )
+    outcome = (
+        pl.when(pl.col("verdict").is_null())
+        .then(pl.lit("untrusted"))
+        .otherwise(pl.col("verdict").cast(pl.String).replace_strict(_OUTCOME_OF, default=None))
+    )
+    return (
+        cases.lazy()
+        .join(judged, on="case", how="left")
+        .select(
+            "cls",
+            "v_index",
+            pl.col("scenario").cast(pl.Categorical()),
+            "kind",
+            routine=pl.col("kind").is_in(list(ROUTINE)),
+            new_chain=pl.col("new_chain").cast(pl.Categorical()),
+            detail="detail",
             verdict="verdict",
-            matched_pin="matched_pin",
+            outcome=outcome.cast(OUTCOME),
+            matched_pin=pl.col("matched_pin").cast(pl.Categorical()),
             matched_position="matched_position",
-        ),
-        on="case",
-        how="left",
-    ).select(
-        "cls",
-        "v_index",
-        "scenario",
-        "kind",
-        "new_chain",
-        "detail",
-        "verdict",
-        "matched_pin",
-        "matched_position",
+        )
+        .sort("cls", "v_index")
+        .collect()
     )
 
 
@@ -479,124 +537,76 @@ def _case_chains(prepared: Prepared, spares: Sequence[Spare], built: pl.DataFram
     )
 
 
-def _lockout(analysis: Analysis) -> pl.DataFrame:
-    prepared = analysis.prepared
-    if not prepared.policies:
-        return pl.DataFrame(schema=LOCKOUT_SCHEMA)
-    members = analysis._pairs
-    judged = _judge_cases(analysis)
-    outcome = (
-        pl.when(pl.col("verdict").is_null())
-        .then(pl.lit("untrusted"))
-        .otherwise(pl.col("verdict").cast(pl.String).replace_strict(_OUTCOME_OF, default=None))
-        .cast(OUTCOME)
-    )
-    judged = judged.with_columns(
-        outcome=outcome,
-        routine=pl.col("kind").is_in(list(ROUTINE)),
-        scenario=pl.col("scenario").cast(pl.Categorical),
-        new_chain=pl.col("new_chain").cast(pl.Categorical),
-    )
-    endpoints = prepared.endpoints.select("eid", "endpoint_id", "target", "name").collect()
-    today = analysis.today.select("eid", "policy_id", "rule", today="verdict", store="store")
-    names = pl.DataFrame(
-        {
-            "policy_id": list(range(len(prepared.policies))),
-            "policy": [p.name for p in prepared.policies],
-            "format": [p.format for p in prepared.policies],
-        },
-        schema={"policy_id": pl.Int32, "policy": pl.String, "format": pl.String},
-    )
-    return (
-        members.join(judged, on="cls")
-        .join(today, on=["eid", "policy_id"], how="left")
-        .join(endpoints, on="eid", how="left")
-        .join(names, on="policy_id", how="left")
-        .sort("policy_id", "eid", "v_index")
-        .select(LOCKOUT_SCHEMA.names())
-        .cast(LOCKOUT_SCHEMA)  # type: ignore[arg-type]
-    )
-
-
 # Headroom ---------------------------------------------------------------------------------------
 
 
-def _headroom(analysis: Analysis) -> pl.DataFrame:
-    prepared = analysis.prepared
-    if not prepared.policies:
-        return pl.DataFrame(schema=HEADROOM_SCHEMA)
+def _matched(prepared: Prepared) -> pl.DataFrame:
+    """Per pair, today's matching pins: how many distinct, at which places, and the place and
+    end of validity of the match that lasts longest (the pass holds while one does)."""
     key = ["eid", "policy_id"]
     live = prepared.selected.filter(
         pl.col("error").is_null() & ~pl.col("exclude") & ~pl.col("expired")
     )
     used = used_chains(live, prepared.chains)
     top = used.group_by(key).agg(top=pl.col("position").max())
-    matches = (
+    place = (
+        pl.when(pl.col("position") == 0)
+        .then(pl.lit("leaf"))
+        .when((pl.col("position") == pl.col("top")) & pl.col("verified"))
+        .then(pl.lit("root"))
+        .otherwise(pl.lit("intermediate"))
+    )
+    return (
         pin_matches(prepared.pins, used)
         .join(top, on=key)
-        .with_columns(
-            place=pl.when(pl.col("position") == 0)
-            .then(pl.lit("leaf"))
-            .when((pl.col("position") == pl.col("top")) & pl.col("verified"))
-            .then(pl.lit("root"))
-            .otherwise(pl.lit("intermediate"))
-        )
-    )
-    # The pass holds while some matching certificate is valid: the one that lasts longest.
-    matched = (
-        matches.sort("not_after", descending=True, nulls_last=True)
+        .with_columns(place=place.cast(_PLACE))
+        .sort("not_after", descending=True, nulls_last=True)
         .group_by(key)
         .agg(
             pins_matched=pl.col("pin_id").n_unique().cast(pl.UInt32),
             positions=pl.col("place").unique().sort(),
-            carrier=pl.col("place").first(),
+            carrier=pl.col("place").first().cast(pl.String),
             carried_until=pl.col("not_after").first(),
         )
         .collect()
     )
-    lock = analysis.lockout
-    lists = (
-        lock.join(
-            analysis.prepared.endpoints.select("eid", "endpoint_id").collect(),
-            on="endpoint_id",
-        )
-        .group_by("eid", "policy")
-        .agg(
-            survives=pl.col("scenario").filter(pl.col("outcome") == "survives"),
-            locks_out=pl.col("scenario").filter(pl.col("outcome") == "locks_out"),
-        )
+
+
+_PLACE = pl.Enum(list(PLACES))
+
+
+def _headroom(analysis: Analysis) -> pl.DataFrame:
+    key = ["eid", "policy_id"]
+    cases = analysis.cases
+    per_class = cases.group_by("cls").agg(
+        survives=pl.col("scenario").filter(pl.col("outcome") == "survives"),
+        locks_out=pl.col("scenario").filter(pl.col("outcome") == "locks_out"),
     )
-    endpoints = prepared.endpoints.select("eid", "endpoint_id", "target", "name").collect()
-    names = pl.DataFrame(
-        {
-            "policy_id": list(range(len(prepared.policies))),
-            "policy": [p.name for p in prepared.policies],
-            "format": [p.format for p in prepared.policies],
-        },
-        schema={"policy_id": pl.Int32, "policy": pl.String, "format": pl.String},
-    )
-    moment = analysis.moment
+    lists = analysis.members.join(per_class, on="cls").drop("cls")
     passing = pl.col("today") == "pass"
     set_ends = pl.col("expires").is_not_null() & (
         pl.col("carried_until").is_null() | (pl.col("expires") < pl.col("carried_until"))
     )
     ends = pl.when(set_ends).then("expires").otherwise("carried_until")
     return (
-        analysis.today.select(*key, "expires", "store", today="verdict")
-        .join(matched, on=key, how="left")
-        .join(endpoints, on="eid", how="left")
-        .join(names, on="policy_id", how="left")
-        .join(lists, on=["eid", "policy"], how="left")
+        analysis.today.join(analysis.matched, on=key, how="left", maintain_order="left")
+        .join(lists, on=key, how="left", maintain_order="left")
+        .join(analysis.endpoints, on="eid", how="left", maintain_order="left")
+        .join(analysis.policies, on="policy_id", how="left", maintain_order="left")
         .with_columns(
             pins_matched=pl.col("pins_matched").fill_null(0),
-            positions=pl.col("positions").fill_null([]).cast(pl.List(pl.Enum(list(PLACES)))),
+            positions=pl.col("positions").fill_null(pl.lit([], pl.List(_PLACE))),
+            survives=pl.col("survives").fill_null(pl.lit([], pl.List(pl.Categorical()))),
+            locks_out=pl.col("locks_out").fill_null(pl.lit([], pl.List(pl.Categorical()))),
             carrier=pl.when(passing).then(
                 pl.when(set_ends).then(pl.lit("pin-set")).otherwise("carrier")
             ),
             pass_ends=pl.when(passing).then(ends),
         )
         .with_columns(
-            days_left=((pl.col("pass_ends") - moment).dt.total_seconds() // 86400).cast(pl.Int32),
+            days_left=((pl.col("pass_ends") - analysis.moment).dt.total_seconds() // 86400).cast(
+                pl.Int32
+            ),
         )
         .sort("policy_id", "eid")
         .select(HEADROOM_SCHEMA.names())

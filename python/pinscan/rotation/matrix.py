@@ -7,12 +7,9 @@ from __future__ import annotations
 import polars as pl
 
 from pinscan.policy._public_suffix import registry_length
-from pinscan.rotation.schema import KINDS, OUTCOMES
+from pinscan.rotation.schema import KIND_RANK, OUTCOMES, SEVERITY
 
-# The worst outcome wins a cell: what a reader must act on first.
-_SEVERITY = {"locks_out": 3, "untrusted": 2, "survives": 1, "unpinned": 0}
-_BY_SEVERITY = {rank: outcome for outcome, rank in _SEVERITY.items()}
-_KIND_RANK = {kind: rank for rank, kind in enumerate(KINDS)}
+_BY_SEVERITY = {rank: outcome for outcome, rank in SEVERITY.items()}
 
 
 def matrix(lockout: pl.DataFrame, by: str = "name") -> pl.DataFrame:
@@ -26,13 +23,13 @@ def matrix(lockout: pl.DataFrame, by: str = "name") -> pl.DataFrame:
         raise ValueError(msg)
     frame = lockout.with_columns(
         pl.col("scenario").cast(pl.String),
-        rank=pl.col("outcome").cast(pl.String).replace_strict(_SEVERITY, return_dtype=pl.Int8),
+        rank=pl.col("outcome").cast(pl.String).replace_strict(SEVERITY, return_dtype=pl.Int8),
     )
     if by == "domain":
         frame = frame.with_columns(
             name=pl.col("name").map_elements(_registrable, return_dtype=pl.String)
         )
-    kind_rank = pl.col("kind").cast(pl.String).replace_strict(_KIND_RANK, return_dtype=pl.Int8)
+    kind_rank = pl.col("kind").cast(pl.String).replace_strict(KIND_RANK, return_dtype=pl.Int8)
     order = frame.select("scenario", "kind").unique().sort(kind_rank, "scenario")["scenario"]
     worst = frame.group_by("name", "policy", "scenario").agg(rank=pl.col("rank").max())
     if worst.is_empty():
@@ -43,7 +40,7 @@ def matrix(lockout: pl.DataFrame, by: str = "name") -> pl.DataFrame:
     outcome = pl.Enum(list(OUTCOMES))
     return (
         wide.with_columns(
-            locked_out=pl.sum_horizontal(pl.col(s) == _SEVERITY["locks_out"] for s in order).cast(
+            locked_out=pl.sum_horizontal(pl.col(s) == SEVERITY["locks_out"] for s in order).cast(
                 pl.UInt32
             ),
             **{s: pl.col(s).replace_strict(_BY_SEVERITY, return_dtype=outcome) for s in order},

@@ -166,14 +166,21 @@ class Planner:
                 )
         if self._switching:
             own = self.family(issuer) if issuer else None
-            targets = [(f, pin) for f, pin in self._fleet_family.items() if f != own]
-            targets += [(label, pin) for label, pin in self._asked if self.family(pin) != own]
+            targets = [(f, (pin,)) for f, pin in self._fleet_family.items() if f != own]
+            targets += [(f, pins) for f, pins in self._asked if f != own]
             seen: set[str] = set()
-            for family, pin in targets:
+            for family, candidates in targets:
                 if family in seen:
                     continue
                 seen.add(family)
-                keys = self.catalog.path(pin, self.moment, to=trusted)
+                # The first candidate the store can build a path from: a family's intermediates
+                # do not all chain to roots every platform holds.
+                pin, keys = candidates[0], None
+                for candidate in candidates:
+                    found = self.catalog.path(candidate, self.moment, to=trusted)
+                    if found:
+                        pin, keys = candidate, found
+                        break
                 add(
                     f"switch:{family}",
                     "switch",
@@ -243,50 +250,58 @@ class Planner:
                 return (*above[: keep - 1], *found)
         return None
 
-    def _resolve(self, query: str) -> tuple[str, str]:
-        """A ``--switch-to`` name: a family (an owner) or one CA; its issuing key."""
+    def _resolve(self, query: str) -> tuple[str, tuple[str, ...]]:
+        """A ``--switch-to`` name: a family (an owner) or one issuing CA; its candidates for the
+        next intermediate, likeliest first (the one the fleet uses, if it does)."""
         wanted = query.strip().casefold()
-        owners = {o for o in self.catalog.cas["owner"].drop_nulls().unique().to_list()}
+        owners = set(self.catalog.cas["owner"].drop_nulls().unique().to_list())
         exact = [o for o in owners if o.casefold() == wanted]
+        # A family may be spelled several ways among its roots ("DigiCert Inc", "DigiCert, Inc."):
+        # every owner whose name holds the query is the family, named as the user wrote it.
         close = exact or sorted(o for o in owners if wanted and wanted in o.casefold())
-        if len(close) == 1 or exact:
-            family = close[0]
-            pin = self._fleet_family.get(family) or self._issuing(family)
-            if pin is not None:
-                return family, pin
+        if close:
+            used = tuple(self._fleet_family[o] for o in close if o in self._fleet_family)
+            candidates = used + tuple(p for o in close for p in self._issuing(o))
+            if candidates:
+                return (close[0] if len(close) == 1 else query.strip()), candidates
         try:
             cas = self.catalog.lookup(query)
         except ValueError:
             cas = None
         if cas is not None:
             for row in cas.iter_rows(named=True):
-                if not row["is_root"] and row["can_issue_tls"]:
-                    return row["owner"] or row["name"], row["spki_sha256"]
-        hint = f" (it matches several families: {', '.join(close[:5])})" if len(close) > 1 else ""
-        reason = f"{query!r} is no CA family or issuing CA the catalog knows{hint}"
+                if (
+                    not row["is_root"]
+                    and row["can_issue_tls"]
+                    and row["not_before"] is not None
+                    and row["not_before"] <= self.moment < row["not_after"]
+                ):
+                    return row["owner"] or row["name"], (row["spki_sha256"],)
+        reason = f"{query!r} is no CA family or issuing CA the catalog knows, valid at this moment"
         raise ConfigError("switch_to", reason)
 
-    def _issuing(self, family: str) -> str | None:
-        """A family's likeliest next intermediate: one it may issue TLS certificates from now,
-        Let's Encrypt's active ones first, else the newest."""
-        rows = self.catalog.cas.filter(
-            (self.catalog.cas["owner"] == family)
-            & ~self.catalog.cas["is_root"]
-            & self.catalog.cas["can_issue_tls"]
+    def _issuing(self, family: str) -> tuple[str, ...]:
+        """A family's intermediates that may issue TLS certificates at this moment: Let's
+        Encrypt's active ones first, then the family's own, newest first."""
+        cas = self.catalog.cas
+        rows = cas.filter(
+            (cas["owner"] == family)
+            & ~cas["is_root"]
+            & cas["can_issue_tls"]
+            & (cas["not_before"] <= self.moment)
+            & (cas["not_after"] > self.moment)
         )
+        # The family's own intermediates before those it signed for other companies.
+        own = family.casefold().split()[0]
         ranked = sorted(
             rows.iter_rows(named=True),
-            key=lambda r: (r["le_status"] != "active", -(r["not_before"] or _EPOCH).timestamp()),
+            key=lambda r: (
+                r["le_status"] != "active",
+                not (r["organization"] or "").casefold().startswith(own),
+                -(r["not_before"] or _EPOCH).timestamp(),
+            ),
         )
-        for row in ranked:
-            until = row["not_after"]
-            if (
-                until is not None
-                and until > self.moment
-                and self.catalog.path(row["spki_sha256"], self.moment)
-            ):
-                return row["spki_sha256"]
-        return None
+        return tuple(row["spki_sha256"] for row in ranked)
 
 
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)

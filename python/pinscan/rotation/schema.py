@@ -23,6 +23,11 @@ ROUTINE = ("renew_new_key", "sibling")
 #: chain does not build in the platform's store at all, so the client refuses it whatever its
 #: pins say, e.g. a removed root with no cross-sign the catalog knows).
 OUTCOMES = ("survives", "locks_out", "unpinned", "untrusted")
+#: The worst outcome wins where several are folded into one (a matrix cell, a scenario): one
+#: endpoint locked out is an app locked out.
+SEVERITY = {"locks_out": 3, "untrusted": 2, "survives": 1, "unpinned": 0}
+#: Each kind's place in :data:`KINDS`, to order scenarios as the matrix shows them.
+KIND_RANK = {kind: rank for rank, kind in enumerate(KINDS)}
 KIND = pl.Enum(list(KINDS))
 OUTCOME = pl.Enum(list(OUTCOMES))
 #: Where a matched pin sits in the chain.
@@ -31,20 +36,22 @@ PLACES = ("leaf", "intermediate", "root")
 LOCKOUT_SCHEMA = pl.Schema(
     {
         "endpoint_id": pl.String,
-        "target": pl.String,
-        "name": pl.String,
-        "policy": pl.String,
-        "format": pl.String,
+        # Categorical like every column that repeats: the table has a row per scenario, and a
+        # million endpoints' names once each, not ten times, keep it within memory.
+        "target": pl.Categorical(),
+        "name": pl.Categorical(),
+        "policy": pl.Categorical(),
+        "format": pl.Categorical(),
         # The store whose path judges the policy today, and whose path the scenario rebuilds.
-        "store": pl.String,
-        "rule": pl.String,
+        "store": pl.Categorical(),
+        "rule": pl.Categorical(),
         "scenario": pl.Categorical(),
         "kind": KIND,
         "routine": pl.Boolean,
         "today": VERDICT,
         "verdict": VERDICT,
         "outcome": OUTCOME,
-        "matched_pin": pl.String,
+        "matched_pin": pl.Categorical(),
         "matched_position": pl.Int16,
         # The synthesized chain, leaf first, as CA names ("new leaf key > R11 > ISRG Root X1").
         "new_chain": pl.Categorical(),
@@ -56,9 +63,9 @@ HEADROOM_SCHEMA = pl.Schema(
         "endpoint_id": pl.String,
         "target": pl.String,
         "name": pl.String,
-        "policy": pl.String,
-        "format": pl.String,
-        "store": pl.String,
+        "policy": pl.Categorical(),
+        "format": pl.Categorical(),
+        "store": pl.Categorical(),
         "today": VERDICT,
         # Distinct policy pins that match today's chain where their pin-sets allow.
         "pins_matched": pl.UInt32,
@@ -77,9 +84,11 @@ __all__ = [
     "HEADROOM_SCHEMA",
     "KIND",
     "KINDS",
+    "KIND_RANK",
     "LOCKOUT_SCHEMA",
     "OUTCOME",
     "OUTCOMES",
     "PLACES",
     "ROUTINE",
+    "SEVERITY",
 ]
