@@ -996,3 +996,49 @@ def test_hpkp_max_age_zero_unpins(tmp_path: Path) -> None:
 
 def test_every_format_of_the_semantics_table_is_covered() -> None:
     assert {c.format for c in CASES} == set(formats.MODULES)
+
+
+_TRUSTKIT_SPARE = pytest.mark.xfail(
+    strict=True,
+    reason="rotation/lockout.py _case_chains: a spare key's leaf row gets its SHA-256 pin as "
+    "trustkit_id and trustkit_blocked=False, but TrustKit (iOS) cannot hash a P-521 key and "
+    "blocks the connection, even report-only: the backup_key scenario locks out",
+)
+
+
+@pytest.mark.parametrize(
+    ("fmt", "enforce", "outcome"),
+    [
+        # Android hashes the SPKI's own bytes: any key type is a key it can pin.
+        ("android", True, "survives"),
+        # TrustKit rebuilds the SPKI from the raw key, for RSA 2048-4096 and P-256/P-384 only:
+        # anything else blocks the connection, whether it enforces or only reports.
+        pytest.param("trustkit", True, "locks_out", marks=_TRUSTKIT_SPARE),
+        pytest.param("trustkit", False, "locks_out", marks=_TRUSTKIT_SPARE),
+    ],
+    ids=["android", "trustkit", "trustkit-report-only"],
+)
+def test_a_spare_key_trustkit_cannot_hash(
+    tmp_path: Path, fmt: str, enforce: bool, outcome: str
+) -> None:
+    era = R_ERA
+    leaf = pki.leaf(HOST)
+    dataset = _scan(tmp_path / "scan", leaf, era, ["android", "apple"])
+    spare = tmp_path / "spare-p521.pub.pem"
+    spare.write_bytes(
+        ec.generate_private_key(ec.SECP521R1())
+        .public_key()
+        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    )
+    keys = Keys(era, pinscan.spki_pin(leaf.der), pinscan.spki_pin(spare.read_bytes()))
+    path = tmp_path / "policy"
+    if fmt == "android":
+        path.write_text(android_xml(keys, [SPARE, LEAF]))
+    else:
+        path.write_bytes(trustkit_plist(keys, [SPARE, LEAF], enforce=enforce))
+    policy = pinscan.load_policy(path, format=fmt)
+    frame = analyse(
+        dataset, [policy], "backup_key,renew_same_key", as_of=era.as_of, backup_keys=[spare]
+    ).lockout
+    got = dict(frame.select(pl.col("scenario").cast(pl.String), "outcome").iter_rows())
+    assert got == {"renew_same_key": "survives", "backup_key": outcome}
