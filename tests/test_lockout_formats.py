@@ -1042,3 +1042,36 @@ def test_a_spare_key_trustkit_cannot_hash(
     ).lockout
     got = dict(frame.select(pl.col("scenario").cast(pl.String), "outcome").iter_rows())
     assert got == {"renew_same_key": "survives", "backup_key": outcome}
+
+
+_SHA1_CATALOG = pytest.mark.xfail(
+    strict=True,
+    reason="rotation/lockout.py _case_chains: a CA key only the catalog knows (a sibling the "
+    "scan never saw) gets sha256_id and trustkit_id from its pin but sha1_id null, so a sha1/ "
+    "pin on it never matches: sibling:R11 locks out an app that pinned R11 by SHA-1",
+)
+
+
+@pytest.mark.parametrize(
+    "fmt", [pytest.param("okhttp", marks=_SHA1_CATALOG), pytest.param("toml", marks=_SHA1_CATALOG)]
+)
+def test_sha1_pin_on_a_sibling(tmp_path: Path, fmt: str) -> None:
+    # OkHttp (and pinscan's TOML) take sha1/ pins: a pin-set of R10 by SHA-256 and R11 by
+    # SHA-1 accepts a certificate from either; R12 is pinned by neither.
+    era = R_ERA
+    leaf = pki.leaf(HOST)
+    dataset = _scan(tmp_path / "scan", leaf, era, ["android", "mozilla"])
+    keys = Keys(era, pinscan.spki_pin(leaf.der), pinscan.spki_pin(leaf.der))
+    keys.sha1["R11"] = _spki_sha1(lechains.der("R11"))
+    if fmt == "okhttp":
+        path = tmp_path / "ApiClient.kt"
+        path.write_text(okhttp_kotlin(keys, [(HOST, "issuer"), (HOST, "sha1:R11")]))
+    else:
+        path = tmp_path / "pins.toml"
+        sha1 = f'"sha1/{keys.sha1["R11"]}"'
+        path.write_text(toml_text(keys, f"pins = [{{issuer}}, {sha1}]"))
+    policy = pinscan.load_policy(path, format=fmt)
+    frame = analyse(dataset, [policy], "sibling:R11,sibling:R12", as_of=era.as_of).lockout
+    assert set(frame["today"].cast(pl.String)) == {"pass"}
+    got = dict(frame.select(pl.col("scenario").cast(pl.String), "outcome").iter_rows())
+    assert got == {"sibling:R11": "survives", "sibling:R12": "locks_out"}
