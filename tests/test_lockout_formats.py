@@ -1075,3 +1075,30 @@ def test_sha1_pin_on_a_sibling(tmp_path: Path, fmt: str) -> None:
     assert set(frame["today"].cast(pl.String)) == {"pass"}
     got = dict(frame.select(pl.col("scenario").cast(pl.String), "outcome").iter_rows())
     assert got == {"sibling:R11": "survives", "sibling:R12": "locks_out"}
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="policy/evaluate.py judge (which the lockout reuses): a pass needs every pin-set of "
+    "every applicable rule, report-only ones included, so a Public-Key-Pins-Report-Only header "
+    "that does not match fails a chain its enforced Public-Key-Pins header accepts",
+)
+def test_hpkp_enforced_and_report_only_headers(tmp_path: Path) -> None:
+    # A site enforcing ISRG Root X1 plus a spare, while trialling a narrower R10/R11 set as
+    # Report-Only (RFC 7469 section 2.1: the two are separate policies; a Report-Only mismatch
+    # is reported, never blocked). A renewal from R12 passes the enforced pins.
+    era = R_ERA
+    leaf = pki.leaf(HOST)
+    dataset = _scan(tmp_path / "scan", leaf, era, ["android", "mozilla"])
+    keys = Keys(era, pinscan.spki_pin(leaf.der), lechains.pin("R11"))
+    path = tmp_path / "headers.txt"
+    path.write_text(
+        hpkp_dump(keys, ["root", SPARE]) + hpkp_dump(keys, ["R10", "R11"], report_only=True)
+    )
+    policy = pinscan.load_policy(path)
+    assert [r.enforce for r in policy.rules] == [True, False]
+    frame = analyse(dataset, [policy], "renew_new_key,sibling", as_of=era.as_of).lockout
+    got = dict(frame.select(pl.col("scenario").cast(pl.String), "outcome").iter_rows())
+    assert got == dict.fromkeys(
+        ["renew_new_key", *(f"sibling:{s}" for s in era.siblings)], "survives"
+    )
