@@ -565,6 +565,18 @@ def _curl(case: str, names: Sequence[str], client: Client) -> Case:
     )
 
 
+def _curl_key_file(directory: Path, keys: Keys, era: Era) -> Path:
+    key = pki.leaf(HOST).cert.public_key()
+    (directory / "api.pub.pem").write_bytes(
+        key.public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+    )
+    path = directory / "health.sh"
+    path.write_text(f"curl -fsS --pinnedpubkey api.pub.pem https://{HOST}/v1/health\n")
+    return path
+
+
 def _chromium(
     case: str,
     names: Sequence[str],
@@ -697,6 +709,8 @@ CASES: tuple[Case, ...] = (
     _curl("issuer", ["issuer"], Client((pins("issuer"),), leaf_only=True)),
     _curl("root", ["root"], Client((pins("root"),), leaf_only=True)),
     _curl("spare-leaf", [SPARE, LEAF], Client((pins(SPARE, LEAF),), leaf_only=True)),
+    # --pinnedpubkey FILE: the server's public key saved as PEM beside the script.
+    Case("curl-key-file", "curl", _curl_key_file, _fixed(Client((pins(LEAF),), leaf_only=True))),
     # Chromium's static pins: any position, a veto list, and 70 days of life for the list.
     _chromium("leaf", [LEAF], _fixed(LEAF_ONLY)),
     _chromium("issuer", ["issuer"], _fixed(ISSUER)),
