@@ -671,6 +671,7 @@ CASES: tuple[Case, ...] = (
         _text("Info.plist", lambda k, e: trustkit_plist(k, ["root", SPARE], carved_out=True)),
         _fixed(UNPINNED),
     ),
+    # TSKExpirationDate passed: TrustKit stops pinning the domain.
     Case(
         "trustkit-expired",
         "trustkit",
