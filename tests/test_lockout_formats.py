@@ -1068,12 +1068,6 @@ def test_sha1_pin_on_a_sibling(tmp_path: Path, fmt: str) -> None:
     assert got == {"sibling:R11": "survives", "sibling:R12": "locks_out"}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="policy/evaluate.py judge (which the lockout reuses): a pass needs every pin-set of "
-    "every applicable rule, report-only ones included, so a Public-Key-Pins-Report-Only header "
-    "that does not match fails a chain its enforced Public-Key-Pins header accepts",
-)
 def test_hpkp_enforced_and_report_only_headers(tmp_path: Path) -> None:
     # A site enforcing ISRG Root X1 plus a spare, while trialling a narrower R10/R11 set as
     # Report-Only (RFC 7469 section 2.1: the two are separate policies; a Report-Only mismatch

@@ -702,14 +702,20 @@ def judge(prepared: Prepared) -> pl.LazyFrame:
         )
     )
     required = (
-        live.select(*key, "rule_id").join(prepared.sets, on="rule_id").select(*key, "set_key")
+        live.select(*key, "rule_id", "enforce")
+        .join(prepared.sets, on="rule_id")
+        .select(*key, "set_key", "enforce")
     ).unique()
+    # An enforced rule decides alone: a report-only rule beside it (HPKP's Report-Only header
+    # next to its enforced one, RFC 7469 2.1) only reports. Without one, the report-only sets
+    # decide between pass and report-only.
+    counts = pl.col("set_position").is_not_null() | (pl.col("enforce").any() & ~pl.col("enforce"))
     pinned = (
         required.join(matches, on=[*key, "set_key"], how="left")
         .sort("set_position", nulls_last=True)
         .group_by(key)
         .agg(
-            all_sets=pl.col("set_position").is_not_null().all(),
+            all_sets=counts.all(),
             matched_position=pl.col("set_position").first(),
             matched_pin=pl.col("pin").first(),
             matched_sent=pl.col("sent").first(),
