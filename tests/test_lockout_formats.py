@@ -989,14 +989,6 @@ def test_every_format_of_the_semantics_table_is_covered() -> None:
     assert {c.format for c in CASES} == set(formats.MODULES)
 
 
-_TRUSTKIT_SPARE = pytest.mark.xfail(
-    strict=True,
-    reason="rotation/lockout.py _case_chains: a spare key's leaf row gets its SHA-256 pin as "
-    "trustkit_id and trustkit_blocked=False, but TrustKit (iOS) cannot hash a P-521 key and "
-    "blocks the connection, even report-only: the backup_key scenario locks out",
-)
-
-
 @pytest.mark.parametrize(
     ("fmt", "enforce", "outcome"),
     [
@@ -1004,8 +996,8 @@ _TRUSTKIT_SPARE = pytest.mark.xfail(
         ("android", True, "survives"),
         # TrustKit rebuilds the SPKI from the raw key, for RSA 2048-4096 and P-256/P-384 only:
         # anything else blocks the connection, whether it enforces or only reports.
-        pytest.param("trustkit", True, "locks_out", marks=_TRUSTKIT_SPARE),
-        pytest.param("trustkit", False, "locks_out", marks=_TRUSTKIT_SPARE),
+        ("trustkit", True, "locks_out"),
+        ("trustkit", False, "locks_out"),
     ],
     ids=["android", "trustkit", "trustkit-report-only"],
 )
@@ -1035,17 +1027,7 @@ def test_a_spare_key_trustkit_cannot_hash(
     assert got == {"renew_same_key": "survives", "backup_key": outcome}
 
 
-_SHA1_CATALOG = pytest.mark.xfail(
-    strict=True,
-    reason="rotation/lockout.py _case_chains: a CA key only the catalog knows (a sibling the "
-    "scan never saw) gets sha256_id and trustkit_id from its pin but sha1_id null, so a sha1/ "
-    "pin on it never matches: sibling:R11 locks out an app that pinned R11 by SHA-1",
-)
-
-
-@pytest.mark.parametrize(
-    "fmt", [pytest.param("okhttp", marks=_SHA1_CATALOG), pytest.param("toml", marks=_SHA1_CATALOG)]
-)
+@pytest.mark.parametrize("fmt", ["okhttp", "toml"])
 def test_sha1_pin_on_a_sibling(tmp_path: Path, fmt: str) -> None:
     # OkHttp (and pinscan's TOML) take sha1/ pins: a pin-set of R10 by SHA-256 and R11 by
     # SHA-1 accepts a certificate from either; R12 is pinned by neither.

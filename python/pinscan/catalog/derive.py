@@ -37,6 +37,9 @@ SCHEMA = pl.Schema(
     {
         # The CA's key: the pin, exactly as the core computes it (base64 SHA-256 of the SPKI).
         "spki_sha256": pl.String,
+        # The legacy SHA-1 pin of the same bytes (OkHttp's `sha1/`, HPKP's): a client pinning a
+        # CA this way must find it on a chain the scan never saw.
+        "spki_sha1": pl.String,
         "cert_sha256": pl.String,
         # The subject's commonName (see `display_name`), else its OU, else its O.
         "name": pl.String,
@@ -76,6 +79,7 @@ SCHEMA = pl.Schema(
 
 _CORE_COLUMNS = [
     "spki_sha256",
+    "spki_sha1",
     "cert_sha256",
     "subject",
     "issuer",
@@ -144,7 +148,7 @@ def certificate_rows(ders: Sequence[bytes], source: str) -> pl.DataFrame:
     :func:`link` fills them over the whole catalog.
     """
     unique = list(dict.fromkeys(ders))
-    table = certificates(unique)
+    table = certificates(unique, sha1=True)
     pinned = table["spki_sha256"].is_not_null().to_list()
     unique = [d for d, ok in zip(unique, pinned, strict=True) if ok]
     table = table.filter(pl.col("spki_sha256").is_not_null())

@@ -42,6 +42,7 @@ _TIME = pl.Datetime("us", "UTC")
 CA_SCHEMA = pl.Schema(
     {
         "spki_sha256": pl.String,
+        "spki_sha1": pl.String,
         # Of the key's newest certificate.
         "name": pl.String,
         "organization": pl.String,
@@ -497,7 +498,14 @@ def _cas(certificates: pl.DataFrame) -> pl.DataFrame:
         newest.group_by("spki_sha256", maintain_order=True)
         .agg(
             pl.col(
-                "name", "organization", "subject", "owner", "key_type", "key_bits", "curve"
+                "spki_sha1",
+                "name",
+                "organization",
+                "subject",
+                "owner",
+                "key_type",
+                "key_bits",
+                "curve",
             ).first(),
             is_root=pl.col("self_signed").any(),
             can_issue_tls=pl.col("can_issue_tls").any(),

@@ -12,7 +12,9 @@ endpoints behind a few CAs are a few thousand judgements, not a million.
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
+import hashlib
 import os
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
@@ -22,13 +24,14 @@ import polars as pl
 
 from pinscan.catalog.derive import display_name
 from pinscan.catalog.graph import Catalog
-from pinscan.certs.keys import spki_pin
+from pinscan.certs.keys import spki_der
 from pinscan.dataset import ScanDataset
 from pinscan.errors import InputError
 from pinscan.policy.evaluate import Prepared, enforced, judge, pin_matches, prepare, used_chains
 from pinscan.policy.findings import FINDINGS_SCHEMA
 from pinscan.policy.model import Policy
 from pinscan.policy.suggest import BackupKey
+from pinscan.policy.trustkit_hash import trustkit_spki
 from pinscan.rotation.paths import NEW, SAME, Planner, Spare
 from pinscan.rotation.scenarios import ROUTINE_SELECTION, Selection, parse_scenarios
 from pinscan.rotation.schema import (
@@ -238,7 +241,12 @@ def _analysis(
         .collect()
     )
     members, classes, variants = _plan(dataset, prepared, catalog, selection, switch_to, spares)
-    cases = _judge_cases(prepared, spares, classes, variants)
+    pins = variants["new_above"].explode().drop_nulls().unique().to_list()
+    keys = pl.DataFrame(
+        {"pin": pins, "spki_sha1": [(catalog.ca(pin) or {}).get("spki_sha1") for pin in pins]},
+        schema={"pin": pl.String, "spki_sha1": pl.String},
+    )
+    cases = _judge_cases(prepared, spares, classes, variants, keys)
     return Analysis(
         moment=prepared.moment,
         selection=selection,
@@ -255,14 +263,22 @@ def _analysis(
 
 
 def _spare(key: str | os.PathLike[str] | BackupKey, password: bytes | str | None) -> Spare:
+    """A spare key's pins, from its file; an unreadable one is an error naming the file."""
     spare = key if isinstance(key, BackupKey) else BackupKey.read(key)
     secret = spare.password if spare.password is not None else password
     try:
-        return Spare(spare.source, spki_pin(spare.data, password=secret))
-    except InputError:
-        raise
-    except ValueError as exc:
-        raise InputError(spare.source, str(exc)) from exc
+        spki = spki_der(spare.data, password=secret)
+    except (InputError, ValueError) as exc:
+        reason = exc.reason if isinstance(exc, InputError) else str(exc)
+        raise InputError(spare.source, reason) from exc
+    trustkit, problem = trustkit_spki(spki)
+    return Spare(
+        spare.source,
+        base64.b64encode(hashlib.sha256(spki).digest()).decode(),
+        base64.b64encode(hashlib.sha1(spki).digest()).decode(),
+        trustkit,
+        problem,
+    )
 
 
 def _judged_paths(prepared: Prepared) -> tuple[pl.DataFrame, pl.DataFrame]:
@@ -395,7 +411,11 @@ def _served_names(dataset: ScanDataset, tails: pl.DataFrame, catalog: Catalog) -
 
 
 def _judge_cases(
-    prepared: Prepared, spares: Sequence[Spare], classes: pl.DataFrame, variants: pl.DataFrame
+    prepared: Prepared,
+    spares: Sequence[Spare],
+    classes: pl.DataFrame,
+    variants: pl.DataFrame,
+    keys: pl.DataFrame,
 ) -> pl.DataFrame:
     """Every (class, scenario) judged, once, on its representative pair's rules; a chain that
     does not build is not judged (verdict null, outcome ``untrusted``)."""
@@ -413,7 +433,7 @@ def _judge_cases(
         .drop("eid")
         .rename({"case": "eid"})
     )
-    chains = _case_chains(prepared, spares, built)
+    chains = _case_chains(prepared, spares, built, keys)
     judged = judge(replace(prepared, selected=selected, chains=chains)).select(
         case="eid",
         verdict="verdict",
@@ -446,10 +466,13 @@ def _judge_cases(
     )
 
 
-def _case_chains(prepared: Prepared, spares: Sequence[Spare], built: pl.DataFrame) -> pl.LazyFrame:
+def _case_chains(
+    prepared: Prepared, spares: Sequence[Spare], built: pl.DataFrame, keys: pl.DataFrame
+) -> pl.LazyFrame:
     """The chain rows of each built case, as :func:`~pinscan.policy.evaluate.chain_pins` gives
     a served chain's: the leaf (today's key, none of the policies' pins, or the spare's) and the
-    CA keys above it, with the policy pins each has."""
+    CA keys above it, with the policy pins each has. ``keys`` gives the SHA-1 pin
+    (``spki_sha1``) of each CA key (``pin``) the scenarios use."""
     known = (
         pl.concat(
             [
@@ -461,20 +484,47 @@ def _case_chains(prepared: Prepared, spares: Sequence[Spare], built: pl.DataFram
         .collect()
     )
     sha256 = known.filter(pl.col("algorithm") == "sha256").select("pin", "pin_id")
+    sha1 = known.filter(pl.col("algorithm") == "sha1").select("pin", "pin_id")
     # A CA key the scan served keeps the pins its certificate has; one only the catalog knows
-    # has its SHA-256 pin (TrustKit's rebuilt SPKI is the SPKI itself for the keys CAs use).
+    # has its SHA-256 and SHA-1 pins (TrustKit's rebuilt SPKI is the SPKI itself for the keys
+    # CAs use).
     served = (
         prepared.certs.select("spki_sha256", *_LEAF_IDS)
         .unique("spki_sha256")
         .rename({"spki_sha256": "pin"})
     )
     leaf_markers = [SAME, NEW, *(f"backup:{i}" for i in range(len(spares)))]
-    spare_rows = pl.DataFrame(
-        {"leaf": [f"backup:{i}" for i in range(len(spares))], "pin": [s.pin for s in spares]},
-        schema={"leaf": pl.String, "pin": pl.String},
-    )
-    spare_ids = spare_rows.join(sha256, on="pin", how="left").select(
-        "leaf", sha256_id="pin_id", trustkit_id="pin_id"
+    spare_ids = (
+        pl.DataFrame(
+            {
+                "leaf": [f"backup:{i}" for i in range(len(spares))],
+                "pin": [s.pin for s in spares],
+                "sha1": [s.sha1 for s in spares],
+                "trustkit": [s.trustkit for s in spares],
+                "trustkit_problem": [s.trustkit_problem for s in spares],
+            },
+            schema={
+                "leaf": pl.String,
+                "pin": pl.String,
+                "sha1": pl.String,
+                "trustkit": pl.String,
+                "trustkit_problem": pl.String,
+            },
+        )
+        .join(sha256, on="pin", how="left")
+        .join(sha1.rename({"pin": "sha1", "pin_id": "sha1_id"}), on="sha1", how="left")
+        .join(
+            sha256.rename({"pin": "trustkit", "pin_id": "trustkit_id"}), on="trustkit", how="left"
+        )
+        .select(
+            "leaf",
+            "sha1_id",
+            "trustkit_id",
+            "trustkit_problem",
+            sha256_id="pin_id",
+            trustkit_blocked=pl.col("trustkit").is_null()
+            & pl.col("trustkit_problem").is_not_null(),
+        )
     )
     verified = pl.col("chain") == "verified"
     leaf = (
@@ -488,14 +538,16 @@ def _case_chains(prepared: Prepared, spares: Sequence[Spare], built: pl.DataFram
             sha256_id=pl.when(pl.col("leaf") == SAME)
             .then("sha256_id")
             .otherwise("sha256_id_spare"),
-            sha1_id=pl.when(pl.col("leaf") == SAME).then("sha1_id"),
+            sha1_id=pl.when(pl.col("leaf") == SAME).then("sha1_id").otherwise("sha1_id_spare"),
             trustkit_id=pl.when(pl.col("leaf") == SAME)
             .then("trustkit_id")
             .otherwise("trustkit_id_spare"),
             trustkit_blocked=pl.when(pl.col("leaf") == SAME)
             .then("trustkit_blocked")
-            .otherwise(False),
-            trustkit_problem=pl.when(pl.col("leaf") == SAME).then("trustkit_problem"),
+            .otherwise(pl.col("trustkit_blocked_spare").fill_null(False)),
+            trustkit_problem=pl.when(pl.col("leaf") == SAME)
+            .then("trustkit_problem")
+            .otherwise("trustkit_problem_spare"),
         )
     )
     assert set(built["leaf"].unique().to_list()) <= set(leaf_markers)
@@ -506,13 +558,19 @@ def _case_chains(prepared: Prepared, spares: Sequence[Spare], built: pl.DataFram
         .drop_nulls("pin")
         .join(served, on="pin", how="left")
         .join(sha256.rename({"pin_id": "catalog_id"}), on="pin", how="left")
+        .join(keys, on="pin", how="left")
+        .join(
+            sha1.rename({"pin": "spki_sha1", "pin_id": "catalog_sha1_id"}),
+            on="spki_sha1",
+            how="left",
+        )
         .select(
             "case",
             "chain",
             "path",
             "position",
             sha256_id=pl.coalesce("sha256_id", "catalog_id"),
-            sha1_id="sha1_id",
+            sha1_id=pl.coalesce("sha1_id", "catalog_sha1_id"),
             trustkit_id=pl.coalesce("trustkit_id", "catalog_id"),
             trustkit_blocked=pl.col("trustkit_blocked").fill_null(False),
             trustkit_problem="trustkit_problem",

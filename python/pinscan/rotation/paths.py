@@ -44,10 +44,14 @@ class Variant:
 
 @dataclass(frozen=True)
 class Spare:
-    """A spare key: where it came from and its SHA-256 pin (bare base64)."""
+    """A spare key: where it came from and its pins (bare base64): SHA-256, SHA-1, and the one
+    TrustKit computes (``None`` when it cannot hash the key, ``trustkit_problem`` says why)."""
 
     source: str
     pin: str
+    sha1: str
+    trustkit: str | None
+    trustkit_problem: str | None
 
 
 class Planner:
