@@ -21,8 +21,8 @@ from pinscan.config import Bounds, ScanConfig, Timeouts, trust_stores
 from pinscan.diffing import CHANGES, DEFAULT_FAIL_ON
 from pinscan.errors import AuditConfigError, ConfigError
 from pinscan.policy import FORMATS
-from pinscan.rotation.scenarios import Selection, parse_scenarios
-from pinscan.rotation.schema import KINDS, ROUTINE
+from pinscan.rotation.scenarios import parse_scenarios
+from pinscan.rotation.schema import ROUTINE
 
 
 @dataclass(frozen=True)
@@ -173,7 +173,7 @@ def _lockout(table: _Table) -> Lockout:
         gate = parse_scenarios(words)
     except ConfigError as exc:
         table.fail("fail_on", exc.reason)
-    missing = unplayed(played, gate)
+    missing = played.unplayed(gate)
     if missing:
         table.fail("fail_on", f"{', '.join(missing)} would gate but scenarios does not play it")
     switch_to = table.words("switch_to", ())
@@ -187,15 +187,6 @@ def _lockout(table: _Table) -> Lockout:
         max_locked_out=table.integer("max_locked_out", base.max_locked_out, minimum=0),
         max_expiry_headroom=table.integer("max_expiry_headroom", None, minimum=0),
     )
-
-
-def unplayed(played: Selection, gate: Selection) -> list[str]:
-    """The kinds and names of ``gate`` that ``played`` never plays: a gate on them could never
-    fire, so it is an error rather than a silent pass (``pinscan check --fail-on-lockout``
-    says the same)."""
-    kinds = [k for k in KINDS if k in gate.kinds and not played.wants(k)]
-    names = [p for p in gate.patterns if not played.matches(p, p.split(":", 1)[0])]
-    return [*kinds, *names]
 
 
 #: The keys of ``[scan]`` that set a number of :class:`Timeouts`, and the field each sets; the
@@ -381,4 +372,4 @@ def _toml_type(value: Any) -> str:
     return "table" if isinstance(value, dict) else names.get(type(value), type(value).__name__)
 
 
-__all__ = ["AuditConfig", "Lockout", "Thresholds", "load_config", "unplayed"]
+__all__ = ["AuditConfig", "Lockout", "Thresholds", "load_config"]

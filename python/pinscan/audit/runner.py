@@ -9,6 +9,7 @@ exports would shadow it on the package.)
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -35,6 +36,7 @@ from pinscan.records import Endpoint
 from pinscan.report.page import write_html
 from pinscan.report.summary import Summary, summarize
 from pinscan.rotation import Analysis, analyse
+from pinscan.rotation.paths import switch_target
 from pinscan.scanner.router import scan as scan_inventory
 
 
@@ -161,7 +163,7 @@ def run(
     ]
     items = read_inventory(cfg.inventory, format=cfg.inventory_format, strict=cfg.strict)
     # The spare keys and private CAs of [lockout], read before any connection as the policies.
-    rotation = None if cfg.lockout is None else _scenario_inputs(cfg.lockout)
+    rotation = None if cfg.lockout is None else _scenario_inputs(cfg.lockout, cfg.path)
     arguments = {
         "audit": str(cfg.path),
         "policies": [str(p) for p in cfg.policies],
@@ -183,20 +185,28 @@ def run(
     if previous is not None:
         before = open_dataset(cfg.history, scans=previous, verify=True)
         changes = diff_scans(before, scan, policies or None)
-    # The page's trend and changes: the diff above, not a second one.
-    summary = summarize(
-        scan, top=cfg.top, table_rows=cfg.rows if cfg.html else 0, history=True, changes=changes
-    )
+    # One moment for the report and the scenarios, as for the other thresholds.
+    moment = dt.datetime.now(dt.UTC)
     analysis = None
     if cfg.lockout is not None and rotation is not None:
-        # Judged at the report's moment, as the other thresholds are.
-        scenarios = cfg.lockout.scenarios
         try:
-            analysis = analyse(scan, policies, scenarios, as_of=summary.as_of, **rotation)
+            analysis = analyse(scan, policies, cfg.lockout.scenarios, as_of=moment, **rotation)
             analysis.lockout  # noqa: B018  # played now, so that its errors are said here
         except ConfigError as exc:  # the library names its argument: name the file's key
             key = f"lockout.{exc.setting}"
             raise AuditConfigError(str(cfg.path), key, exc.reason) from None
+    # The page's trend, changes and lockout section: the diff and the analysis above, not
+    # second ones.
+    summary = summarize(
+        scan,
+        as_of=moment,
+        top=cfg.top,
+        table_rows=cfg.rows if cfg.html else 0,
+        history=True,
+        changes=changes,
+        scenarios=None if analysis is None else cfg.lockout.scenarios,
+        analysis=analysis,
+    )
     result = AuditResult(
         config=cfg,
         scan=scan,
@@ -212,11 +222,17 @@ def run(
     return result
 
 
-def _scenario_inputs(lockout: Lockout) -> dict[str, Any]:
+def _scenario_inputs(lockout: Lockout, cfg_path: Path) -> dict[str, Any]:
     """The catalog (with the private CAs) and the spare keys ``[lockout]`` names."""
     catalog = Catalog.shipped()
     if lockout.ca_catalog:
         catalog = catalog.with_pems(lockout.ca_catalog)
+    now = dt.datetime.now(dt.UTC)
+    try:
+        for name in lockout.switch_to:
+            switch_target(catalog, name, now)
+    except ConfigError as exc:
+        raise AuditConfigError(str(cfg_path), f"lockout.{exc.setting}", exc.reason) from None
     return {
         "catalog": catalog,
         "switch_to": lockout.switch_to,

@@ -205,7 +205,6 @@ def _lockout_request(
     ca_catalogs: tuple[Path, ...],
 ) -> _Lockout | None:
     """The scenario options, checked: each error is one line naming its option (exit 2)."""
-    from pinscan.audit.config import unplayed
     from pinscan.rotation.scenarios import parse_scenarios
 
     if scenarios is None:
@@ -222,7 +221,7 @@ def _lockout_request(
     if fail_on is None:
         return _Lockout(played, None)
     gate = parse_scenarios(fail_on, option="--fail-on-lockout")
-    missing = unplayed(played, gate)
+    missing = played.unplayed(gate)
     if missing:
         raise ConfigError(
             "--fail-on-lockout",

@@ -255,60 +255,75 @@ class Planner:
         return None
 
     def _resolve(self, query: str) -> tuple[str, tuple[str, ...]]:
-        """A ``--switch-to`` name: a family (an owner) or one issuing CA; its candidates for the
-        next intermediate, likeliest first (the one the fleet uses, if it does)."""
-        wanted = query.strip().casefold()
-        owners = set(self.catalog.cas["owner"].drop_nulls().unique().to_list())
-        exact = [o for o in owners if o.casefold() == wanted]
-        # A family may be spelled several ways among its roots ("DigiCert Inc", "DigiCert, Inc."):
-        # every owner whose name holds the query is the family, named as the user wrote it.
-        close = exact or sorted(o for o in owners if wanted and wanted in o.casefold())
-        if close:
-            used = tuple(self._fleet_family[o] for o in close if o in self._fleet_family)
-            candidates = used + tuple(p for o in close for p in self._issuing(o))
-            if candidates:
-                return (close[0] if len(close) == 1 else query.strip()), candidates
-        try:
-            cas = self.catalog.lookup(query)
-        except ValueError:
-            cas = None
-        if cas is not None:
-            for row in cas.iter_rows(named=True):
-                if (
-                    not row["is_root"]
-                    and row["can_issue_tls"]
-                    and row["not_before"] is not None
-                    and row["not_before"] <= self.moment < row["not_after"]
-                ):
-                    return row["owner"] or row["name"], (row["spki_sha256"],)
-        reason = f"{query!r} is no CA family or issuing CA the catalog knows, valid at this moment"
-        raise ConfigError("switch_to", reason)
+        """A ``--switch-to`` name's family and candidates, the intermediate the fleet uses of
+        that family first."""
+        family, candidates = switch_target(self.catalog, query, self.moment)
+        used = tuple(
+            pin for pin in (self._fleet_family.get(o) for o in self._owners(family)) if pin
+        )
+        return family, used + tuple(c for c in candidates if c not in used)
 
-    def _issuing(self, family: str) -> tuple[str, ...]:
-        """A family's intermediates that may issue TLS certificates at this moment: Let's
-        Encrypt's active ones first, then the family's own, newest first."""
-        cas = self.catalog.cas
-        rows = cas.filter(
-            (cas["owner"] == family)
-            & ~cas["is_root"]
-            & cas["can_issue_tls"]
-            & (cas["not_before"] <= self.moment)
-            & (cas["not_after"] > self.moment)
-        )
-        # The family's own intermediates before those it signed for other companies.
-        own = family.casefold().split()[0]
-        ranked = sorted(
-            rows.iter_rows(named=True),
-            key=lambda r: (
-                r["le_status"] != "active",
-                not (r["organization"] or "").casefold().startswith(own),
-                -(r["not_before"] or _EPOCH).timestamp(),
-            ),
-        )
-        return tuple(row["spki_sha256"] for row in ranked)
+    def _owners(self, family: str) -> list[str]:
+        wanted = family.casefold()
+        return [f for f in self._fleet_family if wanted in f.casefold()]
 
 
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+
+
+def switch_target(catalog: Catalog, query: str, moment: dt.datetime) -> tuple[str, tuple[str, ...]]:
+    """What ``--switch-to QUERY`` names: a family (every owner whose name holds the query, as
+    a family may be spelled several ways among its roots: "DigiCert Inc", "DigiCert, Inc."), or
+    one issuing CA; with its intermediates that may issue TLS certificates at ``moment``,
+    likeliest first. :class:`~pinscan.errors.ConfigError` (``switch_to``) when the catalog
+    knows neither: callers check this before a scan, not after."""
+    wanted = query.strip().casefold()
+    owners = set(catalog.cas["owner"].drop_nulls().unique().to_list())
+    exact = [o for o in owners if o.casefold() == wanted]
+    close = exact or sorted(o for o in owners if wanted and wanted in o.casefold())
+    if close:
+        candidates = tuple(p for o in close for p in _issuing(catalog, o, moment))
+        if candidates:
+            return (close[0] if len(close) == 1 else query.strip()), candidates
+    try:
+        cas = catalog.lookup(query)
+    except ValueError:
+        cas = None
+    if cas is not None:
+        for row in cas.iter_rows(named=True):
+            if (
+                not row["is_root"]
+                and row["can_issue_tls"]
+                and row["not_before"] is not None
+                and row["not_before"] <= moment < row["not_after"]
+            ):
+                return row["owner"] or row["name"], (row["spki_sha256"],)
+    reason = f"{query!r} is no CA family or issuing CA the catalog knows, valid at this moment"
+    raise ConfigError("switch_to", reason)
+
+
+def _issuing(catalog: Catalog, family: str, moment: dt.datetime) -> tuple[str, ...]:
+    """A family's intermediates that may issue TLS certificates at ``moment``: Let's Encrypt's
+    active ones first, then the family's own, newest first."""
+    cas = catalog.cas
+    rows = cas.filter(
+        (cas["owner"] == family)
+        & ~cas["is_root"]
+        & cas["can_issue_tls"]
+        & (cas["not_before"] <= moment)
+        & (cas["not_after"] > moment)
+    )
+    # The family's own intermediates before those it signed for other companies.
+    own = family.casefold().split()[0]
+    ranked = sorted(
+        rows.iter_rows(named=True),
+        key=lambda r: (
+            r["le_status"] != "active",
+            not (r["organization"] or "").casefold().startswith(own),
+            -(r["not_before"] or _EPOCH).timestamp(),
+        ),
+    )
+    return tuple(row["spki_sha256"] for row in ranked)
 
 
 def _trusted_in(store: str | None) -> Callable[[dict[str, Any]], bool]:
@@ -320,4 +335,4 @@ def _trusted_in(store: str | None) -> Callable[[dict[str, Any]], bool]:
     return lambda row: True
 
 
-__all__ = ["NEW", "SAME", "Planner", "Spare", "Variant"]
+__all__ = ["NEW", "SAME", "Planner", "Spare", "Variant", "switch_target"]

@@ -32,6 +32,13 @@ class Selection:
         """Whether any scenario of ``kind`` can be selected (the planner skips the others)."""
         return kind in self.kinds or any(p.split(":", 1)[0] == kind for p in self.patterns)
 
+    def unplayed(self, gate: Selection) -> list[str]:
+        """The kinds and names of ``gate`` this selection never plays: a gate on them could never
+        fire, so callers refuse it rather than pass silently."""
+        kinds = [k for k in KINDS if k in gate.kinds and not self.wants(k)]
+        names = [p for p in gate.patterns if not self.matches(p, p.split(":", 1)[0])]
+        return [*kinds, *names]
+
     def __str__(self) -> str:
         return ",".join([*(k for k in KINDS if k in self.kinds), *self.patterns])
 
