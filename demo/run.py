@@ -96,9 +96,43 @@ def show_policies(dataset: Path, domain: str) -> None:
         print(nsc.read_text())
     status = pinscan_cli("check", dataset, "--policy", nsc, "--policy", stale)
     print(f"(exit status {status}: 1 says a pinned endpoint fails, for cron and CI)")
+    show_lockout(dataset, pinscan_cli)
     page = out / "report.html"
     if pinscan_cli("report", dataset, "--policy", nsc, "--html", page, "-q") == 0:
         print(f"The fleet at a glance, in one self-contained page: {page.relative_to(ROOT)}")
+
+
+def show_lockout(dataset: Path, pinscan_cli) -> None:
+    """Will the pins survive the next certificate? a.test pinned by its leaf key alone, and by
+    its issuing CA, judged under every rotation scenario; the demo CA's two issuing
+    intermediates come in as a private catalog, so a renewal from the other one is a scenario."""
+    out = dataset.parent
+    cas = out / "demo-ca.pem"
+    cas.write_bytes(
+        b"".join(
+            issued.cert.public_bytes(Encoding.PEM)
+            for issued in (pki.root(), pki.intermediate(), pki.second_intermediate())
+        )
+    )
+    leaf = (
+        pinscan.open(dataset)
+        .endpoints.filter(pl.col("sni") == "a.test")
+        .select("spki_sha256")
+        .collect()
+    )
+    if leaf.is_empty() or leaf.item() is None:
+        return
+    issuer = pinscan.spki_pin(pki.intermediate().der)
+    pins = out / "renewal-pins.toml"
+    pins.write_text(
+        "# a.test by its leaf key (certbot makes a new one at every renewal), b.test by its CA\n"
+        f'[[pin-set]]\ndomain = "a.test"\npins = ["sha256/{leaf.item()}"]\n'
+        f'[[pin-set]]\ndomain = "b.test"\npins = ["sha256/{issuer}"]\n'
+    )
+    status = pinscan_cli(
+        "check", dataset, "--policy", pins, "--scenarios", "all", "--ca-catalog", cas
+    )
+    print(f"(exit status {status}: 1 says a routine renewal locks a pinned client out)")
 
 
 def start_fleet(stack: contextlib.ExitStack, tmp: Path) -> str:
