@@ -322,6 +322,15 @@ fn android_resource<'py>(
     ))
 }
 
+/// Pins in one DEX file: `(calls, strings)`, `calls` the `(host, [pin])` of each
+/// `CertificatePinner.Builder.add` call site the bytecode ties, `strings` every `sha256/` and
+/// `sha1/` string of its string table; raises `ValueError` for a file that does not decode.
+#[pyfunction]
+fn dex_pins(py: Python<'_>, data: &[u8]) -> Result<(Vec<(String, Vec<String>)>, Vec<String>)> {
+    let found = py.detach(|| android::dex::pins(data))?;
+    Ok((found.calls, found.strings))
+}
+
 #[pymodule]
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
@@ -338,5 +347,6 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(parse_ct_entries, m)?)?;
     m.add_function(wrap_pyfunction!(android_xml, m)?)?;
     m.add_function(wrap_pyfunction!(android_resource, m)?)?;
+    m.add_function(wrap_pyfunction!(dex_pins, m)?)?;
     Ok(())
 }

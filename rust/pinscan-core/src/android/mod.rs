@@ -9,6 +9,7 @@
 
 pub mod arsc;
 pub mod axml;
+pub mod dex;
 pub mod proto;
 mod read;
 pub mod value;
