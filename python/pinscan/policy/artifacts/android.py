@@ -239,15 +239,17 @@ class _Anchors:
         where = self.module.archive.source(member)
         pins = []
         # As Android's ResourceCertificateSource: every certificate in the file, PEM or DER.
-        for der in read_certificates(self.module.archive.read(member)):
+        try:
+            certificates = read_certificates(self.module.archive.read(member))
+        except InputError as exc:
+            raise ArtifactError(where, f"trust anchor {source}: {exc.message}") from None
+        for der in certificates:
             try:
                 digest = spki_pin(der)
             except InputError as exc:
-                self.artifact.errors.append(f"{where}: {exc}")
+                self.artifact.errors.append(f"{where}: trust anchor {source}: {exc.message}")
                 continue
             pins.append(Pin("sha256", digest, f"sha256/{digest}"))
-        if not pins:
-            self.artifact.errors.append(f"{where}: trust anchor {source} holds no certificate")
         return TrustAnchor(source, tuple(pins), where)
 
     def resolve(self, policy: Policy) -> Policy:
