@@ -11,7 +11,7 @@
 //! values) -> `spki` (keys) -> `frame` (where a certificate's elements are) -> `certificate` (one
 //! certificate to one row) -> `locate` (the key in a lone certificate, CSR or SPKI) -> `table`
 //! (chunks to batches in parallel, shared columns) -> `batch` (certificates to Arrow) -> `ct` (log
-//! entries to Arrow).
+//! entries to Arrow). `strings` (pin strings in an app's code) stands apart.
 // `unsafe` is allowed in one module only: `hash::simd`, the multi-buffer SHA-256 kernels.
 #![deny(unsafe_code)]
 
@@ -26,6 +26,7 @@ pub mod locate;
 pub mod name;
 pub mod oid;
 pub mod spki;
+pub mod strings;
 mod table;
 pub mod time;
 
@@ -53,6 +54,7 @@ mod tests {
         "table",
         "batch",
         "ct",
+        "strings",
     ];
     /// `ct`'s own modules, in the order an entry meets them; `mod.rs` puts them together.
     const CT_LAYERS: &[&str] = &["error", "tls", "leaf", "tbs", "entry", "columns"];

@@ -11,7 +11,7 @@ use arrow_array::{Array, ArrayRef, RecordBatch};
 use arrow_schema::{ArrowError, DataType, SchemaRef};
 use pyo3::prelude::*;
 use pyo3::pybacked::PyBackedBytes;
-use pyo3::types::{PyBytes, PyCapsule, PyDict, PyTuple};
+use pyo3::types::{PyBytes, PyCapsule, PyDict, PyList, PyTuple};
 
 use crate::error::{Error, Result};
 
@@ -227,6 +227,22 @@ fn parse_ct_entries(
     })
 }
 
+/// Pin strings in arbitrary bytes (an app's code, a native library, a bundle): a list of
+/// `(offset, algorithm, base64_digest, prefixed)`, in order of offset. `sha256/` and `sha1/`
+/// pins in ASCII or UTF-16LE; with `bare`, also lone padded base64 strings of a SHA-256's length
+/// (`prefixed` false: candidates only). Never raises for any input.
+#[pyfunction]
+#[pyo3(signature = (data, *, bare = false))]
+fn pin_strings<'py>(py: Python<'py>, data: &[u8], bare: bool) -> Result<Bound<'py, PyList>> {
+    let found = py.detach(|| pinscan_core::strings::pin_strings(data, bare));
+    let rows = PyList::empty(py);
+    for pin in found {
+        let digest = pinscan_core::hash::base64(&pin.digest);
+        rows.append((pin.offset, pin.algorithm.as_str(), digest, pin.prefixed))?;
+    }
+    Ok(rows)
+}
+
 #[pymodule]
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
@@ -241,5 +257,6 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(parse_certificates, m)?)?;
     m.add_function(wrap_pyfunction!(locate_spki, m)?)?;
     m.add_function(wrap_pyfunction!(parse_ct_entries, m)?)?;
+    m.add_function(wrap_pyfunction!(pin_strings, m)?)?;
     Ok(())
 }
