@@ -12,6 +12,7 @@
 //! certificate to one row) -> `locate` (the key in a lone certificate, CSR or SPKI) -> `table`
 //! (chunks to batches in parallel, shared columns) -> `batch` (certificates to Arrow) -> `ct` (log
 //! entries to Arrow) -> `android` (what an app ships: binary XML, resource tables, DEX).
+//! `strings` (pin strings in an app's code) stands apart.
 // `unsafe` is allowed in one module only: `hash::simd`, the multi-buffer SHA-256 kernels.
 #![deny(unsafe_code)]
 
@@ -27,6 +28,7 @@ pub mod locate;
 pub mod name;
 pub mod oid;
 pub mod spki;
+pub mod strings;
 mod table;
 pub mod time;
 
@@ -55,6 +57,7 @@ mod tests {
         "batch",
         "ct",
         "android",
+        "strings",
     ];
     /// `ct`'s own modules, in the order an entry meets them; `mod.rs` puts them together.
     const CT_LAYERS: &[&str] = &["error", "tls", "leaf", "tbs", "entry", "columns"];

@@ -331,6 +331,22 @@ fn dex_pins(py: Python<'_>, data: &[u8]) -> Result<(Vec<(String, Vec<String>)>, 
     Ok((found.calls, found.strings))
 }
 
+/// Pin strings in arbitrary bytes (an app's code, a native library, a bundle): a list of
+/// `(offset, algorithm, base64_digest, prefixed)`, in order of offset. `sha256/` and `sha1/`
+/// pins in ASCII or UTF-16LE; with `bare`, also lone padded base64 strings of a SHA-256's length
+/// (`prefixed` false: candidates only). Never raises for any input.
+#[pyfunction]
+#[pyo3(signature = (data, *, bare = false))]
+fn pin_strings<'py>(py: Python<'py>, data: &[u8], bare: bool) -> Result<Bound<'py, PyList>> {
+    let found = py.detach(|| pinscan_core::strings::pin_strings(data, bare));
+    let rows = PyList::empty(py);
+    for pin in found {
+        let digest = pinscan_core::hash::base64(&pin.digest);
+        rows.append((pin.offset, pin.algorithm.as_str(), digest, pin.prefixed))?;
+    }
+    Ok(rows)
+}
+
 #[pymodule]
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
@@ -348,5 +364,6 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(android_xml, m)?)?;
     m.add_function(wrap_pyfunction!(android_resource, m)?)?;
     m.add_function(wrap_pyfunction!(dex_pins, m)?)?;
+    m.add_function(wrap_pyfunction!(pin_strings, m)?)?;
     Ok(())
 }
