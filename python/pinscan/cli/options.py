@@ -35,6 +35,7 @@ POLICY_FORMATS = (
     "curl",
     "chromium",
     "toml",
+    "artifact",
 )
 
 
@@ -111,9 +112,11 @@ def policy_options(command, *, short: bool = True):  # type: ignore[no-untyped-d
         *(("-p", "--policy") if short else ("--policy",)),
         "policies",
         multiple=True,
-        type=click.Path(exists=True, dir_okay=False, path_type=Path),
+        # A directory: an iOS .app bundle.
+        type=click.Path(exists=True, path_type=Path),
         help="A pin policy: Android XML, iOS/TrustKit plist or JSON, OkHttp source, HPKP, "
-        "curl, Chromium JSON or pinscan TOML. Repeat for several.",
+        "curl, Chromium JSON or pinscan TOML, or an app (APK, AAB, IPA, .app) and every "
+        "policy in it. Repeat for several.",
     )(command)
 
 

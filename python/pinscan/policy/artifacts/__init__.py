@@ -29,11 +29,9 @@ from pinscan.policy.artifacts.archive import (
     open_archive,
 )
 from pinscan.policy.artifacts.model import ARTIFACT_KINDS, PIN_KINDS, Artifact, FoundPin
+from pinscan.policy.formats import ZIP_MAGIC
 
 _IPA_PLIST = re.compile(r"Payload/[^/]+\.app/Info\.plist")
-
-#: The start of a zip: a local file header, or the end record of an empty zip.
-ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")
 
 
 def kind_of(archive: Archive) -> str | None:

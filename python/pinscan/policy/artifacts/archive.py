@@ -316,9 +316,7 @@ class DirectoryArchive(Archive):
                     if entry.is_symlink():
                         target = path.resolve()
                         if not target.is_relative_to(real_root):
-                            self.problems.append(
-                                f"{self.source(name)}: refused: a symlink out of the bundle"
-                            )
+                            self._refuse(name, "a symlink out of the bundle")
                             continue
                         info = target.stat()
                         if not stat.S_ISREG(info.st_mode):
