@@ -114,7 +114,14 @@ def scenario_chains(era: Era) -> dict[str, tuple[str, ...] | None]:
 
 # The client model -------------------------------------------------------------------------------
 
-ANY, LEAF_POS, CA_POS = "any", "leaf", "ca"
+ANY, LEAF_POS, CA_POS, ANCHOR_POS = "any", "leaf", "ca", "anchor"
+
+
+def _span(where: str, length: int) -> range:
+    """The positions of a chain of ``length`` a pin list may match: ``anchor`` is 1 and up, or
+    the leaf when it is the whole chain (Node.js ``ca``)."""
+    start = {ANY: 0, LEAF_POS: 0, CA_POS: 1, ANCHOR_POS: 1 if length > 1 else 0}[where]
+    return range(start, 1 if where == LEAF_POS else length)
 
 
 @dataclass(frozen=True)
@@ -142,8 +149,7 @@ class Client:
         seen = chain[:1] if self.leaf_only else chain
 
         def matches(where: str, keys: frozenset[str]) -> bool:
-            start, stop = {ANY: (0, None), LEAF_POS: (0, 1), CA_POS: (1, None)}[where]
-            return any(key in keys for key in seen[start:stop])
+            return any(seen[i] in keys for i in _span(where, len(seen)))
 
         passed = all(matches(w, k) for w, k in self.sets) and not self.bad & set(seen)
         if passed:
@@ -156,9 +162,7 @@ class Client:
         seen = chain[:1] if self.leaf_only else chain
         firsts = []
         for where, keys in self.sets:
-            start = 1 if where == CA_POS else 0
-            stop = 1 if where == LEAF_POS else len(seen)
-            firsts.append(next(i for i in range(start, stop) if seen[i] in keys))
+            firsts.append(next(i for i in _span(where, len(seen)) if seen[i] in keys))
         return min(firsts)
 
     def outcome(self, chain: Sequence[str] | None) -> str:
@@ -184,9 +188,7 @@ class Client:
         seen = chain[:1] if self.leaf_only else chain
         found: set[tuple[int, str]] = set()
         for where, keys in self.sets:
-            start = 1 if where == CA_POS else 0
-            stop = 1 if where == LEAF_POS else len(seen)
-            found |= {(i, seen[i]) for i in range(start, stop) if seen[i] in keys}
+            found |= {(i, seen[i]) for i in _span(where, len(seen)) if seen[i] in keys}
 
         def place(i: int) -> str:
             return "leaf" if i == 0 else "root" if i == len(chain) - 1 else "intermediate"
@@ -610,6 +612,20 @@ def _toml(case: str, body: str, client: Callable[[Era], Client], chain: str = "v
     return Case(f"toml-{case}", "toml", _text("pins.toml", render), client, expires)
 
 
+def _ca_bundle(case: str, names: Sequence[str], client: Client) -> Case:
+    """A PEM bundle of Let's Encrypt's CA certificates, as Node.js takes it in ``ca``."""
+
+    def render(keys: Keys, era: Era) -> bytes:
+        named = {"issuer": era.issuer, "root": era.above[-1]}
+        ders = [lechains.der(named[name]) for name in names]
+        return b"".join(x509.load_der_x509_certificate(d).public_bytes(_PEM) for d in ders)
+
+    return Case(f"ca-bundle-{case}", "ca-bundle", _text("ca.pem", render), _fixed(client))
+
+
+_PEM = serialization.Encoding.PEM
+
+
 CASES: tuple[Case, ...] = (
     # Android's Network Security Config: any position of the built chain, anchor included.
     _android("leaf", [LEAF], LEAF_ONLY),
@@ -754,6 +770,14 @@ CASES: tuple[Case, ...] = (
         "pins = [{root}]\nbad-pins = [{sibling}]",
         lambda era: Client((pins("root"),), bad=frozenset({era.siblings[0]})),
     ),
+    _toml(
+        "anchor-positions-leaf",
+        'pins = [{leaf}]\npositions = "anchor"',
+        _fixed(Client((pins(LEAF, where=ANCHOR_POS),))),
+    ),
+    # Node.js `ca`: the path must end at, or pass through, a certificate of the bundle.
+    _ca_bundle("root", ["root"], Client((pins("root", where=ANCHOR_POS),))),
+    _ca_bundle("issuer", ["issuer"], Client((pins("issuer", where=ANCHOR_POS),))),
 )
 
 
@@ -862,7 +886,7 @@ class Runs:
             path = case.write(home, keys, era)
             # The file is what a real app ships: its own format is told from its content.
             assert case.format in formats.sniff(path.read_bytes()), case.id
-            policy = pinscan.load_policy(path, format=case.format)
+            policy = pinscan.load_policy(path, format=case.format, hosts=[HOST])
             policies.append(policy)
             policy_of[case.id] = policy.name
         analysis = analyse(

@@ -35,6 +35,7 @@ POLICY_FORMATS = (
     "curl",
     "chromium",
     "toml",
+    "ca-bundle",
 )
 
 
@@ -103,6 +104,16 @@ def policy_options(command, *, short: bool = True):  # type: ignore[no-untyped-d
         "ignore them).",
     )(command)
     command = click.option(
+        "--host",
+        "policy_hosts",
+        multiple=True,
+        expose_value=False,
+        metavar="NAME",
+        callback=lambda ctx, _, value: ctx.meta.__setitem__("policy_hosts", value),
+        help="A host a --policy that names none covers (a PEM bundle of CA certificates, as "
+        "Node.js `ca` takes it). Repeat for several.",
+    )(command)
+    command = click.option(
         "--policy-format",
         type=click.Choice(POLICY_FORMATS),
         help="Read every --policy as this format instead of telling by content.",
@@ -113,7 +124,8 @@ def policy_options(command, *, short: bool = True):  # type: ignore[no-untyped-d
         multiple=True,
         type=click.Path(exists=True, dir_okay=False, path_type=Path),
         help="A pin policy: Android XML, iOS/TrustKit plist or JSON, OkHttp source, HPKP, "
-        "curl, Chromium JSON or pinscan TOML. Repeat for several.",
+        "curl, Chromium JSON, pinscan TOML or a PEM bundle of CA certificates (with --host). "
+        "Repeat for several.",
     )(command)
 
 
@@ -184,8 +196,11 @@ def read_policies(paths: tuple[Path, ...], format: str | None) -> list[Policy]:
     with ``--android-debug`` applied."""
     from pinscan.policy import load_policies  # lazy for start-up time (see the module's doc)
 
-    debug = click.get_current_context().meta.get("android_debug", False)
-    return [p for path in paths for p in load_policies(path, format, android_debug=debug)]
+    meta = click.get_current_context().meta
+    debug, hosts = meta.get("android_debug", False), meta.get("policy_hosts", ())
+    return [
+        p for path in paths for p in load_policies(path, format, android_debug=debug, hosts=hosts)
+    ]
 
 
 __all__ = [

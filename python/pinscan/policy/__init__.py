@@ -30,19 +30,28 @@ PolicySource = str | os.PathLike[str] | bytes
 
 
 def load_policies(
-    source: PolicySource, format: str | None = None, *, android_debug: bool = False
+    source: PolicySource,
+    format: str | None = None,
+    *,
+    android_debug: bool = False,
+    hosts: Iterable[str] = (),
 ) -> list[Policy]:
     """Every policy in a file (or in text/bytes): an Android file with ``<trustkit-config>``
     gives the Android and the TrustKit-Android view, an Info.plist may hold ATS pins and a
     TrustKit dictionary. ``format`` forces one reader (see :data:`FORMATS`);
     ``android_debug`` applies Android's ``<debug-overrides>``, as a debuggable build does (a
-    release build, the default, ignores them)."""
+    release build, the default, ignores them); ``hosts`` names the hosts a PEM bundle of CA
+    certificates (Node.js ``ca``, format ``ca-bundle``) covers."""
     data, name = _data_of(source)
-    return read(data, name, format, android_debug=android_debug)
+    return read(data, name, format, android_debug=android_debug, hosts=tuple(hosts))
 
 
 def load_policy(
-    source: PolicySource, format: str | None = None, *, android_debug: bool = False
+    source: PolicySource,
+    format: str | None = None,
+    *,
+    android_debug: bool = False,
+    hosts: Iterable[str] = (),
 ) -> Policy:
     """The policy in a file, or in text or bytes, by content unless ``format`` says which.
 
@@ -51,7 +60,7 @@ def load_policy(
     that cannot be read as any policy, or that holds two (pass ``format``).
     """
     data, name = _data_of(source)
-    policies = read(data, name, format, android_debug=android_debug)
+    policies = read(data, name, format, android_debug=android_debug, hosts=tuple(hosts))
     if len(policies) > 1:
         found = ", ".join(p.format for p in policies)
         raise PolicyError(name, f"holds several policies ({found}): pass format= to pick one")

@@ -49,8 +49,9 @@ PLATFORM_STORES: dict[str, tuple[str, ...]] = {
     "trustkit": ("apple",),
     "curl": ("system", "mozilla"),
 }
-#: The formats that name no platform, judged on the endpoint's verified chain.
-UNPLACED_FORMATS = ("hpkp", "chromium", "toml")
+#: The formats that name no platform, judged on the endpoint's verified chain. A CA bundle
+#: (Node.js ``ca``) is its own store: the path the scan verified is the one it could anchor.
+UNPLACED_FORMATS = ("hpkp", "chromium", "toml", "ca-bundle")
 #: OkHttp on the JVM (a server, a desktop application) builds the path on the JVM's cacerts.
 OKHTTP_JVM_STORE = "java"
 #: Every store a verdict can be judged by: those pinscan ships, then the scan's own.
@@ -237,7 +238,7 @@ def _uses_sha1(policies: Sequence[Policy]) -> bool:
 
 
 # Pin-set positions as small integers in the frames.
-_POSITIONS = {Position.ANY: 0, Position.LEAF: 1, Position.CA: 2}
+_POSITIONS = {Position.ANY: 0, Position.LEAF: 1, Position.CA: 2, Position.ANCHOR: 3}
 
 
 def rule_frames(
@@ -643,7 +644,8 @@ def used_chains(rows: pl.LazyFrame, chains: pl.LazyFrame) -> pl.LazyFrame:
         .with_columns(
             sha256_id=pl.when(pl.col("trustkit_view"))
             .then(pl.col("trustkit_id"))
-            .otherwise(pl.col("sha256_id"))
+            .otherwise(pl.col("sha256_id")),
+            path_top=pl.col("position").max().over("eid", "rule_id"),
         )
     )
 
@@ -662,6 +664,8 @@ def pin_matches(pins: pl.LazyFrame, used_chain: pl.LazyFrame) -> pl.LazyFrame:
         .then(position == 0)
         .when(pl.col("positions") == _POSITIONS[Position.CA])
         .then(position >= 1)
+        .when(pl.col("positions") == _POSITIONS[Position.ANCHOR])
+        .then((position >= 1) | (pl.col("path_top") == 0))
         .otherwise(True)
     )
     return pl.concat(by_algorithm, how="diagonal_relaxed").filter(allowed)

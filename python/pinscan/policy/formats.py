@@ -27,6 +27,7 @@ MODULES: dict[str, str] = {
     "curl": "pinscan.policy.curl",
     "chromium": "pinscan.policy.chromium",
     "toml": "pinscan.policy.toml",
+    "ca-bundle": "pinscan.policy.ca_bundle",
 }
 
 # The formats `pinscan suggest` writes.
@@ -44,6 +45,7 @@ SNIFF_ORDER: tuple[tuple[str, ...], ...] = (
     ("okhttp",),
     ("hpkp",),
     ("curl",),
+    ("ca-bundle",),
 )
 
 
@@ -68,16 +70,23 @@ def detect(data: bytes, source: str) -> list[str]:
     raise PolicyError(
         source,
         "not a pin policy pinscan knows (Android XML, iOS/TrustKit plist or JSON, OkHttp "
-        "source, HPKP header, curl --pinnedpubkey, Chromium JSON, pinscan TOML); "
+        "source, HPKP header, curl --pinnedpubkey, Chromium JSON, pinscan TOML, a PEM bundle of "
+        "CA certificates); "
         "say which it is with --policy-format (format= in Python)",
     )
 
 
 def read(
-    data: bytes, source: str, format: str | None = None, *, android_debug: bool = False
+    data: bytes,
+    source: str,
+    format: str | None = None,
+    *,
+    android_debug: bool = False,
+    hosts: tuple[str, ...] = (),
 ) -> list[Policy]:
     """Every policy in ``data``: one per format found, or the one ``format`` forces.
-    ``android_debug`` reads Android's ``<debug-overrides>``, as a debuggable build does."""
+    ``android_debug`` reads Android's ``<debug-overrides>``, as a debuggable build does;
+    ``hosts`` are the names a CA bundle (which names none) covers."""
     formats = [format] if format else detect(data, source)
     unknown = [name for name in formats if name not in MODULES]
     if unknown:
@@ -88,6 +97,8 @@ def read(
     for name in formats:
         if android_debug and name == "android":
             policies.append(_module(name).parse(data, source, debug=True))
+        elif name == "ca-bundle":
+            policies.append(_module(name).parse(data, source, hosts))
         else:
             policies.append(_module(name).parse(data, source))
     return policies

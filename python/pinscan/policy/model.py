@@ -47,6 +47,10 @@ class Position(StrEnum):
     """Position 0 only (iOS ``NSPinnedLeafIdentities``, curl)."""
     CA = "ca"
     """Positions 1 and up, the anchor included (iOS ``NSPinnedCAIdentities``)."""
+    ANCHOR = "anchor"
+    """Where the path ends or passes through on its way there: positions 1 and up, or the leaf
+    when it is the path's only certificate (a self-signed server certificate the client trusts
+    as an anchor: Node.js ``ca``)."""
 
 
 class ChainSource(StrEnum):
