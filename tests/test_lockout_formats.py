@@ -626,6 +626,36 @@ def _ca_bundle(case: str, names: Sequence[str], client: Client) -> Case:
 _PEM = serialization.Encoding.PEM
 
 
+def _node(case: str, names: Sequence[str], client: Client, *, walk: bool) -> Case:
+    """A Node.js checkServerIdentity callback holding SPKI pins: on the leaf alone, or on every
+    certificate of the chain when it walks ``issuerCertificate``."""
+
+    def render(keys: Keys, era: Era) -> str:
+        pins = ", ".join(f"'{keys(name)}'" for name in names)
+        check = (
+            "for (let c = cert; c; c = c.issuerCertificate === c ? null : c.issuerCertificate) {\n"
+            "      if (PINS.includes(spki(c))) return undefined;\n    }"
+            if walk
+            else "if (PINS.includes(spki(cert))) return undefined;"
+        )
+        return f"""const tls = require('node:tls');
+const crypto = require('node:crypto');
+const PINS = [{pins}];
+const spki = (c) => crypto.createHash('sha256').update(c.pubkey).digest('base64');
+module.exports.agentOptions = {{
+  host: '{HOST}',
+  checkServerIdentity(host, cert) {{
+    const err = tls.checkServerIdentity(host, cert);
+    if (err) return err;
+    {check}
+    return new Error('certificate pinning failure');
+  }},
+}};
+"""
+
+    return Case(f"node-{case}", "node", _text("client.js", render), _fixed(client))
+
+
 CASES: tuple[Case, ...] = (
     # Android's Network Security Config: any position of the built chain, anchor included.
     _android("leaf", [LEAF], LEAF_ONLY),
@@ -778,6 +808,10 @@ CASES: tuple[Case, ...] = (
     # Node.js `ca`: the path must end at, or pass through, a certificate of the bundle.
     _ca_bundle("root", ["root"], Client((pins("root", where=ANCHOR_POS),))),
     _ca_bundle("issuer", ["issuer"], Client((pins("issuer", where=ANCHOR_POS),))),
+    # Node.js checkServerIdentity: the leaf alone, or the chain when the callback walks it.
+    _node("leaf", [LEAF, SPARE], Client((pins(LEAF, SPARE, where=LEAF_POS),)), walk=False),
+    _node("issuer-as-leaf", ["issuer"], Client((pins("issuer", where=LEAF_POS),)), walk=False),
+    _node("chain-issuer", ["issuer", SPARE], Client((pins("issuer", SPARE),)), walk=True),
 )
 
 

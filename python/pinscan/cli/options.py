@@ -35,6 +35,7 @@ POLICY_FORMATS = (
     "curl",
     "chromium",
     "toml",
+    "node",
     "ca-bundle",
 )
 
@@ -111,7 +112,7 @@ def policy_options(command, *, short: bool = True):  # type: ignore[no-untyped-d
         metavar="NAME",
         callback=lambda ctx, _, value: ctx.meta.__setitem__("policy_hosts", value),
         help="A host a --policy that names none covers (a PEM bundle of CA certificates, as "
-        "Node.js `ca` takes it). Repeat for several.",
+        "Node.js `ca` takes it; Node.js pins whose file names no host). Repeat for several.",
     )(command)
     command = click.option(
         "--policy-format",
@@ -124,7 +125,8 @@ def policy_options(command, *, short: bool = True):  # type: ignore[no-untyped-d
         multiple=True,
         type=click.Path(exists=True, dir_okay=False, path_type=Path),
         help="A pin policy: Android XML, iOS/TrustKit plist or JSON, OkHttp source, HPKP, "
-        "curl, Chromium JSON, pinscan TOML or a PEM bundle of CA certificates (with --host). "
+        "Node.js checkServerIdentity, curl, Chromium JSON, pinscan TOML or a PEM bundle of CA "
+        "certificates (with --host). "
         "Repeat for several.",
     )(command)
 

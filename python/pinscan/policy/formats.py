@@ -27,6 +27,7 @@ MODULES: dict[str, str] = {
     "curl": "pinscan.policy.curl",
     "chromium": "pinscan.policy.chromium",
     "toml": "pinscan.policy.toml",
+    "node": "pinscan.policy.node",
     "ca-bundle": "pinscan.policy.ca_bundle",
 }
 
@@ -43,6 +44,7 @@ SNIFF_ORDER: tuple[tuple[str, ...], ...] = (
     ("chromium",),
     ("toml",),
     ("okhttp",),
+    ("node",),
     ("hpkp",),
     ("curl",),
     ("ca-bundle",),
@@ -70,8 +72,8 @@ def detect(data: bytes, source: str) -> list[str]:
     raise PolicyError(
         source,
         "not a pin policy pinscan knows (Android XML, iOS/TrustKit plist or JSON, OkHttp "
-        "source, HPKP header, curl --pinnedpubkey, Chromium JSON, pinscan TOML, a PEM bundle of "
-        "CA certificates); "
+        "source, Node.js checkServerIdentity, HPKP header, curl --pinnedpubkey, Chromium JSON, "
+        "pinscan TOML, a PEM bundle of CA certificates); "
         "say which it is with --policy-format (format= in Python)",
     )
 
@@ -86,7 +88,8 @@ def read(
 ) -> list[Policy]:
     """Every policy in ``data``: one per format found, or the one ``format`` forces.
     ``android_debug`` reads Android's ``<debug-overrides>``, as a debuggable build does;
-    ``hosts`` are the names a CA bundle (which names none) covers."""
+    ``hosts`` are the names a CA bundle (which names none) and Node.js pins whose file names no
+    host cover."""
     formats = [format] if format else detect(data, source)
     unknown = [name for name in formats if name not in MODULES]
     if unknown:
@@ -97,7 +100,7 @@ def read(
     for name in formats:
         if android_debug and name == "android":
             policies.append(_module(name).parse(data, source, debug=True))
-        elif name == "ca-bundle":
+        elif name in ("node", "ca-bundle"):
             policies.append(_module(name).parse(data, source, hosts))
         else:
             policies.append(_module(name).parse(data, source))

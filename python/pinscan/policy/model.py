@@ -84,6 +84,11 @@ class Diagnostic:
         return f"{self.location}: {self.message}"
 
 
+#: The algorithm of a pin on a whole certificate (the SHA-256 of its DER: Node.js
+#: ``cert.fingerprint256``), not on its key.
+CERT_SHA256 = "cert-sha256"
+
+
 @dataclass(frozen=True)
 class Pin:
     """A pin as a client compares it: ``algorithm`` and the digest as canonical padded base64.
@@ -278,6 +283,7 @@ def normalize_host(host: str) -> str:
 
 
 __all__ = [
+    "CERT_SHA256",
     "ChainSource",
     "Combine",
     "Diagnostic",
