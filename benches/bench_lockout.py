@@ -33,7 +33,7 @@ import polars as pl
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
-from benches.bench_policy import _peak_rss_mb
+from benches.bench_policy import _peak_rss_mb, fleet_endpoints
 
 FAMILIES = ("Let's Encrypt", "DigiCert", "Sectigo", "Google Trust Services", "Amazon")
 
@@ -69,43 +69,14 @@ _NOW = __import__("datetime").datetime.now(__import__("datetime").UTC)
 
 
 def build(root: Path, endpoints: int, rules: int, seed: int = 7) -> None:
-    from pinscan.dataset.schema import CHAINS_SCHEMA, ENDPOINTS_SCHEMA, certificates_schema
+    from pinscan.dataset.schema import CHAINS_SCHEMA, certificates_schema
     from pinscan.dataset.writer import DatasetWriter
 
     rng = random.Random(seed)
     paths = _intermediates(50)
     writer = DatasetWriter.create(root, scan_id="bench", arguments={}, version="bench")
-    domains = [f"d{i}.example" for i in range(2 * rules)]
-    labels = ["www", "api", "cdn", "m", "eu.api", "us.api", "a.b.c"]
-    ids = [f"{i:016x}" for i in range(endpoints)]
-    names = [
-        (rng.choice(labels) + "." if rng.random() < 0.7 else "") + rng.choice(domains)
-        for _ in range(endpoints)
-    ]
-    frame = pl.DataFrame(
-        {
-            "endpoint_id": ids,
-            "target_id": ids,
-            "line": range(1, endpoints + 1),
-            "target": names,
-            "host": names,
-            "ip": "127.0.0.1",
-            "port": 443,
-            "status": "ok",
-            "verified": True,
-            "trust_store": "mozilla",
-            "scan_id": "bench",
-        }
-    )
-    frame = (
-        frame.with_columns(
-            pl.lit(None, dtype).alias(name)
-            for name, dtype in ENDPOINTS_SCHEMA.items()
-            if name not in frame.columns
-        )
-        .select(ENDPOINTS_SCHEMA.names())
-        .cast(ENDPOINTS_SCHEMA)  # type: ignore[arg-type]
-    )
+    domains, frame = fleet_endpoints(rng, endpoints, rules)
+    ids, names = frame["endpoint_id"].to_list(), frame["host"].to_list()
     # Each domain is served through one CA path, as a site's hosts usually are.
     path_of_domain = {d: rng.randrange(len(paths)) for d in domains}
     chosen = [path_of_domain[n.rsplit(".", 2)[-2] + ".example"] for n in names]

@@ -39,46 +39,14 @@ BENCHES = Path(__file__).resolve().parent
 def build(root: Path, endpoints: int, rules: int, seed: int = 7, store_paths: bool = False) -> None:
     from pinscan.dataset.schema import (
         CHAINS_SCHEMA,
-        ENDPOINTS_SCHEMA,
         certificates_schema,
     )
     from pinscan.dataset.writer import DatasetWriter
 
     rng = random.Random(seed)
     writer = DatasetWriter.create(root, scan_id="bench", arguments={}, version="bench")
-    domains = [f"d{i}.example" for i in range(2 * rules)]
-    labels = ["www", "api", "cdn", "m", "eu.api", "us.api", "a.b.c"]
-    ids = [f"{i:016x}" for i in range(endpoints)]
-    names = [
-        (rng.choice(labels) + "." if rng.random() < 0.7 else "") + rng.choice(domains)
-        for _ in range(endpoints)
-    ]
-    endpoint_frame = pl.DataFrame(
-        {
-            "endpoint_id": ids,
-            "target_id": ids,
-            "line": range(1, endpoints + 1),
-            "target": names,
-            "host": names,
-            "ip": "127.0.0.1",
-            "port": 443,
-            "status": "ok",
-            "verified": True,
-            "trust_store": "mozilla",
-            "scan_id": "bench",
-        }
-    )
-    endpoint_frame = pl.DataFrame(schema=ENDPOINTS_SCHEMA).vstack(
-        endpoint_frame.with_columns(
-            [
-                pl.lit(None, dtype).alias(name)
-                for name, dtype in ENDPOINTS_SCHEMA.items()
-                if name not in endpoint_frame.columns
-            ]
-        )
-        .select(ENDPOINTS_SCHEMA.names())
-        .cast(ENDPOINTS_SCHEMA)  # type: ignore[arg-type]
-    )
+    domains, endpoint_frame = fleet_endpoints(rng, endpoints, rules)
+    ids = endpoint_frame["endpoint_id"].to_list()
     leaves = [f"leaf{i:040x}" for i in range(endpoints)]
     inters = [f"int{i:061x}" for i in range(50)]
     roots = [f"root{i:060x}" for i in range(5)]
@@ -126,6 +94,45 @@ def build(root: Path, endpoints: int, rules: int, seed: int = 7, store_paths: bo
             {"domain": domain, "subdomains": i % 2 == 0, "pins": [p[-32:] + "=" for p in good]}
         )
     (root / "rules.json").write_text(json.dumps(policy_rules))
+
+
+def fleet_endpoints(
+    rng: random.Random, endpoints: int, rules: int
+) -> tuple[list[str], pl.DataFrame]:
+    """The benchmark fleet's domains (two per rule) and its endpoints, in the dataset's columns:
+    each a name up to three labels below one of the domains, verified by Mozilla's store."""
+    from pinscan.dataset.schema import ENDPOINTS_SCHEMA
+
+    domains = [f"d{i}.example" for i in range(2 * rules)]
+    labels = ["www", "api", "cdn", "m", "eu.api", "us.api", "a.b.c"]
+    ids = [f"{i:016x}" for i in range(endpoints)]
+    names = [
+        (rng.choice(labels) + "." if rng.random() < 0.7 else "") + rng.choice(domains)
+        for _ in range(endpoints)
+    ]
+    frame = pl.DataFrame(
+        {
+            "endpoint_id": ids,
+            "target_id": ids,
+            "line": range(1, endpoints + 1),
+            "target": names,
+            "host": names,
+            "ip": "127.0.0.1",
+            "port": 443,
+            "status": "ok",
+            "verified": True,
+            "trust_store": "mozilla",
+            "scan_id": "bench",
+        }
+    )
+    missing = [
+        pl.lit(None, dtype).alias(name)
+        for name, dtype in ENDPOINTS_SCHEMA.items()
+        if name not in frame.columns
+    ]
+    return domains, frame.with_columns(missing).select(ENDPOINTS_SCHEMA.names()).cast(
+        ENDPOINTS_SCHEMA  # type: ignore[arg-type]
+    )
 
 
 def _store_paths(

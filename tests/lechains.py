@@ -60,10 +60,15 @@ def write(
 
 
 def write_paths(
-    directory: Path, hosts: list[tuple[str, list[bytes]]], *, store: str = "android"
+    directory: Path,
+    hosts: list[tuple[str, list[bytes]]],
+    *,
+    store: str = "android",
+    host: str | None = None,
 ) -> pinscan.ScanDataset:
     """One endpoint per (name, verified path as DER, leaf first, root last); the server
-    presents all but the root."""
+    presents all but the root. ``host`` names every endpoint's host (the name is then only its
+    target): many chains of one site."""
     writer = DatasetWriter.create(directory, scan_id="le", arguments={}, version="test")
     rows = []
     for line, (name, path) in enumerate(hosts, 1):
@@ -72,7 +77,7 @@ def write_paths(
                 target_id=hashlib.sha256(f"{name}\x1f{line}".encode()).hexdigest()[:16],
                 line=line,
                 target=name,
-                host=name,
+                host=host or name,
                 ip=f"127.0.0.{line % 250 + 1}",
                 port=443,
                 sni=None,

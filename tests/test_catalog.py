@@ -115,9 +115,12 @@ def test_intermediate_pins_equal_those_another_der_reader_computes(
             continue
         spki = tbs["subject_public_key_info"].dump()
         assert spki in certificate  # the bytes as they appear
-        expected[fingerprint] = hashlib.sha256(spki).digest()
+        expected[fingerprint] = (hashlib.sha256(spki).digest(), hashlib.sha1(spki).digest())
     rows = catalog.certificates.filter(pl.col("cert_sha256").is_in(list(expected)))
-    shipped = {fp: _b64decode(pin) for fp, pin in rows.select("cert_sha256", "spki_sha256").rows()}
+    shipped = {
+        fp: (_b64decode(pin), _b64decode(sha1))
+        for fp, pin, sha1 in rows.select("cert_sha256", "spki_sha256", "spki_sha1").rows()
+    }
     assert len(expected) >= 10
     assert shipped == expected
 

@@ -15,6 +15,7 @@ import json
 import tarfile
 from pathlib import Path
 
+import lechains
 import polars as pl
 import pytest
 from cryptography.hazmat.primitives import serialization
@@ -22,10 +23,8 @@ from cryptography.hazmat.primitives import serialization
 import pinscan
 from pinscan.catalog.graph import Catalog
 from pinscan.certs.keys import read_certificates
-from pinscan.dataset.writer import DatasetWriter
 from pinscan.policy.formats import read
 from pinscan.policy.suggest import BackupKey, render, suggest
-from pinscan.records import Endpoint
 from pinscan.rotation import analyse
 from pinscan.rotation.suggested import survival
 
@@ -78,29 +77,7 @@ def chains_dataset(
 ) -> pinscan.ScanDataset:
     """One endpoint per target, each with its verified chain (leaf first, root last) and the
     chain below the root as presented; named ``host``, else its target."""
-    writer = DatasetWriter.create(directory, scan_id="catalog", arguments={}, version="test")
-    rows = []
-    for line, (name, chain) in enumerate(served.items(), 1):
-        rows.append(
-            Endpoint(
-                target_id=hashlib.sha256(name.encode()).hexdigest()[:16],
-                line=line,
-                target=name,
-                host=host or name,
-                ip=f"127.0.0.{line}",
-                port=443,
-                sni=None,
-                status="ok",
-                presented=chain[:-1],
-                verified_chain=chain,
-                verified=True,
-                trust_store="mozilla",
-                store_paths=[],
-            )
-        )
-    writer.write(rows)
-    writer.finish({})
-    return pinscan.open(directory)
+    return lechains.write_paths(directory, list(served.items()), store="mozilla", host=host)
 
 
 def leaf(name: str) -> bytes:

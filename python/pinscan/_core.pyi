@@ -35,6 +35,13 @@ def locate_spki(der: bytes) -> tuple[Literal["certificate", "csr", "public_key"]
     Raises ``ValueError`` saying what is wrong when ``der`` is none of these.
     """
 
+def pin_strings(
+    data: bytes, *, bare: bool = False
+) -> list[tuple[int, Literal["sha256", "sha1"], str, bool]]:
+    """Pin strings in arbitrary bytes: ``(offset, algorithm, base64_digest, prefixed)`` for each
+    ``sha256/``/``sha1/`` pin (ASCII or UTF-16LE) and, with ``bare``, each lone padded base64
+    string of a SHA-256's length (``prefixed`` false: a candidate). Never raises."""
+
 def parse_ct_entries(
     kind: Literal["leaf", "tile", "certificate"],
     data: Iterable[bytes | bytearray | None] | Any,

@@ -37,6 +37,7 @@ POLICY_FORMATS = (
     "toml",
     "node",
     "ca-bundle",
+    "artifact",
 )
 
 
@@ -123,10 +124,11 @@ def policy_options(command, *, short: bool = True):  # type: ignore[no-untyped-d
         *(("-p", "--policy") if short else ("--policy",)),
         "policies",
         multiple=True,
-        type=click.Path(exists=True, dir_okay=False, path_type=Path),
+        # A directory: an iOS .app bundle.
+        type=click.Path(exists=True, path_type=Path),
         help="A pin policy: Android XML, iOS/TrustKit plist or JSON, OkHttp source, HPKP, "
-        "Node.js checkServerIdentity, curl, Chromium JSON, pinscan TOML or a PEM bundle of CA "
-        "certificates (with --host). "
+        "Node.js checkServerIdentity, curl, Chromium JSON, pinscan TOML, a PEM bundle of CA "
+        "certificates (with --host), or an app (APK, AAB, IPA, .app) and every policy in it. "
         "Repeat for several.",
     )(command)
 

@@ -4,8 +4,11 @@
 Each format's module has ``parse(data: bytes, source: str) -> Policy``, which raises
 :class:`PolicyError` only for a file it cannot read at all, and ``sniff(data: bytes) -> bool``,
 which says whether ``data`` holds that format and never raises; the formats `pinscan suggest`
-writes also have ``write(suggestion) -> str``. The modules are imported on first use (importlib),
-for start-up time: importing :mod:`pinscan.policy` loads no XML, plist or TOML parser.
+writes also have ``write(suggestion) -> str``. An app artifact (``artifact``: an APK, AAB or IPA,
+told by the zip magic) is the exception: it holds any number of policies, and :func:`read` takes
+them all from :mod:`pinscan.policy.artifacts`. The modules are imported on first use
+(importlib), for start-up time: importing :mod:`pinscan.policy` loads no XML, plist or TOML
+parser.
 """
 
 from __future__ import annotations
@@ -15,6 +18,9 @@ from types import ModuleType
 
 from pinscan.errors import PolicyError
 from pinscan.policy.model import Policy, Suggestion
+
+#: The start of a zip (an APK, AAB or IPA): a local file header, or an empty zip's end record.
+ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")
 
 # format -> its module, in the order users see the formats listed.
 MODULES: dict[str, str] = {
@@ -29,6 +35,7 @@ MODULES: dict[str, str] = {
     "toml": "pinscan.policy.toml",
     "node": "pinscan.policy.node",
     "ca-bundle": "pinscan.policy.ca_bundle",
+    "artifact": "pinscan.policy.artifacts",
 }
 
 # The formats `pinscan suggest` writes.
@@ -57,6 +64,9 @@ def _module(format: str) -> ModuleType:
 
 def sniff(data: bytes) -> list[str]:
     """The formats ``data`` holds, by content; empty when none. Never raises."""
+    # An app artifact is a zip: its own readers tell what is inside (pinscan.policy.artifacts).
+    if data[:4] in ZIP_MAGIC:
+        return ["artifact"]
     for group in SNIFF_ORDER:
         found = [name for name in group if _module(name).sniff(data)]
         if found:
@@ -73,7 +83,7 @@ def detect(data: bytes, source: str) -> list[str]:
         source,
         "not a pin policy pinscan knows (Android XML, iOS/TrustKit plist or JSON, OkHttp "
         "source, Node.js checkServerIdentity, HPKP header, curl --pinnedpubkey, Chromium JSON, "
-        "pinscan TOML, a PEM bundle of CA certificates); "
+        "pinscan TOML, a PEM bundle of CA certificates, an app artifact: APK, AAB, IPA); "
         "say which it is with --policy-format (format= in Python)",
     )
 
@@ -98,7 +108,11 @@ def read(
         )
     policies = []
     for name in formats:
-        if android_debug and name == "android":
+        if name == "artifact":
+            # Every policy the app holds, each named after its place in it; Android's
+            # <debug-overrides> follow the app's own manifest, not android_debug.
+            policies.extend(_module(name).read_artifact(data, source).policies)
+        elif android_debug and name == "android":
             policies.append(_module(name).parse(data, source, debug=True))
         elif name in ("node", "ca-bundle"):
             policies.append(_module(name).parse(data, source, hosts))

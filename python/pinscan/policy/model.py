@@ -157,6 +157,18 @@ class PinSet:
 
 
 @dataclass(frozen=True)
+class TrustAnchor:
+    """Where an Android config takes its roots from: ``system``, ``user``, ``wfa``, or a bundled
+    ``@raw`` resource, whose certificates' key pins are ``pins`` once an artifact reader has
+    resolved it (a source file cannot be: its ``res/raw/`` is not read)."""
+
+    source: str
+    pins: tuple[Pin, ...] = ()
+    file: str | None = None
+    """The resolved file, ``app.apk!res/raw/ca.pem``."""
+
+
+@dataclass(frozen=True)
 class Rule:
     """One pinned host pattern of a policy.
 
@@ -179,6 +191,9 @@ class Rule:
     not pinned, whatever a parent rule says."""
     override_pins: frozenset[str] = frozenset()
     """Android trust-anchor sources with ``overridePins``: a chain anchored there is not pinned."""
+    anchors: tuple[TrustAnchor, ...] = ()
+    """Android's trust anchors for the rule's names (empty for other formats). Recorded for
+    reports only: the evaluator does not restrict the roots a chain builds to yet."""
     error: str | None = None
     """Why the client refuses this rule (its hosts get the verdict ``error``)."""
     pattern: str = ""
@@ -296,6 +311,7 @@ __all__ = [
     "Rule",
     "SuggestedPin",
     "Suggestion",
+    "TrustAnchor",
     "canonical_digest",
     "comment_text",
     "normalize_host",
