@@ -10,6 +10,7 @@ import io
 import json
 import multiprocessing
 import os
+import plistlib
 import random
 import shutil
 import signal
@@ -36,6 +37,17 @@ def build_app(directory: Path, name: str = "app.apk") -> Path:
     return build_apk(directory, App(config=nsc(domain_config("api.example.com"))), name)
 
 
+def info_plist() -> bytes:
+    """An iOS app's Info.plist pinning api.example.com's leaf key to either pin (ATS)."""
+    leaf = [{"SPKI-SHA256-BASE64": pin} for pin in (PIN_A, PIN_B)]
+    ats = {"NSPinnedDomains": {"api.example.com": {"NSPinnedLeafIdentities": leaf}}}
+    plist = {"CFBundleExecutable": "App", "NSAppTransportSecurity": ats}
+    return plistlib.dumps(plist, fmt=plistlib.FMT_BINARY)
+
+
+MACH_O = b"\xcf\xfa\xed\xfe" + bytes(60)
+
+
 def with_members(apk: Path, path: Path, members: dict[str, bytes]) -> Path:
     """``apk`` with ``members`` added (names zipfile writes as given)."""
     shutil.copy(apk, path)
@@ -52,8 +64,8 @@ def apk(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture
 def corpus(tmp_path: Path, apk: Path) -> Path:
-    """A directory of apps as a bulk job finds them: good ones, a split-APK set, broken and
-    hostile ones, and files that are not apps."""
+    """A directory of apps as a bulk job finds them: good APKs, a split-APK set, an IPA and an
+    .app directory, broken and hostile ones, and files that are not apps."""
     apps = tmp_path / "apps"
     (apps / "nested" / "deeper").mkdir(parents=True)
     for i in range(3):
@@ -69,6 +81,13 @@ def corpus(tmp_path: Path, apk: Path) -> Path:
     with zipfile.ZipFile(buffer, "w") as archive:
         archive.writestr("base-master.apk", data)
     (apps / "split.apks").write_bytes(buffer.getvalue())
+    with zipfile.ZipFile(apps / "App.ipa", "w") as ipa:
+        ipa.writestr("Payload/App.app/Info.plist", info_plist())
+        ipa.writestr("Payload/App.app/App", MACH_O)
+    bundle = apps / "nested" / "Bundle.app"
+    bundle.mkdir()
+    (bundle / "Info.plist").write_bytes(info_plist())
+    (bundle / "App").write_bytes(MACH_O)
     return apps
 
 
@@ -144,7 +163,7 @@ def test_extract_pins_is_one_row_per_pin_and_source_and_one_per_artifact(corpus:
     by_name = {Path(r["artifact"]).name: r for r in artifacts.iter_rows(named=True)}
     assert sorted(by_name) == sorted(
         ["good0.apk", "good1.apk", "good2.apk", "renamed.bin.zip", "garbage.apk", "cut.apk",
-         "bomb.apk", "evil.apk", "split.apks"]
+         "bomb.apk", "evil.apk", "split.apks", "App.ipa", "Bundle.app"]
     )  # fmt: skip
     for name in ("good0.apk", "good1.apk", "good2.apk", "renamed.bin.zip"):
         row = by_name[name]
@@ -170,6 +189,19 @@ def test_extract_pins_is_one_row_per_pin_and_source_and_one_per_artifact(corpus:
         f"{evil['artifact']}!/etc/evil: refused: absolute path",
     ]
     assert by_name["split.apks"]["artifact_kind"] == "apks"
+    for name, kind in (("App.ipa", "ipa"), ("Bundle.app", "app")):
+        row = by_name[name]
+        assert (row["artifact_kind"], row["pins"], row["policies"], row["errors"]) == (
+            kind,
+            2,
+            1,
+            [],
+        )
+    ipa = df.filter(pl.col("artifact").str.ends_with("App.ipa"), pl.col("pin").is_not_null())
+    assert set(ipa.select("pin", "source", "kind").rows()) == {
+        (pin, f"{by_name['App.ipa']['artifact']}!Payload/App.app/Info.plist", "config")
+        for pin in (PIN_A, PIN_B)
+    }
     pins = df.filter(pl.col("pin").is_not_null() & (pl.col("artifact").str.ends_with("good0.apk")))
     assert pins.select("pin", "algorithm", "hosts", "kind").sort("pin").rows() == sorted(
         [(PIN_A, "sha256", ["api.example.com"], "config"),
@@ -229,14 +261,14 @@ def test_extract_writes_parquet_and_only_inside_out(corpus: Path, tmp_path: Path
     assert result.exit_code == exits.OK, result.output
     summary = json.loads(result.stdout)
     assert {k: summary[k] for k in ("artifacts", "read", "unreadable", "read_with_errors")} == {
-        "artifacts": 9, "read": 7, "unreadable": 2, "read_with_errors": 2
+        "artifacts": 11, "read": 9, "unreadable": 2, "read_with_errors": 2
     }  # fmt: skip
-    assert summary["pins"] == 7 * 2
+    assert summary["pins"] == 9 * 2
     assert {p for p in _tree(tmp_path) - before if not p.is_relative_to(out)} == set()
     df = _read_out(out)
-    assert df.schema == bulk.SCHEMA and df.filter(pl.col("pin").is_null()).height == 9
+    assert df.schema == bulk.SCHEMA and df.filter(pl.col("pin").is_null()).height == 11
     meta = json.loads((out / "extract.json").read_text())
-    assert meta["complete"] and meta["inputs"] == [str(corpus)] and meta["counts"]["pins"] == 14
+    assert meta["complete"] and meta["inputs"] == [str(corpus)] and meta["counts"]["pins"] == 18
     assert sorted(p.name for p in out.iterdir()) == ["extract.json", "pins"]
 
 
@@ -271,9 +303,9 @@ def test_extract_resumes_after_an_interruption(corpus: Path, tmp_path: Path) -> 
 
     result = run("extract", "--resume", "-o", str(out), "--format", "json")
     assert result.exit_code == exits.OK, result.output
-    assert json.loads(result.stdout)["artifacts"] == 9
+    assert json.loads(result.stdout)["artifacts"] == 11
     df = _read_out(out).filter(pl.col("pin").is_null())
-    assert df.height == 9 and df["artifact"].n_unique() == 9  # each once
+    assert df.height == 11 and df["artifact"].n_unique() == 11  # each once
     meta = json.loads((out / "extract.json").read_text())
     assert meta["complete"] and len(meta["resumed_at"]) == 1
 
@@ -318,7 +350,7 @@ def test_extract_in_a_terminal_shows_progress_and_restores_the_cursor(
     assert done.returncode == exits.OK, done.text
     assert done.cursor_restored
     assert "Traceback" not in done.text
-    assert f"{tmp_path / 'out'}: 9 artifacts: 7 read (2 with errors), 2 unreadable; 14 pins" in (
+    assert f"{tmp_path / 'out'}: 11 artifacts: 9 read (2 with errors), 2 unreadable; 18 pins" in (
         done.text
     )
 
