@@ -333,7 +333,7 @@ def test_ctrl_c_keeps_what_was_read_and_resume_finishes(apk: Path, tmp_path: Pat
     _, stderr = process.communicate(timeout=60)
     assert process.returncode == exits.INTERRUPTED, stderr
     assert stderr.decode().splitlines() == [
-        "pinscan: interrupted; what was written is kept (scan: --resume)"
+        "pinscan: interrupted; what was written is kept (scan, extract: --resume)"
     ]
     meta = json.loads((out / "extract.json").read_text())
     assert not meta["complete"] and meta["counts"]["artifacts"] < 100
