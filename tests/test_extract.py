@@ -377,3 +377,11 @@ def test_a_broken_artifact_as_a_policy_is_one_line(tmp_path: Path) -> None:
     with pytest.raises(pinscan.ArtifactError, match="not a zip file"):
         pinscan.load_policy(path)
     assert sys.modules["pinscan.errors"].ArtifactError is pinscan.ArtifactError
+
+
+def test_check_refuses_an_app_without_a_policy(tmp_path: Path) -> None:
+    bare = build_apk(tmp_path, App(), "bare.apk")
+    assert pinscan.load_policies(bare) == []
+    (tmp_path / "out").mkdir()  # the policies are read before the scan is opened
+    line = refused(run("check", str(tmp_path / "out"), "--policy", str(bare)), bare)
+    assert "holds no pin policy a client loads" in line

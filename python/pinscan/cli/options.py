@@ -17,6 +17,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
+from pinscan.errors import InputError
+
 if TYPE_CHECKING:
     from pinscan.catalog.graph import Catalog
     from pinscan.policy.model import Policy
@@ -202,9 +204,14 @@ def read_policies(paths: tuple[Path, ...], format: str | None) -> list[Policy]:
 
     meta = click.get_current_context().meta
     debug, hosts = meta.get("android_debug", False), meta.get("policy_hosts", ())
-    return [
-        p for path in paths for p in load_policies(path, format, android_debug=debug, hosts=hosts)
-    ]
+    loaded = []
+    for path in paths:
+        found = load_policies(path, format, android_debug=debug, hosts=hosts)
+        if not found:  # an app whose pins, if any, are tied to no host
+            msg = "holds no pin policy a client loads; `pinscan pins` lists the pins in it"
+            raise InputError(str(path), msg)
+        loaded += found
+    return loaded
 
 
 __all__ = [
