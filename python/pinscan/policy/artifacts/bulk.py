@@ -462,7 +462,11 @@ def extract_pins(
     """One row per (artifact, pin, source), and one per artifact (``pin`` null) with its kind,
     counts and errors: see :data:`SCHEMA`. ``paths`` are artifacts, directories of them or
     lists of paths (see :func:`artifact_paths`); ``code=False`` reads configurations and
-    bundled certificates only. An artifact that cannot be read is its row's ``errors``."""
+    bundled certificates only. An artifact that cannot be read is its row's ``errors``.
+
+    The workers are spawned processes, which import the calling script again: call this under
+    ``if __name__ == "__main__":`` in a script (a notebook needs nothing), or pass
+    ``workers=1``."""
     if isinstance(paths, str | os.PathLike):
         paths = [paths]
     rows: Rows = []
