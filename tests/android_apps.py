@@ -79,9 +79,7 @@ class App:
 
 
 def _manifest(app: App, split: str | None = None) -> str:
-    attribute = (
-        f' android:networkSecurityConfig="@xml/{app.config_name}"' if app.config else ""
-    )
+    attribute = f' android:networkSecurityConfig="@xml/{app.config_name}"' if app.config else ""
     split_attr = f' split="{split}"' if split else ""
     return (
         '<?xml version="1.0" encoding="utf-8"?>\n'
@@ -115,10 +113,9 @@ def _link(work: Path, app: App, out: Path, *options: str, split: str | None = No
             capture_output=True,
         )
         inputs.append(str(compiled))
+    link = [tool, "link", "-o", str(out), "-I", str(FRAMEWORK), "--manifest", str(manifest)]
     subprocess.run(
-        [tool, "link", "-o", str(out), "-I", str(FRAMEWORK), "--manifest", str(manifest)]
-        + list(options)
-        + inputs,
+        [*link, *options, *inputs],
         check=True,
         capture_output=True,
     )

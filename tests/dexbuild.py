@@ -67,9 +67,7 @@ def build_dex(code: list[tuple], strings: tuple[str, ...] = ()) -> bytes:
     tidx = {t: i for i, t in enumerate(type_list)}
     proto_list = sorted(protos, key=lambda p: (tidx[p[0]], [tidx[t] for t in p[1]]))
     pidx = {p: i for i, p in enumerate(proto_list)}
-    method_list = sorted(
-        methods, key=lambda m: (tidx[m[0]], sidx[m[1]], pidx[(m[2], m[3])])
-    )
+    method_list = sorted(methods, key=lambda m: (tidx[m[0]], sidx[m[1]], pidx[(m[2], m[3])]))
     midx = {m: i for i, m in enumerate(method_list)}
 
     units: list[int] = []

@@ -55,13 +55,13 @@ class _Module:
 
     @property
     def manifest(self) -> str:
-        return self.prefix + ("manifest/AndroidManifest.xml" if self.proto else "AndroidManifest.xml")
+        return self.prefix + (
+            "manifest/AndroidManifest.xml" if self.proto else "AndroidManifest.xml"
+        )
 
     def resource(self, resource_id: int) -> tuple[str, str, list[tuple[str, str, object]]] | None:
         """What the table says ``resource_id`` is; None when it has no such resource."""
-        return _core.android_resource(
-            self.archive.read(self.table), resource_id, proto=self.proto
-        )
+        return _core.android_resource(self.archive.read(self.table), resource_id, proto=self.proto)
 
     def file(self, resource_id: int) -> str | None:
         """The member holding file resource ``resource_id``: the default configuration's, or
@@ -116,7 +116,9 @@ def _decode(module: _Module, member: str) -> tuple:
     try:
         return _core.android_xml(module.archive.read(member), proto=module.proto)
     except ValueError as exc:
-        raise ArtifactError(module.archive.source(member), f"not readable compiled XML: {exc}")
+        raise ArtifactError(
+            module.archive.source(member), f"not readable compiled XML: {exc}"
+        ) from None
 
 
 def _read_config(module: _Module, artifact: Artifact) -> None:
@@ -128,7 +130,9 @@ def _read_config(module: _Module, artifact: Artifact) -> None:
         if isinstance(child, tuple) and child[1] == "application":
             for namespace, name, resource_id, _raw, kind, value in child[4]:
                 ours = resource_id == NSC_ATTRIBUTE or (
-                    resource_id == 0 and namespace == _ANDROID_NS and name == "networkSecurityConfig"
+                    resource_id == 0
+                    and namespace == _ANDROID_NS
+                    and name == "networkSecurityConfig"
                 )
                 if ours and kind == "reference":
                     config_id = value
@@ -137,7 +141,7 @@ def _read_config(module: _Module, artifact: Artifact) -> None:
     try:
         member = module.file(config_id)
     except ValueError as exc:
-        raise ArtifactError(module.archive.source(module.table), f"not readable: {exc}")
+        raise ArtifactError(module.archive.source(module.table), f"not readable: {exc}") from None
     if member is None:
         artifact.errors.append(
             f"{module.archive.source(module.manifest)}: networkSecurityConfig names resource "
@@ -225,7 +229,9 @@ class _Anchors:
             except InputError as exc:
                 self.artifact.errors.append(str(exc))
             except ValueError as exc:
-                self.artifact.errors.append(f"{self.module.archive.source(self.module.table)}: {exc}")
+                self.artifact.errors.append(
+                    f"{self.module.archive.source(self.module.table)}: {exc}"
+                )
         self.cache[source] = anchor
         return anchor
 
@@ -274,7 +280,7 @@ class _Anchors:
                 tuple(dict.fromkeys(names)),
                 where,
                 "bundled_certificate",
-                "trust anchor of these hosts (<certificates src=\"@raw/...\">): their chains "
+                'trust anchor of these hosts (<certificates src="@raw/...">): their chains '
                 "must end at this key",
             )
             for (digest, where), names in hosts.items()
@@ -347,7 +353,9 @@ def _string_pins(archive: Archive, name: str, artifact: Artifact) -> None:
     carry = b""
     for chunk in archive.chunks(name):
         data = carry + chunk
-        _found_strings(data, archive.source(name), artifact, "a pin string in a bundle or native library", seen)
+        _found_strings(
+            data, archive.source(name), artifact, "a pin string in a bundle or native library", seen
+        )
         carry = data[-_OVERLAP:]
 
 

@@ -294,7 +294,7 @@ fn method_calls(
             0x1b => {
                 regs.insert(aa, Reg::Str((unit(pc, 1)? | (unit(pc, 2)? << 16)) as u32));
             }
-            0x07 | 0x08 | 0x09 => {
+            0x07..=0x09 => {
                 let (to, from) = match op {
                     0x07 => (a4, b4),
                     0x08 => (aa, unit(pc, 1)?),

@@ -359,7 +359,7 @@ fn configuration(doc: &[u8], data: &[u8]) -> Result<String> {
         match (n, f) {
             (19, Field::Varint(v)) if v != 0 => parts.push(format!("v{v}")),
             (19, _) | (_, Field::Varint(0)) => {}
-            (_, Field::Bytes(b)) if b.is_empty() => {}
+            (_, Field::Bytes([])) => {}
             _ => other = true,
         }
     }
