@@ -132,9 +132,10 @@ fn start_element(
 
 #[cfg(test)]
 pub(super) mod tests {
+    //! Also the builders `arsc`'s tests use.
     use super::*;
 
-    fn chunk(kind: u16, header: &[u8], body: &[u8]) -> Vec<u8> {
+    pub fn chunk(kind: u16, header: &[u8], body: &[u8]) -> Vec<u8> {
         let mut out = Vec::new();
         out.extend(kind.to_le_bytes());
         out.extend((8 + header.len() as u16).to_le_bytes());
@@ -202,8 +203,18 @@ pub(super) mod tests {
             }
             node(START_ELEMENT, 1, &ext)
         };
-        let end = |name: u32| node(END_ELEMENT, 3, &[u32::MAX.to_le_bytes(), name.to_le_bytes()].concat());
-        let text = node(CDATA, 2, &[&3u32.to_le_bytes()[..], &[8, 0, 0, 0, 0, 0, 0, 0]].concat());
+        let end = |name: u32| {
+            node(
+                END_ELEMENT,
+                3,
+                &[u32::MAX.to_le_bytes(), name.to_le_bytes()].concat(),
+            )
+        };
+        let text = node(
+            CDATA,
+            2,
+            &[&3u32.to_le_bytes()[..], &[8, 0, 0, 0, 0, 0, 0, 0]].concat(),
+        );
         let body = [
             strings,
             start(0, &[]),

@@ -418,3 +418,35 @@ fn forget_written(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn invoke_and_range_registers() {
+        // invoke-virtual {v0, v1, v2}: count 3 in the top nibble, C/D/E in the third unit.
+        assert_eq!(arguments(false, 0x306e, 0x0210), vec![0, 1, 2]);
+        // invoke-virtual/range {v5 .. v7}.
+        assert_eq!(arguments(true, 0x0374, 5), vec![5, 6, 7]);
+    }
+
+    #[test]
+    fn widths_of_payloads_are_bounded_by_the_code() {
+        // A packed-switch payload claiming 0xffff entries in two code units: an error, not a
+        // walk past the end.
+        let insns = [0x00, 0x01, 0xff, 0xff];
+        assert_eq!(width(&insns, 0).unwrap(), 4 + 2 * 0xffff);
+        assert!(width(&insns, 2).is_err());
+    }
+
+    #[test]
+    fn refuses_what_is_not_dex() {
+        assert!(pins(b"").is_err());
+        assert!(pins(b"PK\x03\x04").is_err());
+        let mut header = b"dex\n035\0".to_vec();
+        header.resize(0x70, 0);
+        header[56..60].copy_from_slice(&1000u32.to_le_bytes());
+        assert!(pins(&header).is_err(), "string ids past the end");
+    }
+}
