@@ -76,11 +76,14 @@ class App:
     config_name: str = "network_security_config"
     raw: dict[str, bytes] = field(default_factory=dict)
     code: dict[str, bytes] = field(default_factory=dict)
+    debuggable: bool = False
 
 
 def _manifest(app: App, split: str | None = None) -> str:
     attribute = f' android:networkSecurityConfig="@xml/{app.config_name}"' if app.config else ""
     split_attr = f' split="{split}"' if split else ""
+    if app.debuggable:
+        attribute += ' android:debuggable="true"'
     return (
         '<?xml version="1.0" encoding="utf-8"?>\n'
         '<manifest xmlns:android="http://schemas.android.com/apk/res/android" '

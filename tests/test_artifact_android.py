@@ -172,13 +172,18 @@ def test_dex_pins_are_tied_to_hosts_where_the_bytecode_says(tmp_path):
         ]
     )
     apk = build_apk(tmp_path, App(code={"classes.dex": first, "classes2.dex": second}))
-    pins = {(p.source.rpartition("!")[2], p.label, p.hosts) for p in read_artifact(apk).pins}
+    artifact = read_artifact(apk)
+    pins = {(p.source.rpartition("!")[2], p.label, p.hosts) for p in artifact.pins}
     assert pins == {
         ("classes.dex", a, ("api.example.com",)),
         ("classes.dex", b, ("api.example.com",)),
         ("classes2.dex", b, ("*.example.net",)),
         ("classes2.dex", f"sha1/{'A' * 27}=", ()),
     }
+    # The call whose host comes from a method is left out of the pinner, and said so.
+    code_policy = artifact.policies[1]
+    assert [rule.host for rule in code_policy.rules] == ["example.net"]
+    assert any("1 more add() call site" in note for note in code_policy.notes)
 
 
 def test_a_jump_into_the_call_unties_it(tmp_path):
@@ -233,8 +238,9 @@ def test_aab_reads_the_proto_format(tmp_path, dataset):
     aab = build_aab(tmp_path, app)
     artifact = read_artifact(aab)
     assert artifact.kind == "aab" and artifact.errors == []
-    (policy,) = artifact.policies
+    policy, code_policy = artifact.policies
     assert policy.name.endswith("app.aab!base/res/xml/network_security_config.xml")
+    assert code_policy.name.endswith("app.aab!base/dex/classes.dex")
     (rule,) = policy.rules
     assert rule.match == Match.SUBDOMAINS
     assert rule.anchors[0].pins[0].digest == spki_pin(pki.root().der)
@@ -242,7 +248,8 @@ def test_aab_reads_the_proto_format(tmp_path, dataset):
     assert [(p.source.rpartition("!")[2], p.hosts) for p in tied] == [
         ("base/dex/classes.dex", ("cdn.example.net",))
     ]
-    assert check(dataset, aab)["www.example.com"] == "pass"
+    verdicts = check(dataset, aab)
+    assert verdicts["www.example.com"] == "pass" and verdicts["cdn.example.net"] == "fail"
 
 
 def test_an_app_without_a_config_has_no_policy(tmp_path):
@@ -303,3 +310,44 @@ def test_load_policy_reads_the_apk(tmp_path):
     apk = build_apk(tmp_path, App(nsc(domain_config("example.com"))))
     (policy,) = pinscan.load_policies(apk)
     assert policy.rules[0].host == "example.com"
+
+
+def test_dex_call_sites_are_judged_as_okhttp_judges_them(tmp_path, dataset):
+    code = [
+        *dexbuild.pinner_call("api.example.com", [f"sha256/{INTERMEDIATE}"]),
+        *dexbuild.pinner_call("**.example.net", [f"sha256/{PIN_A}"], filled=True),
+        ("return-void",),
+    ]
+    apk = build_apk(tmp_path, App(code={"classes2.dex": dexbuild.build_dex(code)}))
+    (policy,) = pinscan.load_policies(apk)
+    assert policy.format == "okhttp" and policy.name.endswith("app.apk!classes2.dex")
+    assert [(r.host, r.match, r.location.line) for r in policy.rules] == [
+        ("api.example.com", Match.EXACT, 1),
+        ("example.net", Match.SUBDOMAINS, 2),
+    ]
+    verdicts = check(dataset, apk)
+    assert verdicts["api.example.com"] == "pass" and verdicts["cdn.example.net"] == "fail"
+    assert "www.example.com" not in verdicts or verdicts["www.example.com"] == "unpinned"
+
+
+def test_a_pin_add_throws_on_is_the_policy_error(tmp_path):
+    # OkHttp's add() throws on "SHA256/..." (upper case): the pinner is never built.
+    code = [*dexbuild.pinner_call("api.example.com", [f"SHA256/{PIN_A}"]), ("return-void",)]
+    apk = build_apk(tmp_path, App(code={"classes.dex": dexbuild.build_dex(code)}))
+    artifact = read_artifact(apk)
+    (policy,) = artifact.policies
+    assert "throws" in policy.error and policy.error_location.line == 1
+    assert artifact.pins == []  # not a pin OkHttp would compare
+
+
+@pytest.mark.parametrize("debuggable", [False, True])
+def test_debug_overrides_follow_the_manifest(tmp_path, debuggable):
+    overrides = (
+        '<debug-overrides><trust-anchors><certificates src="user" overridePins="true"/>'
+        "</trust-anchors></debug-overrides>"
+    )
+    config = nsc(domain_config("example.com"), extra=overrides)
+    apk = build_apk(tmp_path, App(config, debuggable=debuggable))
+    (policy,) = read_artifact(apk).policies
+    (rule,) = policy.rules
+    assert rule.override_pins == ({"user"} if debuggable else set())

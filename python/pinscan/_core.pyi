@@ -56,11 +56,11 @@ def android_resource(
     file resource's value is its path. None when the table has no such resource; raises
     ``ValueError`` for a table that does not decode."""
 
-def dex_pins(data: bytes) -> tuple[list[tuple[str, list[str]]], list[str]]:
-    """``(calls, strings)`` of one DEX file: the ``(host, pins)`` of each
-    ``CertificatePinner.Builder.add`` call site the bytecode ties, and every ``sha256/`` and
-    ``sha1/`` string of its string table. Raises ``ValueError`` for a file that does not
-    decode."""
+def dex_pins(data: bytes) -> tuple[list[tuple[str, list[str]]], list[str], int]:
+    """``(calls, strings, untied)`` of one DEX file: the ``(host, pins)`` of each
+    ``CertificatePinner.Builder.add`` call site the bytecode ties, every ``sha256/`` and
+    ``sha1/`` string of its string table, and how many call sites it does not tie. Raises
+    ``ValueError`` for a file that does not decode."""
 
 def pin_strings(
     data: bytes, *, bare: bool = False

@@ -25,7 +25,7 @@ from collections.abc import Callable
 from pinscan import _core
 from pinscan.certs.keys import read_certificates, spki_pin
 from pinscan.errors import ArtifactError, InputError
-from pinscan.policy import android, trustkit_android
+from pinscan.policy import android, okhttp, trustkit_android
 from pinscan.policy._network_security_config import ROOT
 from pinscan.policy._xml import CompiledValue, Node, descendants
 from pinscan.policy.artifacts.archive import Archive
@@ -35,6 +35,8 @@ from pinscan.policy.model import Pin, Policy, TrustAnchor
 #: ``android:networkSecurityConfig`` in the framework's attribute table (API 24). Android looks
 #: the attribute up by this id, so a manifest whose attribute names are stripped still counts.
 NSC_ATTRIBUTE = 0x01010527
+#: ``android:debuggable``: a debuggable build also reads ``<debug-overrides>``.
+DEBUGGABLE_ATTRIBUTE = 0x0101000F
 _ANDROID_NS = "http://schemas.android.com/apk/res/android"
 
 _DEX = re.compile(r"classes\d*\.dex")
@@ -86,7 +88,13 @@ def read_android(archive: Archive, artifact: Artifact, *, code: bool = True) -> 
     """Fill ``artifact`` with the app's policies and pins; what cannot be read goes to
     ``artifact.errors`` one line each, and the rest is still read."""
     if artifact.kind == "aab":
-        modules = [_Module(archive, "base/", proto=True)]
+        # base/ and every feature module beside it (each has its own manifest and dex/).
+        suffix = "/manifest/AndroidManifest.xml"
+        modules = [
+            _Module(archive, name[: -len(suffix)] + "/", proto=True)
+            for name in archive.names()
+            if name.endswith(suffix) and name.count("/") == 2
+        ]
     elif artifact.kind == "apk":
         modules = [_Module(archive, "", proto=False)]
     else:
@@ -125,17 +133,14 @@ def _read_config(module: _Module, artifact: Artifact) -> None:
     if module.manifest not in module.archive:
         return  # a split APK's manifest is a base's business; an .apks without one is fine
     manifest = _decode(module, module.manifest)
-    config_id = None
+    config_id, debuggable = None, False
     for child in manifest[5]:
         if isinstance(child, tuple) and child[1] == "application":
             for namespace, name, resource_id, _raw, kind, value in child[4]:
-                ours = resource_id == NSC_ATTRIBUTE or (
-                    resource_id == 0
-                    and namespace == _ANDROID_NS
-                    and name == "networkSecurityConfig"
-                )
-                if ours and kind == "reference":
-                    config_id = value
+                if _is(resource_id, namespace, name, NSC_ATTRIBUTE, "networkSecurityConfig"):
+                    config_id = value if kind == "reference" else None
+                elif _is(resource_id, namespace, name, DEBUGGABLE_ATTRIBUTE, "debuggable"):
+                    debuggable = kind in ("boolean", "int_dec", "int_hex") and bool(value)
     if config_id is None:
         return
     try:
@@ -154,7 +159,7 @@ def _read_config(module: _Module, artifact: Artifact) -> None:
     if root.name != ROOT:
         artifact.errors.append(f"{source}: not a <{ROOT}> document (root element <{root.name}>)")
         return
-    policies = [android.parse_tree(root, source)]
+    policies = [android.parse_tree(root, source, debug=debuggable)]
     if next(descendants(root, {"trustkit-config"}), None) is not None:
         policies.append(trustkit_android.parse_tree(root, source))
     anchors = _Anchors(module, references, artifact)
@@ -164,6 +169,14 @@ def _read_config(module: _Module, artifact: Artifact) -> None:
         if policy.format == "android":
             _config_pins(policy, artifact)
             artifact.pins.extend(anchors.found(policy))
+
+
+def _is(resource_id: int, namespace: str, name: str, wanted: int, wanted_name: str) -> bool:
+    """Whether a manifest attribute is the framework attribute ``wanted``: by id, as Android
+    matches it, or by name when the compiler left no id."""
+    if resource_id:
+        return resource_id == wanted
+    return namespace == _ANDROID_NS and name == wanted_name
 
 
 def _text(kind: str, value: object, raw: str | None, module: _Module) -> str:
@@ -305,41 +318,84 @@ def _dex_pins(archive: Archive, name: str, artifact: Artifact) -> None:
     source = archive.source(name)
     data = archive.read(name)
     try:
-        calls, strings = _core.dex_pins(data)
+        calls, strings, untied = _core.dex_pins(data)
     except ValueError as exc:
         artifact.errors.append(f"{source}: not readable DEX ({exc}); searched as bytes")
         _found_strings(data, source, artifact, "in a DEX that does not decode", set())
         return
-    tied: set[str] = set()
-    for host, pins in calls:
-        for label in pins:
-            algorithm, _, digest = label.partition("/")
-            if algorithm in ("sha256", "sha1") and digest:
-                tied.add(label)
-                artifact.pins.append(
-                    FoundPin(
-                        digest,
-                        algorithm,
-                        (host,),
-                        source,
-                        "code",
-                        "CertificatePinner.Builder.add(host, pins) call site",
-                    )
+    if calls:
+        artifact.policies.append(_okhttp_policy(calls, source, untied))
+    tied: set[tuple[str, str]] = set()
+    for host, labels in calls:
+        for algorithm, digest in _canonical(labels):
+            tied.add((algorithm, digest))
+            artifact.pins.append(
+                FoundPin(
+                    digest,
+                    algorithm,
+                    (host,),
+                    source,
+                    "code",
+                    "CertificatePinner.Builder.add(host, pins) call site",
                 )
-    for label in strings:
-        if label in tied:
-            continue
-        algorithm, _, digest = label.partition("/")
-        artifact.pins.append(
-            FoundPin(
-                digest,
-                algorithm,
-                (),
-                source,
-                "code",
-                "a pin string the bytecode does not tie to a host: map it with a TOML policy",
             )
+    for algorithm, digest in dict.fromkeys(_canonical(strings)):
+        if (algorithm, digest) not in tied:
+            artifact.pins.append(
+                FoundPin(
+                    digest,
+                    algorithm,
+                    (),
+                    source,
+                    "code",
+                    "a pin string the bytecode does not tie to a host: map it with a TOML policy",
+                )
+            )
+
+
+def _canonical(labels: list[str]) -> list[tuple[str, str]]:
+    """``(algorithm, canonical base64)`` of each string that is a well-formed pin; a malformed
+    one is left to the OkHttp policy, which says that ``add()`` throws on it."""
+    return [
+        (algorithm, digest)
+        for label in labels
+        for _offset, algorithm, digest, _prefixed in _core.pin_strings(label.encode())
+    ]
+
+
+def _kotlin_string(text: str) -> str:
+    escaped = []
+    for char in text:
+        if char in '\\"$':
+            escaped.append("\\" + char)
+        elif ord(char) < 0x20 or ord(char) == 0x7F:
+            escaped.append(f"\\u{ord(char):04x}")
+        else:
+            escaped.append(char)
+    return '"' + "".join(escaped) + '"'
+
+
+def _okhttp_policy(calls: list[tuple[str, list[str]]], source: str, untied: int) -> Policy:
+    """The pinner the DEX builds, read as OkHttp reads it (:mod:`..okhttp`): the call sites are
+    spelled as one ``CertificatePinner.Builder()`` chain, line N holding the N-th call site, so
+    that a pattern or pin ``add()`` throws on is the policy error it is in source."""
+    adds = [
+        ".add(" + ", ".join(_kotlin_string(text) for text in (host, *pins)) + ")"
+        for host, pins in calls
+    ]
+    text = "val pinner = CertificatePinner.Builder()" + "\n".join(adds) + ".build()\n"
+    policy = okhttp.parse(text.encode(), source)
+    note = (
+        "read from the DEX's CertificatePinner.Builder.add call sites whose host and pins the "
+        "bytecode spells out; line N is the N-th such call site in code order"
+    )
+    notes = (*policy.notes, note)
+    if untied:
+        notes += (
+            f"{untied} more add() call site(s) whose host or pins the bytecode does not spell "
+            "out (computed, or across a branch): left out, their pins are listed without hosts",
         )
+    return dataclasses.replace(policy, notes=notes)
 
 
 #: Bytes each chunk of a streamed member keeps from the one before, so that a pin string across

@@ -16,11 +16,13 @@ const BUILDER: &str = "Lokhttp3/CertificatePinner$Builder;";
 const MAX_ARRAY: i64 = 256;
 
 /// What a DEX holds for pinning: `calls` are `(host, pins)` at `add` call sites, in code order;
-/// `strings` every `sha256/`/`sha1/` string of the string table.
+/// `strings` every `sha256/`/`sha1/` string of the string table; `untied` the call sites whose
+/// host or pins array the walk could not follow.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct DexPins {
     pub calls: Vec<(String, Vec<String>)>,
     pub strings: Vec<String>,
+    pub untied: usize,
 }
 
 struct Dex<'a> {
@@ -163,7 +165,7 @@ pub fn pins(data: &[u8]) -> Result<DexPins> {
             uleb(data, &mut at)?;
             let code = uleb(data, &mut at)? as usize;
             if code != 0 {
-                method_calls(&dex, code, &adds, &mut found.calls)?;
+                method_calls(&dex, code, &adds, &mut found)?;
             }
         }
     }
@@ -202,12 +204,7 @@ fn width(insns: &[u8], pc: usize) -> Result<usize> {
     })
 }
 
-fn method_calls(
-    dex: &Dex,
-    code: usize,
-    adds: &HashSet<u32>,
-    calls: &mut Vec<(String, Vec<String>)>,
-) -> Result<()> {
+fn method_calls(dex: &Dex, code: usize, adds: &HashSet<u32>, found: &mut DexPins) -> Result<()> {
     let data = dex.data;
     let tries = usize::from(u16_at(data, code + 6)?);
     let units = u32_at(data, code + 12)? as usize;
@@ -349,15 +346,21 @@ fn method_calls(
             0x6e | 0x74 => {
                 let method = unit(pc, 1)? as u32;
                 let args = arguments(op == 0x74, first, unit(pc, 2)?);
-                if adds.contains(&method) && args.len() == 3 {
-                    if let (Some(Reg::Str(host)), Some(Reg::Array(items))) =
-                        (regs.get(&args[1]), regs.get(&args[2]))
-                    {
-                        let mut pins = Vec::new();
-                        for item in items.iter().flatten() {
-                            pins.push(dex.string(*item)?);
+                if adds.contains(&method) {
+                    match (
+                        args.get(1).and_then(|r| regs.get(r)),
+                        args.get(2).and_then(|r| regs.get(r)),
+                    ) {
+                        (Some(Reg::Str(host)), Some(Reg::Array(items)))
+                            if items.iter().all(Option::is_some) =>
+                        {
+                            let mut pins = Vec::new();
+                            for item in items.iter().flatten() {
+                                pins.push(dex.string(*item)?);
+                            }
+                            found.calls.push((dex.string(*host)?, pins));
                         }
-                        calls.push((dex.string(*host)?, pins));
+                        _ => found.untied += 1,
                     }
                 }
             }
