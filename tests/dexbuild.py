@@ -94,7 +94,11 @@ def build_dex(code: list[tuple], strings: tuple[str, ...] = ()) -> bytes:
         op = insn[0]
         if op == "const-string":
             reg(insn[1])
-            units += [0x1A | insn[1] << 8, sidx[insn[2]]]
+            index = sidx[insn[2]]
+            if index > 0xFFFF:  # const-string/jumbo
+                units += [0x1B | insn[1] << 8, index & 0xFFFF, index >> 16]
+            else:
+                units += [0x1A | insn[1] << 8, index]
         elif op == "const/4":
             reg(insn[1])
             units.append(0x12 | insn[1] << 8 | (insn[2] & 0xF) << 12)

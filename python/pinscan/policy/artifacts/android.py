@@ -19,6 +19,7 @@ Native bundles) and in native libraries (Flutter's ``libapp.so``).
 from __future__ import annotations
 
 import dataclasses
+import functools
 import re
 from collections.abc import Callable
 
@@ -61,9 +62,14 @@ class _Module:
             "manifest/AndroidManifest.xml" if self.proto else "AndroidManifest.xml"
         )
 
+    @functools.cached_property
+    def table_bytes(self) -> bytes:
+        """The resource table, read once (several lookups per app; megabytes in a large one)."""
+        return self.archive.read(self.table)
+
     def resource(self, resource_id: int) -> tuple[str, str, list[tuple[str, str, object]]] | None:
         """What the table says ``resource_id`` is; None when it has no such resource."""
-        return _core.android_resource(self.archive.read(self.table), resource_id, proto=self.proto)
+        return _core.android_resource(self.table_bytes, resource_id, proto=self.proto)
 
     def file(self, resource_id: int) -> str | None:
         """The member holding file resource ``resource_id``: the default configuration's, or

@@ -144,6 +144,9 @@ pub fn pins(data: &[u8]) -> Result<DexPins> {
     if adds.is_empty() {
         return Ok(found);
     }
+    // Code items of a real file occupy distinct bytes; hostile ones may overlap to make the walk
+    // quadratic. The code walked is bounded by the file's size.
+    let mut budget = data.len();
     for c in 0..class_count {
         let class_data = count(class_defs + 32 * c + 24)?;
         if class_data == 0 {
@@ -165,6 +168,10 @@ pub fn pins(data: &[u8]) -> Result<DexPins> {
             uleb(data, &mut at)?;
             let code = uleb(data, &mut at)? as usize;
             if code != 0 {
+                let units = u32_at(data, code + 12)? as usize;
+                budget = budget.checked_sub(2 * units).ok_or_else(|| {
+                    DecodeError::new("code items hold more code than the file", code)
+                })?;
                 method_calls(&dex, code, &adds, &mut found)?;
             }
         }
