@@ -162,6 +162,13 @@ def test_many_members_are_refused_before_any_is_read() -> None:
         ZipArchive(data, "many.zip", Limits(members=2_000))
 
 
+def test_a_central_directory_too_large_for_the_member_limit_is_refused_unparsed() -> None:
+    # Long names make a 2 MB directory for 200 members: more than 100 members can need.
+    data = _zip({f"{i:04d}" + "n" * 10_000: b"" for i in range(200)}, zipfile.ZIP_STORED)
+    with pytest.raises(ArtifactError, match=r"directory of 1\.9 MiB, more than 100 members need"):
+        ZipArchive(data, "long.zip", Limits(members=100))
+
+
 def test_members_declaring_too_much_together_are_refused() -> None:
     # Fifield's overlapping bomb declares many members of moderate size: the total catches it.
     data = _zip({f"m{i}": os.urandom(4_000) for i in range(10)})

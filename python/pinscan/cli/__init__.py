@@ -100,7 +100,8 @@ class _Group(click.Group):
             click.echo(f"pinscan: {exc}", err=True)
             ctx.exit(exits.ERROR)
         except KeyboardInterrupt:
-            click.echo("pinscan: interrupted; what was written is kept (scan: --resume)", err=True)
+            msg = "pinscan: interrupted; what was written is kept (scan, extract: --resume)"
+            click.echo(msg, err=True)
             ctx.exit(exits.INTERRUPTED)
         except BrokenPipeError:
             # `pinscan ... | head`: the reader is gone. Point stdout at /dev/null so the flush at

@@ -31,23 +31,32 @@ PolicySource = str | os.PathLike[str] | bytes
 
 
 def load_policies(
-    source: PolicySource, format: str | None = None, *, android_debug: bool = False
+    source: PolicySource,
+    format: str | None = None,
+    *,
+    android_debug: bool = False,
+    hosts: Iterable[str] = (),
 ) -> list[Policy]:
     """Every policy in a file (or in text/bytes): an Android file with ``<trustkit-config>``
     gives the Android and the TrustKit-Android view, an Info.plist may hold ATS pins and a
     TrustKit dictionary. ``format`` forces one reader (see :data:`FORMATS`);
     ``android_debug`` applies Android's ``<debug-overrides>``, as a debuggable build does (a
-    release build, the default, ignores them). An app artifact (APK, AAB, split APKs, IPA, an
-    ``.app`` directory) gives every policy in it, each named after its place
+    release build, the default, ignores them); ``hosts`` names the hosts a PEM bundle of CA
+    certificates (Node.js ``ca``, format ``ca-bundle``) covers. An app artifact (APK, AAB, split
+    APKs, IPA, an ``.app`` directory) gives every policy in it, each named after its place
     (``app.apk!res/xml/nsc.xml``)."""
     if _is_bundle(source):
         return read_artifact(source).policies  # type: ignore[arg-type]
     data, name = _data_of(source)
-    return read(data, name, format, android_debug=android_debug)
+    return read(data, name, format, android_debug=android_debug, hosts=tuple(hosts))
 
 
 def load_policy(
-    source: PolicySource, format: str | None = None, *, android_debug: bool = False
+    source: PolicySource,
+    format: str | None = None,
+    *,
+    android_debug: bool = False,
+    hosts: Iterable[str] = (),
 ) -> Policy | list[Policy]:
     """The policy in a file, or in text or bytes, by content unless ``format`` says which; for
     an app artifact (APK, AAB, split APKs, IPA, ``.app`` directory), the list of every policy
@@ -64,7 +73,7 @@ def load_policy(
     data, name = _data_of(source)
     if (format or detect(data, name)[0]) == "artifact":
         return read(data, name, "artifact")
-    policies = read(data, name, format, android_debug=android_debug)
+    policies = read(data, name, format, android_debug=android_debug, hosts=tuple(hosts))
     if len(policies) > 1:
         found = ", ".join(p.format for p in policies)
         raise PolicyError(name, f"holds several policies ({found}): pass format= to pick one")

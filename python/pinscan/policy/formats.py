@@ -33,6 +33,8 @@ MODULES: dict[str, str] = {
     "curl": "pinscan.policy.curl",
     "chromium": "pinscan.policy.chromium",
     "toml": "pinscan.policy.toml",
+    "node": "pinscan.policy.node",
+    "ca-bundle": "pinscan.policy.ca_bundle",
     "artifact": "pinscan.policy.artifacts",
 }
 
@@ -49,8 +51,10 @@ SNIFF_ORDER: tuple[tuple[str, ...], ...] = (
     ("chromium",),
     ("toml",),
     ("okhttp",),
+    ("node",),
     ("hpkp",),
     ("curl",),
+    ("ca-bundle",),
 )
 
 
@@ -78,17 +82,24 @@ def detect(data: bytes, source: str) -> list[str]:
     raise PolicyError(
         source,
         "not a pin policy pinscan knows (Android XML, iOS/TrustKit plist or JSON, OkHttp "
-        "source, HPKP header, curl --pinnedpubkey, Chromium JSON, pinscan TOML, an app "
-        "artifact: APK, AAB, IPA); "
+        "source, Node.js checkServerIdentity, HPKP header, curl --pinnedpubkey, Chromium JSON, "
+        "pinscan TOML, a PEM bundle of CA certificates, an app artifact: APK, AAB, IPA); "
         "say which it is with --policy-format (format= in Python)",
     )
 
 
 def read(
-    data: bytes, source: str, format: str | None = None, *, android_debug: bool = False
+    data: bytes,
+    source: str,
+    format: str | None = None,
+    *,
+    android_debug: bool = False,
+    hosts: tuple[str, ...] = (),
 ) -> list[Policy]:
     """Every policy in ``data``: one per format found, or the one ``format`` forces.
-    ``android_debug`` reads Android's ``<debug-overrides>``, as a debuggable build does."""
+    ``android_debug`` reads Android's ``<debug-overrides>``, as a debuggable build does;
+    ``hosts`` are the names a CA bundle (which names none) and Node.js pins whose file names no
+    host cover."""
     formats = [format] if format else detect(data, source)
     unknown = [name for name in formats if name not in MODULES]
     if unknown:
@@ -103,6 +114,8 @@ def read(
             policies.extend(_module(name).read_artifact(data, source).policies)
         elif android_debug and name == "android":
             policies.append(_module(name).parse(data, source, debug=True))
+        elif name in ("node", "ca-bundle"):
+            policies.append(_module(name).parse(data, source, hosts))
         else:
             policies.append(_module(name).parse(data, source))
     return policies

@@ -47,6 +47,10 @@ class Position(StrEnum):
     """Position 0 only (iOS ``NSPinnedLeafIdentities``, curl)."""
     CA = "ca"
     """Positions 1 and up, the anchor included (iOS ``NSPinnedCAIdentities``)."""
+    ANCHOR = "anchor"
+    """Where the path ends or passes through on its way there: positions 1 and up, or the leaf
+    when it is the path's only certificate (a self-signed server certificate the client trusts
+    as an anchor: Node.js ``ca``)."""
 
 
 class ChainSource(StrEnum):
@@ -78,6 +82,11 @@ class Diagnostic:
 
     def __str__(self) -> str:
         return f"{self.location}: {self.message}"
+
+
+#: The algorithm of a pin on a whole certificate (the SHA-256 of its DER: Node.js
+#: ``cert.fingerprint256``), not on its key.
+CERT_SHA256 = "cert-sha256"
 
 
 @dataclass(frozen=True)
@@ -289,6 +298,7 @@ def normalize_host(host: str) -> str:
 
 
 __all__ = [
+    "CERT_SHA256",
     "ChainSource",
     "Combine",
     "Diagnostic",

@@ -19,6 +19,7 @@ import io
 import os
 import re
 import stat
+import struct
 import zipfile
 import zlib
 from collections.abc import Iterator
@@ -53,6 +54,10 @@ class Limits:
 DEFAULT_LIMITS = Limits()
 
 _DRIVE = re.compile(r"^[A-Za-z]:")
+#: The end of central directory record is in the last 22 bytes plus a comment of up to 64 KiB.
+_END_SEARCH = 22 + 0xFFFF
+#: Central directory bytes per member, generously: 46 fixed, a long name, extra fields.
+_ENTRY_BYTES = 1024
 
 
 def refusal(name: str) -> str | None:
@@ -246,16 +251,29 @@ class ZipArchive(Archive):
             name = "<bytes>" if isinstance(source, bytes) else str(source)
         super().__init__(name, limits, budget, depth)
         self._infos: dict[str, zipfile.ZipInfo] = {}
-        file = io.BytesIO(source) if isinstance(source, bytes) else source
+        self._file: io.BufferedIOBase
+        if isinstance(source, bytes):
+            self._file = io.BytesIO(source)
+        else:
+            try:
+                self._file = open(source, "rb")  # noqa: SIM115 (close() closes it)
+            except OSError as exc:
+                raise ArtifactError(name, exc.strerror or str(exc)) from None
         try:
-            self._zip = zipfile.ZipFile(file)
+            self._check_directory_size()
+            self._zip = zipfile.ZipFile(self._file)
         except zipfile.BadZipFile as exc:
+            self._file.close()
             message = str(exc)
             if message == "File is not a zip file":
                 message = "not a zip file, or truncated (no end of central directory record)"
             raise ArtifactError(name, message) from None
         except (OSError, EOFError, ValueError) as exc:
+            self._file.close()
             raise ArtifactError(name, getattr(exc, "strerror", None) or str(exc)) from None
+        except BaseException:
+            self._file.close()
+            raise
         try:
             infos = self._zip.infolist()
             if len(infos) > limits.members:
@@ -275,14 +293,34 @@ class ZipArchive(Archive):
                 self._infos.setdefault(info.orig_filename, info)
             self._check_total(total)
         except BaseException:
-            self._zip.close()
+            self.close()
             raise
+
+    def _check_directory_size(self) -> None:
+        """zipfile builds an object per central directory entry before anyone can count them:
+        a directory too large for the member limit is refused first, from the end record."""
+        self._file.seek(0, os.SEEK_END)
+        size = self._file.tell()
+        tail_at = max(0, size - _END_SEARCH)
+        self._file.seek(tail_at)
+        tail = self._file.read()
+        at = tail.rfind(b"PK\x05\x06")
+        if at < 0 or len(tail) - at < 22:
+            return  # zipfile says what is wrong
+        directory = struct.unpack_from("<I", tail, at + 12)[0]
+        if directory != 0xFFFF_FFFF and directory > self.limits.members * _ENTRY_BYTES:
+            raise ArtifactError(
+                self.name,
+                f"a central directory of {_size(directory)}, more than {self.limits.members} "
+                "members need (a zip bomb?)",
+            )
 
     def _open_stream(self, member: Member) -> io.BufferedIOBase:
         return self._zip.open(self._infos[member.name])
 
     def close(self) -> None:
         self._zip.close()
+        self._file.close()
 
 
 class DirectoryArchive(Archive):
