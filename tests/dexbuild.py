@@ -44,8 +44,9 @@ def _mutf8(text: str) -> bytes:
     return _uleb(len(text.encode("utf-16-le")) // 2) + text.encode() + b"\0"
 
 
-def build_dex(code: list[tuple], strings: tuple[str, ...] = ()) -> bytes:
-    """A DEX holding ``CLASS.run()V`` with ``code`` and ``strings`` in its string table."""
+def build_dex(code: list[tuple], strings: tuple[str, ...] = (), *, aliases: int = 0) -> bytes:
+    """A DEX holding ``CLASS.run()V`` with ``code`` and ``strings`` in its string table.
+    ``aliases`` more method entries point at the same code item, as a hostile file may."""
     methods = {(CLASS, "run", "V", ())}
     types = {CLASS, "Ljava/lang/Object;", "V"}
     texts = set(strings)
@@ -165,8 +166,9 @@ def build_dex(code: list[tuple], strings: tuple[str, ...] = ()) -> bytes:
     data += b"".join(struct.pack("<H", u) for u in units)
     class_data_at = here()
     run = midx[(CLASS, "run", "V", ())]
-    data += _uleb(0) + _uleb(0) + _uleb(1) + _uleb(0)
+    data += _uleb(0) + _uleb(0) + _uleb(1 + aliases) + _uleb(0)
     data += _uleb(run) + _uleb(0x9) + _uleb(code_at)
+    data += (_uleb(0) + _uleb(0x9) + _uleb(code_at)) * aliases
     align()
     map_at = here()
     items = [

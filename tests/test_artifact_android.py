@@ -351,3 +351,32 @@ def test_debug_overrides_follow_the_manifest(tmp_path, debuggable):
     (policy,) = read_artifact(apk).policies
     (rule,) = policy.rules
     assert rule.override_pins == ({"user"} if debuggable else set())
+
+
+def test_overlapping_code_items_cannot_make_the_walk_quadratic(tmp_path):
+    # 100,000 methods sharing one code item: refused once the code walked exceeds the file's
+    # size, and the DEX is still searched for pin strings.
+    code = [*dexbuild.pinner_call("api.example.com", [f"sha256/{PIN_A}"]), ("return-void",)]
+    dex = dexbuild.build_dex(code, aliases=100_000)
+    apk = build_apk(tmp_path, App(code={"classes.dex": dex}))
+    artifact = read_artifact(apk)
+    (error,) = artifact.errors
+    assert "classes.dex" in error and "more code than the file" in error
+    assert [(p.pin, p.hosts) for p in artifact.pins] == [(PIN_A, ())]
+
+
+def test_a_comment_inside_a_domain_is_two_text_nodes_android_refuses(tmp_path):
+    # aapt2 keeps the comment as a boundary between two text nodes; XmlConfigSource throws on
+    # the second (issue 17): the config is an error, as on a device.
+    config = nsc(domain_config("example.com")).replace(
+        "example.com</domain>", "example<!-- c -->.com</domain>"
+    )
+    (policy,) = read_artifact(build_apk(tmp_path, App(config))).policies
+    assert policy.error == "domain contains additional elements"
+
+
+def test_override_pins_one_is_true_when_compiled(tmp_path):
+    anchors = '<trust-anchors><certificates src="system" overridePins="1"/></trust-anchors>'
+    apk = build_apk(tmp_path, App(nsc(domain_config("example.com", anchors=anchors))))
+    (policy,) = read_artifact(apk).policies
+    assert policy.rules[0].override_pins == {"system"} and policy.warnings == ()
