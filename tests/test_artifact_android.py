@@ -380,3 +380,19 @@ def test_override_pins_one_is_true_when_compiled(tmp_path):
     apk = build_apk(tmp_path, App(nsc(domain_config("example.com", anchors=anchors))))
     (policy,) = read_artifact(apk).policies
     assert policy.rules[0].override_pins == {"system"} and policy.warnings == ()
+
+
+def test_an_alias_resource_is_followed(tmp_path):
+    # The manifest names @xml/pins, an alias of the real file (res/values/aliases.xml).
+    app = App(
+        nsc(domain_config("example.com")),
+        config_name="real_pins",
+        values={"aliases.xml": ALIAS},
+        manifest_names="pins",
+    )
+    apk = build_apk(tmp_path, app)
+    (policy,) = read_artifact(apk).policies
+    assert policy.name.endswith("!res/xml/real_pins.xml")
+
+
+ALIAS = '<resources><item type="xml" name="pins">@xml/real_pins</item></resources>'

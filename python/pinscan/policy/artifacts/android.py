@@ -40,6 +40,9 @@ NSC_ATTRIBUTE = 0x01010527
 DEBUGGABLE_ATTRIBUTE = 0x0101000F
 _ANDROID_NS = "http://schemas.android.com/apk/res/android"
 
+#: Aliases followed before giving up (a loop of them resolves nothing).
+_MAX_ALIASES = 8
+
 _DEX = re.compile(r"classes\d*\.dex")
 _NATIVE = re.compile(r"lib/[^/]+/[^/]+\.so")
 
@@ -73,13 +76,20 @@ class _Module:
 
     def file(self, resource_id: int) -> str | None:
         """The member holding file resource ``resource_id``: the default configuration's, or
-        the first one's when there is no default."""
-        found = self.resource(resource_id)
-        if found is None:
-            return None
-        paths = [(config, value) for config, kind, value in found[2] if kind == "string"]
-        paths.sort(key=lambda item: item[0] != "")
-        return self.prefix + str(paths[0][1]) if paths else None
+        the first one's when there is no default. An alias (``<item type="xml">@xml/x</item>``)
+        is followed, as the resource manager follows it, a few levels deep."""
+        for _ in range(_MAX_ALIASES):
+            found = self.resource(resource_id)
+            if found is None:
+                return None
+            values = sorted(found[2], key=lambda item: item[0] != "")
+            if not values or values[0][1] not in ("string", "reference"):
+                return None
+            _config, kind, value = values[0]
+            if kind == "string":
+                return self.prefix + str(value)
+            resource_id = int(value)  # type: ignore[call-overload]
+        return None
 
     def name(self, resource_id: int) -> str:
         """``@type/name`` as the table names the resource, ``@0x7f...`` when it cannot."""
