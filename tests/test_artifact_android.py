@@ -167,6 +167,7 @@ def test_dex_pins_are_tied_to_hosts_where_the_bytecode_says(tmp_path):
     second = dexbuild.build_dex(
         [
             *dexbuild.pinner_call("*.example.net", [b], filled=True),
+            *dexbuild.pinner_call("example.org", [b]),
             *host_from_code,
             ("return-void",),
         ]
@@ -177,12 +178,12 @@ def test_dex_pins_are_tied_to_hosts_where_the_bytecode_says(tmp_path):
     assert pins == {
         ("classes.dex", a, ("api.example.com",)),
         ("classes.dex", b, ("api.example.com",)),
-        ("classes2.dex", b, ("*.example.net",)),
+        ("classes2.dex", b, ("*.example.net", "example.org")),
         ("classes2.dex", f"sha1/{'A' * 27}=", ()),
     }
     # The call whose host comes from a method is left out of the pinner, and said so.
     code_policy = artifact.policies[1]
-    assert [rule.host for rule in code_policy.rules] == ["example.net"]
+    assert [rule.host for rule in code_policy.rules] == ["example.net", "example.org"]
     assert any("1 more add() call site" in note for note in code_policy.notes)
 
 

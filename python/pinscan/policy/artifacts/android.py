@@ -341,20 +341,22 @@ def _dex_pins(archive: Archive, name: str, artifact: Artifact) -> None:
         return
     if calls:
         artifact.policies.append(_okhttp_policy(calls, source, untied))
-    tied: set[tuple[str, str]] = set()
+    # One found pin per digest, with every host its call sites tie it to.
+    tied: dict[tuple[str, str], list[str]] = {}
     for host, labels in calls:
-        for algorithm, digest in _canonical(labels):
-            tied.add((algorithm, digest))
-            artifact.pins.append(
-                FoundPin(
-                    digest,
-                    algorithm,
-                    (host,),
-                    source,
-                    "code",
-                    "CertificatePinner.Builder.add(host, pins) call site",
-                )
+        for key in _canonical(labels):
+            tied.setdefault(key, []).append(host)
+    for (algorithm, digest), hosts in tied.items():
+        artifact.pins.append(
+            FoundPin(
+                digest,
+                algorithm,
+                tuple(dict.fromkeys(hosts)),
+                source,
+                "code",
+                "CertificatePinner.Builder.add(host, pins) call site",
             )
+        )
     for algorithm, digest in dict.fromkeys(_canonical(strings)):
         if (algorithm, digest) not in tied:
             artifact.pins.append(
