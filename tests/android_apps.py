@@ -76,13 +76,19 @@ class App:
     config_name: str = "network_security_config"
     raw: dict[str, bytes] = field(default_factory=dict)
     code: dict[str, bytes] = field(default_factory=dict)
+    debuggable: bool = False
+    #: Files of ``res/values/`` (name to XML text), e.g. an alias of the config.
+    values: dict[str, str] = field(default_factory=dict)
+    #: The ``@xml/`` resource the manifest names, when not ``config_name`` (an alias).
+    manifest_names: str | None = None
 
 
 def _manifest(app: App, split: str | None = None) -> str:
-    attribute = (
-        f' android:networkSecurityConfig="@xml/{app.config_name}"' if app.config else ""
-    )
+    named = app.manifest_names or app.config_name
+    attribute = f' android:networkSecurityConfig="@xml/{named}"' if app.config else ""
     split_attr = f' split="{split}"' if split else ""
+    if app.debuggable:
+        attribute += ' android:debuggable="true"'
     return (
         '<?xml version="1.0" encoding="utf-8"?>\n'
         '<manifest xmlns:android="http://schemas.android.com/apk/res/android" '
@@ -100,6 +106,10 @@ def _link(work: Path, app: App, out: Path, *options: str, split: str | None = No
     if app.config is not None:
         (res / "xml").mkdir(exist_ok=True)
         (res / "xml" / f"{app.config_name}.xml").write_text(app.config)
+    if app.values:
+        (res / "values").mkdir(exist_ok=True)
+        for name, text in app.values.items():
+            (res / "values" / name).write_text(text)
     if app.raw:
         (res / "raw").mkdir(exist_ok=True)
         for name, data in app.raw.items():
@@ -115,10 +125,9 @@ def _link(work: Path, app: App, out: Path, *options: str, split: str | None = No
             capture_output=True,
         )
         inputs.append(str(compiled))
+    link = [tool, "link", "-o", str(out), "-I", str(FRAMEWORK), "--manifest", str(manifest)]
     subprocess.run(
-        [tool, "link", "-o", str(out), "-I", str(FRAMEWORK), "--manifest", str(manifest)]
-        + list(options)
-        + inputs,
+        [*link, *options, *inputs],
         check=True,
         capture_output=True,
     )

@@ -44,8 +44,9 @@ def _mutf8(text: str) -> bytes:
     return _uleb(len(text.encode("utf-16-le")) // 2) + text.encode() + b"\0"
 
 
-def build_dex(code: list[tuple], strings: tuple[str, ...] = ()) -> bytes:
-    """A DEX holding ``CLASS.run()V`` with ``code`` and ``strings`` in its string table."""
+def build_dex(code: list[tuple], strings: tuple[str, ...] = (), *, aliases: int = 0) -> bytes:
+    """A DEX holding ``CLASS.run()V`` with ``code`` and ``strings`` in its string table.
+    ``aliases`` more method entries point at the same code item, as a hostile file may."""
     methods = {(CLASS, "run", "V", ())}
     types = {CLASS, "Ljava/lang/Object;", "V"}
     texts = set(strings)
@@ -67,9 +68,7 @@ def build_dex(code: list[tuple], strings: tuple[str, ...] = ()) -> bytes:
     tidx = {t: i for i, t in enumerate(type_list)}
     proto_list = sorted(protos, key=lambda p: (tidx[p[0]], [tidx[t] for t in p[1]]))
     pidx = {p: i for i, p in enumerate(proto_list)}
-    method_list = sorted(
-        methods, key=lambda m: (tidx[m[0]], sidx[m[1]], pidx[(m[2], m[3])])
-    )
+    method_list = sorted(methods, key=lambda m: (tidx[m[0]], sidx[m[1]], pidx[(m[2], m[3])]))
     midx = {m: i for i, m in enumerate(method_list)}
 
     units: list[int] = []
@@ -96,7 +95,11 @@ def build_dex(code: list[tuple], strings: tuple[str, ...] = ()) -> bytes:
         op = insn[0]
         if op == "const-string":
             reg(insn[1])
-            units += [0x1A | insn[1] << 8, sidx[insn[2]]]
+            index = sidx[insn[2]]
+            if index > 0xFFFF:  # const-string/jumbo
+                units += [0x1B | insn[1] << 8, index & 0xFFFF, index >> 16]
+            else:
+                units += [0x1A | insn[1] << 8, index]
         elif op == "const/4":
             reg(insn[1])
             units.append(0x12 | insn[1] << 8 | (insn[2] & 0xF) << 12)
@@ -163,8 +166,9 @@ def build_dex(code: list[tuple], strings: tuple[str, ...] = ()) -> bytes:
     data += b"".join(struct.pack("<H", u) for u in units)
     class_data_at = here()
     run = midx[(CLASS, "run", "V", ())]
-    data += _uleb(0) + _uleb(0) + _uleb(1) + _uleb(0)
+    data += _uleb(0) + _uleb(0) + _uleb(1 + aliases) + _uleb(0)
     data += _uleb(run) + _uleb(0x9) + _uleb(code_at)
+    data += (_uleb(0) + _uleb(0x9) + _uleb(code_at)) * aliases
     align()
     map_at = here()
     items = [

@@ -133,4 +133,9 @@ def descendants(node: Node, wanted: set[str]) -> Iterator[Node]:
 __all__ = [
     "MAX_DEPTH",
     "CompiledValue",
-    "Node", "descendants", "leading_text", "only_text", "read_xml"]
+    "Node",
+    "descendants",
+    "leading_text",
+    "only_text",
+    "read_xml",
+]

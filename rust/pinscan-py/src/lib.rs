@@ -322,13 +322,17 @@ fn android_resource<'py>(
     ))
 }
 
-/// Pins in one DEX file: `(calls, strings)`, `calls` the `(host, [pin])` of each
+/// `(host, pins)` of each `CertificatePinner.Builder.add` call site.
+type Calls = Vec<(String, Vec<String>)>;
+
+/// Pins in one DEX file: `(calls, strings, untied)`, `calls` the `(host, [pin])` of each
 /// `CertificatePinner.Builder.add` call site the bytecode ties, `strings` every `sha256/` and
-/// `sha1/` string of its string table; raises `ValueError` for a file that does not decode.
+/// `sha1/` string of its string table, `untied` the number of call sites whose host or pins the
+/// bytecode does not spell out; raises `ValueError` for a file that does not decode.
 #[pyfunction]
-fn dex_pins(py: Python<'_>, data: &[u8]) -> Result<(Vec<(String, Vec<String>)>, Vec<String>)> {
+fn dex_pins(py: Python<'_>, data: &[u8]) -> Result<(Calls, Vec<String>, usize)> {
     let found = py.detach(|| android::dex::pins(data))?;
-    Ok((found.calls, found.strings))
+    Ok((found.calls, found.strings, found.untied))
 }
 
 /// Pin strings in arbitrary bytes (an app's code, a native library, a bundle): a list of

@@ -19,13 +19,14 @@ Native bundles) and in native libraries (Flutter's ``libapp.so``).
 from __future__ import annotations
 
 import dataclasses
+import functools
 import re
 from collections.abc import Callable
 
 from pinscan import _core
 from pinscan.certs.keys import read_certificates, spki_pin
 from pinscan.errors import ArtifactError, InputError
-from pinscan.policy import android, trustkit_android
+from pinscan.policy import android, okhttp, trustkit_android
 from pinscan.policy._network_security_config import ROOT
 from pinscan.policy._xml import CompiledValue, Node, descendants
 from pinscan.policy.artifacts.archive import Archive
@@ -35,7 +36,12 @@ from pinscan.policy.model import Pin, Policy, TrustAnchor
 #: ``android:networkSecurityConfig`` in the framework's attribute table (API 24). Android looks
 #: the attribute up by this id, so a manifest whose attribute names are stripped still counts.
 NSC_ATTRIBUTE = 0x01010527
+#: ``android:debuggable``: a debuggable build also reads ``<debug-overrides>``.
+DEBUGGABLE_ATTRIBUTE = 0x0101000F
 _ANDROID_NS = "http://schemas.android.com/apk/res/android"
+
+#: Aliases followed before giving up (a loop of them resolves nothing).
+_MAX_ALIASES = 8
 
 _DEX = re.compile(r"classes\d*\.dex")
 _NATIVE = re.compile(r"lib/[^/]+/[^/]+\.so")
@@ -55,23 +61,35 @@ class _Module:
 
     @property
     def manifest(self) -> str:
-        return self.prefix + ("manifest/AndroidManifest.xml" if self.proto else "AndroidManifest.xml")
+        return self.prefix + (
+            "manifest/AndroidManifest.xml" if self.proto else "AndroidManifest.xml"
+        )
+
+    @functools.cached_property
+    def table_bytes(self) -> bytes:
+        """The resource table, read once (several lookups per app; megabytes in a large one)."""
+        return self.archive.read(self.table)
 
     def resource(self, resource_id: int) -> tuple[str, str, list[tuple[str, str, object]]] | None:
         """What the table says ``resource_id`` is; None when it has no such resource."""
-        return _core.android_resource(
-            self.archive.read(self.table), resource_id, proto=self.proto
-        )
+        return _core.android_resource(self.table_bytes, resource_id, proto=self.proto)
 
     def file(self, resource_id: int) -> str | None:
         """The member holding file resource ``resource_id``: the default configuration's, or
-        the first one's when there is no default."""
-        found = self.resource(resource_id)
-        if found is None:
-            return None
-        paths = [(config, value) for config, kind, value in found[2] if kind == "string"]
-        paths.sort(key=lambda item: item[0] != "")
-        return self.prefix + str(paths[0][1]) if paths else None
+        the first one's when there is no default. An alias (``<item type="xml">@xml/x</item>``)
+        is followed, as the resource manager follows it, a few levels deep."""
+        for _ in range(_MAX_ALIASES):
+            found = self.resource(resource_id)
+            if found is None:
+                return None
+            values = sorted(found[2], key=lambda item: item[0] != "")
+            if not values or values[0][1] not in ("string", "reference"):
+                return None
+            _config, kind, value = values[0]
+            if kind == "string":
+                return self.prefix + str(value)
+            resource_id = int(value)  # type: ignore[call-overload]
+        return None
 
     def name(self, resource_id: int) -> str:
         """``@type/name`` as the table names the resource, ``@0x7f...`` when it cannot."""
@@ -86,7 +104,13 @@ def read_android(archive: Archive, artifact: Artifact, *, code: bool = True) -> 
     """Fill ``artifact`` with the app's policies and pins; what cannot be read goes to
     ``artifact.errors`` one line each, and the rest is still read."""
     if artifact.kind == "aab":
-        modules = [_Module(archive, "base/", proto=True)]
+        # base/ and every feature module beside it (each has its own manifest and dex/).
+        suffix = "/manifest/AndroidManifest.xml"
+        modules = [
+            _Module(archive, name[: -len(suffix)] + "/", proto=True)
+            for name in archive.names()
+            if name.endswith(suffix) and name.count("/") == 2
+        ]
     elif artifact.kind == "apk":
         modules = [_Module(archive, "", proto=False)]
     else:
@@ -116,28 +140,29 @@ def _decode(module: _Module, member: str) -> tuple:
     try:
         return _core.android_xml(module.archive.read(member), proto=module.proto)
     except ValueError as exc:
-        raise ArtifactError(module.archive.source(member), f"not readable compiled XML: {exc}")
+        raise ArtifactError(
+            module.archive.source(member), f"not readable compiled XML: {exc}"
+        ) from None
 
 
 def _read_config(module: _Module, artifact: Artifact) -> None:
     if module.manifest not in module.archive:
         return  # a split APK's manifest is a base's business; an .apks without one is fine
     manifest = _decode(module, module.manifest)
-    config_id = None
+    config_id, debuggable = None, False
     for child in manifest[5]:
         if isinstance(child, tuple) and child[1] == "application":
             for namespace, name, resource_id, _raw, kind, value in child[4]:
-                ours = resource_id == NSC_ATTRIBUTE or (
-                    resource_id == 0 and namespace == _ANDROID_NS and name == "networkSecurityConfig"
-                )
-                if ours and kind == "reference":
-                    config_id = value
+                if _is(resource_id, namespace, name, NSC_ATTRIBUTE, "networkSecurityConfig"):
+                    config_id = value if kind == "reference" else None
+                elif _is(resource_id, namespace, name, DEBUGGABLE_ATTRIBUTE, "debuggable"):
+                    debuggable = kind in ("boolean", "int_dec", "int_hex") and bool(value)
     if config_id is None:
         return
     try:
         member = module.file(config_id)
     except ValueError as exc:
-        raise ArtifactError(module.archive.source(module.table), f"not readable: {exc}")
+        raise ArtifactError(module.archive.source(module.table), f"not readable: {exc}") from None
     if member is None:
         artifact.errors.append(
             f"{module.archive.source(module.manifest)}: networkSecurityConfig names resource "
@@ -150,7 +175,7 @@ def _read_config(module: _Module, artifact: Artifact) -> None:
     if root.name != ROOT:
         artifact.errors.append(f"{source}: not a <{ROOT}> document (root element <{root.name}>)")
         return
-    policies = [android.parse_tree(root, source)]
+    policies = [android.parse_tree(root, source, debug=debuggable)]
     if next(descendants(root, {"trustkit-config"}), None) is not None:
         policies.append(trustkit_android.parse_tree(root, source))
     anchors = _Anchors(module, references, artifact)
@@ -160,6 +185,14 @@ def _read_config(module: _Module, artifact: Artifact) -> None:
         if policy.format == "android":
             _config_pins(policy, artifact)
             artifact.pins.extend(anchors.found(policy))
+
+
+def _is(resource_id: int, namespace: str, name: str, wanted: int, wanted_name: str) -> bool:
+    """Whether a manifest attribute is the framework attribute ``wanted``: by id, as Android
+    matches it, or by name when the compiler left no id."""
+    if resource_id:
+        return resource_id == wanted
+    return namespace == _ANDROID_NS and name == wanted_name
 
 
 def _text(kind: str, value: object, raw: str | None, module: _Module) -> str:
@@ -225,7 +258,9 @@ class _Anchors:
             except InputError as exc:
                 self.artifact.errors.append(str(exc))
             except ValueError as exc:
-                self.artifact.errors.append(f"{self.module.archive.source(self.module.table)}: {exc}")
+                self.artifact.errors.append(
+                    f"{self.module.archive.source(self.module.table)}: {exc}"
+                )
         self.cache[source] = anchor
         return anchor
 
@@ -274,7 +309,7 @@ class _Anchors:
                 tuple(dict.fromkeys(names)),
                 where,
                 "bundled_certificate",
-                "trust anchor of these hosts (<certificates src=\"@raw/...\">): their chains "
+                'trust anchor of these hosts (<certificates src="@raw/...">): their chains '
                 "must end at this key",
             )
             for (digest, where), names in hosts.items()
@@ -299,41 +334,86 @@ def _dex_pins(archive: Archive, name: str, artifact: Artifact) -> None:
     source = archive.source(name)
     data = archive.read(name)
     try:
-        calls, strings = _core.dex_pins(data)
+        calls, strings, untied = _core.dex_pins(data)
     except ValueError as exc:
         artifact.errors.append(f"{source}: not readable DEX ({exc}); searched as bytes")
         _found_strings(data, source, artifact, "in a DEX that does not decode", set())
         return
-    tied: set[str] = set()
-    for host, pins in calls:
-        for label in pins:
-            algorithm, _, digest = label.partition("/")
-            if algorithm in ("sha256", "sha1") and digest:
-                tied.add(label)
-                artifact.pins.append(
-                    FoundPin(
-                        digest,
-                        algorithm,
-                        (host,),
-                        source,
-                        "code",
-                        "CertificatePinner.Builder.add(host, pins) call site",
-                    )
-                )
-    for label in strings:
-        if label in tied:
-            continue
-        algorithm, _, digest = label.partition("/")
+    if calls:
+        artifact.policies.append(_okhttp_policy(calls, source, untied))
+    # One found pin per digest, with every host its call sites tie it to.
+    tied: dict[tuple[str, str], list[str]] = {}
+    for host, labels in calls:
+        for key in _canonical(labels):
+            tied.setdefault(key, []).append(host)
+    for (algorithm, digest), hosts in tied.items():
         artifact.pins.append(
             FoundPin(
                 digest,
                 algorithm,
-                (),
+                tuple(dict.fromkeys(hosts)),
                 source,
                 "code",
-                "a pin string the bytecode does not tie to a host: map it with a TOML policy",
+                "CertificatePinner.Builder.add(host, pins) call site",
             )
         )
+    for algorithm, digest in dict.fromkeys(_canonical(strings)):
+        if (algorithm, digest) not in tied:
+            artifact.pins.append(
+                FoundPin(
+                    digest,
+                    algorithm,
+                    (),
+                    source,
+                    "code",
+                    "a pin string the bytecode does not tie to a host: map it with a TOML policy",
+                )
+            )
+
+
+def _canonical(labels: list[str]) -> list[tuple[str, str]]:
+    """``(algorithm, canonical base64)`` of each string that is a well-formed pin; a malformed
+    one is left to the OkHttp policy, which says that ``add()`` throws on it."""
+    return [
+        (algorithm, digest)
+        for label in labels
+        for _offset, algorithm, digest, _prefixed in _core.pin_strings(label.encode())
+    ]
+
+
+def _kotlin_string(text: str) -> str:
+    escaped = []
+    for char in text:
+        if char in '\\"$':
+            escaped.append("\\" + char)
+        elif ord(char) < 0x20 or ord(char) == 0x7F:
+            escaped.append(f"\\u{ord(char):04x}")
+        else:
+            escaped.append(char)
+    return '"' + "".join(escaped) + '"'
+
+
+def _okhttp_policy(calls: list[tuple[str, list[str]]], source: str, untied: int) -> Policy:
+    """The pinner the DEX builds, read as OkHttp reads it (:mod:`..okhttp`): the call sites are
+    spelled as one ``CertificatePinner.Builder()`` chain, line N holding the N-th call site, so
+    that a pattern or pin ``add()`` throws on is the policy error it is in source."""
+    adds = [
+        ".add(" + ", ".join(_kotlin_string(text) for text in (host, *pins)) + ")"
+        for host, pins in calls
+    ]
+    text = "val pinner = CertificatePinner.Builder()" + "\n".join(adds) + ".build()\n"
+    policy = okhttp.parse(text.encode(), source)
+    note = (
+        "read from the DEX's CertificatePinner.Builder.add call sites whose host and pins the "
+        "bytecode spells out; line N is the N-th such call site in code order"
+    )
+    notes = (*policy.notes, note)
+    if untied:
+        notes += (
+            f"{untied} more add() call site(s) whose host or pins the bytecode does not spell "
+            "out (computed, or across a branch): left out, their pins are listed without hosts",
+        )
+    return dataclasses.replace(policy, notes=notes)
 
 
 #: Bytes each chunk of a streamed member keeps from the one before, so that a pin string across
@@ -347,7 +427,9 @@ def _string_pins(archive: Archive, name: str, artifact: Artifact) -> None:
     carry = b""
     for chunk in archive.chunks(name):
         data = carry + chunk
-        _found_strings(data, archive.source(name), artifact, "a pin string in a bundle or native library", seen)
+        _found_strings(
+            data, archive.source(name), artifact, "a pin string in a bundle or native library", seen
+        )
         carry = data[-_OVERLAP:]
 
 

@@ -181,3 +181,75 @@ fn config_name(data: &[u8], at: usize) -> Result<String> {
     }
     Ok(parts.join("-"))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::android::axml::tests::{chunk, pool};
+
+    /// A table with package 0x7f, type 1 `xml`, entry 0 `a` = "res/xml/a.xml", in the default
+    /// configuration and in `v24` (a dense and a sparse type chunk).
+    fn table() -> Vec<u8> {
+        let type_chunk = |sparse: bool, sdk: u16| {
+            let mut config = vec![0u8; 64];
+            config[..4].copy_from_slice(&64u32.to_le_bytes());
+            config[24..26].copy_from_slice(&sdk.to_le_bytes());
+            let mut header = vec![1, if sparse { SPARSE } else { 0 }, 0, 0];
+            header.extend(1u32.to_le_bytes());
+            header.extend((8 + 12 + 64 + 4u32).to_le_bytes());
+            header.extend(config);
+            let offsets = if sparse {
+                [0u16.to_le_bytes(), 0u16.to_le_bytes()].concat()
+            } else {
+                0u32.to_le_bytes().to_vec()
+            };
+            let entry = [
+                &8u16.to_le_bytes()[..],
+                &0u16.to_le_bytes(),
+                &0u32.to_le_bytes(),
+                &8u16.to_le_bytes(),
+                &[0, 0x03],
+                &0u32.to_le_bytes(),
+            ]
+            .concat();
+            chunk(TYPE, &header, &[offsets, entry].concat())
+        };
+        let types = pool(&["xml"], true);
+        let keys = pool(&["a"], false);
+        let mut header = 0x7fu32.to_le_bytes().to_vec();
+        header.extend([0u8; 256]);
+        header.extend(288u32.to_le_bytes());
+        header.extend(0u32.to_le_bytes());
+        header.extend((288 + types.len() as u32).to_le_bytes());
+        header.extend([0u8; 8]);
+        let body = [types, keys, type_chunk(false, 0), type_chunk(true, 24)].concat();
+        let package = chunk(PACKAGE, &header, &body);
+        let values = pool(&["res/xml/a.xml"], true);
+        chunk(TABLE, &1u32.to_le_bytes(), &[values, package].concat())
+    }
+
+    #[test]
+    fn resolves_an_id_in_every_configuration() {
+        let found = resolve(&table(), 0x7f01_0000).unwrap().unwrap();
+        assert_eq!((found.type_name.as_str(), found.key.as_str()), ("xml", "a"));
+        let path = Value::String("res/xml/a.xml".into());
+        assert_eq!(
+            found.values,
+            vec![("".into(), path.clone()), ("v24".into(), path)]
+        );
+        assert_eq!(resolve(&table(), 0x7f01_0001).unwrap(), None);
+        assert_eq!(resolve(&table(), 0x7f02_0000).unwrap(), None);
+        assert_eq!(resolve(&table(), 0x0101_0000).unwrap(), None);
+    }
+
+    #[test]
+    fn every_truncation_and_flipped_byte_is_an_error_or_an_answer() {
+        let data = table();
+        for cut in 0..data.len() {
+            let _ = resolve(&data[..cut], 0x7f01_0000);
+            let mut flipped = data.clone();
+            flipped[cut] ^= 0xff;
+            let _ = resolve(&flipped, 0x7f01_0000);
+        }
+    }
+}

@@ -129,3 +129,134 @@ fn start_element(
         content: Vec::new(),
     })
 }
+
+#[cfg(test)]
+pub(super) mod tests {
+    //! Also the builders `arsc`'s tests use.
+    use super::*;
+
+    pub fn chunk(kind: u16, header: &[u8], body: &[u8]) -> Vec<u8> {
+        let mut out = Vec::new();
+        out.extend(kind.to_le_bytes());
+        out.extend((8 + header.len() as u16).to_le_bytes());
+        out.extend((8 + header.len() as u32 + body.len() as u32).to_le_bytes());
+        out.extend(header);
+        out.extend(body);
+        out
+    }
+
+    /// A string pool of `strings`, UTF-8 or UTF-16.
+    pub fn pool(strings: &[&str], utf8: bool) -> Vec<u8> {
+        let mut data = Vec::new();
+        let mut offsets = Vec::new();
+        for s in strings {
+            offsets.extend((data.len() as u32).to_le_bytes());
+            if utf8 {
+                data.push(s.encode_utf16().count() as u8);
+                data.push(s.len() as u8);
+                data.extend(s.as_bytes());
+                data.push(0);
+            } else {
+                data.extend((s.encode_utf16().count() as u16).to_le_bytes());
+                data.extend(s.encode_utf16().flat_map(u16::to_le_bytes));
+                data.extend([0, 0]);
+            }
+        }
+        while data.len() % 4 != 0 {
+            data.push(0);
+        }
+        let mut header = Vec::new();
+        header.extend((strings.len() as u32).to_le_bytes());
+        header.extend(0u32.to_le_bytes());
+        header.extend(if utf8 { 0x100u32 } else { 0 }.to_le_bytes());
+        header.extend((28 + offsets.len() as u32).to_le_bytes());
+        header.extend(0u32.to_le_bytes());
+        chunk(STRING_POOL_TYPE, &header, &[offsets, data].concat())
+    }
+    const STRING_POOL_TYPE: u16 = 0x0001;
+
+    fn node(kind: u16, line: u32, ext: &[u8]) -> Vec<u8> {
+        let mut header = line.to_le_bytes().to_vec();
+        header.extend(u32::MAX.to_le_bytes());
+        chunk(kind, &header, ext)
+    }
+
+    /// `<config><domain sub="1">example.com</domain></config>`: strings 0 config, 1 domain,
+    /// 2 sub, 3 example.com.
+    fn document(utf8: bool) -> Vec<u8> {
+        let strings = pool(&["config", "domain", "sub", "example.com"], utf8);
+        let start = |name: u32, attrs: &[(u32, u8, u32)]| {
+            let mut ext = Vec::new();
+            ext.extend(u32::MAX.to_le_bytes());
+            ext.extend(name.to_le_bytes());
+            ext.extend(20u16.to_le_bytes());
+            ext.extend(20u16.to_le_bytes());
+            ext.extend((attrs.len() as u16).to_le_bytes());
+            ext.extend([0u8; 6]);
+            for (name, kind, data) in attrs {
+                ext.extend(u32::MAX.to_le_bytes());
+                ext.extend(name.to_le_bytes());
+                ext.extend(u32::MAX.to_le_bytes());
+                ext.extend(8u16.to_le_bytes());
+                ext.extend([0, *kind]);
+                ext.extend(data.to_le_bytes());
+            }
+            node(START_ELEMENT, 1, &ext)
+        };
+        let end = |name: u32| {
+            node(
+                END_ELEMENT,
+                3,
+                &[u32::MAX.to_le_bytes(), name.to_le_bytes()].concat(),
+            )
+        };
+        let text = node(
+            CDATA,
+            2,
+            &[&3u32.to_le_bytes()[..], &[8, 0, 0, 0, 0, 0, 0, 0]].concat(),
+        );
+        let body = [
+            strings,
+            start(0, &[]),
+            start(1, &[(2, 0x10, 1)]),
+            text,
+            end(1),
+            end(0),
+        ]
+        .concat();
+        chunk(XML, &[], &body)
+    }
+
+    #[test]
+    fn decodes_elements_typed_attributes_and_text_in_both_encodings() {
+        for utf8 in [true, false] {
+            let root = parse(&document(utf8)).unwrap();
+            assert_eq!(root.name, "config");
+            let Node::Element(domain) = &root.content[0] else {
+                panic!("no element")
+            };
+            assert_eq!(domain.attributes[0].name, "sub");
+            assert_eq!(domain.attributes[0].value, Value::IntDec(1));
+            assert_eq!(domain.content, vec![Node::Text("example.com".into())]);
+            assert_eq!(root.end_line, 3);
+        }
+    }
+
+    #[test]
+    fn every_truncation_and_flipped_byte_is_an_error_or_a_tree() {
+        let data = document(true);
+        for cut in 0..data.len() {
+            let _ = parse(&data[..cut]);
+            let mut flipped = data.clone();
+            flipped[cut] ^= 0xff;
+            let _ = parse(&flipped);
+        }
+        assert!(parse(&data[..data.len() - 1]).is_err());
+    }
+
+    #[test]
+    fn refuses_what_is_not_compiled_xml() {
+        assert!(parse(b"<?xml version='1.0'?><a/>").is_err());
+        assert!(parse(&[]).is_err());
+    }
+}

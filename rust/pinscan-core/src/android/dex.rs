@@ -16,11 +16,13 @@ const BUILDER: &str = "Lokhttp3/CertificatePinner$Builder;";
 const MAX_ARRAY: i64 = 256;
 
 /// What a DEX holds for pinning: `calls` are `(host, pins)` at `add` call sites, in code order;
-/// `strings` every `sha256/`/`sha1/` string of the string table.
+/// `strings` every `sha256/`/`sha1/` string of the string table; `untied` the call sites whose
+/// host or pins array the walk could not follow.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct DexPins {
     pub calls: Vec<(String, Vec<String>)>,
     pub strings: Vec<String>,
+    pub untied: usize,
 }
 
 struct Dex<'a> {
@@ -142,6 +144,9 @@ pub fn pins(data: &[u8]) -> Result<DexPins> {
     if adds.is_empty() {
         return Ok(found);
     }
+    // Code items of a real file occupy distinct bytes; hostile ones may overlap to make the walk
+    // quadratic. The code walked is bounded by the file's size.
+    let mut budget = data.len();
     for c in 0..class_count {
         let class_data = count(class_defs + 32 * c + 24)?;
         if class_data == 0 {
@@ -163,7 +168,11 @@ pub fn pins(data: &[u8]) -> Result<DexPins> {
             uleb(data, &mut at)?;
             let code = uleb(data, &mut at)? as usize;
             if code != 0 {
-                method_calls(&dex, code, &adds, &mut found.calls)?;
+                let units = u32_at(data, code + 12)? as usize;
+                budget = budget.checked_sub(2 * units).ok_or_else(|| {
+                    DecodeError::new("code items hold more code than the file", code)
+                })?;
+                method_calls(&dex, code, &adds, &mut found)?;
             }
         }
     }
@@ -202,12 +211,7 @@ fn width(insns: &[u8], pc: usize) -> Result<usize> {
     })
 }
 
-fn method_calls(
-    dex: &Dex,
-    code: usize,
-    adds: &HashSet<u32>,
-    calls: &mut Vec<(String, Vec<String>)>,
-) -> Result<()> {
+fn method_calls(dex: &Dex, code: usize, adds: &HashSet<u32>, found: &mut DexPins) -> Result<()> {
     let data = dex.data;
     let tries = usize::from(u16_at(data, code + 6)?);
     let units = u32_at(data, code + 12)? as usize;
@@ -294,7 +298,7 @@ fn method_calls(
             0x1b => {
                 regs.insert(aa, Reg::Str((unit(pc, 1)? | (unit(pc, 2)? << 16)) as u32));
             }
-            0x07 | 0x08 | 0x09 => {
+            0x07..=0x09 => {
                 let (to, from) = match op {
                     0x07 => (a4, b4),
                     0x08 => (aa, unit(pc, 1)?),
@@ -349,15 +353,21 @@ fn method_calls(
             0x6e | 0x74 => {
                 let method = unit(pc, 1)? as u32;
                 let args = arguments(op == 0x74, first, unit(pc, 2)?);
-                if adds.contains(&method) && args.len() == 3 {
-                    if let (Some(Reg::Str(host)), Some(Reg::Array(items))) =
-                        (regs.get(&args[1]), regs.get(&args[2]))
-                    {
-                        let mut pins = Vec::new();
-                        for item in items.iter().flatten() {
-                            pins.push(dex.string(*item)?);
+                if adds.contains(&method) {
+                    match (
+                        args.get(1).and_then(|r| regs.get(r)),
+                        args.get(2).and_then(|r| regs.get(r)),
+                    ) {
+                        (Some(Reg::Str(host)), Some(Reg::Array(items)))
+                            if items.iter().all(Option::is_some) =>
+                        {
+                            let mut pins = Vec::new();
+                            for item in items.iter().flatten() {
+                                pins.push(dex.string(*item)?);
+                            }
+                            found.calls.push((dex.string(*host)?, pins));
                         }
-                        calls.push((dex.string(*host)?, pins));
+                        _ => found.untied += 1,
                     }
                 }
             }
@@ -417,4 +427,36 @@ fn forget_written(
         regs.remove(&(r + 1));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn invoke_and_range_registers() {
+        // invoke-virtual {v0, v1, v2}: count 3 in the top nibble, C/D/E in the third unit.
+        assert_eq!(arguments(false, 0x306e, 0x0210), vec![0, 1, 2]);
+        // invoke-virtual/range {v5 .. v7}.
+        assert_eq!(arguments(true, 0x0374, 5), vec![5, 6, 7]);
+    }
+
+    #[test]
+    fn widths_of_payloads_are_bounded_by_the_code() {
+        // A packed-switch payload claiming 0xffff entries in two code units: an error, not a
+        // walk past the end.
+        let insns = [0x00, 0x01, 0xff, 0xff];
+        assert_eq!(width(&insns, 0).unwrap(), 4 + 2 * 0xffff);
+        assert!(width(&insns, 2).is_err());
+    }
+
+    #[test]
+    fn refuses_what_is_not_dex() {
+        assert!(pins(b"").is_err());
+        assert!(pins(b"PK\x03\x04").is_err());
+        let mut header = b"dex\n035\0".to_vec();
+        header.resize(0x70, 0);
+        header[56..60].copy_from_slice(&1000u32.to_le_bytes());
+        assert!(pins(&header).is_err(), "string ids past the end");
+    }
 }

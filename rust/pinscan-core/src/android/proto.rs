@@ -359,7 +359,7 @@ fn configuration(doc: &[u8], data: &[u8]) -> Result<String> {
         match (n, f) {
             (19, Field::Varint(v)) if v != 0 => parts.push(format!("v{v}")),
             (19, _) | (_, Field::Varint(0)) => {}
-            (_, Field::Bytes(b)) if b.is_empty() => {}
+            (_, Field::Bytes([])) => {}
             _ => other = true,
         }
     }
@@ -367,4 +367,93 @@ fn configuration(doc: &[u8], data: &[u8]) -> Result<String> {
         parts.push("+other".to_owned());
     }
     Ok(parts.join("-"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bytes(number: u32, data: &[u8]) -> Vec<u8> {
+        let mut out = vec![(number << 3 | 2) as u8, data.len() as u8];
+        out.extend(data);
+        out
+    }
+
+    fn varint_field(number: u32, value: u8) -> Vec<u8> {
+        vec![(number << 3) as u8, value]
+    }
+
+    /// `<domain includeSubdomains="1">example.com</domain>` at line 2, as aapt2 writes it.
+    fn document() -> Vec<u8> {
+        let prim = bytes(7, &varint_field(6, 1));
+        let attribute = [
+            bytes(2, b"includeSubdomains"),
+            bytes(3, b"1"),
+            bytes(6, &prim),
+        ]
+        .concat();
+        let text = bytes(2, b"example.com");
+        let element = [bytes(3, b"domain"), bytes(4, &attribute), bytes(5, &text)].concat();
+        [bytes(1, &element), bytes(3, &varint_field(1, 2))].concat()
+    }
+
+    #[test]
+    fn decodes_an_element_with_a_typed_attribute_and_text() {
+        let root = parse_xml(&document()).unwrap();
+        assert_eq!((root.name.as_str(), root.line), ("domain", 2));
+        assert_eq!(root.attributes[0].value, Value::IntDec(1));
+        assert_eq!(root.attributes[0].raw.as_deref(), Some("1"));
+        assert_eq!(root.content, vec![Node::Text("example.com".into())]);
+    }
+
+    #[test]
+    fn resolves_a_file_in_a_resource_table() {
+        let id = |n: u8| bytes(1, &varint_field(1, n));
+        let file = bytes(5, &bytes(1, b"res/xml/a.xml"));
+        let value = bytes(2, &bytes(4, &file));
+        let entry = [id(0), bytes(2, b"a"), bytes(6, &value)].concat();
+        let kind = [id(1), bytes(2, b"xml"), bytes(3, &entry)].concat();
+        let package = [id(0x7f), bytes(3, &kind)].concat();
+        let table = bytes(2, &package);
+        let found = resolve(&table, 0x7f01_0000).unwrap().unwrap();
+        assert_eq!(found.key, "a");
+        assert_eq!(
+            found.values,
+            vec![(String::new(), Value::String("res/xml/a.xml".into()))]
+        );
+        assert_eq!(resolve(&table, 0x7f01_0001).unwrap(), None);
+    }
+
+    #[test]
+    fn every_truncation_and_flipped_byte_is_an_error_or_a_tree() {
+        let data = document();
+        for cut in 0..data.len() {
+            let _ = parse_xml(&data[..cut]);
+            let mut flipped = data.clone();
+            flipped[cut] ^= 0xff;
+            let _ = parse_xml(&flipped);
+        }
+        // Nesting is bounded: 300 levels of elements are refused, not recursed into.
+        let mut nested = bytes(3, b"a");
+        for _ in 0..300 {
+            let node = bytes(1, &nested);
+            let mut element = bytes(3, b"a");
+            element.extend(varint_len_field(5, &node));
+            nested = element;
+        }
+        assert!(parse_xml(&varint_len_field(1, &nested)).is_err());
+    }
+
+    /// A length-delimited field of any length (`bytes` takes lengths below 128 only).
+    fn varint_len_field(number: u32, data: &[u8]) -> Vec<u8> {
+        let mut out = vec![(number << 3 | 2) as u8];
+        let mut len = data.len();
+        while len >= 0x80 {
+            out.push((len as u8) | 0x80);
+            len >>= 7;
+        }
+        out.push(len as u8);
+        out.extend(data);
+        out
+    }
 }
