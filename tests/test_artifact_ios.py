@@ -9,6 +9,7 @@ from __future__ import annotations
 import io
 import json
 import plistlib
+import random
 import zipfile
 from pathlib import Path
 
@@ -177,6 +178,7 @@ def test_broken_members_are_error_lines_and_the_rest_is_read(tmp_path: Path) -> 
     members = ipa_members()
     members["Payload/App.app/broken.cer"] = b"0\x82\x01\x00 not DER"
     members["Payload/App.app/garbage.pem"] = b"-----BEGIN CERTIFICATE-----\n!!\n"
+    members["Payload/App.app/client.pem"] = b"-----BEGIN PRIVATE KEY-----\nAA==\n-----END PRI"
     path = write_zip(tmp_path / "App.ipa", members)
     artifact = read_artifact(path)
     assert len(artifact.policies) == 1 and len(artifact.pins) == 5
@@ -190,3 +192,18 @@ def test_broken_members_are_error_lines_and_the_rest_is_read(tmp_path: Path) -> 
     # The main executable is found by the bundle's name, Xcode's default.
     assert {p.kind for p in artifact.pins} == {"bundled_certificate", "code"}
     assert any(p.source.endswith("Payload/App.app/App") for p in artifact.pins)
+
+
+def test_a_pin_across_a_chunk_boundary_of_a_large_executable(tmp_path: Path) -> None:
+    """Executables are streamed in 1 MiB chunks, never held whole: a pin string that straddles
+    two chunks is still found, once."""
+    pin = f"sha256/{pin_of(pki.leaf('api.test'))}"
+    # Machine code is no run of zeros: one would be refused as a zip bomb by its ratio.
+    code = random.Random(15).randbytes((1 << 20) - len(MACH_O) - 20)
+    body = MACH_O + code + pin.encode() + b"\x00" * 100
+    members = ipa_members()
+    members["Payload/App.app/App"] = body + b"\x00" + pin.encode()
+    artifact = read_artifact(write_zip(tmp_path / "Big.ipa", members))
+    assert artifact.errors == []
+    found = [p for p in artifact.pins if p.source.endswith("Payload/App.app/App")]
+    assert [(p.pin, p.kind) for p in found] == [(pin_of(pki.leaf("api.test")), "code")]

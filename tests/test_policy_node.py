@@ -349,8 +349,17 @@ const agent = new https.Agent({{
 @given(st.binary(max_size=400) | st.text(max_size=300).map(str.encode))
 def test_garbage_gives_a_policy_or_policy_error(data: bytes) -> None:
     for blob in (data, b"x = {checkServerIdentity: (h, cert) => " + data):
-        assert isinstance(node_reader.parse(blob, "fuzz.js", ["a.test"]), Policy)
+        with contextlib.suppress(PolicyError):
+            assert isinstance(node_reader.parse(blob, "fuzz.js", ["a.test"]), Policy)
     blob = b"-----BEGIN CERTIFICATE-----\n" + data + b"\n-----END CERTIFICATE-----\n"
     ca_bundle.sniff(blob)
     with contextlib.suppress(PolicyError):
         ca_bundle.parse(blob, "ca.pem", ["a.test"])
+
+
+def test_constants_nested_past_the_recursion_limit_are_one_clear_error() -> None:
+    chain = "\n".join(f"const a{i} = a{i + 1};" for i in range(5000))
+    text = f"{chain}\nconst a5000 = 'sha256/{pin_of(pki.root())}';\n"
+    text += "o = {checkServerIdentity: (h, cert) => cert.pubkey === a0};\n"
+    with pytest.raises(PolicyError, match="nested too deeply"):
+        node_reader.parse(text.encode(), "deep.js")

@@ -26,6 +26,7 @@ import binascii
 import re
 from collections.abc import Iterable
 
+from pinscan.errors import PolicyError
 from pinscan.policy._source_code import Source, Token, closing_bracket, is_token, tokenize
 from pinscan.policy.model import (
     CERT_SHA256,
@@ -73,24 +74,34 @@ def sniff(data: bytes) -> bool:
     return _SNIFF.search(head) is not None and _CHECKED.search(head) is not None
 
 
-def _callback(toks: list[Token], i: int, src: Source) -> tuple[int, int, str | None] | None:
+def _declarations(toks: list[Token]) -> dict[str, list[int]]:
+    """Where each name is declared (``const``/``let``/``var``/``function NAME``): token
+    indexes, so that a name is looked up once, not by a walk over the file."""
+    declared: dict[str, list[int]] = {}
+    for k in range(1, len(toks)):
+        if toks[k].kind == "id" and toks[k - 1].value in ("const", "let", "var", "function"):
+            declared.setdefault(toks[k].value, []).append(k)
+    return declared
+
+
+def _callback(
+    toks: list[Token], i: int, declared: dict[str, list[int]], depth: int = 0
+) -> tuple[int, int, str | None] | None:
     """The token range of the body of the function given at token ``i`` (a function
     expression, an arrow function, or the name of a function of this file), and the name of its
     first parameter."""
     tok = toks[i] if i < len(toks) else None
     if tok is not None and tok.kind == "id" and tok.value not in ("function", "async"):
         # A name: `function NAME(`, or `const NAME = function (` / `(...) =>`.
-        for k in range(len(toks) - 2):
-            if is_token(toks[k], "id", tok.value) and k != i:
-                if is_token(toks[k - 1], "id", "function") and is_token(toks[k + 1], "op", "("):
-                    return _callback(toks, k - 1, src)
-                if (
-                    is_token(toks[k + 1], "op", "=")
-                    and not is_token(toks[k + 2], "op", "=")
-                    and k
-                    and toks[k - 1].value in ("const", "let", "var")
-                ):
-                    return _callback(toks, k + 2, src)
+        if depth > 3:
+            return None  # `const a = b; const b = a;`
+        for k in declared.get(tok.value, ()):
+            if k + 2 >= len(toks):
+                continue
+            if is_token(toks[k - 1], "id", "function") and is_token(toks[k + 1], "op", "("):
+                return _callback(toks, k - 1, declared, depth + 1)
+            if is_token(toks[k + 1], "op", "=") and not is_token(toks[k + 2], "op", "="):
+                return _callback(toks, k + 2, declared, depth + 1)
         return None
     if is_token(tok, "id", "async"):
         i += 1
@@ -191,6 +202,7 @@ class _Reader:
         self.source = source
         self.toks = tokenize(text, kotlin=False, javascript=True)
         self.src = Source(self.toks)
+        self.declared = _declarations(self.toks)
         self.warnings: list[Diagnostic] = []
         # host -> (algorithm, position) -> pins: each list must match (a callback checks the
         # certificate's fingerprint and its key hash one after the other); None: the pins
@@ -203,21 +215,22 @@ class _Reader:
     def _constant_literal(self, name: str) -> tuple[int, int] | None:
         """The token range of ``const NAME = [ ... ]`` or ``{ ... }``, when there is one."""
         toks = self.toks
-        for k in range(1, len(toks) - 2):
-            if is_token(toks[k], "id", name) and toks[k - 1].value in ("const", "let", "var"):
-                j = k + 1
-                if is_token(toks[j], "op", ":"):  # a TypeScript type: up to its `=`
-                    while j < min(len(toks) - 1, k + 40) and not (
-                        is_token(toks[j], "op", "=") and toks[j + 1].value not in "=>"
-                    ):
-                        j += 1
-                if not is_token(toks[j], "op", "="):
-                    continue
-                j += 1
-                while j < len(toks) and not (toks[j].kind == "op" and toks[j].value in "[{;"):
-                    j += 1  # `new Set([` and TypeScript `as const` cases
-                if j < len(toks) and toks[j].value in "[{":
-                    return j, closing_bracket(toks, j)
+        for k in self.declared.get(name, ()):
+            if toks[k - 1].value == "function" or k + 2 >= len(toks):
+                continue
+            j = k + 1
+            if is_token(toks[j], "op", ":"):  # a TypeScript type: up to its `=`
+                while j < min(len(toks) - 1, k + 40) and not (
+                    is_token(toks[j], "op", "=") and toks[j + 1].value not in "=>"
+                ):
+                    j += 1
+            if not is_token(toks[j], "op", "="):
+                continue
+            j += 1
+            while j < len(toks) and not (toks[j].kind == "op" and toks[j].value in "[{;"):
+                j += 1  # `new Set([` and TypeScript `as const` cases
+            if j < len(toks) and toks[j].value in "[{":
+                return j, closing_bracket(toks, j)
         return None
 
     def classify(self, value: str, line: int, body: str) -> Pin | None:
@@ -273,11 +286,11 @@ class _Reader:
                 after = toks[closing_bracket(toks, i + 1) + 1 :][:1]
                 if not (after and after[0].kind == "op" and after[0].value in "{:"):
                     continue
-                found = _callback(toks, i + 1, self.src)
+                found = _callback(toks, i + 1, self.declared)
             elif is_token(toks[i + 1], "op", ":") or (
                 is_token(toks[i + 1], "op", "=") and not is_token(toks[i + 2], "op", "=")
             ):
-                found = _callback(toks, i + 2, self.src)
+                found = _callback(toks, i + 2, self.declared)
             else:
                 continue
             if found is None:
@@ -452,9 +465,13 @@ class _Reader:
 
 
 def parse(data: bytes, source: str, hosts: Iterable[str] = ()) -> Policy:
-    """Every pinning ``checkServerIdentity`` callback of a JavaScript or TypeScript file."""
+    """Every pinning ``checkServerIdentity`` callback of a JavaScript or TypeScript file;
+    :class:`PolicyError` only for constants nested past Python's recursion limit."""
     reader = _Reader(source, data.decode("utf-8", errors="replace"))
-    reader.read()
+    try:
+        reader.read()
+    except RecursionError:
+        raise PolicyError(source, "constants nested too deeply to resolve") from None
     given = [normalize_host(h) for h in hosts if normalize_host(h)]
     found = dict(reader.found)
     if None in found:

@@ -22,6 +22,7 @@ import re
 
 from pinscan import _core
 from pinscan.certs.keys import read_certificates, spki_pin
+from pinscan.certs.pem import is_pem
 from pinscan.errors import ArtifactError, InputError
 from pinscan.policy import ios, trustkit
 from pinscan.policy.artifacts.archive import Archive
@@ -119,8 +120,11 @@ def _config_pins(policy: Policy) -> list[FoundPin]:
 
 def _bundled(archive: Archive, name: str, artifact: Artifact) -> None:
     source = archive.source(name)
+    data = archive.read(name)
+    if is_pem(data) and b"-----BEGIN CERTIFICATE-----" not in data:
+        return  # a key or a CSR beside the certificates: nothing a trust evaluator loads
     try:
-        ders = read_certificates(archive.read(name))
+        ders = read_certificates(data)
     except ArtifactError:
         raise
     except InputError as exc:
