@@ -71,6 +71,8 @@ def corpus(tmp_path: Path, apk: Path) -> Path:
     for i in range(3):
         shutil.copy(apk, apps / f"good{i}.apk")
     shutil.copy(apk, apps / "nested" / "deeper" / "renamed.bin.zip")
+    (apps / "linked.apk").symlink_to(apk)  # read: a farm of links to apps is common
+    (apps / "loop").symlink_to(apps, target_is_directory=True)  # not entered
     (apps / "notes.txt").write_text("not an app, not named like one: skipped")
     (apps / "garbage.apk").write_bytes(os.urandom(2_000))
     data = apk.read_bytes()
@@ -162,10 +164,10 @@ def test_extract_pins_is_one_row_per_pin_and_source_and_one_per_artifact(corpus:
     artifacts = df.filter(pl.col("pin").is_null())
     by_name = {Path(r["artifact"]).name: r for r in artifacts.iter_rows(named=True)}
     assert sorted(by_name) == sorted(
-        ["good0.apk", "good1.apk", "good2.apk", "renamed.bin.zip", "garbage.apk", "cut.apk",
-         "bomb.apk", "evil.apk", "split.apks", "App.ipa", "Bundle.app"]
+        ["good0.apk", "good1.apk", "good2.apk", "renamed.bin.zip", "linked.apk", "garbage.apk",
+         "cut.apk", "bomb.apk", "evil.apk", "split.apks", "App.ipa", "Bundle.app"]
     )  # fmt: skip
-    for name in ("good0.apk", "good1.apk", "good2.apk", "renamed.bin.zip"):
+    for name in ("good0.apk", "good1.apk", "good2.apk", "renamed.bin.zip", "linked.apk"):
         row = by_name[name]
         assert (row["artifact_kind"], row["pins"], row["policies"], row["errors"]) == (
             "apk",
@@ -261,14 +263,14 @@ def test_extract_writes_parquet_and_only_inside_out(corpus: Path, tmp_path: Path
     assert result.exit_code == exits.OK, result.output
     summary = json.loads(result.stdout)
     assert {k: summary[k] for k in ("artifacts", "read", "unreadable", "read_with_errors")} == {
-        "artifacts": 11, "read": 9, "unreadable": 2, "read_with_errors": 2
+        "artifacts": 12, "read": 10, "unreadable": 2, "read_with_errors": 2
     }  # fmt: skip
-    assert summary["pins"] == 9 * 2
+    assert summary["pins"] == 10 * 2
     assert {p for p in _tree(tmp_path) - before if not p.is_relative_to(out)} == set()
     df = _read_out(out)
-    assert df.schema == bulk.SCHEMA and df.filter(pl.col("pin").is_null()).height == 11
+    assert df.schema == bulk.SCHEMA and df.filter(pl.col("pin").is_null()).height == 12
     meta = json.loads((out / "extract.json").read_text())
-    assert meta["complete"] and meta["inputs"] == [str(corpus)] and meta["counts"]["pins"] == 18
+    assert meta["complete"] and meta["inputs"] == [str(corpus)] and meta["counts"]["pins"] == 20
     assert sorted(p.name for p in out.iterdir()) == ["extract.json", "pins"]
 
 
@@ -303,9 +305,9 @@ def test_extract_resumes_after_an_interruption(corpus: Path, tmp_path: Path) -> 
 
     result = run("extract", "--resume", "-o", str(out), "--format", "json")
     assert result.exit_code == exits.OK, result.output
-    assert json.loads(result.stdout)["artifacts"] == 11
+    assert json.loads(result.stdout)["artifacts"] == 12
     df = _read_out(out).filter(pl.col("pin").is_null())
-    assert df.height == 11 and df["artifact"].n_unique() == 11  # each once
+    assert df.height == 12 and df["artifact"].n_unique() == 12  # each once
     meta = json.loads((out / "extract.json").read_text())
     assert meta["complete"] and len(meta["resumed_at"]) == 1
 
@@ -350,7 +352,7 @@ def test_extract_in_a_terminal_shows_progress_and_restores_the_cursor(
     assert done.returncode == exits.OK, done.text
     assert done.cursor_restored
     assert "Traceback" not in done.text
-    assert f"{tmp_path / 'out'}: 11 artifacts: 9 read (2 with errors), 2 unreadable; 18 pins" in (
+    assert f"{tmp_path / 'out'}: 12 artifacts: 10 read (2 with errors), 2 unreadable; 20 pins" in (
         done.text
     )
 

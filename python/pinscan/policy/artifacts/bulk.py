@@ -75,7 +75,8 @@ Rows = list[dict[str, Any]]
 def artifact_paths(inputs: Iterable[str | os.PathLike[str]]) -> Iterator[str]:
     """The artifacts the inputs name, each once: an artifact itself (an APK, AAB, IPA, split
     APKs, any zip, an ``.app`` directory); a directory, searched for them (files named
-    :data:`SUFFIXES` or holding a zip, ``.app`` directories; no symlink followed); or a text
+    :data:`SUFFIXES` or holding a zip, ``.app`` directories; a symlink to a file is read, one
+    to a directory not entered); or a text
     file listing paths, one a line (``#`` comments; relative to the list's directory).
     Raises :class:`InputError` for an input that is none of these."""
     seen: set[str] = set()
@@ -121,15 +122,11 @@ def _raise(exc: OSError) -> None:
 
 
 def _is_bundle(path: str) -> bool:
-    return (
-        path.rstrip("/").endswith(".app")
-        and not os.path.islink(path)
-        and os.path.isfile(os.path.join(path, "Info.plist"))
-    )
+    return path.rstrip("/").endswith(".app") and os.path.isfile(os.path.join(path, "Info.plist"))
 
 
 def _is_artifact_file(path: str) -> bool:
-    if os.path.islink(path) or not os.path.isfile(path):
+    if not os.path.isfile(path):
         return False
     if path.lower().endswith(SUFFIXES):
         return True
