@@ -103,6 +103,14 @@ def test_a_nul_in_a_name_is_refused_and_shown_escaped() -> None:
         assert archive.names() == ["AndroidManifest.xml", "classes.dex"]
 
 
+def test_an_empty_name_is_refused() -> None:
+    # A name of one NUL: zipfile cuts it to "" (whose is_dir() fails).
+    data = _renamed(_zip({**APK, "Q": b"x"}, zipfile.ZIP_STORED), b"Q", b"\x00")
+    with ZipArchive(data, "app.apk") as archive:
+        assert archive.problems == ["app.apk!\\x00: refused: NUL in the name"]
+    assert refusal("") == "an empty name"
+
+
 def test_a_directory_entry_with_a_traversal_name_is_reported() -> None:
     with ZipArchive(_zip({**APK, "../up/": b""}), "app.apk") as archive:
         assert archive.problems == ["app.apk!../up/: refused: '..' in the path"]
@@ -254,6 +262,15 @@ def test_a_zip_without_an_app_is_not_an_artifact() -> None:
     assert sniff(data) is None
     with pytest.raises(ArtifactError, match="not an app artifact"):
         read_artifact(data, "x.zip")
+
+
+def test_a_zip_version_zipfile_lacks_is_one_error() -> None:
+    data = bytearray(_zip(APK))
+    at = data.find(b"PK\x01\x02")
+    data[at + 6 : at + 8] = struct.pack("<H", 99)  # version needed to extract: 9.9
+    with pytest.raises(ArtifactError, match=r"cannot be read: zip file version 9\.9") as caught:
+        ZipArchive(bytes(data), "new.apk")
+    assert caught.value.source == "new.apk"
 
 
 def test_an_encrypted_member_is_refused_and_named() -> None:

@@ -62,6 +62,8 @@ _ENTRY_BYTES = 1024
 
 def refusal(name: str) -> str | None:
     """Why a member name is refused, ``None`` when it is a plain relative name."""
+    if not name:
+        return "an empty name"
     if "\0" in name:
         return "NUL in the name"
     if "\\" in name:
@@ -271,6 +273,9 @@ class ZipArchive(Archive):
         except (OSError, EOFError, ValueError) as exc:
             self._file.close()
             raise ArtifactError(name, getattr(exc, "strerror", None) or str(exc)) from None
+        except NotImplementedError as exc:  # zipfile: a zip version or feature it lacks
+            self._file.close()
+            raise ArtifactError(name, f"cannot be read: {_reason(exc)}") from None
         except BaseException:
             self._file.close()
             raise
@@ -282,7 +287,7 @@ class ZipArchive(Archive):
                 )
             total = 0
             for info in infos:
-                if info.is_dir():
+                if info.orig_filename.endswith("/"):  # a directory (is_dir() fails on "")
                     if (reason := refusal(info.orig_filename)) is not None:
                         self._refuse(info.orig_filename, reason)
                     continue
