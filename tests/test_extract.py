@@ -221,8 +221,10 @@ def test_extract_pins_in_one_process_gives_the_same_rows(corpus: Path) -> None:
 def test_a_list_of_paths_is_read_relative_to_itself(apk: Path, tmp_path: Path) -> None:
     shutil.copy(apk, tmp_path / "a.apk")
     listing = tmp_path / "apps.txt"
-    listing.write_text("# the fleet\na.apk\n\nmissing.apk\n")
-    df = pinscan.extract_pins(listing, workers=1).filter(pl.col("pin").is_null())
+    listing.write_text("# the fleet\na.apk\n\nmissing.apk\n./a.apk\n")
+    df = pinscan.extract_pins([listing, tmp_path / "a.apk"], workers=1)
+    df = df.filter(pl.col("pin").is_null())
+    assert df.height == 2  # each once, however it is spelled
     rows = {Path(r["artifact"]).name: r for r in df.iter_rows(named=True)}
     assert rows["a.apk"]["pins"] == 2
     assert rows["missing.apk"]["errors"] == [

@@ -65,7 +65,8 @@ def extract_command(
     searched for them, or a file listing their paths, one a line. OUT/pins/ holds one row per
     (artifact, pin, source) and one row per artifact with its kind, counts and errors: an
     artifact that cannot be read (damaged, a zip bomb, hostile names) is its row's error, and
-    the run goes on. Interrupted, what was read is kept: --resume finishes it.
+    the run goes on. Interrupted, what was read is kept: --resume finishes it. Exits 0 once
+    every artifact has its row, unreadable ones included; 2 when an input or OUT cannot be used.
     """
     from pinscan.cli.progress import Progress
     from pinscan.policy.artifacts.bulk import extract

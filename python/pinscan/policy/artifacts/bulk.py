@@ -81,7 +81,7 @@ def artifact_paths(inputs: Iterable[str | os.PathLike[str]]) -> Iterator[str]:
     Raises :class:`InputError` for an input that is none of these."""
     seen: set[str] = set()
     for item in inputs:
-        for path in _expand(os.fspath(item)):
+        for path in map(os.path.normpath, _expand(os.fspath(item))):
             if path not in seen:
                 seen.add(path)
                 yield path
