@@ -151,6 +151,12 @@ def test_pins_goes_on_after_an_unreadable_artifact(apk: Path, tmp_path: Path) ->
     assert result.exit_code == exits.ERROR
     assert len(result.stdout.splitlines()) == 2
     assert result.stderr.count("\n") == 1 and str(missing) in result.stderr
+    documents = json.loads(run("pins", "--format", "json", str(missing), str(apk)).stdout)
+    assert [(d["artifact"], d["kind"], len(d["pins"])) for d in documents] == [
+        (str(missing), None, 0),
+        (str(apk), "apk", 2),
+    ]
+    assert documents[0]["errors"] == [f"{missing}: No such file or directory"]
 
 
 # --- pinscan.extract_pins ----------------------------------------------------------------------

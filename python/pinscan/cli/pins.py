@@ -49,7 +49,9 @@ def pins_command(
             artifact = read_artifact(path, code=not no_code)
         except InputError as exc:
             _complain(str(exc))
-            documents.append({"artifact": path, "kind": None, "errors": [str(exc)]})
+            documents.append(
+                {"artifact": path, "kind": None, "policies": [], "pins": [], "errors": [str(exc)]}
+            )
             status = exits.ERROR
             continue
         problems = [*artifact.errors, *_refused(artifact)]
