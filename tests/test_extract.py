@@ -378,6 +378,7 @@ def test_load_policy_reads_an_apk_by_its_content(apk: Path, tmp_path: Path) -> N
         "android",
     )
     assert pinscan.load_policies(renamed) == policies
+    assert pinscan.read_artifact(renamed).policies == policies
     assert policies[0].rules[0].host == "api.example.com"
 
 
