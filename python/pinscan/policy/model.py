@@ -191,13 +191,13 @@ class Rule:
     not pinned, whatever a parent rule says."""
     override_pins: frozenset[str] = frozenset()
     """Android trust-anchor sources with ``overridePins``: a chain anchored there is not pinned."""
-    anchors: tuple[TrustAnchor, ...] = ()
-    """Android's trust anchors for the rule's names (empty for other formats). Recorded for
-    reports only: the evaluator does not restrict the roots a chain builds to yet."""
     error: str | None = None
     """Why the client refuses this rule (its hosts get the verdict ``error``)."""
     pattern: str = ""
     """The host pattern as written in the file, for reports."""
+    anchors: tuple[TrustAnchor, ...] = ()
+    """Android's trust anchors for the rule's names (empty for other formats). Recorded for
+    reports only: the evaluator does not restrict the roots a chain builds to yet."""
 
     @property
     def pins(self) -> tuple[Pin, ...]:
