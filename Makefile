@@ -49,14 +49,16 @@ lint: $(DEPS_STAMP)
 test-python: build system-deps
 	$(VENV)/bin/pytest
 
-# Real server software the tests and the demo run against, and the browser the HTML report is
-# tested in, from Debian (CI runs as root); only what is missing is installed. A policy-rc.d that
+# Real server software the tests and the demo run against, the browser the HTML report is tested
+# in, and aapt2 with the Android framework's resources (tests compile real APKs and bundles), from Debian (CI runs as root); only what is missing is installed. A policy-rc.d that
 # says no keeps the package from starting a system nginx on port 80.
 system-deps:
 	@missing=; \
 	command -v openssl >/dev/null || missing="$$missing openssl"; \
 	{ command -v nginx || test -x /usr/sbin/nginx; } >/dev/null || missing="$$missing nginx-light"; \
 	command -v chromium >/dev/null || missing="$$missing chromium fonts-dejavu-core"; \
+	command -v aapt2 >/dev/null || missing="$$missing aapt"; \
+	test -e /usr/share/android-framework-res/framework-res.apk || missing="$$missing android-framework-res"; \
 	if [ -n "$$missing" ]; then \
 		echo "installing Debian packages:$$missing"; \
 		ours=; [ -e /usr/sbin/policy-rc.d ] || { printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d; chmod +x /usr/sbin/policy-rc.d; ours=1; }; \

@@ -114,7 +114,14 @@ def scenario_chains(era: Era) -> dict[str, tuple[str, ...] | None]:
 
 # The client model -------------------------------------------------------------------------------
 
-ANY, LEAF_POS, CA_POS = "any", "leaf", "ca"
+ANY, LEAF_POS, CA_POS, ANCHOR_POS = "any", "leaf", "ca", "anchor"
+
+
+def _span(where: str, length: int) -> range:
+    """The positions of a chain of ``length`` a pin list may match: ``anchor`` is 1 and up, or
+    the leaf when it is the whole chain (Node.js ``ca``)."""
+    start = {ANY: 0, LEAF_POS: 0, CA_POS: 1, ANCHOR_POS: 1 if length > 1 else 0}[where]
+    return range(start, 1 if where == LEAF_POS else length)
 
 
 @dataclass(frozen=True)
@@ -142,8 +149,7 @@ class Client:
         seen = chain[:1] if self.leaf_only else chain
 
         def matches(where: str, keys: frozenset[str]) -> bool:
-            start, stop = {ANY: (0, None), LEAF_POS: (0, 1), CA_POS: (1, None)}[where]
-            return any(key in keys for key in seen[start:stop])
+            return any(seen[i] in keys for i in _span(where, len(seen)))
 
         passed = all(matches(w, k) for w, k in self.sets) and not self.bad & set(seen)
         if passed:
@@ -156,9 +162,7 @@ class Client:
         seen = chain[:1] if self.leaf_only else chain
         firsts = []
         for where, keys in self.sets:
-            start = 1 if where == CA_POS else 0
-            stop = 1 if where == LEAF_POS else len(seen)
-            firsts.append(next(i for i in range(start, stop) if seen[i] in keys))
+            firsts.append(next(i for i in _span(where, len(seen)) if seen[i] in keys))
         return min(firsts)
 
     def outcome(self, chain: Sequence[str] | None) -> str:
@@ -184,9 +188,7 @@ class Client:
         seen = chain[:1] if self.leaf_only else chain
         found: set[tuple[int, str]] = set()
         for where, keys in self.sets:
-            start = 1 if where == CA_POS else 0
-            stop = 1 if where == LEAF_POS else len(seen)
-            found |= {(i, seen[i]) for i in range(start, stop) if seen[i] in keys}
+            found |= {(i, seen[i]) for i in _span(where, len(seen)) if seen[i] in keys}
 
         def place(i: int) -> str:
             return "leaf" if i == 0 else "root" if i == len(chain) - 1 else "intermediate"
@@ -610,6 +612,50 @@ def _toml(case: str, body: str, client: Callable[[Era], Client], chain: str = "v
     return Case(f"toml-{case}", "toml", _text("pins.toml", render), client, expires)
 
 
+def _ca_bundle(case: str, names: Sequence[str], client: Client) -> Case:
+    """A PEM bundle of Let's Encrypt's CA certificates, as Node.js takes it in ``ca``."""
+
+    def render(keys: Keys, era: Era) -> bytes:
+        named = {"issuer": era.issuer, "root": era.above[-1]}
+        ders = [lechains.der(named[name]) for name in names]
+        return b"".join(x509.load_der_x509_certificate(d).public_bytes(_PEM) for d in ders)
+
+    return Case(f"ca-bundle-{case}", "ca-bundle", _text("ca.pem", render), _fixed(client))
+
+
+_PEM = serialization.Encoding.PEM
+
+
+def _node(case: str, names: Sequence[str], client: Client, *, walk: bool) -> Case:
+    """A Node.js checkServerIdentity callback holding SPKI pins: on the leaf alone, or on every
+    certificate of the chain when it walks ``issuerCertificate``."""
+
+    def render(keys: Keys, era: Era) -> str:
+        pins = ", ".join(f"'{keys(name)}'" for name in names)
+        check = (
+            "for (let c = cert; c; c = c.issuerCertificate === c ? null : c.issuerCertificate) {\n"
+            "      if (PINS.includes(spki(c))) return undefined;\n    }"
+            if walk
+            else "if (PINS.includes(spki(cert))) return undefined;"
+        )
+        return f"""const tls = require('node:tls');
+const crypto = require('node:crypto');
+const PINS = [{pins}];
+const spki = (c) => crypto.createHash('sha256').update(c.pubkey).digest('base64');
+module.exports.agentOptions = {{
+  host: '{HOST}',
+  checkServerIdentity(host, cert) {{
+    const err = tls.checkServerIdentity(host, cert);
+    if (err) return err;
+    {check}
+    return new Error('certificate pinning failure');
+  }},
+}};
+"""
+
+    return Case(f"node-{case}", "node", _text("client.js", render), _fixed(client))
+
+
 CASES: tuple[Case, ...] = (
     # Android's Network Security Config: any position of the built chain, anchor included.
     _android("leaf", [LEAF], LEAF_ONLY),
@@ -754,6 +800,18 @@ CASES: tuple[Case, ...] = (
         "pins = [{root}]\nbad-pins = [{sibling}]",
         lambda era: Client((pins("root"),), bad=frozenset({era.siblings[0]})),
     ),
+    _toml(
+        "anchor-positions-leaf",
+        'pins = [{leaf}]\npositions = "anchor"',
+        _fixed(Client((pins(LEAF, where=ANCHOR_POS),))),
+    ),
+    # Node.js `ca`: the path must end at, or pass through, a certificate of the bundle.
+    _ca_bundle("root", ["root"], Client((pins("root", where=ANCHOR_POS),))),
+    _ca_bundle("issuer", ["issuer"], Client((pins("issuer", where=ANCHOR_POS),))),
+    # Node.js checkServerIdentity: the leaf alone, or the chain when the callback walks it.
+    _node("leaf", [LEAF, SPARE], Client((pins(LEAF, SPARE, where=LEAF_POS),)), walk=False),
+    _node("issuer-as-leaf", ["issuer"], Client((pins("issuer", where=LEAF_POS),)), walk=False),
+    _node("chain-issuer", ["issuer", SPARE], Client((pins("issuer", SPARE),)), walk=True),
 )
 
 
@@ -862,7 +920,7 @@ class Runs:
             path = case.write(home, keys, era)
             # The file is what a real app ships: its own format is told from its content.
             assert case.format in formats.sniff(path.read_bytes()), case.id
-            policy = pinscan.load_policy(path, format=case.format)
+            policy = pinscan.load_policy(path, format=case.format, hosts=[HOST])
             policies.append(policy)
             policy_of[case.id] = policy.name
         analysis = analyse(
@@ -986,7 +1044,8 @@ def test_hpkp_max_age_zero_unpins(tmp_path: Path) -> None:
 
 
 def test_every_format_of_the_semantics_table_is_covered() -> None:
-    assert {c.format for c in CASES} == set(formats.MODULES)
+    # An app artifact is no format of its own: it holds policies of the others.
+    assert {c.format for c in CASES} == set(formats.MODULES) - {"artifact"}
 
 
 @pytest.mark.parametrize(

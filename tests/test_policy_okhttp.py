@@ -6,13 +6,18 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 
+import polars as pl
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pinscan.errors import PolicyError
 from pinscan.policy import formats, okhttp
+from pinscan.policy.evaluate import evaluate
 from pinscan.policy.model import Combine, Match, Pin, Policy, SuggestedPin, Suggestion
+
+from fleet import pki
+from policyfleet import Served, write_dataset
 
 ISRG = "C5+lpZ7tcVwmwQIMcRtPbsQtWLABXhQzejna0wHFr8M="
 R3 = "jQJTbIh0grw0/1TkHSumWb+Fs0Ggogr621gT3PvPKG0="
@@ -275,6 +280,13 @@ def test_truncated_or_empty_digest_is_kept_and_warned(value: str) -> None:
     assert "never matches" in policy.warnings[0].message
 
 
+# The rules below are square/okhttp okhttp/src/commonJvmAndroid/kotlin/okhttp3/CertificatePinner.kt:
+# `Pin`'s init requires "*." or "**." with no other "*" ("Unexpected pattern"), a pattern that
+# `toCanonicalHost()` accepts ("Invalid pattern"), a "sha1/" or "sha256/" prefix, case-sensitive
+# ("pins must start with"), and a hash okio's `decodeBase64()` decodes ("Invalid pin hash"); okio
+# (okio/src/commonMain/kotlin/okio/Base64.kt) returns null for a character outside both alphabets
+# and for a lone trailing digit (4n+1 characters). `Builder.add()` builds a `Pin` per pin, so
+# it throws and `build()` is never reached.
 @pytest.mark.parametrize(
     ("pattern", "pin", "message"),
     [
@@ -282,6 +294,9 @@ def test_truncated_or_empty_digest_is_kept_and_warned(value: str) -> None:
         ("a.example", f"SHA256/{ISRG}", "pins must start with"),
         ("a.example", "sha256/AAAA!AAA", "Invalid pin hash"),
         ("a.example", "sha256/AAAAA", "Invalid pin hash"),  # 5 chars: undecodable length
+        ("a.example", f"sha256/{ISRG.rstrip('=')}AA", "Invalid pin hash"),  # 45: a lone digit
+        ("a.example ", f"sha256/{ISRG}", "Invalid pattern"),  # a host with a space
+        ("a example", f"sha256/{ISRG}", "Invalid pattern"),
         ("api.*.example.com", f"sha256/{ISRG}", "Unexpected pattern"),
         ("*.*.example.com", f"sha256/{ISRG}", "Unexpected pattern"),
         ("host.example:443", f"sha256/{ISRG}", "Invalid pattern"),
@@ -298,6 +313,39 @@ def test_add_throws_so_the_whole_pinner_errors(pattern: str, pin: str, message: 
     assert message in (policy.error or "")
     assert policy.error_location is not None and policy.error_location.line == 3
     assert ("good.example", Match.EXACT) in summary(policy)  # still read: every host errors
+
+
+@pytest.mark.parametrize(
+    ("pattern", "pin", "meant"),
+    [
+        ("a.example", f"SHA256/{ISRG}", "a.example"),
+        ("a.example", "sha256/AAAA!AAA", "a.example"),
+        ("a.example ", f"sha256/{ISRG}", "a.example"),
+        ("https://a.example/", f"sha256/{ISRG}", "a.example"),
+        ("a.example:443", f"sha256/{ISRG}", "a.example"),
+        ("**.A.example", ISRG, "a.example"),
+    ],
+)
+def test_the_host_of_a_throwing_add_is_judged_error(
+    tmp_path, pattern: str, pin: str, meant: str
+) -> None:
+    """The client is never built, so its requests fail: the hosts are `error`, not `unpinned`,
+    the one whose add() threw included (it has no valid pin, but it is named)."""
+    policy = read(f'val c = CertificatePinner.Builder().add("{pattern}", "{pin}").build()')
+    assert not policy.valid
+    assert [r.host for r in policy.rules] == [meant]
+    served = [Served("a.example", pki.leaf("a.example")), Served("b.example", None)]
+    result = evaluate(write_dataset(tmp_path / "ds", served), policy)
+    verdicts = dict(zip(result["target"], result["verdict"], strict=True))
+    assert verdicts == {"a.example": "error", "b.example": "unpinned"}
+    note = result.filter(pl.col("target") == "a.example")["note"][0]
+    assert "client rejects the policy: CertificatePinner.Builder.add() throws" in note
+
+
+def test_a_pattern_that_names_no_host_is_said(tmp_path) -> None:
+    policy = read(f'CertificatePinner.Builder().add("api.*.example", "sha256/{ISRG}").build()')
+    assert not policy.valid and policy.rules == ()
+    assert "names no host" in policy.warnings[0].message
 
 
 def test_add_without_pins_never_validates_the_pattern() -> None:

@@ -30,7 +30,7 @@ from pinscan.catalog import stores
 from pinscan.cli import main
 from pinscan.config import ScanConfig, Timeouts
 from pinscan.errors import ConfigError
-from pinscan.policy import FORMATS
+from pinscan.policy import FORMATS as ALL_FORMATS
 from pinscan.policy.evaluate import PLATFORM_STORES, UNPLACED_FORMATS, evaluate, platform_stores
 from pinscan.policy.findings import findings
 from pinscan.policy.model import ChainSource, Combine, Location, Match, Pin, PinSet, Policy, Rule
@@ -39,6 +39,9 @@ from pinscan.scanner.verify import Verifier
 
 from fleet import pki, servers
 from policyfleet import Served, write_dataset
+
+#: The formats of policies: an app artifact is none, it holds policies of these.
+FORMATS = tuple(f for f in ALL_FORMATS if f != "artifact")
 
 ROOT = Path(__file__).resolve().parent.parent
 TARBALL = ROOT / "data" / "ca-sources.tar.xz"

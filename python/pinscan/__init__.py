@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from pinscan.diffing import diff
     from pinscan.diffing import summary as diff_summary
     from pinscan.errors import (
+        ArtifactError,
         ConfigError,
         DatasetError,
         InputError,
@@ -31,11 +32,14 @@ if TYPE_CHECKING:
     )
     from pinscan.inventory import read_inventory
     from pinscan.policy import evaluate, findings, load_policies, load_policy
+    from pinscan.policy.artifacts import read_artifact
+    from pinscan.policy.artifacts.bulk import extract_pins
     from pinscan.report import Summary, summarize
     from pinscan.scanner.router import scan, scan_async
 
 #: Public name -> (module, attribute in it; None for the module itself).
 _EXPORTS: dict[str, tuple[str, str | None]] = {
+    "ArtifactError": ("pinscan.errors", "ArtifactError"),
     "COLUMNS": ("pinscan.certs.table", "COLUMNS"),
     "Catalog": ("pinscan.catalog.graph", "Catalog"),
     "ConfigError": ("pinscan.errors", "ConfigError"),
@@ -53,11 +57,13 @@ _EXPORTS: dict[str, tuple[str, str | None]] = {
     "diff": ("pinscan.diffing", "diff"),
     "diff_summary": ("pinscan.diffing", "summary"),
     "evaluate": ("pinscan.policy", "evaluate"),
+    "extract_pins": ("pinscan.policy.artifacts.bulk", "extract_pins"),
     "findings": ("pinscan.policy", "findings"),
     "load_policies": ("pinscan.policy", "load_policies"),
     "load_policy": ("pinscan.policy", "load_policy"),
     "lockout": ("pinscan.rotation", "lockout"),
     "open": ("pinscan.dataset", "open"),
+    "read_artifact": ("pinscan.policy.artifacts", "read_artifact"),
     "read_certificates": ("pinscan.certs.keys", "read_certificates"),
     "read_inventory": ("pinscan.inventory", "read_inventory"),
     "scan": ("pinscan.scanner.router", "scan"),
@@ -70,6 +76,7 @@ _EXPORTS: dict[str, tuple[str, str | None]] = {
 
 __all__ = [
     "COLUMNS",
+    "ArtifactError",
     "Catalog",
     "ConfigError",
     "DatasetError",
@@ -86,11 +93,13 @@ __all__ = [
     "diff",
     "diff_summary",
     "evaluate",
+    "extract_pins",
     "findings",
     "load_policies",
     "load_policy",
     "lockout",
     "open",
+    "read_artifact",
     "read_certificates",
     "read_inventory",
     "scan",

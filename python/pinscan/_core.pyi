@@ -35,6 +35,33 @@ def locate_spki(der: bytes) -> tuple[Literal["certificate", "csr", "public_key"]
     Raises ``ValueError`` saying what is wrong when ``der`` is none of these.
     """
 
+#: An attribute of a compiled Android XML element: ``(namespace, name, resource_id, raw, kind,
+#: value)``; ``kind`` is ``"string"``, ``"reference"``, ``"attribute"``, ``"int_dec"``,
+#: ``"int_hex"``, ``"boolean"``, ``"float"``, ``"null"`` or ``"other"``.
+AndroidAttribute = tuple[str, str, int, str | None, str, str | int | bool | float | None]
+#: A compiled Android XML element: ``(namespace, name, line, end_line, attributes, content)``,
+#: content holding text (str) and elements in document order.
+AndroidElement = tuple[str, str, int, int, list[AndroidAttribute], list[Any]]
+
+def android_xml(data: bytes, *, proto: bool = False) -> AndroidElement:
+    """The root element of compiled Android XML: binary XML (an APK's), or aapt2's ``XmlNode``
+    protocol buffer (an ``.aab``'s) when ``proto``. Raises ``ValueError`` saying what is wrong
+    and at which byte."""
+
+def android_resource(
+    table: bytes, id: int, *, proto: bool = False
+) -> tuple[str, str, list[tuple[str, str, str | int | bool | float | None]]] | None:
+    """What resource ``id`` is in ``resources.arsc`` (``resources.pb`` when ``proto``):
+    ``(type, name, [(configuration, kind, value)])``, configuration ``""`` for the default; a
+    file resource's value is its path. None when the table has no such resource; raises
+    ``ValueError`` for a table that does not decode."""
+
+def dex_pins(data: bytes) -> tuple[list[tuple[str, list[str]]], list[str], int]:
+    """``(calls, strings, untied)`` of one DEX file: the ``(host, pins)`` of each
+    ``CertificatePinner.Builder.add`` call site the bytecode ties, every ``sha256/`` and
+    ``sha1/`` string of its string table, and how many call sites it does not tie. Raises
+    ``ValueError`` for a file that does not decode."""
+
 def pin_strings(
     data: bytes, *, bare: bool = False
 ) -> list[tuple[int, Literal["sha256", "sha1"], str, bool]]:

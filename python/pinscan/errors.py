@@ -74,6 +74,12 @@ class PolicyError(InputError):
         self.line = line
 
 
+class ArtifactError(InputError):
+    """An app artifact (APK, AAB, split APKs, IPA, ``.app`` directory) pinscan cannot read:
+    not a zip, truncated, encrypted, over a limit (a zip bomb). ``source`` names the artifact,
+    and the member when one is at fault (``app.apk!classes2.dex``)."""
+
+
 class ShardError(PinscanError):
     """A shard spec that names no shard (``--shard I/N``), or a sharded output used
     inconsistently (another number of shards than it was started with)."""

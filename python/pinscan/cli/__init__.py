@@ -33,6 +33,8 @@ COMMANDS = {
     "report": "pinscan.cli.report:report_command",
     "audit": "pinscan.cli.audit:audit_command",
     "ca": "pinscan.cli.ca:ca_command",
+    "pins": "pinscan.cli.pins:pins_command",
+    "extract": "pinscan.cli.extract:extract_command",
 }
 
 # What `pinscan --help` and shell completion say of each command: the first sentence of its
@@ -54,6 +56,9 @@ SUMMARIES = {
     "audit": "Scan the fleet of CONFIG into its history, judge it by its policies, compare it "
     "with the previous scan, write the report and check the thresholds.",
     "ca": "Print the family of the CA QUERY names, or the CAs in the chains of the scan QUERY.",
+    "pins": "List the pins in each ARTIFACT (APK, AAB, split APKs, IPA, .app directory), where "
+    "each is and which hosts it is tied to.",
+    "extract": "Read the pins of every app artifact in DIR_OR_LIST... into a Parquet table in OUT.",
 }
 
 
@@ -95,7 +100,8 @@ class _Group(click.Group):
             click.echo(f"pinscan: {exc}", err=True)
             ctx.exit(exits.ERROR)
         except KeyboardInterrupt:
-            click.echo("pinscan: interrupted; what was written is kept (scan: --resume)", err=True)
+            msg = "pinscan: interrupted; what was written is kept (scan, extract: --resume)"
+            click.echo(msg, err=True)
             ctx.exit(exits.INTERRUPTED)
         except BrokenPipeError:
             # `pinscan ... | head`: the reader is gone. Point stdout at /dev/null so the flush at

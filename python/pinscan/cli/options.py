@@ -17,6 +17,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
+from pinscan.errors import InputError
+
 if TYPE_CHECKING:
     from pinscan.catalog.graph import Catalog
     from pinscan.policy.model import Policy
@@ -35,6 +37,9 @@ POLICY_FORMATS = (
     "curl",
     "chromium",
     "toml",
+    "node",
+    "ca-bundle",
+    "artifact",
 )
 
 
@@ -103,6 +108,16 @@ def policy_options(command, *, short: bool = True):  # type: ignore[no-untyped-d
         "ignore them).",
     )(command)
     command = click.option(
+        "--host",
+        "policy_hosts",
+        multiple=True,
+        expose_value=False,
+        metavar="NAME",
+        callback=lambda ctx, _, value: ctx.meta.__setitem__("policy_hosts", value),
+        help="A host a --policy that names none covers (a PEM bundle of CA certificates, as "
+        "Node.js `ca` takes it; Node.js pins whose file names no host). Repeat for several.",
+    )(command)
+    command = click.option(
         "--policy-format",
         type=click.Choice(POLICY_FORMATS),
         help="Read every --policy as this format instead of telling by content.",
@@ -111,9 +126,12 @@ def policy_options(command, *, short: bool = True):  # type: ignore[no-untyped-d
         *(("-p", "--policy") if short else ("--policy",)),
         "policies",
         multiple=True,
-        type=click.Path(exists=True, dir_okay=False, path_type=Path),
+        # A directory: an iOS .app bundle.
+        type=click.Path(exists=True, path_type=Path),
         help="A pin policy: Android XML, iOS/TrustKit plist or JSON, OkHttp source, HPKP, "
-        "curl, Chromium JSON or pinscan TOML. Repeat for several.",
+        "Node.js checkServerIdentity, curl, Chromium JSON, pinscan TOML, a PEM bundle of CA "
+        "certificates (with --host), or an app (APK, AAB, IPA, .app) and every policy in it. "
+        "Repeat for several.",
     )(command)
 
 
@@ -184,8 +202,16 @@ def read_policies(paths: tuple[Path, ...], format: str | None) -> list[Policy]:
     with ``--android-debug`` applied."""
     from pinscan.policy import load_policies  # lazy for start-up time (see the module's doc)
 
-    debug = click.get_current_context().meta.get("android_debug", False)
-    return [p for path in paths for p in load_policies(path, format, android_debug=debug)]
+    meta = click.get_current_context().meta
+    debug, hosts = meta.get("android_debug", False), meta.get("policy_hosts", ())
+    loaded = []
+    for path in paths:
+        found = load_policies(path, format, android_debug=debug, hosts=hosts)
+        if not found:  # an app whose pins, if any, are tied to no host
+            msg = "holds no pin policy a client loads; `pinscan pins` lists the pins in it"
+            raise InputError(str(path), msg)
+        loaded += found
+    return loaded
 
 
 __all__ = [

@@ -56,8 +56,9 @@ class _Bar(RichProgress):
 
 
 class Progress:
-    def __init__(self, *, total: int | None, enabled: bool) -> None:
+    def __init__(self, *, total: int | None, enabled: bool, label: str = "scan") -> None:
         self._enabled = enabled
+        self._label = label
         self._ok = self._failed = 0
         self._bar: _Bar | None = None
         self._total = total
@@ -65,7 +66,7 @@ class Progress:
     def __enter__(self) -> Progress:
         if self._enabled:
             self._bar = _Bar(
-                TextColumn("[bold]scan"),
+                TextColumn(f"[bold]{self._label}"),
                 BarColumn(),
                 MofNCompleteColumn(),
                 TaskProgressColumn(),
@@ -97,7 +98,7 @@ class Progress:
     def _start(self) -> None:
         assert self._bar is not None
         self._bar.start()
-        self._task = self._bar.add_task("scan", total=self._total, ok=0, failed=0)
+        self._task = self._bar.add_task(self._label, total=self._total, ok=0, failed=0)
 
     def _update(self) -> None:
         assert self._bar is not None

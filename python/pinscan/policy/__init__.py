@@ -20,7 +20,8 @@ from pinscan.dataset import open as open_dataset
 from pinscan.errors import InputError, PolicyError
 from pinscan.policy import evaluate as _evaluate
 from pinscan.policy import findings as _findings
-from pinscan.policy.formats import MODULES, WRITABLE, read
+from pinscan.policy.artifacts import read_artifact
+from pinscan.policy.formats import MODULES, WRITABLE, detect, read
 from pinscan.policy.model import Policy
 
 FORMATS = tuple(MODULES)
@@ -30,28 +31,49 @@ PolicySource = str | os.PathLike[str] | bytes
 
 
 def load_policies(
-    source: PolicySource, format: str | None = None, *, android_debug: bool = False
+    source: PolicySource,
+    format: str | None = None,
+    *,
+    android_debug: bool = False,
+    hosts: Iterable[str] = (),
 ) -> list[Policy]:
     """Every policy in a file (or in text/bytes): an Android file with ``<trustkit-config>``
     gives the Android and the TrustKit-Android view, an Info.plist may hold ATS pins and a
     TrustKit dictionary. ``format`` forces one reader (see :data:`FORMATS`);
     ``android_debug`` applies Android's ``<debug-overrides>``, as a debuggable build does (a
-    release build, the default, ignores them)."""
+    release build, the default, ignores them); ``hosts`` names the hosts a PEM bundle of CA
+    certificates (Node.js ``ca``, format ``ca-bundle``) covers. An app artifact (APK, AAB, split
+    APKs, IPA, an ``.app`` directory) gives every policy in it, each named after its place
+    (``app.apk!res/xml/nsc.xml``)."""
+    if _is_bundle(source):
+        return read_artifact(source).policies  # type: ignore[arg-type]
     data, name = _data_of(source)
-    return read(data, name, format, android_debug=android_debug)
+    return read(data, name, format, android_debug=android_debug, hosts=tuple(hosts))
 
 
 def load_policy(
-    source: PolicySource, format: str | None = None, *, android_debug: bool = False
-) -> Policy:
-    """The policy in a file, or in text or bytes, by content unless ``format`` says which.
+    source: PolicySource,
+    format: str | None = None,
+    *,
+    android_debug: bool = False,
+    hosts: Iterable[str] = (),
+) -> Policy | list[Policy]:
+    """The policy in a file, or in text or bytes, by content unless ``format`` says which; for
+    an app artifact (APK, AAB, split APKs, IPA, ``.app`` directory), the list of every policy
+    in it, each named after its place (``app.apk!res/xml/nsc.xml``): :func:`evaluate` and
+    :func:`findings` take either.
 
     A file the client would reject still loads: its ``error`` says why, and :func:`evaluate`
     gives every host it covers the verdict ``error``. Raises :class:`PolicyError` only for a file
-    that cannot be read as any policy, or that holds two (pass ``format``).
+    that cannot be read as any policy, or that holds two (pass ``format``), and
+    :class:`ArtifactError` for an artifact that cannot be read.
     """
+    if _is_bundle(source):
+        return read_artifact(source).policies  # type: ignore[arg-type]
     data, name = _data_of(source)
-    policies = read(data, name, format, android_debug=android_debug)
+    if (format or detect(data, name)[0]) == "artifact":
+        return read(data, name, "artifact")
+    policies = read(data, name, format, android_debug=android_debug, hosts=tuple(hosts))
     if len(policies) > 1:
         found = ", ".join(p.format for p in policies)
         raise PolicyError(name, f"holds several policies ({found}): pass format= to pick one")
@@ -104,6 +126,15 @@ def _policies(policy: Policy | Iterable[Policy] | PolicySource) -> list[Policy]:
     if isinstance(policy, str | bytes | os.PathLike):
         return load_policies(policy)
     return list(policy)
+
+
+def _is_bundle(source: PolicySource) -> bool:
+    """An ``.app`` directory: a policy source read where it is, not as a file's bytes."""
+    return (
+        not isinstance(source, bytes)
+        and (isinstance(source, os.PathLike) or "\n" not in source)
+        and os.path.isdir(source)
+    )
 
 
 def _data_of(source: PolicySource) -> tuple[bytes, str]:

@@ -12,6 +12,8 @@ import datetime as dt
 import re
 from dataclasses import dataclass
 
+from pinscan.policy._xml import CompiledValue
+
 
 def java_trim(text: str) -> str:
     """``String.trim()``: strips code points up to U+0020, not Unicode spaces."""
@@ -31,9 +33,18 @@ def java_parse_boolean(value: str) -> bool:
 def aapt2_bool(value: str | None, default: bool) -> tuple[bool, bool]:
     """``getAttributeBooleanValue`` on the compiled resource: aapt2 compiles true/TRUE/True and
     false/FALSE/False (trimmed) to booleans; anything else stays a string and reads as the
-    default. Returns (value, understood)."""
+    default. Returns (value, understood).
+
+    A value read from a compiled app (:class:`CompiledValue`) is read by its type, as
+    ``XmlBlock.Parser.getAttributeBooleanValue`` does: any integer type is a boolean, non-zero
+    true."""
     if value is None:
         return default, True
+    if isinstance(value, CompiledValue):
+        if value.kind in ("boolean", "int_dec", "int_hex"):
+            return bool(value.data), True
+        if value.kind != "string":
+            return default, False
     word = value.strip()
     if word in ("true", "TRUE", "True"):
         return True, True

@@ -5,7 +5,9 @@ strings understood, so commented-out code never counts) and the values of string
 :class:`Source` evaluates only what is knowable without running the code: string literals, ``+``
 concatenation, Kotlin ``$NAME``/``${NAME}`` templates and constants assigned once in the same
 file (``private static final String PIN = "..."``, ``const val``/``val``/``var``). Anything else
-(another file's constant, a function call) has no value. Used by :mod:`.okhttp`.
+(another file's constant, a function call) has no value. JavaScript and TypeScript are read
+the same way (``'...'`` and template strings, ``const``/``let``). Used by :mod:`.okhttp` and
+:mod:`.node`.
 """
 
 from __future__ import annotations
@@ -25,8 +27,10 @@ class Token:
     """For strings: literal text, and ``(name,)`` for a Kotlin template reference."""
 
 
-def tokenize(text: str, kotlin: bool) -> list[Token]:
-    """Tokens of Java/Kotlin source without comments; linear, never raises."""
+def tokenize(text: str, kotlin: bool, *, javascript: bool = False) -> list[Token]:
+    """Tokens of Java/Kotlin source without comments; linear, never raises. ``javascript``
+    reads JavaScript/TypeScript strings too: single-quoted ones and template literals, whose
+    ``${NAME}`` parts are references."""
     tokens: list[Token] = []
     i, n, line = 0, len(text), 1
     while i < n:
@@ -59,12 +63,20 @@ def tokenize(text: str, kotlin: bool) -> list[Token]:
             tokens.append(Token("str", body, line, _templates(body) if kotlin else (body,)))
             line += body.count("\n")
             i = end + 3
-        elif c == '"':
+        elif javascript and c == "`":
+            end = i + 1
+            while end < n and text[end] != "`":
+                end += 2 if text[end] == "\\" else 1
+            body = text[i + 1 : end]
+            tokens.append(Token("str", body, line, _templates(body, braces_only=True)))
+            line += body.count("\n")
+            i = end + 1
+        elif c == '"' or (javascript and c == "'"):
             start_line = line
             parts: list[str | tuple[str]] = []
             buf: list[str] = []
             j = i + 1
-            while j < n and text[j] not in '"\n':
+            while j < n and text[j] != c and text[j] != "\n":
                 ch = text[j]
                 if ch == "\\" and j + 1 < n:
                     esc = text[j + 1]
@@ -126,11 +138,17 @@ def tokenize(text: str, kotlin: bool) -> list[Token]:
     return tokens
 
 
-def _templates(body: str) -> tuple[str | tuple[str], ...]:
-    """A raw Kotlin string split into literal text and template references."""
+_TEMPLATE = re.compile(r"\$\{([^}\n]{0,200})\}|\$([A-Za-z_][A-Za-z0-9_]*)")
+_BRACES = re.compile(r"\$\{([^}\n]{0,200})\}()")
+
+
+def _templates(body: str, *, braces_only: bool = False) -> tuple[str | tuple[str], ...]:
+    """A raw Kotlin string (or a JavaScript template literal: ``${...}`` only) split into
+    literal text and template references."""
     parts: list[str | tuple[str]] = []
     pos = 0
-    for m in re.finditer(r"\$\{([^}\n]{0,200})\}|\$([A-Za-z_][A-Za-z0-9_]*)", body):
+    pattern = _BRACES if braces_only else _TEMPLATE
+    for m in pattern.finditer(body):
         parts.append(body[pos : m.start()])
         parts.append(((m.group(1) or m.group(2) or "").strip(),))
         pos = m.end()
@@ -160,7 +178,7 @@ class Source:
                 continue
             if after < len(toks) and toks[after].kind == "op" and toks[after].value == "=":
                 continue  # `==`
-            if i and toks[i - 1].value in ("val", "var", "String"):
+            if i and toks[i - 1].value in ("val", "var", "String", "const", "let"):
                 self.definitions.setdefault(tok.value, []).append(after)
 
     def constant(self, name: str) -> str | None:

@@ -18,6 +18,22 @@ from pinscan.errors import PolicyError
 MAX_DEPTH = 200
 
 
+class CompiledValue(str):
+    """An attribute value as a compiled app holds it (aapt typed it): the text Android's
+    ``getAttributeValue`` returns, with the type and data its typed getters read.
+    ``includeSubdomains="1"`` is ``CompiledValue("1", "int_dec", 1)``, which
+    ``getAttributeBooleanValue`` reads as true; ``src="@raw/ca"`` a reference to an id."""
+
+    kind: str
+    data: int | float | bool | None
+
+    def __new__(cls, text: str, kind: str, data: int | float | bool | None) -> CompiledValue:
+        value = super().__new__(cls, text)
+        value.kind = kind
+        value.data = data
+        return value
+
+
 @dataclass
 class Node:
     """An element as the pull parsers see it: local name, un-namespaced attributes, and content
@@ -114,4 +130,12 @@ def descendants(node: Node, wanted: set[str]) -> Iterator[Node]:
             stack.extend(reversed(child.children))
 
 
-__all__ = ["MAX_DEPTH", "Node", "descendants", "leading_text", "only_text", "read_xml"]
+__all__ = [
+    "MAX_DEPTH",
+    "CompiledValue",
+    "Node",
+    "descendants",
+    "leading_text",
+    "only_text",
+    "read_xml",
+]

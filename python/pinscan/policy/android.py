@@ -34,6 +34,7 @@ from pinscan.policy.model import (
     Policy,
     Rule,
     Suggestion,
+    TrustAnchor,
     comment_text,
 )
 
@@ -244,7 +245,8 @@ class _AndroidReader(ConfigReader):
         rules = []
         for config in self.configs:
             pin_set = config.effective_pin_set()
-            overrides = {src for src, ov in config.effective_anchors(self.base) if ov}
+            anchors = config.effective_anchors(self.base)
+            overrides = {src for src, ov in anchors if ov}
             overrides |= debug_overrides
             for name, include, line in config.domains:
                 if name.endswith("."):
@@ -267,6 +269,7 @@ class _AndroidReader(ConfigReader):
                         expires=expires_at(expiry),
                         exclude=not pinned,
                         override_pins=frozenset(overrides),
+                        anchors=tuple(TrustAnchor(src) for src, _ in anchors),
                         pattern=name,
                     )
                 )
@@ -276,7 +279,12 @@ class _AndroidReader(ConfigReader):
 def parse(data: bytes, source: str, *, debug: bool = False) -> Policy:
     """Android's view of a network security config. ``debug`` reads ``<debug-overrides>`` as a
     debuggable build does; a release build skips it."""
-    root = read_config(data, source)
+    return parse_tree(read_config(data, source), source, debug=debug)
+
+
+def parse_tree(root: Node, source: str, *, debug: bool = False) -> Policy:
+    """:func:`parse` on a ``<network-security-config>`` element already read: the one an app
+    ships compiled (:mod:`.artifacts.android`)."""
     reader = _AndroidReader(source, debug)
     reader.read(root)
     rules = reader.rules()
@@ -344,4 +352,4 @@ def write(suggestion: Suggestion) -> str:
     return "\n".join(lines)
 
 
-__all__ = ["parse", "sniff", "write"]
+__all__ = ["parse", "parse_tree", "sniff", "write"]

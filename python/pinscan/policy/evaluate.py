@@ -29,7 +29,7 @@ from pinscan.dataset.schema import PIN_RESULTS_SCHEMA as RESULT_SCHEMA
 from pinscan.dataset.schema import VERDICT, VERDICTS
 from pinscan.errors import ConfigError
 from pinscan.policy.formats import MODULES
-from pinscan.policy.model import ChainSource, Combine, Match, Policy, Position
+from pinscan.policy.model import CERT_SHA256, ChainSource, Combine, Match, Policy, Position
 from pinscan.policy.trustkit_hash import trustkit_spki
 from pinscan.records import TRUST_STORES
 
@@ -37,10 +37,11 @@ from pinscan.records import TRUST_STORES
 #: choice first (sources in docs/policies.md): Android's network security config, TrustKit on
 #: Android and OkHttp on Android build the path on Android's system store; iOS ATS and TrustKit
 #: on Apple's; curl on the machine's bundle when the scan has it (``--system-store``), else on
-#: Mozilla's, which most systems' bundles are. HPKP, Chromium's static pins and pinscan's TOML
-#: name no platform: they are judged on the path of the scan's first store that verifies (the
-#: endpoint's ``trust_store``). When the platform's store does not verify a chain and the scan's
-#: ``--ca-bundle`` does, the bundle's path is the client's: the private anchors an app adds.
+#: Mozilla's, which most systems' bundles are; Node.js on Mozilla's, the roots it ships. HPKP,
+#: Chromium's static pins, pinscan's TOML and a CA bundle name no platform: they are judged on
+#: the path of the scan's first store that verifies (the endpoint's ``trust_store``). When the
+#: platform's store does not verify a chain and the scan's ``--ca-bundle`` does, the bundle's
+#: path is the client's: the private anchors an app adds.
 PLATFORM_STORES: dict[str, tuple[str, ...]] = {
     "android": ("android",),
     "trustkit-android": ("android",),
@@ -48,9 +49,11 @@ PLATFORM_STORES: dict[str, tuple[str, ...]] = {
     "ios": ("apple",),
     "trustkit": ("apple",),
     "curl": ("system", "mozilla"),
+    "node": ("mozilla",),
 }
-#: The formats that name no platform, judged on the endpoint's verified chain.
-UNPLACED_FORMATS = ("hpkp", "chromium", "toml")
+#: The formats that name no platform, judged on the endpoint's verified chain. A CA bundle
+#: (Node.js ``ca``) is its own store: the path the scan verified is the one it could anchor.
+UNPLACED_FORMATS = ("hpkp", "chromium", "toml", "ca-bundle")
 #: OkHttp on the JVM (a server, a desktop application) builds the path on the JVM's cacerts.
 OKHTTP_JVM_STORE = "java"
 #: Every store a verdict can be judged by: those pinscan ships, then the scan's own.
@@ -237,7 +240,7 @@ def _uses_sha1(policies: Sequence[Policy]) -> bool:
 
 
 # Pin-set positions as small integers in the frames.
-_POSITIONS = {Position.ANY: 0, Position.LEAF: 1, Position.CA: 2}
+_POSITIONS = {Position.ANY: 0, Position.LEAF: 1, Position.CA: 2, Position.ANCHOR: 3}
 
 
 def rule_frames(
@@ -453,10 +456,15 @@ def cert_pins(
             spki_trustkit=pl.lit(None, pl.String), trustkit_problem=pl.lit(None, pl.String)
         )
     ids = pin_ids.collect()
+    # A certificate pin (Node.js `cert.fingerprint256`) is the hash of the whole DER.
+    certs = certs.with_columns(
+        cert_b64=pl.col("cert_sha256").str.decode("hex").bin.encode("base64")
+    )
     for algorithm, column, name in (
         ("sha256", "spki_sha256", "sha256_id"),
         ("sha1", "spki_sha1", "sha1_id"),
         ("sha256", "spki_trustkit", "trustkit_id"),
+        (CERT_SHA256, "cert_b64", "cert_id"),
     ):
         known = ids.filter(pl.col("algorithm") == algorithm).select(
             pl.col("pin").alias(column), pl.col("pin_id").alias(name)
@@ -469,6 +477,7 @@ def cert_pins(
         "sha256_id",
         "sha1_id",
         "trustkit_id",
+        "cert_id",
         "not_after",
         "key_type",
         "trustkit_problem",
@@ -643,18 +652,24 @@ def used_chains(rows: pl.LazyFrame, chains: pl.LazyFrame) -> pl.LazyFrame:
         .with_columns(
             sha256_id=pl.when(pl.col("trustkit_view"))
             .then(pl.col("trustkit_id"))
-            .otherwise(pl.col("sha256_id"))
+            .otherwise(pl.col("sha256_id")),
+            path_top=pl.col("position").max().over("eid", "rule_id"),
         )
     )
 
 
 def pin_matches(pins: pl.LazyFrame, used_chain: pl.LazyFrame) -> pl.LazyFrame:
-    """Every (rule pin, chain position) pair that matches, where the pin-set allows it."""
+    """Every (rule pin, chain position) pair that matches, where the pin-set allows it.
+    Certificate pins match only where the chain knows its certificates (``cert_id``): a
+    rotation scenario's chain is of new certificates, which no certificate pin names."""
+    columns = [("sha256", "sha256_id"), ("sha1", "sha1_id")]
+    if "cert_id" in used_chain.collect_schema():
+        columns.append((CERT_SHA256, "cert_id"))
     by_algorithm = [
         pins.filter(pl.col("algorithm") == algorithm).join(
             used_chain, left_on=["rule_id", "pin_id"], right_on=["rule_id", column]
         )
-        for algorithm, column in (("sha256", "sha256_id"), ("sha1", "sha1_id"))
+        for algorithm, column in columns
     ]
     position = pl.col("position")
     allowed = (
@@ -662,6 +677,8 @@ def pin_matches(pins: pl.LazyFrame, used_chain: pl.LazyFrame) -> pl.LazyFrame:
         .then(position == 0)
         .when(pl.col("positions") == _POSITIONS[Position.CA])
         .then(position >= 1)
+        .when(pl.col("positions") == _POSITIONS[Position.ANCHOR])
+        .then((position >= 1) | (pl.col("path_top") == 0))
         .otherwise(True)
     )
     return pl.concat(by_algorithm, how="diagonal_relaxed").filter(allowed)

@@ -4,8 +4,11 @@
 Each format's module has ``parse(data: bytes, source: str) -> Policy``, which raises
 :class:`PolicyError` only for a file it cannot read at all, and ``sniff(data: bytes) -> bool``,
 which says whether ``data`` holds that format and never raises; the formats `pinscan suggest`
-writes also have ``write(suggestion) -> str``. The modules are imported on first use (importlib),
-for start-up time: importing :mod:`pinscan.policy` loads no XML, plist or TOML parser.
+writes also have ``write(suggestion) -> str``. An app artifact (``artifact``: an APK, AAB or IPA,
+told by the zip magic) is the exception: it holds any number of policies, and :func:`read` takes
+them all from :mod:`pinscan.policy.artifacts`. The modules are imported on first use
+(importlib), for start-up time: importing :mod:`pinscan.policy` loads no XML, plist or TOML
+parser.
 """
 
 from __future__ import annotations
@@ -15,6 +18,9 @@ from types import ModuleType
 
 from pinscan.errors import PolicyError
 from pinscan.policy.model import Policy, Suggestion
+
+#: The start of a zip (an APK, AAB or IPA): a local file header, or an empty zip's end record.
+ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")
 
 # format -> its module, in the order users see the formats listed.
 MODULES: dict[str, str] = {
@@ -27,6 +33,9 @@ MODULES: dict[str, str] = {
     "curl": "pinscan.policy.curl",
     "chromium": "pinscan.policy.chromium",
     "toml": "pinscan.policy.toml",
+    "node": "pinscan.policy.node",
+    "ca-bundle": "pinscan.policy.ca_bundle",
+    "artifact": "pinscan.policy.artifacts",
 }
 
 # The formats `pinscan suggest` writes.
@@ -42,8 +51,10 @@ SNIFF_ORDER: tuple[tuple[str, ...], ...] = (
     ("chromium",),
     ("toml",),
     ("okhttp",),
+    ("node",),
     ("hpkp",),
     ("curl",),
+    ("ca-bundle",),
 )
 
 
@@ -53,6 +64,9 @@ def _module(format: str) -> ModuleType:
 
 def sniff(data: bytes) -> list[str]:
     """The formats ``data`` holds, by content; empty when none. Never raises."""
+    # An app artifact is a zip: its own readers tell what is inside (pinscan.policy.artifacts).
+    if data[:4] in ZIP_MAGIC:
+        return ["artifact"]
     for group in SNIFF_ORDER:
         found = [name for name in group if _module(name).sniff(data)]
         if found:
@@ -68,16 +82,24 @@ def detect(data: bytes, source: str) -> list[str]:
     raise PolicyError(
         source,
         "not a pin policy pinscan knows (Android XML, iOS/TrustKit plist or JSON, OkHttp "
-        "source, HPKP header, curl --pinnedpubkey, Chromium JSON, pinscan TOML); "
+        "source, Node.js checkServerIdentity, HPKP header, curl --pinnedpubkey, Chromium JSON, "
+        "pinscan TOML, a PEM bundle of CA certificates, an app artifact: APK, AAB, IPA); "
         "say which it is with --policy-format (format= in Python)",
     )
 
 
 def read(
-    data: bytes, source: str, format: str | None = None, *, android_debug: bool = False
+    data: bytes,
+    source: str,
+    format: str | None = None,
+    *,
+    android_debug: bool = False,
+    hosts: tuple[str, ...] = (),
 ) -> list[Policy]:
     """Every policy in ``data``: one per format found, or the one ``format`` forces.
-    ``android_debug`` reads Android's ``<debug-overrides>``, as a debuggable build does."""
+    ``android_debug`` reads Android's ``<debug-overrides>``, as a debuggable build does;
+    ``hosts`` are the names a CA bundle (which names none) and Node.js pins whose file names no
+    host cover."""
     formats = [format] if format else detect(data, source)
     unknown = [name for name in formats if name not in MODULES]
     if unknown:
@@ -86,8 +108,14 @@ def read(
         )
     policies = []
     for name in formats:
-        if android_debug and name == "android":
+        if name == "artifact":
+            # Every policy the app holds, each named after its place in it; Android's
+            # <debug-overrides> follow the app's own manifest, not android_debug.
+            policies.extend(_module(name).read_artifact(data, source).policies)
+        elif android_debug and name == "android":
             policies.append(_module(name).parse(data, source, debug=True))
+        elif name in ("node", "ca-bundle"):
+            policies.append(_module(name).parse(data, source, hosts))
         else:
             policies.append(_module(name).parse(data, source))
     return policies

@@ -47,6 +47,10 @@ class Position(StrEnum):
     """Position 0 only (iOS ``NSPinnedLeafIdentities``, curl)."""
     CA = "ca"
     """Positions 1 and up, the anchor included (iOS ``NSPinnedCAIdentities``)."""
+    ANCHOR = "anchor"
+    """Where the path ends or passes through on its way there: positions 1 and up, or the leaf
+    when it is the path's only certificate (a self-signed server certificate the client trusts
+    as an anchor: Node.js ``ca``)."""
 
 
 class ChainSource(StrEnum):
@@ -78,6 +82,11 @@ class Diagnostic:
 
     def __str__(self) -> str:
         return f"{self.location}: {self.message}"
+
+
+#: The algorithm of a pin on a whole certificate (the SHA-256 of its DER: Node.js
+#: ``cert.fingerprint256``), not on its key.
+CERT_SHA256 = "cert-sha256"
 
 
 @dataclass(frozen=True)
@@ -148,6 +157,18 @@ class PinSet:
 
 
 @dataclass(frozen=True)
+class TrustAnchor:
+    """Where an Android config takes its roots from: ``system``, ``user``, ``wfa``, or a bundled
+    ``@raw`` resource, whose certificates' key pins are ``pins`` once an artifact reader has
+    resolved it (a source file cannot be: its ``res/raw/`` is not read)."""
+
+    source: str
+    pins: tuple[Pin, ...] = ()
+    file: str | None = None
+    """The resolved file, ``app.apk!res/raw/ca.pem``."""
+
+
+@dataclass(frozen=True)
 class Rule:
     """One pinned host pattern of a policy.
 
@@ -174,6 +195,9 @@ class Rule:
     """Why the client refuses this rule (its hosts get the verdict ``error``)."""
     pattern: str = ""
     """The host pattern as written in the file, for reports."""
+    anchors: tuple[TrustAnchor, ...] = ()
+    """Android's trust anchors for the rule's names (empty for other formats). Recorded for
+    reports only: the evaluator does not restrict the roots a chain builds to yet."""
 
     @property
     def pins(self) -> tuple[Pin, ...]:
@@ -274,6 +298,7 @@ def normalize_host(host: str) -> str:
 
 
 __all__ = [
+    "CERT_SHA256",
     "ChainSource",
     "Combine",
     "Diagnostic",
@@ -286,6 +311,7 @@ __all__ = [
     "Rule",
     "SuggestedPin",
     "Suggestion",
+    "TrustAnchor",
     "canonical_digest",
     "comment_text",
     "normalize_host",

@@ -11,7 +11,8 @@ warnings and left out, so the policy says plainly what it could not see.
 Semantics follow current OkHttp (``CertificatePinner.kt``, 4.3 and later): an exact host;
 ``*.x`` exactly one label below ``x``; ``**.x`` ``x`` and any depth below it; the pins of every
 matching pattern united. ``add()`` validates each pattern and pin and throws on a bad one, so
-the pinner is never built: the whole file then gets :attr:`Policy.error`. Base64 is decoded as
+the pinner is never built: the whole file then gets :attr:`Policy.error`, and the pattern of the
+throwing call still gets a rule, so that its hosts are judged ``error`` too. Base64 is decoded as
 okio does (no padding, URL-safe alphabet, whitespace, trailing ``=`` all accepted); a digest of
 the wrong length (even empty) is accepted and never matches.
 """
@@ -182,6 +183,18 @@ def _check_pattern(pattern: str) -> str:
     return canonical
 
 
+def _meant_pattern(pattern: str) -> str | None:
+    """The pattern a rejected one most likely means (``https://`` and ``:443`` dropped, spaces
+    trimmed), canonical, or None: only to say which hosts the failing client would serve."""
+    meant = re.sub(r"^[a-z][a-z0-9+.-]*://", "", pattern.strip(), flags=re.IGNORECASE)
+    meant = re.split(r"[/?#]", meant, maxsplit=1)[0]
+    meant = re.sub(r":[0-9]*$", "", meant).strip()
+    try:
+        return _check_pattern(meant)
+    except ValueError:
+        return None
+
+
 def _okio_digest(value: str) -> str:
     """okio ``decodeBase64``: canonical base64 of the bytes, '' when empty; ValueError if null."""
     body = value.rstrip("= \n\r\t")
@@ -243,6 +256,7 @@ def _policy(src: Source, source: str) -> Policy:
         if end != p_end:
             pattern = None
         pins: list[Pin] = []
+        threw = False
         for start, stop in pin_args:
             line = src.tokens[start].line if start < stop else add.line
             if is_token(src.tokens[start], "op", "*"):
@@ -258,6 +272,7 @@ def _policy(src: Source, source: str) -> Policy:
                     _check_pattern(pattern)
                 pins.append(_check_pin(value, Location(source, line)))
             except ValueError as exc:
+                threw = True
                 if error is None:
                     error = (
                         f"CertificatePinner.Builder.add() throws IllegalArgumentException: {exc}"
@@ -270,12 +285,21 @@ def _policy(src: Source, source: str) -> Policy:
                 "these pins are left out",
             )
             continue
-        if not pins:
+        if not pins and not threw:
             continue
         try:
             canonical = _check_pattern(pattern)
         except ValueError:
-            continue  # already the policy error
+            # Already the policy error. The hosts it meant still get a rule, so that they are
+            # judged `error` (the client is never built) rather than `unpinned`.
+            canonical = _meant_pattern(pattern)
+            if canonical is None:
+                warn(
+                    add.line,
+                    f"pattern {pattern!r} names no host pinscan can tell: requests to it fail "
+                    "too, but no endpoint is judged by it",
+                )
+                continue
         if canonical.endswith("."):
             warn(add.line, f"pattern {pattern!r} ends with a dot: OkHttp never matches it")
             continue

@@ -58,7 +58,12 @@ _MATCH = {
     "one-level": Match.ONE_LEVEL,
     "one-label": Match.ONE_LABEL,
 }
-_POSITIONS = {"any": Position.ANY, "leaf": Position.LEAF, "ca": Position.CA}
+_POSITIONS = {
+    "any": Position.ANY,
+    "leaf": Position.LEAF,
+    "ca": Position.CA,
+    "anchor": Position.ANCHOR,
+}
 _DIGEST_SIZES = {"sha256": 32, "sha1": 20}
 _TABLE = re.compile(r"^[ \t]*\[\[[ \t]*pin-set[ \t]*\]\]", re.MULTILINE)
 _HOST = re.compile(r"[a-z0-9_]([a-z0-9_-]{0,62})(\.[a-z0-9_]([a-z0-9_-]{0,62}))*|[0-9a-f:.]+")

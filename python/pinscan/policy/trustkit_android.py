@@ -201,8 +201,13 @@ class _TrustKitReader(ConfigReader):
 
 def parse(data: bytes, source: str) -> Policy:
     """TrustKit-Android's own view of the file (its ``<trustkit-config>`` settings)."""
+    return parse_tree(read_config(data, source), source)
+
+
+def parse_tree(root: Node, source: str) -> Policy:
+    """:func:`parse` on a ``<network-security-config>`` element already read (a compiled one)."""
     reader = _TrustKitReader(source)
-    reader.read(read_config(data, source))
+    reader.read(root)
     rules = reader.rules()
     notes = [
         "TrustKit-Android: enforcePinning defaults to false (report-only); on API 24+ the "
@@ -224,4 +229,4 @@ def sniff(data: bytes) -> bool:
     return root.name == ROOT and next(descendants(root, {"trustkit-config"}), None) is not None
 
 
-__all__ = ["parse", "sniff"]
+__all__ = ["parse", "parse_tree", "sniff"]

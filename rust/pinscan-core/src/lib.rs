@@ -11,10 +11,12 @@
 //! values) -> `spki` (keys) -> `frame` (where a certificate's elements are) -> `certificate` (one
 //! certificate to one row) -> `locate` (the key in a lone certificate, CSR or SPKI) -> `table`
 //! (chunks to batches in parallel, shared columns) -> `batch` (certificates to Arrow) -> `ct` (log
-//! entries to Arrow). `strings` (pin strings in an app's code) stands apart.
+//! entries to Arrow) -> `android` (what an app ships: binary XML, resource tables, DEX).
+//! `strings` (pin strings in an app's code) stands apart.
 // `unsafe` is allowed in one module only: `hash::simd`, the multi-buffer SHA-256 kernels.
 #![deny(unsafe_code)]
 
+pub mod android;
 pub mod batch;
 pub mod certificate;
 pub mod ct;
@@ -54,10 +56,13 @@ mod tests {
         "table",
         "batch",
         "ct",
+        "android",
         "strings",
     ];
     /// `ct`'s own modules, in the order an entry meets them; `mod.rs` puts them together.
     const CT_LAYERS: &[&str] = &["error", "tls", "leaf", "tbs", "entry", "columns"];
+    /// `android`'s own modules: the byte reader, the values, then each format.
+    const ANDROID_LAYERS: &[&str] = &["read", "value", "axml", "arsc", "proto", "dex"];
 
     /// The module names that follow `prefix` in `source`: `crate::der::..` gives `der`, and
     /// `crate::{der, oid::..}` both.
@@ -124,5 +129,6 @@ mod tests {
         let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
         assert!(check(&src, LAYERS, "crate::", &["lib"]) > LAYERS.len());
         assert!(check(&src.join("ct"), CT_LAYERS, "super::", &["mod"]) == CT_LAYERS.len());
+        assert!(check(&src.join("android"), ANDROID_LAYERS, "super::", &["mod"]) >= 5);
     }
 }

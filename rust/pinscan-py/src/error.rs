@@ -4,6 +4,7 @@
 //! `locate_spki` (`pinscan.keys`, the CLI), `TypeError` and `ValueError` for bad arguments.
 
 use arrow_schema::ArrowError;
+use pinscan_core::android::DecodeError;
 use pinscan_core::LocateError;
 use pyo3::exceptions::{PyRuntimeError, PyTypeError, PyValueError};
 use pyo3::PyErr;
@@ -18,6 +19,9 @@ pub enum Error {
     /// No key in a DER object: `ValueError` with the core's message, which callers show (and
     /// `pinscan.keys` strips the "not a certificate, CSR or public key: " prefix of).
     Locate(LocateError),
+    /// An Android file (binary XML, resource table, DEX) that does not decode: `ValueError`
+    /// with what is wrong and where.
+    Decode(DecodeError),
     /// The core could not build its batches, or the thread pool could not start: `RuntimeError`.
     /// Bad input never gets here (it becomes a row's `error`); this is the machine or a bug.
     Build(String),
@@ -32,6 +36,7 @@ impl From<Error> for PyErr {
             Error::ArgumentValue(msg) => PyValueError::new_err(msg),
             Error::ArrowImport(e) => PyValueError::new_err(format!("Arrow import failed: {e}")),
             Error::Locate(e) => PyValueError::new_err(e.to_string()),
+            Error::Decode(e) => PyValueError::new_err(e.to_string()),
             Error::Build(msg) => PyRuntimeError::new_err(msg),
             Error::Python(e) => e,
         }
@@ -47,6 +52,12 @@ impl From<PyErr> for Error {
 impl From<LocateError> for Error {
     fn from(e: LocateError) -> Self {
         Error::Locate(e)
+    }
+}
+
+impl From<DecodeError> for Error {
+    fn from(e: DecodeError) -> Self {
+        Error::Decode(e)
     }
 }
 

@@ -9,6 +9,7 @@ mod error;
 use arrow_array::cast::AsArray;
 use arrow_array::{Array, ArrayRef, RecordBatch};
 use arrow_schema::{ArrowError, DataType, SchemaRef};
+use pinscan_core::android::{self, Element, Node, Value};
 use pyo3::prelude::*;
 use pyo3::pybacked::PyBackedBytes;
 use pyo3::types::{PyBytes, PyCapsule, PyDict, PyList, PyTuple};
@@ -227,6 +228,113 @@ fn parse_ct_entries(
     })
 }
 
+/// A compiled value as Python sees it: text for a string, the id or number for references and
+/// integers, bool, float, None for null.
+fn value_object<'py>(py: Python<'py>, value: &Value) -> PyResult<Bound<'py, PyAny>> {
+    Ok(match value {
+        Value::Null => py.None().into_bound(py),
+        Value::String(s) => s.into_pyobject(py)?.into_any(),
+        Value::Reference(id) | Value::Attribute(id) | Value::IntHex(id) => {
+            id.into_pyobject(py)?.into_any()
+        }
+        Value::Other { data, .. } => data.into_pyobject(py)?.into_any(),
+        Value::IntDec(n) => n.into_pyobject(py)?.into_any(),
+        Value::Bool(b) => b.into_pyobject(py)?.to_owned().into_any(),
+        Value::Float(f) => f.into_pyobject(py)?.into_any(),
+    })
+}
+
+fn element_object<'py>(py: Python<'py>, e: &Element) -> PyResult<Bound<'py, PyTuple>> {
+    let attributes = PyList::empty(py);
+    for a in &e.attributes {
+        let item = (
+            &a.namespace,
+            &a.name,
+            a.resource_id,
+            a.raw.as_deref(),
+            a.value.kind(),
+            value_object(py, &a.value)?,
+        );
+        attributes.append(item)?;
+    }
+    let content = PyList::empty(py);
+    for node in &e.content {
+        match node {
+            Node::Text(t) => content.append(t)?,
+            Node::Element(child) => content.append(element_object(py, child)?)?,
+        }
+    }
+    (
+        &e.namespace,
+        &e.name,
+        e.line,
+        e.end_line,
+        attributes,
+        content,
+    )
+        .into_pyobject(py)
+}
+
+/// Decode a compiled Android XML document: binary XML (an APK's), or aapt2's `XmlNode` protocol
+/// buffer (an `.aab`'s) when `proto`. Returns the root as `(namespace, name, line, end_line,
+/// attributes, content)`, each attribute `(namespace, name, resource_id, raw, kind, value)`,
+/// content text and elements in order; raises `ValueError` saying what is wrong and where.
+#[pyfunction]
+#[pyo3(signature = (data, *, proto = false))]
+fn android_xml<'py>(py: Python<'py>, data: &[u8], proto: bool) -> Result<Bound<'py, PyTuple>> {
+    let root = py.detach(|| {
+        if proto {
+            android::proto::parse_xml(data)
+        } else {
+            android::axml::parse(data)
+        }
+    })?;
+    Ok(element_object(py, &root)?)
+}
+
+/// What resource `id` names in a resource table (`resources.arsc`, or `resources.pb` when
+/// `proto`): `(type_name, entry_name, [(configuration, kind, value)])`, None when the table does
+/// not hold it; raises `ValueError` for a table that does not decode.
+#[pyfunction]
+#[pyo3(signature = (table, id, *, proto = false))]
+fn android_resource<'py>(
+    py: Python<'py>,
+    table: &[u8],
+    id: u32,
+    proto: bool,
+) -> Result<Option<Bound<'py, PyTuple>>> {
+    let found = py.detach(|| {
+        if proto {
+            android::proto::resolve(table, id)
+        } else {
+            android::arsc::resolve(table, id)
+        }
+    })?;
+    let Some(resource) = found else {
+        return Ok(None);
+    };
+    let values = PyList::empty(py);
+    for (config, value) in &resource.values {
+        values.append((config, value.kind(), value_object(py, value)?))?;
+    }
+    Ok(Some(
+        (resource.type_name, resource.key, values).into_pyobject(py)?,
+    ))
+}
+
+/// `(host, pins)` of each `CertificatePinner.Builder.add` call site.
+type Calls = Vec<(String, Vec<String>)>;
+
+/// Pins in one DEX file: `(calls, strings, untied)`, `calls` the `(host, [pin])` of each
+/// `CertificatePinner.Builder.add` call site the bytecode ties, `strings` every `sha256/` and
+/// `sha1/` string of its string table, `untied` the number of call sites whose host or pins the
+/// bytecode does not spell out; raises `ValueError` for a file that does not decode.
+#[pyfunction]
+fn dex_pins(py: Python<'_>, data: &[u8]) -> Result<(Calls, Vec<String>, usize)> {
+    let found = py.detach(|| android::dex::pins(data))?;
+    Ok((found.calls, found.strings, found.untied))
+}
+
 /// Pin strings in arbitrary bytes (an app's code, a native library, a bundle): a list of
 /// `(offset, algorithm, base64_digest, prefixed)`, in order of offset. `sha256/` and `sha1/`
 /// pins in ASCII or UTF-16LE; with `bare`, also lone padded base64 strings of a SHA-256's length
@@ -257,6 +365,9 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(parse_certificates, m)?)?;
     m.add_function(wrap_pyfunction!(locate_spki, m)?)?;
     m.add_function(wrap_pyfunction!(parse_ct_entries, m)?)?;
+    m.add_function(wrap_pyfunction!(android_xml, m)?)?;
+    m.add_function(wrap_pyfunction!(android_resource, m)?)?;
+    m.add_function(wrap_pyfunction!(dex_pins, m)?)?;
     m.add_function(wrap_pyfunction!(pin_strings, m)?)?;
     Ok(())
 }
