@@ -15,6 +15,7 @@ import re
 import shutil
 import socket
 import subprocess
+import tempfile
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -225,3 +226,95 @@ def openssl_s_server(issued: pki.Issued, directory: Path, *options: str) -> Iter
         yield SServer(port, issued.chain_der)
     finally:
         _stop(proc)
+
+
+def postgres_bin() -> Path | None:
+    """The directory of PostgreSQL's server programs (``initdb``, ``postgres``): Debian's
+    ``/usr/lib/postgresql/<version>/bin``, the newest; ``None`` when it is not installed."""
+    found = sorted(
+        Path("/usr/lib/postgresql").glob("*/bin/postgres"),
+        key=lambda p: int(p.parent.parent.name) if p.parent.parent.name.isdigit() else 0,
+    )
+    return found[-1].parent if found else None
+
+
+@dataclass
+class Postgres:
+    """A running PostgreSQL server."""
+
+    port: int
+    chain: list[bytes]
+
+
+@contextlib.contextmanager
+def postgres(issued: pki.Issued, directory: Path, *, ssl: bool = True) -> Iterator[Postgres]:
+    """A throwaway PostgreSQL cluster in ``directory`` on a free loopback port, with ``ssl=on``
+    presenting ``issued`` (or ``ssl=off``). Run as the ``postgres`` user when the tests run as
+    root (PostgreSQL refuses root), in a directory of its own under the system's temporary
+    directory (pytest's are root's alone). Stopped, and that directory removed, on exit."""
+    bin_dir = postgres_bin()
+    if bin_dir is None:
+        msg = "PostgreSQL is not installed (Debian: postgresql)"
+        raise FileNotFoundError(msg)
+    user = "postgres" if os.geteuid() == 0 else None
+    with contextlib.ExitStack() as cleanup:
+        if user is not None:
+            directory = Path(tempfile.mkdtemp(prefix="pinscan-pg-"))
+            cleanup.callback(shutil.rmtree, directory, ignore_errors=True)
+        directory.mkdir(parents=True, exist_ok=True)
+        cert, key = issued.write(directory, "server")
+        if user is not None:
+            for path in (directory, cert, key):
+                shutil.chown(path, user)
+        key.chmod(0o600)
+        yield from _postgres(bin_dir, directory, cert, key, user, ssl, issued.chain_der)
+
+
+def _postgres(
+    bin_dir: Path,
+    directory: Path,
+    cert: Path,
+    key: Path,
+    user: str | None,
+    ssl: bool,
+    chain: list[bytes],
+) -> Iterator[Postgres]:
+    data, log = directory / "data", directory / "postgres.log"
+    with log.open("wb") as out:
+        subprocess.run(
+            [str(bin_dir / "initdb"), "-D", str(data), "-A", "trust", "-U", "postgres", "-N"],
+            stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, check=True, user=user,
+        )  # fmt: skip
+    for _attempt in range(3):
+        [port] = free_ports(1)
+        settings = {
+            "listen_addresses": LOOPBACK,
+            "port": str(port),
+            "unix_socket_directories": str(directory),
+            "ssl": "on" if ssl else "off",
+            "ssl_cert_file": str(cert),
+            "ssl_key_file": str(key),
+            "fsync": "off",
+            "shared_buffers": "8MB",
+            "max_connections": "10",
+        }
+        command = [str(bin_dir / "postgres"), "-D", str(data)]
+        command += [arg for name, value in settings.items() for arg in ("-c", f"{name}={value}")]
+        with log.open("ab") as out:
+            proc = subprocess.Popen(
+                command, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, user=user
+            )
+        try:
+            _wait_accepting(proc, [port], log)
+        except RuntimeError:
+            _stop(proc)
+            if b"could not bind" in log.read_bytes():
+                continue  # the port was taken meanwhile
+            raise
+        try:
+            yield Postgres(port, chain)
+        finally:
+            _stop(proc)
+        return
+    msg = f"PostgreSQL found no free port:\n{log.read_text(errors='replace')}"
+    raise RuntimeError(msg)

@@ -276,7 +276,8 @@ class Scanner:
                     result = await handshake(
                         ip, target.port, target.sni, connect_timeout=timeouts.connect,
                         handshake_timeout=timeouts.handshake, context=self._context,
-                        stop_at=stop_at,
+                        stop_at=stop_at, starttls=target.starttls,
+                        domain=target.sni or target.host,
                     )  # fmt: skip
                 if result.status not in TRANSIENT or attempts > self.config.retries:
                     break
@@ -368,6 +369,7 @@ def _row(
         sni=target.sni,
         status=result.status,
         error=result.error,
+        starttls=target.starttls,
         attempts=attempts,
         tls_version=result.tls_version,
         cipher=result.cipher,

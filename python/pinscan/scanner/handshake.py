@@ -28,6 +28,7 @@ import time
 import anyio
 
 from pinscan.records import Handshake
+from pinscan.scanner import starttls as preamble
 from pinscan.scanner.tls import alert_name, client_context, presented_chain
 
 __all__ = ["client_context", "handshake", "presented_chain"]
@@ -81,6 +82,8 @@ async def handshake(
     handshake_timeout: float,
     context: ssl.SSLContext | None = None,
     stop_at: float | None = None,
+    starttls: str | None = None,
+    domain: str | None = None,
 ) -> Handshake:
     """Connect to ``ip``:``port``, complete a TLS handshake sending ``sni``, and close.
 
@@ -102,6 +105,10 @@ async def handshake(
         caller's per-target deadline (``Timeouts.deadline`` seconds) ends. When it cuts a step
         short the status is ``deadline`` and whatever chain arrived is kept, which a
         cancellation from outside could not do.
+    starttls, domain
+        A protocol of :data:`pinscan.records.STARTTLS` to speak before TLS, over the same
+        socket (:mod:`pinscan.scanner.starttls`), within ``handshake_timeout`` of its own;
+        ``domain`` is the name it announces (XMPP's ``to``; ``sni``, else ``ip``, by default).
 
     Returns
     -------
@@ -143,6 +150,12 @@ async def handshake(
             await conn.connect((ip, port))
             connected = time.perf_counter()
             result.connect_ms = (connected - started) * 1000
+            if starttls is not None:
+                step, limit = "starttls", handshake_timeout
+                end, stops = _step_end(limit, stop_at)
+                scope.deadline = end
+                conn.wire = preamble.Wire(sock)
+                await preamble.negotiate(starttls, conn.wire, domain or sni or ip)
             step, limit = "handshake", handshake_timeout
             end, stops = _step_end(limit, stop_at)
             scope.deadline = end
@@ -165,7 +178,10 @@ async def handshake(
                 result.handshake_ms = (time.perf_counter() - connected) * 1000
             result.chain = presented_chain(sslobj)
         conn.flush_nowait()  # our own alert, if OpenSSL wrote one
-        result.status, result.error = _classify(exc, step, limit, stops, conn)
+        if step == "starttls":
+            result.status, result.error = _preamble_failure(exc, starttls, limit, stops, conn)
+        else:
+            result.status, result.error = _classify(exc, step, limit, stops, conn)
     finally:
         sock.close()
     return result
@@ -183,7 +199,7 @@ def _step_end(limit: float, stop_at: float | None) -> tuple[float, bool]:
 class _Connection:
     """The socket and the TLS state of one handshake, and what was received so far."""
 
-    __slots__ = ("incoming", "outgoing", "received", "sock", "sslobj", "start")
+    __slots__ = ("incoming", "outgoing", "received", "sock", "sslobj", "start", "wire")
 
     def __init__(
         self,
@@ -199,6 +215,8 @@ class _Connection:
         self.received = 0
         #: The first bytes the server sent, to show what a non-TLS server speaks.
         self.start = b""
+        #: The STARTTLS exchange, if there is one.
+        self.wire: preamble.Wire | None = None
 
     async def connect(self, address: tuple[str, int]) -> None:
         sock = self.sock
@@ -282,6 +300,30 @@ class _Connection:
 
 class _ClosedAfterRequest(Exception):
     """The server asked for a client certificate, then closed without an alert."""
+
+
+def _preamble_failure(
+    exc: Exception, protocol: str | None, limit: float, at_stop: bool, conn: _Connection
+) -> tuple[str, str]:
+    """The status and human error of a STARTTLS exchange that did not reach its go-ahead."""
+    received = conn.wire.received if conn.wire is not None else 0
+    seen = f" ({received} bytes received)"
+    if isinstance(exc, preamble.StarttlsUnsupported):
+        return "starttls_unsupported", f"{protocol}: {exc}"
+    if isinstance(exc, preamble.StarttlsError):
+        return "starttls_error", f"{protocol}: {exc}"
+    if isinstance(exc, TimeoutError):
+        if exc.errno is not None:  # the kernel gave up (TCP retransmissions)
+            return "handshake_timeout", f"{protocol}: {exc.strerror}{seen}"
+        if at_stop:
+            return (
+                "deadline",
+                f"the per-target deadline ran out during the {protocol} STARTTLS{seen}",
+            )
+        return "handshake_timeout", f"no {protocol} STARTTLS go-ahead within {limit:g} s{seen}"
+    if isinstance(exc, OSError) and exc.errno in (errno.ECONNRESET, errno.EPIPE):
+        return "reset", f"{protocol}: {exc.strerror or exc}{seen}"
+    return _classify(exc, "starttls", limit, at_stop, conn)
 
 
 def _classify(

@@ -1,0 +1,322 @@
+# SPDX-License-Identifier: Apache-2.0
+"""STARTTLS (``pinscan.scanner.starttls``): every protocol's preamble against faithful fakes
+(:mod:`fleet.starttls`: in-process servers that speak it, then TLS with the test PKI) and,
+where Debian has it cheaply, the real server (PostgreSQL, :func:`fleet.real.postgres`); a
+server that does not offer TLS, one that pipelines bytes after its go-ahead (never passed on
+to TLS), one that never greets (a timeout, not a hang), garbage; and the protocol's way through
+the inventory (``smtp://host``, ``--starttls``), the configuration and the dataset.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+import pinscan
+from pinscan.config import ScanConfig
+from pinscan.errors import ConfigError
+from pinscan.inventory import read_inventory
+from pinscan.records import STARTTLS, STATUSES, Handshake
+from pinscan.scanner import starttls as preamble
+from pinscan.scanner.handshake import client_context, handshake
+
+from cliresult import run
+from fleet import pki, real, servers
+from fleet import starttls as fakes
+
+TIMEOUTS = {"connect_timeout": 0.5, "handshake_timeout": 1.0}
+CONTEXT = client_context()
+
+
+async def shake(server: servers.Server, protocol: str, **options: object) -> Handshake:
+    options = {**TIMEOUTS, "context": CONTEXT, **options}
+    result = await handshake(
+        server.host, server.port, "mail.test", starttls=protocol, **options
+    )  # fmt: skip
+    assert result.status in STATUSES
+    assert (result.error is None) == (result.status == "ok"), result.error
+    return result
+
+
+def test_every_protocol_has_a_negotiator_and_a_fake() -> None:
+    assert set(preamble.NEGOTIATORS) == set(STARTTLS) == set(fakes.PROTOCOLS)
+
+
+# --- each protocol, through to the chain ------------------------------------------------------
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("protocol", list(STARTTLS))
+async def test_each_protocol_reaches_tls(protocol: str) -> None:
+    with fakes.starttls(protocol) as server:
+        result = await shake(server, protocol)
+    assert result.status == "ok", result.error
+    assert result.chain == server.chain
+    assert result.tls_version == "TLSv1.3"
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("protocol", list(STARTTLS))
+async def test_a_server_that_does_not_offer_tls(protocol: str) -> None:
+    with fakes.starttls(protocol, offer=False) as server:
+        result = await shake(server, protocol)
+    assert result.status == "starttls_unsupported", result.error
+    assert result.error.startswith(f"{protocol}: ")
+    assert result.chain == []
+    assert result.error.isprintable() and len(result.error) < 300
+
+
+@pytest.mark.anyio
+async def test_smtp_reads_multi_line_replies_and_says_ehlo() -> None:
+    with fakes.starttls("smtp", offer=False) as server:
+        result = await shake(server, "smtp")
+    # The whole EHLO reply, every line, is what `error` shows (printable, truncated).
+    assert "STARTTLS is not among the EHLO keywords: 250-mx.test | 250-PIPELINING" in result.error
+    assert server.said == [b"EHLO pinscan.invalid\r\n"]  # STARTTLS not sent when not offered
+    with fakes.starttls("smtp") as server:
+        assert (await shake(server, "smtp")).status == "ok"
+    assert server.said == [b"EHLO pinscan.invalid\r\n", b"STARTTLS\r\n"]
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("protocol", ["xmpp", "xmpp-server"])
+async def test_xmpp_opens_its_stream_to_the_domain(protocol: str) -> None:
+    with fakes.starttls(protocol) as server:
+        result = await handshake(
+            server.host, server.port, "chat.test", starttls=protocol, context=CONTEXT, **TIMEOUTS
+        )  # fmt: skip
+        assert result.status == "ok", result.error
+    namespace = "jabber:client" if protocol == "xmpp" else "jabber:server"
+    assert f"xmlns='{namespace}'".encode() in server.said[0]
+    assert b"to='chat.test'" in server.said[0]
+    assert server.said[1] == b"<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>"
+
+
+@pytest.mark.anyio
+async def test_mysql_ssl_request_is_packet_one_with_client_ssl() -> None:
+    with fakes.starttls("mysql") as server:
+        assert (await shake(server, "mysql")).status == "ok"
+    header, payload = server.said[0][:4], server.said[0][4:]
+    assert header == b"\x20\x00\x00\x01"  # 32 bytes, sequence 1 (after the greeting's 0)
+    assert int.from_bytes(payload[:4], "little") & 0x800
+
+
+@pytest.mark.anyio
+async def test_ldap_and_postgres_requests_are_byte_exact() -> None:
+    with fakes.starttls("ldap") as server:
+        assert (await shake(server, "ldap")).status == "ok"
+    assert server.said == [bytes.fromhex("301d02010177188016") + b"1.3.6.1.4.1.1466.20037"]
+    with fakes.starttls("postgres") as server:
+        assert (await shake(server, "postgres")).status == "ok"
+    assert server.said == [bytes.fromhex("0000000804d2162f")]
+
+
+# --- hostile servers ------------------------------------------------------------------------
+
+INJECTED = {
+    "smtp": b"250 injected\r\n",
+    "imap": b"* injected\r\n",
+    "pop3": b"+OK injected\r\n",
+    "ftp": b"200 injected\r\n",
+    "xmpp": b"<injected/>",
+    "ldap": b"\x30\x00",
+    "postgres": b"\x16\x03\x01",  # even a TLS record header: CVE-2021-23214
+    "mysql": b"\x01\x00\x00\x01\x00",
+}
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("protocol", list(INJECTED))
+async def test_bytes_after_the_go_ahead_never_reach_tls(protocol: str) -> None:
+    with fakes.starttls(protocol, inject=INJECTED[protocol]) as server:
+        result = await shake(server, protocol)
+    assert result.status == "starttls_error", result.error
+    assert "CVE-2011-0411" in result.error
+    assert f"sent {len(INJECTED[protocol])} bytes after its go-ahead" in result.error
+    assert result.chain == [] and server.sni_seen == []  # no ClientHello was sent
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("protocol", ["smtp", "imap", "pop3", "ftp", "xmpp", "mysql"])
+async def test_a_server_that_never_greets_is_a_timeout(protocol: str) -> None:
+    with servers.silent() as server:
+        result = await shake(server, protocol, handshake_timeout=0.3)
+    assert result.status == "handshake_timeout"
+    assert result.error == f"no {protocol} STARTTLS go-ahead within 0.3 s (0 bytes received)"
+
+
+@pytest.mark.anyio
+async def test_the_deadline_cuts_the_preamble_short() -> None:
+    import anyio
+
+    with servers.silent() as server:
+        stop_at = anyio.current_time() + 0.2
+        result = await shake(server, "smtp", stop_at=stop_at)
+    assert result.status == "deadline"
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(
+    ("garbage", "protocol", "expected"),
+    [
+        ("ssh", "smtp", "expected an SMTP greeting, the server sent: SSH-2.0-OpenSSH"),
+        ("ssh", "imap", "expected an IMAP greeting (* OK), the server sent: SSH-2.0"),
+        ("ssh", "pop3", "expected a POP3 greeting (+OK), the server sent: SSH-2.0"),
+        ("ssh", "ftp", "expected an FTP greeting, the server sent: SSH-2.0"),
+        ("ssh", "mysql", "expected a MySQL handshake packet"),
+        ("http", "postgres", "expected S or N in answer to the SSLRequest, the server sent: H"),
+        ("http", "ldap", "expected the LDAP StartTLS response"),
+        ("smtp", "imap", "expected an IMAP greeting (* OK), the server sent: 220 mail.example"),
+    ],
+)
+async def test_garbage_is_a_starttls_error(garbage: str, protocol: str, expected: str) -> None:
+    with servers.garbage(garbage) as server:
+        result = await shake(server, protocol)
+    assert result.status == "starttls_error", result.error
+    assert expected in result.error
+
+
+@pytest.mark.anyio
+async def test_a_server_that_closes_before_tls_is_a_reset() -> None:
+    with servers.reset(after_hello=False) as server:
+        result = await shake(server, "smtp")
+    assert result.status == "reset"
+
+
+@pytest.mark.anyio
+async def test_an_endless_reply_is_cut_at_64_kib() -> None:
+    async def endless(server, reader, writer):
+        writer.write(b"220-" + b"x" * 1000 + b"\r\n")
+        for _ in range(100):
+            writer.write(b"220-" + b"x" * 1000 + b"\r\n")
+            await writer.drain()
+
+    with servers.serve("endless", endless) as server:
+        result = await shake(server, "smtp")
+    assert result.status == "starttls_error"
+    assert "more than 65536 bytes before TLS" in result.error
+
+
+def test_shown_is_printable_and_short() -> None:
+    text = preamble.shown(b"220 \x00\xff\r\n" + b"y" * 500)
+    assert text.isprintable() and len(text) == 200 and text.endswith("...")
+    assert text.startswith("220 \\x00\\xff\\r\\n")
+
+
+# --- inventory, configuration, dataset --------------------------------------------------------
+
+
+def targets(text: str, **options: object) -> list:
+    return list(read_inventory(io.BytesIO(text.encode()), **options))
+
+
+def test_urls_name_their_protocol_and_default_port() -> None:
+    found = targets(
+        "smtp://mx.example.com\nsubmission://mx.example.com\nimap://h\npop3://h:1110\nftp://h\n"
+        "xmpp://h\nxmpp-server://h\nldap://h\npostgresql://db.test\nmysql://h\n"
+        "smtps://h\nimaps://h\npop3s://h\nldaps://h\nftps://h\nsips://h\nhttps://h\n"
+    )
+    assert [(t.host, t.port, t.starttls) for t in found] == [
+        ("mx.example.com", 25, "smtp"), ("mx.example.com", 587, "submission"),
+        ("h", 143, "imap"), ("h", 1110, "pop3"), ("h", 21, "ftp"), ("h", 5222, "xmpp"),
+        ("h", 5269, "xmpp-server"), ("h", 389, "ldap"), ("db.test", 5432, "postgres"),
+        ("h", 3306, "mysql"), ("h", 465, None), ("h", 993, None), ("h", 995, None),
+        ("h", 636, None), ("h", 990, None), ("h", 5061, None), ("h", 443, None),
+    ]  # fmt: skip
+    # A STARTTLS target is another target than TLS on the same port; a TLS one keeps its id.
+    plain, smtp = targets("h:25\nsmtp://h:25\n")
+    assert plain.target_id != smtp.target_id
+    assert plain.key == "h\x1f25\x1fh\x1f"
+
+
+def test_starttls_for_every_line_without_a_scheme() -> None:
+    found = targets("mx.test\nmx2.test:2525\nhttps://web.test\nimap://h\n", starttls="smtp")
+    assert [(t.port, t.starttls) for t in found] == [
+        (25, "smtp"), (2525, "smtp"), (443, None), (143, "imap")
+    ]  # fmt: skip
+    assert [t.port for t in targets("h\n", starttls="smtp", ports=(587,))] == [587]
+    with pytest.raises(ConfigError, match="starttls"):
+        targets("h\n", starttls="smtps")
+
+
+def test_scan_config_checks_starttls() -> None:
+    assert ScanConfig(starttls="ldap").starttls == "ldap"
+    with pytest.raises(ConfigError, match=r"ScanConfig\.starttls: must be None or one of smtp"):
+        ScanConfig(starttls="SMTP")
+
+
+def test_a_scan_records_the_protocol(tmp_path: Path) -> None:
+    with (
+        fakes.starttls("smtp") as smtp,
+        fakes.starttls("imap", offer=False) as imap,
+        servers.good() as tls,
+    ):
+        ds = pinscan.scan(
+            [f"smtp://127.0.0.1:{smtp.port} mail.test", f"imap://127.0.0.1:{imap.port}",
+             f"127.0.0.1:{tls.port}"],
+            tmp_path / "scan",
+        )  # fmt: skip
+    rows = ds.endpoints.select("port", "starttls", "status", "error").collect().sort("port")
+    by_port = {r["port"]: r for r in rows.iter_rows(named=True)}
+    assert by_port[smtp.port]["starttls"] == "smtp" and by_port[smtp.port]["status"] == "ok"
+    assert by_port[imap.port]["status"] == "starttls_unsupported"
+    assert by_port[imap.port]["error"].startswith("imap: STARTTLS is not among the capabilities")
+    assert by_port[tls.port]["starttls"] is None and by_port[tls.port]["status"] == "ok"
+    assert ds.endpoints.collect_schema()["starttls"] == pl.String
+
+
+def test_the_cli_takes_starttls_for_every_target(tmp_path: Path) -> None:
+    with fakes.starttls("pop3") as server:
+        result = run(
+            "scan", f"127.0.0.1:{server.port}", "--starttls", "pop3", "--format", "json", "-q"
+        )
+    assert result.exit_code == 0, result.output
+    [row] = json.loads(result.stdout)["results"]
+    assert row["status"] == "ok"
+    bad = run("scan", "127.0.0.1", "--starttls", "gopher")
+    assert bad.exit_code == 2 and "gopher" in bad.output
+
+
+def test_older_datasets_still_read(tmp_path: Path) -> None:
+    """A dataset written before STARTTLS: no ``starttls`` column, and the status enum without
+    the STARTTLS statuses. It reads, with null ``starttls``, beside a new scan in a history."""
+    with servers.good() as tls:
+        ds = pinscan.scan([f"127.0.0.1:{tls.port}"], tmp_path / "scan")
+    [part] = (tmp_path / "scan" / "endpoints").glob("part-*.parquet")
+    old_statuses = [s for s in STATUSES if not s.startswith("starttls")]
+    frame = pl.read_parquet(part).drop("starttls")
+    frame = frame.with_columns(pl.col("status").cast(pl.String).cast(pl.Enum(old_statuses)))
+    frame.write_parquet(part)  # no checksum: as written before pinscan wrote them
+    reopened = pinscan.open(tmp_path / "scan")
+    rows = reopened.endpoints.collect()
+    assert rows["starttls"].to_list() == [None]
+    assert rows["status"].to_list() == ["ok"]
+    assert rows.schema["status"] == pl.Enum(list(STATUSES))
+    assert ds.meta["scan_id"] == reopened.meta["scan_id"]
+
+
+# --- real servers ---------------------------------------------------------------------------
+
+
+@pytest.mark.skipif(real.postgres_bin() is None, reason="PostgreSQL is not installed")
+@pytest.mark.anyio
+async def test_real_postgresql(tmp_path: Path) -> None:
+    issued = pki.leaf("db.test")
+    with real.postgres(issued, tmp_path / "pg") as server:
+        result = await handshake(
+            real.LOOPBACK, server.port, "db.test", starttls="postgres", context=CONTEXT,
+            connect_timeout=2, handshake_timeout=5,
+        )  # fmt: skip
+        assert result.status == "ok", result.error
+        assert result.chain == issued.chain_der
+        with real.postgres(issued, tmp_path / "pg-nossl", ssl=False) as plain:
+            result = await handshake(
+                real.LOOPBACK, plain.port, "db.test", starttls="postgres", context=CONTEXT,
+                connect_timeout=2, handshake_timeout=5,
+            )  # fmt: skip
+    assert result.status == "starttls_unsupported"
+    assert result.error == "postgres: the server answered the SSLRequest with N: no SSL"
