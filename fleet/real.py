@@ -318,3 +318,98 @@ def _postgres(
         return
     msg = f"PostgreSQL found no free port:\n{log.read_text(errors='replace')}"
     raise RuntimeError(msg)
+
+
+@dataclass
+class Dovecot:
+    """A running Dovecot: IMAP and POP3 with STARTTLS (``imap``, ``pop3``), and implicit TLS
+    (``imaps``, ``pop3s``), each on its own port."""
+
+    ports: dict[str, int]
+    chain: list[bytes]
+
+
+_DOVECOT_CONF = """\
+base_dir = {dir}/run
+state_dir = {dir}/state
+log_path = {dir}/dovecot.log
+protocols = imap pop3
+listen = 127.0.0.1
+ssl = {ssl}
+ssl_cert = <{dir}/server.crt
+ssl_key = <{dir}/server.key
+disable_plaintext_auth = no
+mail_location = maildir:{dir}/mail
+{users}
+passdb {{
+  driver = static
+  args = password=unused
+}}
+userdb {{
+  driver = static
+  args = uid={uid} gid={gid} home={dir}/home
+}}
+service imap-login {{
+  inet_listener imap {{
+    port = {imap}
+  }}
+  inet_listener imaps {{
+    port = {imaps}
+    ssl = yes
+  }}
+}}
+service pop3-login {{
+  inet_listener pop3 {{
+    port = {pop3}
+  }}
+  inet_listener pop3s {{
+    port = {pop3s}
+    ssl = yes
+  }}
+}}
+service anvil {{
+  chroot =
+}}
+"""
+
+
+@contextlib.contextmanager
+def dovecot(issued: pki.Issued, *, ssl: bool = True) -> Iterator[Dovecot]:
+    """Dovecot (Debian: dovecot-imapd, dovecot-pop3d) on free loopback ports, in a directory of
+    its own under the system's temporary directory, presenting ``issued``; ``ssl=False``
+    offers no STARTTLS (and no implicit TLS port)."""
+    binary = find("dovecot")
+    if binary is None:
+        msg = "Dovecot is not installed (Debian: dovecot-imapd dovecot-pop3d)"
+        raise FileNotFoundError(msg)
+    with contextlib.ExitStack() as cleanup:
+        directory = Path(tempfile.mkdtemp(prefix="pinscan-dovecot-"))
+        cleanup.callback(shutil.rmtree, directory, ignore_errors=True)
+        directory.chmod(0o755)  # its login processes run as other users
+        issued.write(directory, "server")
+        names = ("imap", "imaps", "pop3", "pop3s")
+        ports = dict(zip(names, free_ports(len(names)), strict=True))
+        if os.geteuid() == 0:
+            users, uid, gid = "", "nobody", "nogroup"
+        else:  # an unprivileged Dovecot runs everything as its own user
+            me = str(os.getuid())
+            users = f"default_internal_user = {me}\ndefault_login_user = {me}"
+            uid, gid = me, str(os.getgid())
+        conf = directory / "dovecot.conf"
+        conf.write_text(
+            _DOVECOT_CONF.format(
+                dir=directory, ssl="yes" if ssl else "no", users=users, uid=uid, gid=gid, **ports
+            )
+        )
+        log = directory / "dovecot.log"
+        proc = subprocess.Popen(
+            [binary, "-F", "-c", str(conf)],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        try:
+            _wait_accepting(proc, [ports["imap"], ports["pop3"]], log)
+            yield Dovecot(ports, issued.chain_der)
+        finally:
+            _stop(proc)

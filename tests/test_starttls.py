@@ -320,3 +320,32 @@ async def test_real_postgresql(tmp_path: Path) -> None:
             )  # fmt: skip
     assert result.status == "starttls_unsupported"
     assert result.error == "postgres: the server answered the SSLRequest with N: no SSL"
+
+
+@pytest.mark.skipif(real.find("dovecot") is None, reason="Dovecot is not installed")
+@pytest.mark.anyio
+async def test_real_dovecot_imap_and_pop3() -> None:
+    issued = pki.leaf("mail.test")
+    options = {"context": CONTEXT, "connect_timeout": 2, "handshake_timeout": 5}
+    with real.dovecot(issued) as server:
+        for name, protocol in [
+            ("imap", "imap"),
+            ("pop3", "pop3"),
+            ("imaps", None),
+            ("pop3s", None),
+        ]:
+            result = await handshake(
+                real.LOOPBACK, server.ports[name], "mail.test", starttls=protocol, **options
+            )
+            assert result.status == "ok", (name, result.error)
+            assert result.chain == issued.chain_der
+    with real.dovecot(issued, ssl=False) as server:
+        imap = await handshake(
+            real.LOOPBACK, server.ports["imap"], "mail.test", starttls="imap", **options
+        )
+        pop3 = await handshake(
+            real.LOOPBACK, server.ports["pop3"], "mail.test", starttls="pop3", **options
+        )
+    assert imap.status == pop3.status == "starttls_unsupported"
+    assert imap.error.startswith("imap: STARTTLS is not among the capabilities: * OK [CAPABILITY")
+    assert pop3.error.startswith("pop3: STLS is not among the capabilities: +OK")
