@@ -1,13 +1,13 @@
 # SPDX-License-Identifier: Apache-2.0
 """In-process STARTTLS servers on loopback: fakes of SMTP, IMAP, POP3, FTP, XMPP, LDAP,
-PostgreSQL and MySQL that speak each protocol's preamble as real servers do (replies copied
-from Postfix, Dovecot, vsftpd, Prosody, OpenLDAP, PostgreSQL and MySQL 8), then hand the
+PostgreSQL and MySQL that speak each protocol's preamble as real servers do (replies modelled
+on Postfix, Dovecot, vsftpd, Prosody, OpenLDAP, PostgreSQL and MySQL 8), then hand the
 connection to the fleet's TLS server (:func:`fleet.servers._tls_accept`) with the test PKI.
 
 :func:`starttls` takes the variations the scanner must tell apart: the server does not offer
 TLS (``offer=False``), pipelines bytes after its go-ahead (``inject``: CVE-2011-0411), or sends
 a multi-line greeting. What the client sent before TLS is kept in ``Server.said``. Real server
-software for some of these protocols is in :mod:`fleet.real` (PostgreSQL).
+software for some of these protocols is in :mod:`fleet.real` (PostgreSQL, Dovecot).
 """
 
 from __future__ import annotations
