@@ -210,12 +210,14 @@ def starttls(
     *,
     offer: bool = True,
     inject: bytes = b"",
+    alpn: tuple[str, ...] = (),
 ) -> Iterator[Server]:
     """A ``protocol`` server (a name of :data:`PROTOCOLS`) presenting ``issued`` (by default a
     leaf for ``mail.test``) after its go-ahead; ``offer=False``: it does not offer TLS;
-    ``inject``: bytes it sends right after its go-ahead, in the same write."""
+    ``inject``: bytes it sends right after its go-ahead, in the same write; ``alpn``: the
+    protocols it selects from when the client offers any."""
     issued = issued or pki.leaf("mail.test")
-    context = server_context(issued, alpn=())
+    context = server_context(issued, alpn=alpn)
 
     async def handle(server: Server, reader: asyncio.StreamReader, writer: asyncio.StreamWriter):
         if await PROTOCOLS[protocol](server, reader, writer, offer, inject):

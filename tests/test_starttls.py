@@ -349,3 +349,19 @@ async def test_real_dovecot_imap_and_pop3() -> None:
     assert imap.status == pop3.status == "starttls_unsupported"
     assert imap.error.startswith("imap: STARTTLS is not among the capabilities: * OK [CAPABILITY")
     assert pop3.error.startswith("pop3: STLS is not among the capabilities: +OK")
+
+
+def test_alpn_after_starttls_is_the_protocol_s_own(tmp_path: Path) -> None:
+    """No ``h2`` to a mail server, ``postgresql`` to a database: servers that would select
+    any of those say which one they were offered."""
+    alpn = ("h2", "http/1.1", "postgresql")
+    with (
+        fakes.starttls("smtp", alpn=alpn) as smtp,
+        fakes.starttls("postgres", alpn=alpn) as postgres,
+    ):
+        ds = pinscan.scan(
+            [f"smtp://127.0.0.1:{smtp.port}", f"postgres://127.0.0.1:{postgres.port}"],
+            tmp_path / "scan",
+        )
+    rows = ds.endpoints.select("starttls", "status", "alpn").collect().sort("starttls")
+    assert rows.rows() == [("postgres", "ok", "postgresql"), ("smtp", "ok", None)]

@@ -32,6 +32,7 @@ from collections.abc import Awaitable, Callable
 import anyio
 
 __all__ = [
+    "ALPN",
     "NEGOTIATORS",
     "StarttlsError",
     "StarttlsUnsupported",
@@ -561,6 +562,11 @@ async def mysql(wire: Wire, domain: str) -> None:
     request = struct.pack("<IIB23x", ours, 1 << 24, _UTF8MB4_GENERAL_CI)
     await wire.send(len(request).to_bytes(3, "little") + bytes([(sequence + 1) & 0xFF]) + request)
 
+
+#: The ALPN protocols offered after a protocol's preamble, as its own clients offer them:
+#: ``postgresql`` as libpq 17 does (``h2`` means nothing to a database); a mail, chat or
+#: directory client offers none, and neither does pinscan there.
+ALPN: dict[str, tuple[str, ...]] = {"postgres": ("postgresql",)}
 
 #: Each protocol of :data:`pinscan.records.STARTTLS` and its negotiator.
 NEGOTIATORS: dict[str, Callable[[Wire, str], Awaitable[None]]] = {
