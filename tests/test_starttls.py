@@ -365,3 +365,30 @@ def test_alpn_after_starttls_is_the_protocol_s_own(tmp_path: Path) -> None:
         )
     rows = ds.endpoints.select("starttls", "status", "alpn").collect().sort("starttls")
     assert rows.rows() == [("postgres", "ok", "postgresql"), ("smtp", "ok", None)]
+
+
+def test_a_starttls_column_in_csv(tmp_path: Path) -> None:
+    csv = tmp_path / "inventory.csv"
+    csv.write_text(
+        "host,port,starttls\nmx.test,,smtp\nmx.test,2525,SMTP\ndb.test,,postgresql\nweb.test,,\n"
+        "bad.test,,gopher\n"
+    )
+    found = list(read_inventory(csv, starttls="imap"))
+    assert [(t.host, t.port, t.starttls) for t in found[:4]] == [
+        ("mx.test", 25, "smtp"), ("mx.test", 2525, "smtp"), ("db.test", 5432, "postgres"),
+        ("web.test", 143, "imap"),
+    ]  # fmt: skip
+    assert found[4].error.startswith("`starttls` `gopher` is none of smtp, submission")
+    both = tmp_path / "both.csv"
+    both.write_text("target,starttls\nsmtp://mx.test,imap\n")
+    [bad] = read_inventory(both)
+    assert bad.error == "both the `target` URL and the `starttls` column name a protocol"
+
+
+def test_starttls_reaches_parquet_rows(tmp_path: Path) -> None:
+    path = tmp_path / "inventory.parquet"
+    pl.DataFrame({"host": ["mx.test", "db.test"], "starttls": [None, "postgres"]}).write_parquet(
+        path
+    )
+    found = list(read_inventory(path, starttls="smtp"))
+    assert [(t.port, t.starttls) for t in found] == [(25, "smtp"), (5432, "postgres")]

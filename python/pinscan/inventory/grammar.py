@@ -161,6 +161,15 @@ def _sni(text: str) -> str:
     return _hostname(text, "SNI")
 
 
+def _protocol(text: str) -> str:
+    """A ``starttls`` cell: a name of :data:`~pinscan.records.STARTTLS` (or ``postgresql``)."""
+    protocol = _STARTTLS_SCHEMES.get(text.lower())
+    if protocol is None:
+        msg = f"`starttls` {quoted(text)} is none of {', '.join(STARTTLS)}"
+        raise _Invalid(msg)
+    return protocol
+
+
 def _port(text: str) -> int:
     if not text:
         msg = "empty port"
@@ -293,6 +302,12 @@ def row_item(
     try:
         for name, value in values.items():
             _check_decoded(value, f"`{name}`")
+        if values.get("starttls"):  # the row's protocol, as a URL's scheme: its port by default
+            starttls = _protocol(values["starttls"])
+            ports = (STARTTLS[starttls],)
+            if "://" in values.get("target", ""):
+                msg = "both the `target` URL and the `starttls` column name a protocol"
+                raise _Invalid(msg)
         if "target" in values:
             fields = values["target"].split()
             if not fields:

@@ -24,7 +24,7 @@ Source = str | os.PathLike[str] | IO[bytes]
 
 _FORMATS = ("text", "csv", "parquet")
 _SUFFIXES: dict[str, Format] = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet"}
-_COLUMNS = ("host", "port", "sni", "ip", "target")
+_COLUMNS = ("host", "port", "sni", "ip", "target", "starttls")
 # Signatures of files that are not text, to fail with a reason instead of a stream of bad lines.
 _MAGIC = (
     (b"PAR1", "a Parquet file (name it `.parquet`, or give the format)"),
@@ -78,7 +78,7 @@ def _too_long(line: int, text: str) -> BadTarget:
 
 
 def _text_items(
-    file: IO[bytes], ports: tuple[int, ...], starttls: str | None = None
+    file: IO[bytes], ports: tuple[int, ...], starttls: str | None
 ) -> Iterator[Target | BadTarget]:
     for line, text, whole in _lines(file):
         item = text_item(line, text, ports, starttls) if whole else _too_long(line, text)
@@ -89,7 +89,7 @@ def _text_items(
 
 
 def _csv_items(
-    file: IO[bytes], source: str, ports: tuple[int, ...], starttls: str | None = None
+    file: IO[bytes], source: str, ports: tuple[int, ...], starttls: str | None
 ) -> Iterator[Target | BadTarget]:
     """Reads the header now (errors are the caller's) and returns the rows' iterator."""
     lines = _lines(file)
@@ -101,7 +101,7 @@ def _csv_items(
                 header = next(csv.reader([text.rstrip("\r\n")], strict=True))
             except csv.Error as exc:
                 raise InputError(source, f"line {line}: not a CSV header ({exc})") from None
-            return _csv_rows(lines, _columns(header, source), ports)
+            return _csv_rows(lines, _columns(header, source), ports, starttls)
     return iter(())
 
 
@@ -136,7 +136,7 @@ def _csv_rows(
 
 
 def _parquet_items(
-    file: IO[bytes], source: str, ports: tuple[int, ...], starttls: str | None = None
+    file: IO[bytes], source: str, ports: tuple[int, ...], starttls: str | None
 ) -> Iterator[Target | BadTarget]:
     """Reads the schema now (errors are the caller's) and returns the rows' iterator."""
     # Imported here: only Parquet inventories need pyarrow, and it takes a while to import.
@@ -170,7 +170,7 @@ def _parquet_rows(
             for row in zip(*cells, strict=True):
                 line += 1
                 values = {name: _cell(value) for name, value in zip(columns, row, strict=True)}
-                item = row_item(line, ",".join(values.values()), values, ports)
+                item = row_item(line, ",".join(values.values()), values, ports, starttls)
                 if isinstance(item, list):
                     yield from item
                 elif item is not None:
