@@ -392,3 +392,28 @@ def test_starttls_reaches_parquet_rows(tmp_path: Path) -> None:
     )
     found = list(read_inventory(path, starttls="smtp"))
     assert [(t.port, t.starttls) for t in found] == [(25, "smtp"), (5432, "postgres")]
+
+
+def test_audit_scan_table_takes_starttls(tmp_path: Path) -> None:
+    from pinscan.audit.config import load_config
+    from pinscan.errors import AuditConfigError
+
+    (tmp_path / "inventory.txt").write_text("mx.test\n")
+    config = tmp_path / "audit.toml"
+    config.write_text('inventory = "inventory.txt"\nhistory = "h"\n[scan]\nstarttls = "smtp"\n')
+    assert load_config(config).scan.starttls == "smtp"
+    config.write_text('inventory = "inventory.txt"\nhistory = "h"\n[scan]\nstarttls = "smtps"\n')
+    with pytest.raises(AuditConfigError, match=r"scan\.starttls.*must be one of smtp"):
+        load_config(config)
+
+
+def test_a_dask_split_keeps_the_protocol(tmp_path: Path) -> None:
+    from pinscan.dataset.shards import Shard
+    from pinscan.scanner import shards
+
+    inventory = read_inventory(io.BytesIO(b"smtp://mx.test\nweb.test\n"))
+    shards.split(inventory, tmp_path, 1)
+    items = list(shards.read_split(tmp_path, Shard(0, 1), "inventory"))
+    assert [(t.host, t.port, t.starttls) for t in items] == [
+        ("mx.test", 25, "smtp"), ("web.test", 443, None)
+    ]  # fmt: skip
