@@ -417,3 +417,21 @@ def test_a_dask_split_keeps_the_protocol(tmp_path: Path) -> None:
     assert [(t.host, t.port, t.starttls) for t in items] == [
         ("mx.test", 25, "smtp"), ("web.test", 443, None)
     ]  # fmt: skip
+
+
+def test_a_history_of_scans_before_and_after_starttls(tmp_path: Path) -> None:
+    history = tmp_path / "history"
+    with servers.good() as tls, fakes.starttls("smtp", offer=False) as smtp:
+        pinscan.scan([f"127.0.0.1:{tls.port}"], history=history)
+        pinscan.scan([f"127.0.0.1:{tls.port}", f"smtp://127.0.0.1:{smtp.port}"], history=history)
+    parts = sorted(history.rglob("part-*.parquet"), key=lambda p: p.stat().st_mtime)
+    old_part = next(p for p in parts if "endpoints" in p.parts)  # the first scan's
+    old_statuses = [s for s in STATUSES if not s.startswith("starttls")]
+    frame = pl.read_parquet(old_part).drop("starttls")
+    frame.with_columns(pl.col("status").cast(pl.String).cast(pl.Enum(old_statuses))).write_parquet(
+        old_part
+    )
+    rows = pinscan.open(history, scans="all").endpoints.select("status", "starttls").collect()
+    assert sorted(rows.rows(), key=str) == sorted(
+        [("ok", None), ("ok", None), ("starttls_unsupported", "smtp")], key=str
+    )
