@@ -49,10 +49,11 @@ lint: $(DEPS_STAMP)
 test-python: build system-deps
 	$(VENV)/bin/pytest
 
-# Real server software the tests and the demo run against (nginx, openssl; PostgreSQL and Dovecot
-# for STARTTLS), and the browser the HTML report is tested in, from Debian (CI runs as root);
+# Real server software the tests and the demo run against (nginx, openssl; for STARTTLS,
+# PostgreSQL, Dovecot, slapd and Exim), and the browser the HTML report is tested in, from Debian (CI runs as root);
 # only what is missing is installed. A policy-rc.d that says no keeps the packages from starting
-# system services (nginx on port 80, a PostgreSQL cluster, Dovecot): the tests start their own.
+# system services (nginx on port 80, a PostgreSQL cluster, Dovecot, slapd, Exim): the tests
+# start their own.
 system-deps:
 	@missing=; \
 	command -v openssl >/dev/null || missing="$$missing openssl"; \
@@ -60,6 +61,8 @@ system-deps:
 	command -v chromium >/dev/null || missing="$$missing chromium fonts-dejavu-core"; \
 	ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || missing="$$missing postgresql"; \
 	test -x /usr/sbin/dovecot || missing="$$missing dovecot-imapd dovecot-pop3d"; \
+	test -x /usr/sbin/slapd || missing="$$missing slapd"; \
+	test -x /usr/sbin/exim4 || missing="$$missing exim4-daemon-light"; \
 	if [ -n "$$missing" ]; then \
 		echo "installing Debian packages:$$missing"; \
 		ours=; [ -e /usr/sbin/policy-rc.d ] || { printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d; chmod +x /usr/sbin/policy-rc.d; ours=1; }; \

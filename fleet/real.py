@@ -413,3 +413,108 @@ def dovecot(issued: pki.Issued, *, ssl: bool = True) -> Iterator[Dovecot]:
             yield Dovecot(ports, issued.chain_der)
         finally:
             _stop(proc)
+
+
+@dataclass
+class Daemon:
+    """A running server on one loopback port."""
+
+    port: int
+    chain: list[bytes]
+
+
+@contextlib.contextmanager
+def _private_directory(prefix: str, owner: str | None = None) -> Iterator[Path]:
+    """A directory of its own under the system's temporary directory, that the daemon's users
+    reach (pytest's are root's alone), removed on exit."""
+    directory = Path(tempfile.mkdtemp(prefix=prefix))
+    try:
+        directory.chmod(0o755)
+        if owner is not None:
+            shutil.chown(directory, owner)
+        yield directory
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def slapd(issued: pki.Issued, *, tls: bool = True) -> Iterator[Daemon]:
+    """OpenLDAP's slapd (Debian: slapd) on a free loopback port, with no database: enough to
+    answer the StartTLS extended operation, presenting ``issued`` (``tls=False``: no TLS
+    configured, so StartTLS is refused)."""
+    binary = find("slapd")
+    if binary is None:
+        msg = "slapd is not installed (Debian: slapd)"
+        raise FileNotFoundError(msg)
+    with _private_directory("pinscan-slapd-") as directory:
+        cert, key = issued.write(directory, "server")
+        conf = directory / "slapd.conf"
+        lines = [
+            "include /etc/ldap/schema/core.schema",
+            f"pidfile {directory}/slapd.pid",
+            f"argsfile {directory}/slapd.args",
+        ]
+        if tls:
+            lines += [f"TLSCertificateFile {cert}", f"TLSCertificateKeyFile {key}"]
+        conf.write_text("\n".join(lines) + "\n")
+        log = directory / "slapd.log"
+        [port] = free_ports(1)
+        with log.open("wb") as out:
+            proc = subprocess.Popen(
+                [binary, "-f", str(conf), "-h", f"ldap://{LOOPBACK}:{port}/", "-d", "0"],
+                stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+            )  # fmt: skip
+        try:
+            _wait_accepting(proc, [port], log)
+            yield Daemon(port, issued.chain_der)
+        finally:
+            _stop(proc)
+
+
+_EXIM = "Debian-exim"
+
+
+@contextlib.contextmanager
+def exim(issued: pki.Issued, *, tls: bool = True) -> Iterator[Daemon]:
+    """Exim (Debian: exim4-daemon-light) as an SMTP daemon on a free loopback port with a
+    configuration of its own (``-C``), which accepts no mail and advertises STARTTLS with
+    ``issued`` (``tls=False``: advertises none). Needs root: Exim runs its daemon as root and
+    its deliveries as Debian-exim."""
+    binary = find("exim4") or find("exim")
+    if binary is None:
+        msg = "Exim is not installed (Debian: exim4-daemon-light)"
+        raise FileNotFoundError(msg)
+    with _private_directory("pinscan-exim-", owner=_EXIM) as directory:  # its logs are there
+        cert, key = issued.write(directory, "server")
+        (directory / "spool").mkdir()
+        for path in (directory / "spool", cert, key):
+            shutil.chown(path, _EXIM)
+        [port] = free_ports(1)
+        conf = directory / "exim.conf"
+        conf.write_text(
+            "primary_hostname = mx.test\n"
+            f"daemon_smtp_ports = {port}\n"
+            f"local_interfaces = {LOOPBACK}\n"
+            f"spool_directory = {directory}/spool\n"
+            f"log_file_path = {directory}/%slog\n"
+            f"pid_file_path = {directory}/exim.pid\n"
+            f"tls_advertise_hosts = {'*' if tls else ''}\n"
+            f"tls_certificate = {cert}\n"
+            f"tls_privatekey = {key}\n"
+            "acl_smtp_rcpt = refuse\n"
+            "begin acl\n"
+            "refuse:\n"
+            "  deny\n"
+        )
+        conf.chmod(0o644)  # Exim reads only a configuration no one else may write
+        log = directory / "exim.out"
+        with log.open("wb") as out:
+            proc = subprocess.Popen(
+                [binary, "-bdf", "-C", str(conf)],
+                stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+            )  # fmt: skip
+        try:
+            _wait_accepting(proc, [port], log)
+            yield Daemon(port, issued.chain_der)
+        finally:
+            _stop(proc)

@@ -7,7 +7,7 @@ connection to the fleet's TLS server (:func:`fleet.servers._tls_accept`) with th
 :func:`starttls` takes the variations the scanner must tell apart: the server does not offer
 TLS (``offer=False``), pipelines bytes after its go-ahead (``inject``: CVE-2011-0411), or sends
 a multi-line greeting. What the client sent before TLS is kept in ``Server.said``. Real server
-software for some of these protocols is in :mod:`fleet.real` (PostgreSQL, Dovecot).
+software for some of these protocols is in :mod:`fleet.real` (PostgreSQL, Dovecot, slapd, Exim).
 """
 
 from __future__ import annotations

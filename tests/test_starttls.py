@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 from pathlib import Path
 
 import polars as pl
@@ -29,11 +30,13 @@ from fleet import pki, real, servers
 from fleet import starttls as fakes
 
 TIMEOUTS = {"connect_timeout": 0.5, "handshake_timeout": 1.0}
-CONTEXT = client_context()
+REAL = {"connect_timeout": 2.0, "handshake_timeout": 5.0}
 
 
 async def shake(server: servers.Server, protocol: str, **options: object) -> Handshake:
-    options = {**TIMEOUTS, "context": CONTEXT, **options}
+    """A handshake after ``protocol``'s preamble, with the context a scan would use for it (no
+    ``context``: the protocol's ALPN)."""
+    options = {**TIMEOUTS, **options}
     result = await handshake(
         server.host, server.port, "mail.test", starttls=protocol, **options
     )  # fmt: skip
@@ -87,7 +90,7 @@ async def test_smtp_reads_multi_line_replies_and_says_ehlo() -> None:
 async def test_xmpp_opens_its_stream_to_the_domain(protocol: str) -> None:
     with fakes.starttls(protocol) as server:
         result = await handshake(
-            server.host, server.port, "chat.test", starttls=protocol, context=CONTEXT, **TIMEOUTS
+            server.host, server.port, "chat.test", starttls=protocol, **TIMEOUTS
         )  # fmt: skip
         assert result.status == "ok", result.error
     namespace = "jabber:client" if protocol == "xmpp" else "jabber:server"
@@ -308,15 +311,13 @@ async def test_real_postgresql(tmp_path: Path) -> None:
     issued = pki.leaf("db.test")
     with real.postgres(issued, tmp_path / "pg") as server:
         result = await handshake(
-            real.LOOPBACK, server.port, "db.test", starttls="postgres", context=CONTEXT,
-            connect_timeout=2, handshake_timeout=5,
+            real.LOOPBACK, server.port, "db.test", starttls="postgres", **REAL
         )  # fmt: skip
         assert result.status == "ok", result.error
         assert result.chain == issued.chain_der
         with real.postgres(issued, tmp_path / "pg-nossl", ssl=False) as plain:
             result = await handshake(
-                real.LOOPBACK, plain.port, "db.test", starttls="postgres", context=CONTEXT,
-                connect_timeout=2, handshake_timeout=5,
+                real.LOOPBACK, plain.port, "db.test", starttls="postgres", **REAL
             )  # fmt: skip
     assert result.status == "starttls_unsupported"
     assert result.error == "postgres: the server answered the SSLRequest with N: no SSL"
@@ -326,7 +327,7 @@ async def test_real_postgresql(tmp_path: Path) -> None:
 @pytest.mark.anyio
 async def test_real_dovecot_imap_and_pop3() -> None:
     issued = pki.leaf("mail.test")
-    options = {"context": CONTEXT, "connect_timeout": 2, "handshake_timeout": 5}
+    options = REAL
     with real.dovecot(issued) as server:
         for name, protocol in [
             ("imap", "imap"),
@@ -435,3 +436,43 @@ def test_a_history_of_scans_before_and_after_starttls(tmp_path: Path) -> None:
     assert sorted(rows.rows(), key=str) == sorted(
         [("ok", None), ("ok", None), ("starttls_unsupported", "smtp")], key=str
     )
+
+
+@pytest.mark.skipif(real.find("slapd") is None, reason="slapd is not installed")
+@pytest.mark.anyio
+async def test_real_slapd() -> None:
+    issued = pki.leaf("ldap.test")
+    with real.slapd(issued) as server:
+        result = await handshake(real.LOOPBACK, server.port, "ldap.test", starttls="ldap", **REAL)
+        assert result.status == "ok", result.error
+        assert result.chain == issued.chain_der
+    with real.slapd(issued, tls=False) as server:
+        result = await handshake(real.LOOPBACK, server.port, "ldap.test", starttls="ldap", **REAL)
+    assert result.status == "starttls_unsupported"
+    assert result.error == (
+        "ldap: StartTLS refused: resultCode 2 protocolError: unsupported extended operation"
+    )
+
+
+@pytest.mark.skipif(
+    real.find("exim4") is None or os.geteuid() != 0, reason="Exim is not installed, or not root"
+)
+@pytest.mark.anyio
+async def test_real_exim() -> None:
+    """Exim 4.96 refuses a ClientHello that offers ALPN other than ``smtp`` (ALPACA), so the
+    scan offers none after STARTTLS: the default context, with ``h2``, is refused."""
+    issued = pki.leaf("mx.test")
+    with real.exim(issued) as server:
+        result = await handshake(real.LOOPBACK, server.port, "mx.test", starttls="smtp", **REAL)
+        assert result.status == "ok", result.error
+        assert result.chain == issued.chain_der
+        with_h2 = await handshake(
+            real.LOOPBACK, server.port, "mx.test", starttls="smtp", context=client_context(),
+            **REAL,
+        )  # fmt: skip
+        assert with_h2.status == "tls_alert"
+        assert with_h2.error.startswith("no_application_protocol")
+    with real.exim(issued, tls=False) as server:
+        result = await handshake(real.LOOPBACK, server.port, "mx.test", starttls="smtp", **REAL)
+    assert result.status == "starttls_unsupported"
+    assert result.error.startswith("smtp: STARTTLS is not among the EHLO keywords: 250-mx.test")

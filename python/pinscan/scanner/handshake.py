@@ -69,8 +69,12 @@ _STATUS: dict[str | int | type[BaseException], str] = {
 
 
 @functools.cache
-def _default_context() -> ssl.SSLContext:
-    return client_context()
+def _default_context(starttls: str | None = None) -> ssl.SSLContext:
+    """The shared context of callers that bring none: a TLS client's ALPN, or after STARTTLS
+    the protocol's own (:data:`pinscan.scanner.starttls.ALPN`: none for most)."""
+    if starttls is None:
+        return client_context()
+    return client_context(alpn=preamble.ALPN.get(starttls, ()))
 
 
 async def handshake(
@@ -99,7 +103,8 @@ async def handshake(
     connect_timeout, handshake_timeout
         Seconds: the TCP connection, and then the TLS handshake, each from its own start.
     context
-        From :func:`client_context`, built once per scan; ``None`` uses a shared default.
+        From :func:`client_context`, built once per scan; ``None`` uses a shared default (after
+        STARTTLS, one with the protocol's ALPN: a mail server may refuse ``h2``).
     stop_at
         An instant of :func:`anyio.current_time` after which no step may run: where the
         caller's per-target deadline (``Timeouts.deadline`` seconds) ends. When it cuts a step
@@ -129,7 +134,9 @@ async def handshake(
         raise ValueError(msg) from None
     incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
     try:
-        sslobj = (context or _default_context()).wrap_bio(incoming, outgoing, server_hostname=sni)
+        sslobj = (context or _default_context(starttls)).wrap_bio(
+            incoming, outgoing, server_hostname=sni
+        )
     except (ValueError, UnicodeError) as exc:
         return Handshake("bad_target", f"cannot send SNI {sni!r}: {exc}")
     try:
