@@ -476,3 +476,64 @@ async def test_real_exim() -> None:
         result = await handshake(real.LOOPBACK, server.port, "mx.test", starttls="smtp", **REAL)
     assert result.status == "starttls_unsupported"
     assert result.error.startswith("smtp: STARTTLS is not among the EHLO keywords: 250-mx.test")
+
+
+# --- replies split anywhere: one byte per segment ---------------------------------------------
+
+DRIBBLED = {
+    "smtp": [
+        (b"", b"220-mx.test ESMTP\r\n220 ready\r\n"),
+        (b"\r\n", b"250-mx.test\r\n250-STARTTLS\r\n250 SIZE 100\r\n"),
+        (b"STARTTLS\r\n", b"220 go ahead\r\n"),
+    ],
+    "xmpp": [
+        (
+            b"'1.0'>",
+            b"<?xml version='1.0'?>\n<stream:stream xmlns='jabber:client' id='a>b' "
+            b"xmlns:stream='http://etherx.jabber.org/streams' version='1.0'>\n"
+            b'<stream:features><starttls xmlns="urn:ietf:params:xml:ns:xmpp-tls"/>'
+            b"</stream:features>",
+        ),
+        (b"/>", b"<proceed xmlns='urn:ietf:params:xml:ns:xmpp-tls'></proceed>"),
+    ],
+    "ldap": [  # a long-form length, and a diagnostic message
+        (
+            b"20037",
+            bytes.fromhex("308180020101787b0a0100040004") + b"\x74" + b"d" * 116,
+        ),
+    ],
+    "imap": [
+        (b"", b"* OK [CAPABILITY IMAP4rev1 STARTTLS] hi\r\n"),
+        (b"STARTTLS\r\n", b"P2 OK go\r\n"),
+    ],
+}
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("protocol", list(DRIBBLED))
+async def test_replies_split_into_single_bytes(protocol: str) -> None:
+    import socket
+
+    import anyio
+
+    client, server = socket.socketpair()
+    client.setblocking(False)
+    server.setblocking(False)
+    said = b""
+
+    async def serve() -> None:
+        nonlocal said
+        for expected, reply in DRIBBLED[protocol]:
+            while not said.endswith(expected):
+                await anyio.wait_readable(server)
+                said += server.recv(4096)
+            for i in range(len(reply)):
+                server.send(reply[i : i + 1])
+                await anyio.sleep(0)
+
+    with client, server:
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(serve)
+            with anyio.fail_after(5):
+                await preamble.negotiate(protocol, preamble.Wire(client), "chat.test")
+    assert said  # the client spoke

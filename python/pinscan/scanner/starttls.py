@@ -323,9 +323,11 @@ async def _tag(wire: Wire) -> tuple[str, bytes]:
                 tag = bytes(wire.buffer[: match.end()])
                 del wire.buffer[: match.end()]
                 name = _NAME.match(tag)
-                local = name.group(1).decode("ascii", "replace") if name else ""
-                end = "/" if tag.startswith(b"</") else ""
-                return end + local.rpartition(":")[2] if not local.startswith("?") else local, tag
+                qualified = name.group(1).decode("ascii", "replace") if name else ""
+                if qualified.startswith("?"):  # <?xml ...?>
+                    return qualified, tag
+                local = qualified.rpartition(":")[2]  # stream:features is features
+                return ("/" + local if tag.startswith(b"</") else local), tag
         else:
             wire.buffer.clear()
         await wire.fill()
