@@ -4,7 +4,8 @@
 The connection is a non-blocking socket driven by anyio (``wait_readable``/``wait_writable``),
 and TLS is the standard library's :class:`ssl.SSLObject` over two memory BIOs. Owning both
 ends means that every step runs under its own deadline, that the presented
-chain can still be read after the handshake failed, and that nothing but the handshake is ever
+chain can still be read after the handshake failed, and that nothing but the handshake (and,
+for STARTTLS, the plaintext preamble before it: :mod:`pinscan.scanner.starttls`) is ever
 sent. It is also lean, as issue 3 wants the client CPU of a handshake within 1.3x of
 ``openssl s_time -new``: over anyio's ``connect_tcp`` and socket streams (a task group, events
 and cancel scopes per connection, asyncio transport and protocol objects) a handshake cost
@@ -121,7 +122,8 @@ async def handshake(
         ``status`` is ``ok`` or one failure from :data:`pinscan.records.STATUSES`, with a human
         ``error``. ``chain`` is the presented chain whenever the server's Certificate message
         arrived, even if the handshake failed after it. ``connect_ms`` and ``handshake_ms``
-        are the time spent in each step, failed ones included.
+        are the time spent in each step, failed ones included (``handshake_ms`` from the
+        connection on: a STARTTLS exchange is part of it).
 
     It raises only for programming errors (``ip`` not an address literal); cancellation from
     outside propagates after the socket is closed.
@@ -180,9 +182,9 @@ async def handshake(
                 await conn.await_refusal()
         conn.close_notify()
     except Exception as exc:
+        if step != "connect" and result.handshake_ms is None:
+            result.handshake_ms = (time.perf_counter() - connected) * 1000
         if step == "handshake":
-            if result.handshake_ms is None:
-                result.handshake_ms = (time.perf_counter() - connected) * 1000
             result.chain = presented_chain(sslobj)
         conn.flush_nowait()  # our own alert, if OpenSSL wrote one
         if step == "starttls":
