@@ -13,6 +13,7 @@ import contextlib
 import os
 import re
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
@@ -509,12 +510,18 @@ def exim(issued: pki.Issued, *, tls: bool = True) -> Iterator[Daemon]:
         conf.chmod(0o644)  # Exim reads only a configuration no one else may write
         log = directory / "exim.out"
         with log.open("wb") as out:
+            # A session of its own: the daemon forks a process per connection, which outlives
+            # the daemon long enough to log into a removed directory (and make it again).
             proc = subprocess.Popen(
                 [binary, "-bdf", "-C", str(conf)],
                 stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+                start_new_session=True,
             )  # fmt: skip
         try:
             _wait_accepting(proc, [port], log)
             yield Daemon(port, issued.chain_der)
         finally:
             _stop(proc)
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)  # the group it leads: its children
+            time.sleep(0.05)
