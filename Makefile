@@ -49,9 +49,12 @@ lint: $(DEPS_STAMP)
 test-python: build system-deps
 	$(VENV)/bin/pytest
 
-# Real server software the tests and the demo run against, the browser the HTML report is tested
-# in, and aapt2 with the Android framework's resources (tests compile real APKs and bundles), from Debian (CI runs as root); only what is missing is installed. A policy-rc.d that
-# says no keeps the package from starting a system nginx on port 80.
+# Real server software the tests and the demo run against (nginx, openssl; for STARTTLS,
+# PostgreSQL, Dovecot, slapd and Exim), the browser the HTML report is tested in, and aapt2 with
+# the Android framework's resources (tests compile real APKs and bundles), from Debian (CI runs as
+# root); only what is missing is installed. A policy-rc.d that says no keeps the packages from
+# starting system services (nginx on port 80, a PostgreSQL cluster, Dovecot, slapd, Exim): the
+# tests start their own.
 system-deps:
 	@missing=; \
 	command -v openssl >/dev/null || missing="$$missing openssl"; \
@@ -59,6 +62,10 @@ system-deps:
 	command -v chromium >/dev/null || missing="$$missing chromium fonts-dejavu-core"; \
 	command -v aapt2 >/dev/null || missing="$$missing aapt"; \
 	test -e /usr/share/android-framework-res/framework-res.apk || missing="$$missing android-framework-res"; \
+	ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || missing="$$missing postgresql"; \
+	test -x /usr/sbin/dovecot || missing="$$missing dovecot-imapd dovecot-pop3d"; \
+	test -x /usr/sbin/slapd || missing="$$missing slapd"; \
+	test -x /usr/sbin/exim4 || missing="$$missing exim4-daemon-light"; \
 	if [ -n "$$missing" ]; then \
 		echo "installing Debian packages:$$missing"; \
 		ours=; [ -e /usr/sbin/policy-rc.d ] || { printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d; chmod +x /usr/sbin/policy-rc.d; ours=1; }; \

@@ -45,7 +45,8 @@ class Server:
     """A listening server: connect to ``host``:``port``.
 
     ``chain`` is the DER chain a TLS server presents by default (leaf first); ``sni_seen``
-    records the SNI of every ClientHello, ``None`` for none.
+    records the SNI of every ClientHello, ``None`` for none; ``said``, what clients sent
+    before TLS (STARTTLS servers, :mod:`fleet.starttls`).
     """
 
     kind: str
@@ -53,6 +54,7 @@ class Server:
     port: int = 0
     chain: list[bytes] = field(default_factory=list)
     sni_seen: list[str | None] = field(default_factory=list)
+    said: list[bytes] = field(default_factory=list)
 
 
 class _LoopThread:

@@ -243,7 +243,7 @@ def test_no_password_reaches_the_dataset_or_the_terminal(tmp_path: Path) -> None
     csv = tmp_path / "inventory.csv"
     with servers.good() as good:
         url = f"https://admin:{secret}@127.0.0.1:{good.port}/login"
-        inventory.write_text(f"{url} a.test\nftp://admin:{secret}@127.0.0.1/\n")
+        inventory.write_text(f"{url} a.test\ngopher://admin:{secret}@127.0.0.1/\n")
         csv.write_text(f"target,sni\n{url},b.test\n")
         runs = {
             "file": scan(str(inventory), "-o", str(tmp_path / "file"), "--jsonl", *FAST),
@@ -267,7 +267,7 @@ def test_no_password_reaches_the_dataset_or_the_terminal(tmp_path: Path) -> None
             t.startswith(f"https://127.0.0.1:{good.port}/login") for t in targets
         )
     bad = pinscan.open(tmp_path / "file").endpoints.filter(pl.col("status") == "bad_target")
-    assert bad.collect()["target"].to_list() == ["ftp://127.0.0.1/"]
+    assert bad.collect()["target"].to_list() == ["gopher://127.0.0.1/"]
 
 
 def test_the_summary_counts_endpoints_and_says_so(tmp_path: Path) -> None:

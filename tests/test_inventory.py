@@ -134,7 +134,7 @@ def test_text_syntax(line: str, host: str, port: int, sni: str | None) -> None:
         ("[::1]443", "expected `:port` after `]`"),
         ("[example.com]:443", "`[example.com]` is not an IPv6 address"),
         ("http://example.com", "`http://` is not a TLS URL scheme"),
-        ("ftp://example.com", "`ftp://` is not a TLS URL scheme"),
+        ("gopher://example.com", "`gopher://` is not a TLS URL scheme"),
         ("https://", "URL without a host"),
         ("https:///path", "URL without a host"),
         ("https://example.com:0/", "port 0 is out of range"),
@@ -734,11 +734,12 @@ def test_a_password_in_a_url_is_not_kept(line: str, shown: str) -> None:
 
 
 def test_a_password_in_a_bad_line_or_a_csv_row_is_not_kept() -> None:
-    [bad] = read(b"ftp://user:secret@example.com/  # file server\n")
+    [bad] = read(b"gopher://user:secret@example.com/  # file server\n")
     assert bad == BadTarget(
         1,
-        "ftp://example.com/  # file server",
-        "`ftp://` is not a TLS URL scheme (use https://, or host:port)",
+        "gopher://example.com/  # file server",
+        "`gopher://` is not a TLS URL scheme (use https://, a STARTTLS scheme such as smtp://, or"
+        " host:port)",
     )
     [row] = read(b"target,owner\nhttps://u:secret@example.com,ops\n", format="csv")
     assert isinstance(row, Target) and row.target == "https://example.com,ops"

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from pinscan.errors import ConfigError
-from pinscan.records import TRUST_STORES
+from pinscan.records import STARTTLS, TRUST_STORES
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,6 +109,11 @@ class ScanConfig:
     verify_processes: int | None = None
     #: ALPN protocols offered in the ClientHello (none when empty).
     alpn: tuple[str, ...] = ("h2", "http/1.1")
+    #: The protocol spoken before TLS (a name of :data:`~pinscan.records.STARTTLS`: ``smtp``,
+    #: ``imap``...) on every inventory line that does not name its own with a URL scheme, whose
+    #: default port it then is; ``None``: TLS from the first byte. Applied where the scan opens
+    #: its inventory (a path or lines; an :class:`~pinscan.inventory.Inventory` has its own).
+    starttls: str | None = None
     #: Flush a part file after this many endpoints or seconds, whichever comes first.
     flush_rows: int = 5000
     flush_seconds: float = 10.0
@@ -141,6 +146,9 @@ class ScanConfig:
                 raise ConfigError("ScanConfig.ca_bundle", f"no such file: {bundle}")
             object.__setattr__(self, "ca_bundle", bundle)
         object.__setattr__(self, "alpn", _alpn(self.alpn))
+        if self.starttls is not None and self.starttls not in STARTTLS:
+            reason = f"must be None or one of {', '.join(STARTTLS)}, not {_shown(self.starttls)}"
+            raise ConfigError("ScanConfig.starttls", reason)
         object.__setattr__(self, "trust_stores", trust_stores(self.trust_stores))
 
 

@@ -21,7 +21,8 @@ STATUSES: dict[str, str] = {
     "refused": "the TCP connection was refused (RST to SYN)",
     "unreachable": "no route to the address (ICMP unreachable, network down)",
     "connect_timeout": "the TCP connection did not complete in time",
-    "handshake_timeout": "the TLS handshake did not complete in time",
+    "handshake_timeout": "the TLS handshake, or the STARTTLS exchange before it, did not complete "
+    "in time",
     "deadline": "the per-target deadline (DNS, connect and handshake together) ran out",
     "reset": "the server reset or closed the connection during the handshake",
     "tls_alert": "the server answered with a TLS alert (its name is in `error`)",
@@ -29,6 +30,28 @@ STATUSES: dict[str, str] = {
     "not_tls": "the server answered with something that is not TLS",
     "tls_error": "the handshake failed locally (no shared version or cipher, bad message)",
     "error": "anything else, described in `error`",
+    # New statuses go last: datasets store the column as an enum of these values in this order,
+    # and parts written before a value was added read only when it was added at the end.
+    "starttls_unsupported": "the server does not offer STARTTLS (its reply is in `error`)",
+    "starttls_error": "the server broke the protocol before TLS: an unexpected reply, or bytes "
+    "after its STARTTLS go-ahead (described in `error`)",
+}
+
+#: The protocols a scan speaks before TLS (STARTTLS, see :mod:`pinscan.scanner.starttls`), each
+#: with its default port: the URL schemes of inventory lines (``smtp://mx.example.com``), the
+#: values of ``--starttls`` and of the ``starttls`` column. Implicit TLS (``smtps://``,
+#: ``imaps://``...) is plain TLS on its own port.
+STARTTLS: dict[str, int] = {
+    "smtp": 25,
+    "submission": 587,
+    "imap": 143,
+    "pop3": 110,
+    "ftp": 21,
+    "xmpp": 5222,
+    "xmpp-server": 5269,
+    "ldap": 389,
+    "postgres": 5432,
+    "mysql": 3306,
 }
 
 #: Every value of the ``verify_error`` column of ``endpoints`` (why a chain does not verify, as a
@@ -67,7 +90,9 @@ class Target:
     """One endpoint to scan, as the inventory gave it.
 
     ``host`` is a DNS name or an IP literal; ``ip`` fixes the address to connect to (then no DNS
-    lookup is made); ``sni`` is the name sent in the ClientHello, ``None`` for none.
+    lookup is made); ``sni`` is the name sent in the ClientHello, ``None`` for none;
+    ``starttls`` the protocol spoken before TLS (a name of :data:`STARTTLS`), ``None`` for TLS
+    from the first byte.
     """
 
     line: int
@@ -76,11 +101,14 @@ class Target:
     port: int
     sni: str | None
     ip: str | None = None
+    starttls: str | None = None
 
     @property
     def key(self) -> str:
-        """Identity for de-duplication and ``--resume``: equal keys are the same scan."""
-        return f"{self.host}\x1f{self.port}\x1f{self.sni or ''}\x1f{self.ip or ''}"
+        """Identity for de-duplication and ``--resume``: equal keys are the same scan. A plain
+        TLS target's key is what it was before STARTTLS, so its id does not change."""
+        key = f"{self.host}\x1f{self.port}\x1f{self.sni or ''}\x1f{self.ip or ''}"
+        return f"{key}\x1f{self.starttls}" if self.starttls else key
 
     @property
     def target_id(self) -> str:
@@ -135,6 +163,8 @@ class Endpoint:
     sni: str | None
     status: str
     error: str | None = None
+    #: The protocol spoken before TLS (a name of `STARTTLS`), None for plain TLS.
+    starttls: str | None = None
     attempts: int = 0
     tls_version: str | None = None
     cipher: str | None = None

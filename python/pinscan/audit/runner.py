@@ -161,7 +161,9 @@ def run(
         for path in cfg.policies
         for p in load_policies(path, cfg.policy_format, android_debug=cfg.android_debug)
     ]
-    items = read_inventory(cfg.inventory, format=cfg.inventory_format, strict=cfg.strict)
+    items = read_inventory(
+        cfg.inventory, format=cfg.inventory_format, strict=cfg.strict, starttls=cfg.scan.starttls
+    )
     # The spare keys and private CAs of [lockout], read before any connection as the policies.
     rotation = None if cfg.lockout is None else _scenario_inputs(cfg.lockout, cfg.path)
     arguments = {

@@ -22,7 +22,7 @@ from pinscan.cli import exits, options
 from pinscan.cli.options import policy_options, read_policies
 from pinscan.config import Bounds, ScanConfig, Timeouts, trust_stores
 from pinscan.errors import ConfigError, InputError, InventoryError, ShardError
-from pinscan.records import TRUST_STORES
+from pinscan.records import STARTTLS, TRUST_STORES
 
 # The scanner, the inventory readers, polars and rich are imported in the command's body, so that
 # `pinscan scan --help` starts fast (lazy for start-up time).
@@ -118,6 +118,11 @@ _SCAN, _TIMEOUTS = ScanConfig.BOUNDS, Timeouts.BOUNDS
     "-p", "--port", "ports", type=_Ports(),
     help="Port of the targets that name none, or a comma list (443,8443: each on every one) "
     f"[default: {DEFAULT_PORT}; a URL's, its scheme's].",
+)  # fmt: skip
+@click.option(
+    "--starttls", type=click.Choice(list(STARTTLS)),
+    help="Speak this protocol before TLS on every target that is no URL (a URL says its own: "
+    "smtp://mx.example.com, imap://host, https://host); its port is then the default.",
 )  # fmt: skip
 @click.option(
     "--inventory-format", type=click.Choice(["text", "csv", "parquet"]),
@@ -218,6 +223,7 @@ def scan_command(
     history: Path | None,
     resume: bool,
     ports: tuple[int, ...] | None,
+    starttls: str | None,
     inventory_format: str | None,
     strict: bool,
     concurrency: int,
@@ -249,9 +255,10 @@ def scan_command(
     """Handshake with every endpoint of INVENTORY, or of the TARGETs, and write what each serves
     to OUT; without -o, print it.
 
-    INVENTORY holds one target per line (host, host:port, ip:port, [v6]:port or an https:// URL,
-    optionally followed by the SNI name to send), or is a CSV or Parquet file with columns host,
-    port, sni, ip; - reads standard input. Instead of a file, give the targets themselves:
+    INVENTORY holds one target per line (host, host:port, ip:port, [v6]:port, an https:// URL
+    or a STARTTLS one such as smtp://mx.example.com, optionally followed by the SNI name to
+    send), or is a CSV or Parquet file with columns host, port, sni, ip; - reads standard input.
+    Instead of a file, give the targets themselves:
     `pinscan scan example.com example.org:8443`. An argument is the inventory when a file of
     that name exists, a target otherwise. Every address a name resolves to is scanned.
 
@@ -296,10 +303,11 @@ def scan_command(
         verify_processes=verify_processes,
         flush_rows=flush_rows,
         flush_seconds=flush_seconds,
+        starttls=starttls,
     )
-    ports = ports or (DEFAULT_PORT,)
+    ports = ports or (STARTTLS[starttls] if starttls else DEFAULT_PORT,)
     # Opened (and, with --strict or targets, checked) before anything is sent.
-    items, file = _inventory(sources, inventory_format, strict, ports)
+    items, file = _inventory(sources, inventory_format, strict, ports, starttls)
     if file is None or file == "-" or items.total is not None:
         total = items.total
     else:
@@ -373,7 +381,11 @@ def scan_command(
 
 
 def _inventory(
-    sources: tuple[str, ...], fmt: str | None, strict: bool, ports: tuple[int, ...]
+    sources: tuple[str, ...],
+    fmt: str | None,
+    strict: bool,
+    ports: tuple[int, ...],
+    starttls: str | None = None,
 ) -> tuple[Inventory, str | None]:
     """The inventory the arguments give, and its file (``-`` for stdin; ``None`` for targets).
 
@@ -391,7 +403,10 @@ def _inventory(
             msg = f"{files[0]} is an inventory file: give one inventory file, or targets"
             raise click.UsageError(msg)
         source: Any = click.open_file("-", "rb") if files[0] == "-" else files[0]
-        return read_inventory(source, format=fmt, strict=strict, ports=ports), files[0]  # type: ignore[arg-type]
+        inventory = read_inventory(
+            source, format=fmt, strict=strict, ports=ports, starttls=starttls
+        )
+        return inventory, files[0]
     for text in sources:
         if ("/" in text and "://" not in text) or text.lower().endswith(_FILE_SUFFIXES):
             raise InputError(text, "no such file")
@@ -400,7 +415,9 @@ def _inventory(
     lines = io.BytesIO("\n".join(sources).encode())
     lines.name = "<arguments>"
     try:
-        return read_inventory(lines, format="text", strict=True, ports=ports), None
+        return read_inventory(
+            lines, format="text", strict=True, ports=ports, starttls=starttls
+        ), None
     except InventoryError as exc:  # its line is the argument's place
         reason = exc.message.removeprefix(f"line {exc.line}: ")
         raise InputError(f"target {exc.line}", reason) from None

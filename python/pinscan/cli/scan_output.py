@@ -177,6 +177,9 @@ def print_endpoints(rows: list[dict[str, Any]], verdicts: bool) -> None:
         address = _address(r)
         if address == r["target"]:
             address = ""  # `ip:port` said twice
+        if r.get("starttls") and not r["target"].startswith(f"{r['starttls']}://"):
+            # --starttls: the protocol the target does not say
+            address = f"{address} ({r['starttls']})".strip()
         head = [f"[bold]{escape(r['target'])}[/]", address, status, r["tls_version"] or ""]
         console.print(("\n" if i else "") + "  ".join(part for part in head if part))
         details = {

@@ -105,9 +105,49 @@ def check_part(path: Path, table: str, schema: pl.Schema) -> None:
     # A column added to the format later is missing from parts an older pinscan wrote.
     optional = ADDED_LATER.get(table, frozenset())
     expected = {c: t for c, t in schema.items() if c in found or c not in optional}
+    # An enum (the statuses) that has grown since the part was written reads as it is now.
+    found = pl.Schema(
+        {c: expected[c] if _older(t, expected.get(c)) else t for c, t in found.items()}
+    )
     if dict(found) != expected:
         msg = f"not a part of the {table} table: {_difference(found, pl.Schema(expected))}"
         raise DatasetError(str(path), msg)
+
+
+def _older(found: pl.DataType, expected: pl.DataType | None) -> bool:
+    """Whether ``found`` is an enum that ``expected`` extends (its values, then more): enums
+    only grow at the end, as :data:`pinscan.records.STATUSES` did with STARTTLS."""
+    if not isinstance(found, pl.Enum) or not isinstance(expected, pl.Enum) or found == expected:
+        return False
+    old, new = found.categories.to_list(), expected.categories.to_list()
+    return new[: len(old)] == old
+
+
+def scan_parts(paths: list[Path], table: str, **options: object) -> pl.LazyFrame:
+    """The parts of a table as one lazy frame of its schema: columns added later read as null,
+    and parts written when an enum had fewer values read with today's (polars refuses to read
+    one enum as another, so those parts are scanned apart and cast). Keeps the parts' order."""
+    schema = schema_of(table)
+    enums = [c for c, t in schema.items() if isinstance(t, pl.Enum)]
+    if table != ENDPOINTS or not enums:
+        return pl.scan_parquet(paths, schema=schema, missing_columns="insert", **options)  # type: ignore[arg-type]
+    runs: list[tuple[tuple, list[Path]]] = []
+    for path in paths:
+        found = pl.read_parquet_schema(path)
+        key = tuple(str(found.get(c, schema[c])) for c in enums)
+        if runs and runs[-1][0] == key:
+            runs[-1][1].append(path)
+        else:
+            runs.append((key, [path]))
+    frames = []
+    for _, run in runs:
+        found = pl.read_parquet_schema(run[0])
+        own = pl.Schema({c: found.get(c, t) if c in enums else t for c, t in schema.items()})
+        frame = pl.scan_parquet(run, schema=own, missing_columns="insert", **options)  # type: ignore[arg-type]
+        if own != schema:
+            frame = frame.with_columns(pl.col(c).cast(schema[c]) for c in enums)
+        frames.append(frame)
+    return frames[0] if len(frames) == 1 else pl.concat(frames)
 
 
 def verify_part(path: Path, *, decode: bool = False) -> None:
@@ -152,7 +192,7 @@ def read_column(paths: list[Path], column: str, table: str) -> pl.Series:
     if not paths:
         return pl.Series(column, [], dtype=schema[column])
     try:
-        frame = pl.scan_parquet(paths, schema=schema, missing_columns="insert")
+        frame = scan_parts(paths, table)
         return frame.select(column).collect()[column]
     except pl.exceptions.PolarsError as exc:
         raise damaged(paths) or DatasetError(str(paths[0].parent), _first_line(exc)) from None

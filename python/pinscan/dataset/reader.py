@@ -303,7 +303,7 @@ def _scan(parts: list[Path], table: str) -> pl.LazyFrame:
     schema = _integrity.schema_of(table)
     if not parts:
         return pl.LazyFrame(schema=schema)
-    return pl.scan_parquet(parts, schema=schema, missing_columns="insert")
+    return _integrity.scan_parts(parts, table)
 
 
 def _history_parts(root: Path, table: str, metas: list[dict[str, Any]]) -> list[Path]:
@@ -331,11 +331,7 @@ def _scan_history(parts: list[Path], table: str) -> pl.LazyFrame:
     full = pl.Schema({**schema, **hist.PARTITION_SCHEMA})
     if not parts:
         return pl.LazyFrame(schema=full).select(names)
-    frame = pl.scan_parquet(
-        parts,
-        schema=schema,
-        hive_partitioning=True,
-        hive_schema=hist.PARTITION_SCHEMA,
-        missing_columns="insert",
+    frame = _integrity.scan_parts(
+        parts, table, hive_partitioning=True, hive_schema=hist.PARTITION_SCHEMA
     )
     return frame.select(names)

@@ -28,7 +28,7 @@ META_FILE = "scan.json"
 #: Columns added to format 1 after its first release, by table: parts written by an older pinscan
 #: lack them, which is no damage.
 ADDED_LATER: dict[str, frozenset[str]] = {
-    ENDPOINTS: frozenset({"verify_detail", "store_paths"}),
+    ENDPOINTS: frozenset({"verify_detail", "store_paths", "starttls"}),
     CERTIFICATES: frozenset({"error_kind"}),
     PIN_RESULTS: frozenset({"store"}),
 }
@@ -54,6 +54,9 @@ ENDPOINTS_SCHEMA = pl.Schema(
         "sni": pl.String,
         "status": STATUS,
         "error": pl.String,
+        # The protocol spoken before TLS (pinscan.records.STARTTLS: smtp, imap, ...); null for
+        # plain TLS, and in datasets written before pinscan spoke STARTTLS.
+        "starttls": pl.String,
         "attempts": pl.Int16,
         "tls_version": pl.String,
         "cipher": pl.String,

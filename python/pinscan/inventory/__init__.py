@@ -3,15 +3,19 @@
 
 A text line is ``target [sni]``, then an optional ``# comment``. ``target`` is ``host``,
 ``host:port``, ``ip``, ``ip:port``, ``[v6]``, ``[v6]:port``, a bare IPv6 address (always without a
-port: ``2001:db8::1:443`` is one address), or a URL of a TLS scheme, ``https://host[:port][/path]``.
-A target that names no port is scanned on 443, or on each of the ``ports`` given to
-:func:`read_inventory` (``pinscan scan --port``); a URL's port is its scheme's. ``sni`` is the name
-to send instead of the host's.
+port: ``2001:db8::1:443`` is one address), or a URL of a TLS scheme, ``https://host[:port][/path]``,
+or of a STARTTLS one, ``smtp://mx.example.com`` (:data:`pinscan.records.STARTTLS`; ``starttls``
+of :func:`read_inventory` gives the protocol of the lines that are no URL). A target that names
+no port is scanned on 443 (``starttls``'s port), or on each of the ``ports`` given to
+:func:`read_inventory` (``pinscan scan --port``); a URL's port is its scheme's. ``sni`` is the
+name to send instead of the host's.
 
 CSV and Parquet inventories have any sensible subset of the columns ``host``, ``port``, ``sni`` and
 ``ip`` (``host`` and ``ip`` together: connect to ``ip``, send ``host``), or a ``target`` column that
-holds what a text line holds, with an optional ``sni``; other columns are ignored. A CSV file starts
-with its header row and holds one record per line.
+holds what a text line holds, with an optional ``sni``; other columns are ignored. An optional
+``starttls`` column names a row's STARTTLS protocol (``smtp``, ``imap``...: see
+:data:`pinscan.records.STARTTLS`) as a URL's scheme would, its default port included. A CSV file
+starts with its header row and holds one record per line.
 
 Targets are normalised so that equal targets have equal :attr:`~pinscan.records.Target.key`:
 names lowercased, without the root's trailing dot, internationalised names in their ``xn--`` form

@@ -11,7 +11,7 @@ import encodings.idna
 import ipaddress
 import re
 
-from pinscan.records import BadTarget, Target
+from pinscan.records import STARTTLS, BadTarget, Target
 
 #: The port of a target that names none.
 DEFAULT_PORT = 443
@@ -25,7 +25,10 @@ _URL_PORTS = {
     "ftps": 990,
     "imaps": 993,
     "pop3s": 995,
+    "sips": 5061,
 }
+# URL schemes that speak STARTTLS (pinscan.records.STARTTLS), and other names for them.
+_STARTTLS_SCHEMES = {**{name: name for name in STARTTLS}, "postgresql": "postgres"}
 
 _COMMENT = re.compile(r"(?:^|\s)#")
 # The user information of a URL (`https://user:password@`), up to the last `@` of its authority,
@@ -158,6 +161,15 @@ def _sni(text: str) -> str:
     return _hostname(text, "SNI")
 
 
+def _protocol(text: str) -> str:
+    """A ``starttls`` cell: a name of :data:`~pinscan.records.STARTTLS` (or ``postgresql``)."""
+    protocol = _STARTTLS_SCHEMES.get(text.lower())
+    if protocol is None:
+        msg = f"`starttls` {quoted(text)} is none of {', '.join(STARTTLS)}"
+        raise _Invalid(msg)
+    return protocol
+
+
 def _port(text: str) -> int:
     if not text:
         msg = "empty port"
@@ -201,11 +213,16 @@ def _authority(text: str) -> tuple[str, bool, int | None]:
     return host, is_ip, _port(port_text) if colon else None
 
 
-def _url(text: str) -> tuple[str, bool, int]:
+def _url(text: str) -> tuple[str, bool, int, str | None]:
+    """A URL's host, whether it is an IP literal, its port, and its STARTTLS protocol."""
     scheme, _, rest = text.partition("://")
-    default_port = _URL_PORTS.get(scheme.lower())
+    protocol = _STARTTLS_SCHEMES.get(scheme.lower())
+    default_port = STARTTLS[protocol] if protocol else _URL_PORTS.get(scheme.lower())
     if default_port is None:
-        msg = f"{quoted(scheme + '://')} is not a TLS URL scheme (use https://, or host:port)"
+        msg = (
+            f"{quoted(scheme + '://')} is not a TLS URL scheme (use https://, a STARTTLS"
+            f" scheme such as smtp://, or host:port)"
+        )
         raise _Invalid(msg)
     # The authority ends at the path, query or fragment; user information before `@` is dropped.
     authority = re.split(r"[/?#]", rest, maxsplit=1)[0].rpartition("@")[2]
@@ -213,24 +230,35 @@ def _url(text: str) -> tuple[str, bool, int]:
         msg = "URL without a host"
         raise _Invalid(msg)
     host, is_ip, port = _authority(authority)
-    return host, is_ip, default_port if port is None else port
+    return host, is_ip, default_port if port is None else port, protocol
 
 
-def _target(line: int, shown: str, fields: list[str], ports: tuple[int, ...]) -> list[Target]:
+def _target(
+    line: int,
+    shown: str,
+    fields: list[str],
+    ports: tuple[int, ...],
+    starttls: str | None = None,
+) -> list[Target]:
     """The targets of the fields of a text line, ``target [sni]``: one, or one per port of
-    ``ports`` when the target names no port (a URL's port is its scheme's)."""
+    ``ports`` when the target names no port (a URL's port is its scheme's). ``starttls`` is
+    the protocol of a target that is no URL; a URL's is its scheme's."""
     if len(fields) > 2:
         msg = f"expected `target [sni]`, found {len(fields)} fields"
         raise _Invalid(msg)
     value = fields[0]
     if "://" in value:
-        host, is_ip, port = _url(value)
+        host, is_ip, port, starttls = _url(value)
     else:
         host, is_ip, port = _authority(value)
     sni = _sni(fields[1]) if len(fields) == 2 else (None if is_ip else host)
     if port is not None or len(ports) == 1:  # the common case, without a loop
-        return [Target(line=line, target=shown, host=host, port=port or ports[0], sni=sni)]
-    return [Target(line=line, target=shown, host=host, port=p, sni=sni) for p in ports]
+        port = port or ports[0]
+        return [Target(line=line, target=shown, host=host, port=port, sni=sni, starttls=starttls)]
+    return [
+        Target(line=line, target=shown, host=host, port=p, sni=sni, starttls=starttls)
+        for p in ports
+    ]
 
 
 def without_userinfo(text: str) -> str:
@@ -239,9 +267,11 @@ def without_userinfo(text: str) -> str:
     return _USERINFO.sub(r"\1", text) if "@" in text else text
 
 
-def text_item(line: int, text: str, ports: tuple[int, ...]) -> list[Target] | BadTarget | None:
-    """One text line as its targets (one per port of ``ports`` when it names none), a bad
-    target, or ``None`` for a blank or comment line."""
+def text_item(
+    line: int, text: str, ports: tuple[int, ...], starttls: str | None = None
+) -> list[Target] | BadTarget | None:
+    """One text line as its targets (one per port of ``ports`` when it names none; speaking
+    ``starttls`` unless it is a URL), a bad target, or ``None`` for a blank or comment line."""
     comment = _COMMENT.search(text) if "#" in text else None
     content = without_userinfo((text[: comment.start()] if comment else text).strip())
     if not content:
@@ -249,14 +279,18 @@ def text_item(line: int, text: str, ports: tuple[int, ...]) -> list[Target] | Ba
     try:
         if not content.isascii():
             _check_decoded(content, "line")
-        return _target(line, content, content.split(), ports)
+        return _target(line, content, content.split(), ports, starttls)
     except _Invalid as exc:
         shown = printable(without_userinfo(text.strip()))
         return BadTarget(line=line, target=shown, error=str(exc))
 
 
 def row_item(
-    line: int, shown: str, values: dict[str, str], ports: tuple[int, ...]
+    line: int,
+    shown: str,
+    values: dict[str, str],
+    ports: tuple[int, ...],
+    starttls: str | None = None,
 ) -> list[Target] | BadTarget | None:
     """One CSV or Parquet row (its known columns) as its targets (see :func:`text_item`), a bad
     target, or ``None`` when it is empty."""
@@ -268,6 +302,12 @@ def row_item(
     try:
         for name, value in values.items():
             _check_decoded(value, f"`{name}`")
+        if values.get("starttls"):  # the row's protocol, as a URL's scheme: its port by default
+            starttls = _protocol(values["starttls"])
+            ports = (STARTTLS[starttls],)
+            if "://" in values.get("target", ""):
+                msg = "both the `target` URL and the `starttls` column name a protocol"
+                raise _Invalid(msg)
         if "target" in values:
             fields = values["target"].split()
             if not fields:
@@ -278,14 +318,14 @@ def row_item(
                     msg = "both the `target` value and the `sni` column name an SNI"
                     raise _Invalid(msg)
                 fields.append(values["sni"])
-            return _target(line, shown, fields, ports)
-        return _columns_target(line, shown, values, ports)
+            return _target(line, shown, fields, ports, starttls)
+        return _columns_target(line, shown, values, ports, starttls)
     except _Invalid as exc:
         return BadTarget(line=line, target=shown, error=str(exc))
 
 
 def _columns_target(
-    line: int, shown: str, values: dict[str, str], ports: tuple[int, ...]
+    line: int, shown: str, values: dict[str, str], ports: tuple[int, ...], starttls: str | None
 ) -> list[Target]:
     ip = None
     if values.get("ip"):
@@ -307,6 +347,6 @@ def _columns_target(
         raise _Invalid(msg)
     sni = _sni(values["sni"]) if values.get("sni") else (None if is_ip else host)
     return [
-        Target(line=line, target=shown, host=host, port=port, sni=sni, ip=ip)
+        Target(line=line, target=shown, host=host, port=port, sni=sni, ip=ip, starttls=starttls)
         for port in ((_port(values["port"]),) if values.get("port") else ports)
     ]

@@ -13,7 +13,7 @@ from typing import IO, Any, cast
 from pinscan.errors import ConfigError, InputError, InventoryError
 from pinscan.inventory.grammar import DEFAULT_PORT, quoted
 from pinscan.inventory.readers import Format, Source, format_of, opened, read_items, source_name
-from pinscan.records import BadTarget, Target
+from pinscan.records import STARTTLS, BadTarget, Target
 
 
 @dataclass(slots=True)
@@ -43,11 +43,15 @@ class Inventory(Iterator[Target | BadTarget]):
         *,
         format: Format | None = None,
         strict: bool = False,
-        ports: tuple[int, ...] = (DEFAULT_PORT,),
+        ports: tuple[int, ...] | None = None,
+        starttls: str | None = None,
     ) -> None:
         self.name = source_name(source)
         self.format = format_of(source, format)
         self.strict = strict
+        self.starttls = _starttls(starttls)
+        if ports is None:
+            ports = (STARTTLS[self.starttls] if self.starttls else DEFAULT_PORT,)
         self.ports = _ports(ports)
         self.stats = InventoryStats()
         #: Distinct targets, counted by strict mode's checking pass; ``None`` when not strict.
@@ -86,7 +90,7 @@ class Inventory(Iterator[Target | BadTarget]):
                     start = file.tell()
                     self.total = self._check(file)
                     file.seek(start)
-                items = read_items(file, self.format, self.name, self.ports)
+                items = read_items(file, self.format, self.name, self.ports, self.starttls)
                 yield None
                 seen = _KeySet()
                 for item in items:
@@ -105,7 +109,7 @@ class Inventory(Iterator[Target | BadTarget]):
         """Strict mode's first pass: the number of distinct targets, or the first bad line."""
         seen = _KeySet()
         total = 0
-        for item in read_items(file, self.format, self.name, self.ports):
+        for item in read_items(file, self.format, self.name, self.ports, self.starttls):
             if isinstance(item, BadTarget):
                 raise InventoryError(self.name, item.line, f"{quoted(item.target)}: {item.error}")
             total += seen.add(item.key)
@@ -117,7 +121,8 @@ def read_inventory(
     *,
     format: Format | None = None,
     strict: bool = False,
-    ports: tuple[int, ...] = (DEFAULT_PORT,),
+    ports: tuple[int, ...] | None = None,
+    starttls: str | None = None,
 ) -> Inventory:
     """The targets of an inventory, read lazily, each distinct target once.
 
@@ -136,7 +141,12 @@ def read_inventory(
         source that cannot seek (stdin from a pipe) is first copied to a temporary file.
     ports
         The ports of a target that names none (``host``, ``[v6]``, a CSV row without ``port``):
-        one target per port, in this order. A URL's port is its scheme's (``https://``: 443).
+        one target per port, in this order; by default 443, or ``starttls``'s port. A URL's
+        port is its scheme's (``https://``: 443, ``smtp://``: 25).
+    starttls
+        The protocol spoken before TLS (a name of :data:`pinscan.records.STARTTLS`: ``smtp``,
+        ``imap``...) on every line that does not name its own with a URL scheme
+        (``smtp://host``, ``https://host``); ``None``: TLS from the first byte.
 
     Returns
     -------
@@ -165,8 +175,9 @@ def read_inventory(
     >>> import io
     >>> data = b"Example.COM.\\n10.0.0.1:8443 api.example.com  # pinned\\nexample.com\\nx:99999\\n"
     >>> inventory = read_inventory(io.BytesIO(data))
-    >>> next(inventory)
-    Target(line=1, target='Example.COM.', host='example.com', port=443, sni='example.com', ip=None)
+    >>> next(inventory)  # doctest: +NORMALIZE_WHITESPACE
+    Target(line=1, target='Example.COM.', host='example.com', port=443, sni='example.com',
+           ip=None, starttls=None)
     >>> target = next(inventory)
     >>> target.host, target.port, target.sni
     ('10.0.0.1', 8443, 'api.example.com')
@@ -175,7 +186,14 @@ def read_inventory(
     >>> inventory.stats
     InventoryStats(targets=2, duplicates=1, bad=1)
     """
-    return Inventory(source, format=format, strict=strict, ports=ports)
+    return Inventory(source, format=format, strict=strict, ports=ports, starttls=starttls)
+
+
+def _starttls(protocol: Any) -> str | None:
+    if protocol is not None and protocol not in STARTTLS:
+        msg = f"must be None or one of {', '.join(STARTTLS)}, not {protocol!r}"
+        raise ConfigError("starttls", msg)
+    return protocol
 
 
 def _ports(ports: Any) -> tuple[int, ...]:

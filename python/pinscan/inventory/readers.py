@@ -24,7 +24,7 @@ Source = str | os.PathLike[str] | IO[bytes]
 
 _FORMATS = ("text", "csv", "parquet")
 _SUFFIXES: dict[str, Format] = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet"}
-_COLUMNS = ("host", "port", "sni", "ip", "target")
+_COLUMNS = ("host", "port", "sni", "ip", "target", "starttls")
 # Signatures of files that are not text, to fail with a reason instead of a stream of bad lines.
 _MAGIC = (
     (b"PAR1", "a Parquet file (name it `.parquet`, or give the format)"),
@@ -41,16 +41,20 @@ _PARQUET_BATCH = 65536
 
 
 def read_items(
-    file: IO[bytes], format: Format, source: str, ports: tuple[int, ...]
+    file: IO[bytes],
+    format: Format,
+    source: str,
+    ports: tuple[int, ...],
+    starttls: str | None = None,
 ) -> Iterator[Target | BadTarget]:
     """The targets and bad targets of an open inventory, in file order, repeats included. The
     header (CSV) or schema (Parquet) is read now: its errors are the caller's."""
     if format == "parquet":
-        return _parquet_items(file, source, ports)
+        return _parquet_items(file, source, ports, starttls)
     _check_magic(file, source)
     if format == "csv":
-        return _csv_items(file, source, ports)
-    return _text_items(file, ports)
+        return _csv_items(file, source, ports, starttls)
+    return _text_items(file, ports, starttls)
 
 
 def _lines(file: IO[bytes]) -> Iterator[tuple[int, str, bool]]:
@@ -73,9 +77,11 @@ def _too_long(line: int, text: str) -> BadTarget:
     return BadTarget(line=line, target=printable(text[:80].strip()) + "...", error=error)
 
 
-def _text_items(file: IO[bytes], ports: tuple[int, ...]) -> Iterator[Target | BadTarget]:
+def _text_items(
+    file: IO[bytes], ports: tuple[int, ...], starttls: str | None
+) -> Iterator[Target | BadTarget]:
     for line, text, whole in _lines(file):
-        item = text_item(line, text, ports) if whole else _too_long(line, text)
+        item = text_item(line, text, ports, starttls) if whole else _too_long(line, text)
         if isinstance(item, list):
             yield from item
         elif item is not None:
@@ -83,7 +89,7 @@ def _text_items(file: IO[bytes], ports: tuple[int, ...]) -> Iterator[Target | Ba
 
 
 def _csv_items(
-    file: IO[bytes], source: str, ports: tuple[int, ...]
+    file: IO[bytes], source: str, ports: tuple[int, ...], starttls: str | None
 ) -> Iterator[Target | BadTarget]:
     """Reads the header now (errors are the caller's) and returns the rows' iterator."""
     lines = _lines(file)
@@ -95,12 +101,15 @@ def _csv_items(
                 header = next(csv.reader([text.rstrip("\r\n")], strict=True))
             except csv.Error as exc:
                 raise InputError(source, f"line {line}: not a CSV header ({exc})") from None
-            return _csv_rows(lines, _columns(header, source), ports)
+            return _csv_rows(lines, _columns(header, source), ports, starttls)
     return iter(())
 
 
 def _csv_rows(
-    lines: Iterator[tuple[int, str, bool]], columns: dict[str, int], ports: tuple[int, ...]
+    lines: Iterator[tuple[int, str, bool]],
+    columns: dict[str, int],
+    ports: tuple[int, ...],
+    starttls: str | None = None,
 ) -> Iterator[Target | BadTarget]:
     # One record per line, parsed on its own: a stray quote spoils its line only, and line
     # numbers are the file's.
@@ -119,7 +128,7 @@ def _csv_rows(
             yield BadTarget(line=line, target=printable(shown), error=f"not a CSV record ({exc})")
             continue
         values = {name: row[i].strip() if i < len(row) else "" for name, i in columns.items()}
-        item = row_item(line, shown, values, ports)
+        item = row_item(line, shown, values, ports, starttls)
         if isinstance(item, list):
             yield from item
         elif item is not None:
@@ -127,7 +136,7 @@ def _csv_rows(
 
 
 def _parquet_items(
-    file: IO[bytes], source: str, ports: tuple[int, ...]
+    file: IO[bytes], source: str, ports: tuple[int, ...], starttls: str | None
 ) -> Iterator[Target | BadTarget]:
     """Reads the schema now (errors are the caller's) and returns the rows' iterator."""
     # Imported here: only Parquet inventories need pyarrow, and it takes a while to import.
@@ -141,11 +150,15 @@ def _parquet_items(
     names = parquet.schema_arrow.names
     columns = _columns(names, source)
     selected = {name: names[i] for name, i in columns.items()}
-    return _parquet_rows(parquet, selected, source, ports)
+    return _parquet_rows(parquet, selected, source, ports, starttls)
 
 
 def _parquet_rows(
-    parquet: Any, columns: dict[str, str], source: str, ports: tuple[int, ...]
+    parquet: Any,
+    columns: dict[str, str],
+    source: str,
+    ports: tuple[int, ...],
+    starttls: str | None = None,
 ) -> Iterator[Target | BadTarget]:
     import pyarrow as pa
 
@@ -157,7 +170,7 @@ def _parquet_rows(
             for row in zip(*cells, strict=True):
                 line += 1
                 values = {name: _cell(value) for name, value in zip(columns, row, strict=True)}
-                item = row_item(line, ",".join(values.values()), values, ports)
+                item = row_item(line, ",".join(values.values()), values, ports, starttls)
                 if isinstance(item, list):
                     yield from item
                 elif item is not None:

@@ -21,6 +21,7 @@ import concurrent.futures
 import contextlib
 import datetime as dt
 import random
+import ssl
 import time
 from collections import Counter, deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
@@ -38,6 +39,7 @@ from pinscan.dataset.meta import new_scan_id
 from pinscan.dataset.writer import id_bits
 from pinscan.errors import ResolveError
 from pinscan.records import BadTarget, Endpoint, Handshake, Target
+from pinscan.scanner import starttls
 from pinscan.scanner.handshake import client_context, handshake
 from pinscan.scanner.resolve import Resolver
 from pinscan.scanner.verify import Verifier
@@ -176,6 +178,9 @@ class Scanner:
         self.stats = ScanStats()
         self._on_endpoint = on_endpoint
         self._context = client_context(alpn=config.alpn)
+        #: A context per STARTTLS protocol, with that protocol's ALPN (none for most), built when
+        #: the scan first meets it.
+        self._starttls_contexts: dict[str, ssl.SSLContext] = {}
         self._resolver = Resolver(first_address=config.first_address)
         self._verifier = Verifier.for_scan(
             config.trust_stores, ca_bundle=config.ca_bundle, system_store=config.system_store
@@ -275,8 +280,10 @@ class Scanner:
                         await self._rate.acquire()
                     result = await handshake(
                         ip, target.port, target.sni, connect_timeout=timeouts.connect,
-                        handshake_timeout=timeouts.handshake, context=self._context,
-                        stop_at=stop_at,
+                        handshake_timeout=timeouts.handshake,
+                        context=self._context_for(target.starttls),
+                        stop_at=stop_at, starttls=target.starttls,
+                        domain=target.sni or target.host,
                     )  # fmt: skip
                 if result.status not in TRANSIENT or attempts > self.config.retries:
                     break
@@ -286,6 +293,15 @@ class Scanner:
                     break
                 await anyio.sleep(pause)
         return _row(target, ip, result, attempts=attempts, resolve_ms=resolve_ms)
+
+    def _context_for(self, protocol: str | None) -> ssl.SSLContext:
+        if protocol is None:
+            return self._context
+        context = self._starttls_contexts.get(protocol)
+        if context is None:
+            alpn = starttls.ALPN.get(protocol, ())
+            context = self._starttls_contexts[protocol] = client_context(alpn=alpn)
+        return context
 
     async def _finish_target(self, rows: list[Endpoint]) -> None:
         for row in rows:
@@ -368,6 +384,7 @@ def _row(
         sni=target.sni,
         status=result.status,
         error=result.error,
+        starttls=target.starttls,
         attempts=attempts,
         tls_version=result.tls_version,
         cipher=result.cipher,

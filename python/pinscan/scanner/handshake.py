@@ -4,7 +4,8 @@
 The connection is a non-blocking socket driven by anyio (``wait_readable``/``wait_writable``),
 and TLS is the standard library's :class:`ssl.SSLObject` over two memory BIOs. Owning both
 ends means that every step runs under its own deadline, that the presented
-chain can still be read after the handshake failed, and that nothing but the handshake is ever
+chain can still be read after the handshake failed, and that nothing but the handshake (and,
+for STARTTLS, the plaintext preamble before it: :mod:`pinscan.scanner.starttls`) is ever
 sent. It is also lean, as issue 3 wants the client CPU of a handshake within 1.3x of
 ``openssl s_time -new``: over anyio's ``connect_tcp`` and socket streams (a task group, events
 and cancel scopes per connection, asyncio transport and protocol objects) a handshake cost
@@ -28,6 +29,7 @@ import time
 import anyio
 
 from pinscan.records import Handshake
+from pinscan.scanner import starttls as preamble
 from pinscan.scanner.tls import alert_name, client_context, presented_chain
 
 __all__ = ["client_context", "handshake", "presented_chain"]
@@ -68,8 +70,12 @@ _STATUS: dict[str | int | type[BaseException], str] = {
 
 
 @functools.cache
-def _default_context() -> ssl.SSLContext:
-    return client_context()
+def _default_context(starttls: str | None = None) -> ssl.SSLContext:
+    """The shared context of callers that bring none: a TLS client's ALPN, or after STARTTLS
+    the protocol's own (:data:`pinscan.scanner.starttls.ALPN`: none for most)."""
+    if starttls is None:
+        return client_context()
+    return client_context(alpn=preamble.ALPN.get(starttls, ()))
 
 
 async def handshake(
@@ -81,6 +87,8 @@ async def handshake(
     handshake_timeout: float,
     context: ssl.SSLContext | None = None,
     stop_at: float | None = None,
+    starttls: str | None = None,
+    domain: str | None = None,
 ) -> Handshake:
     """Connect to ``ip``:``port``, complete a TLS handshake sending ``sni``, and close.
 
@@ -96,12 +104,17 @@ async def handshake(
     connect_timeout, handshake_timeout
         Seconds: the TCP connection, and then the TLS handshake, each from its own start.
     context
-        From :func:`client_context`, built once per scan; ``None`` uses a shared default.
+        From :func:`client_context`, built once per scan; ``None`` uses a shared default (after
+        STARTTLS, one with the protocol's ALPN: a mail server may refuse ``h2``).
     stop_at
         An instant of :func:`anyio.current_time` after which no step may run: where the
         caller's per-target deadline (``Timeouts.deadline`` seconds) ends. When it cuts a step
         short the status is ``deadline`` and whatever chain arrived is kept, which a
         cancellation from outside could not do.
+    starttls, domain
+        A protocol of :data:`pinscan.records.STARTTLS` to speak before TLS, over the same
+        socket (:mod:`pinscan.scanner.starttls`), within ``handshake_timeout`` of its own;
+        ``domain`` is the name it announces (XMPP's ``to``; ``sni``, else ``ip``, by default).
 
     Returns
     -------
@@ -109,7 +122,8 @@ async def handshake(
         ``status`` is ``ok`` or one failure from :data:`pinscan.records.STATUSES`, with a human
         ``error``. ``chain`` is the presented chain whenever the server's Certificate message
         arrived, even if the handshake failed after it. ``connect_ms`` and ``handshake_ms``
-        are the time spent in each step, failed ones included.
+        are the time spent in each step, failed ones included (``handshake_ms`` from the
+        connection on: a STARTTLS exchange is part of it).
 
     It raises only for programming errors (``ip`` not an address literal); cancellation from
     outside propagates after the socket is closed.
@@ -122,7 +136,9 @@ async def handshake(
         raise ValueError(msg) from None
     incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
     try:
-        sslobj = (context or _default_context()).wrap_bio(incoming, outgoing, server_hostname=sni)
+        sslobj = (context or _default_context(starttls)).wrap_bio(
+            incoming, outgoing, server_hostname=sni
+        )
     except (ValueError, UnicodeError) as exc:
         return Handshake("bad_target", f"cannot send SNI {sni!r}: {exc}")
     try:
@@ -143,6 +159,12 @@ async def handshake(
             await conn.connect((ip, port))
             connected = time.perf_counter()
             result.connect_ms = (connected - started) * 1000
+            if starttls is not None:
+                step, limit = "starttls", handshake_timeout
+                end, stops = _step_end(limit, stop_at)
+                scope.deadline = end
+                conn.wire = preamble.Wire(sock)
+                await preamble.negotiate(starttls, conn.wire, domain or sni or ip)
             step, limit = "handshake", handshake_timeout
             end, stops = _step_end(limit, stop_at)
             scope.deadline = end
@@ -160,12 +182,15 @@ async def handshake(
                 await conn.await_refusal()
         conn.close_notify()
     except Exception as exc:
+        if step != "connect" and result.handshake_ms is None:
+            result.handshake_ms = (time.perf_counter() - connected) * 1000
         if step == "handshake":
-            if result.handshake_ms is None:
-                result.handshake_ms = (time.perf_counter() - connected) * 1000
             result.chain = presented_chain(sslobj)
         conn.flush_nowait()  # our own alert, if OpenSSL wrote one
-        result.status, result.error = _classify(exc, step, limit, stops, conn)
+        if step == "starttls":
+            result.status, result.error = _preamble_failure(exc, starttls, limit, stops, conn)
+        else:
+            result.status, result.error = _classify(exc, step, limit, stops, conn)
     finally:
         sock.close()
     return result
@@ -183,7 +208,7 @@ def _step_end(limit: float, stop_at: float | None) -> tuple[float, bool]:
 class _Connection:
     """The socket and the TLS state of one handshake, and what was received so far."""
 
-    __slots__ = ("incoming", "outgoing", "received", "sock", "sslobj", "start")
+    __slots__ = ("incoming", "outgoing", "received", "sock", "sslobj", "start", "wire")
 
     def __init__(
         self,
@@ -199,6 +224,8 @@ class _Connection:
         self.received = 0
         #: The first bytes the server sent, to show what a non-TLS server speaks.
         self.start = b""
+        #: The STARTTLS exchange, if there is one.
+        self.wire: preamble.Wire | None = None
 
     async def connect(self, address: tuple[str, int]) -> None:
         sock = self.sock
@@ -282,6 +309,30 @@ class _Connection:
 
 class _ClosedAfterRequest(Exception):
     """The server asked for a client certificate, then closed without an alert."""
+
+
+def _preamble_failure(
+    exc: Exception, protocol: str | None, limit: float, at_stop: bool, conn: _Connection
+) -> tuple[str, str]:
+    """The status and human error of a STARTTLS exchange that did not reach its go-ahead."""
+    received = conn.wire.received if conn.wire is not None else 0
+    seen = f" ({received} bytes received)"
+    if isinstance(exc, preamble.StarttlsUnsupported):
+        return "starttls_unsupported", f"{protocol}: {exc}"
+    if isinstance(exc, preamble.StarttlsError):
+        return "starttls_error", f"{protocol}: {exc}"
+    if isinstance(exc, TimeoutError):
+        if exc.errno is not None:  # the kernel gave up (TCP retransmissions)
+            return "handshake_timeout", f"{protocol}: {exc.strerror}{seen}"
+        if at_stop:
+            return (
+                "deadline",
+                f"the per-target deadline ran out during the {protocol} STARTTLS{seen}",
+            )
+        return "handshake_timeout", f"no {protocol} STARTTLS go-ahead within {limit:g} s{seen}"
+    if isinstance(exc, OSError) and exc.errno in (errno.ECONNRESET, errno.EPIPE):
+        return "reset", f"{protocol}: {exc.strerror or exc}{seen}"
+    return _classify(exc, "starttls", limit, at_stop, conn)
 
 
 def _classify(

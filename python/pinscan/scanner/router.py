@@ -172,7 +172,7 @@ def scan(
             _scan_async, inventory, route, config=config, policies=judging,
             inventory_format=inventory_format, arguments=arguments,
         )  # fmt: skip
-    items = _opened(inventory, inventory_format)
+    items = _opened(inventory, inventory_format, config.starttls)
     args = _arguments(inventory, arguments, config)
     assert route.out is not None  # Route checked it
     if route.way == "dask":
@@ -238,7 +238,7 @@ async def _scan_async(
 ) -> ScanDataset:
     """A scan of one dataset or a history, on the running loop."""
     # The inventory is opened before anything is written: a bad one leaves nothing behind.
-    items = _opened(inventory, inventory_format)
+    items = _opened(inventory, inventory_format, config.starttls)
     options = {
         "config": config,
         "arguments": _arguments(inventory, arguments, config),
@@ -303,12 +303,15 @@ def _policies(policies: Sequence[PolicyLike] | None) -> list[Policy]:
     return out
 
 
-def _opened(inventory: InventoryLike, fmt: str | None) -> engine.TargetFeed:
-    """The inventory, opened (files) or parsed (lines from Python) by the inventory's rules."""
+def _opened(
+    inventory: InventoryLike, fmt: str | None, starttls: str | None = None
+) -> engine.TargetFeed:
+    """The inventory, opened (files) or parsed (lines from Python) by the inventory's rules;
+    ``starttls`` (``ScanConfig.starttls``) is the protocol of its lines that name none."""
     if isinstance(inventory, Inventory | one_shard.ShardItems):
         return inventory
     if isinstance(inventory, str | os.PathLike):
-        return read_inventory(inventory, format=fmt)
+        return read_inventory(inventory, format=fmt, starttls=starttls)
     if isinstance(inventory, bytes | bytearray) or not isinstance(inventory, Iterable):
         msg = (
             "must be a path, an Inventory (pinscan.read_inventory) or an iterable of lines or "
@@ -319,13 +322,16 @@ def _opened(inventory: InventoryLike, fmt: str | None) -> engine.TargetFeed:
     lines = []
     for number, item in enumerate(inventory, 1):
         if isinstance(item, Target):
+            if item.starttls and "://" not in item.target:  # its protocol, as a URL scheme
+                lines.append(f"{item.starttls}://{item.target}")
+                continue
             lines.append(item.target)
         elif isinstance(item, str):
             lines.append(item)
         else:
             msg = f"item {number} is {type(item).__name__}, not a line (str) or a Target"
             raise InputError("inventory", msg)
-    return read_inventory(io.BytesIO("\n".join(lines).encode()), format="text")
+    return read_inventory(io.BytesIO("\n".join(lines).encode()), format="text", starttls=starttls)
 
 
 def _arguments(

@@ -50,6 +50,7 @@ _TARGETS_SCHEMA = pa.schema(
         ("sni", pa.string()),
         ("ip", pa.string()),
         ("error", pa.string()),  # set for a bad line
+        ("starttls", pa.string()),
     ]
 )
 _SPLIT_ROWS = 65536
@@ -155,8 +156,9 @@ def read_split(root: Path, shard: Shard, name: str) -> ShardItems:
                     yield BadTarget(row["line"], row["target"], row["error"])
                 else:
                     yield Target(
-                        row["line"], row["target"], row["host"], row["port"], row["sni"], row["ip"]
-                    )
+                        row["line"], row["target"], row["host"], row["port"], row["sni"], row["ip"],
+                        row.get("starttls"),  # splits written before STARTTLS have none
+                    )  # fmt: skip
 
     return ShardItems(name, items(), file.close)
 
@@ -166,7 +168,7 @@ def _targets_table(items: list[Target | BadTarget]) -> pa.Table:
         {"line": t.line, "target": t.target, "error": t.error}
         if isinstance(t, BadTarget)
         else {"line": t.line, "target": t.target, "host": t.host, "port": t.port, "sni": t.sni,
-              "ip": t.ip, "error": None}
+              "ip": t.ip, "error": None, "starttls": t.starttls}
         for t in items
     ]  # fmt: skip
     return pa.Table.from_pylist(rows, schema=_TARGETS_SCHEMA)
