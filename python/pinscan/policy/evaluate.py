@@ -455,10 +455,12 @@ def cert_pins(
         certs = certs.with_columns(
             spki_trustkit=pl.lit(None, pl.String), trustkit_problem=pl.lit(None, pl.String)
         )
+    # A certificate pin (Node.js `cert.fingerprint256`) is the hash of the whole DER: worked
+    # out only when a policy has one (a million certificates' fingerprints re-encoded for none).
     ids = pin_ids.collect()
-    # A certificate pin (Node.js `cert.fingerprint256`) is the hash of the whole DER.
+    fingerprint = pl.col("cert_sha256").str.decode("hex", strict=False).bin.encode("base64")
     certs = certs.with_columns(
-        cert_b64=pl.col("cert_sha256").str.decode("hex").bin.encode("base64")
+        cert_b64=fingerprint if (ids["algorithm"] == CERT_SHA256).any() else pl.lit(None, pl.String)
     )
     for algorithm, column, name in (
         ("sha256", "spki_sha256", "sha256_id"),

@@ -489,7 +489,7 @@ def _case_chains(
     # has its SHA-256 and SHA-1 pins (TrustKit's rebuilt SPKI is the SPKI itself for the keys
     # CAs use).
     served = (
-        prepared.certs.select("spki_sha256", *_LEAF_IDS)
+        prepared.certs.select("spki_sha256", "cert_id", *_LEAF_IDS)
         .unique("spki_sha256")
         .rename({"spki_sha256": "pin"})
     )
@@ -548,6 +548,8 @@ def _case_chains(
             trustkit_problem=pl.when(pl.col("leaf") == SAME)
             .then("trustkit_problem")
             .otherwise("trustkit_problem_spare"),
+            # Every scenario serves a new leaf certificate: no certificate pin names it.
+            cert_id=pl.lit(None, pl.Int32),
         )
     )
     assert set(built["leaf"].unique().to_list()) <= set(leaf_markers)
@@ -574,6 +576,9 @@ def _case_chains(
             trustkit_id=pl.coalesce("trustkit_id", "catalog_id"),
             trustkit_blocked=pl.col("trustkit_blocked").fill_null(False),
             trustkit_problem="trustkit_problem",
+            # A CA certificate the scan served is served again; one only the catalog knows is
+            # named by no certificate pin of a policy that judged the scan.
+            cert_id=pl.col("cert_id").cast(pl.Int32),
         )
     )
     return (
@@ -589,6 +594,7 @@ def _case_chains(
             sha256_id="sha256_id",
             sha1_id="sha1_id",
             trustkit_id="trustkit_id",
+            cert_id="cert_id",
             # A new certificate: not expired; the server sends it.
             not_after=pl.lit(None, pl.Datetime("us", "UTC")),
             key_type=pl.lit(None, pl.String),
