@@ -210,6 +210,9 @@ def prepare(
         need_trustkit=any(p.format == "trustkit" for p in policies),
     )
     chains = chain_pins(dataset, covered, certs, entries.lazy()).collect()
+    # Kept for the rotation analysis: the certificates of the covered chains only, without
+    # their fingerprints (a fleet's million leaves, most of them uncovered, are not).
+    certs = certs.drop("cert_sha256").join(chains.select("cid").unique(), on="cid", how="semi")
     checked = entries.lazy().select(
         "eid",
         "store",
@@ -655,7 +658,6 @@ def used_chains(rows: pl.LazyFrame, chains: pl.LazyFrame) -> pl.LazyFrame:
             sha256_id=pl.when(pl.col("trustkit_view"))
             .then(pl.col("trustkit_id"))
             .otherwise(pl.col("sha256_id")),
-            path_top=pl.col("position").max().over("eid", "rule_id"),
         )
     )
 
@@ -667,6 +669,13 @@ def pin_matches(pins: pl.LazyFrame, used_chain: pl.LazyFrame) -> pl.LazyFrame:
     columns = [("sha256", "sha256_id"), ("sha1", "sha1_id")]
     if "cert_id" in used_chain.collect_schema():
         columns.append((CERT_SHA256, "cert_id"))
+    anchors = pins.select((pl.col("positions") == _POSITIONS[Position.ANCHOR]).any()).collect()
+    if anchors.item():
+        # An anchor pin matches a leaf only when the leaf is the whole path (self-signed): the
+        # chain's length, worked out only when a policy has anchor pins.
+        used_chain = used_chain.with_columns(
+            path_top=pl.col("position").max().over("eid", "rule_id")
+        )
     by_algorithm = [
         pins.filter(pl.col("algorithm") == algorithm).join(
             used_chain, left_on=["rule_id", "pin_id"], right_on=["rule_id", column]
@@ -680,7 +689,7 @@ def pin_matches(pins: pl.LazyFrame, used_chain: pl.LazyFrame) -> pl.LazyFrame:
         .when(pl.col("positions") == _POSITIONS[Position.CA])
         .then(position >= 1)
         .when(pl.col("positions") == _POSITIONS[Position.ANCHOR])
-        .then((position >= 1) | (pl.col("path_top") == 0))
+        .then((position >= 1) | (pl.col("path_top") == 0) if anchors.item() else position >= 1)
         .otherwise(True)
     )
     return pl.concat(by_algorithm, how="diagonal_relaxed").filter(allowed)
@@ -728,18 +737,27 @@ def judge(prepared: Prepared) -> pl.LazyFrame:
     # An enforced rule decides alone: a report-only rule beside it (HPKP's Report-Only header
     # next to its enforced one, RFC 7469 2.1) only reports. Without one, the report-only sets
     # decide between pass and report-only.
-    counts = pl.col("set_position").is_not_null() | (pl.col("enforce").any() & ~pl.col("enforce"))
+    matched = pl.col("set_position").is_not_null()
     pinned = (
         required.join(matches, on=[*key, "set_key"], how="left")
         .sort("set_position", nulls_last=True)
         .group_by(key)
         .agg(
-            all_sets=counts.all(),
+            # Plain aggregations (polars' fast path), combined once per pair below.
+            enforced_sets=(matched | ~pl.col("enforce")).all(),
+            every_set=matched.all(),
+            any_enforced=pl.col("enforce").any(),
             matched_position=pl.col("set_position").first(),
             matched_pin=pl.col("pin").first(),
             matched_sent=pl.col("sent").first(),
             top_match=pl.col("top_position").max(),
         )
+        .with_columns(
+            all_sets=pl.when(pl.col("any_enforced"))
+            .then(pl.col("enforced_sets"))
+            .otherwise(pl.col("every_set"))
+        )
+        .drop("enforced_sets", "every_set", "any_enforced")
     )
     # TrustKit walks the chain from the anchor down and blocks the connection, even when only
     # reporting, at the first certificate whose key it cannot hash, unless a pin matched above it.
