@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from pinscan.cli import exits, options
-from pinscan.cli.options import POLICY_FORMATS, policy_options, read_policies
+from pinscan.cli.options import POLICY_FORMATS, policy_options, read_policy_files
 from pinscan.errors import ConfigError
 from pinscan.records import TRUST_STORES
 
@@ -134,11 +134,14 @@ def check_command(
     if not policies:
         raise click.UsageError("give at least one --policy FILE")
     lockout = _lockout_request(scenarios, fail_on_lockout, switch_to, backup_keys, ca_catalogs)
-    loaded = read_policies(policies, policy_format)
+    loaded, artifacts = read_policy_files(policies, policy_format)
     dataset = open_dataset(out, verify=True)
     stores = judging or None
     results = evaluate(dataset, loaded, as_of, stores=stores, okhttp_jvm=okhttp_jvm)
-    found = findings(dataset, loaded, as_of, days=days, stores=stores, okhttp_jvm=okhttp_jvm)
+    found = findings(
+        dataset, loaded, as_of, days=days, stores=stores, okhttp_jvm=okhttp_jvm,
+        artifacts=artifacts,
+    )  # fmt: skip
     shown = results if show_all else results.filter(pl.col("verdict") != "unpinned")
     failing = results.filter(pl.col("verdict").is_in(exits.FAILING))
     rejected = [p for p in loaded if p.error]

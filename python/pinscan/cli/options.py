@@ -246,6 +246,11 @@ def read_policy_files(
     loaded = []
     for path, item in zip(paths, read, strict=True):
         found = item if isinstance(item, list) else item.policies
+        if not found and not isinstance(item, list) and item.errors:
+            more = f" (and {len(item.errors) - 1} more)" if len(item.errors) > 1 else ""
+            raise InputError(
+                str(path), f"holds no pin policy pinscan could read: {item.errors[0]}{more}"
+            )
         if not found:  # an app whose pins, if any, are tied to no host
             msg = (
                 "holds no pin policy a client loads; `pinscan pins` lists the pins in it, and "
