@@ -142,8 +142,9 @@ def show_lockout(dataset: Path, pinscan_cli) -> None:
 def show_apps(dataset: Path, pinscan_cli) -> None:
     """The pins as they ship: an APK (its Network Security Config pins a.test by its leaf key
     and b.test by its CA, each with the spare key) and an IPA (NSPinnedDomains pins b.test by
-    its CA; a certificate and a pin string in code without a host), read out of the built
-    artifacts and judged against the fleet."""
+    its CA; a bundled certificate, and a.test's key as a pin string in code, without a host),
+    read out of the built artifacts and judged against the fleet, the code pin mapped to a.test
+    by an overlay."""
     out = dataset.parent
     leaf = (
         pinscan.open(dataset)
@@ -155,7 +156,7 @@ def show_apps(dataset: Path, pinscan_cli) -> None:
         return
     spare = pinscan.spki_pin((ROOT / "demo" / "sample" / "backup-key.csr").read_bytes())
     issuer = pinscan.spki_pin(pki.intermediate().der)
-    apps = [build_ipa(out / "Demo.ipa", issuer, spare)]
+    apps = [build_ipa(out / "Demo.ipa", issuer, leaf.item())]
     apk = build_apk(out / "demo.apk", {"a.test": (leaf.item(), spare), "b.test": (issuer, spare)})
     if apk is None:
         print(
@@ -164,8 +165,14 @@ def show_apps(dataset: Path, pinscan_cli) -> None:
         )
     else:
         apps.insert(0, apk)
-    pinscan_cli("pins", *apps)
-    status = pinscan_cli("check", dataset, *(a for app in apps for a in ("--policy", app)))
+    overlay = out / "hosts.toml"
+    overlay.write_text(
+        "# The pin string in Demo's executable guards a.test (its code says so, not its config)\n"
+        '[[map]]\nsource = "Payload/Demo.app/Demo"\nhosts = ["a.test"]\n'
+    )
+    pinscan_cli("pins", *apps, "--overlay", overlay)
+    policies = [a for app in apps for a in ("--policy", app)]
+    status = pinscan_cli("check", dataset, *policies, "--overlay", overlay)
     print(f"(exit status {status}: the pins the apps ship, judged against the fleet)")
 
 

@@ -251,7 +251,7 @@ def test_the_demo_apps(fleet: Fleet) -> None:
         ("bundled_certificate", "-", f"{ipa}!Payload/Demo.app/demo-ca.cer"),
     ):
         assert any(line.startswith(f"sha256/{issuer}  {kind}  {hosts}  {where}") for line in lines)
-    assert f"  code  -  {ipa}!Payload/Demo.app/Demo  " in pins.text
+    assert f"  code  a.test  {ipa}!Payload/Demo.app/Demo  " in pins.text
     assert check.returncode == 0, check.text
-    for policy in ("network_security_config.xml", "Info.plist"):
+    for policy in ("demo.apk!res/xml/network_security_config.xml", "Demo.ipa!overlay"):
         assert re.search(rf"{re.escape(policy)}: pass \d", check.text), check.text

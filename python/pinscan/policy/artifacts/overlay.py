@@ -239,7 +239,7 @@ def _apply(overlays: Sequence[Overlay], artifact: Artifact) -> None:
         artifact.pins[i] = dataclasses.replace(
             found,
             hosts=tuple(dict.fromkeys(h for m in mappings for h in m.hosts)),
-            note=f"{found.note}; {said}" if found.note else said,
+            note=f"{said}; in the app alone: {found.note}" if found.note else said,
         )
     dex = all(_DEX.fullmatch(artifact.pins[i].source.rsplit("!", 1)[-1]) for i in mapped)
     artifact.policies.append(
