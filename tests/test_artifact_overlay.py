@@ -124,6 +124,10 @@ def test_a_bundled_certificate_mapped_is_a_toml_policy(tmp_path, dataset):
             "[[map]]\nsource = 'classes2.dex'\nhosts = ['a.test']\nmatch = 'one-level'\n",
             "map[1].match = 'one-level'",
         ),
+        ("[[map]]\nsource = 'classes2.dex'\nhosts = ['a.test']\nmatch = []\n", "map[1].match"),
+        ("[[map]]\npins = [1]\nhosts = ['a.test']\n", "map[1].pins: 1: not 'sha256/"),
+        ("[[map]]\nsource = 'classes2.dex'\nhosts = 'a.test'\n", "map[1].hosts"),
+        ("map = [1]\n", "map[1]: must be a table"),
         ("[[map]\n", "not TOML"),
         (
             f"[[map]]\nsource = 'classes2.dex'\nhosts = ['a.test']\n\n[[map]]\n"

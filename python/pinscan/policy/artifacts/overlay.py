@@ -155,7 +155,7 @@ def _mapping(entry: object, key: str, line: int | None, name: str) -> Mapping:
         if not isinstance(host, str) or not _HOST.fullmatch(normalize_host(host)):
             raise invalid(f".hosts: {host!r} is not a host name (use match for subdomains)")
     match = entry.get("match", "exact")
-    if match not in _MATCH:
+    if not isinstance(match, str) or match not in _MATCH:
         raise invalid(f".match = {match!r}: one of {', '.join(_MATCH)}")
     return Mapping(
         key,
