@@ -255,3 +255,15 @@ def test_the_demo_apps(fleet: Fleet) -> None:
     assert check.returncode == 0, check.text
     for policy in ("demo.apk!res/xml/network_security_config.xml", "Demo.ipa!overlay"):
         assert re.search(rf"{re.escape(policy)}: pass \d", check.text), check.text
+
+
+def test_the_demo_goes_on_without_aapt2(fleet: Fleet, monkeypatch, capsys) -> None:
+    """Without aapt2 the demo says so in one line and checks the fleet by the IPA alone."""
+    monkeypatch.setattr(demo_run.shutil, "which", lambda program: None)
+    commands = []
+    demo_run.show_apps(fleet.dataset, lambda *args: commands.append(args) or 0)
+    printed = capsys.readouterr().out
+    assert "(no APK: aapt2 or the Android framework resources are missing" in printed
+    assert [str(a) for a in commands[-1] if str(a).endswith((".apk", ".ipa"))] == [
+        str(fleet.directory / "Demo.ipa")
+    ]
