@@ -1,6 +1,7 @@
 # SPDX-License-Identifier: Apache-2.0
 """`make demo`: start a local demo fleet, scan it, show what every endpoint serves, judge it by a
-suggested pin-set and a stale one, and write the HTML report.
+suggested pin-set and a stale one and by the pins of an Android and an iOS app built on the spot,
+and write the HTML report.
 
     .venv/bin/python -m demo.run   # from the repository root
 
@@ -13,11 +14,13 @@ a TLS 1.0-only legacy endpoint, and nginx when it is installed (`make test` inst
 from __future__ import annotations
 
 import contextlib
+import plistlib
 import shutil
 import ssl
 import subprocess
 import sys
 import tempfile
+import zipfile
 from pathlib import Path
 
 import polars as pl
@@ -97,6 +100,7 @@ def show_policies(dataset: Path, domain: str) -> None:
     status = pinscan_cli("check", dataset, "--policy", nsc, "--policy", stale)
     print(f"(exit status {status}: 1 says a pinned endpoint fails, for cron and CI)")
     show_lockout(dataset, pinscan_cli)
+    show_apps(dataset, pinscan_cli)
     page = out / "report.html"
     if pinscan_cli("report", dataset, "--policy", nsc, "--html", page, "-q") == 0:
         print(f"The fleet at a glance, in one self-contained page: {page.relative_to(ROOT)}")
@@ -133,6 +137,105 @@ def show_lockout(dataset: Path, pinscan_cli) -> None:
         "check", dataset, "--policy", pins, "--scenarios", "all", "--ca-catalog", cas
     )
     print(f"(exit status {status}: 1 says a routine renewal locks a pinned client out)")
+
+
+def show_apps(dataset: Path, pinscan_cli) -> None:
+    """The pins as they ship: an APK (its Network Security Config pins a.test by its leaf key
+    and b.test by its CA, each with the spare key) and an IPA (NSPinnedDomains pins b.test by
+    its CA; a bundled certificate, and a.test's key as a pin string in code, without a host),
+    read out of the built artifacts and judged against the fleet, the code pin mapped to a.test
+    by an overlay."""
+    out = dataset.parent
+    leaf = (
+        pinscan.open(dataset)
+        .endpoints.filter(pl.col("sni") == "a.test")
+        .select("spki_sha256")
+        .collect()
+    )
+    if leaf.is_empty() or leaf.item() is None:
+        return
+    spare = pinscan.spki_pin((ROOT / "demo" / "sample" / "backup-key.csr").read_bytes())
+    issuer = pinscan.spki_pin(pki.intermediate().der)
+    apps = [build_ipa(out / "Demo.ipa", issuer, leaf.item())]
+    apk = build_apk(out / "demo.apk", {"a.test": (leaf.item(), spare), "b.test": (issuer, spare)})
+    if apk is None:
+        print(
+            "\n(no APK: aapt2 or the Android framework resources are missing; "
+            "`make system-deps` installs them)"
+        )
+    else:
+        apps.insert(0, apk)
+    overlay = out / "hosts.toml"
+    overlay.write_text(
+        "# The pin string in Demo's executable guards a.test (its code says so, not its config)\n"
+        '[[map]]\nsource = "Payload/Demo.app/Demo"\nhosts = ["a.test"]\n'
+    )
+    pinscan_cli("pins", *apps, "--overlay", overlay)
+    policies = [a for app in apps for a in ("--policy", app)]
+    status = pinscan_cli("check", dataset, *policies, "--overlay", overlay)
+    print(f"(exit status {status}: the pins the apps ship, judged against the fleet)")
+
+
+#: Where Debian's android-framework-res puts the framework's resources aapt2 links against.
+FRAMEWORK = Path("/usr/share/android-framework-res/framework-res.apk")
+
+
+def build_apk(path: Path, pins: dict[str, tuple[str, ...]]) -> Path | None:
+    """An APK whose Network Security Config pins each host (exactly) to its pins, compiled by
+    Debian's aapt2 as an app build compiles it; None when aapt2 or the framework is missing."""
+    aapt2 = shutil.which("aapt2")
+    if aapt2 is None or not FRAMEWORK.exists():
+        return None
+    configs = "".join(
+        f'  <domain-config><domain includeSubdomains="false">{host}</domain><pin-set>'
+        + "".join(f'<pin digest="SHA-256">{pin}</pin>' for pin in host_pins)
+        + "</pin-set></domain-config>\n"
+        for host, host_pins in pins.items()
+    )
+    manifest = (
+        '<manifest xmlns:android="http://schemas.android.com/apk/res/android" '
+        'package="test.pinscan.demo">\n'
+        '  <uses-sdk android:minSdkVersion="24" android:targetSdkVersion="34"/>\n'
+        '  <application android:label="demo" '
+        'android:networkSecurityConfig="@xml/network_security_config"/>\n</manifest>\n'
+    )
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        (work / "res" / "xml").mkdir(parents=True)
+        (work / "res" / "xml" / "network_security_config.xml").write_text(
+            f"<network-security-config>\n{configs}</network-security-config>\n"
+        )
+        compiled, manifest_file = work / "res.zip", work / "AndroidManifest.xml"
+        manifest_file.write_text(manifest)
+        commands = (
+            [aapt2, "compile", "--dir", work / "res", "-o", compiled],
+            [aapt2, "link", "-o", path, "-I", FRAMEWORK, "--manifest", manifest_file, compiled],
+        )
+        for command in commands:
+            subprocess.run(command, check=True, capture_output=True)
+    return path
+
+
+def build_ipa(path: Path, ca_pin: str, code_pin: str) -> Path:
+    """An IPA as the App Store receives one: ``Payload/Demo.app/`` with a binary Info.plist
+    pinning b.test by its CA (NSPinnedDomains), the demo CA's certificate bundled as an
+    Alamofire app would bundle it, and an executable holding a pin string."""
+    info = {
+        "CFBundleIdentifier": "test.pinscan.demo",
+        "CFBundleExecutable": "Demo",
+        "NSAppTransportSecurity": {
+            "NSPinnedDomains": {
+                "b.test": {"NSPinnedCAIdentities": [{"SPKI-SHA256-BASE64": ca_pin}]}
+            }
+        },
+    }
+    # A Mach-O header is enough for pinscan to search the executable for pin strings.
+    executable = b"\xcf\xfa\xed\xfe" + bytes(60) + f"sha256/{code_pin}\0".encode()
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as ipa:
+        ipa.writestr("Payload/Demo.app/Info.plist", plistlib.dumps(info, fmt=plistlib.FMT_BINARY))
+        ipa.writestr("Payload/Demo.app/demo-ca.cer", pki.intermediate().der)
+        ipa.writestr("Payload/Demo.app/Demo", executable)
+    return path
 
 
 def start_fleet(stack: contextlib.ExitStack, tmp: Path) -> str:

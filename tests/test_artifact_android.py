@@ -397,3 +397,41 @@ def test_an_alias_resource_is_followed(tmp_path):
 
 
 ALIAS = '<resources><item type="xml" name="pins">@xml/real_pins</item></resources>'
+
+
+def test_what_could_not_be_read_inside_the_app_is_a_finding(tmp_path, dataset):
+    # A config that reads, beside a DEX that does not decode and a member the reader refuses.
+    apk = build_apk(
+        tmp_path,
+        App(
+            nsc(domain_config("example.com", (INTERMEDIATE, PIN_B))),
+            code={"classes2.dex": b"dex\n035\0" + bytes(40), "../escape.txt": b"x"},
+        ),
+    )
+    args = ["check", str(dataset.path), "--policy", str(apk), "--findings", "--format", "json"]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output  # warnings, as other findings: the pins pass
+    rows = [r for r in json.loads(result.stdout) if r["kind"] == "artifact_error"]
+    assert {(r["location"], r["severity"], r["policy"]) for r in rows} == {
+        (f"{apk}!classes2.dex", "warning", str(apk)),
+        (f"{apk}!../escape.txt", "warning", str(apk)),
+    }
+    assert all("not judged" in r["message"] for r in rows)
+    library = pinscan.findings(dataset.path, apk)
+    assert library.filter(kind="artifact_error").height == 2
+    table = CliRunner().invoke(main, args[:-2])
+    assert "artifact_error" in table.output and "classes2.dex" in table.output
+
+
+def test_an_app_whose_config_cannot_be_read_says_why(tmp_path, dataset):
+    apk = build_apk(tmp_path, App(nsc(domain_config("example.com"))))
+    damaged = tmp_path / "damaged.apk"
+    with zipfile.ZipFile(apk) as source, zipfile.ZipFile(damaged, "w") as out:
+        for name in source.namelist():
+            data = source.read(name)
+            out.writestr(name, data[:10] if name == "resources.arsc" else data)
+    result = CliRunner().invoke(main, ["check", str(dataset.path), "--policy", str(damaged)])
+    assert result.exit_code == 2
+    assert f"{damaged}: holds no pin policy pinscan could read: {damaged}!resources.arsc" in (
+        result.output
+    )

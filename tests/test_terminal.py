@@ -228,3 +228,42 @@ def test_the_demo_scan(tmp_path: Path) -> None:
     assert endpoint_count(dataset) == len(targets)
     assert HIDE_CURSOR in run.output
     assert f"scanned {len(targets)} targets" in run.text
+
+
+def test_the_demo_apps(fleet: Fleet) -> None:
+    """`make demo`'s apps: an APK aapt2 compiles and an IPA, their pins listed and the fleet
+    judged by them (a.test by its leaf key, b.test by its CA: both pass)."""
+    runs = []
+
+    def cli(*args: str | Path) -> int:
+        runs.append(pinscan_cli("piped", *args))
+        return runs[-1].returncode
+
+    demo_run.show_apps(fleet.dataset, cli)
+    pins, check = runs
+    assert pins.returncode == 0, pins.text
+    issuer = pinscan.spki_pin(pki.intermediate().der)
+    apk, ipa = fleet.directory / "demo.apk", fleet.directory / "Demo.ipa"
+    lines = pins.text.splitlines()
+    for kind, hosts, where in (
+        ("config", "b.test", f"{apk}!res/xml/network_security_config.xml"),
+        ("config", "b.test", f"{ipa}!Payload/Demo.app/Info.plist"),
+        ("bundled_certificate", "-", f"{ipa}!Payload/Demo.app/demo-ca.cer"),
+    ):
+        assert any(line.startswith(f"sha256/{issuer}  {kind}  {hosts}  {where}") for line in lines)
+    assert f"  code  a.test  {ipa}!Payload/Demo.app/Demo  " in pins.text
+    assert check.returncode == 0, check.text
+    for policy in ("demo.apk!res/xml/network_security_config.xml", "Demo.ipa!overlay"):
+        assert re.search(rf"{re.escape(policy)}: pass \d", check.text), check.text
+
+
+def test_the_demo_goes_on_without_aapt2(fleet: Fleet, monkeypatch, capsys) -> None:
+    """Without aapt2 the demo says so in one line and checks the fleet by the IPA alone."""
+    monkeypatch.setattr(demo_run.shutil, "which", lambda program: None)
+    commands = []
+    demo_run.show_apps(fleet.dataset, lambda *args: commands.append(args) or 0)
+    printed = capsys.readouterr().out
+    assert "(no APK: aapt2 or the Android framework resources are missing" in printed
+    assert [str(a) for a in commands[-1] if str(a).endswith((".apk", ".ipa"))] == [
+        str(fleet.directory / "Demo.ipa")
+    ]

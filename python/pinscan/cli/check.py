@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from pinscan.cli import exits, options
-from pinscan.cli.options import POLICY_FORMATS, policy_options, read_policies
+from pinscan.cli.options import POLICY_FORMATS, policy_options, read_policy_files
 from pinscan.errors import ConfigError
 from pinscan.records import TRUST_STORES
 
@@ -134,11 +134,14 @@ def check_command(
     if not policies:
         raise click.UsageError("give at least one --policy FILE")
     lockout = _lockout_request(scenarios, fail_on_lockout, switch_to, backup_keys, ca_catalogs)
-    loaded = read_policies(policies, policy_format)
+    loaded, artifacts = read_policy_files(policies, policy_format)
     dataset = open_dataset(out, verify=True)
     stores = judging or None
     results = evaluate(dataset, loaded, as_of, stores=stores, okhttp_jvm=okhttp_jvm)
-    found = findings(dataset, loaded, as_of, days=days, stores=stores, okhttp_jvm=okhttp_jvm)
+    found = findings(
+        dataset, loaded, as_of, days=days, stores=stores, okhttp_jvm=okhttp_jvm,
+        artifacts=artifacts,
+    )  # fmt: skip
     shown = results if show_all else results.filter(pl.col("verdict") != "unpinned")
     failing = results.filter(pl.col("verdict").is_in(exits.FAILING))
     rejected = [p for p in loaded if p.error]
@@ -315,6 +318,7 @@ def _print_text(
 ) -> None:
     from rich.table import Table
 
+    from pinscan.report.summary import policy_label
     from pinscan.report.terminal import VERDICT_STYLE, new_console, print_table
 
     console = new_console()
@@ -330,7 +334,7 @@ def _print_text(
                 if not r["name"] or r["name"] in r["target"]
                 else f"{r['target']} ({r['name']})",
                 r["ip"] or "",
-                Path(r["policy"]).name,
+                policy_label(r["policy"]),
                 f"[{VERDICT_STYLE[verdict]}]{verdict}[/]",
                 r["store"] or "",
                 r["matched_pin"] or "",
@@ -347,10 +351,10 @@ def _print_text(
     for policy, verdict, n in coverage:
         by_policy.setdefault(policy, []).append(f"{verdict} {n}")
     for policy, counts in by_policy.items():
-        console.print(f"{Path(policy).name}: " + ", ".join(counts))
+        console.print(f"{policy_label(policy)}: " + ", ".join(counts))
     for policy in policies:
         for note in policy.notes:
-            console.print(f"[dim]{Path(policy.name).name}: {note}[/]")
+            console.print(f"[dim]{policy_label(policy.name)}: {note}[/]")
 
 
 #: Rows of the gate and headroom tables printed, the first (by target, or soonest to end) of
@@ -394,6 +398,7 @@ def _print_json(
 def _print_lockout(rotation: _Rotation, *, quiet: bool) -> None:
     from rich.table import Table
 
+    from pinscan.report.summary import policy_label
     from pinscan.report.terminal import new_console, print_table
     from pinscan.rotation.matrix import matrix
 
@@ -429,7 +434,11 @@ def _print_lockout(rotation: _Rotation, *, quiet: bool) -> None:
         gate = rotation.gate.sort("target", "policy", "scenario")
         for r in gate.head(SHOWN).iter_rows(named=True):
             table.add_row(
-                _where(r), Path(r["policy"]).name, r["scenario"], r["today"], r["new_chain"] or ""
+                _where(r),
+                policy_label(r["policy"]),
+                r["scenario"],
+                r["today"],
+                r["new_chain"] or "",
             )
         print_table(console, table)
         _more(console, gate.height)
@@ -468,6 +477,8 @@ def _matrix_table(frame: pl.DataFrame, by: str, gating: set[str]) -> Table:
     outcome in each cell; the columns that gate are marked ``*``."""
     from rich.table import Table
 
+    from pinscan.report.summary import policy_label
+
     scenario_columns = [c for c in frame.columns if c not in ("name", "policy", "locked_out")]
     table = Table(title="lockout matrix (worst outcome per row)", title_justify="left")
     # CA names hold spaces ("sibling:DigiCert Global G2 ..."): a name is not folded either.
@@ -479,7 +490,7 @@ def _matrix_table(frame: pl.DataFrame, by: str, gating: set[str]) -> Table:
     for r in frame.iter_rows(named=True):
         table.add_row(
             r["name"] or "",
-            Path(r["policy"]).name,
+            policy_label(r["policy"]),
             *(OUTCOME_CELL.get(r[c], "-") if r[c] else "-" for c in scenario_columns),
             str(r["locked_out"]),
         )
@@ -492,6 +503,7 @@ def _print_headroom(console: Console, headroom: pl.DataFrame) -> None:
     import polars as pl
     from rich.table import Table
 
+    from pinscan.report.summary import policy_label
     from pinscan.report.terminal import print_table
 
     passing = headroom.filter(pl.col("today") == "pass")
@@ -510,7 +522,7 @@ def _print_headroom(console: Console, headroom: pl.DataFrame) -> None:
         ends = r["pass_ends"]
         table.add_row(
             _where(r),
-            Path(r["policy"]).name,
+            policy_label(r["policy"]),
             ", ".join(r["positions"] or []),
             f"{ends:%Y-%m-%d} ({r['carrier']})" if ends else "",
             "" if r["days_left"] is None else str(r["days_left"]),

@@ -1,8 +1,8 @@
 # SPDX-License-Identifier: Apache-2.0
 """The options several commands share, declared and parsed in one place: ``--format text|json``,
 ``-q/--quiet``, ``--as-of``, ``--ca-catalog``, the policy options (``--policy``,
-``--policy-format``, ``--android-debug``) and the rotation scenarios' (``--scenarios``,
-``--switch-to``, ``--backup-key``, ``--password``).
+``--policy-format``, ``--android-debug``, ``--host``, ``--overlay``) and the rotation
+scenarios' (``--scenarios``, ``--switch-to``, ``--backup-key``, ``--password``).
 
 This module imports only click: ``pinscan <command> --help`` must not pay for polars or the
 policy readers, so :func:`read_policies` imports them when it runs (lazy for start-up time).
@@ -21,6 +21,7 @@ from pinscan.errors import InputError
 
 if TYPE_CHECKING:
     from pinscan.catalog.graph import Catalog
+    from pinscan.policy.artifacts import Artifact
     from pinscan.policy.model import Policy
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -107,6 +108,7 @@ def policy_options(command, *, short: bool = True):  # type: ignore[no-untyped-d
         help="Apply Android <debug-overrides>, as a debuggable build does (release builds "
         "ignore them).",
     )(command)
+    command = overlay_option(command)
     command = click.option(
         "--host",
         "policy_hosts",
@@ -132,6 +134,22 @@ def policy_options(command, *, short: bool = True):  # type: ignore[no-untyped-d
         "Node.js checkServerIdentity, curl, Chromium JSON, pinscan TOML, a PEM bundle of CA "
         "certificates (with --host), or an app (APK, AAB, IPA, .app) and every policy in it. "
         "Repeat for several.",
+    )(command)
+
+
+def overlay_option(command):  # type: ignore[no-untyped-def]
+    """``--overlay FILE`` (repeatable), into the context: `read_policies` and `pinscan pins`
+    map the pins an app holds without a host by it."""
+    return click.option(
+        "--overlay",
+        "overlays",
+        multiple=True,
+        expose_value=False,
+        type=click.Path(exists=True, dir_okay=False, path_type=Path),
+        callback=lambda ctx, _, value: ctx.meta.__setitem__("overlays", value),
+        help="A TOML file mapping the pins an app (--policy APK, AAB, IPA) holds without a host "
+        "to the hosts they guard ([[map]] source or pins, hosts, match): they become the "
+        "policy APP!overlay. Repeat for several.",
     )(command)
 
 
@@ -199,19 +217,48 @@ def scenario_inputs(
 
 def read_policies(paths: tuple[Path, ...], format: str | None) -> list[Policy]:
     """Every policy in the ``--policy`` files, read as ``--policy-format`` says (or by content),
-    with ``--android-debug`` applied."""
-    from pinscan.policy import load_policies  # lazy for start-up time (see the module's doc)
+    with ``--android-debug`` and ``--overlay`` applied."""
+    return read_policy_files(paths, format)[0]
+
+
+def read_policy_files(
+    paths: tuple[Path, ...], format: str | None
+) -> tuple[list[Policy], list[Artifact]]:
+    """:func:`read_policies`, and the app artifacts among the files (with what could not be
+    read in them)."""
+    # lazy for start-up time (see the module's doc)
+    from pinscan.policy import load_policies
+    from pinscan.policy.artifacts import read_artifact, sniff
+    from pinscan.policy.artifacts.overlay import apply, read_overlay
 
     meta = click.get_current_context().meta
     debug, hosts = meta.get("android_debug", False), meta.get("policy_hosts", ())
-    loaded = []
+    overlays = [read_overlay(path) for path in meta.get("overlays", ())]
+    read: list[Artifact | list[Policy]] = []
     for path in paths:
-        found = load_policies(path, format, android_debug=debug, hosts=hosts)
+        if format in (None, "artifact") and sniff(path) is not None:
+            read.append(read_artifact(path))
+        else:
+            read.append(load_policies(path, format, android_debug=debug, hosts=hosts))
+    artifacts = [item for item in read if not isinstance(item, list)]
+    if overlays:
+        apply(overlays, artifacts)
+    loaded = []
+    for path, item in zip(paths, read, strict=True):
+        found = item if isinstance(item, list) else item.policies
+        if not found and not isinstance(item, list) and item.errors:
+            more = f" (and {len(item.errors) - 1} more)" if len(item.errors) > 1 else ""
+            raise InputError(
+                str(path), f"holds no pin policy pinscan could read: {item.errors[0]}{more}"
+            )
         if not found:  # an app whose pins, if any, are tied to no host
-            msg = "holds no pin policy a client loads; `pinscan pins` lists the pins in it"
+            msg = (
+                "holds no pin policy a client loads; `pinscan pins` lists the pins in it, and "
+                "--overlay maps those without a host to hosts"
+            )
             raise InputError(str(path), msg)
         loaded += found
-    return loaded
+    return loaded, artifacts
 
 
 __all__ = [
@@ -221,9 +268,11 @@ __all__ = [
     "as_of",
     "ca_catalogs",
     "output_format",
+    "overlay_option",
     "policy_options",
     "quiet",
     "read_policies",
+    "read_policy_files",
     "scenario_inputs",
     "scenario_options",
 ]

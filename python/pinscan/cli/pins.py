@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     help="Read configurations and bundled certificates only: do not search code (dex, native "
     "libraries, executables) for pin strings.",
 )
+@options.overlay_option
 @click.pass_context
 def pins_command(
     ctx: click.Context, artifacts: tuple[str, ...], output: str, no_code: bool
@@ -35,24 +36,33 @@ def pins_command(
     The kind of artifact is told from its content. Each line is the pin, its kind (config: a
     Network Security Config, Info.plist or TrustKit entry; code: a pin string in dex, a native
     library or an executable; bundled_certificate: the key of a certificate in the app), its
-    hosts (- when the artifact does not say) and its place (app.apk!res/xml/nsc.xml). What
-    could not be read is one line each on stderr. Exits 1 when something in an artifact could
-    not be read or a client would refuse a policy, 2 when an ARTIFACT could not be read at all.
+    hosts (- when the artifact does not say; --overlay maps them) and its place
+    (app.apk!res/xml/nsc.xml). What could not be read is one line each on stderr. Exits 1 when
+    something in an artifact could not be read or a client would refuse a policy, 2 when an
+    ARTIFACT or the overlay could not be read at all.
     """
     from pinscan.errors import InputError
     from pinscan.policy.artifacts import read_artifact
+    from pinscan.policy.artifacts.overlay import apply, read_overlay
 
+    overlays = [read_overlay(path) for path in ctx.meta.get("overlays", ())]
     status = exits.OK
-    documents: list[dict[str, Any]] = []
+    read: list[Artifact | dict[str, Any]] = []
     for path in artifacts:
         try:
-            artifact = read_artifact(path, code=not no_code)
+            read.append(read_artifact(path, code=not no_code))
         except InputError as exc:
             _complain(str(exc))
-            documents.append(
+            read.append(
                 {"artifact": path, "kind": None, "policies": [], "pins": [], "errors": [str(exc)]}
             )
             status = exits.ERROR
+    if overlays:
+        apply(overlays, [item for item in read if not isinstance(item, dict)])
+    documents: list[dict[str, Any]] = []
+    for artifact in read:
+        if isinstance(artifact, dict):
+            documents.append(artifact)
             continue
         problems = [*artifact.errors, *_refused(artifact)]
         for line in problems:

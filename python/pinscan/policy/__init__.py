@@ -20,7 +20,7 @@ from pinscan.dataset import open as open_dataset
 from pinscan.errors import InputError, PolicyError
 from pinscan.policy import evaluate as _evaluate
 from pinscan.policy import findings as _findings
-from pinscan.policy.artifacts import read_artifact
+from pinscan.policy.artifacts import Artifact, read_artifact, sniff
 from pinscan.policy.formats import MODULES, WRITABLE, detect, read
 from pinscan.policy.model import Policy
 
@@ -108,11 +108,13 @@ def findings(
     okhttp_jvm: bool = False,
 ) -> pl.DataFrame:
     """Fleet-wide findings about the policies (no backup pin, stale pins, rotation risk, expiry,
-    client compatibility, a platform store the scan lacks); see :mod:`pinscan.policy.findings`.
-    ``stores`` and ``okhttp_jvm`` as for :func:`evaluate`."""
+    client compatibility, a platform store the scan lacks; for an app artifact, what in it
+    could not be read); see :mod:`pinscan.policy.findings`. ``stores`` and ``okhttp_jvm`` as
+    for :func:`evaluate`."""
+    artifact = _artifact(policy)
     return _findings.findings(
-        _dataset(dataset), _policies(policy), as_of, days=days, stores=stores,
-        okhttp_jvm=okhttp_jvm,
+        _dataset(dataset), artifact.policies if artifact else _policies(policy), as_of,
+        days=days, stores=stores, okhttp_jvm=okhttp_jvm, artifacts=[artifact] if artifact else (),
     )  # fmt: skip
 
 
@@ -126,6 +128,18 @@ def _policies(policy: Policy | Iterable[Policy] | PolicySource) -> list[Policy]:
     if isinstance(policy, str | bytes | os.PathLike):
         return load_policies(policy)
     return list(policy)
+
+
+def _artifact(policy: Policy | Iterable[Policy] | PolicySource) -> Artifact | None:
+    """The app artifact ``policy`` names or holds, read; None when it is no artifact."""
+    # A str holding a policy's text is no path: only one that could name a file is tried.
+    path_like = isinstance(policy, os.PathLike) or (
+        isinstance(policy, str) and "\n" not in policy and "\0" not in policy
+    )
+    if not (isinstance(policy, bytes) or path_like):
+        return None
+    found = sniff(policy)  # type: ignore[arg-type]
+    return read_artifact(policy) if found else None
 
 
 def _is_bundle(source: PolicySource) -> bool:

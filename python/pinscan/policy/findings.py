@@ -8,9 +8,11 @@ key bricks the app: RFC 7469 §4.3, TrustKit), ``stale_pins`` (no pin matches an
 ``pinset_expired``, ``policy_error`` and ``policy_warning`` (what the client rejects or skips),
 ``store_missing`` (the scan has no path of the policy's platform store for some endpoints, which
 were judged on the scan's own verified chain instead),
-``trustkit_hash`` (TrustKit's rebuilt SPKI differs or cannot be made) and ``node_pubkey`` (a pin
+``trustkit_hash`` (TrustKit's rebuilt SPKI differs or cannot be made), ``node_pubkey`` (a pin
 that is Node's ``sha256(cert.pubkey)`` of an EC leaf it covers: a hash of the raw EC point, not of
-the SPKI the policy's client hashes, so it never matches).
+the SPKI the policy's client hashes, so it never matches) and ``artifact_error`` (something inside
+an app given as a policy that could not be read: a refused member, a DEX that does not decode; a
+policy or pinner there is missing from the verdicts).
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ import polars as pl
 from pinscan.certs.keys import spki_der
 from pinscan.dataset import ScanDataset
 from pinscan.errors import InputError
+from pinscan.policy.artifacts.model import Artifact
 from pinscan.policy.evaluate import Prepared, pin_matches, prepare, used_chains
 from pinscan.policy.model import Policy
 from pinscan.policy.trustkit_hash import spki_parts
@@ -52,12 +55,15 @@ def findings(
     days: int = 30,
     stores: str | Mapping[str, str] | None = None,
     okhttp_jvm: bool = False,
+    artifacts: Iterable[Artifact] = (),
 ) -> pl.DataFrame:
     """Findings across the fleet; ``days`` is the horizon of "expiring soon"; ``stores`` and
     ``okhttp_jvm`` pick the store that judges each format, as for
-    :func:`~pinscan.policy.evaluate.evaluate`."""
+    :func:`~pinscan.policy.evaluate.evaluate`; ``artifacts``, the apps the policies came from,
+    add a row for each thing in them that could not be read."""
     prepared = prepare(dataset, policies, as_of, stores=stores, okhttp_jvm=okhttp_jvm)
     frames = [
+        _artifact_errors(artifacts),
         _from_files(prepared),
         _per_rule(prepared, days),
         _per_certificate(prepared),
@@ -111,6 +117,22 @@ def _from_files(prepared: Prepared) -> pl.DataFrame:
             for w in policy.warnings
         )
     return _frame(rows)
+
+
+def _artifact_errors(artifacts: Iterable[Artifact]) -> pl.DataFrame:
+    return _frame(
+        [
+            {
+                "policy": artifact.path,
+                "location": where,
+                "kind": "artifact_error",
+                "severity": "warning",
+                "message": f"could not be read, so what it holds is not judged: {what}",
+            }
+            for artifact in artifacts
+            for where, what in artifact.problems()
+        ]
+    )
 
 
 def _per_rule(prepared: Prepared, days: int) -> pl.DataFrame:

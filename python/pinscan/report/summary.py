@@ -622,5 +622,7 @@ def _trend(every: ScanDataset) -> pl.DataFrame:
 
 
 def policy_label(policy: str) -> str:
-    """A policy's file name, which is what people call it (the dataset keeps the full path)."""
-    return Path(policy).name
+    """A policy's file name, which is what people call it (the dataset keeps the full path); for
+    a policy inside an app, the app's name and the place in it (``app.apk!res/xml/nsc.xml``)."""
+    app, bang, place = policy.partition("!")
+    return f"{Path(app).name}!{place}" if bang else Path(policy).name

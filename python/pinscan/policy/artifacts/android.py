@@ -366,7 +366,7 @@ def _dex_pins(archive: Archive, name: str, artifact: Artifact) -> None:
                     (),
                     source,
                     "code",
-                    "a pin string the bytecode does not tie to a host: map it with a TOML policy",
+                    "a pin string the bytecode does not tie to a host: map it with --overlay",
                 )
             )
 

@@ -53,5 +53,16 @@ class Artifact:
     pins: list[FoundPin] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
 
+    def problems(self) -> list[tuple[str, str]]:
+        """``errors`` as ``(place, what)``: each line is ``app.apk!member: what`` (the place an
+        :class:`~pinscan.errors.ArtifactError` names), or ``app.apk: what``."""
+        split = []
+        for line in self.errors:
+            # The artifact's own path may hold ": "; the place ends at the first one after it.
+            start = len(self.path) if line.startswith(self.path) else 0
+            end = line.find(": ", start)
+            split.append((self.path, line) if end < 0 else (line[:end], line[end + 2 :]))
+        return split
+
 
 __all__ = ["ARTIFACT_KINDS", "PIN_KINDS", "Artifact", "FoundPin"]
