@@ -87,22 +87,23 @@ class Progress:
             self._draw(self._bar.stop)
         self._bar = None
 
-    def advance(self, status: str) -> None:
+    def advance(self, status: str, n: int = 1) -> None:
+        """``n`` more endpoints ended with ``status``."""
         if status == "ok":
-            self._ok += 1
+            self._ok += n
         else:
-            self._failed += 1
+            self._failed += n
         if self._bar is not None:
-            self._draw(self._update)
+            self._draw(lambda: self._update(n))
 
     def _start(self) -> None:
         assert self._bar is not None
         self._bar.start()
         self._task = self._bar.add_task(self._label, total=self._total, ok=0, failed=0)
 
-    def _update(self) -> None:
+    def _update(self, n: int = 1) -> None:
         assert self._bar is not None
-        self._bar.update(self._task, advance=1, ok=self._ok, failed=self._failed)
+        self._bar.update(self._task, advance=n, ok=self._ok, failed=self._failed)
 
     def _draw(self, action: Callable[[], None]) -> None:
         """Runs ``action`` on the bar; on any error in it (or one recorded while drawing), turns

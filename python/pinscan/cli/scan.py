@@ -99,6 +99,11 @@ def _trust_stores(
         raise click.BadParameter(exc.reason) from None
 
 
+def _processes(ctx: click.Context, param: click.Parameter, value: int | None) -> int | None:
+    """``--processes``, checked as ScanConfig checks it: a bad value is one line, exit 2."""
+    return _SCAN["processes"].check("--processes", value)  # type: ignore[no-any-return]
+
+
 _SCAN, _TIMEOUTS = ScanConfig.BOUNDS, Timeouts.BOUNDS
 
 
@@ -172,6 +177,12 @@ _SCAN, _TIMEOUTS = ScanConfig.BOUNDS, Timeouts.BOUNDS
     "that platform's store. Comma-separated or repeated [default: all, in that order].",
 )  # fmt: skip
 @click.option(
+    "--processes", type=click.INT, default=_DEFAULTS.processes, callback=_processes,
+    help="Scanning processes, each with its share of the inventory (split as --shard splits "
+    "it), folded into one dataset at the end; the limits (-c, --rate, --per-address) are shared "
+    "out among them [default: one per core, one alone below 2048 targets; 1: this process].",
+)  # fmt: skip
+@click.option(
     "--verify-processes", type=_bounded(_SCAN["verify_processes"]),
     default=_DEFAULTS.verify_processes,
     help="Child processes that verify chains while the scan goes on "
@@ -237,6 +248,7 @@ def scan_command(
     ca_bundle: Path | None,
     system_store: bool,
     trust_stores: tuple[str, ...],
+    processes: int | None,
     verify_processes: int | None,
     flush_rows: int,
     flush_seconds: float,
@@ -284,6 +296,12 @@ def scan_command(
     if not kept and (resume or shard is not None or dask is not None):
         raise click.UsageError("--resume, --shard and --dask go with a dataset: give -o OUT")
     _check_dask_options(dask, jsonl, dask_workers)
+    if processes is not None and processes > 1:
+        if jsonl:
+            raise click.UsageError("--jsonl streams from one process: give --processes 1 or none")
+        if shard is not None or dask is not None:
+            msg = "--processes splits the scan on this machine; --shard and --dask split it already"
+            raise click.UsageError(msg)
     # Where the scan goes, checked before anything is read, sent or started (a Dask cluster).
     route = Route(
         out=out, history=history, shard=shard, dask=dask, shards=shard_count, resume=resume
@@ -300,6 +318,7 @@ def scan_command(
         ca_bundle=ca_bundle,
         system_store=system_store,
         trust_stores=trust_stores,
+        processes=processes,
         verify_processes=verify_processes,
         flush_rows=flush_rows,
         flush_seconds=flush_seconds,
@@ -335,7 +354,8 @@ def scan_command(
             ds = scan(
                 items, out, config=config, history=history, shard=route.shard, dask=client,
                 shards=route.shards, resume=resume, policies=loaded,
-                on_endpoint=None if dask else printing.on_endpoint_of(progress, lines_out),
+                on_endpoint=None if lines_out is None else lines_out.put,
+                on_status=None if dask else progress.advance,
                 arguments=json.loads(json.dumps(arguments, default=str)),
                 dask_retries=dask_retries, progress=not quiet and sys.stderr.isatty(),
             )  # fmt: skip

@@ -4,7 +4,9 @@
 
 A scan goes one of four ways, chosen here and checked here once (:class:`Route`):
 
-- ``dataset``: the engine scans into one dataset directory (``out``, or a new temporary one);
+- ``dataset``: the engine scans into one dataset directory (``out``, or a new temporary one), in
+  this process or in ``config.processes`` worker processes whose shards are folded into it at the
+  end (:mod:`~.processes`);
 - ``history``: into a new scan of a history, staged and committed (:mod:`~.history`);
 - ``shard``: one shard of a sharded scan, in this process (:mod:`~.shards`);
 - ``dask``: every shard of a sharded scan, as Dask tasks (:mod:`~.dask`).
@@ -39,7 +41,7 @@ from pinscan.policy.evaluate import evaluate
 from pinscan.policy.model import Policy
 from pinscan.records import Endpoint, Target
 from pinscan.scanner import dask as on_dask
-from pinscan.scanner import engine
+from pinscan.scanner import engine, processes
 from pinscan.scanner import shards as one_shard
 from pinscan.scanner.history import scan_history
 
@@ -122,6 +124,7 @@ def scan(
     scan_id: str | None = None,
     dask_retries: int = on_dask.RETRIES,
     progress: bool = False,
+    on_status: processes.OnStatus | None = None,
 ) -> ScanDataset:
     """Scan every endpoint of an inventory; return the dataset written.
 
@@ -152,7 +155,12 @@ def scan(
         them into its ``pin_results`` table, as ``pinscan scan --policy`` does (a sharded scan
         once its last shard is done).
     on_endpoint
-        Called with each :class:`~pinscan.records.Endpoint` as it completes.
+        Called with each :class:`~pinscan.records.Endpoint` as it completes, in this process: a
+        scan with it runs in one process unless ``config.processes`` says otherwise, which is
+        refused.
+    on_status
+        Called with a status and a number of endpoints that ended with it, as they complete,
+        whether in this process or in the scan's worker processes (``config.processes``).
     arguments, scan_id
         What ``scan.json`` records as the scan's arguments; the new scan's id.
 
@@ -165,12 +173,12 @@ def scan(
     >>> ds.endpoints.select("target", "ip", "status", "spki_sha256").collect()  # doctest: +SKIP
     """
     route = _route(out, history, shard, dask, shards, resume, scan_id, on_endpoint)
-    config = checked(config)
+    config = _checked(config, route)
     judging = _policies(policies)
     if route.way in ("dataset", "history"):
         return engine.run_blocking(
             _scan_async, inventory, route, config=config, policies=judging,
-            inventory_format=inventory_format, arguments=arguments,
+            inventory_format=inventory_format, arguments=arguments, on_status=on_status,
         )  # fmt: skip
     items = _opened(inventory, inventory_format, config.starttls)
     args = _arguments(inventory, arguments, config)
@@ -184,7 +192,8 @@ def scan(
         assert route.shard is not None
         one_shard.scan_shard(
             items, route.out, route.shard, config=config, resume=resume,
-            on_endpoint=on_endpoint, arguments=args, scan_id=scan_id,
+            on_endpoint=processes.with_status(on_endpoint, on_status), arguments=args,
+            scan_id=scan_id,
         )  # fmt: skip
     if judging and open_dataset(route.out).meta["complete"]:
         _judge(route.out, judging)
@@ -208,6 +217,7 @@ async def scan_async(
     scan_id: str | None = None,
     dask_retries: int = on_dask.RETRIES,
     progress: bool = False,
+    on_status: processes.OnStatus | None = None,
 ) -> ScanDataset:
     """:func:`scan`, for code that already runs an event loop (anyio: asyncio or trio). A scan of
     one dataset or a history runs on that loop; a sharded one on a thread of its own."""
@@ -218,12 +228,12 @@ async def scan_async(
                 inventory, out, config=config, shard=shard, dask=dask, shards=shards,
                 resume=resume, policies=policies, inventory_format=inventory_format,
                 on_endpoint=on_endpoint, arguments=arguments, scan_id=scan_id,
-                dask_retries=dask_retries, progress=progress,
+                dask_retries=dask_retries, progress=progress, on_status=on_status,
             )
         )  # fmt: skip
     return await _scan_async(
-        inventory, route, config=checked(config), policies=_policies(policies),
-        inventory_format=inventory_format, arguments=arguments,
+        inventory, route, config=_checked(config, route), policies=_policies(policies),
+        inventory_format=inventory_format, arguments=arguments, on_status=on_status,
     )  # fmt: skip
 
 
@@ -235,6 +245,7 @@ async def _scan_async(
     policies: list[Policy],
     inventory_format: str | None,
     arguments: dict[str, Any] | None,
+    on_status: processes.OnStatus | None = None,
 ) -> ScanDataset:
     """A scan of one dataset or a history, on the running loop."""
     # The inventory is opened before anything is written: a bad one leaves nothing behind.
@@ -247,16 +258,32 @@ async def _scan_async(
     judge = (lambda root: _judge(root, policies)) if policies else None
     if route.history is not None:
         scan_id = await scan_history(
-            items, route.history, resume=route.resume, judge=judge, **options
+            items, route.history, resume=route.resume, judge=judge, on_status=on_status, **options
         )
         return await anyio.to_thread.run_sync(lambda: open_dataset(route.history, scans=scan_id))
     root = route.out if route.out is not None else Path(tempfile.mkdtemp(prefix="pinscan-"))
-    await engine.scan_dataset(
-        items, root, resume=route.resume, scan_id=route.scan_id, **options
+    await processes.scan_dataset(
+        items, root, resume=route.resume, scan_id=route.scan_id, on_status=on_status, **options
     )  # fmt: skip
     if judge is not None:
         await anyio.to_thread.run_sync(judge, root)
     return await anyio.to_thread.run_sync(open_dataset, root)
+
+
+def _checked(config: Any, route: Route) -> ScanConfig:
+    """The scan's settings, and whether its ``processes`` go with its way."""
+    config = checked(config)
+    if config.processes is not None and config.processes > 1:
+        if route.way not in ("dataset", "history"):
+            msg = (
+                "scans a dataset or a history in several processes; a shard (shard=) and a Dask "
+                "task run in one each (give processes=1 or None)"
+            )
+            raise ConfigError("processes", msg)
+        if route.on_endpoint is not None:
+            msg = "calls on_endpoint in this process: give processes=1, or on_status"
+            raise ConfigError("processes", msg)
+    return config
 
 
 def _judge(root: Path, policies: list[Policy]) -> None:
