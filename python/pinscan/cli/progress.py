@@ -2,9 +2,10 @@
 """The live progress bar of long commands: done/total, ok/failed, rate, ETA, on stderr, and only
 on a terminal (cron and CI logs get nothing).
 
-The bar is decoration: an error while drawing it, in this thread or in rich's refresh thread,
-turns it off (the cursor shown again, one line on stderr) and the command goes on, so a display
-problem never costs a scan its output. Only rich's documented API is used: columns are
+The bar is decoration, drawn by rich (in :mod:`~.bar`, imported only when there is a terminal):
+an error while drawing it, in this thread or in rich's refresh thread, turns it off (the cursor
+shown again, one line on stderr) and the command goes on, so a display problem never costs a
+scan its output. Only rich's documented API is used: columns are
 :class:`~rich.progress.ProgressColumn` subclasses reading public :class:`~rich.progress.Task`
 attributes.
 """
@@ -12,47 +13,15 @@ attributes.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
+from typing import TYPE_CHECKING
 
 import click
-from rich.console import Console, RenderableType
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    ProgressColumn,
-    Task,
-    TaskProgressColumn,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
-from rich.progress import Progress as RichProgress
-from rich.text import Text
 
-
-class _RateColumn(ProgressColumn):
-    """Endpoints a second, as rich measures it over the last 30 seconds."""
-
-    def render(self, task: Task) -> Text:
-        speed = task.finished_speed or task.speed
-        return Text("" if speed is None else f"{speed:,.0f}/s", style="progress.data.speed")
-
-
-class _Bar(RichProgress):
-    """A rich progress display that records an error in drawing instead of raising it, whichever
-    thread draws (rich's refresh thread would otherwise die with a traceback)."""
-
-    failure: Exception | None = None
-
-    def get_renderables(self) -> Iterable[RenderableType]:
-        if self.failure is None:
-            try:
-                return [self.make_tasks_table(self.tasks)]
-            except Exception as exc:
-                self.failure = exc
-        return []
+if TYPE_CHECKING:
+    from pinscan.cli.bar import Bar
 
 
 class Progress:
@@ -60,23 +29,15 @@ class Progress:
         self._enabled = enabled
         self._label = label
         self._ok = self._failed = 0
-        self._bar: _Bar | None = None
+        self._bar: Bar | None = None
         self._total = total
 
     def __enter__(self) -> Progress:
         if self._enabled:
-            self._bar = _Bar(
-                TextColumn(f"[bold]{self._label}"),
-                BarColumn(),
-                MofNCompleteColumn(),
-                TaskProgressColumn(),
-                TextColumn("[green]{task.fields[ok]} ok [red]{task.fields[failed]} failed"),
-                _RateColumn(),
-                TimeElapsedColumn(),
-                TimeRemainingColumn(),
-                console=Console(stderr=True),
-                transient=True,
-            )
+            # Lazy for start-up time: rich only when there is a terminal to draw on.
+            from pinscan.cli.bar import bar
+
+            self._bar = bar(self._label)
             self._draw(self._start)
         return self
 

@@ -284,12 +284,10 @@ def scan_command(
     --shard I/N, only shard I of N is scanned into OUT (--resume: finish that shard); with
     --dask, every shard runs on Dask (--resume: run the shards not done). See docs/scale.md.
     """
-    from pinscan.cli import scan_output as printing
     from pinscan.cli.progress import Progress, count_targets
     from pinscan.dataset.meta import read_meta
     from pinscan.dataset.shards import shard_dir
     from pinscan.inventory import without_userinfo
-    from pinscan.scanner.dask import connect
     from pinscan.scanner.router import Route, scan
 
     kept = out is not None or history is not None
@@ -340,15 +338,17 @@ def scan_command(
     arguments["inventory"] = file if file is not None else items.name
     if file is None:
         arguments["targets"] = [without_userinfo(t) for t in sources]
-    lines_out = printing.JsonLines() if jsonl else None
+    lines_out = _printing().JsonLines() if jsonl else None
     started = time.monotonic()
     with contextlib.ExitStack() as stack:
         if not kept:  # a dataset all the same, for the verdicts and the table; removed after
             out = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="pinscan-"))) / "scan"
-            stack.enter_context(printing.nothing_to_resume())
+            stack.enter_context(_printing().nothing_to_resume())
         client = None
         if dask is not None:
             workers = dask_workers if dask == "local" else None
+            from pinscan.scanner.dask import connect
+
             client = stack.enter_context(connect(dask, workers=workers, threads=dask_threads))
         with progress:
             ds = scan(
@@ -381,6 +381,7 @@ def scan_command(
         if dask is not None:  # the shards' own times add up to more than the scan took
             summary["seconds"] = round(time.monotonic() - started, 3)
         if not kept and not jsonl:
+            printing = _printing()
             rows = printing.endpoint_rows(ds, results)
             if output == "json":
                 document = {"dataset": None, **summary, "results": rows}
@@ -390,6 +391,7 @@ def scan_command(
                 if not quiet:
                     click.echo(printing.summary_text(None, summary), err=True)
         elif not quiet:
+            printing = _printing()
             place = where if kept else None
             if output == "json":
                 document = {"dataset": place, **summary}
@@ -398,6 +400,14 @@ def scan_command(
                 click.echo(printing.summary_text(place, summary), err=jsonl)
     if any(verdicts.get(v) for v in exits.FAILING) or any(p.error for p in loaded):
         raise SystemExit(exits.FINDINGS)
+
+
+def _printing() -> Any:
+    """:mod:`pinscan.cli.scan_output` (polars, rich), imported when something is printed: a scan
+    with -o and -q reaches its first connection without them."""
+    from pinscan.cli import scan_output
+
+    return scan_output
 
 
 def _inventory(

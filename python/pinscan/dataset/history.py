@@ -37,10 +37,11 @@ import polars as pl
 from pinscan import atomic
 from pinscan.dataset import _integrity, _lock, outputs, shards
 from pinscan.dataset.meta import new_scan_id, read_meta
+from pinscan.dataset.names import HISTORY_SCANS, is_history
 from pinscan.dataset.schema import META_FILE, PIN_RESULTS, TABLES
 from pinscan.errors import DatasetError
 
-SCANS = "_scans"
+SCANS = HISTORY_SCANS
 STAGING = "_staging"
 #: Where a history is written.
 ENTRIES = frozenset({SCANS, STAGING, *TABLES, _lock.LOCK_FILE})
@@ -59,10 +60,6 @@ SCANS_SCHEMA = pl.Schema(
         "pinscan_version": pl.String,
     }
 )
-
-
-def is_history(path: Path) -> bool:
-    return (path / SCANS).is_dir()
 
 
 def committed(history: Path) -> list[dict[str, Any]]:

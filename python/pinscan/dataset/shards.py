@@ -46,8 +46,8 @@ from typing import Any
 from pinscan import atomic
 from pinscan.dataset import _lock, outputs
 from pinscan.dataset.meta import now, read_meta
-from pinscan.dataset.schema import FORMAT as DATASET_FORMAT
-from pinscan.dataset.schema import META_FILE, PIN_RESULTS, SCAN_TABLES
+from pinscan.dataset.names import FORMAT as DATASET_FORMAT
+from pinscan.dataset.names import META_FILE, PIN_RESULTS, SCAN_TABLES
 from pinscan.errors import DatasetError, ShardError
 
 MANIFEST = "shards.json"

@@ -13,7 +13,7 @@ from typing import Any
 import anyio
 
 from pinscan.dataset import history as layout
-from pinscan.dataset.schema import ENDPOINTS
+from pinscan.dataset.names import ENDPOINTS
 from pinscan.scanner import engine, processes
 
 #: Writes a staged scan's verdicts into it, before the commit (see the router).

@@ -37,7 +37,6 @@ from pinscan import _core
 from pinscan.config import ScanConfig
 from pinscan.dataset import outputs
 from pinscan.dataset import shards as layout
-from pinscan.dataset.fold import fold
 from pinscan.dataset.meta import new_scan_id
 from pinscan.errors import DatasetError, PinscanError
 from pinscan.records import Endpoint
@@ -197,6 +196,8 @@ def scan_processes(
                 "kept: rerun with --resume to scan the rest"
             )
             raise PinscanError(f"{root}: {msg}")
+        from pinscan.dataset.fold import fold  # polars: lazy for start-up time
+
         return fold(root, seconds=None if resume else time.monotonic() - started)
 
 

@@ -24,30 +24,34 @@ import tempfile
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
 
-from pinscan.catalog.stores import describe
 from pinscan.config import ScanConfig, checked
-from pinscan.dataset import ScanDataset
-from pinscan.dataset import open as open_dataset
 from pinscan.dataset import shards as layout
 from pinscan.dataset.writer import write_pin_results
 from pinscan.errors import ConfigError, InputError
 from pinscan.inventory import Inventory, read_inventory
-from pinscan.policy import load_policies
-from pinscan.policy.evaluate import evaluate
-from pinscan.policy.model import Policy
 from pinscan.records import Endpoint, Target
-from pinscan.scanner import dask as on_dask
 from pinscan.scanner import engine, processes
 from pinscan.scanner import shards as one_shard
-from pinscan.scanner.history import scan_history
+
+# Lazy for start-up time: what a scan needs only after its first connection (opening the
+# dataset it wrote, judging it), or on other ways (Dask, a history), is imported there, so that
+# a scan's first handshake does not wait for polars and the policy readers.
+if TYPE_CHECKING:
+    from pinscan.dataset import ScanDataset
+    from pinscan.policy.model import Policy
+
+    #: A policy, or a file of policies (every policy in it is used).
+    PolicyLike = Policy | str | os.PathLike[str]
+
+#: ``pinscan.scanner.dask.RETRIES``, restated so that the signature imports no Dask code
+#: (tests/test_dask.py checks that it is still the same).
+DASK_RETRIES = 2
 
 InventoryLike = str | os.PathLike[str] | Inventory | Iterable[str | Target]
-#: A policy, or a file of policies (every policy in it is used).
-PolicyLike = Policy | str | os.PathLike[str]
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,7 +126,7 @@ def scan(
     on_endpoint: Callable[[Endpoint], None] | None = None,
     arguments: dict[str, Any] | None = None,
     scan_id: str | None = None,
-    dask_retries: int = on_dask.RETRIES,
+    dask_retries: int = DASK_RETRIES,
     progress: bool = False,
     on_status: processes.OnStatus | None = None,
 ) -> ScanDataset:
@@ -184,6 +188,8 @@ def scan(
     args = _arguments(inventory, arguments, config)
     assert route.out is not None  # Route checked it
     if route.way == "dask":
+        from pinscan.scanner import dask as on_dask
+
         on_dask.scan_dask(
             items, route.out, dask, shards=route.shards, config=config, resume=resume,
             arguments=args, scan_id=scan_id, retries=dask_retries, progress=progress,
@@ -195,6 +201,8 @@ def scan(
             on_endpoint=processes.with_status(on_endpoint, on_status), arguments=args,
             scan_id=scan_id,
         )  # fmt: skip
+    from pinscan.dataset import open as open_dataset
+
     if judging and open_dataset(route.out).meta["complete"]:
         _judge(route.out, judging)
     return open_dataset(route.out)
@@ -215,7 +223,7 @@ async def scan_async(
     on_endpoint: Callable[[Endpoint], None] | None = None,
     arguments: dict[str, Any] | None = None,
     scan_id: str | None = None,
-    dask_retries: int = on_dask.RETRIES,
+    dask_retries: int = DASK_RETRIES,
     progress: bool = False,
     on_status: processes.OnStatus | None = None,
 ) -> ScanDataset:
@@ -257,9 +265,13 @@ async def _scan_async(
     }
     judge = (lambda root: _judge(root, policies)) if policies else None
     if route.history is not None:
+        from pinscan.scanner.history import scan_history
+
         scan_id = await scan_history(
             items, route.history, resume=route.resume, judge=judge, on_status=on_status, **options
         )
+        from pinscan.dataset import open as open_dataset  # after the scan: lazy for start-up
+
         return await anyio.to_thread.run_sync(lambda: open_dataset(route.history, scans=scan_id))
     root = route.out if route.out is not None else Path(tempfile.mkdtemp(prefix="pinscan-"))
     await processes.scan_dataset(
@@ -267,6 +279,8 @@ async def _scan_async(
     )  # fmt: skip
     if judge is not None:
         await anyio.to_thread.run_sync(judge, root)
+    from pinscan.dataset import open as open_dataset  # after the scan: lazy for start-up
+
     return await anyio.to_thread.run_sync(open_dataset, root)
 
 
@@ -288,6 +302,9 @@ def _checked(config: Any, route: Route) -> ScanConfig:
 
 def _judge(root: Path, policies: list[Policy]) -> None:
     """Judges the whole scan in ``root`` by ``policies``: its ``pin_results``, replaced whole."""
+    from pinscan.dataset import open as open_dataset
+    from pinscan.policy.evaluate import evaluate
+
     write_pin_results(root, evaluate(open_dataset(root), policies))
 
 
@@ -316,6 +333,11 @@ def _route(
 def _policies(policies: Sequence[PolicyLike] | None) -> list[Policy]:
     """Policy objects, and every policy of the files given by path; read before the scan, so
     that a broken file stops it before anything is sent."""
+    if policies is None or (isinstance(policies, Sequence) and not policies):
+        return []  # and the policy readers are not imported
+    from pinscan.policy import load_policies
+    from pinscan.policy.model import Policy
+
     if isinstance(policies, str | os.PathLike | Policy):
         policies = [policies]
     out: list[Policy] = []
@@ -373,8 +395,10 @@ def _arguments(
         described = os.fspath(inventory)
     else:
         described = "<python iterable>"
+    from pinscan.catalog.stores import describe  # lazy for start-up time (pyarrow)
+
     verified_against = [s if "=" in s else describe(s) for s in config.trust_stores]
     return {"inventory": described, **(arguments or {}), "trust_stores": verified_against}
 
 
-__all__ = ["InventoryLike", "PolicyLike", "Route", "scan", "scan_async"]
+__all__ = ["DASK_RETRIES", "InventoryLike", "Route", "scan", "scan_async"]
