@@ -186,6 +186,33 @@ def test_a_killed_driver_is_finished_by_resume(tmp_path: Path) -> None:
     assert ds.meta["counts"]["skipped_already_done"] > 0, "the killed attempts' rows were kept"
 
 
+def test_ctrl_c_stops_the_driver_and_its_workers(tmp_path: Path) -> None:
+    n = 3000
+    inventory = tmp_path / "inventory.txt"
+    inventory.write_text("".join(f"127.2.{i // 250}.{i % 250 + 1}:9\n" for i in range(n)))
+    out = tmp_path / "out"
+    cmd = [sys.executable, "-m", "pinscan", "scan", str(inventory), "-o", str(out), "-q",
+           "--processes", "2", "--retries", "0"]  # fmt: skip
+    proc = subprocess.Popen(
+        [*cmd, "--rate", "300", "--flush-rows", "50"], stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE, text=True, start_new_session=True,
+    )  # fmt: skip
+    for _ in range(400):
+        if len(list(out.glob("_staging/*/endpoints/part-*.parquet"))) >= 2:
+            break
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGINT)  # what a terminal does: the driver and its workers
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "interrupted" in err and "Traceback" not in err, err
+    assert layout.running(out) is None
+    assert pinscan.open(out).meta["complete"] is False, "stopped, not run again to the end"
+    resumed = subprocess.run([*cmd, "--resume"], capture_output=True, text=True, timeout=180)
+    assert resumed.returncode == 0, resumed.stderr
+    eps = pinscan.open(out).endpoints.collect()
+    assert eps.height == n and eps["target"].n_unique() == n
+
+
 def test_bad_values_are_refused(tmp_path: Path) -> None:
     inventory = tmp_path / "inventory.txt"
     inventory.write_text("127.0.0.1:9\n")

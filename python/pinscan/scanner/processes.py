@@ -222,6 +222,8 @@ def share(config: ScanConfig, workers: int) -> ScanConfig:
 # a script that calls ``pinscan.scan`` at its top level does not expect.
 
 _WORKER = "from pinscan.scanner.processes import _worker; _worker()"
+#: What a worker that Ctrl-C stopped answers (the terminal sends it to the driver and workers).
+_INTERRUPTED = "interrupted"
 
 
 def _worker() -> None:
@@ -315,6 +317,8 @@ def _run(
                     error = future.result()
                     if error is None:
                         continue
+                    if error == _INTERRUPTED:  # Ctrl-C reached the workers: no retry, stop
+                        raise KeyboardInterrupt
                     attempts[task.shard.index] += 1
                     if attempts[task.shard.index] > retries:
                         failures[task.shard.index] = error
@@ -370,6 +374,8 @@ def _one(
                 worker.kill()
     if done and code == 0:
         return None
+    if code == -signal.SIGINT or (error or "").startswith("KeyboardInterrupt"):
+        return _INTERRUPTED
     if error is None:
         error = f"the worker process died ({_died(code)})"
     return error
