@@ -22,6 +22,7 @@ from hypothesis import strategies as st
 from pinscan.errors import PolicyError
 from pinscan.policy import android, formats, trustkit_android
 from pinscan.policy._java_values import JavaDate, android_base64, java_date
+from pinscan.policy.evaluate import evaluate
 from pinscan.policy.model import (
     Combine,
     Match,
@@ -31,6 +32,9 @@ from pinscan.policy.model import (
     Suggestion,
     utc_midnight,
 )
+
+from fleet import pki
+from policyfleet import Served, write_dataset
 
 CORPUS = Path(__file__).parent / "data" / "policies"
 P1 = "zCTnfLwLKbS9S2sbp+uFz4KZOocFvXxkV06Ce9O5M2w="
@@ -640,7 +644,7 @@ def test_debug_overrides_override_pins_false_is_kept() -> None:
 
 def test_namespaced_and_unknown_elements_are_skipped() -> None:
     body = (
-        '<domain-config xmlns:a="http://schemas.android.com/apk/res/android">'
+        '<domain-config xmlns:a="http://example.com/not-a-package">'
         '<domain a:includeSubdomains="true">a.test</domain>'
         f'<certificateTransparency enabled="true"/><wrapper><pin-set><pin digest="SHA-256">{P1}'
         "</pin></pin-set></wrapper></domain-config>"
@@ -1034,3 +1038,113 @@ def test_garbled_corpus_files_give_a_policy_or_policy_error() -> None:
             _read_all(bytes(data))
             cut = rng.randrange(len(original))
             _read_all(original[:cut] + original[cut + rng.randint(1, 50) :])
+
+
+# --- Android's verdicts (issue 17) -----------------------------------------------------------
+# Each case as Android's own code reads the config aapt2 compiled (AOSP frameworks/base,
+# core/java/android/security/net/config/XmlConfigSource.java and
+# core/java/android/content/res/XmlBlock.java); tests/test_artifact_android.py compiles the same
+# configs with aapt2 and checks that the compiled app reads the same.
+
+HOST = "www.example.com"
+SUB = ' includeSubdomains="true"'
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory):
+    """www.example.com serving a chain to the test root, which the scan's --ca-bundle holds."""
+    return write_dataset(tmp_path_factory.mktemp("ds17"), [Served(HOST, pki.leaf(HOST))])
+
+
+def verdict(dataset, data: bytes, **options) -> tuple[str, str | None]:
+    (row,) = evaluate(dataset, android.parse(data, "nsc.xml"), **options).to_dicts()
+    return row["verdict"], row["note"]
+
+
+@pytest.mark.parametrize(("text", "match"), [("1", "subdomains"), ("0x1", "subdomains"),
+                                            ("-1", "subdomains"), (" 1 ", "subdomains"),
+                                            ("#fff", "subdomains"), ("0", "exact"),
+                                            ("0x0", "exact"), ("True", "subdomains"),
+                                            ("TRUE", "subdomains"), ("yes", "exact")])  # fmt: skip
+def test_include_subdomains_integers_are_booleans(served, text: str, match: str) -> None:
+    # aapt2 types an un-namespaced value (XmlReferenceLinker.cpp: the default attribute, TYPE_ANY;
+    # ResourceUtils::TryParseItemForAttribute: colour, boolean, integer); XmlConfigSource
+    # .parseDomain reads getAttributeBooleanValue, which XmlBlock.Parser answers for any type
+    # from TYPE_FIRST_INT to TYPE_LAST_INT as data != 0.
+    data = nsc(pinned("example.com", [P1, P2], domain_attrs=f' includeSubdomains="{text}"'))
+    policy = android.parse(data, "x")
+    assert policy.rules[0].match.value == match
+    assert bool(policy.warnings) == (text == "yes")  # only a string reads as the default
+    assert verdict(served, data)[0] == ("fail" if match == "subdomains" else "unpinned")
+
+
+def test_override_pins_one_on_system_anchors_is_an_override() -> None:
+    # XmlConfigSource.parseCertificatesEntry: getAttributeBooleanValue(null, "overridePins"):
+    # "1" is an integer, so true (XmlBlock.Parser.getAttributeBooleanValue).
+    for text in ("1", "0x1"):
+        anchors = (
+            f'<trust-anchors><certificates src="system" overridePins="{text}"/></trust-anchors>'
+        )
+        policy = android.parse(nsc(pinned("a.test", [P1, P2], anchors)), "x")
+        assert policy.rules[0].override_pins == frozenset({"system"})
+        assert policy.warnings == ()
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        (pinned("example<!-- c -->.com", [P1, P2], "", SUB), "domain contains additional elements"),
+        (
+            pinned("example.com", [P1[:20] + "<!-- c -->" + P1[20:], P2], "", SUB),
+            "digest length 15 does not match expected length for SHA-256 of 32",
+        ),
+        (
+            pinned("example.com", [P1 + "<!-- c -->" + "A", P2], "", SUB),
+            "pin contains additional elements",
+        ),
+    ],
+)
+def test_a_comment_inside_text_is_a_second_text_node_android_refuses(
+    served, body: str, message: str
+) -> None:
+    # aapt2 ends the text at the comment (tools/aapt2/xml/XmlDom.cpp: CommentDataHandler calls
+    # FinishPendingText): two text nodes. XmlConfigSource.parseDomain / parsePin read the first
+    # and throw a ParserException when next() is not END_TAG (or the first is no 32-byte pin).
+    policy = android.parse(nsc(body), "x")
+    assert policy.error == message
+    assert verdict(served, nsc(body))[0] == "error"
+
+
+def test_a_comment_beside_the_text_is_not_a_second_node() -> None:
+    # Whitespace-only text is dropped (XmlFlattener.cpp: Visit(xml::Text*)).
+    body = pinned("  <!-- c -->example.com<!-- c -->\n ", [P1, P2])
+    assert [r.host for r in android.parse(nsc(body), "x").rules] == ["example.com"]
+
+
+def test_android_namespace_attribute_does_not_build(served) -> None:
+    # aapt2 link resolves an attribute in a package namespace to its definition
+    # (tools/aapt2/link/XmlReferenceLinker.cpp); no framework version defines
+    # android:includeSubdomains: "attribute android:includeSubdomains not found", no app.
+    body = (
+        '<domain-config xmlns:android="http://schemas.android.com/apk/res/android">'
+        f'<domain android:includeSubdomains="true">{HOST}</domain>'
+        f'<pin-set><pin digest="SHA-256">{P1}</pin><pin digest="SHA-256">{P2}</pin></pin-set>'
+        "</domain-config>"
+    )
+    for reader in (android, trustkit_android):
+        policy = reader.parse(nsc(body), "x")
+        assert policy.error is not None
+        assert policy.error.startswith("attribute android:includeSubdomains not found")
+    got, note = verdict(served, nsc(body))
+    assert got == "error" and "the app does not build" in note
+
+
+def test_a_bare_doctype_is_read_and_enforced(served) -> None:
+    # aapt2 (expat) accepts a DOCTYPE; one without an internal subset declares no entity.
+    data = nsc(pinned("example.com", [P1, P2], domain_attrs=' includeSubdomains="true"'))
+    data = data.replace(b"<network-security-config>", b"<!DOCTYPE network-security-config>\n"
+                        b"<network-security-config>")  # fmt: skip
+    assert verdict(served, data)[0] == "fail"
+    for refused in (b"<!DOCTYPE network-security-config []>", b'<!DOCTYPE n PUBLIC "a" "b">'):
+        with pytest.raises(PolicyError, match="DTD is not allowed"):
+            android.parse(data.replace(b"<!DOCTYPE network-security-config>", refused), "x")

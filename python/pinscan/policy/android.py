@@ -21,6 +21,7 @@ from pinscan.policy._network_security_config import (
     EXPIRY_NOTE,
     ROOT,
     ConfigReader,
+    build_errors,
     expires_at,
     read_config,
     sha256_pin,
@@ -98,6 +99,8 @@ class _AndroidReader(ConfigReader):
         self.debug_seen = False
 
     def read(self, root: Node) -> None:
+        for line, message in build_errors(root):
+            self.fail(line, message)
         for node in root.children:
             if node.name == "base-config":
                 if self.base is not None:
@@ -169,6 +172,12 @@ class _AndroidReader(ConfigReader):
             return
         if len(node.content) > 1:
             self.fail(node.line, "domain contains additional elements")
+            if all(isinstance(item, str) for item in node.content):
+                # Text split by a comment: the names meant get the verdict error.
+                name = java_trim("".join(node.content)).lower()  # type: ignore[arg-type]
+                if name not in self.seen:
+                    self.seen.add(name)
+                    config.domains.append((name, include, node.line))
             return
         if name in self.seen:
             self.fail(node.line, f"{name} has already been specified")
