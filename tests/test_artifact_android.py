@@ -519,3 +519,12 @@ def test_an_android_namespace_attribute_does_not_build(tmp_path):
     assert android.parse(config.encode(), "x").error.startswith(
         "attribute android:includeSubdomains not found"
     )
+
+
+def test_a_missing_raw_anchor_does_not_build(tmp_path):
+    # The source config's verdict (error: the app does not build) is aapt2 link's.
+    anchors = '<trust-anchors><certificates src="@raw/missing_ca"/></trust-anchors>'
+    with pytest.raises(subprocess.CalledProcessError) as failed:
+        build_apk(tmp_path, App(nsc(domain_config("example.com", anchors=anchors))))
+    assert b"resource raw/missing_ca" in failed.value.stderr
+    assert b"not found" in failed.value.stderr

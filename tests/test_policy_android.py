@@ -16,9 +16,11 @@ import random
 from pathlib import Path
 
 import pytest
+from cryptography.hazmat.primitives import serialization
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from pinscan.certs.keys import spki_pin
 from pinscan.errors import PolicyError
 from pinscan.policy import android, formats, trustkit_android
 from pinscan.policy._java_values import JavaDate, android_base64, java_date
@@ -1148,3 +1150,42 @@ def test_a_bare_doctype_is_read_and_enforced(served) -> None:
     for refused in (b"<!DOCTYPE network-security-config []>", b'<!DOCTYPE n PUBLIC "a" "b">'):
         with pytest.raises(PolicyError, match="DTD is not allowed"):
             android.parse(data.replace(b"<!DOCTYPE network-security-config>", refused), "x")
+
+
+def _source_tree(tmp_path: Path, raw: dict[str, bytes], src: str = "@raw/company_ca") -> Path:
+    config = tmp_path / "app" / "src" / "main" / "res" / "xml" / "network_security_config.xml"
+    config.parent.mkdir(parents=True)
+    anchors = f'<trust-anchors><certificates src="{src}"/></trust-anchors>'
+    config.write_bytes(nsc(pinned("example.com", [P1, P2], anchors, SUB)))
+    if raw:
+        (config.parent.parent / "raw").mkdir()
+        for name, data in raw.items():
+            (config.parent.parent / "raw" / name).write_bytes(data)
+    return config
+
+
+def test_a_raw_anchor_of_a_source_tree_is_read_from_res_raw(tmp_path) -> None:
+    # The app build packs res/raw/company_ca.* as raw/company_ca, whatever the extension; on the
+    # device ResourceCertificateSource reads its certificates as the config's anchors
+    # (XmlConfigSource.parseCertificatesEntry: getAttributeResourceValue(null, "src", -1)).
+    pem = pki.root().cert.public_bytes(serialization.Encoding.PEM)
+    config = _source_tree(tmp_path, {"company_ca.crt": pem})
+    policy = android.parse(config.read_bytes(), str(config))
+    assert policy.valid
+    (anchor,) = policy.rules[0].anchors
+    assert anchor.source == "@raw/company_ca" and anchor.file.endswith("res/raw/company_ca.crt")
+    assert [p.digest for p in anchor.pins] == [spki_pin(pki.root().der)]
+
+
+def test_a_missing_raw_anchor_does_not_build(tmp_path, served) -> None:
+    # aapt2 link: "resource raw/missing_ca (aka ...) not found": there is no app to run.
+    config = _source_tree(tmp_path, {"other.pem": b"x"}, "@raw/missing_ca")
+    policy = android.parse(config.read_bytes(), str(config))
+    assert policy.error == (
+        "@raw/missing_ca: no res/raw/missing_ca.* beside res/xml/: aapt2 link fails "
+        "(resource raw/missing_ca not found), the app does not build"
+    )
+    (row,) = evaluate(served, policy).to_dicts()
+    assert row["verdict"] == "error"
+    # Outside a resource tree nothing is looked up: the anchor stays a name.
+    assert android.parse(config.read_bytes(), "network_security_config.xml").valid
