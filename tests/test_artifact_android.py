@@ -528,3 +528,24 @@ def test_a_missing_raw_anchor_does_not_build(tmp_path):
         build_apk(tmp_path, App(nsc(domain_config("example.com", anchors=anchors))))
     assert b"resource raw/missing_ca" in failed.value.stderr
     assert b"not found" in failed.value.stderr
+
+
+def test_anchors_and_override_judged_alike_compiled_and_in_source(tmp_path, dataset):
+    # NetworkSecurityTrustManager: the chain is built on the config's anchors, then checkPins
+    # unless isPinningEnforced is false (overridePins on the anchor the chain ends at). The
+    # dataset's root is the scan's --ca-bundle, in the system store by default.
+    cases = {
+        '<certificates src="user"/>': "fail",  # trusts no anchor that verifies the chain
+        '<certificates src="system"/>': "pass",
+        '<certificates src="system" overridePins="1"/>': "unpinned",
+    }
+    for i, (certificates, expected) in enumerate(cases.items()):
+        anchors = f"<trust-anchors>{certificates}</trust-anchors>"
+        config = nsc(domain_config("example.com", (INTERMEDIATE, PIN_B), anchors=anchors))
+        apk = build_apk(tmp_path, App(config), f"app{i}.apk")
+        source = tmp_path / f"config{i}.xml"
+        source.write_text(config)
+        # `check` lists the names a rule pins: an unpinned one is left out.
+        for policy in (apk, source):
+            got = check(dataset, policy).get("www.example.com", "unpinned")
+            assert got == expected, (certificates, policy)

@@ -1189,3 +1189,56 @@ def test_a_missing_raw_anchor_does_not_build(tmp_path, served) -> None:
     assert row["verdict"] == "error"
     # Outside a resource tree nothing is looked up: the anchor stays a name.
     assert android.parse(config.read_bytes(), "network_security_config.xml").valid
+
+
+def _anchored(anchors: str, pins: tuple[str, ...]) -> bytes:
+    body = "".join(f'<pin digest="SHA-256">{p}</pin>' for p in pins)
+    return nsc(
+        f'<domain-config><domain includeSubdomains="true">example.com</domain>'
+        f"<trust-anchors>{anchors}</trust-anchors><pin-set>{body}</pin-set></domain-config>"
+    )
+
+
+def test_a_config_trusting_only_user_cas_fails_a_chain_to_a_system_root(served) -> None:
+    # NetworkSecurityTrustManager.checkServerTrusted builds the chain on the config's anchors
+    # (its TrustManagerImpl holds getTrustAnchors() only) before checkPins: a root in the system
+    # store that <trust-anchors> does not list fails the connection, whatever the pins say.
+    good = (spki_pin(pki.intermediate().der), P1)
+    data = _anchored('<certificates src="user"/>', good)
+    got, note = verdict(served, data)  # the scan's root, in the system store by default
+    assert got == "fail"
+    assert note.startswith("the config trusts no anchor that verifies the chain")
+    assert "placed in the system store" in note
+    assert verdict(served, data, anchor_store="user")[0] == "pass"
+    assert verdict(served, _anchored('<certificates src="system"/>', good))[0] == "pass"
+    # The same on an unpinned name: the chain fails before pins are looked at.
+    unpinned = nsc(
+        '<domain-config><domain includeSubdomains="true">example.com</domain>'
+        '<trust-anchors><certificates src="user"/></trust-anchors></domain-config>'
+    )
+    assert verdict(served, unpinned)[0] == "fail"
+
+
+def test_override_pins_one_unpins_a_chain_to_that_anchor(served) -> None:
+    # NetworkSecurityTrustManager.isPinningEnforced: false when the anchor the chain ends at
+    # has overridePins; "1" is true (XmlBlock.Parser.getAttributeBooleanValue).
+    data = _anchored('<certificates src="system" overridePins="1"/>', (P1, P2))
+    got, note = verdict(served, data)
+    assert got == "unpinned" and note.startswith("overridePins")
+    # The root placed in the user store: the system anchor is not the one the chain ends at.
+    assert verdict(served, data, anchor_store="user")[0] == "fail"
+    user = _anchored('<certificates src="user" overridePins="0x1"/>', (P1, P2))
+    assert verdict(served, user, anchor_store="user")[0] == "unpinned"
+
+
+def test_a_raw_anchor_trusts_a_chain_through_its_key(tmp_path, served) -> None:
+    # ResourceCertificateSource: the bundled file's certificates are the config's anchors.
+    good = [spki_pin(pki.intermediate().der), P1]
+    for raw, expected in ((pki.root(), "pass"), (pki.leaf("elsewhere.test"), "fail")):
+        folder = tmp_path / raw.der.hex()[-12:]
+        pem = raw.cert.public_bytes(serialization.Encoding.PEM)
+        config = _source_tree(folder, {"company_ca.pem": pem})
+        config.write_bytes(_anchored('<certificates src="@raw/company_ca"/>', tuple(good)))
+        policy = android.parse(config.read_bytes(), str(config))
+        (row,) = evaluate(served, policy).to_dicts()
+        assert row["verdict"] == expected, row
