@@ -1242,3 +1242,10 @@ def test_a_raw_anchor_trusts_a_chain_through_its_key(tmp_path, served) -> None:
         policy = android.parse(config.read_bytes(), str(config))
         (row,) = evaluate(served, policy).to_dicts()
         assert row["verdict"] == expected, row
+
+
+def test_an_empty_trust_anchors_is_said_to_trust_nothing() -> None:
+    # NetworkSecurityConfig.getTrustAnchors() is empty: no chain verifies on the device.
+    policy = android.parse(nsc(pinned("a.test", [P1, P2], "<trust-anchors/>")), "x")
+    assert policy.rules[0].anchors == ()
+    assert "empty <trust-anchors>: Android trusts no root" in policy.warnings[0].message

@@ -211,6 +211,13 @@ class _AndroidReader(ConfigReader):
                     child.line,
                     "Unknown certificates src. Should be one of system|user|@resourceVal",
                 )
+        if not default_override and not any(c.name == "certificates" for c in node.children):
+            self.warn(
+                node.line,
+                "empty <trust-anchors>: Android trusts no root for these names, every connection "
+                "to them fails (pinscan judges their chains as if the anchors were the "
+                "platform's)",
+            )
         return found
 
     def pin_set(self, node: Node) -> _PinSetEntry:

@@ -413,8 +413,9 @@ def rule_frames(
                 "enforce": rule.enforce,
                 "override_system": "system" in rule.override_pins,
                 "override_user": "user" in rule.override_pins,
-                # Android restricts the roots a chain may end at to the config's anchors.
-                "anchored": policy.format == "android",
+                # Android restricts the roots a chain may end at to the config's anchors (a
+                # rule built without any, by hand, is left unrestricted).
+                "anchored": policy.format == "android" and bool(rule.anchors),
                 "trust_system": any(a.source == "system" for a in rule.anchors),
                 "trust_user": any(a.source == "user" for a in rule.anchors),
             }
