@@ -549,3 +549,26 @@ def test_anchors_and_override_judged_alike_compiled_and_in_source(tmp_path, data
         for policy in (apk, source):
             got = check(dataset, policy).get("www.example.com", "unpinned")
             assert got == expected, (certificates, policy)
+
+
+@pytest.mark.parametrize(
+    ("attribute", "error"),
+    [
+        ('src="\\u0073ystem"', None),  # aapt2 processes the escape: "system"
+        ('src="sy\\stem"', None),  # an escaped character is itself
+        ('src="\\@raw/x"', "Unknown certificates src. Should be one of system|user|@resourceVal"),
+        ('src="system" overridePins="\\u0031"', None),  # a string "1", not an integer: false
+    ],
+)
+def test_escapes_in_attribute_strings_read_alike(tmp_path, attribute, error):
+    # XmlFlattener.cpp writes an untyped attribute through StringBuilder (escapes processed,
+    # spaces kept); a typed one (a reference) is typed from the text as written, so "\@raw/x"
+    # stays a string, which XmlConfigSource.parseCertificatesEntry refuses.
+    anchors = f"<trust-anchors><certificates {attribute}/></trust-anchors>"
+    config = nsc(domain_config("example.com", anchors=anchors))
+    (compiled,) = read_artifact(build_apk(tmp_path, App(config))).policies
+    source = android.parse(config.encode(), "x")
+    assert compiled.error == source.error == error
+    assert [r.override_pins for r in compiled.rules] == [r.override_pins for r in source.rules]
+    if error is None:
+        assert [a.source for a in source.rules[0].anchors] == ["system"]

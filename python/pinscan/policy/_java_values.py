@@ -105,7 +105,51 @@ def aapt2_value(text: str) -> CompiledValue:
         number = int(word)
         if -(2**31) <= number < 2**31:
             return CompiledValue(str(number), "int_dec", number)
-    return CompiledValue(text, "string", None)
+    return CompiledValue(aapt2_string(text), "string", None)
+
+
+_HEX_DIGITS = frozenset("0123456789abcdefABCDEF")
+
+
+def aapt2_string(text: str) -> str:
+    """An attribute string as aapt2 writes it into the app: escapes processed, spaces and
+    quotes kept (AOSP ``tools/aapt2/format/binary/XmlFlattener.cpp``: ``StringBuilder`` with
+    ``preserve_spaces``; ``ResourceUtils.cpp`` ``StringBuilder::AppendText``): ``\\t``,
+    ``\\n``, ``\\uXXXX`` (up to four hex digits), any other escaped character as itself, a
+    trailing backslash dropped; a bad ``\\u`` escape leaves the empty string."""
+    if "\\" not in text:
+        return text
+    out: list[str] = []
+    i, n = 0, len(text)
+    while i < n:
+        char = text[i]
+        i += 1
+        if char != "\\":
+            out.append(char)
+            continue
+        if i >= n:
+            break
+        char = text[i]
+        i += 1
+        if char == "t":
+            out.append("\t")
+        elif char == "n":
+            out.append("\n")
+        elif char == "u":
+            code = 0
+            for _ in range(4):
+                if i >= n:
+                    break
+                if text[i] not in _HEX_DIGITS:
+                    return ""
+                code = code * 16 + int(text[i], 16)
+                i += 1
+            if 0xD800 <= code <= 0xDFFF:
+                return ""
+            out.append(chr(code))
+        else:
+            out.append(char)
+    return "".join(out)
 
 
 _B64 = {
@@ -188,6 +232,7 @@ def java_date(text: str) -> JavaDate | None:
 __all__ = [
     "JavaDate",
     "aapt2_bool",
+    "aapt2_string",
     "aapt2_value",
     "android_base64",
     "java_date",

@@ -29,7 +29,7 @@ from pinscan.policy._network_security_config import (
     read_config,
     sha256_pin,
 )
-from pinscan.policy._xml import Node, leading_text, read_xml
+from pinscan.policy._xml import CompiledValue, Node, leading_text, read_xml
 from pinscan.policy.model import (
     Diagnostic,
     Location,
@@ -44,6 +44,14 @@ from pinscan.policy.model import (
 )
 
 _PLATFORM_DEFAULT_ANCHORS = (("system", False),)
+
+
+def _is_reference(value: str) -> bool:
+    """Whether ``src`` is a resource (``getAttributeResourceValue`` gives an id): a typed
+    reference; ``\\@raw/x`` is a string aapt2 left as written, which Android refuses."""
+    if isinstance(value, CompiledValue):
+        return value.kind in ("reference", "null")
+    return value.startswith("@")
 
 
 def _pin_problem(text: str) -> str:
@@ -204,7 +212,7 @@ class _AndroidReader(ConfigReader):
             src = child.attrs.get("src")
             if src is None:
                 self.fail(child.line, "certificates element missing src attribute")
-            elif src in ("system", "user", "wfa") or src.startswith("@"):
+            elif src in ("system", "user", "wfa") or _is_reference(src):
                 found.append((src, override))
             else:
                 self.fail(
