@@ -1249,3 +1249,26 @@ def test_an_empty_trust_anchors_is_said_to_trust_nothing() -> None:
     policy = android.parse(nsc(pinned("a.test", [P1, P2], "<trust-anchors/>")), "x")
     assert policy.rules[0].anchors == ()
     assert "empty <trust-anchors>: Android trusts no root" in policy.warnings[0].message
+
+
+def test_debug_override_anchors_are_added_in_a_debuggable_build(served) -> None:
+    # XmlConfigSource.addDebugAnchorsIfNeeded: a debuggable build adds the debug-overrides
+    # anchors to the configs' own, so a root in the user store is trusted there, and its
+    # overridePins (true by default in debug-overrides: parseConfigEntry) unpins.
+    data = _anchored('<certificates src="system"/>', (P1, P2)).replace(
+        b"</network-security-config>",
+        b'<debug-overrides><trust-anchors><certificates src="user"/></trust-anchors>'
+        b"</debug-overrides></network-security-config>",
+    )
+    release = android.parse(data, "x")
+    debug = android.parse(data, "x", debug=True)
+    assert [a.source for a in release.rules[0].anchors] == ["system"]
+    assert [a.source for a in debug.rules[0].anchors] == ["system", "user"]
+    assert evaluate(served, release, anchor_store="user")["verdict"].item() == "fail"
+    assert evaluate(served, debug, anchor_store="user")["verdict"].item() == "unpinned"
+
+
+def test_a_raw_anchor_pinscan_cannot_read_is_not_held_against_the_chain(served) -> None:
+    # Outside its source tree a config's @raw/ca has unknown keys: it may be the root.
+    good = (spki_pin(pki.intermediate().der), P1)
+    assert verdict(served, _anchored('<certificates src="@raw/ca"/>', good))[0] == "pass"

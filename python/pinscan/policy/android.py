@@ -267,15 +267,17 @@ class _AndroidReader(ConfigReader):
         return _PinSetEntry(tuple(pins.values()), expiry, node.line)
 
     def rules(self) -> list[Rule]:
-        debug_overrides: set[str] = set()
+        # A debuggable build adds the debug-overrides anchors to every config's (AOSP
+        # XmlConfigSource.addDebugAnchorsIfNeeded, on the platform default, the base config and
+        # each config with anchors of its own: inherited by the others).
+        debug_anchors: list[tuple[str, bool]] = []
         if self.debug_config is not None and self.debug_config.anchors:
-            debug_overrides = {src for src, override in self.debug_config.anchors if override}
+            debug_anchors = self.debug_config.anchors
         rules = []
         for config in self.configs:
             pin_set = config.effective_pin_set()
-            anchors = config.effective_anchors(self.base)
+            anchors = config.effective_anchors(self.base) + debug_anchors
             overrides = {src for src, ov in anchors if ov}
-            overrides |= debug_overrides
             for name, include, line in config.domains:
                 if name.endswith("."):
                     self.warn(
@@ -297,7 +299,7 @@ class _AndroidReader(ConfigReader):
                         expires=expires_at(expiry),
                         exclude=not pinned,
                         override_pins=frozenset(overrides),
-                        anchors=tuple(TrustAnchor(src) for src, _ in anchors),
+                        anchors=tuple(map(TrustAnchor, dict.fromkeys(s for s, _ in anchors))),
                         pattern=name,
                     )
                 )

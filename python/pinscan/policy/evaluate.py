@@ -279,8 +279,8 @@ def _anchor_trust(
 
     A root of the platform's store is a ``system`` anchor; the scan's ``--ca-bundle`` roots are
     where ``anchor_store`` places them; a bundled ``@raw`` anchor (resolved from the app or the
-    source tree) trusts a path that passes through one of its keys. Formats other than Android
-    restrict nothing."""
+    source tree) trusts a path that passes through one of its keys, and one whose keys are
+    unknown is not held against the chain. Formats other than Android restrict nothing."""
     raw_rows = [
         (rule_id, pin.digest, ("@" + anchor.source) in {"@" + s for s in rule.override_pins})
         for rule_id, rule in enumerate(r for p in policies for r in p.rules)
@@ -318,7 +318,12 @@ def _anchor_trust(
         selected = selected.join(hits, on=["eid", "rule_id"], how="left")
         raw_trusted = pl.col("raw_trusted").fill_null(False)
         raw_override = pl.col("raw_override").fill_null(False)
-    trusted = (in_system & pl.col("trust_system")) | (in_user & pl.col("trust_user")) | raw_trusted
+    trusted = (
+        (in_system & pl.col("trust_system"))
+        | (in_user & pl.col("trust_user"))
+        | raw_trusted
+        | pl.col("trust_unknown")
+    )
     overridden = (
         (in_system & pl.col("override_system")) | (in_user & pl.col("override_user")) | raw_override
     )
@@ -369,6 +374,7 @@ def rule_frames(
         "anchored": pl.Boolean,
         "trust_system": pl.Boolean,
         "trust_user": pl.Boolean,
+        "trust_unknown": pl.Boolean,
     }
     pin_schema = {
         "rule_id": pl.Int32,
@@ -418,6 +424,11 @@ def rule_frames(
                 "anchored": policy.format == "android" and bool(rule.anchors),
                 "trust_system": any(a.source == "system" for a in rule.anchors),
                 "trust_user": any(a.source == "user" for a in rule.anchors),
+                # A @raw anchor whose keys are unknown (a config read outside its source tree)
+                # may be the root: it is not held against the chain.
+                "trust_unknown": any(
+                    a.source.startswith("@") and not a.pins and a.file is None for a in rule.anchors
+                ),
             }
             for column, value in row.items():
                 rules[column].append(value)
@@ -493,7 +504,7 @@ def select_rules(endpoints: pl.LazyFrame, rules: pl.LazyFrame) -> pl.LazyFrame:
             rules.select(
                 "rule_id", "policy_id", "host", "match", "union", "leaf_only", "trustkit_view",
                 "error", "exclude", "expired", "expires", "enforce", "override_system",
-                "override_user", "anchored", "trust_system", "trust_user",
+                "override_user", "anchored", "trust_system", "trust_user", "trust_unknown",
             ),
             left_on="suffix",
             right_on="host",
