@@ -24,6 +24,7 @@ import pinscan
 from pinscan.cli import main
 from pinscan.cli.scan import scan_command
 from pinscan.config import ScanConfig, Timeouts
+from pinscan.errors import ConfigError
 
 from fleet import pki, servers
 
@@ -361,3 +362,12 @@ def test_anchor_store_places_the_bundle_roots_for_android_trust_anchors(tmp_path
                     assert row["verdict"] == "fail", row
                     assert "trusts no anchor that verifies the chain" in row["note"]
                     assert f"placed in the {store} store" in row["note"]
+        # The Python API says the same with ScanConfig.anchor_store, checked where it is set.
+        config = ScanConfig(
+            retries=0, ca_bundle=root, anchor_store="user", timeouts=Timeouts(2, 3, 5)
+        )
+        api = pinscan.scan([f"127.0.0.1:{good.port} b.test"], tmp_path / "api", config=config)
+        assert api.meta["arguments"]["anchor_store"] == "user"
+        assert pinscan.evaluate(api, configs["user"])["verdict"].to_list() == ["pass"]
+    with pytest.raises(ConfigError, match=r"ScanConfig\.anchor_store: must be one of system, user"):
+        ScanConfig(anchor_store="keystore")

@@ -305,6 +305,7 @@ def scan_command(
         timeouts=Timeouts(connect_timeout, handshake_timeout, deadline),
         first_address=first_address,
         ca_bundle=ca_bundle,
+        anchor_store=anchor_store,
         system_store=system_store,
         trust_stores=trust_stores,
         verify_processes=verify_processes,

@@ -31,7 +31,7 @@ from pinscan.errors import ConfigError
 from pinscan.policy.formats import MODULES
 from pinscan.policy.model import CERT_SHA256, ChainSource, Combine, Match, Policy, Position
 from pinscan.policy.trustkit_hash import trustkit_spki
-from pinscan.records import TRUST_STORES
+from pinscan.records import ANCHOR_STORES, TRUST_STORES
 
 #: The trust store whose path each client checks its pins against, by policy format, first
 #: choice first (sources in docs/policies.md): Android's network security config, TrustKit on
@@ -61,11 +61,6 @@ JUDGING_STORES = (*TRUST_STORES, "ca_bundle", "system")
 # Stores whose anchors an Android `<certificates src="system">` stands for: all but the
 # private bundle.
 _PUBLIC_STORES = (*TRUST_STORES, "system")
-#: Where ``scan --ca-bundle``'s roots sit on the device, for Android's trust anchors
-#: (``scan --anchor-store``, recorded in the scan's arguments): ``system`` (an
-#: ``<certificates src="system">`` anchor trusts them, ``overridePins`` there applies) or
-#: ``user`` (only ``src="user"`` trusts them).
-ANCHOR_STORES = ("system", "user")
 # Store names in the evaluator's frames: small integers, not strings, in the frames of every
 # covered endpoint.
 _STORE = pl.Enum(JUDGING_STORES)
