@@ -106,6 +106,17 @@ def show_policies(dataset: Path, domain: str) -> None:
         print(f"The fleet at a glance, in one self-contained page: {page.relative_to(ROOT)}")
 
 
+def a_test_pin(dataset: Path) -> str | None:
+    """The key a.test serves, as the scan saw it; None when its server did not answer."""
+    leaf = (
+        pinscan.open(dataset)
+        .endpoints.filter(pl.col("sni") == "a.test")
+        .select("spki_sha256")
+        .collect()
+    )
+    return None if leaf.is_empty() else leaf.item()
+
+
 def show_lockout(dataset: Path, pinscan_cli) -> None:
     """Will the pins survive the next certificate? a.test pinned by its leaf key alone, and by
     its issuing CA, judged under every rotation scenario; the demo CA's two issuing
@@ -118,19 +129,14 @@ def show_lockout(dataset: Path, pinscan_cli) -> None:
             for issued in (pki.root(), pki.intermediate(), pki.second_intermediate())
         )
     )
-    leaf = (
-        pinscan.open(dataset)
-        .endpoints.filter(pl.col("sni") == "a.test")
-        .select("spki_sha256")
-        .collect()
-    )
-    if leaf.is_empty() or leaf.item() is None:
+    leaf = a_test_pin(dataset)
+    if leaf is None:
         return
     issuer = pinscan.spki_pin(pki.intermediate().der)
     pins = out / "renewal-pins.toml"
     pins.write_text(
         "# a.test by its leaf key (certbot makes a new one at every renewal), b.test by its CA\n"
-        f'[[pin-set]]\ndomain = "a.test"\npins = ["sha256/{leaf.item()}"]\n'
+        f'[[pin-set]]\ndomain = "a.test"\npins = ["sha256/{leaf}"]\n'
         f'[[pin-set]]\ndomain = "b.test"\npins = ["sha256/{issuer}"]\n'
     )
     status = pinscan_cli(
@@ -146,18 +152,13 @@ def show_apps(dataset: Path, pinscan_cli) -> None:
     read out of the built artifacts and judged against the fleet, the code pin mapped to a.test
     by an overlay."""
     out = dataset.parent
-    leaf = (
-        pinscan.open(dataset)
-        .endpoints.filter(pl.col("sni") == "a.test")
-        .select("spki_sha256")
-        .collect()
-    )
-    if leaf.is_empty() or leaf.item() is None:
+    leaf = a_test_pin(dataset)
+    if leaf is None:
         return
     spare = pinscan.spki_pin((ROOT / "demo" / "sample" / "backup-key.csr").read_bytes())
     issuer = pinscan.spki_pin(pki.intermediate().der)
-    apps = [build_ipa(out / "Demo.ipa", issuer, leaf.item())]
-    apk = build_apk(out / "demo.apk", {"a.test": (leaf.item(), spare), "b.test": (issuer, spare)})
+    apps = [build_ipa(out / "Demo.ipa", issuer, leaf)]
+    apk = build_apk(out / "demo.apk", {"a.test": (leaf, spare), "b.test": (issuer, spare)})
     if apk is None:
         print(
             "\n(no APK: aapt2 or the Android framework resources are missing; "

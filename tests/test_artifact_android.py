@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import subprocess
 import zipfile
 
 import dexbuild
@@ -28,6 +29,7 @@ import pinscan
 from pinscan import _core
 from pinscan.certs.keys import spki_pin
 from pinscan.cli import main
+from pinscan.policy import android
 from pinscan.policy.artifacts import read_artifact
 from pinscan.policy.model import Match
 
@@ -435,3 +437,138 @@ def test_an_app_whose_config_cannot_be_read_says_why(tmp_path, dataset):
     assert f"{damaged}: holds no pin policy pinscan could read: {damaged}!resources.arsc" in (
         result.output
     )
+
+
+# --- one model for source and compiled configs (issue 17) -------------------------------------
+
+BOOLEAN_SPELLINGS = ("1", "0x1", "0", "0x0", "-1", " 1 ", "01", "#fff", "#0000", "yes", "1.0",
+                     "+1", "0X1", "TRUE", " true", "tRuE", "@null")  # fmt: skip
+
+
+def test_source_and_compiled_configs_read_every_value_alike(tmp_path):
+    # aapt2 types each value (XmlReferenceLinker.cpp, ResourceUtils::TryParseItemForAttribute);
+    # XmlBlock.Parser.getAttributeBooleanValue reads the type: the source reader must agree with
+    # the app aapt2 builds from the same file, for each spelling.
+    domains = "".join(
+        f'<domain includeSubdomains="{text}">d{i}.example.com</domain>'
+        for i, text in enumerate(BOOLEAN_SPELLINGS)
+    )
+    anchors = "".join(
+        f"<domain-config><domain>o{i}.example.com</domain><trust-anchors><certificates "
+        f'src="system" overridePins="{text}"/></trust-anchors></domain-config>'
+        for i, text in enumerate(BOOLEAN_SPELLINGS)
+    )
+    pins = f'<pin-set><pin digest="SHA-256">{PIN_A}</pin><pin digest="SHA-256">{PIN_B}</pin>'
+    config = nsc(f"<domain-config>{domains}{pins}</pin-set>{anchors}</domain-config>")
+    (compiled,) = read_artifact(build_apk(tmp_path, App(config))).policies
+    source = android.parse(config.encode(), "network_security_config.xml")
+    assert compiled.error is None and source.error is None
+
+    def seen(policy):
+        return [(r.host, r.match, r.override_pins) for r in policy.rules]
+
+    assert seen(source) == seen(compiled)
+    subdomains = {r.host for r in source.rules if r.match == Match.SUBDOMAINS}
+    assert "d0.example.com" in subdomains and "d1.example.com" in subdomains  # "1", "0x1"
+    assert source.rules[len(BOOLEAN_SPELLINGS)].override_pins == {"system"}  # overridePins="1"
+
+
+@pytest.mark.parametrize(
+    ("text", "error"),
+    [
+        ("example<!-- c -->.com", "domain contains additional elements"),
+        ("  <!-- c -->example.com<!-- c -->  ", None),
+    ],
+)
+def test_comments_in_text_read_alike_compiled_and_in_source(tmp_path, text, error):
+    # XmlDom.cpp: a comment ends the pending text; XmlFlattener.cpp drops whitespace-only text.
+    config = nsc(domain_config("example.com")).replace(">example.com<", f">{text}<")
+    (compiled,) = read_artifact(build_apk(tmp_path, App(config))).policies
+    source = android.parse(config.encode(), "x")
+    assert compiled.error == source.error == error
+    assert [r.host for r in compiled.rules] == [r.host for r in source.rules] == ["example.com"]
+
+
+def test_a_split_pin_is_refused_compiled_and_in_source(tmp_path):
+    split = PIN_A[:20] + "<!-- c -->" + PIN_A[20:]
+    config = nsc(domain_config("example.com")).replace(f">{PIN_A}<", f">{split}<")
+    (compiled,) = read_artifact(build_apk(tmp_path, App(config))).policies
+    assert compiled.error == android.parse(config.encode(), "x").error
+    assert compiled.error.startswith("digest length 15 ")
+
+
+def test_a_bare_doctype_builds_and_reads_alike(tmp_path, dataset):
+    config = nsc(domain_config("example.com", (PIN_A, PIN_B))).replace(
+        "<network-security-config>", "<!DOCTYPE network-security-config>\n<network-security-config>"
+    )
+    apk = build_apk(tmp_path, App(config))
+    (compiled,) = read_artifact(apk).policies
+    assert compiled.error is None and android.parse(config.encode(), "x").error is None
+    assert check(dataset, apk)["www.example.com"] == "fail"
+
+
+def test_an_android_namespace_attribute_does_not_build(tmp_path):
+    # tools/aapt2/link/XmlReferenceLinker.cpp: a package-namespace attribute must resolve.
+    config = nsc(domain_config("example.com", include=None)).replace(
+        "<domain>", '<domain xmlns:android="http://schemas.android.com/apk/res/android" '
+        'android:includeSubdomains="true">'
+    )  # fmt: skip
+    with pytest.raises(subprocess.CalledProcessError) as failed:
+        build_apk(tmp_path, App(config))
+    assert b"attribute android:includeSubdomains not found" in failed.value.stderr
+    assert android.parse(config.encode(), "x").error.startswith(
+        "attribute android:includeSubdomains not found"
+    )
+
+
+def test_a_missing_raw_anchor_does_not_build(tmp_path):
+    # The source config's verdict (error: the app does not build) is aapt2 link's.
+    anchors = '<trust-anchors><certificates src="@raw/missing_ca"/></trust-anchors>'
+    with pytest.raises(subprocess.CalledProcessError) as failed:
+        build_apk(tmp_path, App(nsc(domain_config("example.com", anchors=anchors))))
+    assert b"resource raw/missing_ca" in failed.value.stderr
+    assert b"not found" in failed.value.stderr
+
+
+def test_anchors_and_override_judged_alike_compiled_and_in_source(tmp_path, dataset):
+    # NetworkSecurityTrustManager: the chain is built on the config's anchors, then checkPins
+    # unless isPinningEnforced is false (overridePins on the anchor the chain ends at). The
+    # dataset's root is the scan's --ca-bundle, in the system store by default.
+    cases = {
+        '<certificates src="user"/>': "fail",  # trusts no anchor that verifies the chain
+        '<certificates src="system"/>': "pass",
+        '<certificates src="system" overridePins="1"/>': "unpinned",
+    }
+    for i, (certificates, expected) in enumerate(cases.items()):
+        anchors = f"<trust-anchors>{certificates}</trust-anchors>"
+        config = nsc(domain_config("example.com", (INTERMEDIATE, PIN_B), anchors=anchors))
+        apk = build_apk(tmp_path, App(config), f"app{i}.apk")
+        source = tmp_path / f"config{i}.xml"
+        source.write_text(config)
+        # `check` lists the names a rule pins: an unpinned one is left out.
+        for policy in (apk, source):
+            got = check(dataset, policy).get("www.example.com", "unpinned")
+            assert got == expected, (certificates, policy)
+
+
+@pytest.mark.parametrize(
+    ("attribute", "error"),
+    [
+        ('src="\\u0073ystem"', None),  # aapt2 processes the escape: "system"
+        ('src="sy\\stem"', None),  # an escaped character is itself
+        ('src="\\@raw/x"', "Unknown certificates src. Should be one of system|user|@resourceVal"),
+        ('src="system" overridePins="\\u0031"', None),  # a string "1", not an integer: false
+    ],
+)
+def test_escapes_in_attribute_strings_read_alike(tmp_path, attribute, error):
+    # XmlFlattener.cpp writes an untyped attribute through StringBuilder (escapes processed,
+    # spaces kept); a typed one (a reference) is typed from the text as written, so "\@raw/x"
+    # stays a string, which XmlConfigSource.parseCertificatesEntry refuses.
+    anchors = f"<trust-anchors><certificates {attribute}/></trust-anchors>"
+    config = nsc(domain_config("example.com", anchors=anchors))
+    (compiled,) = read_artifact(build_apk(tmp_path, App(config))).policies
+    source = android.parse(config.encode(), "x")
+    assert compiled.error == source.error == error
+    assert [r.override_pins for r in compiled.rules] == [r.override_pins for r in source.rules]
+    if error is None:
+        assert [a.source for a in source.rules[0].anchors] == ["system"]

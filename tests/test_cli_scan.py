@@ -330,3 +330,49 @@ def test_ctrl_c_without_out_says_nothing_was_kept(tmp_path: Path) -> None:
     assert process.returncode == 130, err
     assert err == "pinscan: interrupted; nothing was kept (without -o)\n"
     assert out == "" and list(temporary.iterdir()) == []
+
+
+def test_anchor_store_places_the_bundle_roots_for_android_trust_anchors(tmp_path: Path) -> None:
+    # Issue 17: Android builds the chain on the config's <trust-anchors> only
+    # (NetworkSecurityTrustManager.checkServerTrusted, before checkPins): a chain to a root the
+    # config does not list fails whatever the pins say. --anchor-store says which store the
+    # --ca-bundle root is in on the device, and the scan records it.
+    root = tmp_path / "root.pem"
+    root.write_bytes(pki.root().cert.public_bytes(Encoding.PEM))
+    leaf = pki.leaf("b.test", "www.b.test")
+    pin = pinscan.spki_pin(leaf.der)
+    configs = {}
+    for src in ("system", "user"):
+        configs[src] = tmp_path / f"{src}.xml"
+        configs[src].write_text(
+            "<network-security-config><domain-config><domain>b.test</domain>"
+            f'<trust-anchors><certificates src="{src}"/></trust-anchors>'
+            f'<pin-set><pin digest="SHA-256">{pin}</pin><pin digest="SHA-256">{"A" * 43}=</pin>'
+            "</pin-set></domain-config></network-security-config>"
+        )
+    with servers.good() as good:
+        for store in ("system", "user"):
+            out = tmp_path / f"out-{store}"
+            result = scan(
+                f"127.0.0.1:{good.port} b.test", "--ca-bundle", str(root), "--anchor-store",
+                store, "-o", str(out), *FAST,
+            )  # fmt: skip
+            assert result.exit_code == 0, result.output
+            assert pinscan.open(out).meta["arguments"]["anchor_store"] == store
+            for src, config in configs.items():
+                (row,) = pinscan.evaluate(out, config).to_dicts()
+                if src == store:
+                    assert row["verdict"] == "pass", row
+                else:
+                    assert row["verdict"] == "fail", row
+                    assert "trusts no anchor that verifies the chain" in row["note"]
+                    assert f"placed in the {store} store" in row["note"]
+        # The Python API says the same with ScanConfig.anchor_store, checked where it is set.
+        config = ScanConfig(
+            retries=0, ca_bundle=root, anchor_store="user", timeouts=Timeouts(2, 3, 5)
+        )
+        api = pinscan.scan([f"127.0.0.1:{good.port} b.test"], tmp_path / "api", config=config)
+        assert api.meta["arguments"]["anchor_store"] == "user"
+        assert pinscan.evaluate(api, configs["user"])["verdict"].to_list() == ["pass"]
+    with pytest.raises(ConfigError, match=r"ScanConfig\.anchor_store: must be one of system, user"):
+        ScanConfig(anchor_store="keystore")

@@ -16,12 +16,15 @@ import random
 from pathlib import Path
 
 import pytest
+from cryptography.hazmat.primitives import serialization
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from pinscan.certs.keys import spki_pin
 from pinscan.errors import PolicyError
 from pinscan.policy import android, formats, trustkit_android
 from pinscan.policy._java_values import JavaDate, android_base64, java_date
+from pinscan.policy.evaluate import evaluate
 from pinscan.policy.model import (
     Combine,
     Match,
@@ -31,6 +34,9 @@ from pinscan.policy.model import (
     Suggestion,
     utc_midnight,
 )
+
+from fleet import pki
+from policyfleet import Served, write_dataset
 
 CORPUS = Path(__file__).parent / "data" / "policies"
 P1 = "zCTnfLwLKbS9S2sbp+uFz4KZOocFvXxkV06Ce9O5M2w="
@@ -640,7 +646,7 @@ def test_debug_overrides_override_pins_false_is_kept() -> None:
 
 def test_namespaced_and_unknown_elements_are_skipped() -> None:
     body = (
-        '<domain-config xmlns:a="http://schemas.android.com/apk/res/android">'
+        '<domain-config xmlns:a="http://example.com/not-a-package">'
         '<domain a:includeSubdomains="true">a.test</domain>'
         f'<certificateTransparency enabled="true"/><wrapper><pin-set><pin digest="SHA-256">{P1}'
         "</pin></pin-set></wrapper></domain-config>"
@@ -1034,3 +1040,235 @@ def test_garbled_corpus_files_give_a_policy_or_policy_error() -> None:
             _read_all(bytes(data))
             cut = rng.randrange(len(original))
             _read_all(original[:cut] + original[cut + rng.randint(1, 50) :])
+
+
+# --- Android's verdicts (issue 17) -----------------------------------------------------------
+# Each case as Android's own code reads the config aapt2 compiled (AOSP frameworks/base,
+# core/java/android/security/net/config/XmlConfigSource.java and
+# core/java/android/content/res/XmlBlock.java); tests/test_artifact_android.py compiles the same
+# configs with aapt2 and checks that the compiled app reads the same.
+
+HOST = "www.example.com"
+SUB = ' includeSubdomains="true"'
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory):
+    """www.example.com serving a chain to the test root, which the scan's --ca-bundle holds."""
+    return write_dataset(tmp_path_factory.mktemp("ds17"), [Served(HOST, pki.leaf(HOST))])
+
+
+def verdict(dataset, data: bytes, **options) -> tuple[str, str | None]:
+    (row,) = evaluate(dataset, android.parse(data, "nsc.xml"), **options).to_dicts()
+    return row["verdict"], row["note"]
+
+
+@pytest.mark.parametrize(("text", "match"), [("1", "subdomains"), ("0x1", "subdomains"),
+                                            ("-1", "subdomains"), (" 1 ", "subdomains"),
+                                            ("#fff", "subdomains"), ("0", "exact"),
+                                            ("0x0", "exact"), ("True", "subdomains"),
+                                            ("TRUE", "subdomains"), ("yes", "exact")])  # fmt: skip
+def test_include_subdomains_integers_are_booleans(served, text: str, match: str) -> None:
+    # aapt2 types an un-namespaced value (XmlReferenceLinker.cpp: the default attribute, TYPE_ANY;
+    # ResourceUtils::TryParseItemForAttribute: colour, boolean, integer); XmlConfigSource
+    # .parseDomain reads getAttributeBooleanValue, which XmlBlock.Parser answers for any type
+    # from TYPE_FIRST_INT to TYPE_LAST_INT as data != 0.
+    data = nsc(pinned("example.com", [P1, P2], domain_attrs=f' includeSubdomains="{text}"'))
+    policy = android.parse(data, "x")
+    assert policy.rules[0].match.value == match
+    assert bool(policy.warnings) == (text == "yes")  # only a string reads as the default
+    assert verdict(served, data)[0] == ("fail" if match == "subdomains" else "unpinned")
+
+
+def test_override_pins_one_on_system_anchors_is_an_override() -> None:
+    # XmlConfigSource.parseCertificatesEntry: getAttributeBooleanValue(null, "overridePins"):
+    # "1" is an integer, so true (XmlBlock.Parser.getAttributeBooleanValue).
+    for text in ("1", "0x1"):
+        anchors = (
+            f'<trust-anchors><certificates src="system" overridePins="{text}"/></trust-anchors>'
+        )
+        policy = android.parse(nsc(pinned("a.test", [P1, P2], anchors)), "x")
+        assert policy.rules[0].override_pins == frozenset({"system"})
+        assert policy.warnings == ()
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        (pinned("example<!-- c -->.com", [P1, P2], "", SUB), "domain contains additional elements"),
+        (
+            pinned("example.com", [P1[:20] + "<!-- c -->" + P1[20:], P2], "", SUB),
+            "digest length 15 does not match expected length for SHA-256 of 32",
+        ),
+        (
+            pinned("example.com", [P1 + "<!-- c -->" + "A", P2], "", SUB),
+            "pin contains additional elements",
+        ),
+    ],
+)
+def test_a_comment_inside_text_is_a_second_text_node_android_refuses(
+    served, body: str, message: str
+) -> None:
+    # aapt2 ends the text at the comment (tools/aapt2/xml/XmlDom.cpp: CommentDataHandler calls
+    # FinishPendingText): two text nodes. XmlConfigSource.parseDomain / parsePin read the first
+    # and throw a ParserException when next() is not END_TAG (or the first is no 32-byte pin).
+    policy = android.parse(nsc(body), "x")
+    assert policy.error == message
+    assert verdict(served, nsc(body))[0] == "error"
+
+
+def test_a_comment_beside_the_text_is_not_a_second_node() -> None:
+    # Whitespace-only text is dropped (XmlFlattener.cpp: Visit(xml::Text*)).
+    body = pinned("  <!-- c -->example.com<!-- c -->\n ", [P1, P2])
+    assert [r.host for r in android.parse(nsc(body), "x").rules] == ["example.com"]
+
+
+def test_android_namespace_attribute_does_not_build(served) -> None:
+    # aapt2 link resolves an attribute in a package namespace to its definition
+    # (tools/aapt2/link/XmlReferenceLinker.cpp); no framework version defines
+    # android:includeSubdomains: "attribute android:includeSubdomains not found", no app.
+    body = (
+        '<domain-config xmlns:android="http://schemas.android.com/apk/res/android">'
+        f'<domain android:includeSubdomains="true">{HOST}</domain>'
+        f'<pin-set><pin digest="SHA-256">{P1}</pin><pin digest="SHA-256">{P2}</pin></pin-set>'
+        "</domain-config>"
+    )
+    for reader in (android, trustkit_android):
+        policy = reader.parse(nsc(body), "x")
+        assert policy.error is not None
+        assert policy.error.startswith("attribute android:includeSubdomains not found")
+    got, note = verdict(served, nsc(body))
+    assert got == "error" and "the app does not build" in note
+
+
+def test_a_bare_doctype_is_read_and_enforced(served) -> None:
+    # aapt2 (expat) accepts a DOCTYPE; one without an internal subset declares no entity.
+    data = nsc(pinned("example.com", [P1, P2], domain_attrs=' includeSubdomains="true"'))
+    data = data.replace(b"<network-security-config>", b"<!DOCTYPE network-security-config>\n"
+                        b"<network-security-config>")  # fmt: skip
+    assert verdict(served, data)[0] == "fail"
+    for refused in (b"<!DOCTYPE network-security-config []>", b'<!DOCTYPE n PUBLIC "a" "b">'):
+        with pytest.raises(PolicyError, match="DTD is not allowed"):
+            android.parse(data.replace(b"<!DOCTYPE network-security-config>", refused), "x")
+
+
+def _source_tree(tmp_path: Path, raw: dict[str, bytes], src: str = "@raw/company_ca") -> Path:
+    config = tmp_path / "app" / "src" / "main" / "res" / "xml" / "network_security_config.xml"
+    config.parent.mkdir(parents=True)
+    anchors = f'<trust-anchors><certificates src="{src}"/></trust-anchors>'
+    config.write_bytes(nsc(pinned("example.com", [P1, P2], anchors, SUB)))
+    if raw:
+        (config.parent.parent / "raw").mkdir()
+        for name, data in raw.items():
+            (config.parent.parent / "raw" / name).write_bytes(data)
+    return config
+
+
+def test_a_raw_anchor_of_a_source_tree_is_read_from_res_raw(tmp_path) -> None:
+    # The app build packs res/raw/company_ca.* as raw/company_ca, whatever the extension; on the
+    # device ResourceCertificateSource reads its certificates as the config's anchors
+    # (XmlConfigSource.parseCertificatesEntry: getAttributeResourceValue(null, "src", -1)).
+    pem = pki.root().cert.public_bytes(serialization.Encoding.PEM)
+    config = _source_tree(tmp_path, {"company_ca.crt": pem})
+    policy = android.parse(config.read_bytes(), str(config))
+    assert policy.valid
+    (anchor,) = policy.rules[0].anchors
+    assert anchor.source == "@raw/company_ca" and anchor.file.endswith("res/raw/company_ca.crt")
+    assert [p.digest for p in anchor.pins] == [spki_pin(pki.root().der)]
+
+
+def test_a_missing_raw_anchor_does_not_build(tmp_path, served) -> None:
+    # aapt2 link: "resource raw/missing_ca (aka ...) not found": there is no app to run.
+    config = _source_tree(tmp_path, {"other.pem": b"x"}, "@raw/missing_ca")
+    policy = android.parse(config.read_bytes(), str(config))
+    assert policy.error == (
+        "@raw/missing_ca: no res/raw/missing_ca.* beside res/xml/: aapt2 link fails "
+        "(resource raw/missing_ca not found), the app does not build"
+    )
+    (row,) = evaluate(served, policy).to_dicts()
+    assert row["verdict"] == "error"
+    # Outside a resource tree nothing is looked up: the anchor stays a name.
+    assert android.parse(config.read_bytes(), "network_security_config.xml").valid
+
+
+def _anchored(anchors: str, pins: tuple[str, ...]) -> bytes:
+    body = "".join(f'<pin digest="SHA-256">{p}</pin>' for p in pins)
+    return nsc(
+        f'<domain-config><domain includeSubdomains="true">example.com</domain>'
+        f"<trust-anchors>{anchors}</trust-anchors><pin-set>{body}</pin-set></domain-config>"
+    )
+
+
+def test_a_config_trusting_only_user_cas_fails_a_chain_to_a_system_root(served) -> None:
+    # NetworkSecurityTrustManager.checkServerTrusted builds the chain on the config's anchors
+    # (its TrustManagerImpl holds getTrustAnchors() only) before checkPins: a root in the system
+    # store that <trust-anchors> does not list fails the connection, whatever the pins say.
+    good = (spki_pin(pki.intermediate().der), P1)
+    data = _anchored('<certificates src="user"/>', good)
+    got, note = verdict(served, data)  # the scan's root, in the system store by default
+    assert got == "fail"
+    assert note.startswith("the config trusts no anchor that verifies the chain")
+    assert "placed in the system store" in note
+    assert verdict(served, data, anchor_store="user")[0] == "pass"
+    assert verdict(served, _anchored('<certificates src="system"/>', good))[0] == "pass"
+    # The same on an unpinned name: the chain fails before pins are looked at.
+    unpinned = nsc(
+        '<domain-config><domain includeSubdomains="true">example.com</domain>'
+        '<trust-anchors><certificates src="user"/></trust-anchors></domain-config>'
+    )
+    assert verdict(served, unpinned)[0] == "fail"
+
+
+def test_override_pins_one_unpins_a_chain_to_that_anchor(served) -> None:
+    # NetworkSecurityTrustManager.isPinningEnforced: false when the anchor the chain ends at
+    # has overridePins; "1" is true (XmlBlock.Parser.getAttributeBooleanValue).
+    data = _anchored('<certificates src="system" overridePins="1"/>', (P1, P2))
+    got, note = verdict(served, data)
+    assert got == "unpinned" and note.startswith("overridePins")
+    # The root placed in the user store: the system anchor is not the one the chain ends at.
+    assert verdict(served, data, anchor_store="user")[0] == "fail"
+    user = _anchored('<certificates src="user" overridePins="0x1"/>', (P1, P2))
+    assert verdict(served, user, anchor_store="user")[0] == "unpinned"
+
+
+def test_a_raw_anchor_trusts_a_chain_through_its_key(tmp_path, served) -> None:
+    # ResourceCertificateSource: the bundled file's certificates are the config's anchors.
+    good = [spki_pin(pki.intermediate().der), P1]
+    for raw, expected in ((pki.root(), "pass"), (pki.leaf("elsewhere.test"), "fail")):
+        folder = tmp_path / raw.der.hex()[-12:]
+        pem = raw.cert.public_bytes(serialization.Encoding.PEM)
+        config = _source_tree(folder, {"company_ca.pem": pem})
+        config.write_bytes(_anchored('<certificates src="@raw/company_ca"/>', tuple(good)))
+        policy = android.parse(config.read_bytes(), str(config))
+        (row,) = evaluate(served, policy).to_dicts()
+        assert row["verdict"] == expected, row
+
+
+def test_an_empty_trust_anchors_is_said_to_trust_nothing() -> None:
+    # NetworkSecurityConfig.getTrustAnchors() is empty: no chain verifies on the device.
+    policy = android.parse(nsc(pinned("a.test", [P1, P2], "<trust-anchors/>")), "x")
+    assert policy.rules[0].anchors == ()
+    assert "empty <trust-anchors>: Android trusts no root" in policy.warnings[0].message
+
+
+def test_debug_override_anchors_are_added_in_a_debuggable_build(served) -> None:
+    # XmlConfigSource.addDebugAnchorsIfNeeded: a debuggable build adds the debug-overrides
+    # anchors to the configs' own, so a root in the user store is trusted there, and its
+    # overridePins (true by default in debug-overrides: parseConfigEntry) unpins.
+    data = _anchored('<certificates src="system"/>', (P1, P2)).replace(
+        b"</network-security-config>",
+        b'<debug-overrides><trust-anchors><certificates src="user"/></trust-anchors>'
+        b"</debug-overrides></network-security-config>",
+    )
+    release = android.parse(data, "x")
+    debug = android.parse(data, "x", debug=True)
+    assert [a.source for a in release.rules[0].anchors] == ["system"]
+    assert [a.source for a in debug.rules[0].anchors] == ["system", "user"]
+    assert evaluate(served, release, anchor_store="user")["verdict"].item() == "fail"
+    assert evaluate(served, debug, anchor_store="user")["verdict"].item() == "unpinned"
+
+
+def test_a_raw_anchor_pinscan_cannot_read_is_not_held_against_the_chain(served) -> None:
+    # Outside its source tree a config's @raw/ca has unknown keys: it may be the root.
+    good = (spki_pin(pki.intermediate().der), P1)
+    assert verdict(served, _anchored('<certificates src="@raw/ca"/>', good))[0] == "pass"

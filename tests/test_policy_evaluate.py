@@ -194,8 +194,12 @@ def test_report_only_error_exclusion_override_and_veto(dataset, names):
     assert rows["error"]["verdict"] == "error"
     assert "f.xml:7" in rows["error"]["note"]
     assert rows["rule error"]["verdict"] == "error"
-    # The anchor is from a private bundle, not a system CA: overridePins does not apply.
-    assert rows["override"]["verdict"] == "fail"
+    # The anchor is the scan's private bundle, placed in the system store by default (scan
+    # --anchor-store): overridePins on src="system" applies to it (issue 17); placed in the
+    # user store, it does not.
+    assert rows["override"]["verdict"] == "unpinned"
+    user = evaluate(dataset, cases["override"], anchor_store="user")
+    assert user.filter(pl.col("name") == "other.org")["verdict"].item() == "fail"
     assert rows["veto"]["verdict"] == "fail"
     assert "vetoed" in rows["veto"]["note"]
 

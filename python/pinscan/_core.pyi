@@ -37,7 +37,7 @@ def locate_spki(der: bytes) -> tuple[Literal["certificate", "csr", "public_key"]
 
 #: An attribute of a compiled Android XML element: ``(namespace, name, resource_id, raw, kind,
 #: value)``; ``kind`` is ``"string"``, ``"reference"``, ``"attribute"``, ``"int_dec"``,
-#: ``"int_hex"``, ``"boolean"``, ``"float"``, ``"null"`` or ``"other"``.
+#: ``"int_hex"``, ``"boolean"``, ``"color"``, ``"float"``, ``"null"`` or ``"other"``.
 AndroidAttribute = tuple[str, str, int, str | None, str, str | int | bool | float | None]
 #: A compiled Android XML element: ``(namespace, name, line, end_line, attributes, content)``,
 #: content holding text (str) and elements in document order.

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from pinscan.errors import ConfigError
-from pinscan.records import STARTTLS, TRUST_STORES
+from pinscan.records import ANCHOR_STORES, STARTTLS, TRUST_STORES
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,6 +103,9 @@ class ScanConfig:
     #: Extra trust anchors (private PKI), a store of their own after ``trust_stores``; the file
     #: must exist.
     ca_bundle: Path | None = None
+    #: Where the ``ca_bundle`` roots sit on an Android device (:data:`ANCHOR_STORES`): recorded
+    #: with the scan, so Android configs are judged as the device would.
+    anchor_store: str = "system"
     system_store: bool = False
     #: Scanning processes on this machine, each scanning its share of the inventory (split as
     #: ``--shard`` splits it) into a shard of its own, folded into one dataset at the end;
@@ -151,6 +154,9 @@ class ScanConfig:
             if not bundle.is_file():
                 raise ConfigError("ScanConfig.ca_bundle", f"no such file: {bundle}")
             object.__setattr__(self, "ca_bundle", bundle)
+        if self.anchor_store not in ANCHOR_STORES:
+            reason = f"must be one of {', '.join(ANCHOR_STORES)}, not {_shown(self.anchor_store)}"
+            raise ConfigError("ScanConfig.anchor_store", reason)
         object.__setattr__(self, "alpn", _alpn(self.alpn))
         if self.starttls is not None and self.starttls not in STARTTLS:
             reason = f"must be None or one of {', '.join(STARTTLS)}, not {_shown(self.starttls)}"

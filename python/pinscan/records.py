@@ -83,6 +83,10 @@ TRUST_STORES: dict[str, str] = {
     "microsoft": "Microsoft's (Windows)",
     "java": "Java's (OpenJDK's cacerts)",
 }
+#: Where a scan's ``--ca-bundle`` roots sit on an Android device: the system store (where
+#: ``overridePins`` applies to ``src="system"``) or the user store (trusted only by configs that
+#: name ``src="user"``).
+ANCHOR_STORES = ("system", "user")
 
 
 @dataclass(frozen=True, slots=True)

@@ -21,7 +21,7 @@ from pinscan.config import Bounds, ScanConfig, Timeouts, trust_stores
 from pinscan.diffing import CHANGES, DEFAULT_FAIL_ON
 from pinscan.errors import AuditConfigError, ConfigError
 from pinscan.policy import FORMATS
-from pinscan.records import STARTTLS
+from pinscan.records import ANCHOR_STORES, STARTTLS
 from pinscan.rotation.scenarios import parse_scenarios
 from pinscan.rotation.schema import ROUTINE
 
@@ -216,6 +216,7 @@ def _scan_config(scan: _Table) -> ScanConfig:
             timeouts=Timeouts(**timeouts),
             first_address=scan.boolean("first_address", defaults.first_address),
             ca_bundle=scan.path("ca_bundle", exists=True),
+            anchor_store=scan.choice("anchor_store", ANCHOR_STORES) or defaults.anchor_store,
             system_store=scan.boolean("system_store", defaults.system_store),
             trust_stores=scan.trust_stores("trust_stores", defaults.trust_stores),
             starttls=scan.choice("starttls", tuple(STARTTLS)),

@@ -93,17 +93,7 @@ def _document(artifact: Artifact) -> dict[str, Any]:
             {"name": p.name, "format": p.format, "rules": len(p.rules), "error": p.error}
             for p in artifact.policies
         ],
-        "pins": [
-            {
-                "pin": found.pin,
-                "algorithm": found.algorithm,
-                "hosts": list(found.hosts),
-                "source": found.source,
-                "kind": found.kind,
-                "note": found.note,
-            }
-            for found in artifact.pins
-        ],
+        "pins": [found.to_dict() for found in artifact.pins],
         "errors": artifact.errors,
     }
 

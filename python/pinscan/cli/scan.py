@@ -168,6 +168,12 @@ _SCAN, _TIMEOUTS = ScanConfig.BOUNDS, Timeouts.BOUNDS
     "--ca-bundle", type=click.Path(exists=True, dir_okay=False, path_type=Path),
     help="Trust anchors of a private PKI, verified as a store of their own.",
 )  # fmt: skip
+@click.option(
+    "--anchor-store", type=click.Choice(["system", "user"]), default="system", show_default=True,
+    help="Where the --ca-bundle roots sit on an Android device, for the config's <trust-anchors>: "
+    "the system store (src=\"system\" trusts them, its overridePins applies) or the user store "
+    "(only src=\"user\" trusts them). Recorded with the scan.",
+)  # fmt: skip
 @click.option("--system-store", is_flag=True, help="Also verify against the system's CA bundle.")
 @click.option(
     "--trust-store", "trust_stores", metavar="STORE[,STORE...]", multiple=True,
@@ -246,6 +252,7 @@ def scan_command(
     deadline: float,
     first_address: bool,
     ca_bundle: Path | None,
+    anchor_store: str,
     system_store: bool,
     trust_stores: tuple[str, ...],
     processes: int | None,
@@ -314,6 +321,7 @@ def scan_command(
         timeouts=Timeouts(connect_timeout, handshake_timeout, deadline),
         first_address=first_address,
         ca_bundle=ca_bundle,
+        anchor_store=anchor_store,
         system_store=system_store,
         trust_stores=trust_stores,
         processes=processes,

@@ -87,14 +87,22 @@ def evaluate(
     *,
     stores: str | Mapping[str, str] | None = None,
     okhttp_jvm: bool = False,
+    anchor_store: str | None = None,
 ) -> pl.DataFrame:
     """One row per (endpoint, policy) with the verdict a client of that policy reaches, on the
     path its platform's trust store builds (``store`` says which); see
     :func:`pinscan.policy.evaluate.evaluate` for the columns. ``stores`` judges every format by
     one store (``"java"``), or some formats by others (``{"okhttp": "java"}``);
-    ``okhttp_jvm`` judges OkHttp on Java's store, as OkHttp off Android builds its path."""
+    ``okhttp_jvm`` judges OkHttp on Java's store, as OkHttp off Android builds its path.
+    ``anchor_store`` (``system`` or ``user``) says where the scan's ``--ca-bundle`` roots sit on
+    an Android device (default: what the scan recorded, else ``system``)."""
     return _evaluate.evaluate(
-        _dataset(dataset), _policies(policy), as_of, stores=stores, okhttp_jvm=okhttp_jvm
+        _dataset(dataset),
+        _policies(policy),
+        as_of,
+        stores=stores,
+        okhttp_jvm=okhttp_jvm,
+        anchor_store=anchor_store,
     )
 
 

@@ -30,27 +30,126 @@ def java_parse_boolean(value: str) -> bool:
     return value.lower() == "true"
 
 
-def aapt2_bool(value: str | None, default: bool) -> tuple[bool, bool]:
-    """``getAttributeBooleanValue`` on the compiled resource: aapt2 compiles true/TRUE/True and
-    false/FALSE/False (trimmed) to booleans; anything else stays a string and reads as the
-    default. Returns (value, understood).
+#: The value types ``XmlBlock.Parser.getAttributeBooleanValue`` reads as a boolean: every
+#: ``Res_value`` type from ``TYPE_FIRST_INT`` to ``TYPE_LAST_INT`` (integers, booleans, colours).
+_INT_KINDS = ("boolean", "int_dec", "int_hex", "color")
 
-    A value read from a compiled app (:class:`CompiledValue`) is read by its type, as
-    ``XmlBlock.Parser.getAttributeBooleanValue`` does: any integer type is a boolean, non-zero
-    true."""
+
+def aapt2_bool(value: str | None, default: bool) -> tuple[bool, bool]:
+    """``getAttributeBooleanValue`` on the compiled resource. Returns (value, understood).
+
+    A source config's values are typed first as aapt2 types them (:func:`aapt2_value`), so a
+    value reads the same in source as compiled. The typed value is read as
+    ``XmlBlock.Parser.getAttributeBooleanValue`` reads it (AOSP
+    ``core/java/android/content/res/XmlBlock.java``): any integer type (``TYPE_FIRST_INT`` to
+    ``TYPE_LAST_INT``: decimal, hex, boolean, colour) is a boolean, non-zero true
+    (``includeSubdomains="1"``, ``"0x1"``, ``"TRUE"``); anything else (a string such as
+    ``"yes"``, a float, a reference) reads as the default."""
     if value is None:
         return default, True
-    if isinstance(value, CompiledValue):
-        if value.kind in ("boolean", "int_dec", "int_hex"):
-            return bool(value.data), True
-        if value.kind != "string":
-            return default, False
+    if not isinstance(value, CompiledValue):
+        value = aapt2_value(value)
+    if value.kind in _INT_KINDS:
+        return bool(value.data), True
+    if value.kind != "string":
+        return default, False
     word = value.strip()
     if word in ("true", "TRUE", "True"):
         return True, True
     if word in ("false", "FALSE", "False"):
         return False, True
     return default, False
+
+
+_BOOL_WORDS = {
+    "true": True,
+    "TRUE": True,
+    "True": True,
+    "false": False,
+    "FALSE": False,
+    "False": False,
+}
+_HEX = re.compile(r"[0-9a-fA-F]+")
+_DIGITS = re.compile(r"-?[0-9]+")
+_C_SPACE = " \t\n\v\f\r"
+
+
+def aapt2_value(text: str) -> CompiledValue:
+    """An un-namespaced attribute as aapt2 compiles it into the app: AOSP
+    ``tools/aapt2/link/XmlReferenceLinker.cpp`` gives it the default attribute (``TYPE_ANY``) and
+    ``ResourceUtils::TryParseItemForAttribute`` tries, in order, ``@null``/``@empty``, a
+    reference (``@raw/ca``), a colour (``#rgb``, ``#argb``, ``#rrggbb``, ``#aarrggbb``), a
+    boolean (``true``/``TRUE``/``True``/``false``/``FALSE``/``False``, trimmed), an integer
+    (``ResTable::stringToInt``: decimal, ``0x`` hex); anything else stays a string (floats and
+    dimensions are typed too, but no network security config attribute reads them). The text is
+    what ``getAttributeValue`` then returns (``TypedValue.coerceToString`` for a typed value)."""
+    word = text.strip(_C_SPACE)
+    if word in ("@null", "@empty"):
+        return CompiledValue(word, "null", 0)
+    if word.startswith(("@", "?")):
+        return CompiledValue(word, "reference", None)
+    if word.startswith("#") and len(word) in (4, 5, 7, 9) and _HEX.fullmatch(word[1:]):
+        digits = word[1:]
+        if len(digits) <= 4:
+            digits = "".join(c * 2 for c in digits)
+        color = int(digits, 16) | (0xFF000000 if len(digits) == 6 else 0)
+        return CompiledValue(f"#{color:08x}", "color", color)
+    if word in _BOOL_WORDS:
+        flag = _BOOL_WORDS[word]
+        return CompiledValue("true" if flag else "false", "boolean", flag)
+    if word[:2] == "0x" and word[2:] and _HEX.fullmatch(word[2:]):
+        number = int(word[2:], 16)
+        if number <= 0xFFFFFFFF:
+            return CompiledValue(f"0x{number:x}", "int_hex", number)
+    elif _DIGITS.fullmatch(word):
+        number = int(word)
+        if -(2**31) <= number < 2**31:
+            return CompiledValue(str(number), "int_dec", number)
+    return CompiledValue(aapt2_string(text), "string", None)
+
+
+_HEX_DIGITS = frozenset("0123456789abcdefABCDEF")
+
+
+def aapt2_string(text: str) -> str:
+    """An attribute string as aapt2 writes it into the app: escapes processed, spaces and
+    quotes kept (AOSP ``tools/aapt2/format/binary/XmlFlattener.cpp``: ``StringBuilder`` with
+    ``preserve_spaces``; ``ResourceUtils.cpp`` ``StringBuilder::AppendText``): ``\\t``,
+    ``\\n``, ``\\uXXXX`` (up to four hex digits), any other escaped character as itself, a
+    trailing backslash dropped; a bad ``\\u`` escape leaves the empty string."""
+    if "\\" not in text:
+        return text
+    out: list[str] = []
+    i, n = 0, len(text)
+    while i < n:
+        char = text[i]
+        i += 1
+        if char != "\\":
+            out.append(char)
+            continue
+        if i >= n:
+            break
+        char = text[i]
+        i += 1
+        if char == "t":
+            out.append("\t")
+        elif char == "n":
+            out.append("\n")
+        elif char == "u":
+            code = 0
+            for _ in range(4):
+                if i >= n:
+                    break
+                if text[i] not in _HEX_DIGITS:
+                    return ""
+                code = code * 16 + int(text[i], 16)
+                i += 1
+            if 0xD800 <= code <= 0xDFFF:
+                return ""
+            out.append(chr(code))
+        else:
+            out.append(char)
+    return "".join(out)
 
 
 _B64 = {
@@ -133,6 +232,8 @@ def java_date(text: str) -> JavaDate | None:
 __all__ = [
     "JavaDate",
     "aapt2_bool",
+    "aapt2_string",
+    "aapt2_value",
     "android_base64",
     "java_date",
     "java_parse_boolean",

@@ -11,8 +11,8 @@ import base64
 import datetime as dt
 
 from pinscan.errors import PolicyError
-from pinscan.policy._java_values import JavaDate, android_base64
-from pinscan.policy._xml import Node, read_xml
+from pinscan.policy._java_values import JavaDate, aapt2_value, android_base64
+from pinscan.policy._xml import CompiledValue, Node, read_xml
 from pinscan.policy.model import Combine, Diagnostic, Location, Pin, Policy, Rule, utc_midnight
 
 ROOT = "network-security-config"
@@ -22,12 +22,61 @@ EXPIRY_NOTE = (
 )
 
 
+ANDROID_NS = "http://schemas.android.com/apk/res/android"
+#: The config's attribute names, none of which any framework version defines as an
+#: ``android:`` attribute (``aapt2 link`` says "attribute android:includeSubdomains not found").
+_NOT_FRAMEWORK = frozenset(
+    {
+        "includeSubdomains",
+        "overridePins",
+        "digest",
+        "expiration",
+        "cleartextTrafficPermitted",
+        "hstsEnforced",
+        "enforcePinning",
+        "reportUri",
+        "disableDefaultReportUri",
+    }
+)
+
+
 def read_config(data: bytes, source: str) -> Node:
-    """The ``<network-security-config>`` element; :class:`PolicyError` for any other file."""
+    """The ``<network-security-config>`` element as the app holds it compiled: every
+    un-namespaced attribute typed as aapt2 types it (:func:`.aapt2_value`), so that a source
+    config reads as its compiled form does. :class:`PolicyError` for any other file."""
     root = read_xml(data, source)
     if root.name != ROOT:
         raise PolicyError(source, f"not a <{ROOT}> document (root element <{root.name}>)", 1)
+    stack = [root]
+    while stack:
+        node = stack.pop()
+        node.attrs = {
+            key: value if isinstance(value, CompiledValue) else aapt2_value(value)
+            for key, value in node.attrs.items()
+        }
+        stack.extend(node.children)
     return root
+
+
+def build_errors(root: Node) -> list[tuple[int, str]]:
+    """What makes ``aapt2 link`` refuse the file, so that the app does not build: an
+    ``android:`` attribute no framework defines (AOSP ``tools/aapt2/link/XmlReferenceLinker.cpp``:
+    an attribute in a package namespace must resolve to a defined attribute)."""
+    found = []
+    stack = [root]
+    while stack:
+        node = stack.pop(0)
+        for namespace, name in node.namespaced:
+            if namespace == ANDROID_NS and name in _NOT_FRAMEWORK:
+                found.append(
+                    (
+                        node.line,
+                        f"attribute android:{name} not found: aapt2 link fails, the app does "
+                        f"not build (the attribute is {name}, without a namespace)",
+                    )
+                )
+        stack[:0] = node.children
+    return found
 
 
 def sha256_pin(text: str, line: int, source: str) -> Pin | None:
@@ -78,4 +127,13 @@ class ConfigReader:
         )
 
 
-__all__ = ["EXPIRY_NOTE", "ROOT", "ConfigReader", "expires_at", "read_config", "sha256_pin"]
+__all__ = [
+    "ANDROID_NS",
+    "EXPIRY_NOTE",
+    "ROOT",
+    "ConfigReader",
+    "build_errors",
+    "expires_at",
+    "read_config",
+    "sha256_pin",
+]

@@ -2,8 +2,15 @@
 """Reading an XML policy file into a small element tree with line numbers, and the questions a
 pull parser (Android's ``XmlPullParser``) asks of an element.
 
-Entities and DTDs are refused (defusedxml's rules), so hostile input cannot expand or reach
-outside the file; every failure is a :class:`PolicyError` with the line when expat knows it.
+The tree is the one aapt2 compiles (AOSP ``tools/aapt2/xml/XmlDom.cpp`` ``Inflate``,
+``format/binary/XmlFlattener.cpp``): a comment ends the text before it (``CommentDataHandler``
+calls ``FinishPendingText``), so ``a<!-- c -->b`` is two text nodes, as a device reads it;
+whitespace-only text is dropped (``XmlFlattenerVisitor::Visit(Text*)``).
+
+Entity declarations, internal DTD subsets and external DTDs are refused (defusedxml's rules), so
+hostile input cannot expand or reach outside the file; a bare ``<!DOCTYPE name>`` declares
+nothing and is read, as aapt2 reads it. Every failure is a :class:`PolicyError` with the line
+when expat knows it.
 """
 
 from __future__ import annotations
@@ -14,6 +21,8 @@ from xml.parsers import expat
 
 from pinscan.errors import PolicyError
 
+# What aapt2's util::TrimWhitespace strips (C isspace).
+_C_SPACE = " \t\n\v\f\r"
 # Deeper files are refused rather than walked: no real config nests more than a few levels.
 MAX_DEPTH = 200
 
@@ -37,13 +46,17 @@ class CompiledValue(str):
 @dataclass
 class Node:
     """An element as the pull parsers see it: local name, un-namespaced attributes, and content
-    (text runs and child elements in order; comments dropped as aapt2 drops them)."""
+    (text nodes and child elements in order, as aapt2 compiles them: a comment splits the text
+    around it, whitespace-only text is dropped). ``namespaced`` keeps the attributes in a
+    namespace as (namespace URI, local name): the readers do not read them, but aapt2 links
+    them."""
 
     name: str
     attrs: dict[str, str]
     line: int
     content: list[str | Node] = field(default_factory=list)
     end_line: int = 0
+    namespaced: list[tuple[str, str]] = field(default_factory=list)
 
     @property
     def children(self) -> list[Node]:
@@ -57,6 +70,8 @@ def read_xml(data: bytes, source: str) -> Node:
     parser.buffer_text = True
     stack: list[Node] = []
     roots: list[Node] = []
+    # Set by a comment: the next text starts a new node (aapt2's FinishPendingText).
+    boundary = [False]
 
     def refuse(what: str) -> None:
         raise PolicyError(source, f"{what} not allowed in a policy file", parser.CurrentLineNumber)
@@ -66,6 +81,9 @@ def read_xml(data: bytes, source: str) -> Node:
             refuse(f"nesting deeper than {MAX_DEPTH} elements")
         plain = {key: value for key, value in attrs.items() if " " not in key}
         node = Node(name.rpartition(" ")[2], plain, parser.CurrentLineNumber)
+        node.namespaced = [
+            (key.partition(" ")[0], key.partition(" ")[2]) for key in attrs if " " in key
+        ]
         if stack:
             stack[-1].content.append(node)
         else:
@@ -73,20 +91,33 @@ def read_xml(data: bytes, source: str) -> Node:
         stack.append(node)
 
     def end(_name: str) -> None:
-        stack.pop().end_line = parser.CurrentLineNumber
+        node = stack.pop()
+        node.end_line = parser.CurrentLineNumber
+        node.content = [
+            item for item in node.content if not isinstance(item, str) or item.strip(_C_SPACE)
+        ]
 
     def text(chunk: str) -> None:
         if stack:
             content = stack[-1].content
-            if content and isinstance(content[-1], str):
+            if content and isinstance(content[-1], str) and not boundary[0]:
                 content[-1] += chunk
             else:
                 content.append(chunk)
+        boundary[0] = False
+
+    def comment(_text: str) -> None:
+        boundary[0] = True
+
+    def doctype(_name: str, system_id: str | None, public_id: str | None, subset: int) -> None:
+        if subset or system_id or public_id:
+            refuse("a DTD is")
 
     parser.StartElementHandler = start
     parser.EndElementHandler = end
     parser.CharacterDataHandler = text
-    parser.StartDoctypeDeclHandler = lambda *_: refuse("a DTD is")
+    parser.CommentHandler = comment
+    parser.StartDoctypeDeclHandler = doctype
     parser.EntityDeclHandler = lambda *_: refuse("an entity declaration is")
     parser.UnparsedEntityDeclHandler = lambda *_: refuse("an entity declaration is")
     parser.ExternalEntityRefHandler = lambda *_: refuse("an external entity is")  # type: ignore[assignment,return-value]

@@ -12,21 +12,26 @@ the same file its own way: :mod:`.trustkit_android`.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
+from pathlib import Path
 from xml.sax.saxutils import escape
 
-from pinscan.errors import PolicyError
+from pinscan.certs.keys import read_certificates, spki_pin
+from pinscan.errors import InputError, PolicyError
 from pinscan.policy._java_values import JavaDate, aapt2_bool, android_base64, java_date, java_trim
 from pinscan.policy._network_security_config import (
     EXPIRY_NOTE,
     ROOT,
     ConfigReader,
+    build_errors,
     expires_at,
     read_config,
     sha256_pin,
 )
-from pinscan.policy._xml import Node, leading_text, read_xml
+from pinscan.policy._xml import CompiledValue, Node, leading_text, read_xml
 from pinscan.policy.model import (
+    Diagnostic,
     Location,
     Match,
     Pin,
@@ -39,6 +44,14 @@ from pinscan.policy.model import (
 )
 
 _PLATFORM_DEFAULT_ANCHORS = (("system", False),)
+
+
+def _is_reference(value: str) -> bool:
+    """Whether ``src`` is a resource (``getAttributeResourceValue`` gives an id): a typed
+    reference; ``\\@raw/x`` is a string aapt2 left as written, which Android refuses."""
+    if isinstance(value, CompiledValue):
+        return value.kind in ("reference", "null")
+    return value.startswith("@")
 
 
 def _pin_problem(text: str) -> str:
@@ -98,6 +111,8 @@ class _AndroidReader(ConfigReader):
         self.debug_seen = False
 
     def read(self, root: Node) -> None:
+        for line, message in build_errors(root):
+            self.fail(line, message)
         for node in root.children:
             if node.name == "base-config":
                 if self.base is not None:
@@ -169,6 +184,12 @@ class _AndroidReader(ConfigReader):
             return
         if len(node.content) > 1:
             self.fail(node.line, "domain contains additional elements")
+            if all(isinstance(item, str) for item in node.content):
+                # Text split by a comment: the names meant get the verdict error.
+                name = java_trim("".join(node.content)).lower()  # type: ignore[arg-type]
+                if name not in self.seen:
+                    self.seen.add(name)
+                    config.domains.append((name, include, node.line))
             return
         if name in self.seen:
             self.fail(node.line, f"{name} has already been specified")
@@ -191,13 +212,20 @@ class _AndroidReader(ConfigReader):
             src = child.attrs.get("src")
             if src is None:
                 self.fail(child.line, "certificates element missing src attribute")
-            elif src in ("system", "user", "wfa") or src.startswith("@"):
+            elif src in ("system", "user", "wfa") or _is_reference(src):
                 found.append((src, override))
             else:
                 self.fail(
                     child.line,
                     "Unknown certificates src. Should be one of system|user|@resourceVal",
                 )
+        if not default_override and not any(c.name == "certificates" for c in node.children):
+            self.warn(
+                node.line,
+                "empty <trust-anchors>: Android trusts no root for these names, every connection "
+                "to them fails (pinscan judges their chains as if the anchors were the "
+                "platform's)",
+            )
         return found
 
     def pin_set(self, node: Node) -> _PinSetEntry:
@@ -239,15 +267,17 @@ class _AndroidReader(ConfigReader):
         return _PinSetEntry(tuple(pins.values()), expiry, node.line)
 
     def rules(self) -> list[Rule]:
-        debug_overrides: set[str] = set()
+        # A debuggable build adds the debug-overrides anchors to every config's (AOSP
+        # XmlConfigSource.addDebugAnchorsIfNeeded, on the platform default, the base config and
+        # each config with anchors of its own: inherited by the others).
+        debug_anchors: list[tuple[str, bool]] = []
         if self.debug_config is not None and self.debug_config.anchors:
-            debug_overrides = {src for src, override in self.debug_config.anchors if override}
+            debug_anchors = self.debug_config.anchors
         rules = []
         for config in self.configs:
             pin_set = config.effective_pin_set()
-            anchors = config.effective_anchors(self.base)
+            anchors = config.effective_anchors(self.base) + debug_anchors
             overrides = {src for src, ov in anchors if ov}
-            overrides |= debug_overrides
             for name, include, line in config.domains:
                 if name.endswith("."):
                     self.warn(
@@ -269,7 +299,7 @@ class _AndroidReader(ConfigReader):
                         expires=expires_at(expiry),
                         exclude=not pinned,
                         override_pins=frozenset(overrides),
-                        anchors=tuple(TrustAnchor(src) for src, _ in anchors),
+                        anchors=tuple(map(TrustAnchor, dict.fromkeys(s for s, _ in anchors))),
                         pattern=name,
                     )
                 )
@@ -278,8 +308,87 @@ class _AndroidReader(ConfigReader):
 
 def parse(data: bytes, source: str, *, debug: bool = False) -> Policy:
     """Android's view of a network security config. ``debug`` reads ``<debug-overrides>`` as a
-    debuggable build does; a release build skips it."""
-    return parse_tree(read_config(data, source), source, debug=debug)
+    debuggable build does; a release build skips it. A file in a source tree's ``res/xml/``
+    has its ``@raw`` anchors resolved in ``res/raw/`` beside it (:func:`raw_anchors`)."""
+    policy = parse_tree(read_config(data, source), source, debug=debug)
+    return raw_anchors(policy, Path(source))
+
+
+def _raw_directories(config: Path) -> list[Path]:
+    """``res/raw/`` and its qualified variants (``raw-v24``) beside the ``res/xml*/`` holding
+    ``config``, the default first; none when ``config`` is not in a resource tree."""
+    folder = config.parent
+    if folder.name.split("-")[0] != "xml" or folder.parent.name != "res":
+        return []
+    try:
+        found = [d for d in folder.parent.iterdir() if d.name.split("-")[0] == "raw"]
+    except OSError:
+        return []
+    return sorted((d for d in found if d.is_dir()), key=lambda d: (d.name != "raw", d.name))
+
+
+def raw_anchors(policy: Policy, config: Path) -> Policy:
+    """``<certificates src="@raw/name">`` resolved as the app build resolves it: the file of
+    ``res/raw/`` whose name up to its first dot is ``name`` (aapt2's resource name, whatever the
+    extension), its certificates' keys the rule's anchors (``ResourceCertificateSource`` reads
+    every certificate, PEM or DER). No such file: ``aapt2 link`` fails ("resource raw/name not
+    found"), the app does not build: the policy's error. A config outside a ``res/`` tree is
+    left as it is."""
+    directories = _raw_directories(config)
+    if not directories:
+        return policy
+    resolved: dict[str, TrustAnchor | None] = {}
+    problems: list[Diagnostic] = []
+
+    def resolve(anchor: TrustAnchor, location: Location) -> TrustAnchor:
+        name = anchor.source.removeprefix("@raw/")
+        if not anchor.source.startswith("@raw/") or "/" in name or ":" in name:
+            return anchor
+        if anchor.source not in resolved:
+            files = [
+                f for d in directories for f in sorted(d.iterdir()) if f.name.split(".")[0] == name
+            ]
+            if not files:
+                resolved[anchor.source] = None
+                problems.append(
+                    Diagnostic(
+                        location,
+                        f"{anchor.source}: no res/raw/{name}.* beside res/xml/: aapt2 link fails "
+                        f"(resource raw/{name} not found), the app does not build",
+                    )
+                )
+            else:
+                pins = []
+                try:
+                    for der in read_certificates(files[0].read_bytes()):
+                        digest = spki_pin(der)
+                        pins.append(Pin("sha256", digest, f"sha256/{digest}"))
+                except (InputError, OSError) as exc:
+                    problems.append(
+                        Diagnostic(location, f"{anchor.source}: {files[0]}: not read ({exc})")
+                    )
+                resolved[anchor.source] = TrustAnchor(anchor.source, tuple(pins), str(files[0]))
+        return resolved[anchor.source] or anchor
+
+    rules = tuple(
+        dataclasses.replace(rule, anchors=tuple(resolve(a, rule.location) for a in rule.anchors))
+        for rule in policy.rules
+    )
+    missing = [d for d in problems if "does not build" in d.message]
+    warnings = [d for d in problems if d not in missing]
+    policy = dataclasses.replace(policy, rules=rules, warnings=(*policy.warnings, *warnings))
+    if missing and policy.error is None:
+        first, *later = missing
+        later_warnings = tuple(
+            Diagnostic(d.location, f"Android would also reject: {d.message}") for d in later
+        )
+        policy = dataclasses.replace(
+            policy,
+            error=first.message,
+            error_location=first.location,
+            warnings=(*policy.warnings, *later_warnings),
+        )
+    return policy
 
 
 def parse_tree(root: Node, source: str, *, debug: bool = False) -> Policy:
@@ -352,4 +461,4 @@ def write(suggestion: Suggestion) -> str:
     return "\n".join(lines)
 
 
-__all__ = ["parse", "parse_tree", "sniff", "write"]
+__all__ = ["parse", "parse_tree", "raw_anchors", "sniff", "write"]

@@ -31,7 +31,7 @@ from pinscan.errors import ConfigError
 from pinscan.policy.formats import MODULES
 from pinscan.policy.model import CERT_SHA256, ChainSource, Combine, Match, Policy, Position
 from pinscan.policy.trustkit_hash import trustkit_spki
-from pinscan.records import TRUST_STORES
+from pinscan.records import ANCHOR_STORES, TRUST_STORES
 
 #: The trust store whose path each client checks its pins against, by policy format, first
 #: choice first (sources in docs/policies.md): Android's network security config, TrustKit on
@@ -100,6 +100,7 @@ def evaluate(
     *,
     stores: str | Mapping[str, str] | None = None,
     okhttp_jvm: bool = False,
+    anchor_store: str | None = None,
 ) -> pl.DataFrame:
     """One row per (endpoint, policy) with the client's verdict.
 
@@ -117,8 +118,16 @@ def evaluate(
     ``okhttp_jvm`` as :func:`platform_stores` takes them), ``ca_bundle`` when only the scan's
     private anchors verify the chain, or, when the dataset lacks the platform's path, the
     scan's first store that verifies it (the note says so).
+
+    An Android config trusts only its ``<trust-anchors>`` (the platform's: ``system``): a chain
+    that ends at a root it does not list is ``fail`` before any pin is looked at, and
+    ``overridePins`` on the anchor the chain ends at makes the name ``unpinned``. The scan's
+    ``--ca-bundle`` roots count as ``anchor_store`` places them (``system`` or ``user``;
+    default: what ``scan --anchor-store`` recorded, else ``system``).
     """
-    prepared = prepare(dataset, policies, as_of, stores=stores, okhttp_jvm=okhttp_jvm)
+    prepared = prepare(
+        dataset, policies, as_of, stores=stores, okhttp_jvm=okhttp_jvm, anchor_store=anchor_store
+    )
     if not prepared.policies:
         return pl.DataFrame(schema=RESULT_SCHEMA)
     # Judged once, then joined with the endpoints one policy at a time: the result is the
@@ -165,6 +174,8 @@ class Prepared:
     certs: pl.DataFrame
     """One row per distinct certificate of the covered chains (``cid``), with its SPKI pin and
     the ids of the policy pins it has (``sha256_id``, ``sha1_id``, ``trustkit_id``)."""
+    anchor_store: str = "system"
+    """Where the scan's ``--ca-bundle`` roots sit on the device (:data:`ANCHOR_STORES`)."""
 
 
 def prepare(
@@ -174,8 +185,10 @@ def prepare(
     *,
     stores: str | Mapping[str, str] | None = None,
     okhttp_jvm: bool = False,
+    anchor_store: str | None = None,
 ) -> Prepared:
     policies = [policies] if isinstance(policies, Policy) else list(policies)
+    anchor_store = scan_anchor_store(dataset, anchor_store)
     judging = platform_stores(stores, okhttp_jvm=okhttp_jvm)
     moment = instant(as_of)
     endpoints = (
@@ -223,11 +236,97 @@ def prepare(
         .when(pl.col("verified"))
         .then(pl.col("store")),
     )
-    selected = _with_chain(applicable.lazy(), chains.lazy(), checked, wanted).collect().lazy()
+    selected = _with_chain(applicable.lazy(), chains.lazy(), checked, wanted)
+    selected = _anchor_trust(selected, chains.lazy(), certs, policies, anchor_store)
+    selected = selected.collect().lazy()
     chains = chains.lazy()
     return Prepared(
-        policies, moment, endpoints, rules, pins, bad_pins, sets, selected, chains, certs
+        policies, moment, endpoints, rules, pins, bad_pins, sets, selected, chains, certs,
+        anchor_store,
+    )  # fmt: skip
+
+
+def scan_anchor_store(dataset: ScanDataset, anchor_store: str | None = None) -> str:
+    """Where the scan's ``--ca-bundle`` roots sit on the device: ``anchor_store`` when given,
+    else what the scan recorded (``scan --anchor-store``), else ``system``."""
+    if anchor_store is None:
+        meta = getattr(dataset, "meta", None) or {}
+        anchor_store = (meta.get("arguments") or {}).get("anchor_store") or "system"
+    if anchor_store not in ANCHOR_STORES:
+        reason = f"must be one of {', '.join(ANCHOR_STORES)}, not {anchor_store!r}"
+        raise ConfigError("anchor_store", reason)
+    return anchor_store
+
+
+def _anchor_trust(
+    selected: pl.LazyFrame,
+    chains: pl.LazyFrame,
+    certs: pl.DataFrame,
+    policies: Sequence[Policy],
+    anchor_store: str,
+) -> pl.LazyFrame:
+    """Adds whether the config trusts the anchor the judged path ends at (``distrusted``) and
+    whether ``overridePins`` switches its pins off (``anchor_override``), as Android's
+    ``NetworkSecurityTrustManager`` decides (AOSP ``core/java/android/security/net/config/``):
+    the chain is built on the config's anchors only (``checkServerTrusted``: a chain to a root
+    the config does not list fails before ``checkPins``), and ``isPinningEnforced`` is false
+    when that anchor's ``<certificates>`` says ``overridePins``.
+
+    A root of the platform's store is a ``system`` anchor; the scan's ``--ca-bundle`` roots are
+    where ``anchor_store`` places them; a bundled ``@raw`` anchor (resolved from the app or the
+    source tree) trusts a path that passes through one of its keys, and one whose keys are
+    unknown is not held against the chain. Formats other than Android restrict nothing."""
+    raw_rows = [
+        (rule_id, pin.digest, ("@" + anchor.source) in {"@" + s for s in rule.override_pins})
+        for rule_id, rule in enumerate(r for p in policies for r in p.rules)
+        for anchor in rule.anchors
+        if anchor.source.startswith("@")
+        for pin in anchor.pins
+        if pin.algorithm == "sha256"
+    ]
+    store = pl.coalesce("judge", "path")
+    private = store == pl.lit("ca_bundle", _STORE)
+    in_system = store.is_in(_PUBLIC_STORES) | (private & (anchor_store == "system"))
+    in_user = private & (anchor_store == "user")
+    raw_trusted = pl.lit(False)
+    raw_override = pl.lit(False)
+    if raw_rows:
+        raw = pl.LazyFrame(
+            raw_rows,
+            schema={"rule_id": pl.Int32, "spki_sha256": pl.String, "raw_override": pl.Boolean},
+            orient="row",
+        )
+        keys = (
+            chains.filter(pl.col("verified"))
+            .select("eid", "path", "cid")
+            .join(certs.lazy().select("cid", "spki_sha256"), on="cid")
+            .drop("cid")
+            .unique()
+        )
+        hits = (
+            selected.select("eid", "rule_id", "path")
+            .join(keys, on=["eid", "path"])
+            .join(raw, on=["rule_id", "spki_sha256"])
+            .group_by("eid", "rule_id")
+            .agg(raw_trusted=pl.lit(True), raw_override=pl.col("raw_override").any())
+        )
+        selected = selected.join(hits, on=["eid", "rule_id"], how="left")
+        raw_trusted = pl.col("raw_trusted").fill_null(False)
+        raw_override = pl.col("raw_override").fill_null(False)
+    trusted = (
+        (in_system & pl.col("trust_system"))
+        | (in_user & pl.col("trust_user"))
+        | raw_trusted
+        | pl.col("trust_unknown")
     )
+    overridden = (
+        (in_system & pl.col("override_system")) | (in_user & pl.col("override_user")) | raw_override
+    )
+    out = selected.with_columns(
+        distrusted=(pl.col("anchored") & pl.col("path").is_not_null() & ~trusted).fill_null(False),
+        anchor_override=overridden.fill_null(False),
+    )
+    return out.drop("raw_trusted", "raw_override", strict=False)
 
 
 def instant(as_of: dt.datetime | dt.date | None) -> dt.datetime:
@@ -266,6 +365,11 @@ def rule_frames(
         "expired": pl.Boolean,
         "enforce": pl.Boolean,
         "override_system": pl.Boolean,
+        "override_user": pl.Boolean,
+        "anchored": pl.Boolean,
+        "trust_system": pl.Boolean,
+        "trust_user": pl.Boolean,
+        "trust_unknown": pl.Boolean,
     }
     pin_schema = {
         "rule_id": pl.Int32,
@@ -309,6 +413,17 @@ def rule_frames(
                 "expired": rule.expires is not None and moment > rule.expires,
                 "enforce": rule.enforce,
                 "override_system": "system" in rule.override_pins,
+                "override_user": "user" in rule.override_pins,
+                # Android restricts the roots a chain may end at to the config's anchors (a
+                # rule built without any, by hand, is left unrestricted).
+                "anchored": policy.format == "android" and bool(rule.anchors),
+                "trust_system": any(a.source == "system" for a in rule.anchors),
+                "trust_user": any(a.source == "user" for a in rule.anchors),
+                # A @raw anchor whose keys are unknown (a config read outside its source tree)
+                # may be the root: it is not held against the chain.
+                "trust_unknown": any(
+                    a.source.startswith("@") and not a.pins and a.file is None for a in rule.anchors
+                ),
             }
             for column, value in row.items():
                 rules[column].append(value)
@@ -384,6 +499,7 @@ def select_rules(endpoints: pl.LazyFrame, rules: pl.LazyFrame) -> pl.LazyFrame:
             rules.select(
                 "rule_id", "policy_id", "host", "match", "union", "leaf_only", "trustkit_view",
                 "error", "exclude", "expired", "expires", "enforce", "override_system",
+                "override_user", "anchored", "trust_system", "trust_user", "trust_unknown",
             ),
             left_on="suffix",
             right_on="host",
@@ -697,13 +813,14 @@ def pin_matches(pins: pl.LazyFrame, used_chain: pl.LazyFrame) -> pl.LazyFrame:
 
 def enforced(selected: pl.LazyFrame) -> pl.LazyFrame:
     """The (endpoint, rule) rows of ``selected`` whose pins the client checks at this moment:
-    valid, not expired, not excluded, not switched off by ``overridePins`` for a public anchor."""
-    public = pl.coalesce("judge", "path").is_in(_PUBLIC_STORES)
+    valid, not expired, not excluded, on a chain the config's anchors trust, not switched off by
+    ``overridePins`` on the anchor the chain ends at."""
     return selected.filter(
         pl.col("error").is_null()
         & ~pl.col("exclude")
         & ~pl.col("expired")
-        & ~(pl.col("override_system") & public)
+        & ~pl.col("anchor_override")
+        & ~pl.col("distrusted")
     )
 
 
@@ -713,7 +830,7 @@ def judge(prepared: Prepared) -> pl.LazyFrame:
     (a rotation scenario's) is judged exactly as a served one."""
     key = ["eid", "policy_id"]
     per_rule, chains, moment = prepared.selected, prepared.chains, prepared.moment
-    public = pl.coalesce("judge", "path").is_in(_PUBLIC_STORES)
+    anchor_note = prepared.anchor_store
     live = enforced(per_rule)
     used_chain = used_chains(live, chains)
     # Sorted once by position, so that `first()` in each group is the match nearest the leaf
@@ -787,7 +904,8 @@ def judge(prepared: Prepared) -> pl.LazyFrame:
         error_rule=pl.col("rule_id").filter(pl.col("error").is_not_null()).min(),
         excluded=pl.col("exclude").all(),
         expired=off.all() & ~pl.col("exclude").all(),
-        overridden=(pl.col("override_system") & public).all(),
+        overridden=pl.col("anchor_override").all(),
+        distrusted=pl.col("distrusted").all(),
         expires=pl.col("expires").min(),
         enforce=pl.col("enforce").filter(~off).any(),
         chain=pl.col("chain").first(),
@@ -823,6 +941,8 @@ def judge(prepared: Prepared) -> pl.LazyFrame:
         .with_columns(
             verdict=pl.when(pl.col("error").is_not_null())
             .then(pl.lit("error"))
+            .when(pl.col("distrusted"))
+            .then(pl.lit("fail"))
             .when(pl.col("excluded") | pl.col("overridden"))
             .then(pl.lit("unpinned"))
             .when(pl.col("expired"))
@@ -843,7 +963,18 @@ def judge(prepared: Prepared) -> pl.LazyFrame:
         pl.when(pl.col("verdict") == "unpinned").then(
             pl.when(pl.col("excluded"))
             .then(pl.lit("a more specific rule without pins covers this name"))
-            .otherwise(pl.lit("overridePins: the anchor is a system CA, pins are not checked"))
+            .otherwise(
+                pl.lit("overridePins: the anchor the chain ends at overrides pins, not checked")
+            )
+        ),
+        pl.when(pl.col("distrusted") & pl.col("error").is_null()).then(
+            "the config trusts no anchor that verifies the chain (it ends at a root of the "
+            + pl.col("store").cast(pl.String)
+            + " store"
+            + pl.when(pl.col("store") == pl.lit("ca_bundle", _STORE))
+            .then(pl.lit(", placed in the " + anchor_note + " store"))
+            .otherwise(pl.lit(""))
+            + "): the connection fails before pins are checked"
         ),
         pl.when(pl.col("verdict") == "expired").then(pl.lit("pin-set expired: not enforced")),
         pl.when(pl.col("verdict") == "no_chain").then(
@@ -853,6 +984,7 @@ def judge(prepared: Prepared) -> pl.LazyFrame:
             pl.col("verdict").is_in(["fail", "report-only"])
             & pl.col("veto").is_null()
             & ~pl.col("blocked")
+            & ~pl.col("distrusted")
         ).then("no pin of " + pl.col("rule") + " matches the " + pl.col("chain") + " chain"),
         pl.when(pl.col("veto").is_not_null()).then("vetoed by bad pin " + pl.col("veto")),
         pl.when(pl.col("blocked")).then(
@@ -908,6 +1040,7 @@ def judge(prepared: Prepared) -> pl.LazyFrame:
 _JUDGED = ("pass", "fail", "report-only")
 
 __all__ = [
+    "ANCHOR_STORES",
     "JUDGING_STORES",
     "OKHTTP_JVM_STORE",
     "PLATFORM_STORES",
@@ -922,4 +1055,5 @@ __all__ = [
     "judge",
     "platform_stores",
     "prepare",
+    "scan_anchor_store",
 ]

@@ -160,7 +160,7 @@ class PinSet:
 class TrustAnchor:
     """Where an Android config takes its roots from: ``system``, ``user``, ``wfa``, or a bundled
     ``@raw`` resource, whose certificates' key pins are ``pins`` once an artifact reader has
-    resolved it (a source file cannot be: its ``res/raw/`` is not read)."""
+    resolved it (from the app, or from ``res/raw/`` beside a source tree's ``res/xml/``)."""
 
     source: str
     pins: tuple[Pin, ...] = ()
@@ -196,8 +196,9 @@ class Rule:
     pattern: str = ""
     """The host pattern as written in the file, for reports."""
     anchors: tuple[TrustAnchor, ...] = ()
-    """Android's trust anchors for the rule's names (empty for other formats). Recorded for
-    reports only: the evaluator does not restrict the roots a chain builds to yet."""
+    """Android's trust anchors for the rule's names (empty for other formats): the evaluator
+    fails a chain to a root none of them trusts, as Android's ``NetworkSecurityTrustManager``
+    does (:mod:`pinscan.policy.evaluate`)."""
 
     @property
     def pins(self) -> tuple[Pin, ...]:

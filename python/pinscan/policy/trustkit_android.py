@@ -18,6 +18,7 @@ from pinscan.policy._network_security_config import (
     EXPIRY_NOTE,
     ROOT,
     ConfigReader,
+    build_errors,
     expires_at,
     read_config,
     sha256_pin,
@@ -86,6 +87,8 @@ class _TrustKitReader(ConfigReader):
         self.builders: list[_TrustKitBuilder] = []
 
     def read(self, root: Node) -> None:
+        for line, message in build_errors(root):
+            self.fail(line, message)
         stack = [root]
         while stack:
             node = stack.pop()

@@ -282,13 +282,7 @@ class _Connection:
                 self.sock.send(data)
 
     async def _send(self, data: bytes) -> None:
-        while data:
-            try:
-                sent = self.sock.send(data)
-            except BlockingIOError:
-                await anyio.wait_writable(self.sock)
-                continue
-            data = data[sent:]
+        await preamble.send_all(self.sock, data)
 
     async def _receive(self) -> int:
         """Wait for bytes and feed them to OpenSSL; 0 at EOF."""

@@ -386,9 +386,9 @@ def _opened(
 def _arguments(
     inventory: InventoryLike, arguments: dict[str, Any] | None, config: ScanConfig
 ) -> dict[str, Any]:
-    """What ``scan.json`` records: where the inventory came from, the caller's arguments, and
-    the platform stores verified against, each with its version and date (``android 17.0.0_r1
-    (2026-06-21)``; ``NAME=FILE`` as given)."""
+    """What ``scan.json`` records: where the inventory came from, the caller's arguments, the
+    platform stores verified against, each with its version and date (``android 17.0.0_r1
+    (2026-06-21)``; ``NAME=FILE`` as given), and with a ``ca_bundle``, its ``anchor_store``."""
     if isinstance(inventory, Inventory):
         described = inventory.name
     elif isinstance(inventory, str | os.PathLike):
@@ -398,7 +398,11 @@ def _arguments(
     from pinscan.catalog.stores import describe  # lazy for start-up time (pyarrow)
 
     verified_against = [s if "=" in s else describe(s) for s in config.trust_stores]
-    return {"inventory": described, **(arguments or {}), "trust_stores": verified_against}
+    recorded = {"inventory": described, **(arguments or {}), "trust_stores": verified_against}
+    if config.ca_bundle is not None:
+        # Where the bundle's roots sit on an Android device: how its configs are judged.
+        recorded["anchor_store"] = config.anchor_store
+    return recorded
 
 
 __all__ = ["DASK_RETRIES", "InventoryLike", "Route", "scan", "scan_async"]

@@ -38,6 +38,7 @@ __all__ = [
     "StarttlsUnsupported",
     "Wire",
     "negotiate",
+    "send_all",
     "shown",
 ]
 
@@ -66,6 +67,17 @@ def shown(data: bytes, limit: int = _SHOWN) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
+async def send_all(sock: socket.socket, data: bytes) -> None:
+    """Write all of ``data`` to a non-blocking socket, waiting while its buffer is full."""
+    while data:
+        try:
+            sent = sock.send(data)
+        except BlockingIOError:
+            await anyio.wait_writable(sock)
+            continue
+        data = data[sent:]
+
+
 class Wire:
     """The socket and the bytes received but not yet consumed."""
 
@@ -77,13 +89,7 @@ class Wire:
         self.received = 0
 
     async def send(self, data: bytes) -> None:
-        while data:
-            try:
-                sent = self.sock.send(data)
-            except BlockingIOError:
-                await anyio.wait_writable(self.sock)
-                continue
-            data = data[sent:]
+        await send_all(self.sock, data)
 
     async def fill(self) -> None:
         """Wait for more bytes; :class:`ConnectionResetError` at EOF."""

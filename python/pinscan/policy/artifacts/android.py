@@ -203,6 +203,8 @@ def _text(kind: str, value: object, raw: str | None, module: _Module) -> str:
         return "true" if value else "false"
     if kind == "int_hex":
         return f"0x{value:x}"
+    if kind == "color":
+        return f"#{value:08x}"
     if kind == "reference" and isinstance(value, int):
         return module.name(value)
     if kind == "attribute":

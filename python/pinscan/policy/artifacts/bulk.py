@@ -158,16 +158,7 @@ def extract_one(path: str, code: bool = True) -> Rows:
         key = (found.algorithm, found.pin, found.source, found.kind)
         row = merged.get(key)
         if row is None:
-            merged[key] = {
-                "artifact": path,
-                "artifact_kind": artifact.kind,
-                "pin": found.pin,
-                "algorithm": found.algorithm,
-                "hosts": list(found.hosts),
-                "source": found.source,
-                "kind": found.kind,
-                "note": found.note,
-            }
+            merged[key] = {"artifact": path, "artifact_kind": artifact.kind, **found.to_dict()}
         else:
             row["hosts"] = sorted({*row["hosts"], *found.hosts})
     rows = list(merged.values())

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from pinscan.policy.model import Policy
 
@@ -38,6 +39,17 @@ class FoundPin:
     def label(self) -> str:
         """``sha256/<base64>``, as OkHttp and pinscan's output write a pin."""
         return f"{self.algorithm}/{self.pin}"
+
+    def to_dict(self) -> dict[str, Any]:
+        """The pin as a row: ``pins --format json``'s entries, ``extract``'s columns."""
+        return {
+            "pin": self.pin,
+            "algorithm": self.algorithm,
+            "hosts": list(self.hosts),
+            "source": self.source,
+            "kind": self.kind,
+            "note": self.note,
+        }
 
 
 @dataclass

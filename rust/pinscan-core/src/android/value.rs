@@ -35,6 +35,10 @@ impl Value {
             Value::IntDec(_) => "int_dec",
             Value::IntHex(_) => "int_hex",
             Value::Bool(_) => "boolean",
+            // TYPE_INT_COLOR_ARGB8 to TYPE_INT_COLOR_RGB4: integers to getAttributeBooleanValue.
+            Value::Other {
+                kind: 0x1c..=0x1f, ..
+            } => "color",
             Value::Other { .. } => "other",
         }
     }
