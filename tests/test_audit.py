@@ -265,6 +265,7 @@ def test_the_result_says_whether_it_passed(fleet: Fleet, tmp_path: Path) -> None
         ("", "rate = inf\n", "scan.rate: must be a finite number of at least 0.1, not inf"),
         ("", "handshake_timeout = -1\n", "scan.handshake_timeout: must be a finite number of"),
         ("", "verify_processes = 65\n", "scan.verify_processes: must be an integer from 0 to 64"),
+        ("", "processes = 0\n", "scan.processes: must be an integer from 1 to 1024, not 0"),
         (
             "",
             "per_address = 1.5\n",
@@ -346,6 +347,7 @@ def test_the_documented_example_config_loads(tmp_path: Path) -> None:
     assert (config.scan.rate, config.scan.timeouts.deadline, config.strict) == (50.0, 30.0, True)
     assert config.thresholds.expiring_days == 14 and config.thresholds.max_expiring == 0
     assert config.android_debug is False and config.scan.verify_processes == 1
+    assert config.scan.processes == 2
     lockout = config.lockout
     assert lockout is not None and lockout.scenarios == "all"
     assert lockout.fail_on == ("renew_new_key", "sibling") and lockout.switch_to == ("DigiCert",)

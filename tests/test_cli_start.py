@@ -7,6 +7,7 @@ command is still that command's own help."""
 from __future__ import annotations
 
 import json
+import socket
 import subprocess
 import sys
 
@@ -84,6 +85,41 @@ def test_a_commands_help_imports_that_command_alone(command: str) -> None:
     output, heavy = modules_loaded([command, "--help"])
     assert heavy == sorted([f"pinscan.cli.{command}", *HELP_NEEDS.get(command, [])])
     assert output.startswith(f"Usage: pinscan {command} ")
+
+
+def test_a_scan_reaches_its_first_connection_without_the_heavy_libraries(tmp_path) -> None:
+    """polars, the dataset reader, the policy readers and rich are loaded after the scan's first
+    connection, if at all (a scan with -o and -q prints nothing): issue 16's start-up."""
+    script = (
+        "import json, socket, sys\n"
+        "connect = socket.socket.connect_ex\n"
+        "seen = []\n"
+        "def first(self, address):\n"
+        "    if not seen:\n"
+        "        seen.append(sorted(m for m in sys.modules if m.split('.')[0] in\n"
+        "            ('polars', 'rich', 'pinscan') and not m.startswith('pinscan.scanner')))\n"
+        "        sys.stderr.write(json.dumps(seen[0]) + '\\n')\n"
+        "    return connect(self, address)\n"
+        "socket.socket.connect_ex = first\n"
+        "from pinscan.cli import main\n"
+        "main(sys.argv[1:], prog_name='pinscan')\n"
+    )
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(1)
+        port = listener.getsockname()[1]
+        done = subprocess.run(
+            [sys.executable, "-c", script, "scan", f"127.0.0.1:{port}", "-o", str(tmp_path / "o"),
+             "-q", "--retries", "0", "--deadline", "1"],
+            capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    loaded = json.loads(done.stderr.splitlines()[0])
+    late = ["polars", "rich", "pinscan.dataset.reader", "pinscan.policy", "pinscan.cli.bar"]
+    late += ["pinscan.cli.scan_output", "pinscan.certs.table", "pinscan.dataset.history"]
+    for heavy in late:
+        assert heavy not in loaded, heavy
+    assert "pinscan.dataset.writer" in loaded  # the dataset is created before the connection
 
 
 def test_what_the_help_restates_is_still_the_librarys() -> None:

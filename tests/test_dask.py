@@ -167,3 +167,10 @@ def test_without_dask_the_cli_says_how_to_get_it(tmp_path: Path, monkeypatch) ->
     result = CliRunner().invoke(main, args)
     assert result.exit_code == 2
     assert "pinscan[dask]" in result.stderr and "Traceback" not in result.output
+
+
+def test_the_router_restates_the_dask_retries() -> None:
+    # pinscan.scanner.router states it again, so that a scan's signature imports no Dask code.
+    from pinscan.scanner import dask, router
+
+    assert router.DASK_RETRIES == dask.RETRIES

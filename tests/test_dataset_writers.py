@@ -216,7 +216,9 @@ def test_a_full_disk_is_an_error_and_resume_finishes_once_there_is_room(
     inventory = tmp_path / "inventory.txt"
     inventory.write_text("".join(f"{line}\n" for line in lines))
     out = mount_point / "out"
-    args = ["scan", str(inventory), "-o", str(out), "-q", "--retries", "0", "--flush-rows", "100"]
+    # One process: the single writer's parts fill the disk (tests/test_processes.py: several).
+    args = ["scan", str(inventory), "-o", str(out), "-q", "--retries", "0", "--flush-rows", "100",
+            "--processes", "1"]  # fmt: skip
     done = subprocess.run([*PINSCAN, *args], capture_output=True, text=True, timeout=120)
     assert done.returncode == 2, done.stderr
     assert "Traceback" not in done.stderr and len(done.stderr.splitlines()) == 1, done.stderr

@@ -107,6 +107,11 @@ class ScanConfig:
     #: with the scan, so Android configs are judged as the device would.
     anchor_store: str = "system"
     system_store: bool = False
+    #: Scanning processes on this machine, each scanning its share of the inventory (split as
+    #: ``--shard`` splits it) into a shard of its own, folded into one dataset at the end;
+    #: ``None``: one per core (one alone for an inventory too small to gain from more, or with
+    #: ``on_endpoint``, which is called in this process); ``1``: this process only.
+    processes: int | None = None
     #: Child processes that build chains' paths while the scan goes on; ``None``: one when the
     #: machine has two cores or more, else none (``0``: verify in the scanning process).
     verify_processes: int | None = None
@@ -126,6 +131,7 @@ class ScanConfig:
         "rate": Bounds(float, 0.1, optional=True),
         "per_address": Bounds(int, 1),
         "retries": Bounds(int, 0, 10),
+        "processes": Bounds(int, 1, 1024, optional=True),
         "verify_processes": Bounds(int, 0, 64, optional=True),
         "flush_rows": Bounds(int, 1),
         "flush_seconds": Bounds(float, 0.1),

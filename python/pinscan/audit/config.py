@@ -197,7 +197,7 @@ _TIMEOUT_KEYS = {
     "handshake_timeout": "handshake",
     "deadline": "deadline",
 }
-_SCAN_KEYS = ("concurrency", "rate", "per_address", "retries", "verify_processes")
+_SCAN_KEYS = ("concurrency", "rate", "per_address", "retries", "processes", "verify_processes")
 
 
 def _scan_config(scan: _Table) -> ScanConfig:

@@ -22,15 +22,16 @@ import functools
 import json
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import polars as pl
-import pyarrow as pa
 import pyarrow.parquet as pq
 
-from pinscan.certs.table import certificates
 from pinscan.errors import ConfigError, InputError
 from pinscan.records import TRUST_STORES
+
+if TYPE_CHECKING:
+    import polars as pl
+    import pyarrow as pa
 
 FILE = Path(__file__).with_name("trust_stores.parquet")
 #: The key of the parquet's metadata that holds the sources and each store's version and date.
@@ -62,7 +63,7 @@ def info() -> dict[str, Any]:
 
 def describe(store: str) -> str:
     """One line for a store: ``android 17.0.0_r1 (2026-06-21)``."""
-    about = _read()[1]["stores"][_known(store)]
+    about = _about()["stores"][_known(store)]
     version = f" {about['version']}" if about.get("version") else ""
     return f"{store}{version} ({about['date']})"
 
@@ -78,6 +79,10 @@ def trust_stores(stores: Sequence[str] | None = None) -> pl.DataFrame:
     --------
     >>> roots = pinscan.trust_stores(["android"]).filter(~pl.col("blocked"))  # doctest: +SKIP
     """
+    import polars as pl  # lazy for start-up time: a scan reads the stores' DER alone
+
+    from pinscan.certs.table import certificates
+
     wanted = list(TRUST_STORES) if stores is None else [_known(s) for s in stores]
     frame = pl.from_arrow(_read()[0])
     assert isinstance(frame, pl.DataFrame)
@@ -94,6 +99,20 @@ def _known(store: str) -> str:
         known = ", ".join(TRUST_STORES)
         raise ConfigError("trust store", f"no store named {store!r}; pinscan ships {known}")
     return store
+
+
+@functools.cache
+def _about() -> dict[str, Any]:
+    """The file's metadata alone, from its footer: what a scan records before its first
+    connection, without reading the certificates."""
+    try:
+        meta = json.loads(pq.read_schema(FILE).metadata[METADATA_KEY.encode()])
+    except (OSError, KeyError, TypeError, ValueError) as exc:
+        reason = f"the trust stores shipped with pinscan cannot be read ({exc}); reinstall pinscan"
+        raise InputError(str(FILE), reason) from None
+    if set(meta.get("stores", ())) != set(TRUST_STORES):
+        raise InputError(str(FILE), "not the trust stores this pinscan expects; reinstall it")
+    return meta  # type: ignore[no-any-return]
 
 
 @functools.cache

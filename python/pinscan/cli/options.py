@@ -226,12 +226,14 @@ def read_policy_files(
 ) -> tuple[list[Policy], list[Artifact]]:
     """:func:`read_policies`, and the app artifacts among the files (with what could not be
     read in them)."""
+    meta = click.get_current_context().meta
+    if not paths and not meta.get("overlays"):
+        return [], []  # and the policy readers (polars) are not imported: a scan starts sooner
     # lazy for start-up time (see the module's doc)
     from pinscan.policy import load_policies
     from pinscan.policy.artifacts import read_artifact, sniff
     from pinscan.policy.artifacts.overlay import apply, read_overlay
 
-    meta = click.get_current_context().meta
     debug, hosts = meta.get("android_debug", False), meta.get("policy_hosts", ())
     overlays = [read_overlay(path) for path in meta.get("overlays", ())]
     read: list[Artifact | list[Policy]] = []

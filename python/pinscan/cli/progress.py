@@ -2,9 +2,10 @@
 """The live progress bar of long commands: done/total, ok/failed, rate, ETA, on stderr, and only
 on a terminal (cron and CI logs get nothing).
 
-The bar is decoration: an error while drawing it, in this thread or in rich's refresh thread,
-turns it off (the cursor shown again, one line on stderr) and the command goes on, so a display
-problem never costs a scan its output. Only rich's documented API is used: columns are
+The bar is decoration, drawn by rich (in :mod:`~.bar`, imported only when there is a terminal):
+an error while drawing it, in this thread or in rich's refresh thread, turns it off (the cursor
+shown again, one line on stderr) and the command goes on, so a display problem never costs a
+scan its output. Only rich's documented API is used: columns are
 :class:`~rich.progress.ProgressColumn` subclasses reading public :class:`~rich.progress.Task`
 attributes.
 """
@@ -12,47 +13,15 @@ attributes.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
+from typing import TYPE_CHECKING
 
 import click
-from rich.console import Console, RenderableType
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    ProgressColumn,
-    Task,
-    TaskProgressColumn,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
-from rich.progress import Progress as RichProgress
-from rich.text import Text
 
-
-class _RateColumn(ProgressColumn):
-    """Endpoints a second, as rich measures it over the last 30 seconds."""
-
-    def render(self, task: Task) -> Text:
-        speed = task.finished_speed or task.speed
-        return Text("" if speed is None else f"{speed:,.0f}/s", style="progress.data.speed")
-
-
-class _Bar(RichProgress):
-    """A rich progress display that records an error in drawing instead of raising it, whichever
-    thread draws (rich's refresh thread would otherwise die with a traceback)."""
-
-    failure: Exception | None = None
-
-    def get_renderables(self) -> Iterable[RenderableType]:
-        if self.failure is None:
-            try:
-                return [self.make_tasks_table(self.tasks)]
-            except Exception as exc:
-                self.failure = exc
-        return []
+if TYPE_CHECKING:
+    from pinscan.cli.bar import Bar
 
 
 class Progress:
@@ -60,23 +29,15 @@ class Progress:
         self._enabled = enabled
         self._label = label
         self._ok = self._failed = 0
-        self._bar: _Bar | None = None
+        self._bar: Bar | None = None
         self._total = total
 
     def __enter__(self) -> Progress:
         if self._enabled:
-            self._bar = _Bar(
-                TextColumn(f"[bold]{self._label}"),
-                BarColumn(),
-                MofNCompleteColumn(),
-                TaskProgressColumn(),
-                TextColumn("[green]{task.fields[ok]} ok [red]{task.fields[failed]} failed"),
-                _RateColumn(),
-                TimeElapsedColumn(),
-                TimeRemainingColumn(),
-                console=Console(stderr=True),
-                transient=True,
-            )
+            # Lazy for start-up time: rich only when there is a terminal to draw on.
+            from pinscan.cli.bar import bar
+
+            self._bar = bar(self._label)
             self._draw(self._start)
         return self
 
@@ -87,22 +48,23 @@ class Progress:
             self._draw(self._bar.stop)
         self._bar = None
 
-    def advance(self, status: str) -> None:
+    def advance(self, status: str, n: int = 1) -> None:
+        """``n`` more endpoints ended with ``status``."""
         if status == "ok":
-            self._ok += 1
+            self._ok += n
         else:
-            self._failed += 1
+            self._failed += n
         if self._bar is not None:
-            self._draw(self._update)
+            self._draw(lambda: self._update(n))
 
     def _start(self) -> None:
         assert self._bar is not None
         self._bar.start()
         self._task = self._bar.add_task(self._label, total=self._total, ok=0, failed=0)
 
-    def _update(self) -> None:
+    def _update(self, n: int = 1) -> None:
         assert self._bar is not None
-        self._bar.update(self._task, advance=1, ok=self._ok, failed=self._failed)
+        self._bar.update(self._task, advance=n, ok=self._ok, failed=self._failed)
 
     def _draw(self, action: Callable[[], None]) -> None:
         """Runs ``action`` on the bar; on any error in it (or one recorded while drawing), turns

@@ -99,6 +99,11 @@ def _trust_stores(
         raise click.BadParameter(exc.reason) from None
 
 
+def _processes(ctx: click.Context, param: click.Parameter, value: int | None) -> int | None:
+    """``--processes``, checked as ScanConfig checks it: a bad value is one line, exit 2."""
+    return _SCAN["processes"].check("--processes", value)  # type: ignore[no-any-return]
+
+
 _SCAN, _TIMEOUTS = ScanConfig.BOUNDS, Timeouts.BOUNDS
 
 
@@ -178,6 +183,12 @@ _SCAN, _TIMEOUTS = ScanConfig.BOUNDS, Timeouts.BOUNDS
     "that platform's store. Comma-separated or repeated [default: all, in that order].",
 )  # fmt: skip
 @click.option(
+    "--processes", type=click.INT, default=_DEFAULTS.processes, callback=_processes,
+    help="Scanning processes, each with its share of the inventory (split as --shard splits "
+    "it), folded into one dataset at the end; the limits (-c, --rate, --per-address) are shared "
+    "out among them [default: one per core, one alone below 2048 targets; 1: this process].",
+)  # fmt: skip
+@click.option(
     "--verify-processes", type=_bounded(_SCAN["verify_processes"]),
     default=_DEFAULTS.verify_processes,
     help="Child processes that verify chains while the scan goes on "
@@ -244,6 +255,7 @@ def scan_command(
     anchor_store: str,
     system_store: bool,
     trust_stores: tuple[str, ...],
+    processes: int | None,
     verify_processes: int | None,
     flush_rows: int,
     flush_seconds: float,
@@ -279,18 +291,22 @@ def scan_command(
     --shard I/N, only shard I of N is scanned into OUT (--resume: finish that shard); with
     --dask, every shard runs on Dask (--resume: run the shards not done). See docs/scale.md.
     """
-    from pinscan.cli import scan_output as printing
     from pinscan.cli.progress import Progress, count_targets
     from pinscan.dataset.meta import read_meta
     from pinscan.dataset.shards import shard_dir
     from pinscan.inventory import without_userinfo
-    from pinscan.scanner.dask import connect
     from pinscan.scanner.router import Route, scan
 
     kept = out is not None or history is not None
     if not kept and (resume or shard is not None or dask is not None):
         raise click.UsageError("--resume, --shard and --dask go with a dataset: give -o OUT")
     _check_dask_options(dask, jsonl, dask_workers)
+    if processes is not None and processes > 1:
+        if jsonl:
+            raise click.UsageError("--jsonl streams from one process: give --processes 1 or none")
+        if shard is not None or dask is not None:
+            msg = "--processes splits the scan on this machine; --shard and --dask split it already"
+            raise click.UsageError(msg)
     # Where the scan goes, checked before anything is read, sent or started (a Dask cluster).
     route = Route(
         out=out, history=history, shard=shard, dask=dask, shards=shard_count, resume=resume
@@ -308,6 +324,7 @@ def scan_command(
         anchor_store=anchor_store,
         system_store=system_store,
         trust_stores=trust_stores,
+        processes=processes,
         verify_processes=verify_processes,
         flush_rows=flush_rows,
         flush_seconds=flush_seconds,
@@ -329,21 +346,24 @@ def scan_command(
     arguments["inventory"] = file if file is not None else items.name
     if file is None:
         arguments["targets"] = [without_userinfo(t) for t in sources]
-    lines_out = printing.JsonLines() if jsonl else None
+    lines_out = _printing().JsonLines() if jsonl else None
     started = time.monotonic()
     with contextlib.ExitStack() as stack:
         if not kept:  # a dataset all the same, for the verdicts and the table; removed after
             out = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="pinscan-"))) / "scan"
-            stack.enter_context(printing.nothing_to_resume())
+            stack.enter_context(_printing().nothing_to_resume())
         client = None
         if dask is not None:
             workers = dask_workers if dask == "local" else None
+            from pinscan.scanner.dask import connect
+
             client = stack.enter_context(connect(dask, workers=workers, threads=dask_threads))
         with progress:
             ds = scan(
                 items, out, config=config, history=history, shard=route.shard, dask=client,
                 shards=route.shards, resume=resume, policies=loaded,
-                on_endpoint=None if dask else printing.on_endpoint_of(progress, lines_out),
+                on_endpoint=None if lines_out is None else lines_out.put,
+                on_status=None if dask else progress.advance,
                 arguments=json.loads(json.dumps(arguments, default=str)),
                 dask_retries=dask_retries, progress=not quiet and sys.stderr.isatty(),
             )  # fmt: skip
@@ -369,6 +389,7 @@ def scan_command(
         if dask is not None:  # the shards' own times add up to more than the scan took
             summary["seconds"] = round(time.monotonic() - started, 3)
         if not kept and not jsonl:
+            printing = _printing()
             rows = printing.endpoint_rows(ds, results)
             if output == "json":
                 document = {"dataset": None, **summary, "results": rows}
@@ -378,6 +399,7 @@ def scan_command(
                 if not quiet:
                     click.echo(printing.summary_text(None, summary), err=True)
         elif not quiet:
+            printing = _printing()
             place = where if kept else None
             if output == "json":
                 document = {"dataset": place, **summary}
@@ -386,6 +408,14 @@ def scan_command(
                 click.echo(printing.summary_text(place, summary), err=jsonl)
     if any(verdicts.get(v) for v in exits.FAILING) or any(p.error for p in loaded):
         raise SystemExit(exits.FINDINGS)
+
+
+def _printing() -> Any:
+    """:mod:`pinscan.cli.scan_output` (polars, rich), imported when something is printed: a scan
+    with -o and -q reaches its first connection without them."""
+    from pinscan.cli import scan_output
+
+    return scan_output
 
 
 def _inventory(

@@ -21,7 +21,6 @@ from rich.markup import escape
 
 from pinscan.certs.table import certificates
 from pinscan.cli import exits
-from pinscan.cli.progress import Progress
 from pinscan.dataset import ScanDataset
 from pinscan.dataset.schema import ENDPOINTS_SCHEMA
 from pinscan.records import TRUST_STORES, Endpoint
@@ -38,15 +37,6 @@ def nothing_to_resume() -> Iterator[None]:
     except KeyboardInterrupt:
         click.echo("pinscan: interrupted; nothing was kept (without -o)", err=True)
         raise SystemExit(exits.INTERRUPTED) from None
-
-
-def on_endpoint_of(progress: Progress, lines: JsonLines | None):
-    def on_endpoint(endpoint: Endpoint) -> None:
-        progress.advance(endpoint.status)
-        if lines is not None:
-            lines.put(endpoint)
-
-    return on_endpoint
 
 
 class JsonLines:

@@ -14,7 +14,6 @@ file, a few percent of what decoding it costs.
 from __future__ import annotations
 
 import functools
-import re
 import zlib
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -23,6 +22,7 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from pinscan.dataset.names import CHECKSUM_KEY, PART, parts  # noqa: F401 (re-exported)
 from pinscan.dataset.schema import (
     ADDED_LATER,
     CERTIFICATES,
@@ -36,10 +36,6 @@ from pinscan.dataset.schema import (
 )
 from pinscan.errors import DatasetError
 
-PART = re.compile(r"^part-(\d{6})\.parquet$")
-#: The footer entry of a part with the CRC-32 of its first N bytes (all but the footer), as
-#: ``"<crc32 hex> <N>"``.
-CHECKSUM_KEY = "pinscan.crc32"
 _CHUNK = 1 << 20
 
 
@@ -52,13 +48,6 @@ def schema_of(table: str) -> pl.Schema:
         PIN_RESULTS: PIN_RESULTS_SCHEMA,
     }
     return schemas[table]
-
-
-def parts(directory: Path) -> list[Path]:
-    """The part files of a table directory, in order (none when it is missing)."""
-    if not directory.is_dir():
-        return []
-    return sorted(p for p in directory.iterdir() if PART.match(p.name))
 
 
 def table_parts(directory: Path, table: str) -> list[Path]:

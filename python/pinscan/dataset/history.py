@@ -35,12 +35,13 @@ from typing import Any
 import polars as pl
 
 from pinscan import atomic
-from pinscan.dataset import _integrity, _lock, outputs
+from pinscan.dataset import _integrity, _lock, outputs, shards
 from pinscan.dataset.meta import new_scan_id, read_meta
+from pinscan.dataset.names import HISTORY_SCANS, is_history
 from pinscan.dataset.schema import META_FILE, PIN_RESULTS, TABLES
 from pinscan.errors import DatasetError
 
-SCANS = "_scans"
+SCANS = HISTORY_SCANS
 STAGING = "_staging"
 #: Where a history is written.
 ENTRIES = frozenset({SCANS, STAGING, *TABLES, _lock.LOCK_FILE})
@@ -59,10 +60,6 @@ SCANS_SCHEMA = pl.Schema(
         "pinscan_version": pl.String,
     }
 )
-
-
-def is_history(path: Path) -> bool:
-    return (path / SCANS).is_dir()
 
 
 def committed(history: Path) -> list[dict[str, Any]]:
@@ -106,13 +103,20 @@ def partition(history: Path, table: str, meta: dict[str, Any]) -> Path:
 
 
 def staged(history: Path) -> list[tuple[Path, dict[str, Any]]]:
-    """Scans in ``_staging`` without a marker (interrupted scans or commits), oldest first."""
+    """Scans in ``_staging`` without a marker (interrupted scans or commits), oldest first; a
+    scan of several processes (``--processes``) killed before its shards were folded is one."""
     out = []
     directory = history / STAGING
     if directory.is_dir():
         for stage in directory.iterdir():
-            if (stage / META_FILE).is_file() and not _marker(history, stage.name).exists():
+            if _marker(history, stage.name).exists():
+                continue
+            if (stage / META_FILE).is_file():
                 out.append((stage, read_meta(stage)))
+            elif shards.is_processes(stage):
+                manifest = shards.read_manifest(stage)
+                meta = {k: manifest[k] for k in ("scan_id", "started_at")}
+                out.append((stage, {**meta, "complete": False}))
     return sorted(out, key=lambda sm: (sm[1]["started_at"], sm[1]["scan_id"]))
 
 

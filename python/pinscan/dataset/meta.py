@@ -10,7 +10,7 @@ import secrets
 from pathlib import Path
 from typing import Any
 
-from pinscan.dataset.schema import FORMAT, META_FILE
+from pinscan.dataset.names import FORMAT, META_FILE
 from pinscan.errors import DatasetError
 
 

@@ -7,31 +7,18 @@ from __future__ import annotations
 import polars as pl
 
 from pinscan.certs.table import certificates
+from pinscan.dataset.names import (
+    ADDED_LATER,
+    CERTIFICATES,
+    CHAINS,
+    ENDPOINTS,
+    FORMAT,
+    META_FILE,
+    PIN_RESULTS,
+    SCAN_TABLES,
+    TABLES,
+)
 from pinscan.records import STATUSES
-
-#: Layout version of the dataset directory; bumped on any incompatible change. A new column is
-#: not one: it goes in ``ADDED_LATER``, and the reader reads it as null from parts written before
-#: it, so every dataset of this format still opens.
-FORMAT = 1
-
-ENDPOINTS = "endpoints"
-CHAINS = "chains"
-CERTIFICATES = "certificates"
-#: The tables a scan writes as it goes.
-SCAN_TABLES = (ENDPOINTS, CHAINS, CERTIFICATES)
-#: Written after the scan when policies judge it: one row per (endpoint, policy).
-PIN_RESULTS = "pin_results"
-#: Every table a dataset can have.
-TABLES = (*SCAN_TABLES, PIN_RESULTS)
-META_FILE = "scan.json"
-
-#: Columns added to format 1 after its first release, by table: parts written by an older pinscan
-#: lack them, which is no damage.
-ADDED_LATER: dict[str, frozenset[str]] = {
-    ENDPOINTS: frozenset({"verify_detail", "store_paths", "starttls"}),
-    CERTIFICATES: frozenset({"error_kind"}),
-    PIN_RESULTS: frozenset({"store"}),
-}
 
 UTC_TIME = pl.Datetime("us", "UTC")
 STATUS = pl.Enum(list(STATUSES))

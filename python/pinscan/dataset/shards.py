@@ -46,8 +46,8 @@ from typing import Any
 from pinscan import atomic
 from pinscan.dataset import _lock, outputs
 from pinscan.dataset.meta import now, read_meta
-from pinscan.dataset.schema import FORMAT as DATASET_FORMAT
-from pinscan.dataset.schema import META_FILE, PIN_RESULTS, SCAN_TABLES
+from pinscan.dataset.names import FORMAT as DATASET_FORMAT
+from pinscan.dataset.names import META_FILE, PIN_RESULTS, SCAN_TABLES
 from pinscan.errors import DatasetError, ShardError
 
 MANIFEST = "shards.json"
@@ -58,6 +58,8 @@ INVENTORY = "_inventory"
 _LOCK = ".shards.lock"
 #: Layout version of the manifest.
 FORMAT = 1
+#: The manifest's ``way`` for the shards of ``pinscan scan --processes``.
+PROCESSES = "processes"
 
 _SPEC = re.compile(r"^\s*(\d+)\s*/\s*(\d+)\s*$")
 _NAME = re.compile(r"^shard-(\d+)-of-(\d+)$")
@@ -134,11 +136,18 @@ def read_manifest(root: Path) -> dict[str, Any]:
 
 
 def open_manifest(
-    root: Path, count: int, *, scan_id: str, arguments: dict[str, Any], version: str
+    root: Path,
+    count: int,
+    *,
+    scan_id: str,
+    arguments: dict[str, Any],
+    version: str,
+    way: str | None = None,
 ) -> dict[str, Any]:
     """The manifest of a sharded scan of ``count`` shards in ``root``: created when ``root``
     holds none (by whichever of several concurrent ``--shard`` runs gets there first), checked
-    when it does."""
+    when it does. ``way`` ``"processes"`` marks the shards of one machine's scan
+    (``--processes``), folded into one plain dataset once they are all done."""
     if (root / META_FILE).exists():
         msg = "holds an unsharded scan (pinscan scan -o); give a sharded scan its own directory"
         raise DatasetError(str(root), msg)
@@ -158,6 +167,8 @@ def open_manifest(
             "started_at": now(),
             "shards": {},
         }
+        if way is not None:
+            manifest["way"] = way
         with outputs.writing(root):
             root.mkdir(parents=True, exist_ok=True)
             _create_exclusive(root / MANIFEST, manifest)
@@ -378,6 +389,26 @@ def is_split(root: Path, count: int) -> bool:
 
 def split_path(root: Path, shard: Shard) -> Path:
     return root / INVENTORY / f"{shard.name}.parquet"
+
+
+def is_processes(root: Path) -> bool:
+    """``root`` holds the shards of a scan of one machine's processes, not yet folded."""
+    try:
+        return is_sharded(root) and read_manifest(root).get("way") == PROCESSES
+    except DatasetError:
+        return False
+
+
+def remove_sharding(root: Path) -> None:
+    """Deletes everything of the sharded layout from ``root``, the manifest last: what is left
+    is the plain dataset folded out of it (see :mod:`pinscan.dataset.fold`)."""
+    for name in (SHARDS, STAGING, INVENTORY):
+        shutil.rmtree(root / name, ignore_errors=True)
+    for lock in root.glob(f".shard-*{_lock.LOCK_FILE}"):
+        lock.unlink(missing_ok=True)
+    (root / _LOCK).unlink(missing_ok=True)
+    (root / MANIFEST).unlink(missing_ok=True)
+    atomic.fsync_dir(root)
 
 
 def clean_up(root: Path) -> None:

@@ -28,32 +28,34 @@ import io
 import zlib
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
-
-import polars as pl
-import pyarrow.parquet as pq
+from typing import TYPE_CHECKING, Any
 
 from pinscan import atomic
-from pinscan.certs.table import certificates
-from pinscan.dataset import _integrity, _lock, history, outputs, shards
-from pinscan.dataset._integrity import CHECKSUM_KEY, PART
+from pinscan.dataset import _lock, outputs, shards
 from pinscan.dataset.meta import now, read_meta
-from pinscan.dataset.schema import (
+from pinscan.dataset.names import (
     CERTIFICATES,
     CHAINS,
-    CHAINS_SCHEMA,
+    CHECKSUM_KEY,
     ENDPOINTS,
-    ENDPOINTS_SCHEMA,
     FORMAT,
     META_FILE,
+    PART,
     PIN_RESULTS,
-    PIN_RESULTS_SCHEMA,
     SCAN_TABLES,
     TABLES,
-    certificates_schema,
+    is_history,
+    parts,
 )
 from pinscan.errors import DatasetError
 from pinscan.records import Endpoint
+
+if TYPE_CHECKING:
+    import polars as pl
+
+# polars, pyarrow, the certificate table and the part checks are imported where a part is first
+# read or written, not here (lazy for start-up time): creating a dataset and writing its
+# scan.json, all a scan does before its first connection, needs none of them.
 
 _SHARDED = "holds a sharded scan (--shard, --dask)"
 #: What a dataset directory may hold.
@@ -118,6 +120,8 @@ class DatasetWriter:
         """Reopens an interrupted scan: checks the parts it keeps, removes what a killed flush
         left, and loads which targets and certificates are already written. Nothing is deleted
         when a part it keeps is damaged."""
+        from pinscan.dataset import _integrity
+
         _refuse_other_outputs(root)
         scan_id = read_meta(root)["scan_id"]  # a directory with no scan is not locked, nor ours
         outputs.check_output(root, ENTRIES, "-o")
@@ -160,6 +164,11 @@ class DatasetWriter:
         the same batch."""
         if not endpoints:
             return
+        import polars as pl
+
+        from pinscan.certs.table import certificates
+        from pinscan.dataset.schema import CHAINS_SCHEMA, ENDPOINTS_SCHEMA, certificates_schema
+
         self._seq += 1
         name = f"part-{self._seq:06d}.parquet"
         # The roots the stores' paths end at are certificates of the scan too, as the verified
@@ -225,6 +234,8 @@ class DatasetWriter:
 def write_pin_results(root: Path, results: pl.DataFrame) -> None:
     """Replaces the dataset's pin verdicts with ``results`` in one atomic rename, so a reader sees
     the old verdicts or the new ones, never a mix. Refused while a scan writes to ``root``."""
+    from pinscan.dataset.schema import PIN_RESULTS_SCHEMA
+
     directory = root / PIN_RESULTS
     outputs.refuse_link(directory)
     with _lock.acquire(root, scan_id=None, what="pinscan writing pin verdicts"):
@@ -245,6 +256,8 @@ def _endpoint_columns(
     pin_of: dict[bytes, str | None],
     scan_id: str,
 ) -> dict[str, list[Any]]:
+    from pinscan.dataset.schema import ENDPOINTS_SCHEMA
+
     names = ENDPOINTS_SCHEMA.names()
     cols: dict[str, list[Any]] = {c: [] for c in names}
     derived = {"endpoint_id", "leaf_sha256", "spki_sha256", "scan_id", "store_paths"}
@@ -278,6 +291,8 @@ def _write(df: pl.DataFrame, path: Path) -> None:
     """One part, whole or not at all, with its checksums (see the module's docstring). Encoded
     in memory and written by pinscan itself, so that a full disk is an ``OSError`` that says so
     (polars' writer reports it as a thrift transport error)."""
+    import pyarrow.parquet as pq
+
     table = df.to_arrow()
     buffer = io.BytesIO()
     # No dictionary pages: ids and digests do not repeat, and zstd packs the columns that do
@@ -300,11 +315,11 @@ def _refuse_other_outputs(root: Path) -> None:
     if shards.is_sharded(root):
         msg = f"{_SHARDED}: finish it with --resume and --dask, or with --shard I/N"
         raise DatasetError(str(root), msg)
-    if history.is_history(root):
+    if is_history(root):
         raise DatasetError(str(root), "is a history (pinscan scan --history); use --history")
 
 
-_parts = _integrity.parts
+_parts = parts
 
 
 def _seq_of(part: Path) -> int:

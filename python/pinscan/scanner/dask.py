@@ -23,8 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from pinscan import _core
 from pinscan.config import ScanConfig
-from pinscan.dataset import ScanDataset, outputs
-from pinscan.dataset import open as open_dataset
+from pinscan.dataset import outputs
 from pinscan.dataset import shards as layout
 from pinscan.dataset.meta import new_scan_id
 from pinscan.errors import DatasetError, PinscanError, ShardError
@@ -34,6 +33,8 @@ from pinscan.scanner import shards as running
 
 if TYPE_CHECKING:
     from distributed import Client
+
+    from pinscan.dataset import ScanDataset
 
 #: Shards per worker thread by default: enough that a slow shard does not hold the scan up, and
 #: a retry redoes a small part of it.
@@ -159,6 +160,8 @@ def scan_dask(
         )
         raise PinscanError(f"{root}: {msg}")
     layout.clean_up(root)
+    from pinscan.dataset import open as open_dataset  # polars: lazy for start-up time
+
     return open_dataset(root)
 
 

@@ -182,9 +182,7 @@ class Scanner:
         #: the scan first meets it.
         self._starttls_contexts: dict[str, ssl.SSLContext] = {}
         self._resolver = Resolver(first_address=config.first_address)
-        self._verifier = Verifier.for_scan(
-            config.trust_stores, ca_bundle=config.ca_bundle, system_store=config.system_store
-        )
+        self._verifier = _verifier(config)
         self._verify_processes = (
             default_processes() if config.verify_processes is None else config.verify_processes
         )
@@ -327,6 +325,39 @@ class Scanner:
             if batch:
                 # Parquet encoding and fsync off the event loop: handshakes go on meanwhile.
                 await anyio.to_thread.run_sync(self.writer.write, batch)
+
+
+def _verifier(config: ScanConfig) -> Verifier:
+    """The scan's verifier. The stores pinscan ships are loaded when the first chain arrives
+    (they cannot be bad, and loading them takes a tenth of a second that the first connections
+    need not wait for); a file the user gave (``--ca-bundle``, ``NAME=FILE``, the system's
+    bundle) is read here, so that a bad one fails the scan before its dataset is created."""
+
+    def build() -> Verifier:
+        return Verifier.for_scan(
+            config.trust_stores, ca_bundle=config.ca_bundle, system_store=config.system_store
+        )
+
+    if (
+        config.ca_bundle is not None
+        or config.system_store
+        or any("=" in s for s in config.trust_stores)
+    ):
+        return build()
+    return _Deferred(build)  # type: ignore[return-value]
+
+
+class _Deferred:
+    """An object built at the first use of one of its attributes."""
+
+    def __init__(self, build: Callable[[], Any]) -> None:
+        self._build: Callable[[], Any] | None = build
+        self._built: Any = None
+
+    def __getattr__(self, name: str) -> Any:
+        if self._build is not None:
+            self._built, self._build = self._build(), None
+        return getattr(self._built, name)
 
 
 class _Feed:

@@ -1,6 +1,7 @@
 # SPDX-License-Identifier: Apache-2.0
 """Adding a scan to a history (``pinscan scan --history``, ``pinscan audit``): stage it, let the
-engine scan into the stage as into any dataset, judge it there, and commit it. Where a history's
+engine scan into the stage as into any dataset (in one process or several: :mod:`~.processes`),
+judge it there, and commit it. Where a history's
 files are, and how a stage is committed, is the layout's (:mod:`pinscan.dataset.history`)."""
 
 from __future__ import annotations
@@ -12,8 +13,8 @@ from typing import Any
 import anyio
 
 from pinscan.dataset import history as layout
-from pinscan.dataset.schema import ENDPOINTS
-from pinscan.scanner import engine
+from pinscan.dataset.names import ENDPOINTS
+from pinscan.scanner import engine, processes
 
 #: Writes a staged scan's verdicts into it, before the commit (see the router).
 Judge = Callable[[Path], None]
@@ -29,13 +30,13 @@ async def scan_history(
 ) -> str:
     """Scans ``items`` into a new scan of ``history`` (or with ``resume`` finishes the newest
     interrupted one, which may only need its commit); returns the committed scan's id.
-    ``engine_options`` go to :func:`pinscan.scanner.engine.scan_dataset`."""
+    ``engine_options`` go to :func:`pinscan.scanner.processes.scan_dataset`."""
     stage = await anyio.to_thread.run_sync(lambda: layout.begin(history, resume=resume))
     try:
         if stage.scanned:
             items.close()  # a commit was killed: the scan itself is done
         else:
-            await engine.scan_dataset(
+            await processes.scan_dataset(
                 items, stage.path, resume=stage.resume, scan_id=stage.scan_id, **engine_options
             )
         # Not when a killed commit has moved the tables already: they were judged before it.

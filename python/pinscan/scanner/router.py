@@ -4,7 +4,9 @@
 
 A scan goes one of four ways, chosen here and checked here once (:class:`Route`):
 
-- ``dataset``: the engine scans into one dataset directory (``out``, or a new temporary one);
+- ``dataset``: the engine scans into one dataset directory (``out``, or a new temporary one), in
+  this process or in ``config.processes`` worker processes whose shards are folded into it at the
+  end (:mod:`~.processes`);
 - ``history``: into a new scan of a history, staged and committed (:mod:`~.history`);
 - ``shard``: one shard of a sharded scan, in this process (:mod:`~.shards`);
 - ``dask``: every shard of a sharded scan, as Dask tasks (:mod:`~.dask`).
@@ -22,30 +24,34 @@ import tempfile
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
 
-from pinscan.catalog.stores import describe
 from pinscan.config import ScanConfig, checked
-from pinscan.dataset import ScanDataset
-from pinscan.dataset import open as open_dataset
 from pinscan.dataset import shards as layout
 from pinscan.dataset.writer import write_pin_results
 from pinscan.errors import ConfigError, InputError
 from pinscan.inventory import Inventory, read_inventory
-from pinscan.policy import load_policies
-from pinscan.policy.evaluate import evaluate
-from pinscan.policy.model import Policy
 from pinscan.records import Endpoint, Target
-from pinscan.scanner import dask as on_dask
-from pinscan.scanner import engine
+from pinscan.scanner import engine, processes
 from pinscan.scanner import shards as one_shard
-from pinscan.scanner.history import scan_history
+
+# Lazy for start-up time: what a scan needs only after its first connection (opening the
+# dataset it wrote, judging it), or on other ways (Dask, a history), is imported there, so that
+# a scan's first handshake does not wait for polars and the policy readers.
+if TYPE_CHECKING:
+    from pinscan.dataset import ScanDataset
+    from pinscan.policy.model import Policy
+
+    #: A policy, or a file of policies (every policy in it is used).
+    PolicyLike = Policy | str | os.PathLike[str]
+
+#: ``pinscan.scanner.dask.RETRIES``, restated so that the signature imports no Dask code
+#: (tests/test_dask.py checks that it is still the same).
+DASK_RETRIES = 2
 
 InventoryLike = str | os.PathLike[str] | Inventory | Iterable[str | Target]
-#: A policy, or a file of policies (every policy in it is used).
-PolicyLike = Policy | str | os.PathLike[str]
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,8 +126,9 @@ def scan(
     on_endpoint: Callable[[Endpoint], None] | None = None,
     arguments: dict[str, Any] | None = None,
     scan_id: str | None = None,
-    dask_retries: int = on_dask.RETRIES,
+    dask_retries: int = DASK_RETRIES,
     progress: bool = False,
+    on_status: processes.OnStatus | None = None,
 ) -> ScanDataset:
     """Scan every endpoint of an inventory; return the dataset written.
 
@@ -152,7 +159,12 @@ def scan(
         them into its ``pin_results`` table, as ``pinscan scan --policy`` does (a sharded scan
         once its last shard is done).
     on_endpoint
-        Called with each :class:`~pinscan.records.Endpoint` as it completes.
+        Called with each :class:`~pinscan.records.Endpoint` as it completes, in this process: a
+        scan with it runs in one process unless ``config.processes`` says otherwise, which is
+        refused.
+    on_status
+        Called with a status and a number of endpoints that ended with it, as they complete,
+        whether in this process or in the scan's worker processes (``config.processes``).
     arguments, scan_id
         What ``scan.json`` records as the scan's arguments; the new scan's id.
 
@@ -165,17 +177,19 @@ def scan(
     >>> ds.endpoints.select("target", "ip", "status", "spki_sha256").collect()  # doctest: +SKIP
     """
     route = _route(out, history, shard, dask, shards, resume, scan_id, on_endpoint)
-    config = checked(config)
+    config = _checked(config, route)
     judging = _policies(policies)
     if route.way in ("dataset", "history"):
         return engine.run_blocking(
             _scan_async, inventory, route, config=config, policies=judging,
-            inventory_format=inventory_format, arguments=arguments,
+            inventory_format=inventory_format, arguments=arguments, on_status=on_status,
         )  # fmt: skip
     items = _opened(inventory, inventory_format, config.starttls)
     args = _arguments(inventory, arguments, config)
     assert route.out is not None  # Route checked it
     if route.way == "dask":
+        from pinscan.scanner import dask as on_dask
+
         on_dask.scan_dask(
             items, route.out, dask, shards=route.shards, config=config, resume=resume,
             arguments=args, scan_id=scan_id, retries=dask_retries, progress=progress,
@@ -184,8 +198,11 @@ def scan(
         assert route.shard is not None
         one_shard.scan_shard(
             items, route.out, route.shard, config=config, resume=resume,
-            on_endpoint=on_endpoint, arguments=args, scan_id=scan_id,
+            on_endpoint=processes.with_status(on_endpoint, on_status), arguments=args,
+            scan_id=scan_id,
         )  # fmt: skip
+    from pinscan.dataset import open as open_dataset
+
     if judging and open_dataset(route.out).meta["complete"]:
         _judge(route.out, judging)
     return open_dataset(route.out)
@@ -206,8 +223,9 @@ async def scan_async(
     on_endpoint: Callable[[Endpoint], None] | None = None,
     arguments: dict[str, Any] | None = None,
     scan_id: str | None = None,
-    dask_retries: int = on_dask.RETRIES,
+    dask_retries: int = DASK_RETRIES,
     progress: bool = False,
+    on_status: processes.OnStatus | None = None,
 ) -> ScanDataset:
     """:func:`scan`, for code that already runs an event loop (anyio: asyncio or trio). A scan of
     one dataset or a history runs on that loop; a sharded one on a thread of its own."""
@@ -218,12 +236,12 @@ async def scan_async(
                 inventory, out, config=config, shard=shard, dask=dask, shards=shards,
                 resume=resume, policies=policies, inventory_format=inventory_format,
                 on_endpoint=on_endpoint, arguments=arguments, scan_id=scan_id,
-                dask_retries=dask_retries, progress=progress,
+                dask_retries=dask_retries, progress=progress, on_status=on_status,
             )
         )  # fmt: skip
     return await _scan_async(
-        inventory, route, config=checked(config), policies=_policies(policies),
-        inventory_format=inventory_format, arguments=arguments,
+        inventory, route, config=_checked(config, route), policies=_policies(policies),
+        inventory_format=inventory_format, arguments=arguments, on_status=on_status,
     )  # fmt: skip
 
 
@@ -235,6 +253,7 @@ async def _scan_async(
     policies: list[Policy],
     inventory_format: str | None,
     arguments: dict[str, Any] | None,
+    on_status: processes.OnStatus | None = None,
 ) -> ScanDataset:
     """A scan of one dataset or a history, on the running loop."""
     # The inventory is opened before anything is written: a bad one leaves nothing behind.
@@ -246,21 +265,46 @@ async def _scan_async(
     }
     judge = (lambda root: _judge(root, policies)) if policies else None
     if route.history is not None:
+        from pinscan.scanner.history import scan_history
+
         scan_id = await scan_history(
-            items, route.history, resume=route.resume, judge=judge, **options
+            items, route.history, resume=route.resume, judge=judge, on_status=on_status, **options
         )
+        from pinscan.dataset import open as open_dataset  # after the scan: lazy for start-up
+
         return await anyio.to_thread.run_sync(lambda: open_dataset(route.history, scans=scan_id))
     root = route.out if route.out is not None else Path(tempfile.mkdtemp(prefix="pinscan-"))
-    await engine.scan_dataset(
-        items, root, resume=route.resume, scan_id=route.scan_id, **options
+    await processes.scan_dataset(
+        items, root, resume=route.resume, scan_id=route.scan_id, on_status=on_status, **options
     )  # fmt: skip
     if judge is not None:
         await anyio.to_thread.run_sync(judge, root)
+    from pinscan.dataset import open as open_dataset  # after the scan: lazy for start-up
+
     return await anyio.to_thread.run_sync(open_dataset, root)
+
+
+def _checked(config: Any, route: Route) -> ScanConfig:
+    """The scan's settings, and whether its ``processes`` go with its way."""
+    config = checked(config)
+    if config.processes is not None and config.processes > 1:
+        if route.way not in ("dataset", "history"):
+            msg = (
+                "scans a dataset or a history in several processes; a shard (shard=) and a Dask "
+                "task run in one each (give processes=1 or None)"
+            )
+            raise ConfigError("processes", msg)
+        if route.on_endpoint is not None:
+            msg = "calls on_endpoint in this process: give processes=1, or on_status"
+            raise ConfigError("processes", msg)
+    return config
 
 
 def _judge(root: Path, policies: list[Policy]) -> None:
     """Judges the whole scan in ``root`` by ``policies``: its ``pin_results``, replaced whole."""
+    from pinscan.dataset import open as open_dataset
+    from pinscan.policy.evaluate import evaluate
+
     write_pin_results(root, evaluate(open_dataset(root), policies))
 
 
@@ -289,6 +333,11 @@ def _route(
 def _policies(policies: Sequence[PolicyLike] | None) -> list[Policy]:
     """Policy objects, and every policy of the files given by path; read before the scan, so
     that a broken file stops it before anything is sent."""
+    if policies is None or (isinstance(policies, Sequence) and not policies):
+        return []  # and the policy readers are not imported
+    from pinscan.policy import load_policies
+    from pinscan.policy.model import Policy
+
     if isinstance(policies, str | os.PathLike | Policy):
         policies = [policies]
     out: list[Policy] = []
@@ -346,6 +395,8 @@ def _arguments(
         described = os.fspath(inventory)
     else:
         described = "<python iterable>"
+    from pinscan.catalog.stores import describe  # lazy for start-up time (pyarrow)
+
     verified_against = [s if "=" in s else describe(s) for s in config.trust_stores]
     recorded = {"inventory": described, **(arguments or {}), "trust_stores": verified_against}
     if config.ca_bundle is not None:
@@ -354,4 +405,4 @@ def _arguments(
     return recorded
 
 
-__all__ = ["InventoryLike", "PolicyLike", "Route", "scan", "scan_async"]
+__all__ = ["DASK_RETRIES", "InventoryLike", "Route", "scan", "scan_async"]

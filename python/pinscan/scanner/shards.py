@@ -12,10 +12,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import Any
-
-import pyarrow as pa
-import pyarrow.parquet as pq
+from typing import TYPE_CHECKING, Any
 
 from pinscan import _core, atomic
 from pinscan.config import ScanConfig
@@ -41,18 +38,12 @@ from pinscan.inventory import Inventory
 from pinscan.records import BadTarget, Endpoint, Target
 from pinscan.scanner import engine
 
-_TARGETS_SCHEMA = pa.schema(
-    [
-        ("line", pa.int64()),
-        ("target", pa.string()),
-        ("host", pa.string()),
-        ("port", pa.int32()),
-        ("sni", pa.string()),
-        ("ip", pa.string()),
-        ("error", pa.string()),  # set for a bad line
-        ("starttls", pa.string()),
-    ]
-)
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+# pyarrow is imported where a split is written or read (lazy for start-up time: a scan in one
+# process imports this module for its types).
+
 _SPLIT_ROWS = 65536
 
 
@@ -116,12 +107,14 @@ def split(inventory: Inventory, root: Path, count: int) -> dict[str, int]:
     ``_inventory/<shard>.parquet`` (kept in inventory order, line numbers included), so that a
     worker reads its shard's targets alone, and only ``OUT`` needs to be shared with the
     workers. Returns the inventory's counts."""
+    import pyarrow.parquet as pq
+
     directory = root / INVENTORY
     directory.mkdir(parents=True, exist_ok=True)
     atomic.remove_temporaries(directory)
     paths = [split_path(root, Shard(i, count)) for i in range(count)]
     tmps = [p.with_name(f".{p.name}{atomic.TMP_MARK}{secrets.token_hex(4)}") for p in paths]
-    writers = [pq.ParquetWriter(t, _TARGETS_SCHEMA, compression="zstd") for t in tmps]
+    writers = [pq.ParquetWriter(t, _targets_schema(), compression="zstd") for t in tmps]
     buffers: list[list[Target | BadTarget]] = [[] for _ in range(count)]
     try:
         with inventory:
@@ -147,6 +140,8 @@ def split(inventory: Inventory, root: Path, count: int) -> dict[str, int]:
 
 def read_split(root: Path, shard: Shard, name: str) -> ShardItems:
     """The targets the driver split off for ``shard``."""
+    import pyarrow.parquet as pq
+
     file = pq.ParquetFile(split_path(root, shard))
 
     def items() -> Iterator[Target | BadTarget]:
@@ -163,7 +158,26 @@ def read_split(root: Path, shard: Shard, name: str) -> ShardItems:
     return ShardItems(name, items(), file.close)
 
 
+def _targets_schema() -> pa.Schema:
+    import pyarrow as pa
+
+    return pa.schema(
+        [
+            ("line", pa.int64()),
+            ("target", pa.string()),
+            ("host", pa.string()),
+            ("port", pa.int32()),
+            ("sni", pa.string()),
+            ("ip", pa.string()),
+            ("error", pa.string()),  # set for a bad line
+            ("starttls", pa.string()),
+        ]
+    )
+
+
 def _targets_table(items: list[Target | BadTarget]) -> pa.Table:
+    import pyarrow as pa
+
     rows = [
         {"line": t.line, "target": t.target, "error": t.error}
         if isinstance(t, BadTarget)
@@ -171,7 +185,7 @@ def _targets_table(items: list[Target | BadTarget]) -> pa.Table:
               "ip": t.ip, "error": None, "starttls": t.starttls}
         for t in items
     ]  # fmt: skip
-    return pa.Table.from_pylist(rows, schema=_TARGETS_SCHEMA)
+    return pa.Table.from_pylist(rows, schema=_targets_schema())
 
 
 @dataclass(frozen=True)
