@@ -23,7 +23,6 @@ from typing import TYPE_CHECKING, Any
 
 from pinscan import _core
 from pinscan.config import ScanConfig
-from pinscan.dataset import outputs
 from pinscan.dataset import shards as layout
 from pinscan.dataset.meta import new_scan_id
 from pinscan.errors import DatasetError, PinscanError, ShardError
@@ -132,33 +131,11 @@ def scan_dask(
         # One driver at a time: a second one would split and run the same shards again.
         held.enter_context(layout.lock_scan(root, manifest["scan_id"]))
         count = manifest["count"]
-        todo = layout.missing(root, manifest)
-        if todo and not layout.is_split(root, count):
-            with outputs.writing(root):
-                counts = running.split(inventory, root, count)
-            layout.set_inventory_counts(root, counts)
-        else:
-            inventory.close()
-        arguments = manifest["arguments"]
-        tasks = [
-            running.ShardTask(
-                str(root),
-                layout.Shard(i, count),
-                manifest["scan_id"],
-                config or ScanConfig(),
-                arguments,
-                arguments.get("inventory", ""),
-            )
-            for i in todo
-        ]
+        todo = running.pending(root, manifest, inventory)
+        tasks = running.tasks_of(root, manifest, todo, config or ScanConfig())
         failures = _run(client, runner, tasks, retries, progress)
     if failures:
-        listed = "; ".join(f"shard {i}: {why}" for i, why in sorted(failures.items())[:5])
-        msg = (
-            f"{len(failures)} of {count} shards failed ({listed}); the other shards are kept: "
-            "rerun with --resume to scan the rest"
-        )
-        raise PinscanError(f"{root}: {msg}")
+        raise running.shards_failed(root, failures, count)
     layout.clean_up(root)
     from pinscan.dataset import open as open_dataset  # polars: lazy for start-up time
 

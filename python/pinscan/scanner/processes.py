@@ -38,7 +38,7 @@ from pinscan.config import ScanConfig
 from pinscan.dataset import outputs
 from pinscan.dataset import shards as layout
 from pinscan.dataset.meta import new_scan_id
-from pinscan.errors import DatasetError, PinscanError
+from pinscan.errors import DatasetError
 from pinscan.records import Endpoint
 from pinscan.scanner import engine
 from pinscan.scanner import shards as running
@@ -168,34 +168,12 @@ def scan_processes(
         )  # fmt: skip
     count = manifest["count"]
     with layout.lock_scan(root, manifest["scan_id"]):
-        todo = layout.missing(root, manifest)
-        if todo and not layout.is_split(root, count):
-            with outputs.writing(root):
-                counts = running.split(items, root, count)
-            layout.set_inventory_counts(root, counts)
-        else:
-            items.close()
+        todo = running.pending(root, manifest, items)
         workers = min(processes or count, len(todo)) or 1
-        arguments = manifest["arguments"]
-        tasks = [
-            running.ShardTask(
-                str(root),
-                layout.Shard(i, count),
-                manifest["scan_id"],
-                share(config, workers),
-                arguments,
-                arguments.get("inventory", ""),
-            )
-            for i in todo
-        ]
+        tasks = running.tasks_of(root, manifest, todo, share(config, workers))
         failures = _run(tasks, workers, runner or scan_shard, retries, on_status)
         if failures:
-            listed = "; ".join(f"shard {i}: {why}" for i, why in sorted(failures.items())[:5])
-            msg = (
-                f"{len(failures)} of {count} shards failed ({listed}); the other shards are "
-                "kept: rerun with --resume to scan the rest"
-            )
-            raise PinscanError(f"{root}: {msg}")
+            raise running.shards_failed(root, failures, count)
         from pinscan.dataset.fold import fold  # polars: lazy for start-up time
 
         return fold(root, seconds=None if resume else time.monotonic() - started)

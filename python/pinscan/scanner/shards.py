@@ -24,16 +24,19 @@ from pinscan.dataset.shards import (
     claim,
     commit,
     finished,
+    is_split,
     lock_name,
+    missing,
     new_stage,
     open_manifest,
     read_manifest,
     record,
+    set_inventory_counts,
     shard_dir,
     shard_of,
     split_path,
 )
-from pinscan.errors import DatasetError
+from pinscan.errors import DatasetError, PinscanError
 from pinscan.inventory import Inventory
 from pinscan.records import BadTarget, Endpoint, Target
 from pinscan.scanner import engine
@@ -203,6 +206,48 @@ class ShardTask:
     resume: bool = True
 
 
+def pending(root: Path, manifest: dict[str, Any], inventory: Inventory) -> list[int]:
+    """The shards of ``manifest`` not committed yet, the inventory split into the shards first
+    (once: a resumed run reuses its split, and ``inventory`` is only closed)."""
+    count = manifest["count"]
+    todo = missing(root, manifest)
+    if todo and not is_split(root, count):
+        with outputs.writing(root):
+            counts = split(inventory, root, count)
+        set_inventory_counts(root, counts)
+    else:
+        inventory.close()
+    return todo
+
+
+def tasks_of(
+    root: Path, manifest: dict[str, Any], todo: list[int], config: ScanConfig
+) -> list[ShardTask]:
+    """A task per shard of ``todo``, each scanning with ``config``."""
+    arguments = manifest["arguments"]
+    return [
+        ShardTask(
+            str(root),
+            Shard(i, manifest["count"]),
+            manifest["scan_id"],
+            config,
+            arguments,
+            arguments.get("inventory", ""),
+        )
+        for i in todo
+    ]
+
+
+def shards_failed(root: Path, failures: dict[int, str], count: int) -> PinscanError:
+    """What a driver raises when shards still fail after their retries: the others are kept."""
+    listed = "; ".join(f"shard {i}: {why}" for i, why in sorted(failures.items())[:5])
+    msg = (
+        f"{len(failures)} of {count} shards failed ({listed}); the other shards are kept: "
+        "rerun with --resume to scan the rest"
+    )
+    return PinscanError(f"{root}: {msg}")
+
+
 def run_shard(
     task: ShardTask,
     inventory: Inventory | None = None,
@@ -292,4 +337,15 @@ def scan_shard(
     return run_shard(task, inventory, on_endpoint=on_endpoint)
 
 
-__all__ = ["ShardItems", "ShardTask", "filtered", "read_split", "run_shard", "scan_shard", "split"]
+__all__ = [
+    "ShardItems",
+    "ShardTask",
+    "filtered",
+    "pending",
+    "read_split",
+    "run_shard",
+    "scan_shard",
+    "shards_failed",
+    "split",
+    "tasks_of",
+]
