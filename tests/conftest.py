@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import socket
 import ssl
@@ -19,6 +20,8 @@ from pathlib import Path
 import pytest
 
 from fleet import pki, real, servers
+from pinscan.config import ScanConfig
+from pinscan.scanner.handshake import handshake
 
 # --- async tests ----------------------------------------------------------------------------
 
@@ -26,6 +29,27 @@ from fleet import pki, real, servers
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"
+
+
+# --- TLS engines -----------------------------------------------------------------------------
+
+
+@pytest.fixture(params=["rustls", "openssl"])
+def each_engine(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Runs a test once per TLS engine, made the default everywhere a scan starts: of
+    :func:`~pinscan.scanner.handshake.handshake`, of :class:`~pinscan.config.ScanConfig` and, for
+    the CLI, ``PINSCAN_ENGINE`` (child processes included). Modules of scan tests use it for all
+    their tests (``pytestmark``), as issue 16 wants every scan test passed on both engines."""
+    engine = request.param
+    monkeypatch.setitem(handshake.__kwdefaults__, "engine", engine)
+    names = [f.name for f in dataclasses.fields(ScanConfig)]
+    defaults = list(ScanConfig.__init__.__defaults__)
+    # Every field of ScanConfig has a default, so the defaults line up with the fields.
+    assert len(defaults) == len(names)
+    defaults[names.index("engine")] = engine
+    monkeypatch.setattr(ScanConfig.__init__, "__defaults__", tuple(defaults))
+    monkeypatch.setenv("PINSCAN_ENGINE", engine)
+    return engine
 
 
 # --- fleet: in-process servers --------------------------------------------------------------

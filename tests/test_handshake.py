@@ -23,11 +23,13 @@ from hypothesis import strategies as st
 
 from pinscan.records import STATUSES, Handshake
 from pinscan.scanner import handshake as hs
+from pinscan.scanner import rustls
 from pinscan.scanner.handshake import client_context, handshake, presented_chain
+from pinscan.scanner.tls import OpenSSLSession
 
 from fleet import pki, real, servers
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, pytest.mark.usefixtures("each_engine")]
 
 TIMEOUTS = {"connect_timeout": 0.5, "handshake_timeout": 1.0}
 CONTEXT = client_context()
@@ -95,9 +97,14 @@ async def test_tls12_and_no_alpn() -> None:
 
 
 async def test_alpn_offer_comes_from_the_context(good_server: servers.Server) -> None:
-    result = await shake(good_server, context=client_context(alpn=("http/1.1",)))
+    offer = ("http/1.1",)
+    result = await shake(
+        good_server, context=client_context(alpn=offer), rustls_engine=rustls.engine(offer)
+    )
     assert result.alpn == "http/1.1"
-    result = await shake(good_server, context=client_context(alpn=()))
+    result = await shake(
+        good_server, context=client_context(alpn=()), rustls_engine=rustls.engine(())
+    )
     assert (result.status, result.alpn) == ("ok", None)
 
 
@@ -114,9 +121,15 @@ async def test_ipv6_loopback(ipv6_loopback: str) -> None:
 
 
 @pytest.mark.parametrize("kind", ["deep", "big"])
-async def test_huge_chain_is_captured_whole(kind: str) -> None:
+async def test_huge_chain_is_captured_whole(kind: str, each_engine: str) -> None:
     with servers.huge_chain(kind) as server:
         result = await shake(server)
+        if kind == "big" and each_engine == "rustls":
+            # A Certificate message over 64 KB: rustls stops, auto goes on through OpenSSL.
+            assert (result.status, result.engine) == ("tls_error", "rustls")
+            assert "over the 64 KB rustls takes" in result.error
+            result = await shake(server, engine="auto")
+            assert result.engine == "openssl"
     assert result.status == "ok"
     assert result.chain == server.chain
     if kind == "deep":
@@ -259,11 +272,12 @@ async def test_nginx_serves_each_site_its_certificate(nginx: real.Nginx) -> None
 
 
 async def test_nginx_rsa_and_ecdsa_under_tls12(nginx: real.Nginx) -> None:
+    # An OpenSSL context capped at TLS 1.2 (rustls's TLS 1.2: test_tls12_and_no_alpn).
     tls12 = client_context()
     tls12.maximum_version = ssl.TLSVersion.TLSv1_2
     for key, algorithm in [("rsa", "RSA"), ("ecdsa", "ECDSA")]:
         result = await handshake(
-            servers.LOOPBACK, nginx.ports[key], None, **TIMEOUTS, context=tls12
+            servers.LOOPBACK, nginx.ports[key], None, **TIMEOUTS, context=tls12, engine="openssl"
         )
         assert (result.status, result.tls_version) == ("ok", "TLSv1.2")
         assert f"-{algorithm}-" in result.cipher
@@ -284,9 +298,14 @@ async def test_nginx_selects_by_sni(nginx: real.Nginx, sni: str | None, site: st
     assert result.chain == nginx.issued[site].chain_der
 
 
-async def test_openssl_tls1_legacy_endpoint(legacy_tls1: real.SServer) -> None:
+async def test_openssl_tls1_legacy_endpoint(legacy_tls1: real.SServer, each_engine: str) -> None:
     result = await shake(legacy_tls1)
-    assert (result.status, result.tls_version) == ("ok", "TLSv1")
+    if each_engine == "rustls":
+        # No TLS 1.0 in rustls: the server refuses its offer, and auto goes on through OpenSSL.
+        assert (result.status, result.engine) == ("tls_alert", "rustls")
+        assert "protocol_version" in result.error
+        result = await shake(legacy_tls1, engine="auto")
+    assert (result.status, result.tls_version, result.engine) == ("ok", "TLSv1", "openssl")
     assert result.chain == legacy_tls1.chain
     leaf = x509.load_der_x509_certificate(result.chain[0])
     assert leaf.signature_hash_algorithm.name == "sha1"
@@ -329,8 +348,7 @@ def test_presented_chain_before_any_handshake() -> None:
 )
 def test_connect_errors_map_to_statuses(code: int, status: str) -> None:
     # Unreachable networks cannot be produced on loopback: the table is checked directly.
-    sslobj = CONTEXT.wrap_bio(ssl.MemoryBIO(), ssl.MemoryBIO())
-    conn = hs._Connection(None, sslobj, ssl.MemoryBIO(), ssl.MemoryBIO())
+    conn = hs._Connection(None, OpenSSLSession(CONTEXT, None))
     got, error = hs._classify(OSError(code, "x"), "connect", 1.0, False, conn)
     assert got == status
     assert error

@@ -82,3 +82,44 @@ def parse_ct_entries(
     static-ct-api data tiles, one row per entry; ``"certificate"``: DER certificates and
     precertificates. Never raises for a malformed entry; raises ``ValueError`` for a bad ``kind``.
     """
+
+class TlsEngine:
+    """The rustls configuration a scan's connections share: TLS 1.3 and 1.2, X25519 first,
+    ``alpn`` offered in order, no resumption, no client certificate. Build it once per scan."""
+
+    def __init__(self, alpn: list[bytes] = ...) -> None: ...
+
+class TlsClient:
+    """One sans-IO rustls client handshake: ``output()`` the ClientHello, then ``receive`` each
+    read from the server (``b""`` at its end of stream), sending what it returns, until
+    ``handshaking`` is false or ``failure`` is set. Raises ``ValueError`` only when built with an
+    SNI rustls cannot send."""
+
+    def __init__(self, engine: TlsEngine, sni: str | None, address: str) -> None: ...
+    def output(self) -> bytes: ...
+    def receive(self, data: bytes) -> bytes: ...
+    def close(self) -> bytes: ...
+    @property
+    def handshaking(self) -> bool: ...
+    @property
+    def failure(
+        self,
+    ) -> tuple[Literal["alert", "too_large", "incompatible", "protocol"], int | None, str] | None:
+        """``(kind, alert code or None, message)`` once the handshake failed."""
+    @property
+    def eof(self) -> bool: ...
+    @property
+    def app_data(self) -> bool: ...
+    @property
+    def chain(self) -> list[bytes]:
+        """The presented chain, leaf first, as DER, recorded when the server's Certificate
+        message was processed: it survives a later alert or client-certificate demand."""
+    @property
+    def cert_requested(self) -> bool: ...
+    @property
+    def version(self) -> str | None: ...
+    @property
+    def cipher(self) -> str | None:
+        """OpenSSL's name of the suite, as the OpenSSL engine records it."""
+    @property
+    def alpn(self) -> str | None: ...

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from pinscan.errors import ConfigError
-from pinscan.records import ANCHOR_STORES, STARTTLS, TRUST_STORES
+from pinscan.records import ANCHOR_STORES, ENGINES, STARTTLS, TRUST_STORES
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,6 +117,10 @@ class ScanConfig:
     verify_processes: int | None = None
     #: ALPN protocols offered in the ClientHello (none when empty).
     alpn: tuple[str, ...] = ("h2", "http/1.1")
+    #: The TLS engine (a name of :data:`~pinscan.records.ENGINES`): ``auto`` is rustls, and
+    #: OpenSSL again for an endpoint rustls cannot reach (TLS 1.0/1.1 only, legacy suites, a
+    #: chain over 64 KB); ``rustls`` or ``openssl`` use that one alone.
+    engine: str = "auto"
     #: The protocol spoken before TLS (a name of :data:`~pinscan.records.STARTTLS`: ``smtp``,
     #: ``imap``...) on every inventory line that does not name its own with a URL scheme, whose
     #: default port it then is; ``None``: TLS from the first byte. Applied where the scan opens
@@ -158,6 +162,9 @@ class ScanConfig:
             reason = f"must be one of {', '.join(ANCHOR_STORES)}, not {_shown(self.anchor_store)}"
             raise ConfigError("ScanConfig.anchor_store", reason)
         object.__setattr__(self, "alpn", _alpn(self.alpn))
+        if self.engine not in ENGINES:
+            reason = f"must be one of {', '.join(ENGINES)}, not {_shown(self.engine)}"
+            raise ConfigError("ScanConfig.engine", reason)
         if self.starttls is not None and self.starttls not in STARTTLS:
             reason = f"must be None or one of {', '.join(STARTTLS)}, not {_shown(self.starttls)}"
             raise ConfigError("ScanConfig.starttls", reason)

@@ -54,6 +54,17 @@ STARTTLS: dict[str, int] = {
     "mysql": 3306,
 }
 
+#: The TLS engines a scan can use (``--engine``), with what each is; ``auto`` is rustls, and
+#: OpenSSL again for an endpoint rustls cannot reach. The ``engine`` column of ``endpoints`` says
+#: which of the two gave each result.
+ENGINES: dict[str, str] = {
+    "auto": "rustls, then OpenSSL for a server rustls cannot reach (TLS 1.0/1.1 only, legacy "
+    "suites, a chain over 64 KB)",
+    "rustls": "rustls 0.23 in pinscan's Rust core: TLS 1.3 and 1.2, ECDHE and AEAD suites only",
+    "openssl": "the system OpenSSL through Python's ssl module: TLS 1.0 to 1.3, every suite at "
+    "security level 0",
+}
+
 #: Every value of the ``verify_error`` column of ``endpoints`` (why a chain does not verify, as a
 #: TLS engineer names it; see :mod:`pinscan.scanner.verify`), with the words reports print for it. A
 #: name the certificate does not cover is not among them: the chain verifies, and ``hostname_match``
@@ -152,6 +163,8 @@ class Handshake:
     alpn: str | None = None
     connect_ms: float | None = None
     handshake_ms: float | None = None
+    #: Which engine gave this result: ``rustls`` or ``openssl`` (see :data:`ENGINES`).
+    engine: str | None = None
 
 
 @dataclass(slots=True)
@@ -173,6 +186,9 @@ class Endpoint:
     tls_version: str | None = None
     cipher: str | None = None
     alpn: str | None = None
+    #: The TLS engine that gave this result (``rustls`` or ``openssl``); None when no handshake
+    #: was tried (a bad target, a name that did not resolve).
+    engine: str | None = None
     resolve_ms: float | None = None
     connect_ms: float | None = None
     handshake_ms: float | None = None

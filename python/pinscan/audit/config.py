@@ -21,7 +21,7 @@ from pinscan.config import Bounds, ScanConfig, Timeouts, trust_stores
 from pinscan.diffing import CHANGES, DEFAULT_FAIL_ON
 from pinscan.errors import AuditConfigError, ConfigError
 from pinscan.policy import FORMATS
-from pinscan.records import ANCHOR_STORES, STARTTLS
+from pinscan.records import ANCHOR_STORES, ENGINES, STARTTLS
 from pinscan.rotation.scenarios import parse_scenarios
 from pinscan.rotation.schema import ROUTINE
 
@@ -220,6 +220,7 @@ def _scan_config(scan: _Table) -> ScanConfig:
             system_store=scan.boolean("system_store", defaults.system_store),
             trust_stores=scan.trust_stores("trust_stores", defaults.trust_stores),
             starttls=scan.choice("starttls", tuple(STARTTLS)),
+            engine=scan.choice("engine", tuple(ENGINES)) or defaults.engine,
         )
     except ConfigError as exc:  # every key was checked above: a backstop
         raise AuditConfigError(str(scan.source), "scan", str(exc)) from None

@@ -22,7 +22,7 @@ from pinscan.cli import exits, options
 from pinscan.cli.options import policy_options, read_policies
 from pinscan.config import Bounds, ScanConfig, Timeouts, trust_stores
 from pinscan.errors import ConfigError, InputError, InventoryError, ShardError
-from pinscan.records import STARTTLS, TRUST_STORES
+from pinscan.records import ENGINES, STARTTLS, TRUST_STORES
 
 # The scanner, the inventory readers, polars and rich are imported in the command's body, so that
 # `pinscan scan --help` starts fast (lazy for start-up time).
@@ -128,6 +128,13 @@ _SCAN, _TIMEOUTS = ScanConfig.BOUNDS, Timeouts.BOUNDS
     "--starttls", type=click.Choice(list(STARTTLS)),
     help="Speak this protocol before TLS on every target that is no URL (a URL says its own: "
     "smtp://mx.example.com, imap://host, https://host); its port is then the default.",
+)  # fmt: skip
+@click.option(
+    "--engine", type=click.Choice(list(ENGINES)), default=_DEFAULTS.engine, show_default=True,
+    envvar="PINSCAN_ENGINE", show_envvar=True,
+    help="TLS engine: rustls (in pinscan's Rust core; TLS 1.3 and 1.2, a third of OpenSSL's CPU), "
+    "openssl (TLS 1.0 to 1.3, every legacy suite), or auto: rustls, then OpenSSL for a server "
+    "rustls cannot reach. The engine column says which one served each endpoint.",
 )  # fmt: skip
 @click.option(
     "--inventory-format", type=click.Choice(["text", "csv", "parquet"]),
@@ -241,6 +248,7 @@ def scan_command(
     resume: bool,
     ports: tuple[int, ...] | None,
     starttls: str | None,
+    engine: str,
     inventory_format: str | None,
     strict: bool,
     concurrency: int,
@@ -329,6 +337,7 @@ def scan_command(
         flush_rows=flush_rows,
         flush_seconds=flush_seconds,
         starttls=starttls,
+        engine=engine,
     )
     ports = ports or (STARTTLS[starttls] if starttls else DEFAULT_PORT,)
     # Opened (and, with --strict or targets, checked) before anything is sent.

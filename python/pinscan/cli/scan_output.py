@@ -230,6 +230,9 @@ def summary_text(out: str | None, s: dict[str, Any]) -> str:
     if s["tls_versions"]:
         versions = sorted(s["tls_versions"].items())
         lines.append("  TLS: " + ", ".join(f"{k} {v}" for k, v in versions))
+    if s.get("engines"):
+        engines = sorted(s["engines"].items(), key=lambda kv: -kv[1])
+        lines.append("  engine: " + ", ".join(f"{k} {v}" for k, v in engines))
     if "shards" in s:
         left = s["shards"]["missing"]
         done = s["shards"]["count"] - len(left)

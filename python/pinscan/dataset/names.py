@@ -27,7 +27,7 @@ META_FILE = "scan.json"
 #: Columns added to format 1 after its first release, by table: parts written by an older pinscan
 #: lack them, which is no damage.
 ADDED_LATER: dict[str, frozenset[str]] = {
-    ENDPOINTS: frozenset({"verify_detail", "store_paths", "starttls"}),
+    ENDPOINTS: frozenset({"verify_detail", "store_paths", "starttls", "engine"}),
     CERTIFICATES: frozenset({"error_kind"}),
     PIN_RESULTS: frozenset({"store"}),
 }

@@ -48,6 +48,9 @@ ENDPOINTS_SCHEMA = pl.Schema(
         "tls_version": pl.String,
         "cipher": pl.String,
         "alpn": pl.String,
+        # The TLS engine that gave the result (rustls, openssl); null where no handshake was
+        # tried, and in datasets written before pinscan had two.
+        "engine": pl.String,
         "resolve_ms": pl.Float64,
         "connect_ms": pl.Float64,
         "handshake_ms": pl.Float64,

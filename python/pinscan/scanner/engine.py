@@ -39,7 +39,7 @@ from pinscan.dataset.meta import new_scan_id
 from pinscan.dataset.writer import id_bits
 from pinscan.errors import ResolveError
 from pinscan.records import BadTarget, Endpoint, Handshake, Target
-from pinscan.scanner import starttls
+from pinscan.scanner import rustls, starttls
 from pinscan.scanner.handshake import client_context, handshake
 from pinscan.scanner.resolve import Resolver
 from pinscan.scanner.verify import Verifier
@@ -90,6 +90,8 @@ class ScanStats:
     skipped_done: int = 0
     statuses: Counter[str] = field(default_factory=Counter)
     tls_versions: Counter[str] = field(default_factory=Counter)
+    #: Endpoints by the TLS engine that gave their result.
+    engines: Counter[str] = field(default_factory=Counter)
     #: Endpoints, not certificates (so that shards and resumed runs add up): those whose
     #: presented chain does not verify, and those whose leaf has expired or expires within 30 days.
     unverified: int = 0
@@ -104,6 +106,8 @@ class ScanStats:
         self.statuses[endpoint.status] += 1
         if endpoint.tls_version:
             self.tls_versions[endpoint.tls_version] += 1
+        if endpoint.engine:
+            self.engines[endpoint.engine] += 1
         if endpoint.presented and not endpoint.verified:
             self.unverified += 1
         if endpoint.days_to_expiry is not None and endpoint.days_to_expiry < 30:
@@ -116,6 +120,7 @@ class ScanStats:
             "skipped_already_done": self.skipped_done,
             "statuses": dict(self.statuses),
             "tls_versions": dict(self.tls_versions),
+            "engines": dict(self.engines),
             "unverified": self.unverified,
             "expiring_within_30_days": self.expiring_30d,
             "chains_verified": self.chains_verified,
@@ -177,10 +182,9 @@ class Scanner:
         self.config = config
         self.stats = ScanStats()
         self._on_endpoint = on_endpoint
-        self._context = client_context(alpn=config.alpn)
-        #: A context per STARTTLS protocol, with that protocol's ALPN (none for most), built when
-        #: the scan first meets it.
-        self._starttls_contexts: dict[str, ssl.SSLContext] = {}
+        #: Each engine's client configuration (see :class:`_Clients`): the scan's ALPN, or per
+        #: STARTTLS protocol that protocol's (none for most), built when the scan first meets it.
+        self._clients: dict[str | None, _Clients] = {None: _Clients.build(config, config.alpn)}
         self._resolver = Resolver(first_address=config.first_address)
         self._verifier = _verifier(config)
         self._verify_processes = (
@@ -276,10 +280,11 @@ class Scanner:
                 async with self._caps.hold(ip):
                     if self._rate is not None:
                         await self._rate.acquire()
+                    clients = self._clients_for(target.starttls)
                     result = await handshake(
                         ip, target.port, target.sni, connect_timeout=timeouts.connect,
-                        handshake_timeout=timeouts.handshake,
-                        context=self._context_for(target.starttls),
+                        handshake_timeout=timeouts.handshake, engine=self.config.engine,
+                        context=clients.context, rustls_engine=clients.rustls_engine,
                         stop_at=stop_at, starttls=target.starttls,
                         domain=target.sni or target.host,
                     )  # fmt: skip
@@ -292,14 +297,12 @@ class Scanner:
                 await anyio.sleep(pause)
         return _row(target, ip, result, attempts=attempts, resolve_ms=resolve_ms)
 
-    def _context_for(self, protocol: str | None) -> ssl.SSLContext:
-        if protocol is None:
-            return self._context
-        context = self._starttls_contexts.get(protocol)
-        if context is None:
-            alpn = starttls.ALPN.get(protocol, ())
-            context = self._starttls_contexts[protocol] = client_context(alpn=alpn)
-        return context
+    def _clients_for(self, protocol: str | None) -> _Clients:
+        clients = self._clients.get(protocol)
+        if clients is None:
+            alpn = starttls.ALPN.get(protocol, ())  # type: ignore[arg-type]
+            clients = self._clients[protocol] = _Clients.build(self.config, alpn)
+        return clients
 
     async def _finish_target(self, rows: list[Endpoint]) -> None:
         for row in rows:
@@ -358,6 +361,23 @@ class _Deferred:
         if self._build is not None:
             self._built, self._build = self._build(), None
         return getattr(self._built, name)
+
+
+@dataclass(frozen=True, slots=True)
+class _Clients:
+    """What each engine's connections share, as :func:`handshake` takes it: an OpenSSL context
+    and a rustls configuration, each built only when the scan's engine uses it."""
+
+    context: ssl.SSLContext | None
+    rustls_engine: _core.TlsEngine | None
+
+    @classmethod
+    def build(cls, config: ScanConfig, alpn: tuple[str, ...]) -> _Clients:
+        # auto needs both: OpenSSL is its way to the servers rustls cannot reach.
+        return cls(
+            context=client_context(alpn=alpn) if config.engine != "rustls" else None,
+            rustls_engine=rustls.engine(alpn) if config.engine != "openssl" else None,
+        )
 
 
 class _Feed:
@@ -420,6 +440,7 @@ def _row(
         tls_version=result.tls_version,
         cipher=result.cipher,
         alpn=result.alpn,
+        engine=result.engine,
         resolve_ms=resolve_ms,
         connect_ms=result.connect_ms,
         handshake_ms=result.handshake_ms,

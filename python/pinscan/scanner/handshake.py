@@ -28,11 +28,23 @@ import time
 
 import anyio
 
-from pinscan.records import Handshake
+from pinscan._core import TlsEngine
+from pinscan.records import ENGINES, Handshake
+from pinscan.scanner import rustls
 from pinscan.scanner import starttls as preamble
-from pinscan.scanner.tls import alert_name, client_context, presented_chain
+from pinscan.scanner.tls import (
+    DEFAULT_ALPN,
+    ClosedAfterRequest,
+    OpenSSLSession,
+    alert_name,
+    client_context,
+    presented_chain,
+)
 
 __all__ = ["client_context", "handshake", "presented_chain"]
+
+#: What :func:`handshake` drives: one connection's TLS client, either engine.
+Session = rustls.RustlsSession | OpenSSLSession
 
 _RECV = 65536
 #: How long a server that sent a TLS 1.3 CertificateRequest gets to refuse the (empty) client
@@ -66,7 +78,11 @@ _STATUS: dict[str | int | type[BaseException], str] = {
     errno.EPIPE: "reset",
     ConnectionError: "reset",
     ssl.SSLError: "tls_error",
+    rustls.RustlsFailure: "tls_error",
 }
+
+#: The first byte of a TLS record: change_cipher_spec, alert, handshake, application_data.
+_RECORD_TYPES = frozenset({20, 21, 22, 23})
 
 
 @functools.cache
@@ -78,6 +94,12 @@ def _default_context(starttls: str | None = None) -> ssl.SSLContext:
     return client_context(alpn=preamble.ALPN.get(starttls, ()))
 
 
+@functools.cache
+def _default_rustls(starttls: str | None = None) -> TlsEngine:
+    """:func:`_default_context`'s counterpart for rustls."""
+    return rustls.engine(DEFAULT_ALPN if starttls is None else preamble.ALPN.get(starttls, ()))
+
+
 async def handshake(
     ip: str,
     port: int,
@@ -85,7 +107,9 @@ async def handshake(
     *,
     connect_timeout: float,
     handshake_timeout: float,
+    engine: str = "auto",
     context: ssl.SSLContext | None = None,
+    rustls_engine: TlsEngine | None = None,
     stop_at: float | None = None,
     starttls: str | None = None,
     domain: str | None = None,
@@ -100,12 +124,19 @@ async def handshake(
         TCP port.
     sni
         The server name to send, or ``None`` to send no SNI extension. An IP literal is
-        never sent (the ``ssl`` module omits it, as RFC 6066 requires).
+        never sent (as RFC 6066 requires).
     connect_timeout, handshake_timeout
         Seconds: the TCP connection, and then the TLS handshake, each from its own start.
-    context
-        From :func:`client_context`, built once per scan; ``None`` uses a shared default (after
-        STARTTLS, one with the protocol's ALPN: a mail server may refuse ``h2``).
+    engine
+        A name of :data:`pinscan.records.ENGINES`: ``rustls`` (in the Rust core), ``openssl``
+        (the standard library's ``ssl``: TLS 1.0 to 1.3, every legacy suite), or ``auto``:
+        rustls, and OpenSSL again for a server that rustls cannot reach
+        (:func:`pinscan.scanner.rustls.needs_openssl`: TLS 1.0/1.1 only, legacy suites, a
+        chain over 64 KB). ``Handshake.engine`` says which one the result is from.
+    context, rustls_engine
+        From :func:`client_context` and :func:`pinscan.scanner.rustls.engine`, built once per
+        scan; ``None`` uses a shared default (after STARTTLS, one with the protocol's ALPN: a
+        mail server may refuse ``h2``).
     stop_at
         An instant of :func:`anyio.current_time` after which no step may run: where the
         caller's per-target deadline (``Timeouts.deadline`` seconds) ends. When it cuts a step
@@ -125,8 +156,8 @@ async def handshake(
         are the time spent in each step, failed ones included (``handshake_ms`` from the
         connection on: a STARTTLS exchange is part of it).
 
-    It raises only for programming errors (``ip`` not an address literal); cancellation from
-    outside propagates after the socket is closed.
+    It raises only for programming errors (``ip`` not an address literal, an unknown
+    ``engine``); cancellation from outside propagates after the socket is closed.
     """
     family = socket.AF_INET6 if ":" in ip else socket.AF_INET
     try:
@@ -134,20 +165,54 @@ async def handshake(
     except OSError:
         msg = f"`ip` must be an IP address literal, not {ip!r}"
         raise ValueError(msg) from None
-    incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+    if engine not in ENGINES:
+        msg = f"`engine` must be one of {', '.join(ENGINES)}, not {engine!r}"
+        raise ValueError(msg)
+    shake = functools.partial(
+        _attempt, family, (ip, port), sni, connect_timeout, handshake_timeout, stop_at,
+        starttls, domain or sni or ip,
+    )  # fmt: skip
+    if engine != "openssl":
+        try:
+            session: Session = rustls.RustlsSession(
+                rustls_engine or _default_rustls(starttls), sni, ip
+            )
+        except ValueError as exc:
+            if engine == "rustls":
+                return Handshake("bad_target", f"cannot send SNI {sni!r}: {exc}", engine="rustls")
+        else:
+            result, failure = await shake(session)
+            if engine == "rustls" or not rustls.needs_openssl(failure):
+                return result
     try:
-        sslobj = (context or _default_context(starttls)).wrap_bio(
-            incoming, outgoing, server_hostname=sni
-        )
+        session = OpenSSLSession(context or _default_context(starttls), sni)
     except (ValueError, UnicodeError) as exc:
-        return Handshake("bad_target", f"cannot send SNI {sni!r}: {exc}")
+        return Handshake("bad_target", f"cannot send SNI {sni!r}: {exc}", engine="openssl")
+    result, _ = await shake(session)
+    return result
+
+
+async def _attempt(
+    family: socket.AddressFamily,
+    address: tuple[str, int],
+    sni: str | None,
+    connect_timeout: float,
+    handshake_timeout: float,
+    stop_at: float | None,
+    starttls: str | None,
+    domain: str,
+    session: Session,
+) -> tuple[Handshake, Exception | None]:
+    """One connection's handshake through ``session``: the result, and the exception that
+    ended it, if any."""
     try:
         sock = socket.socket(family, socket.SOCK_STREAM)
     except OSError as exc:  # out of file descriptors, address family unsupported
-        return Handshake("error", f"cannot open a socket: {exc}")
+        return Handshake("error", f"cannot open a socket: {exc}", engine=session.engine), exc
 
-    result = Handshake("ok")
-    conn = _Connection(sock, sslobj, incoming, outgoing)
+    result = Handshake("ok", engine=session.engine)
+    failure: Exception | None = None
+    conn = _Connection(sock, session)
     step, limit = "connect", connect_timeout
     end, stops = _step_end(limit, stop_at)
     started = connected = time.perf_counter()
@@ -156,7 +221,7 @@ async def handshake(
         # One scope for both steps, its deadline moved between them: a scope costs more than
         # moving a deadline.
         with anyio.CancelScope(deadline=end) as scope:
-            await conn.connect((ip, port))
+            await conn.connect(address)
             connected = time.perf_counter()
             result.connect_ms = (connected - started) * 1000
             if starttls is not None:
@@ -164,7 +229,7 @@ async def handshake(
                 end, stops = _step_end(limit, stop_at)
                 scope.deadline = end
                 conn.wire = preamble.Wire(sock)
-                await preamble.negotiate(starttls, conn.wire, domain or sni or ip)
+                await preamble.negotiate(starttls, conn.wire, domain)
             step, limit = "handshake", handshake_timeout
             end, stops = _step_end(limit, stop_at)
             scope.deadline = end
@@ -172,28 +237,27 @@ async def handshake(
         if scope.cancelled_caught:
             raise TimeoutError
         result.handshake_ms = (time.perf_counter() - connected) * 1000
-        result.chain = presented_chain(sslobj)
-        result.tls_version = sslobj.version()
-        result.cipher = sslobj.cipher()[0]
-        result.alpn = sslobj.selected_alpn_protocol()
-        if getattr(sslobj, "cert_requested", False) and result.tls_version == "TLSv1.3":
+        result.chain = session.chain()
+        result.tls_version, result.cipher, result.alpn = session.negotiated()
+        if session.cert_requested and result.tls_version == "TLSv1.3":
             grace = _CLIENT_CERT_GRACE + 2 * (connected - started)
             with anyio.move_on_at(min(end, anyio.current_time() + grace)):
                 await conn.await_refusal()
-        conn.close_notify()
+        conn.send_nowait(session.close_notify())
     except Exception as exc:
+        failure = exc
         if step != "connect" and result.handshake_ms is None:
             result.handshake_ms = (time.perf_counter() - connected) * 1000
         if step == "handshake":
-            result.chain = presented_chain(sslobj)
-        conn.flush_nowait()  # our own alert, if OpenSSL wrote one
+            result.chain = session.chain()
+        conn.send_nowait(session.pending())  # our own alert, if the engine wrote one
         if step == "starttls":
             result.status, result.error = _preamble_failure(exc, starttls, limit, stops, conn)
         else:
             result.status, result.error = _classify(exc, step, limit, stops, conn)
     finally:
         sock.close()
-    return result
+    return result, failure
 
 
 def _step_end(limit: float, stop_at: float | None) -> tuple[float, bool]:
@@ -206,21 +270,13 @@ def _step_end(limit: float, stop_at: float | None) -> tuple[float, bool]:
 
 
 class _Connection:
-    """The socket and the TLS state of one handshake, and what was received so far."""
+    """The socket and the TLS session of one handshake, and what was received so far."""
 
-    __slots__ = ("incoming", "outgoing", "received", "sock", "sslobj", "start", "wire")
+    __slots__ = ("received", "session", "sock", "start", "wire")
 
-    def __init__(
-        self,
-        sock: socket.socket,
-        sslobj: ssl.SSLObject,
-        incoming: ssl.MemoryBIO,
-        outgoing: ssl.MemoryBIO,
-    ) -> None:
+    def __init__(self, sock: socket.socket, session: Session) -> None:
         self.sock = sock
-        self.sslobj = sslobj
-        self.incoming = incoming
-        self.outgoing = outgoing
+        self.session = session
         self.received = 0
         #: The first bytes the server sent, to show what a non-TLS server speaks.
         self.start = b""
@@ -238,71 +294,43 @@ class _Connection:
             raise OSError(err, os.strerror(err))
 
     async def handshake(self) -> None:
-        sslobj = self.sslobj
-        while True:
-            try:
-                sslobj.do_handshake()
-                break
-            except ssl.SSLWantReadError:
-                pass
-            await self._send(self.outgoing.read())
-            await self._receive()
-        # Under TLS 1.3 our Finished is still in the BIO: it leaves with close_notify.
+        session = self.session
+        out = session.step(None)
+        while not session.done:
+            await preamble.send_all(self.sock, out)
+            data = await self._receive()
+            if data is not None:
+                out = session.step(data)
 
     async def await_refusal(self) -> None:
         """After a TLS 1.3 CertificateRequest: wait for the server to refuse the empty client
         certificate. Returns when it sends data instead (it accepted); the caller bounds the
-        wait. Raises what the refusal raises: an alert, a reset, or :class:`_ClosedAfterRequest`.
+        wait. Raises what the refusal raises: an alert, a reset, or
+        :class:`~pinscan.scanner.tls.ClosedAfterRequest`.
         """
-        await self._send(self.outgoing.read())  # our Finished (and empty Certificate)
+        await preamble.send_all(self.sock, self.session.pending())  # our Finished
         while True:
-            if not await self._receive():
-                raise _ClosedAfterRequest
-            try:
-                self.sslobj.read(1)
+            data = await self._receive()
+            if data is not None and self.session.after(data):
                 return
-            except ssl.SSLWantReadError:  # a NewSessionTicket, nothing to decide on
-                continue
-            except ssl.SSLZeroReturnError:
-                raise _ClosedAfterRequest from None
 
-    def close_notify(self) -> None:
-        """Queue close_notify behind whatever is left of the handshake and send it all in one
-        write, without waiting for an answer."""
-        # SSLWantReadError: it would wait for the server's close_notify, which we do not.
-        with contextlib.suppress(ssl.SSLError):
-            self.sslobj.unwrap()
-        self.flush_nowait()
-
-    def flush_nowait(self) -> None:
-        """Best effort: send what OpenSSL queued if the socket takes it now; never wait."""
-        data = self.outgoing.read()
+    def send_nowait(self, data: bytes) -> None:
+        """Best effort: send ``data`` if the socket takes it now; never wait."""
         if data:
             with contextlib.suppress(OSError):
                 self.sock.send(data)
 
-    async def _send(self, data: bytes) -> None:
-        await preamble.send_all(self.sock, data)
-
-    async def _receive(self) -> int:
-        """Wait for bytes and feed them to OpenSSL; 0 at EOF."""
+    async def _receive(self) -> bytes | None:
+        """Wait for bytes: ``b""`` at EOF, ``None`` after a spurious wake-up."""
         await anyio.wait_readable(self.sock)
         try:
             data = self.sock.recv(_RECV)
-        except BlockingIOError:  # spurious wake-up
-            return -1
-        if not data:
-            self.incoming.write_eof()
-            return 0
+        except BlockingIOError:
+            return None
         if not self.received:
             self.start = data[:48]
         self.received += len(data)
-        self.incoming.write(data)
-        return len(data)
-
-
-class _ClosedAfterRequest(Exception):
-    """The server asked for a client certificate, then closed without an alert."""
+        return data
 
 
 def _preamble_failure(
@@ -333,7 +361,7 @@ def _classify(
     exc: Exception, step: str, limit: float, at_stop: bool, conn: _Connection
 ) -> tuple[str, str]:
     """The status and human error of a failed ``step`` (``connect`` or ``handshake``)."""
-    sslobj = conn.sslobj
+    session = conn.session
     seen = f" ({conn.received} bytes received)" if step == "handshake" else ""
     if isinstance(exc, TimeoutError):
         if exc.errno is not None:  # the kernel gave up (TCP retransmissions)
@@ -343,16 +371,18 @@ def _classify(
         what = "TCP connection" if step == "connect" else "TLS handshake"
         return f"{step}_timeout", f"no complete {what} within {limit:g} s{seen}"
 
-    alert = getattr(sslobj, "alert", None)
+    alert = session.alert
     reason = getattr(exc, "reason", None)
-    if step == "handshake" and getattr(sslobj, "cert_requested", False):
+    if step == "handshake" and session.cert_requested:
         refusal = "the server requires a client certificate"
         if alert is not None:
             return "client_cert_required", f"{refusal} (alert {alert_name(alert)})"
-        if isinstance(exc, _ClosedAfterRequest | ConnectionError | ssl.SSLEOFError):
+        if isinstance(exc, ClosedAfterRequest | ConnectionError | ssl.SSLEOFError):
             return "client_cert_required", f"{refusal} (it closed the connection)"
 
     status = _STATUS.get(reason) if reason else None
+    if isinstance(exc, rustls.RustlsFailure) and exc.kind == "protocol" and not _tls_start(conn):
+        status = "not_tls"
     if status is None and isinstance(exc, OSError) and not isinstance(exc, ssl.SSLError):
         status = _STATUS.get(exc.errno)
     if status is None:
@@ -365,13 +395,22 @@ def _classify(
     if status == "not_tls":
         return status, f"not TLS: the server sent {conn.start!r}"
     if status == "reset":
-        how = "closed" if isinstance(exc, ssl.SSLError) else "reset"
+        how = "closed" if isinstance(exc, ssl.SSLError | rustls.ServerClosed) else "reset"
         return status, f"connection {how} by the server during the {step}{seen}"
     if status in ("refused", "unreachable"):
         return status, exc.strerror or str(exc)
     if isinstance(exc, ssl.SSLError):
         return status, _ssl_message(exc)
+    if isinstance(exc, rustls.RustlsFailure):
+        if exc.kind == "too_large":
+            return status, f"the server's certificate chain is over the 64 KB rustls takes{seen}"
+        return status, f"rustls: {exc}"
     return status, f"{type(exc).__name__}: {exc}"
+
+
+def _tls_start(conn: _Connection) -> bool:
+    """Whether what the server sent first looks like a TLS record (type, then major version 3)."""
+    return len(conn.start) >= 2 and conn.start[0] in _RECORD_TYPES and conn.start[1] == 3
 
 
 def _ssl_message(exc: ssl.SSLError) -> str:

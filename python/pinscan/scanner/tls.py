@@ -17,6 +17,7 @@ are named from OpenSSL's reason string instead.
 from __future__ import annotations
 
 import _ssl
+import contextlib
 import ssl
 import warnings
 
@@ -113,3 +114,87 @@ else:  # Python 3.11 and 3.12: on the private C object, as _ssl.Certificate
 def alert_name(code: int) -> str:
     """The RFC 8446 name of a TLS alert, e.g. ``protocol_version`` for 70."""
     return _ALERT_NAMES.get(code, f"alert_{code}")
+
+
+class ClosedAfterRequest(Exception):
+    """The server asked for a client certificate, then closed without an alert."""
+
+
+class OpenSSLSession:
+    """The handshake of one connection through OpenSSL (:class:`ssl.SSLObject` over two memory
+    BIOs), as :mod:`pinscan.scanner.handshake` drives a session: :meth:`step` takes what the
+    server sent and returns what to send; failures raise :class:`ssl.SSLError` and its kin.
+
+    ``ValueError`` from the constructor: an SNI OpenSSL cannot send.
+    """
+
+    __slots__ = ("done", "incoming", "outgoing", "sslobj")
+
+    engine = "openssl"
+
+    def __init__(self, context: ssl.SSLContext, sni: str | None) -> None:
+        self.incoming, self.outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+        self.sslobj = context.wrap_bio(self.incoming, self.outgoing, server_hostname=sni)
+        self.done = False
+
+    def step(self, data: bytes | None) -> bytes:
+        """Feed ``data`` (``None`` at the start, ``b""`` at the server's end of stream) and go as
+        far as the handshake can; the bytes to send."""
+        if data is not None:
+            if data:
+                self.incoming.write(data)
+            else:
+                self.incoming.write_eof()
+        try:
+            self.sslobj.do_handshake()
+            self.done = True
+        except ssl.SSLWantReadError:
+            pass
+        # Under TLS 1.3 our Finished is still in the BIO once done: it leaves with close_notify.
+        return self.outgoing.read() if not self.done else b""
+
+    def after(self, data: bytes) -> bool:
+        """After a TLS 1.3 CertificateRequest, what the server sent next: true when it is
+        application data (the server accepted the empty client certificate). Raises what a
+        refusal raises: an alert, or :class:`ClosedAfterRequest`."""
+        if not data:
+            raise ClosedAfterRequest
+        self.incoming.write(data)
+        try:
+            self.sslobj.read(1)
+        except ssl.SSLWantReadError:  # a NewSessionTicket, nothing to decide on
+            return False
+        except ssl.SSLZeroReturnError:
+            raise ClosedAfterRequest from None
+        return True
+
+    def close_notify(self) -> bytes:
+        """close_notify behind whatever is left of the handshake (our Finished)."""
+        # SSLWantReadError: it would wait for the server's close_notify, which we do not.
+        with contextlib.suppress(ssl.SSLError):
+            self.sslobj.unwrap()
+        return self.outgoing.read()
+
+    def pending(self) -> bytes:
+        """What is left to send after a failure: our own alert, if OpenSSL wrote one."""
+        return self.outgoing.read()
+
+    @property
+    def alert(self) -> int | None:
+        return getattr(self.sslobj, "alert", None)
+
+    @property
+    def cert_requested(self) -> bool:
+        return getattr(self.sslobj, "cert_requested", False)
+
+    def chain(self) -> list[bytes]:
+        return presented_chain(self.sslobj)
+
+    def negotiated(self) -> tuple[str | None, str | None, str | None]:
+        """``(version, cipher, alpn)`` of a completed handshake, as OpenSSL names them."""
+        cipher = self.sslobj.cipher()
+        return (
+            self.sslobj.version(),
+            cipher[0] if cipher else None,
+            self.sslobj.selected_alpn_protocol(),
+        )

@@ -12,7 +12,8 @@
 //! certificate to one row) -> `locate` (the key in a lone certificate, CSR or SPKI) -> `table`
 //! (chunks to batches in parallel, shared columns) -> `batch` (certificates to Arrow) -> `ct` (log
 //! entries to Arrow) -> `android` (what an app ships: binary XML, resource tables, DEX).
-//! `strings` (pin strings in an app's code) stands apart.
+//! `strings` (pin strings in an app's code) stands apart. `tls` (the scanner's rustls client,
+//! sans-IO) reads keys with `frame`.
 // `unsafe` is allowed in one module only: `hash::simd`, the multi-buffer SHA-256 kernels.
 #![deny(unsafe_code)]
 
@@ -31,6 +32,7 @@ pub mod spki;
 pub mod strings;
 mod table;
 pub mod time;
+pub mod tls;
 
 pub use batch::{certificates, schema, Options, CHUNK_ROWS};
 pub use certificate::{parse, CertRow};
@@ -58,6 +60,7 @@ mod tests {
         "ct",
         "android",
         "strings",
+        "tls",
     ];
     /// `ct`'s own modules, in the order an entry meets them; `mod.rs` puts them together.
     const CT_LAYERS: &[&str] = &["error", "tls", "leaf", "tbs", "entry", "columns"];

@@ -5,6 +5,7 @@
 
 mod arrow_ffi;
 mod error;
+mod tls;
 
 use arrow_array::cast::AsArray;
 use arrow_array::{Array, ArrayRef, RecordBatch};
@@ -369,5 +370,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(android_resource, m)?)?;
     m.add_function(wrap_pyfunction!(dex_pins, m)?)?;
     m.add_function(wrap_pyfunction!(pin_strings, m)?)?;
+    m.add_class::<tls::TlsEngine>()?;
+    m.add_class::<tls::TlsClient>()?;
     Ok(())
 }
