@@ -19,7 +19,7 @@ root="$(cd "$(dirname "$0")/.." && pwd)"
 fuzz_dir="$root/rust/pinscan-core/fuzz"
 python="${PYTHON:-$root/.venv/bin/python}"
 log_dir="${FUZZ_LOG_DIR:-$fuzz_dir/target/logs}"
-targets=(parse_certificate der_walk ct_entries android_decode)
+targets=(parse_certificate der_walk ct_entries android_decode tls_client)
 
 if ! cargo fuzz --version >/dev/null 2>&1; then
     echo "fuzz: installing cargo-fuzz (about a minute on 2 cores)"

@@ -19,9 +19,10 @@ from pathlib import Path
 
 import pytest
 
-from fleet import pki, real, servers
 from pinscan.config import ScanConfig
 from pinscan.scanner.handshake import handshake
+
+from fleet import pki, real, servers
 
 # --- async tests ----------------------------------------------------------------------------
 

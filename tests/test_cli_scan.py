@@ -28,6 +28,9 @@ from pinscan.errors import ConfigError
 
 from fleet import pki, servers
 
+# Every scan test, on each TLS engine (issue 16).
+pytestmark = pytest.mark.usefixtures("each_engine")
+
 FAST = ["--retries", "0", "--deadline", "4"]
 
 

@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 import polars as pl
+import pytest
 from click.testing import CliRunner
 from cryptography.hazmat.primitives.serialization import Encoding
 
@@ -24,6 +25,9 @@ from pinscan.scanner import handshake as handshake_module
 from pinscan.scanner.verify import Verifier
 
 from fleet import pki, servers
+
+# Every scan test, on each TLS engine (issue 16).
+pytestmark = pytest.mark.usefixtures("each_engine")
 
 LOOPBACKS = ("127.0.0.1", "127.0.0.2")
 FAST = ScanConfig(concurrency=64, retries=0, timeouts=Timeouts(connect=2, handshake=2, deadline=4))

@@ -29,6 +29,9 @@ from cliresult import run
 from fleet import pki, real, servers
 from fleet import starttls as fakes
 
+# Every scan test, on each TLS engine (issue 16).
+pytestmark = pytest.mark.usefixtures("each_engine")
+
 TIMEOUTS = {"connect_timeout": 0.5, "handshake_timeout": 1.0}
 REAL = {"connect_timeout": 2.0, "handshake_timeout": 5.0}
 

@@ -1,19 +1,20 @@
 # SPDX-License-Identifier: Apache-2.0
 """One TLS handshake with one address: what the server presented, and how it ended.
 
-The connection is a non-blocking socket driven by anyio (``wait_readable``/``wait_writable``),
-and TLS is the standard library's :class:`ssl.SSLObject` over two memory BIOs. Owning both
-ends means that every step runs under its own deadline, that the presented
-chain can still be read after the handshake failed, and that nothing but the handshake (and,
-for STARTTLS, the plaintext preamble before it: :mod:`pinscan.scanner.starttls`) is ever
-sent. It is also lean, as issue 3 wants the client CPU of a handshake within 1.3x of
-``openssl s_time -new``: over anyio's ``connect_tcp`` and socket streams (a task group, events
-and cancel scopes per connection, asyncio transport and protocol objects) a handshake cost
-2.9 ms of CPU instead of 1.9 ms, where OpenSSL's own work is about 1.5 ms.
+The connection is a non-blocking socket driven by anyio (``wait_readable``/``wait_writable``);
+TLS is a sans-IO session that takes the server's bytes and gives back ours: rustls in the Rust
+core (:mod:`pinscan.scanner.rustls`) or the standard library's OpenSSL over two memory BIOs
+(:class:`~pinscan.scanner.tls.OpenSSLSession`). Owning both ends means that every step runs under
+its own deadline, that the presented chain can still be read after the handshake failed, and that
+nothing but the handshake (and, for STARTTLS, the plaintext preamble before it:
+:mod:`pinscan.scanner.starttls`) is ever sent. It is also lean: anyio's ``connect_tcp`` and socket
+streams (a task group, events and cancel scopes per connection, asyncio transport and protocol
+objects) would cost more CPU than rustls's whole handshake.
 
-Every failure the network or the server can cause becomes a :class:`~pinscan.records.Handshake`
-with a status from :data:`~pinscan.records.STATUSES`, mapped in one table (:data:`_STATUS`);
-only programming errors raise.
+``engine="auto"`` tries rustls, and OpenSSL again on a new connection for a server rustls cannot
+reach (``docs/engines.md``). Every failure the network or the server can cause becomes a
+:class:`~pinscan.records.Handshake` with a status from :data:`~pinscan.records.STATUSES`, mapped in
+one table (:data:`_STATUS`); only programming errors raise.
 """
 
 from __future__ import annotations

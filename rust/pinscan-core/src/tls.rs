@@ -20,8 +20,7 @@ use rustls::crypto::{ring, CryptoProvider, WebPkiSupportedAlgorithms};
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::sign::CertifiedKey;
 use rustls::{
-    CipherSuite, DigitallySignedStruct, Error, InvalidMessage, ProtocolVersion,
-    SignatureScheme,
+    CipherSuite, DigitallySignedStruct, Error, InvalidMessage, ProtocolVersion, SignatureScheme,
 };
 
 use crate::der;
@@ -105,42 +104,59 @@ impl Recorder {
         dss: &DigitallySignedStruct,
         tls13: bool,
     ) -> Result<HandshakeSignatureValid, Error> {
-        if tls13 && !allowed_in_tls13(dss.scheme) {
-            return Err(rustls::PeerMisbehaved::SignedHandshakeWithUnadvertisedSigScheme.into());
-        }
-        let candidates = self
-            .algorithms
-            .mapping
-            .iter()
-            .find(|(scheme, _)| *scheme == dss.scheme)
-            .map(|(_, algs)| *algs)
-            .ok_or(rustls::PeerMisbehaved::SignedHandshakeWithUnadvertisedSigScheme)?;
-        let spki = frame(cert.as_ref())
-            .map_err(|e| Error::General(format!("the leaf's key cannot be read: {e}")))?
-            .spki;
-        let key = der::bit_string_octets(&spki.key)
-            .map_err(|e| Error::General(format!("the leaf's key cannot be read: {e}")))?;
-        let parameters = spki.parameters.map_or(&[][..], |p| p.full);
-        for alg in candidates {
-            let id = alg.public_key_alg_id();
-            let id = id.as_ref();
-            // The AlgorithmIdentifier's content: the OID, then the parameters, as encoded.
-            if id.len() == spki.algorithm.full.len() + parameters.len()
-                && id.starts_with(spki.algorithm.full)
-                && id.ends_with(parameters)
-            {
-                return alg
-                    .verify_signature(key, message, dss.signature())
-                    .map(|()| HandshakeSignatureValid::assertion())
-                    .map_err(|_| {
-                        Error::InvalidCertificate(rustls::CertificateError::BadSignature)
-                    });
-            }
-        }
-        Err(Error::PeerIncompatible(
-            rustls::PeerIncompatible::NoSignatureSchemesInCommon,
-        ))
+        check_signature(
+            cert.as_ref(),
+            dss.scheme,
+            message,
+            dss.signature(),
+            tls13,
+            &self.algorithms,
+        )
+        .map(|()| HandshakeSignatureValid::assertion())
     }
+}
+
+/// Checks a handshake signature made with the key of the certificate `cert` (DER), under
+/// `scheme`, with the algorithms the provider verifies. The key is read by `frame`, exactly as
+/// the certificate encodes it; nothing else of the certificate is parsed.
+pub fn check_signature(
+    cert: &[u8],
+    scheme: SignatureScheme,
+    message: &[u8],
+    signature: &[u8],
+    tls13: bool,
+    algorithms: &WebPkiSupportedAlgorithms,
+) -> Result<(), Error> {
+    if tls13 && !allowed_in_tls13(scheme) {
+        return Err(rustls::PeerMisbehaved::SignedHandshakeWithUnadvertisedSigScheme.into());
+    }
+    let candidates = algorithms
+        .mapping
+        .iter()
+        .find(|(s, _)| *s == scheme)
+        .map(|(_, algs)| *algs)
+        .ok_or(rustls::PeerMisbehaved::SignedHandshakeWithUnadvertisedSigScheme)?;
+    let unreadable =
+        |e: &dyn fmt::Display| Error::General(format!("the leaf's key cannot be read: {e}"));
+    let spki = frame(cert).map_err(|e| unreadable(&e))?.spki;
+    let key = der::bit_string_octets(&spki.key).map_err(|e| unreadable(&e))?;
+    let parameters = spki.parameters.map_or(&[][..], |p| p.full);
+    for alg in candidates {
+        let id = alg.public_key_alg_id();
+        let id = id.as_ref();
+        // The AlgorithmIdentifier's content: the OID, then the parameters, as encoded.
+        if id.len() == spki.algorithm.full.len() + parameters.len()
+            && id.starts_with(spki.algorithm.full)
+            && id.ends_with(parameters)
+        {
+            return alg
+                .verify_signature(key, message, signature)
+                .map_err(|_| Error::InvalidCertificate(rustls::CertificateError::BadSignature));
+        }
+    }
+    Err(Error::PeerIncompatible(
+        rustls::PeerIncompatible::NoSignatureSchemesInCommon,
+    ))
 }
 
 /// RFC 8446 4.2.3: no PKCS#1 v1.5 RSA, SHA-1 or SHA-224 signatures in TLS 1.3 handshakes.
@@ -286,9 +302,7 @@ impl Client {
         // record. Cloning it copies a few Arcs and the ALPN list.
         let seen = SharedSeen::default();
         let mut config = ClientConfig::clone(&engine.config);
-        let algorithms = config
-            .crypto_provider()
-            .signature_verification_algorithms;
+        let algorithms = config.crypto_provider().signature_verification_algorithms;
         config
             .dangerous()
             .set_certificate_verifier(Arc::new(Recorder {
@@ -473,6 +487,78 @@ mod tests {
         client.output(&mut hello);
         client.receive(&[21, 3, 3, 0, 2, 2, 70]); // fatal protocol_version
         assert_eq!(client.failure(), Some(&Failure::Alert(70)));
+    }
+
+    /// A certificate, as far as `frame` reads it, around an Ed25519 key made from `seed`.
+    fn ed25519_certificate(seed: u8) -> (Vec<u8>, ::ring::signature::Ed25519KeyPair) {
+        let pair = ::ring::signature::Ed25519KeyPair::from_seed_unchecked(&[seed; 32]).unwrap();
+        let der = |tag: u8, content: &[u8]| {
+            let len = u8::try_from(content.len()).unwrap();
+            let mut out = if len < 0x80 {
+                vec![tag, len]
+            } else {
+                vec![tag, 0x81, len]
+            };
+            out.extend_from_slice(content);
+            out
+        };
+        let ed25519 = der(0x30, &[0x06, 0x03, 0x2b, 0x65, 0x70]);
+        let key = [
+            &[0u8][..],
+            ::ring::signature::KeyPair::public_key(&pair).as_ref(),
+        ]
+        .concat();
+        let spki = der(0x30, &[ed25519.clone(), der(0x03, &key)].concat());
+        let validity = der(
+            0x30,
+            &[der(0x17, b"250101000000Z"), der(0x17, b"350101000000Z")].concat(),
+        );
+        let tbs = [
+            der(0xa0, &der(0x02, &[2])),
+            der(0x02, &[1]),
+            ed25519.clone(),
+            der(0x30, &[]),
+            validity,
+            der(0x30, &[]),
+            spki,
+        ]
+        .concat();
+        let signature = der(0x03, &[0u8; 65]);
+        let cert = der(0x30, &[der(0x30, &tbs), ed25519, signature].concat());
+        (cert, pair)
+    }
+
+    #[test]
+    #[allow(deprecated)]
+    fn the_handshake_signature_is_checked_with_the_key_as_encoded() {
+        let algorithms = ring::default_provider().signature_verification_algorithms;
+        let (cert, pair) = ed25519_certificate(7);
+        let message = b"the transcript";
+        let signature = pair.sign(message);
+        let check = |cert: &[u8], message: &[u8], scheme| {
+            check_signature(cert, scheme, message, signature.as_ref(), true, &algorithms)
+        };
+        assert_eq!(check(&cert, message, SignatureScheme::ED25519), Ok(()));
+        // Another message, another key, a scheme of another key type, a PKCS#1 scheme in
+        // TLS 1.3, bytes that are no certificate: each an error, none a panic.
+        assert!(matches!(
+            check(&cert, b"another transcript", SignatureScheme::ED25519),
+            Err(Error::InvalidCertificate(_))
+        ));
+        let (other, _) = ed25519_certificate(8);
+        assert!(check(&other, message, SignatureScheme::ED25519).is_err());
+        assert!(matches!(
+            check(&cert, message, SignatureScheme::ECDSA_NISTP256_SHA256),
+            Err(Error::PeerIncompatible(_))
+        ));
+        assert!(check(&cert, message, SignatureScheme::RSA_PKCS1_SHA256).is_err());
+        // A certificate cut short before its key ends has no key; after it, the key is read
+        // (the chain is recorded and judged later, as the damaged certificate it is).
+        let key_end = cert.len() - 7 - 67;
+        for cut in 0..cert.len() {
+            let checked = check(&cert[..cut], message, SignatureScheme::ED25519);
+            assert_eq!(checked.is_ok(), cut >= key_end, "cut at {cut}");
+        }
     }
 
     #[test]
