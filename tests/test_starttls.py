@@ -22,8 +22,10 @@ from pinscan.config import ScanConfig
 from pinscan.errors import ConfigError
 from pinscan.inventory import read_inventory
 from pinscan.records import STARTTLS, STATUSES, Handshake
+from pinscan.scanner import rustls
 from pinscan.scanner import starttls as preamble
 from pinscan.scanner.handshake import client_context, handshake
+from pinscan.scanner.tls import DEFAULT_ALPN
 
 from cliresult import run
 from fleet import pki, real, servers
@@ -471,7 +473,7 @@ async def test_real_exim() -> None:
         assert result.chain == issued.chain_der
         with_h2 = await handshake(
             real.LOOPBACK, server.port, "mx.test", starttls="smtp", context=client_context(),
-            **REAL,
+            rustls_engine=rustls.engine(DEFAULT_ALPN), **REAL,
         )  # fmt: skip
         assert with_h2.status == "tls_alert"
         assert with_h2.error.startswith("no_application_protocol")
