@@ -35,9 +35,11 @@ from pinscan.scanner import rustls
 from pinscan.scanner import starttls as preamble
 from pinscan.scanner.tls import (
     DEFAULT_ALPN,
+    OPENSSL_CHAIN_BYTES,
     ClosedAfterRequest,
     OpenSSLSession,
     alert_name,
+    chain_limit,
     client_context,
     presented_chain,
 )
@@ -400,6 +402,8 @@ def _classify(
         return status, f"connection {how} by the server during the {step}{seen}"
     if status in ("refused", "unreachable"):
         return status, exc.strerror or str(exc)
+    if reason == "EXCESSIVE_MESSAGE_SIZE":
+        return status, _too_long(session.sslobj.context, _ssl_message(exc))
     if isinstance(exc, ssl.SSLError):
         return status, _ssl_message(exc)
     if isinstance(exc, rustls.RustlsFailure):
@@ -412,6 +416,19 @@ def _classify(
 def _tls_start(conn: _Connection) -> bool:
     """Whether what the server sent first looks like a TLS record (type, then major version 3)."""
     return len(conn.start) >= 2 and conn.start[0] in _RECORD_TYPES and conn.start[1] == 3
+
+
+def _too_long(context: ssl.SSLContext, message: str) -> str:
+    """A handshake message above OpenSSL's limit for it. The limit that a server can reach with
+    an honest message is the one of the Certificate message (:func:`chain_limit`), which
+    OpenSSL also applies to a CertificateRequest's list of CA names; the others have fixed
+    limits no real server comes near (a ServerHello of 20,000 bytes)."""
+    limit = chain_limit(context)
+    size = f"{limit // 2**20} MiB" if limit % 2**20 == 0 else f"{limit // 1024} KiB"
+    accepts = f"the {size} pinscan accepts"
+    if limit == OPENSSL_CHAIN_BYTES:
+        accepts = f"the {size} OpenSSL accepts by default (pinscan cannot raise it on this Python)"
+    return f"the server's certificate chain exceeds {accepts} (OpenSSL: {message})"
 
 
 def _ssl_message(exc: ssl.SSLError) -> str:

@@ -12,14 +12,23 @@ every record header and handshake message, 25 times in a TLS 1.3 handshake, at a
 Python each: some 1% of the 1.5 to 2 ms of client CPU a handshake costs, below the noise of
 A/B runs with and without it. Without the hook (another Python) both signs are lost, and alerts
 are named from OpenSSL's reason string instead.
+
+OpenSSL refuses a certificate chain longer than 100 KiB by default, and the ``ssl`` module has no
+setting for it: :func:`client_context` raises it to :data:`MAX_CHAIN_BYTES` through ctypes, on
+the ``SSL_CTX`` inside the context, and leaves OpenSSL's default wherever it cannot vouch for
+that (:func:`chain_limit` says which a context got).
 """
 
 from __future__ import annotations
 
 import _ssl
 import contextlib
+import ctypes
+import functools
 import ssl
+import sys
 import warnings
+from collections.abc import Callable
 
 #: ALPN protocols offered by default, the ones a web endpoint selects from.
 DEFAULT_ALPN = ("h2", "http/1.1")
@@ -33,6 +42,20 @@ _FATAL = 2
 _HANDSHAKE = 22
 _CERTIFICATE_REQUEST = 13
 _ALERT_NAMES = {int(a): a.name.lower() for a in getattr(ssl, "_TLSAlertType", ())}
+
+#: The longest certificate chain, in bytes of the TLS Certificate message, that the contexts of
+#: :func:`client_context` accept. 4 MiB is 40 times OpenSSL's default and 4 times the 1 MB
+#: chain the issue asked for (real chains stay well under 100 KiB), and it still bounds what
+#: hostile servers can make a scan hold: a connection holds about 1.4 times its chain while the
+#: chain arrives and is parsed (measured: 5.3 MiB each for 20 connections at once, 4.1 MB chains),
+#: so the default 500 connections in flight some 2.6 GiB at worst. TLS would allow 16 MiB.
+MAX_CHAIN_BYTES = 4 * 1024 * 1024
+#: OpenSSL's own limit (``SSL_CTX_get_max_cert_list`` of a new context): what a context keeps
+#: where :func:`client_context` cannot raise it.
+OPENSSL_CHAIN_BYTES = 100 * 1024
+# The SSL_CTX_ctrl commands behind OpenSSL's SSL_CTX_get/set_max_cert_list macros.
+_CTRL_GET_MAX_CERT_LIST = 50
+_CTRL_SET_MAX_CERT_LIST = 51
 
 
 class ObservedSSLObject(ssl.SSLObject):
@@ -92,7 +115,76 @@ def client_context(alpn: tuple[str, ...] = DEFAULT_ALPN) -> ssl.SSLContext:
     context.sslobject_class = ObservedSSLObject
     if hasattr(_ssl._SSLContext, "_msg_callback"):
         _ssl._SSLContext._msg_callback.__set__(context, _on_message)
+    if _raise_chain_limit(context):
+        context._pinscan_chain_limit = MAX_CHAIN_BYTES
     return context
+
+
+def chain_limit(context: ssl.SSLContext) -> int:
+    """The longest certificate chain (bytes of the Certificate message) ``context`` accepts:
+    :data:`MAX_CHAIN_BYTES` for a context of :func:`client_context`, unless this Python's ``ssl``
+    could not be given more than OpenSSL's default, :data:`OPENSSL_CHAIN_BYTES`."""
+    return getattr(context, "_pinscan_chain_limit", OPENSSL_CHAIN_BYTES)
+
+
+@functools.cache
+def _ssl_ctx_ctrl() -> Callable[..., int] | None:
+    """``SSL_CTX_ctrl`` of the libssl that ``_ssl`` is linked against, or ``None`` where that
+    cannot be vouched for (another Python, ``_ssl`` built in or OpenSSL linked in statically
+    without its symbols, or a library other than the one ``_ssl`` reports)."""
+    if not getattr(_ssl, "__file__", None):
+        return None
+    try:
+        # dlsym on _ssl's own handle searches _ssl, then the libraries it depends on: its libssl.
+        library = ctypes.CDLL(_ssl.__file__)
+        version, ctrl = library.OpenSSL_version_num, library.SSL_CTX_ctrl
+    except (OSError, AttributeError):
+        return None
+    version.argtypes, version.restype = [], ctypes.c_ulong
+    if version() != ssl.OPENSSL_VERSION_NUMBER:  # _ssl asked its own libssl at import
+        return None
+    ctrl.argtypes = [ctypes.c_void_p, ctypes.c_int, ctypes.c_long, ctypes.c_void_p]
+    ctrl.restype = ctypes.c_long
+    return ctrl
+
+
+def _raise_chain_limit(context: ssl.SSLContext) -> bool:
+    """Raise a new context's chain limit to :data:`MAX_CHAIN_BYTES`; whether it now has it.
+
+    The ``ssl`` module has no setting for it (OpenSSL's ``SSL_CTX_set_max_cert_list``, a macro
+    over ``SSL_CTX_ctrl``), so it is set by ctypes on the ``SSL_CTX`` found by :func:`_ssl_ctx`.
+    Nothing is written unless that pointer reads back OpenSSL's default limit (a wrong pointer
+    would not), and the value set is read back; where anything is off the context keeps
+    OpenSSL's default, and :func:`chain_limit` says so.
+    """
+    ctrl, pointer = _ssl_ctx_ctrl(), _ssl_ctx(context)
+    if ctrl is None or pointer is None:
+        return False
+    current = ctrl(pointer, _CTRL_GET_MAX_CERT_LIST, 0, None)
+    if current == MAX_CHAIN_BYTES:
+        return True
+    if current != OPENSSL_CHAIN_BYTES:  # not a new SSL_CTX, or not an SSL_CTX at all
+        return False
+    ctrl(pointer, _CTRL_SET_MAX_CERT_LIST, MAX_CHAIN_BYTES, None)
+    return ctrl(pointer, _CTRL_GET_MAX_CERT_LIST, 0, None) == MAX_CHAIN_BYTES
+
+
+def _ssl_ctx(context: ssl.SSLContext) -> int | None:
+    """The address of the ``SSL_CTX`` inside ``context``, or ``None`` on another Python.
+
+    CPython's ``PySSLContext`` (Modules/_ssl.c: so since Python 2.7, checked on 3.11 to 3.13)
+    holds the ``SSL_CTX *`` as its first field, right after the object header, which is
+    ``object.__basicsize__`` bytes (more under free threading and ``Py_TRACE_REFS``).
+    """
+    offset = object.__basicsize__
+    if sys.implementation.name != "cpython" or not isinstance(context, _ssl._SSLContext):
+        return None
+    if _ssl._SSLContext.__basicsize__ < offset + ctypes.sizeof(ctypes.c_void_p):
+        return None
+    pointer = ctypes.c_void_p.from_address(id(context) + offset).value
+    if not pointer or pointer % ctypes.alignment(ctypes.c_void_p):
+        return None
+    return pointer
 
 
 if hasattr(ssl.SSLObject, "get_unverified_chain"):  # Python 3.13+: public, DER bytes
