@@ -18,11 +18,11 @@ from pathlib import Path
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from cryptography.x509.oid import NameOID, ObjectIdentifier
 
 Encoding = serialization.Encoding
-PrivateKey = ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey
+PrivateKey = ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey | ed25519.Ed25519PrivateKey
 
 #: An unregistered OID under the "example" arc, for the padding extension of :func:`big_leaf`.
 _PADDING_OID = ObjectIdentifier("1.3.6.1.4.1.32473.1.1")
@@ -63,6 +63,10 @@ class Issued:
 def _key(kind: str) -> PrivateKey:
     if kind == "rsa":
         return rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    if kind == "p521":  # what rustls's ring provider cannot check a signature of
+        return ec.generate_private_key(ec.SECP521R1())
+    if kind == "ed25519":
+        return ed25519.Ed25519PrivateKey.generate()
     return ec.generate_private_key(ec.SECP256R1())
 
 
