@@ -187,6 +187,8 @@ async def handshake(
             result, failure = await shake(session)
             if engine == "rustls" or not rustls.needs_openssl(failure):
                 return result
+            if stop_at is not None and anyio.current_time() >= stop_at:
+                return result  # no time left to try OpenSSL: rustls's answer says why
     try:
         session = OpenSSLSession(context or _default_context(starttls), sni)
     except (ValueError, UnicodeError) as exc:
