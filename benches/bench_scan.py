@@ -407,11 +407,14 @@ def cpu_row(
     }
 
 
-def handshake_layer(port: int, n: int, concurrency: int, *, msg_callback: bool = True):
+def handshake_layer(
+    port: int, n: int, concurrency: int, *, msg_callback: bool = True, engine: str = "openssl"
+):
     """``pinscan.scanner.handshake.handshake`` alone, ``concurrency`` at a time on uvloop, as the
-    scanner drives it: no resolver, verifier, rows or dataset. A subclass of pinscan's SSLObject
-    adds up the thread CPU time inside ``do_handshake`` and ``unwrap``, which is OpenSSL's work
-    (and the TLS message callback's, which OpenSSL calls from inside)."""
+    scanner drives it: no resolver, verifier, rows or dataset. With the OpenSSL ``engine``, a
+    subclass of pinscan's SSLObject adds up the thread CPU time inside ``do_handshake`` and
+    ``unwrap``, which is OpenSSL's work (and the TLS message callback's, which OpenSSL calls from
+    inside); with ``rustls`` (or ``auto``) that sum stays 0."""
     inside = [0.0]
 
     class Timed(ObservedSSLObject):
@@ -448,6 +451,7 @@ def handshake_layer(port: int, n: int, concurrency: int, *, msg_callback: bool =
                     f"name-{i}.test",
                     connect_timeout=timeouts.connect,
                     handshake_timeout=timeouts.handshake,
+                    engine=engine,
                     context=context,
                 )
                 ok += result.status == "ok"
@@ -519,7 +523,7 @@ def cpu_part(ng: real.Nginx, cfg: dict, tmp: Path) -> dict[str, Any]:
             run, inside = handshake_layer(port, n, per_address, msg_callback=msg_callback)
             with Load(nginx=pid) as load:
                 wall, user, sys_, ok = in_process(run)
-            name = "handshake layer alone" + ("" if msg_callback else ", msg callback off")
+            name = "handshake layer alone, OpenSSL" + ("" if msg_callback else ", msg callback off")
             return cpu_row(
                 name, n, wall, user, sys_, ok, load, inside_openssl_ms=inside[0] / n * 1000
             )
@@ -906,7 +910,7 @@ def breakdown(ng: real.Nginx, cfg: dict, tmp: Path) -> dict[str, Any]:
 
         return measure
 
-    run, _ = handshake_layer(port, n, ScanConfig().per_address)
+    run, _ = handshake_layer(port, n, ScanConfig().per_address, engine=ScanConfig().engine)
 
     def layer() -> dict[str, Any]:
         wall, user, sys_, _ = in_process(run)
