@@ -375,8 +375,9 @@ def report():
                  children_cpu_s=kids.ru_utime + kids.ru_stime)
     sys.stderr.write("PINSCAN-TIMELINE " + json.dumps(marks) + "\n")
 atexit.register(report)
-from pinscan.cli import main
-main(sys.argv[1:], prog_name="pinscan")
+from pinscan.cli import run
+sys.argv[0] = "pinscan"
+run()  # as the `pinscan` script does: exit handlers, then the process ends
 """
 
 

@@ -1,6 +1,6 @@
 # SPDX-License-Identifier: Apache-2.0
 """``python -m pinscan``: the ``pinscan`` command."""
 
-from pinscan.cli import main
+from pinscan.cli import run
 
-main(prog_name="pinscan")
+run()

@@ -9,6 +9,8 @@ job could not be done (usage errors, unreadable input, unwritable output, and in
 
 from __future__ import annotations
 
+import atexit
+import contextlib
 import importlib
 import os
 import sys
@@ -144,3 +146,30 @@ def _damaged_part(exc: Exception) -> PinscanError | None:
 @click.version_option(__version__, prog_name="pinscan")
 def main() -> None:
     """Which keys your hosts really serve, and whether pinned clients keep working."""
+
+
+def run() -> None:
+    """The ``pinscan`` command (``python -m pinscan`` too): :func:`main`, then a quick exit.
+
+    Once a command has returned, its files are closed and synced and its child processes waited
+    for; what is left is the interpreter tearing down every module and object, which costs a
+    scan of 500 hosts 0.1-0.15 s of CPU and wall time for nothing. So the exit handlers run, the
+    standard streams are flushed, and the process ends there. Code importing pinscan (notebooks,
+    tests through click's runner) calls :func:`main` and exits as it always does.
+    """
+    try:
+        main(prog_name="pinscan")
+        code: Any = 0
+    except SystemExit as exc:
+        code = exc.code
+    atexit._run_exitfuncs()
+    for stream in (sys.stdout, sys.stderr):
+        # A reader gone away (| head), a closed stream: nothing left to say to it.
+        with contextlib.suppress(OSError, ValueError):
+            stream.flush()
+    if code is None:
+        code = 0
+    elif not isinstance(code, int):
+        print(code, file=sys.stderr)  # sys.exit("message"), as the interpreter would print it
+        code = 1
+    os._exit(code)

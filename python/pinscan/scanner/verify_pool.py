@@ -37,10 +37,12 @@ from pinscan.records import Endpoint
 from pinscan.scanner.verify import ChainVerdict, StoreSpec, Verdict, Verifier
 
 #: Chains sent to a child at a time, at most; a batch is whatever queued while the last one ran.
-_BATCH = 256
+#: Small enough that the batch a child holds when the handshakes end is short work (the scan
+#: waits for it), large enough that a batch's pickling and pipe round trip (~0.2 ms) is noise.
+_BATCH = 64
 
 #: Chains queued for the children, at most; beyond, the scan builds paths itself.
-_QUEUE_LIMIT = 4 * _BATCH
+_QUEUE_LIMIT = 1024
 
 #: Seconds a child may take to start, and per batch beyond the time its chains should take.
 _START_TIMEOUT = 20.0
@@ -287,9 +289,11 @@ class VerifyPool:
         self._waiting: dict[Chain, list[tuple[_Target, Endpoint]]] = {}
         self._queued: list[Chain] = []
         self._ready = 0  # children serving the queue
+        self._busy = 0  # children building a batch now
         self._demand = anyio.Event()  # set at the first chain the cache does not know
         self._wake = anyio.Event()
         self._closed = False
+        self._finished = anyio.Event()  # set by `close`
         #: Distinct chains verified here and in children; the scan's metadata records both.
         self.built_here = 0
         self.built_in_children = 0
@@ -329,6 +333,7 @@ class VerifyPool:
     def close(self) -> None:
         """No more rows: `run` returns once the queue is empty."""
         self._closed = True
+        self._finished.set()
         self._demand.set()
         self._wake.set()
 
@@ -336,6 +341,24 @@ class VerifyPool:
         async with anyio.create_task_group() as tg:
             for _ in range(self._processes):
                 tg.start_soon(self._lane)
+            if self._processes:
+                tg.start_soon(self._help_at_the_end)
+
+    async def _help_at_the_end(self) -> None:
+        """Once no more rows come, the scan has nothing left to do but wait for the children:
+        while one is at work, it builds from the queue too, from its far end, so the last chains
+        are built on one more core. Between two chains the event loop takes in the children's
+        answers."""
+        await self._finished.wait()
+        while self._queued and self._ready:
+            if not self._busy:  # between a child's batches
+                await anyio.sleep(0.001)
+                continue
+            chain = self._queued.pop()
+            found = self._verifier.build(chain)
+            self.built_here += 1
+            await self._resolve([chain], [found])
+            await anyio.sleep(0)
 
     async def _lane(self) -> None:
         """Starts a child at the first demand and serves the queue with it; without one (it
@@ -358,9 +381,12 @@ class VerifyPool:
                     await self._wake.wait()
                 if not self._queued:
                     return
-                batch, self._queued = self._queued[:_BATCH], self._queued[_BATCH:]
+                # At the end, half of what is left: this process builds the other half.
+                size = _BATCH if not self._closed else min(_BATCH, (len(self._queued) + 1) // 2)
+                batch, self._queued = self._queued[:size], self._queued[size:]
                 found = None
                 if child is not None:
+                    self._busy += 1
                     try:
                         found = await anyio.to_thread.run_sync(child.build, batch)
                         self.built_in_children += len(batch)
@@ -370,6 +396,8 @@ class VerifyPool:
                         self.child_errors.append(str(exc))
                         child.close()
                         child = None
+                    finally:
+                        self._busy -= 1
                 if found is None:
                     found = [self._verifier.build(chain) for chain in batch]
                     self.built_here += len(batch)
