@@ -14,6 +14,7 @@ import contextlib
 import importlib
 import os
 import sys
+import threading
 from typing import Any
 
 import click
@@ -162,6 +163,9 @@ def run() -> None:
         code: Any = 0
     except SystemExit as exc:
         code = exc.code
+    # What the interpreter's own exit runs, in its order: first the wait for non-daemon threads
+    # (a process pool's manager shuts its workers down there), then the exit handlers.
+    threading._shutdown()  # type: ignore[attr-defined]
     atexit._run_exitfuncs()
     for stream in (sys.stdout, sys.stderr):
         # A reader gone away (| head), a closed stream: nothing left to say to it.

@@ -255,7 +255,9 @@ async def _attempt(
             result.handshake_ms = (time.perf_counter() - connected) * 1000
         if step == "handshake":
             result.chain = session.chain()
-        conn.send_nowait(session.pending())  # our own alert, if the engine wrote one
+            # Our own alert, if the engine wrote one. Only once TLS has begun: rustls queues
+            # its ClientHello from the start, and no TLS byte may follow a refused STARTTLS.
+            conn.send_nowait(session.pending())
         if step == "starttls":
             result.status, result.error = _preamble_failure(exc, starttls, limit, stops, conn)
         else:
