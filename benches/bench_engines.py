@@ -71,6 +71,8 @@ from benches.bench_scan import (
     nginx_pid,
     pinscan_cli,
     shown,
+    sslyze_command,
+    sslyze_completed,
     table,
     write_lines,
 )
@@ -285,17 +287,9 @@ def fleet_part(ng: real.Nginx, cfg: dict, tmp: Path, sslyze: Path | None) -> dic
     def sslyze_cli() -> dict[str, Any]:
         assert sslyze is not None
         report = tmp / "sslyze.json"
-        command = [str(sslyze), "-m", "sslyze", "--certinfo", "--mozilla_config", "disable"]
-        command += ["--quiet", "--targets_in", str(inventory), "--json_out", str(report)]
         with Load(nginx=pid) as load:
-            result = tree_run(command)
-        results = json.loads(report.read_text())["server_scan_results"]
-        ok = sum(
-            r["scan_status"] == "COMPLETED"
-            and (r.get("scan_result") or {}).get("certificate_info", {}).get("status")
-            == "COMPLETED"
-            for r in results
-        )
+            result = tree_run(sslyze_command(sslyze, inventory, report))
+        ok = sslyze_completed(report)
         row = scan_row("sslyze --certinfo (CLI)", n, {**result, "stdout": "{}"}, load, tool="naive")
         return {**row, "ok": ok}
 

@@ -217,6 +217,22 @@ def ensure_sslyze(out: Path) -> Path | None:
     return python
 
 
+def sslyze_command(sslyze: Path, inventory: Path, report: Path) -> list[str]:
+    """sslyze's CLI with its certificate scan alone, over ``inventory``, its JSON to ``report``."""
+    command = [str(sslyze), "-m", "sslyze", "--certinfo", "--mozilla_config", "disable"]
+    return [*command, "--quiet", "--targets_in", str(inventory), "--json_out", str(report)]
+
+
+def sslyze_completed(report: Path) -> int:
+    """The servers of sslyze's JSON ``report`` whose certificate scan completed."""
+    results = json.loads(report.read_text())["server_scan_results"]
+    return sum(
+        r["scan_status"] == "COMPLETED"
+        and (r.get("scan_result") or {}).get("certificate_info", {}).get("status") == "COMPLETED"
+        for r in results
+    )
+
+
 def fleet_row(name: str, n: int, wall: float, cpu: float, ok: int, load: Load, **extra: Any):
     return {
         "name": name,
@@ -284,17 +300,9 @@ def fleet_part(ng: real.Nginx, cfg: dict, tmp: Path, sslyze: Path | None) -> dic
     def sslyze_cli() -> dict[str, Any]:
         assert sslyze is not None
         report = tmp / "sslyze.json"
-        command = [str(sslyze), "-m", "sslyze", "--certinfo", "--mozilla_config", "disable"]
-        command += ["--quiet", "--targets_in", str(inventory), "--json_out", str(report)]
         with Load(nginx=pid) as load:
-            child = run_child(command)
-        results = json.loads(report.read_text())["server_scan_results"]
-        ok = sum(
-            r["scan_status"] == "COMPLETED"
-            and (r.get("scan_result") or {}).get("certificate_info", {}).get("status")
-            == "COMPLETED"
-            for r in results
-        )
+            child = run_child(sslyze_command(sslyze, inventory, report))
+        ok = sslyze_completed(report)
         return fleet_row("sslyze --certinfo (CLI)", n, child.wall_s, child.cpu_s, ok, load)
 
     def sslyze_api() -> dict[str, Any]:
