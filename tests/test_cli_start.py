@@ -218,3 +218,34 @@ def test_an_internal_error_is_one_line_and_exit_2(debug: bool) -> None:
             "pinscan: internal error (RuntimeError: a bug); rerun with PINSCAN_DEBUG=1 for the "
             "traceback, and please report it\n"
         )
+
+
+def test_the_command_ends_its_process_once_done_and_loses_nothing(tmp_path) -> None:
+    # `pinscan` (pinscan.cli.run) skips the interpreter's teardown after the command: the exit
+    # code, every byte of a long output to a pipe, and the clean-up of the temporary dataset of
+    # a scan without -o (an exit handler) must all survive that.
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        closed = sock.getsockname()[1]  # nothing listens once the socket is closed
+    targets = [f"127.0.0.{i}:{closed}" for i in range(1, 201)]
+    env = terminal_env({"TMPDIR": str(tmp_path)})
+    done = subprocess.run(
+        [*PINSCAN, "scan", *targets, "--format", "json", "--quiet", "--retries", "0"],
+        env=env, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    printed = json.loads(done.stdout)
+    assert len(printed["results"]) == 200 and printed["statuses"] == {"refused": 200}
+    assert list(tmp_path.iterdir()) == []  # the temporary dataset is gone
+    refused = subprocess.run(
+        [*PINSCAN, "scan", "not a target at all"], env=env, capture_output=True, text=True,
+        timeout=60,
+    )  # fmt: skip
+    assert refused.returncode == 2 and refused.stderr.startswith("pinscan: ")
+    # A reader that stops early: exit 0 and nothing on stderr, as with main().
+    command = f"{' '.join(PINSCAN)} scan {' '.join(targets)} --format json --quiet | head -c 10"
+    head = subprocess.run(
+        ["bash", "-o", "pipefail", "-c", command], env=env, capture_output=True, text=True,
+        timeout=120,
+    )  # fmt: skip
+    assert (head.returncode, head.stderr) == (0, "")

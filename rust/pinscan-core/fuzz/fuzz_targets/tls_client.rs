@@ -28,11 +28,26 @@ fuzz_target!(|data: &[u8]| {
         }
     }
     client.receive(b"");
-    let _ = (client.chain(), client.version(), client.cipher(), client.alpn());
+    let _ = (
+        client.chain(),
+        client.version(),
+        client.cipher(),
+        client.alpn(),
+    );
 
     #[allow(deprecated)]
     let algorithms = rustls::crypto::ring::default_provider().signature_verification_algorithms;
-    for scheme in [SignatureScheme::ED25519, SignatureScheme::ECDSA_NISTP256_SHA256] {
-        let _ = check_signature(rest, scheme, b"message", &[0; 64], first & 1 == 0, &algorithms);
+    for scheme in [
+        SignatureScheme::ED25519,
+        SignatureScheme::ECDSA_NISTP256_SHA256,
+    ] {
+        let _ = check_signature(
+            rest,
+            scheme,
+            b"message",
+            &[0; 64],
+            first & 1 == 0,
+            &algorithms,
+        );
     }
 });
