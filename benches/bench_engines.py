@@ -43,7 +43,6 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
-import os
 import re
 import resource
 import statistics
@@ -62,6 +61,7 @@ from benches.bench_scan import (
     BENCHES,
     LOOPBACK,
     ensure_sslyze,
+    finish,
     fmt,
     fresh,
     handshake_layer,
@@ -70,7 +70,6 @@ from benches.bench_scan import (
     machine,
     nginx_pid,
     pinscan_cli,
-    shown,
     sslyze_command,
     sslyze_completed,
     table,
@@ -546,12 +545,7 @@ def main() -> int:
                     started = time.perf_counter()
                     result[key] = {**run(), "part_wall_s": time.perf_counter() - started}
                     path.write_text(json.dumps(result, indent=2, default=str) + "\n")
-    result["machine"]["loadavg_end"] = os.getloadavg()
-    path.write_text(json.dumps(result, indent=2, default=str) + "\n")
-    print()
-    print(report(result))
-    print(f"\nJSON: {shown(path)}")
-    return 0
+    return finish(result, path, report)
 
 
 if __name__ == "__main__":

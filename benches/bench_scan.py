@@ -1196,6 +1196,11 @@ def main() -> int:
             count = args.million or cfg["million"]
             title = f"4. memory: {count} closed ports"
             run_part("memory", title, lambda: memory_part(cfg, tmp, count))
+    return finish(result, path, report)
+
+
+def finish(result: dict[str, Any], path: Path, report: Callable[[dict[str, Any]], str]) -> int:
+    """The end of a benchmark run: the load at the end, the JSON written, the table printed."""
     result["machine"]["loadavg_end"] = os.getloadavg()
     path.write_text(json.dumps(result, indent=2, default=str) + "\n")
     print()
