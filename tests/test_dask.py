@@ -34,6 +34,9 @@ from pinscan.scanner.dask import scan_dask
 
 from fleet import servers
 
+# Every scan test, on each TLS engine (issue 16).
+pytestmark = pytest.mark.usefixtures("each_engine")
+
 distributed = pytest.importorskip("distributed")
 
 FAST = ScanConfig(concurrency=64, retries=0, timeouts=Timeouts(connect=2, handshake=2, deadline=4))

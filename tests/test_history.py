@@ -32,6 +32,9 @@ from pinscan.errors import DatasetError
 
 from fleet import pki, servers
 
+# Every scan test, on each TLS engine (issue 16).
+pytestmark = pytest.mark.usefixtures("each_engine")
+
 
 def renewed(issued: pki.Issued, issuer: pki.Issued | None = None) -> pki.Issued:
     """A new certificate for the same key and names, from ``issuer`` (the same CA by default)."""

@@ -13,13 +13,12 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import polars as pl
 import pytest
-from test_shard import FAST, assert_same_scan, run
+from test_shard import assert_same_scan, fast, run
 
 import pinscan
 from pinscan.config import ScanConfig
@@ -31,6 +30,9 @@ from pinscan.scanner import shards as running
 from cliresult import refused
 from cliresult import run as cli
 from fleet import servers
+
+# Every scan test, on each TLS engine (issue 16).
+pytestmark = pytest.mark.usefixtures("each_engine")
 
 
 @pytest.fixture
@@ -85,22 +87,20 @@ def test_the_python_api_counts_statuses_from_every_process(
     def on_status(status: str, n: int) -> None:
         seen[status] = seen.get(status, 0) + n
 
-    ds = pinscan.scan(
-        fleet_lines, tmp_path / "out", config=replace(FAST, processes=3), on_status=on_status
-    )
+    ds = pinscan.scan(fleet_lines, tmp_path / "out", config=fast(processes=3), on_status=on_status)
     assert ds.meta["processes"] == 3
     assert seen == ds.meta["counts"]["statuses"]
     # Small inventories, by default, stay in this process: a worker costs more than it saves.
-    small = pinscan.scan(fleet_lines, tmp_path / "small", config=FAST)
+    small = pinscan.scan(fleet_lines, tmp_path / "small", config=fast())
     assert "processes" not in small.meta
     assert_same_scan(ds, small)
 
 
 def test_a_history_scan_in_two_processes(tmp_path: Path, fleet_lines: list[str]) -> None:
     history = tmp_path / "history"
-    ds = pinscan.scan(fleet_lines, history=history, config=replace(FAST, processes=2))
+    ds = pinscan.scan(fleet_lines, history=history, config=fast(processes=2))
     assert ds.meta["processes"] == 2
-    whole = pinscan.scan(fleet_lines, tmp_path / "whole", config=FAST)
+    whole = pinscan.scan(fleet_lines, tmp_path / "whole", config=fast())
     assert ds.endpoints.collect().height == whole.endpoints.collect().height
     assert not list((history / "_staging").iterdir())
 
@@ -127,11 +127,11 @@ def _inventory(lines: list[str]) -> Any:
 def test_a_worker_that_dies_is_run_again(tmp_path: Path, fleet_lines: list[str]) -> None:
     out = tmp_path / "out"
     meta = processes.scan_processes(
-        _inventory(fleet_lines), out, config=FAST, processes=2, runner=_dies_once
+        _inventory(fleet_lines), out, config=fast(), processes=2, runner=_dies_once
     )
     assert (tmp_path / "died").exists() and meta["complete"]
     _plain(out)
-    assert_same_scan(pinscan.open(out), pinscan.scan(fleet_lines, tmp_path / "one", config=FAST))
+    assert_same_scan(pinscan.open(out), pinscan.scan(fleet_lines, tmp_path / "one", config=fast()))
 
 
 def test_a_failing_shard_is_named_and_resume_finishes_the_scan(
@@ -140,7 +140,7 @@ def test_a_failing_shard_is_named_and_resume_finishes_the_scan(
     out = tmp_path / "out"
     with pytest.raises(PinscanError, match=r"1 of 2 shards failed \(shard 1: OSError: no space"):
         processes.scan_processes(
-            _inventory(fleet_lines), out, config=FAST, processes=2, runner=_shard_1_fails,
+            _inventory(fleet_lines), out, config=fast(), processes=2, runner=_shard_1_fails,
             retries=1,
         )  # fmt: skip
     half = pinscan.open(out)  # a sharded scan, as far as it got
@@ -150,7 +150,7 @@ def test_a_failing_shard_is_named_and_resume_finishes_the_scan(
     code, err = run(str(inventory), "-o", str(out), "--resume", "-q")
     assert code == 0, err
     _plain(out)
-    assert_same_scan(pinscan.open(out), pinscan.scan(fleet_lines, tmp_path / "one", config=FAST))
+    assert_same_scan(pinscan.open(out), pinscan.scan(fleet_lines, tmp_path / "one", config=fast()))
 
 
 def test_a_killed_driver_is_finished_by_resume(tmp_path: Path) -> None:
@@ -245,9 +245,7 @@ def test_each_worker_gets_its_share_of_the_limits() -> None:
 def test_the_endpoints_of_a_folded_scan_are_in_every_part_once(
     tmp_path: Path, fleet_lines: list[str]
 ) -> None:
-    ds = pinscan.scan(
-        fleet_lines, tmp_path / "out", config=replace(FAST, processes=2, flush_rows=3)
-    )
+    ds = pinscan.scan(fleet_lines, tmp_path / "out", config=fast(processes=2, flush_rows=3))
     parts = sorted((tmp_path / "out" / "endpoints").iterdir())
     assert len(parts) == ds.meta["parts"]["endpoints"] > 2
     ids = pl.concat([pl.read_parquet(p, columns=["endpoint_id"]) for p in parts])

@@ -22,6 +22,9 @@ from pinscan.scanner.router import Route
 
 from fleet import pki, servers
 
+# Every scan test, on each TLS engine (issue 16).
+pytestmark = pytest.mark.usefixtures("each_engine")
+
 FAST = ScanConfig(concurrency=16, retries=0, timeouts=Timeouts(connect=2, handshake=2, deadline=4))
 
 

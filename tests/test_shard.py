@@ -29,7 +29,17 @@ from pinscan.inventory import read_inventory
 
 from fleet import servers
 
-FAST = ScanConfig(concurrency=64, retries=0, timeouts=Timeouts(connect=2, handshake=2, deadline=4))
+# Every scan test, on each TLS engine (issue 16).
+pytestmark = pytest.mark.usefixtures("each_engine")
+
+
+def fast(**changes: object) -> ScanConfig:
+    """Quick settings for loopback; built at each call, so that a test's engine (the
+    `each_engine` fixture's default) is the one its in-process scans use too."""
+    timeouts = Timeouts(connect=2, handshake=2, deadline=4)
+    return ScanConfig(concurrency=64, retries=0, timeouts=timeouts, **changes)
+
+
 #: Columns that differ between two scans of the same fleet whatever the sharding.
 VOLATILE = ("resolve_ms", "connect_ms", "handshake_ms", "scanned_at", "scan_id", "days_to_expiry")
 
@@ -86,7 +96,7 @@ def test_shard_specs_and_the_stable_hash() -> None:
 def test_every_shard_one_by_one_equals_one_scan(tmp_path: Path, fleet_lines: list[str]) -> None:
     inventory = tmp_path / "inventory.txt"
     inventory.write_text("".join(line + "\n" for line in fleet_lines))
-    whole = pinscan.scan(inventory, tmp_path / "whole", config=FAST)
+    whole = pinscan.scan(inventory, tmp_path / "whole", config=fast())
     out = tmp_path / "out"
     for i in range(3):
         code, err = run(str(inventory), "-o", str(out), "--shard", f"{i}/3", "--retries", "0")
@@ -118,21 +128,21 @@ def test_every_shard_one_by_one_equals_one_scan(tmp_path: Path, fleet_lines: lis
 
 
 def test_the_python_api_runs_one_shard(tmp_path: Path, fleet_lines: list[str]) -> None:
-    ds = pinscan.scan(fleet_lines, tmp_path / "out", shard="1/2", config=FAST)
+    ds = pinscan.scan(fleet_lines, tmp_path / "out", shard="1/2", config=fast())
     assert ds.meta["shards"]["missing"] == [0]
-    ds = pinscan.scan(fleet_lines, tmp_path / "out", shard=layout.Shard(0, 2), config=FAST)
-    assert_same_scan(ds, pinscan.scan(fleet_lines, tmp_path / "whole", config=FAST))
+    ds = pinscan.scan(fleet_lines, tmp_path / "out", shard=layout.Shard(0, 2), config=fast())
+    assert_same_scan(ds, pinscan.scan(fleet_lines, tmp_path / "whole", config=fast()))
 
 
 def test_a_retried_shard_replaces_its_output(tmp_path: Path, fleet_lines: list[str]) -> None:
     out = tmp_path / "out"
-    first = pinscan.scan(fleet_lines, out, shard="0/2", config=FAST).endpoints.collect()
-    again = pinscan.scan(fleet_lines, out, shard="0/2", config=FAST).endpoints.collect()
+    first = pinscan.scan(fleet_lines, out, shard="0/2", config=fast()).endpoints.collect()
+    again = pinscan.scan(fleet_lines, out, shard="0/2", config=fast()).endpoints.collect()
     assert again.height == first.height and again["target_id"].is_unique().all()
     assert (out / "shards").exists() and len(list((out / "shards").iterdir())) == 1
     # --resume finishes the shard: it is done, so nothing is scanned again.
     before = (layout.shard_dir(out, layout.Shard(0, 2)) / "scan.json").read_text()
-    pinscan.scan(fleet_lines, out, shard="0/2", config=FAST, resume=True)
+    pinscan.scan(fleet_lines, out, shard="0/2", config=fast(), resume=True)
     assert (layout.shard_dir(out, layout.Shard(0, 2)) / "scan.json").read_text() == before
 
 
