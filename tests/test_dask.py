@@ -39,7 +39,15 @@ pytestmark = pytest.mark.usefixtures("each_engine")
 
 distributed = pytest.importorskip("distributed")
 
-FAST = ScanConfig(concurrency=64, retries=0, timeouts=Timeouts(connect=2, handshake=2, deadline=4))
+QUICK = Timeouts(connect=2, handshake=2, deadline=4)
+
+
+def fast(**changes: object) -> ScanConfig:
+    """Quick settings for loopback; built at each call, so that a test's engine (the
+    `each_engine` fixture's default) is the one its scans use."""
+    return ScanConfig(concurrency=64, retries=0, timeouts=QUICK, **changes)
+
+
 VOLATILE = ("resolve_ms", "connect_ms", "handshake_ms", "scanned_at", "scan_id", "days_to_expiry")
 
 
@@ -76,8 +84,8 @@ def test_a_local_cluster_scan_equals_a_single_process_scan(tmp_path: Path, clien
             "bad line with:too many:colons here",
             f"127.0.0.1:{good.port} a.test",
         ]
-        whole = pinscan.scan(lines, tmp_path / "whole", config=FAST)
-        sharded = pinscan.scan(lines, tmp_path / "out", dask=client, shards=5, config=FAST)
+        whole = pinscan.scan(lines, tmp_path / "whole", config=fast())
+        sharded = pinscan.scan(lines, tmp_path / "out", dask=client, shards=5, config=fast())
     a, b = comparable(sharded), comparable(whole)
     for table in a:
         assert a[table].equals(b[table]), table
@@ -134,12 +142,12 @@ def test_failed_shards_are_reported_and_resume_runs_only_them(tmp_path: Path, cl
     out = tmp_path / "out"
     with pytest.raises(PinscanError, match=r"1 of 3 shards failed \(shard 1: RuntimeError"):
         inventory = read_inventory(io.BytesIO("\n".join(lines).encode()))
-        scan_dask(inventory, out, client, shards=3, config=FAST, runner=_broken)
+        scan_dask(inventory, out, client, shards=3, config=fast(), runner=_broken)
     partial = pinscan.open(out)
     assert partial.meta["complete"] is False and partial.meta["shards"]["missing"] == [1]
     finished = layout.finished(out, layout.read_manifest(out))
     done = {i: m["finished_at"] for i, m in finished.items()}
-    ds = pinscan.scan(lines, out, dask=client, config=FAST, resume=True)
+    ds = pinscan.scan(lines, out, dask=client, config=fast(), resume=True)
     assert ds.meta["complete"] and ds.endpoints.collect()["target"].n_unique() == 40
     after = layout.finished(out, layout.read_manifest(out))
     assert all(after[i]["finished_at"] == t for i, t in done.items()), "done shards kept"

@@ -25,7 +25,13 @@ from fleet import pki, servers
 # Every scan test, on each TLS engine (issue 16).
 pytestmark = pytest.mark.usefixtures("each_engine")
 
-FAST = ScanConfig(concurrency=16, retries=0, timeouts=Timeouts(connect=2, handshake=2, deadline=4))
+QUICK = Timeouts(connect=2, handshake=2, deadline=4)
+
+
+def fast(**changes: object) -> ScanConfig:
+    """Quick settings for loopback; built at each call, so that a test's engine (the
+    `each_engine` fixture's default) is the one its scans use."""
+    return ScanConfig(concurrency=16, retries=0, timeouts=QUICK, **changes)
 
 
 @pytest.fixture(scope="module")
@@ -66,7 +72,7 @@ EXPECTED = [
 
 def test_policies_judge_a_scan_of_one_dataset_from_python(pinned, tmp_path: Path) -> None:
     lines, policy = pinned
-    ds = pinscan.scan(lines, tmp_path / "out", config=FAST, policies=[policy])
+    ds = pinscan.scan(lines, tmp_path / "out", config=fast(), policies=[policy])
     assert _verdicts(ds) == EXPECTED
     # As pinscan.evaluate judges it, and as the command line writes it.
     again = pinscan.evaluate(ds, pinscan.load_policies(policy))
@@ -83,20 +89,20 @@ def test_policies_judge_a_scan_of_one_dataset_from_python(pinned, tmp_path: Path
 
 def test_policy_objects_and_files_are_alike(pinned, tmp_path: Path) -> None:
     lines, policy = pinned
-    ds = pinscan.scan(lines, tmp_path / "o", config=FAST, policies=pinscan.load_policies(policy))
+    ds = pinscan.scan(lines, tmp_path / "o", config=fast(), policies=pinscan.load_policies(policy))
     assert _verdicts(ds) == EXPECTED
     with pytest.raises(ConfigError, match=r"^policies: must be Policy objects or policy files"):
-        pinscan.scan(lines, tmp_path / "x", config=FAST, policies=[42])  # type: ignore[list-item]
+        pinscan.scan(lines, tmp_path / "x", config=fast(), policies=[42])  # type: ignore[list-item]
     assert not (tmp_path / "x").exists()  # refused before anything was written
 
 
 def test_a_sharded_scan_is_judged_when_its_last_shard_is_done(pinned, tmp_path: Path) -> None:
     lines, policy = pinned
     out = tmp_path / "sharded"
-    first = pinscan.scan(lines, out, shard="0/2", config=FAST, policies=[policy])
+    first = pinscan.scan(lines, out, shard="0/2", config=fast(), policies=[policy])
     assert not first.meta["complete"]
     assert first.pin_results.collect().height == 0  # a part of the scan is not judged
-    whole = pinscan.scan(lines, out, shard="1/2", config=FAST, policies=[policy])
+    whole = pinscan.scan(lines, out, shard="1/2", config=fast(), policies=[policy])
     assert whole.meta["complete"]
     assert _verdicts(whole) == EXPECTED
     assert layout.finished(out, layout.read_manifest(out)).keys() == {0, 1}
@@ -104,7 +110,7 @@ def test_a_sharded_scan_is_judged_when_its_last_shard_is_done(pinned, tmp_path: 
 
 def test_a_history_scan_is_judged_before_its_commit(pinned, tmp_path: Path) -> None:
     lines, policy = pinned
-    ds = pinscan.scan(lines, history=tmp_path / "H", config=FAST, policies=[policy])
+    ds = pinscan.scan(lines, history=tmp_path / "H", config=fast(), policies=[policy])
     assert _verdicts(ds) == EXPECTED
     assert pinscan.open(tmp_path / "H").pin_results.collect().height == 4
 
@@ -128,7 +134,7 @@ def test_every_bad_route_is_refused_before_anything_runs(
 ) -> None:
     arguments = {k: tmp_path / v if k in ("out", "history") else v for k, v in route.items()}
     with pytest.raises(ConfigError) as raised:
-        pinscan.scan(["127.0.0.1:9"], config=FAST, **arguments)
+        pinscan.scan(["127.0.0.1:9"], config=fast(), **arguments)
     assert raised.value.setting == setting and words in raised.value.reason
     assert list(tmp_path.iterdir()) == []  # nothing written, no cluster started
 
@@ -159,7 +165,7 @@ def test_a_route_says_which_way_the_scan_goes(tmp_path: Path) -> None:
 
 def test_the_scan_arguments_are_recorded_once(pinned, tmp_path: Path) -> None:
     lines, _ = pinned
-    ds = pinscan.scan(lines[:1], tmp_path / "o", config=FAST, arguments={"note": "weekly"})
+    ds = pinscan.scan(lines[:1], tmp_path / "o", config=fast(), arguments={"note": "weekly"})
     # With the platform stores verified against, each at its version and date.
     stores = ["mozilla (2026-07-19)", "android 17.0.0_r1 (2026-06-21)"]
     stores += [
