@@ -45,6 +45,10 @@ def measure(argv: list[str], runs: int) -> dict[str, float]:
         if i:  # the first run warms the file cache
             walls.append(wall)
             cpus.append(cpu)
+    return _summary(walls, cpus)
+
+
+def _summary(walls: list[float], cpus: list[float]) -> dict[str, float]:
     return {
         "wall_median": statistics.median(walls),
         "wall_best": min(walls),
@@ -80,12 +84,7 @@ def first_connection(python: str, runs: int) -> dict[str, float]:
             if i:
                 walls.append(wall)
                 cpus.append(cpu)
-    return {
-        "wall_median": statistics.median(walls),
-        "wall_best": min(walls),
-        "cpu_median": statistics.median(cpus),
-        "cpu_best": min(cpus),
-    }
+    return _summary(walls, cpus)
 
 
 def main() -> None:

@@ -153,21 +153,34 @@ def test_a_failing_shard_is_named_and_resume_finishes_the_scan(
     assert_same_scan(pinscan.open(out), pinscan.scan(fleet_lines, tmp_path / "one", config=fast()))
 
 
-def test_a_killed_driver_is_finished_by_resume(tmp_path: Path) -> None:
-    n = 3000
+#: Targets of the scans the tests interrupt.
+N = 3000
+
+
+def _interruptible_scan(
+    tmp_path: Path, net: int, rate: int, parts: int, stderr: int
+) -> tuple[list[str], subprocess.Popen, Path]:
+    """A 3,000-target scan of closed ports in 127.NET/16 over 2 processes, paced by ``rate`` so
+    that it can be stopped mid-way, once its staged attempts hold ``parts`` committed parts
+    (a bounded wait): the command (to resume with), the driver, and its dataset."""
     inventory = tmp_path / "inventory.txt"
-    inventory.write_text("".join(f"127.1.{i // 250}.{i % 250 + 1}:9\n" for i in range(n)))
+    inventory.write_text("".join(f"127.{net}.{i // 250}.{i % 250 + 1}:9\n" for i in range(N)))
     out = tmp_path / "out"
     cmd = [sys.executable, "-m", "pinscan", "scan", str(inventory), "-o", str(out), "-q",
            "--processes", "2", "--retries", "0"]  # fmt: skip
     proc = subprocess.Popen(
-        [*cmd, "--rate", "500", "--flush-rows", "50"], stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL, start_new_session=True,
+        [*cmd, "--rate", str(rate), "--flush-rows", "50"], stdout=subprocess.DEVNULL,
+        stderr=stderr, text=True, start_new_session=True,
     )  # fmt: skip
-    for _ in range(400):  # bounded wait for a few committed parts in the staged attempts
-        if len(list(out.glob("_staging/*/endpoints/part-*.parquet"))) >= 4:
+    for _ in range(400):
+        if len(list(out.glob("_staging/*/endpoints/part-*.parquet"))) >= parts:
             break
         time.sleep(0.05)
+    return cmd, proc, out
+
+
+def test_a_killed_driver_is_finished_by_resume(tmp_path: Path) -> None:
+    cmd, proc, out = _interruptible_scan(tmp_path, 1, rate=500, parts=4, stderr=subprocess.DEVNULL)
     os.kill(proc.pid, signal.SIGKILL)  # the driver alone: its workers must not go on without it
     proc.wait(timeout=30)
     for _ in range(100):
@@ -181,26 +194,13 @@ def test_a_killed_driver_is_finished_by_resume(tmp_path: Path) -> None:
     _plain(out)
     ds = pinscan.open(out, verify=True)
     eps = ds.endpoints.collect()
-    assert eps.height == n and eps["target"].n_unique() == n
-    assert sorted(eps["line"]) == list(range(1, n + 1))
+    assert eps.height == N and eps["target"].n_unique() == N
+    assert sorted(eps["line"]) == list(range(1, N + 1))
     assert ds.meta["counts"]["skipped_already_done"] > 0, "the killed attempts' rows were kept"
 
 
 def test_ctrl_c_stops_the_driver_and_its_workers(tmp_path: Path) -> None:
-    n = 3000
-    inventory = tmp_path / "inventory.txt"
-    inventory.write_text("".join(f"127.2.{i // 250}.{i % 250 + 1}:9\n" for i in range(n)))
-    out = tmp_path / "out"
-    cmd = [sys.executable, "-m", "pinscan", "scan", str(inventory), "-o", str(out), "-q",
-           "--processes", "2", "--retries", "0"]  # fmt: skip
-    proc = subprocess.Popen(
-        [*cmd, "--rate", "300", "--flush-rows", "50"], stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE, text=True, start_new_session=True,
-    )  # fmt: skip
-    for _ in range(400):
-        if len(list(out.glob("_staging/*/endpoints/part-*.parquet"))) >= 2:
-            break
-        time.sleep(0.05)
+    cmd, proc, out = _interruptible_scan(tmp_path, 2, rate=300, parts=2, stderr=subprocess.PIPE)
     os.killpg(proc.pid, signal.SIGINT)  # what a terminal does: the driver and its workers
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err
@@ -210,7 +210,7 @@ def test_ctrl_c_stops_the_driver_and_its_workers(tmp_path: Path) -> None:
     resumed = subprocess.run([*cmd, "--resume"], capture_output=True, text=True, timeout=180)
     assert resumed.returncode == 0, resumed.stderr
     eps = pinscan.open(out).endpoints.collect()
-    assert eps.height == n and eps["target"].n_unique() == n
+    assert eps.height == N and eps["target"].n_unique() == N
 
 
 def test_bad_values_are_refused(tmp_path: Path) -> None:

@@ -53,6 +53,8 @@ impl Engine {
             ..ring::default_provider()
         });
         let algorithms = provider.signature_verification_algorithms;
+        // The builder wants a verifier and a resolver; `Client::new` gives each connection its
+        // own, which write that connection's record.
         let mut config = ClientConfig::builder_with_provider(provider)
             .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])?
             .dangerous()
