@@ -108,31 +108,35 @@ def main() -> int:
     cases = {
         "private chain, Mozilla's store + --ca-bundle (before)": (
             private_chains,
-            lambda: Verifier([("mozilla", real["mozilla"]), ("ca_bundle", [root])]),
+            lambda: Verifier.of_certificates([("mozilla", real["mozilla"]), ("ca_bundle", [root])]),
         ),
         "private chain, five stores + --ca-bundle (default now)": (
             private_chains,
-            lambda: Verifier([*((n, real[n]) for n in names), ("ca_bundle", [root])]),
+            lambda: Verifier.of_certificates(
+                [*((n, real[n]) for n in names), ("ca_bundle", [root])]
+            ),
         ),
         "public chain, one store": (
             private_chains,
-            lambda: Verifier([("mozilla", [*real["mozilla"], root])]),
+            lambda: Verifier.of_certificates([("mozilla", [*real["mozilla"], root])]),
         ),
         "public chain, five stores (one root in all)": (
             private_chains,
-            lambda: Verifier([(n, [*real[n], root]) for n in names]),
+            lambda: Verifier.of_certificates([(n, [*real[n], root]) for n in names]),
         ),
         "worst case: five stores, five roots, five paths": (
             worst_chains,
-            lambda: Verifier([(n, [*real[n], others[i].cert]) for i, n in enumerate(names)]),
+            lambda: Verifier.of_certificates(
+                [(n, [*real[n], others[i].cert]) for i, n in enumerate(names)]
+            ),
         ),
         "real chain (Let's Encrypt, 2018), Mozilla's store": (
             real_chain,
-            lambda: Verifier([("mozilla", real["mozilla"])], now=in_2018),
+            lambda: Verifier.of_certificates([("mozilla", real["mozilla"])], now=in_2018),
         ),
         "real chain (Let's Encrypt, 2018), five stores": (
             real_chain,
-            lambda: Verifier([(n, real[n]) for n in names], now=in_2018),
+            lambda: Verifier.of_certificates([(n, real[n]) for n in names], now=in_2018),
         ),
     }
     results = {label: float("inf") for label in cases}

@@ -117,7 +117,7 @@ def test_private_pki_verifies_with_a_ca_bundle(tmp_path: Path) -> None:
 
 
 def test_a_chain_is_verified_once_whatever_the_names_it_is_served_for(monkeypatch) -> None:
-    verifier = Verifier([("ca_bundle", [pki.root().cert])])
+    verifier = Verifier.of_certificates([("ca_bundle", [pki.root().cert])])
     built = []
     verify_chain = Verifier.build
     monkeypatch.setattr(Verifier, "build", lambda self, c: built.append(c) or verify_chain(self, c))
@@ -135,7 +135,9 @@ def test_a_chain_is_verified_once_whatever_the_names_it_is_served_for(monkeypatc
         None: None,
     }
     assert verdicts["a.test"].chain[-1] == pki.root().der
-    untrusted = Verifier([("ca_bundle", [pki.leaf("other.test", self_signed=True).cert])])
+    untrusted = Verifier.of_certificates(
+        [("ca_bundle", [pki.leaf("other.test", self_signed=True).cert])]
+    )
     refused = untrusted.verify(chain, "a.test")
     assert refused.verify_error == "unknown_root"
     assert "(pyca: ca_bundle: validation failed" in refused.verify_detail

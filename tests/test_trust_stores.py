@@ -196,7 +196,7 @@ def pem(tmp_path: Path, issued: pki.Issued, name: str) -> Path:
 def test_stores_that_reach_other_roots_build_other_paths() -> None:
     leaf = pki.cross_signed_leaf("x.test")
     by_root, by_platform = pki.cross_signed()
-    verifier = Verifier(
+    verifier = Verifier.of_certificates(
         [
             ("mozilla", [pki.root().cert]),
             ("android", [pki.platform_root().cert]),
@@ -218,7 +218,9 @@ def test_a_sent_certificate_whose_name_python_cannot_read_stops_no_store() -> No
     verifying."""
     extra = pinscan.read_certificates(VECTORS / "custom" / "invalid_utf8_common_name.pem")
     leaf = pki.leaf("a.test")
-    verifier = Verifier([("mozilla", [pki.root().cert]), ("android", [pki.other_root().cert])])
+    verifier = Verifier.of_certificates(
+        [("mozilla", [pki.root().cert]), ("android", [pki.other_root().cert])]
+    )
     verdict = verifier.verify([*leaf.chain_der, *extra], "a.test")
     assert verdict.store_paths == (
         ("mozilla", True, (*leaf.chain_der, pki.root().der)),

@@ -169,7 +169,9 @@ def test_a_dsa_issuer_is_an_unsupported_algorithm_and_no_warning_escapes() -> No
         key = dsa.generate_private_key(2048)
         issuer = pki._issue("Pinscan DSA Intermediate", key, pki.root(), ca=True)
         leaf = pki._issue("dsa.test", pki._key("ec"), issuer, ca=False, names=("dsa.test",))
-    verdict = Verifier([("ca_bundle", [pki.root().cert])]).verify(leaf.chain_der, "dsa.test")
+    verdict = Verifier.of_certificates([("ca_bundle", [pki.root().cert])]).verify(
+        leaf.chain_der, "dsa.test"
+    )
     assert verdict.verify_error == "unsupported_algorithm"
     assert verdict.verify_detail.startswith(
         'the leaf "CN=dsa.test,O=Pinscan Test Fleet": signed with a key of type DSA'

@@ -126,7 +126,7 @@ def test_a_child_that_is_not_one_is_an_error(monkeypatch, program: str, error: s
     monkeypatch.setattr(verify_pool, "_START_TIMEOUT", 1.0)
     monkeypatch.setattr(verify_pool, "_command", lambda: [sys.executable, "-c", program])
     # One root: the spec fits in the pipe, so what the program writes back is what is judged.
-    spec = Verifier([("ca_bundle", [pki.root().cert])]).spec
+    spec = Verifier.of_certificates([("ca_bundle", [pki.root().cert])]).spec
     with pytest.raises(ChildError, match=error):
         VerifyProcess(spec, NOW)
 
@@ -226,7 +226,7 @@ def test_stores_given_as_certificates_go_to_the_child_too() -> None:
         released.append(rows)
 
     other = pki.leaf("other.test", self_signed=True).cert
-    verifier = Verifier([("android", [pki.root().cert]), ("apple", [other])])
+    verifier = Verifier.of_certificates([("android", [pki.root().cert]), ("apple", [other])])
     pool = VerifyPool(verifier, 1, on_verified)
     targets = rows_for(chains()[:3], ["a.test"])
     anyio.run(run_pool, pool, targets)

@@ -118,7 +118,7 @@ def _about() -> dict[str, Any]:
 @functools.cache
 def _read() -> tuple[pa.Table, dict[str, Any]]:
     try:
-        table = pq.read_table(FILE)
+        table = pq.ParquetFile(FILE).read()  # not read_table: no pyarrow.dataset to import
         meta = json.loads(table.schema.metadata[METADATA_KEY.encode()])
     except (OSError, KeyError, TypeError, ValueError) as exc:
         reason = f"the trust stores shipped with pinscan cannot be read ({exc}); reinstall pinscan"

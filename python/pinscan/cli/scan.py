@@ -299,11 +299,12 @@ def scan_command(
     --shard I/N, only shard I of N is scanned into OUT (--resume: finish that shard); with
     --dask, every shard runs on Dask (--resume: run the shards not done). See docs/scale.md.
     """
+    from pinscan.cli import scan_summary
     from pinscan.cli.progress import Progress, count_targets
     from pinscan.dataset.meta import read_meta
     from pinscan.dataset.shards import shard_dir
     from pinscan.inventory import without_userinfo
-    from pinscan.scanner.router import Route, scan
+    from pinscan.scanner.router import Route, scan_to
 
     kept = out is not None or history is not None
     if not kept and (resume or shard is not None or dask is not None):
@@ -368,7 +369,7 @@ def scan_command(
 
             client = stack.enter_context(connect(dask, workers=workers, threads=dask_threads))
         with progress:
-            ds = scan(
+            written = scan_to(
                 items, out, config=config, history=history, shard=route.shard, dask=client,
                 shards=route.shards, resume=resume, policies=loaded,
                 on_endpoint=None if lines_out is None else lines_out.put,
@@ -378,43 +379,45 @@ def scan_command(
             )  # fmt: skip
         if lines_out is not None:
             lines_out.close()
+        # Opened (polars) only for what is printed from its tables: verdicts, endpoints.
+        ds = written.open() if loaded or not kept else None
+        meta = ds.meta if ds is not None else written.meta()
         if history is not None:
-            where = f"{history}@{ds.meta['scan_id']}"
+            where = f"{history}@{meta['scan_id']}"
         else:
             where = f"{out} (shard {shard})" if shard is not None else str(out)
-        results = ds.pin_results.collect() if loaded else None
+        results = ds.pin_results.collect() if ds is not None and loaded else None
         verdicts: dict[str, int] = {}
         if results is not None:
             verdicts = dict(results.group_by("verdict").len().sort("verdict").iter_rows())
         # A shard's run says what it scanned; the dataset, what all the shards did.
-        counts = (
-            read_meta(shard_dir(out, shard))["counts"] if shard is not None else ds.meta["counts"]
-        )
+        counts = read_meta(shard_dir(out, shard))["counts"] if shard is not None else meta["counts"]
         summary = {**counts, **({"pin_verdicts": verdicts} if loaded else {})}
-        if "shards" in ds.meta:
-            summary["shards"] = {k: ds.meta["shards"][k] for k in ("count", "missing")}
-            if loaded and not ds.meta["complete"]:  # judged once the last shard is done
+        if "shards" in meta:
+            summary["shards"] = {k: meta["shards"][k] for k in ("count", "missing")}
+            if loaded and not meta["complete"]:  # judged once the last shard is done
                 summary["pin_verdicts"] = None
         if dask is not None:  # the shards' own times add up to more than the scan took
             summary["seconds"] = round(time.monotonic() - started, 3)
         if not kept and not jsonl:
             printing = _printing()
+            assert ds is not None  # opened above: nothing kept
             rows = printing.endpoint_rows(ds, results)
             if output == "json":
                 document = {"dataset": None, **summary, "results": rows}
-                click.echo(json.dumps(document, indent=2, default=printing.json_value))
+                click.echo(json.dumps(document, indent=2, default=scan_summary.json_value))
             else:
                 printing.print_endpoints(rows, bool(loaded))
                 if not quiet:
-                    click.echo(printing.summary_text(None, summary), err=True)
+                    click.echo(scan_summary.summary_text(None, summary), err=True)
         elif not quiet:
-            printing = _printing()
             place = where if kept else None
             if output == "json":
                 document = {"dataset": place, **summary}
-                click.echo(json.dumps(document, indent=2, default=printing.json_value), err=jsonl)
+                text = json.dumps(document, indent=2, default=scan_summary.json_value)
+                click.echo(text, err=jsonl)
             else:
-                click.echo(printing.summary_text(place, summary), err=jsonl)
+                click.echo(scan_summary.summary_text(place, summary), err=jsonl)
     if any(verdicts.get(v) for v in exits.FAILING) or any(p.error for p in loaded):
         raise SystemExit(exits.FINDINGS)
 

@@ -21,7 +21,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import polars as pl
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 from pinscan import atomic
 from pinscan.dataset import _integrity, outputs
@@ -83,11 +84,11 @@ def fold(root: Path, *, seconds: float | None = None) -> dict[str, Any]:
 
 def _certificates(part: Path, target: Path, seen: set[int]) -> None:
     """A shard's certificates part, as ``target``, without the certificates already kept."""
-    frame = pl.read_parquet(part)
-    bits = [id_bits(s) for s in frame["cert_sha256"]]
+    table = pq.ParquetFile(part).read()  # its columns' types as the shard wrote them
+    bits = [id_bits(s) for s in table.column("cert_sha256").to_pylist()]
     new = [b not in seen for b in bits]
     if any(new):
-        _write(frame.filter(pl.Series(new)), target)
+        _write(table.filter(pa.array(new)), target, arrow_schema=False)
         seen.update(bits)
     part.unlink()
 

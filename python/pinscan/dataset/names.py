@@ -23,6 +23,8 @@ PIN_RESULTS = "pin_results"
 #: Every table a dataset can have.
 TABLES = (*SCAN_TABLES, PIN_RESULTS)
 META_FILE = "scan.json"
+#: The chains table's ``source``: the chain the endpoint presented, or the one verification built.
+CHAIN_SOURCES = ("presented", "verified")
 
 #: Columns added to format 1 after its first release, by table: parts written by an older pinscan
 #: lack them, which is no damage.
@@ -58,6 +60,7 @@ __all__ = [
     "ADDED_LATER",
     "CERTIFICATES",
     "CHAINS",
+    "CHAIN_SOURCES",
     "CHECKSUM_KEY",
     "ENDPOINTS",
     "FORMAT",

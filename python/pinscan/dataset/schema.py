@@ -10,6 +10,7 @@ from pinscan.certs.table import certificates
 from pinscan.dataset.names import (
     ADDED_LATER,
     CERTIFICATES,
+    CHAIN_SOURCES,
     CHAINS,
     ENDPOINTS,
     FORMAT,
@@ -22,7 +23,7 @@ from pinscan.records import STATUSES
 
 UTC_TIME = pl.Datetime("us", "UTC")
 STATUS = pl.Enum(list(STATUSES))
-CHAIN_SOURCE = pl.Enum(["presented", "verified"])
+CHAIN_SOURCE = pl.Enum(list(CHAIN_SOURCES))
 #: One trust store's answer for an endpoint's chain: whether it verifies it, and the path it
 #: builds (``cert_sha256`` of each certificate, leaf first): null when that path is the
 #: endpoint's verified chain (the ``chains`` table's ``verified`` rows: most stores build the

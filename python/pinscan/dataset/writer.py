@@ -35,6 +35,7 @@ from pinscan.dataset import _lock, outputs, shards
 from pinscan.dataset.meta import now, read_meta
 from pinscan.dataset.names import (
     CERTIFICATES,
+    CHAIN_SOURCES,
     CHAINS,
     CHECKSUM_KEY,
     ENDPOINTS,
@@ -48,14 +49,28 @@ from pinscan.dataset.names import (
     parts,
 )
 from pinscan.errors import DatasetError
-from pinscan.records import Endpoint
+from pinscan.records import STATUSES, Endpoint
 
 if TYPE_CHECKING:
     import polars as pl
+    import pyarrow as pa
 
-# polars, pyarrow, the certificate table and the part checks are imported where a part is first
-# read or written, not here (lazy for start-up time): creating a dataset and writing its
-# scan.json, all a scan does before its first connection, needs none of them.
+# pyarrow and the part checks are imported where a part is first read or written, not here (lazy
+# for start-up time): creating a dataset and writing its scan.json, all a scan does before its
+# first connection, needs neither. A scan never imports polars: the parts are built with pyarrow
+# from the schemas polars gives them (SCHEMA_FILES), so they read back as polars wrote them.
+
+#: The Arrow schema of each table's parts but the certificates' (those have the Rust core's
+#: columns, as it gives them, then ``der`` and ``scan_id``): what polars' ``to_arrow()`` makes of
+#: the table's polars schema (:mod:`~.schema`), built by ``scripts/build_part_schemas.py``.
+SCHEMA_FILES = {
+    table: Path(__file__).with_name("schemas") / f"{table}.arrow" for table in (ENDPOINTS, CHAINS)
+}
+_SCHEMAS: dict[str, pa.Schema] = {}
+#: The values of each enum column, in order: a part holds their indices.
+_ENUM_VALUES = {"status": STATUSES, "source": CHAIN_SOURCES}
+_STATUS = {value: i for i, value in enumerate(STATUSES)}
+_CHAIN_SOURCE = {value: i for i, value in enumerate(CHAIN_SOURCES)}
 
 _SHARDED = "holds a sharded scan (--shard, --dask)"
 #: What a dataset directory may hold.
@@ -164,10 +179,9 @@ class DatasetWriter:
         the same batch."""
         if not endpoints:
             return
-        import polars as pl
+        import pyarrow as pa
 
-        from pinscan.certs.table import certificates
-        from pinscan.dataset.schema import CHAINS_SCHEMA, ENDPOINTS_SCHEMA, certificates_schema
+        from pinscan import _core
 
         self._seq += 1
         name = f"part-{self._seq:06d}.parquet"
@@ -184,34 +198,40 @@ class DatasetWriter:
                 )
             )
         )
-        parsed = certificates(ders)
-        sha_of = dict(zip(ders, parsed["cert_sha256"], strict=True))
-        pin_of = dict(zip(ders, parsed["spki_sha256"], strict=True))
+        parsed = pa.table(_core.parse_certificates(ders))
+        shas = parsed.column("cert_sha256").to_pylist()
+        sha_of = dict(zip(ders, shas, strict=True))
+        pin_of = dict(zip(ders, parsed.column("spki_sha256").to_pylist(), strict=True))
 
-        new = [id_bits(s) not in self._written_certs for s in parsed["cert_sha256"]]
-        if any(new):
-            certs = parsed.with_columns(
-                der=pl.Series(ders, dtype=pl.Binary), scan_id=pl.lit(self.scan_id)
-            ).filter(pl.Series(new))
-            _write(certs.select(certificates_schema().names()), self.root / CERTIFICATES / name)
+        new = [
+            d for d, sha in zip(ders, shas, strict=True) if id_bits(sha) not in self._written_certs
+        ]
+        if new:
+            # The certificates' columns as the Rust core gives them (parsed again: a few
+            # microseconds each, and no pyarrow.compute to import for a filter).
+            certs = pa.table(_core.parse_certificates(new) if len(new) < len(ders) else parsed)
+            certs = certs.append_column("der", pa.array(new, pa.binary_view()))
+            scan_ids = pa.array([self.scan_id] * len(new), pa.string_view())
+            certs = certs.append_column("scan_id", scan_ids)
+            _write(certs, self.root / CERTIFICATES / name, arrow_schema=False)
 
-        chains: dict[str, list[Any]] = {c: [] for c in CHAINS_SCHEMA.names()}
+        chains: dict[str, list[Any]] = {c: [] for c in _schema(CHAINS).names}
         for e in endpoints:
             endpoint_id = e.endpoint_id
             for source, chain in (("presented", e.presented), ("verified", e.verified_chain)):
                 for position, der in enumerate(chain):
                     chains["endpoint_id"].append(endpoint_id)
-                    chains["source"].append(source)
+                    chains["source"].append(_CHAIN_SOURCE[source])
                     chains["position"].append(position)
                     chains["cert_sha256"].append(sha_of[der])
         chains["scan_id"] = [self.scan_id] * len(chains["endpoint_id"])
         if chains["endpoint_id"]:
-            _write(pl.DataFrame(chains, schema=CHAINS_SCHEMA), self.root / CHAINS / name)
+            _write(_table(chains, CHAINS), self.root / CHAINS / name)
 
         rows = _endpoint_columns(endpoints, sha_of, pin_of, self.scan_id)
-        _write(pl.DataFrame(rows, schema=ENDPOINTS_SCHEMA), self.root / ENDPOINTS / name)
+        _write(_table(rows, ENDPOINTS), self.root / ENDPOINTS / name)
 
-        self._written_certs.update(id_bits(s) for s in parsed["cert_sha256"])
+        self._written_certs.update(id_bits(s) for s in shas)
 
     def finish(self, counts: dict[str, Any], *, complete: bool = True) -> None:
         """Records the end of the scan (or of this run of it, when interrupted) and lets the
@@ -243,7 +263,8 @@ def write_pin_results(root: Path, results: pl.DataFrame) -> None:
             directory.mkdir(exist_ok=True)
             atomic.remove_temporaries(directory)
         target = directory / "part-000001.parquet"
-        _write(results.select(PIN_RESULTS_SCHEMA.names()).cast(PIN_RESULTS_SCHEMA), target)  # type: ignore[arg-type]
+        table = results.select(PIN_RESULTS_SCHEMA.names()).cast(PIN_RESULTS_SCHEMA).to_arrow()  # type: ignore[arg-type]
+        _write(table, target)
         with outputs.writing(directory):
             for stale in _parts(directory):
                 if stale != target:
@@ -256,9 +277,7 @@ def _endpoint_columns(
     pin_of: dict[bytes, str | None],
     scan_id: str,
 ) -> dict[str, list[Any]]:
-    from pinscan.dataset.schema import ENDPOINTS_SCHEMA
-
-    names = ENDPOINTS_SCHEMA.names()
+    names = _schema(ENDPOINTS).names
     cols: dict[str, list[Any]] = {c: [] for c in names}
     derived = {"endpoint_id", "leaf_sha256", "spki_sha256", "scan_id", "store_paths"}
     plain = [c for c in names if c not in derived]
@@ -284,21 +303,55 @@ def _endpoint_columns(
         for c in plain:
             cols[c].append(getattr(e, c))
     cols["scan_id"] = [scan_id] * len(endpoints)
+    cols["status"] = [_STATUS[s] for s in cols["status"]]
     return cols
 
 
-def _write(df: pl.DataFrame, path: Path) -> None:
+def _schema(table: str) -> pa.Schema:
+    """The Arrow schema of a table's parts (see :data:`SCHEMA_FILES`)."""
+    import pyarrow as pa
+
+    schema = _SCHEMAS.get(table)
+    if schema is None:
+        schema = _SCHEMAS[table] = pa.ipc.open_file(SCHEMA_FILES[table]).schema
+    return schema
+
+
+def _table(columns: dict[str, list[Any]], table: str) -> pa.Table:
+    """A part's rows, from lists of Python values (an enum column holds each value's index)."""
+    import pyarrow as pa
+
+    schema = _schema(table)
+    arrays = []
+    for field in schema:
+        values = columns[field.name]
+        if pa.types.is_dictionary(field.type):  # polars' enums: every value, in order
+            categories = pa.array(_ENUM_VALUES[field.name], field.type.value_type)
+            indices = pa.array(values, field.type.index_type)
+            arrays.append(pa.DictionaryArray.from_arrays(indices, categories, ordered=True))
+        else:
+            arrays.append(pa.array(values, field.type))
+    return pa.Table.from_arrays(arrays, schema=schema)
+
+
+def _write(table: pa.Table, path: Path, *, arrow_schema: bool = True) -> None:
     """One part, whole or not at all, with its checksums (see the module's docstring). Encoded
     in memory and written by pinscan itself, so that a full disk is an ``OSError`` that says so
-    (polars' writer reports it as a thrift transport error)."""
+    (polars' writer reports it as a thrift transport error). Without ``arrow_schema`` the part
+    is plain Parquet, read back with each reader's own types (for the certificates: the Rust
+    core's string views, which pyarrow 26 cannot even filter, come back as strings)."""
     import pyarrow.parquet as pq
 
-    table = df.to_arrow()
     buffer = io.BytesIO()
     # No dictionary pages: ids and digests do not repeat, and zstd packs the columns that do
     # (parts come out 5% smaller than with dictionaries).
     with pq.ParquetWriter(
-        buffer, table.schema, compression="zstd", use_dictionary=False, write_page_checksum=True
+        buffer,
+        table.schema,
+        compression="zstd",
+        use_dictionary=False,
+        write_page_checksum=True,
+        store_schema=arrow_schema,
     ) as writer:
         writer.write_table(table)
         # Every page is in the buffer now; only the footer is left to write.

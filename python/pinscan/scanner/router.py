@@ -30,6 +30,7 @@ import anyio
 
 from pinscan.config import ScanConfig, checked
 from pinscan.dataset import shards as layout
+from pinscan.dataset.meta import read_meta
 from pinscan.dataset.writer import write_pin_results
 from pinscan.errors import ConfigError, InputError
 from pinscan.inventory import Inventory, read_inventory
@@ -111,6 +112,29 @@ class Route:
         return "history" if self.history is not None else "dataset"
 
 
+@dataclass(frozen=True, slots=True)
+class Written:
+    """What a scan wrote (:func:`scan_to`): a dataset directory (sharded or not), or the scan
+    ``scan_id`` of the history ``path``. :meth:`open` reads it as :func:`scan` returns it."""
+
+    path: Path
+    #: The scan's id when ``path`` is a history; None for a dataset directory.
+    history_scan: str | None = None
+
+    def open(self) -> ScanDataset:
+        """The dataset, as :func:`pinscan.open` reads it (its parts checked)."""
+        from pinscan.dataset import open as open_dataset
+
+        return open_dataset(self.path, scans=self.history_scan)
+
+    def meta(self) -> dict[str, Any]:
+        """The scan's ``scan.json``, as ``open().meta`` has it: a plain dataset's read alone,
+        without polars (all that a command that keeps its dataset prints needs)."""
+        if self.history_scan is None and not layout.is_sharded(self.path):
+            return read_meta(self.path)
+        return self.open().meta
+
+
 def scan(
     inventory: InventoryLike,
     out: str | os.PathLike[str] | None = None,
@@ -176,6 +200,36 @@ def scan(
     >>> ds = pinscan.scan(["example.com", "example.org:8443"], "out")  # doctest: +SKIP
     >>> ds.endpoints.select("target", "ip", "status", "spki_sha256").collect()  # doctest: +SKIP
     """
+    return scan_to(
+        inventory, out, config=config, history=history, shard=shard, dask=dask, shards=shards,
+        resume=resume, policies=policies, inventory_format=inventory_format,
+        on_endpoint=on_endpoint, arguments=arguments, scan_id=scan_id,
+        dask_retries=dask_retries, progress=progress, on_status=on_status,
+    ).open()  # fmt: skip
+
+
+def scan_to(
+    inventory: InventoryLike,
+    out: str | os.PathLike[str] | None = None,
+    *,
+    config: ScanConfig | None = None,
+    history: str | os.PathLike[str] | None = None,
+    shard: str | layout.Shard | None = None,
+    dask: Any = None,
+    shards: int | None = None,
+    resume: bool = False,
+    policies: Sequence[PolicyLike] = (),
+    inventory_format: str | None = None,
+    on_endpoint: Callable[[Endpoint], None] | None = None,
+    arguments: dict[str, Any] | None = None,
+    scan_id: str | None = None,
+    dask_retries: int = DASK_RETRIES,
+    progress: bool = False,
+    on_status: processes.OnStatus | None = None,
+) -> Written:
+    """:func:`scan`, returning where the scan went (:class:`Written`) rather than the dataset
+    opened: what ``pinscan scan`` calls, which opens the dataset only to print its rows or
+    verdicts (opening it takes polars, a tenth of a second)."""
     route = _route(out, history, shard, dask, shards, resume, scan_id, on_endpoint)
     config = _checked(config, route)
     judging = _policies(policies)
@@ -201,11 +255,10 @@ def scan(
             on_endpoint=processes.with_status(on_endpoint, on_status), arguments=args,
             scan_id=scan_id,
         )  # fmt: skip
-    from pinscan.dataset import open as open_dataset
-
-    if judging and open_dataset(route.out).meta["complete"]:
+    written = Written(route.out)
+    if judging and written.meta()["complete"]:
         _judge(route.out, judging)
-    return open_dataset(route.out)
+    return written
 
 
 async def scan_async(
@@ -239,10 +292,11 @@ async def scan_async(
                 dask_retries=dask_retries, progress=progress, on_status=on_status,
             )
         )  # fmt: skip
-    return await _scan_async(
+    written = await _scan_async(
         inventory, route, config=_checked(config, route), policies=_policies(policies),
         inventory_format=inventory_format, arguments=arguments, on_status=on_status,
     )  # fmt: skip
+    return await anyio.to_thread.run_sync(written.open)
 
 
 async def _scan_async(
@@ -254,7 +308,7 @@ async def _scan_async(
     inventory_format: str | None,
     arguments: dict[str, Any] | None,
     on_status: processes.OnStatus | None = None,
-) -> ScanDataset:
+) -> Written:
     """A scan of one dataset or a history, on the running loop."""
     # The inventory is opened before anything is written: a bad one leaves nothing behind.
     items = _opened(inventory, inventory_format, config.starttls)
@@ -270,18 +324,14 @@ async def _scan_async(
         scan_id = await scan_history(
             items, route.history, resume=route.resume, judge=judge, on_status=on_status, **options
         )
-        from pinscan.dataset import open as open_dataset  # after the scan: lazy for start-up
-
-        return await anyio.to_thread.run_sync(lambda: open_dataset(route.history, scans=scan_id))
+        return Written(route.history, scan_id)
     root = route.out if route.out is not None else Path(tempfile.mkdtemp(prefix="pinscan-"))
     await processes.scan_dataset(
         items, root, resume=route.resume, scan_id=route.scan_id, on_status=on_status, **options
     )  # fmt: skip
     if judge is not None:
         await anyio.to_thread.run_sync(judge, root)
-    from pinscan.dataset import open as open_dataset  # after the scan: lazy for start-up
-
-    return await anyio.to_thread.run_sync(open_dataset, root)
+    return Written(root)
 
 
 def _checked(config: Any, route: Route) -> ScanConfig:
@@ -405,4 +455,4 @@ def _arguments(
     return recorded
 
 
-__all__ = ["DASK_RETRIES", "InventoryLike", "Route", "scan", "scan_async"]
+__all__ = ["DASK_RETRIES", "InventoryLike", "Route", "Written", "scan", "scan_async", "scan_to"]

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import functools
 import ipaddress
 import warnings
 from collections import OrderedDict
@@ -112,55 +113,83 @@ class Verifier:
     """
 
     def __init__(
-        self,
-        stores: Sequence[tuple[str, Sequence[x509.Certificate]]],
-        *,
-        now: dt.datetime | None = None,
-        cache_size: int = 4096,
+        self, spec: StoreSpec, *, now: dt.datetime | None = None, cache_size: int = 4096
     ) -> None:
         self.now = now or dt.datetime.now(dt.UTC)
         # The DER of each root, once: the paths of every chain share these bytes objects (and a
         # batch from the child pickles each root once), rather than a copy per path.
         self._der: dict[bytes, bytes] = {}
-        ders = []
-        for name, roots in stores:
-            encoded = []
-            for root in roots:
-                der = root.public_bytes(Encoding.DER)
-                encoded.append(self._der.setdefault(der, der))
-            ders.append((name, tuple(encoded)))
         #: The stores as DER, for a verification child to load the same ones.
-        self.spec = StoreSpec(tuple(ders))
-        builder = verification.PolicyBuilder().time(self.now)
-        self._policies = [
-            (name, builder.store(verification.Store(list(roots)))) for name, roots in stores
-        ]
-        # Each store's roots by their subject's `_loose` key, with their place in the store.
-        self._reachable: list[dict[tuple, list[tuple[int, bytes]]]] = []
-        for (_, roots), (_, ders_) in zip(stores, ders, strict=True):
-            index: dict[tuple, list[tuple[int, bytes]]] = {}
-            for place, (root, der) in enumerate(zip(roots, ders_, strict=True)):
-                index.setdefault(_loose(root.subject), []).append((place, der))
-            self._reachable.append(index)
-        # Every store's roots by subject: where a chain that failed is examined for its issuer.
-        self._anchors: dict[x509.Name, list[x509.Certificate]] = {}
-        for _, roots in stores:
-            for root in roots:
-                self._anchors.setdefault(root.subject, []).append(root)
+        self.spec = StoreSpec(
+            tuple(
+                (name, tuple(self._der.setdefault(der, der) for der in ders))
+                for name, ders in spec.stores
+            )
+        )
         self._cache: OrderedDict[tuple[bytes, ...], ChainVerdict] = OrderedDict()
         self._cache_size = cache_size
 
     @classmethod
+    def of_certificates(
+        cls,
+        stores: Sequence[tuple[str, Sequence[x509.Certificate]]],
+        *,
+        now: dt.datetime | None = None,
+        cache_size: int = 4096,
+    ) -> Verifier:
+        """The verifier of named stores of roots, in order."""
+        spec = StoreSpec(
+            tuple(
+                (name, tuple(root.public_bytes(Encoding.DER) for root in roots))
+                for name, roots in stores
+            )
+        )
+        return cls(spec, now=now, cache_size=cache_size)
+
+    @classmethod
     def from_spec(cls, spec: StoreSpec, *, now: dt.datetime | None = None) -> Verifier:
-        """The verifier of `spec`'s stores (a verification child's); `ValueError` when a root
-        does not parse."""
+        """The verifier of `spec`'s stores, ready to build (a verification child's); `ValueError`
+        when a root does not parse."""
+        verifier = cls(spec, now=now)
+        verifier._anchors  # noqa: B018 (parses every root now, not at the first chain)
+        return verifier
+
+    # What building a path takes, made at the first chain built here: a scan whose chains a
+    # child builds never needs it (a few tens of milliseconds of its start).
+
+    @functools.cached_property
+    def _roots(self) -> list[tuple[str, list[x509.Certificate]]]:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # a root with a negative serial (see `load_roots`)
-            stores = [
+            return [
                 (name, [x509.load_der_x509_certificate(der) for der in ders])
-                for name, ders in spec.stores
+                for name, ders in self.spec.stores
             ]
-        return cls(stores, now=now)
+
+    @functools.cached_property
+    def _policies(self) -> list[tuple[str, verification.Policy]]:
+        builder = verification.PolicyBuilder().time(self.now)
+        return [(name, builder.store(verification.Store(roots))) for name, roots in self._roots]
+
+    @functools.cached_property
+    def _reachable(self) -> list[dict[tuple, list[tuple[int, bytes]]]]:
+        """Each store's roots by their subject's `_loose` key, with their place in the store."""
+        reachable = []
+        for (_, roots), (_, ders) in zip(self._roots, self.spec.stores, strict=True):
+            index: dict[tuple, list[tuple[int, bytes]]] = {}
+            for place, (root, der) in enumerate(zip(roots, ders, strict=True)):
+                index.setdefault(_loose(root.subject), []).append((place, der))
+            reachable.append(index)
+        return reachable
+
+    @functools.cached_property
+    def _anchors(self) -> dict[x509.Name, list[x509.Certificate]]:
+        """Every store's roots by subject: where a chain that failed is examined for its issuer."""
+        anchors: dict[x509.Name, list[x509.Certificate]] = {}
+        for _, roots in self._roots:
+            for root in roots:
+                anchors.setdefault(root.subject, []).append(root)
+        return anchors
 
     @classmethod
     def for_scan(
@@ -175,27 +204,24 @@ class Verifier:
         (:data:`~pinscan.records.TRUST_STORES`) or ``NAME=PEM-FILE`` (a bundle standing for that
         platform's store); then ``ca_bundle`` (private PKI), then the system's."""
         # Lazy for start-up time: the verification child imports this module alone, and loads
-        # its stores from the spec it is sent, never from the shipped file (polars, pyarrow).
+        # its stores from the spec it is sent, never from the shipped file (pyarrow).
         from pinscan.catalog import stores as shipped
+
+        def der(roots: list[x509.Certificate]) -> tuple[bytes, ...]:
+            return tuple(root.public_bytes(Encoding.DER) for root in roots)
 
         loaded = []
         for entry in trust_stores:
             name, _, path = entry.partition("=")
-            if path:
-                loaded.append((name, load_roots(path, name=name)))
-            else:
-                ders = shipped.roots(name)
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore")  # a root with a negative serial
-                    loaded.append((name, [x509.load_der_x509_certificate(d) for d in ders]))
+            loaded.append((name, der(load_roots(path, name=name)) if path else shipped.roots(name)))
         if ca_bundle is not None:
-            loaded.append(("ca_bundle", load_roots(ca_bundle, name="--ca-bundle")))
+            loaded.append(("ca_bundle", der(load_roots(ca_bundle, name="--ca-bundle"))))
         if system_store:
             bundle = system_bundle()
             if bundle is None:
                 raise InputError("system", "no system CA bundle found")
-            loaded.append(("system", load_roots(bundle, name="system")))
-        return cls(loaded, now=now)
+            loaded.append(("system", der(load_roots(bundle, name="system"))))
+        return cls(StoreSpec(tuple(loaded)), now=now)
 
     def verify(self, chain: Sequence[bytes], name: str | None) -> Verdict:
         """Verdict for a presented chain (leaf first) served for ``name`` (SNI or IP)."""
