@@ -156,7 +156,8 @@ def main() -> int:
         loaded = time.perf_counter() - start
         spec = len(pickle.dumps(verifier.spec, pickle.HIGHEST_PROTOCOL))
         start = time.perf_counter()
-        child = VerifyProcess(verifier.spec, verifier.now)
+        child = VerifyProcess()
+        child.load(verifier.spec, verifier.now)
         started = time.perf_counter() - start
         child.close()
         print(

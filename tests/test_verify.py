@@ -111,7 +111,8 @@ def test_the_verification_child_names_them_alike(tmp_path: Path) -> None:
     now = dt.datetime.now(dt.UTC)
     chains = [tuple(issued.chain_der) for issued, _, _ in BROKEN.values()]
     here = Verifier.for_scan(ca_bundle=bundle(tmp_path), now=now)
-    child = VerifyProcess(here.spec, now)
+    child = VerifyProcess()
+    child.load(here.spec, now)
     try:
         found = child.build(chains)
     finally:

@@ -33,6 +33,13 @@ from fleet import pki
 NOW = dt.datetime.now(dt.UTC)
 
 
+def started(spec: StoreSpec, now: dt.datetime) -> VerifyProcess:
+    """A child started and loaded with ``spec``, as a scan's lane does it in two steps."""
+    child = VerifyProcess()
+    child.load(spec, now)
+    return child
+
+
 @pytest.fixture(scope="module")
 def bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("ca") / "root.pem"
@@ -62,7 +69,7 @@ def in_process(bundle: Path) -> Verifier:
 
 
 def test_a_child_reaches_the_verdicts_of_the_scanning_process(bundle: Path) -> None:
-    child = VerifyProcess(in_process(bundle).spec, NOW)
+    child = started(in_process(bundle).spec, NOW)
     try:
         found = child.build(chains())
     finally:
@@ -86,11 +93,11 @@ def test_a_child_reaches_the_verdicts_of_the_scanning_process(bundle: Path) -> N
 def test_a_child_that_cannot_load_its_stores_says_why() -> None:
     spec = StoreSpec((("android", (b"not a certificate",)),))
     with pytest.raises(ChildError, match=r"cannot load the trust stores: error parsing asn1"):
-        VerifyProcess(spec, NOW)
+        started(spec, NOW)
 
 
 def test_a_killed_child_is_an_error_not_a_hang(bundle: Path) -> None:
-    child = VerifyProcess(in_process(bundle).spec, NOW)
+    child = started(in_process(bundle).spec, NOW)
     os.kill(child._proc.pid, signal.SIGKILL)
     child._proc.wait()
     with pytest.raises(ChildError, match=r"gone|exited"):
@@ -103,7 +110,7 @@ def test_a_child_that_stops_answering_is_killed(
     bundle: Path, monkeypatch, chains_sent: int
 ) -> None:
     monkeypatch.setattr(verify_pool, "_BATCH_TIMEOUT", 0.5)
-    child = VerifyProcess(in_process(bundle).spec, NOW)
+    child = started(in_process(bundle).spec, NOW)
     os.kill(child._proc.pid, signal.SIGSTOP)
     # Distinct bytes objects: pickle would send a repeated object once.
     batch = [tuple(bytes(bytearray(d)) for d in chain) for chain in (chains() * 40)[:chains_sent]]
@@ -128,7 +135,7 @@ def test_a_child_that_is_not_one_is_an_error(monkeypatch, program: str, error: s
     # One root: the spec fits in the pipe, so what the program writes back is what is judged.
     spec = Verifier.of_certificates([("ca_bundle", [pki.root().cert])]).spec
     with pytest.raises(ChildError, match=error):
-        VerifyProcess(spec, NOW)
+        started(spec, NOW)
 
 
 def test_a_child_that_exits_while_it_is_sent_its_stores_says_so(monkeypatch, bundle) -> None:
@@ -137,7 +144,7 @@ def test_a_child_that_exits_while_it_is_sent_its_stores_says_so(monkeypatch, bun
     monkeypatch.setattr(verify_pool, "_command", lambda: [sys.executable, "-c", "exit(3)"])
     assert len(pickle.dumps(in_process(bundle).spec)) > 1 << 16
     with pytest.raises(ChildError, match=r"exited \(3\)"):
-        VerifyProcess(in_process(bundle).spec, NOW)
+        started(in_process(bundle).spec, NOW)
 
 
 def rows_for(chains_: list[tuple[bytes, ...]], names: list[str]) -> list[list[Endpoint]]:

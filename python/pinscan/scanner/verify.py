@@ -157,6 +157,11 @@ class Verifier:
     # What building a path takes, made at the first chain built here: a scan whose chains a
     # child builds never needs it (a few tens of milliseconds of its start).
 
+    @property
+    def path_builder_loaded(self) -> bool:
+        """Whether building a path here is only the path's work: the roots are parsed."""
+        return all(part in self.__dict__ for part in ("_policies", "_reachable", "_anchors"))
+
     @functools.cached_property
     def _roots(self) -> list[tuple[str, list[x509.Certificate]]]:
         with warnings.catch_warnings():

@@ -90,7 +90,8 @@ def _command() -> list[str]:
 class VerifyProcess:
     """One child building paths for batches of chains. Blocking: call it from a worker thread."""
 
-    def __init__(self, spec: StoreSpec, now: Any) -> None:
+    def __init__(self) -> None:
+        """Starts the child: its interpreter and imports, until it is sent its stores."""
         command = _command()
         try:
             self._proc = subprocess.Popen(
@@ -103,6 +104,9 @@ class VerifyProcess:
             raise ChildError(f"cannot start {command[0]}: {exc}") from None
         assert self._proc.stdin is not None
         os.set_blocking(self._proc.stdin.fileno(), False)  # writes are bounded by a deadline
+
+    def load(self, spec: StoreSpec, now: Any) -> None:
+        """Sends the child its stores and waits until it has loaded them."""
         try:
             self._send((spec, now), _START_TIMEOUT)
             answer = self._receive(_START_TIMEOUT)
@@ -294,6 +298,7 @@ class VerifyPool:
         self._wake = anyio.Event()
         self._closed = False
         self._finished = anyio.Event()  # set by `close`
+        self._helping = False  # this process builds from the queue beside the children
         #: Distinct chains verified here and in children; the scan's metadata records both.
         self.built_here = 0
         self.built_in_children = 0
@@ -350,6 +355,11 @@ class VerifyPool:
         are built on one more core. Between two chains the event loop takes in the children's
         answers."""
         await self._finished.wait()
+        # Loading the path builder here (every root parsed) costs about two batches of a
+        # child's work: worth it with more than that left, or when it is loaded already.
+        if not (self._verifier.path_builder_loaded or len(self._queued) > 2 * _BATCH):
+            return
+        self._helping = True
         while self._queued and self._ready:
             if not self._busy:  # between a child's batches
                 await anyio.sleep(0.001)
@@ -361,19 +371,28 @@ class VerifyPool:
             await anyio.sleep(0)
 
     async def _lane(self) -> None:
-        """Starts a child at the first demand and serves the queue with it; without one (it
-        failed to start, or died), serves the queue in-process."""
-        await self._demand.wait()
+        """Starts a child, loads it with the stores at the first demand and serves the queue
+        with it; without one (it failed to start, or died), serves the queue in-process. The
+        child starts with the scan, not at the first chain: its interpreter and imports (~0.1 s
+        of another core) are over by the time the first chains come."""
         child: VerifyProcess | None = None
-        if self._queued or not self._closed:
-            spec, now = self._verifier.spec, self._verifier.now
-            try:
-                child = await anyio.to_thread.run_sync(VerifyProcess, spec, now)
-                self._ready += 1
-            except ChildError as exc:
-                self._live -= 1
-                self.child_errors.append(str(exc))
+        ready = False
         try:
+            try:
+                child = await anyio.to_thread.run_sync(VerifyProcess)
+            except ChildError as exc:
+                self._fail(str(exc))
+            await self._demand.wait()
+            if child is not None and (self._queued or not self._closed):
+                try:
+                    await anyio.to_thread.run_sync(
+                        child.load, self._verifier.spec, self._verifier.now
+                    )
+                    ready = True
+                    self._ready += 1
+                except ChildError as exc:
+                    child = None  # closed by load
+                    self._fail(str(exc))
             while True:
                 while not self._queued and not self._closed:
                     if self._wake.is_set():
@@ -381,19 +400,19 @@ class VerifyPool:
                     await self._wake.wait()
                 if not self._queued:
                     return
-                # At the end, half of what is left: this process builds the other half.
-                size = _BATCH if not self._closed else min(_BATCH, (len(self._queued) + 1) // 2)
+                # Helped at the end, half of what is left: this process builds the other half.
+                size = min(_BATCH, (len(self._queued) + 1) // 2) if self._helping else _BATCH
                 batch, self._queued = self._queued[:size], self._queued[size:]
                 found = None
-                if child is not None:
+                if child is not None and ready:
                     self._busy += 1
                     try:
                         found = await anyio.to_thread.run_sync(child.build, batch)
                         self.built_in_children += len(batch)
                     except ChildError as exc:
                         self._ready -= 1
-                        self._live -= 1
-                        self.child_errors.append(str(exc))
+                        ready = False
+                        self._fail(str(exc))
                         child.close()
                         child = None
                     finally:
@@ -403,10 +422,16 @@ class VerifyPool:
                     self.built_here += len(batch)
                 await self._resolve(batch, found)
         finally:
-            if child is not None:
+            if ready:
                 self._ready -= 1
+            if child is not None:
                 with anyio.CancelScope(shield=True):
                     await anyio.to_thread.run_sync(child.close)
+
+    def _fail(self, error: str) -> None:
+        """A lane's child failed to start or died: its chains are built here from now on."""
+        self._live -= 1
+        self.child_errors.append(error)
 
     async def _resolve(self, batch: list[Chain], found: list[ChainVerdict]) -> None:
         for chain, answer in zip(batch, found, strict=True):
