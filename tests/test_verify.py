@@ -177,3 +177,18 @@ def test_a_dsa_issuer_is_an_unsupported_algorithm_and_no_warning_escapes() -> No
     assert verdict.verify_detail.startswith(
         'the leaf "CN=dsa.test,O=Pinscan Test Fleet": signed with a key of type DSA'
     )
+
+
+def test_a_scans_verifier_parses_the_roots_only_to_build_a_path_itself() -> None:
+    """What a verification child is sent, the stores' DER, is all a scan's own verifier reads
+    until it builds a path: a scan whose chains a child builds never parses the roots."""
+    verifier = Verifier.for_scan()
+    assert not verifier.path_builder_loaded
+    assert [name for name, _ in verifier.spec.stores] == list(pinscan.records.TRUST_STORES)
+    assert all(len(ders) > 50 for _, ders in verifier.spec.stores)
+    found = verifier.build(pki.leaf("lazy.test").chain_der)
+    assert verifier.path_builder_loaded
+    assert (found.verified, found.error) == (False, "unknown_root")  # a test root: in no store
+    child = Verifier.from_spec(verifier.spec)  # a child loads at once, so it fails at once
+    assert child.path_builder_loaded
+    assert child.build(pki.leaf("lazy.test").chain_der) == found

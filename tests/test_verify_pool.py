@@ -224,6 +224,23 @@ def test_the_pool_releases_every_target_once_with_in_process_verdicts(
     assert len(pool.child_errors) == (child in ("dies", "cannot start"))
 
 
+def test_a_child_started_for_a_scan_that_needs_none_ends_with_it(bundle: Path) -> None:
+    """The lane starts its child with the pool, before the first chain: when no chain comes
+    (no endpoint presented one), the child is never loaded, and is closed at the end."""
+    before = set(_children_of(os.getpid()))
+    released: list[list[Endpoint]] = []
+
+    async def on_verified(rows: list[Endpoint]) -> None:
+        released.append(rows)
+
+    pool = VerifyPool(in_process(bundle), 1, on_verified)
+    targets = rows_for([()], ["a.test", "b.test"])
+    anyio.run(run_pool, pool, targets)
+    assert len(released) == 2 and pool.built_in_children == pool.built_here == 0
+    assert pool.children == 0 and pool.child_errors == []
+    assert set(_children_of(os.getpid())) <= before  # the child was waited for
+
+
 def test_stores_given_as_certificates_go_to_the_child_too() -> None:
     """A verifier made of certificates (no file, no shipped store: a test's private root under
     a platform's name) is sent to the child as it is, so the child reaches its verdicts."""

@@ -151,16 +151,23 @@ class Verifier:
         """The verifier of `spec`'s stores, ready to build (a verification child's); `ValueError`
         when a root does not parse."""
         verifier = cls(spec, now=now)
-        verifier._anchors  # noqa: B018 (parses every root now, not at the first chain)
+        verifier.load_path_builder()
         return verifier
 
     # What building a path takes, made at the first chain built here: a scan whose chains a
     # child builds never needs it (a few tens of milliseconds of its start).
 
+    _PATH_BUILDER = ("_policies", "_reachable", "_anchors")
+
     @property
     def path_builder_loaded(self) -> bool:
         """Whether building a path here is only the path's work: the roots are parsed."""
-        return all(part in self.__dict__ for part in ("_policies", "_reachable", "_anchors"))
+        return all(part in self.__dict__ for part in self._PATH_BUILDER)
+
+    def load_path_builder(self) -> None:
+        """Parses every root now rather than at the first chain built here."""
+        for part in self._PATH_BUILDER:
+            getattr(self, part)
 
     @functools.cached_property
     def _roots(self) -> list[tuple[str, list[x509.Certificate]]]:

@@ -1,0 +1,101 @@
+# SPDX-License-Identifier: Apache-2.0
+"""The scan's writer builds its parts with pyarrow alone, from the Arrow schemas polars gives the
+tables (python/pinscan/dataset/schemas/, built by scripts/build_part_schemas.py): the shipped
+files are a fresh build, the parts read back in polars with the tables' own types (enums as
+enums), and pyarrow, its datasets and DuckDB-style readers read and filter every table."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import polars as pl
+import pyarrow as pa
+import pyarrow.dataset as pads
+import pyarrow.parquet as pq
+import pytest
+from cryptography.hazmat.primitives.serialization import Encoding
+
+import pinscan
+from pinscan.config import ScanConfig, Timeouts
+from pinscan.dataset import _integrity
+from pinscan.dataset.schema import CERTIFICATES, CHAINS, ENDPOINTS, SCAN_TABLES
+from pinscan.dataset.writer import SCHEMA_FILES
+
+from fleet import pki, servers
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def builder():
+    path = ROOT / "scripts" / "build_part_schemas.py"
+    spec = importlib.util.spec_from_file_location("build_part_schemas", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def scanned(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A dataset of several flushes (two endpoints a part) from a real TLS server, its root as
+    the CA bundle (verified chains too), and a refused port."""
+    out = tmp_path_factory.mktemp("parts") / "scan"
+    bundle = out.with_name("root.pem")
+    bundle.write_bytes(pki.root().cert.public_bytes(Encoding.PEM))
+    config = ScanConfig(retries=0, timeouts=Timeouts(2, 2, 5), flush_rows=2, ca_bundle=bundle)
+    with servers.good() as good, servers.closed_port() as closed:
+        names = ("a.test", "b.test", "default.test")
+        lines = [*(f"127.0.0.1:{good.port} {n}" for n in names), f"127.0.0.1:{closed.port}"]
+        pinscan.scan(lines, out, config=config)
+    return out
+
+
+def test_the_shipped_part_schemas_are_a_fresh_build() -> None:
+    fresh = builder().build()
+    assert set(fresh) == set(SCHEMA_FILES) == {ENDPOINTS, CHAINS}
+    for table, schema in fresh.items():
+        shipped = pa.ipc.open_file(SCHEMA_FILES[table]).schema
+        assert shipped.equals(schema, check_metadata=True), table
+
+
+def test_the_enum_columns_carry_what_polars_reads_them_by() -> None:
+    """Each enum column holds indices into its values in order, with polars' field metadata:
+    without it polars reads a dictionary column as Categorical and refuses it as the enum."""
+    for table, column in ((ENDPOINTS, "status"), (CHAINS, "source")):
+        field = pa.ipc.open_file(SCHEMA_FILES[table]).schema.field(column)
+        assert pa.types.is_dictionary(field.type) and field.type.ordered
+        assert field.metadata  # polars' enum values
+
+
+def test_every_part_reads_back_with_the_tables_types(scanned: Path) -> None:
+    parts = {t: sorted((scanned / t).glob("part-*.parquet")) for t in SCAN_TABLES}
+    assert all(len(p) >= 2 for p in parts.values()), parts  # several flushes
+    for table, paths in parts.items():
+        for path in paths:
+            assert pl.read_parquet_schema(path) == _integrity.schema_of(table), path
+    ds = pinscan.open(scanned, verify=True)
+    endpoints = ds.endpoints.collect()
+    assert sorted(endpoints["status"].cast(pl.String)) == ["ok", "ok", "ok", "refused"]
+    assert isinstance(endpoints.schema["status"], pl.Enum)
+    assert set(ds.chains.collect()["source"].cast(pl.String)) == {"presented", "verified"}
+    certs = ds.certificates.collect()
+    assert certs["cert_sha256"].n_unique() == certs.height > 0
+    assert all(len(d) > 100 for d in certs["der"])
+
+
+@pytest.mark.parametrize("table", SCAN_TABLES)
+def test_pyarrow_reads_and_filters_every_table(scanned: Path, table: str) -> None:
+    """Plain string and binary columns (not the views the Rust core hands over, which pyarrow
+    cannot take rows of): a pyarrow dataset over the table, filtered, as notebooks do it."""
+    whole = pads.dataset(scanned / table, format="parquet").to_table()
+    for field in whole.schema:
+        assert not pa.types.is_string_view(field.type), field
+        assert not pa.types.is_binary_view(field.type), field
+    column = {ENDPOINTS: "target", CHAINS: "cert_sha256", CERTIFICATES: "cert_sha256"}[table]
+    first = whole.column(column)[0]
+    picked = whole.filter(pads.field(column) == first)
+    assert 0 < picked.num_rows <= whole.num_rows
+    assert picked.take([0]).num_rows == 1
+    for part in sorted((scanned / table).glob("part-*.parquet")):
+        assert pq.ParquetFile(part).metadata.num_rows > 0
