@@ -24,7 +24,7 @@ from pinscan.cli import main
 from pinscan.config import ScanConfig, Timeouts
 from pinscan.records import Endpoint
 from pinscan.scanner import engine as scanner_module
-from pinscan.scanner import router, verify_pool
+from pinscan.scanner import router, verify_child, verify_pool
 from pinscan.scanner.verify import StoreSpec, Verifier
 from pinscan.scanner.verify_pool import ChildError, VerifyPool, VerifyProcess
 
@@ -131,7 +131,7 @@ def test_a_child_that_stops_answering_is_killed(
 )
 def test_a_child_that_is_not_one_is_an_error(monkeypatch, program: str, error: str) -> None:
     monkeypatch.setattr(verify_pool, "_START_TIMEOUT", 1.0)
-    monkeypatch.setattr(verify_pool, "_command", lambda: [sys.executable, "-c", program])
+    monkeypatch.setattr(verify_child, "command", lambda: [sys.executable, "-c", program])
     # One root: the spec fits in the pipe, so what the program writes back is what is judged.
     spec = Verifier.of_certificates([("ca_bundle", [pki.root().cert])]).spec
     with pytest.raises(ChildError, match=error):
@@ -141,7 +141,7 @@ def test_a_child_that_is_not_one_is_an_error(monkeypatch, program: str, error: s
 def test_a_child_that_exits_while_it_is_sent_its_stores_says_so(monkeypatch, bundle) -> None:
     """The shipped stores are more than a pipe holds: a child that exits at start breaks the
     pipe mid-write, and the error says it exited, with its status."""
-    monkeypatch.setattr(verify_pool, "_command", lambda: [sys.executable, "-c", "exit(3)"])
+    monkeypatch.setattr(verify_child, "command", lambda: [sys.executable, "-c", "exit(3)"])
     assert len(pickle.dumps(in_process(bundle).spec)) > 1 << 16
     with pytest.raises(ChildError, match=r"exited \(3\)"):
         started(in_process(bundle).spec, NOW)
@@ -263,6 +263,50 @@ def test_stores_given_as_certificates_go_to_the_child_too() -> None:
     ]
 
 
+def test_a_child_started_ahead_is_the_one_a_scan_takes_or_it_exits(bundle: Path) -> None:
+    """`pinscan scan` starts the child first thing: the scan's first child is that one; one
+    that no scan takes exits when let go of (its input closes)."""
+    verify_child.start_standby()
+    (ahead,) = verify_child._standby
+    child = VerifyProcess()
+    assert child._proc is ahead and verify_child._standby == []
+    try:
+        child.load(in_process(bundle).spec, NOW)
+        assert [f.verified for f in child.build(chains()[:2])] == [True, True]
+    finally:
+        child.close()
+    assert ahead.returncode == 0
+    verify_child.start_standby()
+    (left,) = verify_child._standby
+    verify_child.drop_standby()
+    assert left.wait(timeout=30) == 0 and verify_child._standby == []
+
+
+@pytest.mark.parametrize("verify_processes", [None, 0])
+def test_the_command_starts_a_child_ahead_only_where_the_scan_verifies_in_one(
+    tmp_path: Path, monkeypatch, verify_processes: int | None
+) -> None:
+    started: list[subprocess.Popen[bytes]] = []
+    spawn = verify_child.spawn
+
+    def spawned() -> subprocess.Popen[bytes]:
+        started.append(spawn())
+        return started[-1]
+
+    monkeypatch.setattr(verify_child, "spawn", spawned)
+    monkeypatch.setattr(verify_child, "available_cores", lambda: 2)
+    args = ["scan", "127.0.0.1:9", "-o", str(tmp_path / "o"), "--retries", "0", "-q"]
+    if verify_processes is not None:
+        args += ["--verify-processes", str(verify_processes)]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    # One target: the scan verifies in-process, so the child started ahead is let go of.
+    assert len(started) == (verify_processes is None)
+    assert verify_child._standby == []
+    for child in started:
+        assert child.wait(timeout=30) == 0
+
+
 def test_a_scan_verifies_in_a_child_as_it_would_in_process(
     tmp_path: Path, nginx, bundle: Path, monkeypatch
 ) -> None:
@@ -319,7 +363,7 @@ def test_the_cli_says_when_its_child_failed_and_loses_nothing(
     tmp_path: Path, nginx, bundle: Path, monkeypatch
 ) -> None:
     monkeypatch.setattr(scanner_module, "_SMALL_SCAN", 0)
-    monkeypatch.setattr(verify_pool, "_command", lambda: [sys.executable, "-c", "exit(3)"])
+    monkeypatch.setattr(verify_child, "command", lambda: [sys.executable, "-c", "exit(3)"])
     inventory = tmp_path / "fleet.txt"
     inventory.write_text("".join(f"127.0.0.1:{port}\n" for port in nginx.ports.values()))
     out = tmp_path / "out"
@@ -388,6 +432,6 @@ def _children_of(pid: int) -> list[str]:
 def test_the_child_finds_this_copy_of_pinscan_first() -> None:
     # Its command puts the directory that holds this `pinscan` package first on sys.path, so a
     # scan run from a source tree never verifies with another installed copy.
-    code = verify_pool._command()[2]
+    code = verify_child.command()[2]
     root = Path(code.split("sys.path.insert(0, ", 1)[1].split(")", 1)[0].strip("'\""))
     assert (root / "pinscan" / "scanner" / "verify_pool.py").samefile(verify_pool.__file__)

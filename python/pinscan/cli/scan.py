@@ -299,6 +299,14 @@ def scan_command(
     --shard I/N, only shard I of N is scanned into OUT (--resume: finish that shard); with
     --dask, every shard runs on Dask (--resume: run the shards not done). See docs/scale.md.
     """
+    from pinscan.scanner import verify_child
+
+    # The verification child starts first thing, its interpreter and imports beside this
+    # process's own (where this process verifies: not with workers or Dask doing the scan).
+    if verify_processes != 0 and dask is None and not (processes is not None and processes > 1):
+        verify_child.start_standby()
+        click.get_current_context().call_on_close(verify_child.drop_standby)
+
     from pinscan.cli import scan_summary
     from pinscan.cli.progress import Progress, count_targets
     from pinscan.dataset.meta import read_meta

@@ -331,10 +331,10 @@ class Scanner:
 
 
 def _verifier(config: ScanConfig) -> Verifier:
-    """The scan's verifier. The stores pinscan ships are loaded when the first chain arrives
-    (they cannot be bad, and loading them takes a tenth of a second that the first connections
-    need not wait for); a file the user gave (``--ca-bundle``, ``NAME=FILE``, the system's
-    bundle) is read here, so that a bad one fails the scan before its dataset is created."""
+    """The scan's verifier. The stores pinscan ships are read when the first chain arrives
+    (they cannot be bad, and reading them takes milliseconds that the first connections need
+    not wait for); a file the user gave (``--ca-bundle``, ``NAME=FILE``, the system's bundle)
+    is read here, so that a bad one fails the scan before its dataset is created."""
 
     def build() -> Verifier:
         return Verifier.for_scan(

@@ -7,13 +7,15 @@ handshake. So a scan hands the chains its cache has not seen to a child process 
 on machines with a core to spare) and goes on with its handshakes; each target's rows go on to the
 dataset once all of their chains have come back.
 
-The child is ``python -c`` importing `pinscan.scanner.verify` alone, not ``multiprocessing``: no
-fork of a threaded process, no re-import of the user's ``__main__`` (a notebook, a script without a
-``__main__`` guard). It is sent the scan's stores (`StoreSpec`: every store's roots, as DER) and
-its instant, and runs the same `Verifier.build`, so its verdicts are those the scan would reach
-in-process, every store's path included. If a child cannot
-start, dies or stops answering, its queue is verified in-process: a scan loses no rows to a child,
-and waits for one at most a bounded time.
+The child is ``python -c`` running `pinscan.scanner.verify_child` (which imports
+`pinscan.scanner.verify` alone), not ``multiprocessing``: no fork of a threaded process, no
+re-import of the user's ``__main__`` (a notebook, a script without a ``__main__`` guard). It is
+sent the scan's stores (`StoreSpec`: every store's roots, as DER) and its instant, and runs the
+same `Verifier.build`, so its verdicts are those the scan would reach in-process, every store's
+path included. If a child cannot start, dies or stops answering, its queue is verified
+in-process: a scan loses no rows to a child, and waits for one at most a bounded time. It starts
+with the scan's verification, or ahead of it (`verify_child.start_standby`, as ``pinscan scan``
+does), so that its own start is over by the time the first chains come.
 """
 
 from __future__ import annotations
@@ -22,19 +24,18 @@ import contextlib
 import os
 import pickle
 import select
-import signal
-import struct
 import subprocess
 import sys
 import time
 from collections.abc import Awaitable, Callable
-from pathlib import Path
 from typing import Any
 
 import anyio
 
 from pinscan.records import Endpoint
+from pinscan.scanner import verify_child
 from pinscan.scanner.verify import ChainVerdict, StoreSpec, Verdict, Verifier
+from pinscan.scanner.verify_child import default_processes
 
 #: Chains sent to a child at a time, at most; a batch is whatever queued while the last one ran.
 #: Small enough that the batch a child holds when the handshakes end is short work (the scan
@@ -48,8 +49,6 @@ _QUEUE_LIMIT = 1024
 _START_TIMEOUT = 20.0
 _BATCH_TIMEOUT = 30.0
 
-_HEADER = struct.Struct("<Q")
-
 #: A batch's answer is a few KiB a chain; anything near this is not one.
 _MAX_MESSAGE = 1 << 30
 
@@ -60,48 +59,16 @@ class ChildError(Exception):
     """The child process failed, exited or stopped answering."""
 
 
-def available_cores() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
-        return os.cpu_count() or 1
-
-
-def default_processes() -> int:
-    """One child where there is a core to spare for it; none on a single core, nor in a frozen
-    application, whose executable is not a Python interpreter, nor off POSIX (the pipes are
-    waited on with ``select``)."""
-    if os.name != "posix" or getattr(sys, "frozen", False) or not sys.executable:
-        return 0
-    return 1 if available_cores() >= 2 else 0
-
-
-def _command() -> list[str]:
-    """The child's command line: this interpreter, finding this copy of pinscan first."""
-    # The directory holding the `pinscan` package: as many levels up as this module is deep.
-    package_root = str(Path(__file__).resolve().parents[__name__.count(".")])
-    code = (
-        f"import sys; sys.path.insert(0, {package_root!r}); "
-        "from pinscan.scanner.verify_pool import child_main; child_main()"
-    )
-    return [sys.executable, "-c", code]
-
-
 class VerifyProcess:
     """One child building paths for batches of chains. Blocking: call it from a worker thread."""
 
     def __init__(self) -> None:
-        """Starts the child: its interpreter and imports, until it is sent its stores."""
-        command = _command()
+        """Starts the child (or takes the one started ahead): its interpreter and imports,
+        until it is sent its stores."""
         try:
-            self._proc = subprocess.Popen(
-                command,
-                stdin=subprocess.PIPE,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.DEVNULL,
-            )
+            self._proc = verify_child.spawn()
         except OSError as exc:
-            raise ChildError(f"cannot start {command[0]}: {exc}") from None
+            raise ChildError(f"cannot start {sys.executable}: {exc}") from None
         assert self._proc.stdin is not None
         os.set_blocking(self._proc.stdin.fileno(), False)  # writes are bounded by a deadline
 
@@ -144,7 +111,7 @@ class VerifyProcess:
 
     def _send(self, message: Any, timeout: float) -> None:
         """Write one message; a child that stops reading is killed, not waited for."""
-        data = memoryview(_frame(message))
+        data = memoryview(verify_child.frame(message))
         assert self._proc.stdin is not None
         fd = self._proc.stdin.fileno()
         deadline = time.monotonic() + timeout
@@ -170,7 +137,7 @@ class VerifyProcess:
         assert self._proc.stdout is not None
         fd = self._proc.stdout.fileno()
         deadline = time.monotonic() + timeout
-        (size,) = _HEADER.unpack(self._read(fd, _HEADER.size, deadline))
+        (size,) = verify_child.HEADER.unpack(self._read(fd, verify_child.HEADER.size, deadline))
         if size > _MAX_MESSAGE:
             self._proc.kill()
             raise ChildError(f"the verification process sent garbage (a {size}-byte message)")
@@ -206,57 +173,6 @@ class VerifyProcess:
                 raise ChildError(f"the verification process exited ({code})")
             buffer += chunk
         return bytes(buffer)
-
-
-def child_main() -> None:
-    """The child: load the stores, then answer each batch of chains with their verdicts."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when it ends
-    stdin, stdout = sys.stdin.buffer, sys.stdout.buffer
-
-    def receive() -> Any:
-        header = stdin.read(_HEADER.size)
-        if len(header) < _HEADER.size:
-            raise EOFError
-        return pickle.loads(stdin.read(_HEADER.unpack(header)[0]))
-
-    def send(message: Any) -> None:
-        stdout.write(_frame(message))
-        stdout.flush()
-
-    try:
-        spec, now = receive()
-        verifier = Verifier.from_spec(spec, now=now)
-    except EOFError:
-        return
-    except Exception as exc:  # reported to the parent, which then verifies in-process
-        send(("error", f"cannot load the trust stores: {exc}"))
-        return
-    send(("ready", None))
-    while True:
-        try:
-            chains = receive()
-        except EOFError:
-            return
-        send([_fields(verifier.build(chain)) for chain in chains])
-
-
-def _frame(message: Any) -> bytes:
-    """One message on the pipe, either way: its length, then its pickle."""
-    payload = pickle.dumps(message, pickle.HIGHEST_PROTOCOL)
-    return _HEADER.pack(len(payload)) + payload
-
-
-def _fields(found: ChainVerdict) -> tuple[Any, ...]:
-    return (
-        found.verified,
-        found.error,
-        found.trust_store,
-        found.names,
-        found.days,
-        found.path,
-        found.detail,
-        found.stores,
-    )
 
 
 class _Target:
