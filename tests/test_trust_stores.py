@@ -35,6 +35,7 @@ from pinscan.policy.evaluate import PLATFORM_STORES, UNPLACED_FORMATS, evaluate,
 from pinscan.policy.findings import findings
 from pinscan.policy.model import ChainSource, Combine, Location, Match, Pin, PinSet, Policy, Rule
 from pinscan.records import TRUST_STORES
+from pinscan.scanner.path_builder import PathBuilder
 from pinscan.scanner.verify import Verifier
 
 from fleet import pki, servers
@@ -152,9 +153,9 @@ def lets_encrypt_2018(cross_signed: bool) -> list[bytes]:
 def test_a_real_chain_builds_one_path_in_every_store_holding_its_root(monkeypatch) -> None:
     verifier = Verifier.for_scan(now=dt.datetime(2018, 10, 15, tzinfo=dt.UTC))
     built = []
-    build_one = Verifier._build_one
+    build_one = PathBuilder._build_one
     monkeypatch.setattr(
-        Verifier, "_build_one", lambda self, *a: built.append(a[0]) or build_one(self, *a)
+        PathBuilder, "_build_one", lambda self, *a: built.append(a[0]) or build_one(self, *a)
     )
     chain = lets_encrypt_2018(cross_signed=False)
     verdict = verifier.verify(chain, "cryptography.io")

@@ -66,8 +66,8 @@ def spawn() -> subprocess.Popen[bytes]:
 
 def start_standby() -> None:
     """Starts a child now for this process's next scan to take, where a scan would start one.
-    One that no scan takes exits when this process does (its input closes), or at
-    `drop_standby`."""
+    One that no scan takes ends at `drop_standby`, or when this process does (its input
+    closes)."""
     if _standby or not default_processes():
         return
     with contextlib.suppress(OSError):  # the scan tries again, and says why
@@ -75,9 +75,12 @@ def start_standby() -> None:
 
 
 def drop_standby() -> None:
-    """Lets go of a child no scan took: its input closes, and it exits as it reads that."""
+    """Ends a child no scan took. It holds nothing yet, so it is killed rather than told to
+    end: it may still be importing, and a scan need not wait for that."""
     while _standby:
         child = _standby.pop()
+        child.kill()
+        child.wait()
         for pipe in (child.stdin, child.stdout):
             if pipe is not None:
                 pipe.close()
@@ -94,7 +97,8 @@ def main() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when it ends
     # The path builder (pyca/cryptography) is the child's work: imported here, not by the
     # command line that starts the child.
-    from pinscan.scanner.verify import ChainVerdict, Verifier
+    from pinscan.scanner.verdicts import ChainVerdict
+    from pinscan.scanner.verify import Verifier
 
     stdin, stdout = sys.stdin.buffer, sys.stdout.buffer
 

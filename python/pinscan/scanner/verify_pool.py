@@ -34,7 +34,8 @@ import anyio
 
 from pinscan.records import Endpoint
 from pinscan.scanner import verify_child
-from pinscan.scanner.verify import ChainVerdict, StoreSpec, Verdict, Verifier
+from pinscan.scanner.verdicts import ChainVerdict, StoreSpec, Verdict
+from pinscan.scanner.verify import Verifier
 from pinscan.scanner.verify_child import default_processes
 
 #: Chains sent to a child at a time, at most; a batch is whatever queued while the last one ran.
