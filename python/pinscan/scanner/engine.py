@@ -216,6 +216,9 @@ class Scanner:
                     for _ in range(workers):
                         tg.start_soon(self._work, feed)
                 self._verification.close()  # the pool returns once its queue is empty
+                # The rows verified already go to the dataset while the children build the last
+                # chains, rather than after them: the last flush holds only those chains' rows.
+                await self._flush()
             outer.cancel_scope.cancel()
         self.stats.chains_verified = {
             "in_process": self._verification.built_here,
