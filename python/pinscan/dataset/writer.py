@@ -60,9 +60,10 @@ if TYPE_CHECKING:
 # first connection, needs neither. A scan never imports polars: the parts are built with pyarrow
 # from the schemas polars gives them (SCHEMA_FILES), so they read back as polars wrote them.
 
-#: The Arrow schema of each table's parts but the certificates' (those have the Rust core's
-#: columns, as it gives them, then ``der`` and ``scan_id``): what polars' ``to_arrow()`` makes of
-#: the table's polars schema (:mod:`~.schema`), built by ``scripts/build_part_schemas.py``.
+#: The Arrow schema of the endpoints and chains parts: what polars' ``to_arrow()`` makes of the
+#: table's polars schema (:mod:`~.schema`), enums included, built by
+#: ``scripts/build_part_schemas.py``. A certificates part is the Rust core's columns, then
+#: ``der`` and ``scan_id``, written as plain Parquet (see `_write`).
 SCHEMA_FILES = {
     table: Path(__file__).with_name("schemas") / f"{table}.arrow" for table in (ENDPOINTS, CHAINS)
 }
