@@ -10,7 +10,7 @@ FUZZ_SECONDS ?= 60
 CARGO_TARGETS := -p pinscan-core -p pinscan-py
 PIP_INSTALL = -m pip install -q --disable-pip-version-check
 
-.PHONY: all build demo test test-rust lint test-python fuzz bench catalog system-deps clean lock test-latest
+.PHONY: all build demo test test-rust lint test-python fuzz bench catalog part-schemas system-deps clean lock test-latest
 
 all: build
 
@@ -89,6 +89,11 @@ bench: build
 # (data/ca-sources.tar.xz); tests/test_catalog.py checks that the shipped file is what this writes.
 catalog: build
 	$(PY) scripts/build_ca_catalog.py
+
+# The Arrow schemas the scan's writer gives its parts (python/pinscan/dataset/schemas/), from the
+# tables' polars schemas; tests/test_part_schemas.py checks that the shipped files are these.
+part-schemas: build
+	$(PY) scripts/build_part_schemas.py
 
 # The lock, from pyproject.toml's ranges (scripts/requirements.py lists them). uv writes it
 # rather than pip-tools: `--universal` resolves once for every platform and Python >= 3.11, with

@@ -9,7 +9,7 @@ The writer builds its parts with pyarrow alone from these files, so that a scan 
 polars (a tenth of a second of every run); the parts it writes are those polars would write. A
 test rebuilds them and compares (tests/test_part_schemas.py).
 
-    .venv/bin/python scripts/build_part_schemas.py [--check]
+    make part-schemas   (or: .venv/bin/python scripts/build_part_schemas.py [--check])
 """
 
 from __future__ import annotations

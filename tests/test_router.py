@@ -178,3 +178,22 @@ def test_the_scan_arguments_are_recorded_once(pinned, tmp_path: Path) -> None:
         "trust_stores": stores,
     }
     assert ds.endpoints.select(pl.len()).collect().item() == 1
+
+
+def test_scan_to_says_where_the_scan_went_and_opens_it_on_demand(pinned, tmp_path) -> None:
+    """`pinscan.scan_to` is `scan` without opening the result: `meta()` reads a plain dataset's
+    scan.json alone, and is `open().meta` for a history's scan and a sharded dataset too."""
+    lines, policy = pinned
+    plain = pinscan.scan_to(lines, tmp_path / "plain", config=fast(), policies=[policy])
+    assert plain == pinscan.Written(tmp_path / "plain")
+    meta = plain.meta()
+    assert meta["complete"] and meta["counts"]["endpoints"] == 4
+    ds = plain.open()
+    assert ds.meta == meta and sorted(_verdicts(ds)) == sorted(_verdicts(pinscan.open(plain.path)))
+    history = [pinscan.scan_to(lines, history=tmp_path / "h", config=fast()) for _ in range(2)]
+    assert [w.history_scan for w in history] == pinscan.open(tmp_path / "h", "all").scans[
+        "scan_id"
+    ].to_list()
+    assert history[0].meta() == history[0].open().meta != history[1].meta()
+    sharded = pinscan.scan_to(lines, tmp_path / "s", shard="0/2", config=fast())
+    assert sharded.meta() == sharded.open().meta and not sharded.meta()["complete"]

@@ -35,7 +35,7 @@ if TYPE_CHECKING:
     from pinscan.policy.artifacts import read_artifact
     from pinscan.policy.artifacts.bulk import extract_pins
     from pinscan.report import Summary, summarize
-    from pinscan.scanner.router import scan, scan_async
+    from pinscan.scanner.router import Written, scan, scan_async, scan_to
 
 #: Public name -> (module, attribute in it; None for the module itself).
 _EXPORTS: dict[str, tuple[str, str | None]] = {
@@ -68,6 +68,8 @@ _EXPORTS: dict[str, tuple[str, str | None]] = {
     "read_inventory": ("pinscan.inventory", "read_inventory"),
     "scan": ("pinscan.scanner.router", "scan"),
     "scan_async": ("pinscan.scanner.router", "scan_async"),
+    "scan_to": ("pinscan.scanner.router", "scan_to"),
+    "Written": ("pinscan.scanner.router", "Written"),
     "spki_der": ("pinscan.certs.keys", "spki_der"),
     "spki_pin": ("pinscan.certs.keys", "spki_pin"),
     "summarize": ("pinscan.report", "summarize"),
@@ -86,6 +88,7 @@ __all__ = [
     "PolicyError",
     "ScanDataset",
     "Summary",
+    "Written",
     "__version__",
     "audit",
     "ca_catalog",
@@ -104,6 +107,7 @@ __all__ = [
     "read_inventory",
     "scan",
     "scan_async",
+    "scan_to",
     "spki_der",
     "spki_pin",
     "summarize",
