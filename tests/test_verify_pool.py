@@ -295,12 +295,16 @@ def test_the_command_starts_a_child_ahead_only_where_the_scan_verifies_in_one(
 
     monkeypatch.setattr(verify_child, "spawn", spawned)
     monkeypatch.setattr(verify_child, "available_cores", lambda: 2)
-    args = ["scan", "127.0.0.1:9", "-o", str(tmp_path / "o"), "--retries", "0", "-q"]
-    if verify_processes is not None:
-        args += ["--verify-processes", str(verify_processes)]
-    result = CliRunner().invoke(main, args)
-    assert result.exit_code == 0, result.output
-    # One target: the scan verifies in-process, so the child started ahead is let go of.
+    inventory = tmp_path / "inventory.txt"
+    inventory.write_text("127.0.0.1:9\n")
+    for sources in ([str(inventory)], ["127.0.0.1:9"]):
+        args = ["scan", *sources, "-o", str(tmp_path / sources[0][-3:]), "--retries", "0", "-q"]
+        if verify_processes is not None:
+            args += ["--verify-processes", str(verify_processes)]
+        result = CliRunner().invoke(main, args)
+        assert result.exit_code == 0, result.output
+    # An inventory file (not targets given as arguments) with a child allowed starts one; a
+    # one-target scan verifies in-process, so the child started ahead is ended.
     assert len(started) == (verify_processes is None)
     assert verify_child._standby == []
     assert all(child.returncode is not None for child in started)  # ended and reaped

@@ -302,8 +302,10 @@ def scan_command(
     from pinscan.scanner import verify_child
 
     # The verification child starts first thing, its interpreter and imports beside this
-    # process's own (where this process verifies: not with workers or Dask doing the scan).
-    if verify_processes != 0 and dask is None and not (processes is not None and processes > 1):
+    # process's own, where this process is to verify an inventory file's chains (targets on the
+    # command line are a short scan, verified in-process; workers and Dask have their own).
+    single = not (processes is not None and processes > 1) and dask is None
+    if verify_processes != 0 and single and len(_files(sources)) == 1:
         verify_child.start_standby()
         click.get_current_context().call_on_close(verify_child.drop_standby)
 
@@ -438,6 +440,11 @@ def _printing() -> Any:
     return scan_output
 
 
+def _files(sources: tuple[str, ...]) -> list[str]:
+    """The arguments that name an inventory file: ``-`` (stdin), a file or a pipe."""
+    return [s for s in sources if s == "-" or (os.path.exists(s) and not os.path.isdir(s))]
+
+
 def _inventory(
     sources: tuple[str, ...],
     fmt: str | None,
@@ -455,7 +462,7 @@ def _inventory(
     if not sources:
         msg = "give an inventory file (- for stdin), or targets: pinscan scan example.com:443"
         raise click.UsageError(msg)
-    files = [s for s in sources if s == "-" or (os.path.exists(s) and not os.path.isdir(s))]
+    files = _files(sources)
     if files:
         if len(sources) > 1:
             msg = f"{files[0]} is an inventory file: give one inventory file, or targets"

@@ -70,20 +70,20 @@ class PathBuilder:
         # The stores' roots by their DER: a path built here ends at these bytes objects (the
         # spec's own), not at copies.
         self._der = {der: der for _, roots in spec.stores for der in roots}
+        # Each root parsed once, however many stores hold it (most are in several).
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # a root with a negative serial (see `load_roots`)
-            stores = [
-                (name, [x509.load_der_x509_certificate(der) for der in roots])
-                for name, roots in spec.stores
-            ]
+            parsed = {der: x509.load_der_x509_certificate(der) for der in self._der}
+        stores = [(name, [parsed[der] for der in roots]) for name, roots in spec.stores]
+        keys = {der: _loose(cert.subject) for der, cert in parsed.items()}
         policy = verification.PolicyBuilder().time(now)
         self._policies = [(name, policy.store(verification.Store(certs))) for name, certs in stores]
         # Each store's roots by their subject's `_loose` key, with their place in the store.
         self._reachable: list[dict[tuple, list[tuple[int, bytes]]]] = []
-        for (_, roots), (_, der_roots) in zip(stores, spec.stores, strict=True):
+        for _, der_roots in spec.stores:
             index: dict[tuple, list[tuple[int, bytes]]] = {}
-            for place, (root, der) in enumerate(zip(roots, der_roots, strict=True)):
-                index.setdefault(_loose(root.subject), []).append((place, der))
+            for place, der in enumerate(der_roots):
+                index.setdefault(keys[der], []).append((place, der))
             self._reachable.append(index)
         # Every store's roots by subject: where a chain that failed is examined for its issuer.
         self._anchors: dict[x509.Name, list[x509.Certificate]] = {}

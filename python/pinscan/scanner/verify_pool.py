@@ -190,8 +190,9 @@ class VerifyPool:
     """Fills in the verdicts of each target's rows, then hands the rows to ``on_verified``.
 
     Chains in the verifier's cache are judged at once; the others queue for the children, and a
-    chain served by several endpoints is built once. The first chain to queue starts the
-    children; rows wait meanwhile rather than cost the event loop their paths. When the queue is
+    chain served by several endpoints is built once. The children start with `run` (or were
+    started ahead: `verify_child.start_standby`) and load the stores at the first chain to queue;
+    rows wait meanwhile rather than cost the event loop their paths. When the queue is
     long (the children fall behind), or no child is alive, chains are built in-process. ``run``
     serves the queue until `close` is called and the queue is empty. With ``processes=0`` every
     chain is verified in-process.
