@@ -8,7 +8,8 @@ One row per (store, certificate): the store's name as pinscan calls it, its vers
 certificate's SHA-256 and DER, and whether the store lists it as trusted or as blocked (a root it
 distrusts: Microsoft's and OpenJDK's lists have them). The parquet's metadata records the source
 repository and commit, the tarball's SHA-256, each store's platform, version, date and counts, and
-the build date. The build is deterministic but for that date: rows sorted, certificates checked
+the build date; trust_stores.json beside it is the same metadata, which a scan reads without
+pyarrow. The build is deterministic but for that date: rows sorted, certificates checked
 against their fingerprints, nothing else that changes between runs, so that a test rebuilds it
 and compares (tests/test_trust_stores.py).
 
@@ -194,11 +195,16 @@ def main(argv: list[str] | None = None) -> int:
     table = build(args.tarball)
     if args.check:
         shipped = pq.read_table(args.out)
-        same = _comparable(shipped) == _comparable(table)
+        beside = json.loads(args.out.with_suffix(".json").read_text(encoding="utf-8"))
+        footer = json.loads(shipped.schema.metadata[METADATA_KEY.encode()])
+        same = _comparable(shipped) == _comparable(table) and beside == footer
         print(f"{args.out}: {'up to date' if same else 'differs from a fresh build'}")
         return 0 if same else 1
     write(table, args.out)
-    print(f"{args.out}: {len(table)} rows, {args.out.stat().st_size:,} bytes")
+    about = args.out.with_suffix(".json")
+    text = table.schema.metadata[METADATA_KEY.encode()].decode()
+    atomic_write(about, lambda tmp: tmp.write_text(text + "\n", encoding="utf-8"))
+    print(f"{args.out}: {len(table)} rows, {args.out.stat().st_size:,} bytes; {about}")
     return 0
 
 

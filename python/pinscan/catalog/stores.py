@@ -24,8 +24,6 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import pyarrow.parquet as pq
-
 from pinscan.errors import ConfigError, InputError
 from pinscan.records import TRUST_STORES
 
@@ -34,6 +32,9 @@ if TYPE_CHECKING:
     import pyarrow as pa
 
 FILE = Path(__file__).with_name("trust_stores.parquet")
+#: The file's metadata (its footer's ``METADATA_KEY``) beside it, as the same JSON: what a scan
+#: records before its first connection, read without pyarrow.
+ABOUT_FILE = FILE.with_suffix(".json")
 #: The key of the parquet's metadata that holds the sources and each store's version and date.
 METADATA_KEY = "pinscan.trust_stores"
 #: The columns of the file, in order.
@@ -50,7 +51,7 @@ COLUMNS = (
 
 def roots(store: str) -> tuple[bytes, ...]:
     """The DER of every root ``store`` trusts (its blocked certificates left out)."""
-    return _roots()[_known(store)]
+    return _roots()[known(store)]
 
 
 def info() -> dict[str, Any]:
@@ -63,7 +64,7 @@ def info() -> dict[str, Any]:
 
 def describe(store: str) -> str:
     """One line for a store: ``android 17.0.0_r1 (2026-06-21)``."""
-    about = _about()["stores"][_known(store)]
+    about = _about()["stores"][known(store)]
     version = f" {about['version']}" if about.get("version") else ""
     return f"{store}{version} ({about['date']})"
 
@@ -83,7 +84,7 @@ def trust_stores(stores: Sequence[str] | None = None) -> pl.DataFrame:
 
     from pinscan.certs.table import certificates
 
-    wanted = list(TRUST_STORES) if stores is None else [_known(s) for s in stores]
+    wanted = list(TRUST_STORES) if stores is None else [known(s) for s in stores]
     frame = pl.from_arrow(_read()[0])
     assert isinstance(frame, pl.DataFrame)
     frame = frame.filter(pl.col("store").is_in(wanted))
@@ -94,29 +95,32 @@ def trust_stores(stores: Sequence[str] | None = None) -> pl.DataFrame:
     return frame.join(parsed.unique("cert_sha256"), on="cert_sha256", how="left")
 
 
-def _known(store: str) -> str:
+def known(store: str) -> str:
+    """``store``, when pinscan ships a store of that name; `ConfigError` naming them if not."""
     if store not in TRUST_STORES:
-        known = ", ".join(TRUST_STORES)
-        raise ConfigError("trust store", f"no store named {store!r}; pinscan ships {known}")
+        shipped = ", ".join(TRUST_STORES)
+        raise ConfigError("trust store", f"no store named {store!r}; pinscan ships {shipped}")
     return store
 
 
 @functools.cache
 def _about() -> dict[str, Any]:
-    """The file's metadata alone, from its footer: what a scan records before its first
-    connection, without reading the certificates."""
+    """The file's metadata alone (`ABOUT_FILE`): what a scan records before its first
+    connection, without pyarrow or the certificates."""
     try:
-        meta = json.loads(pq.read_schema(FILE).metadata[METADATA_KEY.encode()])
-    except (OSError, KeyError, TypeError, ValueError) as exc:
+        meta = json.loads(ABOUT_FILE.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
         reason = f"the trust stores shipped with pinscan cannot be read ({exc}); reinstall pinscan"
-        raise InputError(str(FILE), reason) from None
-    if set(meta.get("stores", ())) != set(TRUST_STORES):
-        raise InputError(str(FILE), "not the trust stores this pinscan expects; reinstall it")
-    return meta  # type: ignore[no-any-return]
+        raise InputError(str(ABOUT_FILE), reason) from None
+    if not isinstance(meta, dict) or set(meta.get("stores", ())) != set(TRUST_STORES):
+        raise InputError(str(ABOUT_FILE), "not the trust stores this pinscan expects; reinstall it")
+    return meta
 
 
 @functools.cache
 def _read() -> tuple[pa.Table, dict[str, Any]]:
+    import pyarrow.parquet as pq  # lazy for start-up time: a scan's verification child reads it
+
     try:
         table = pq.ParquetFile(FILE).read()  # not read_table: no pyarrow.dataset to import
         meta = json.loads(table.schema.metadata[METADATA_KEY.encode()])

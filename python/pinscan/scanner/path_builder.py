@@ -28,6 +28,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509 import verification
 
+from pinscan.catalog import stores as shipped
 from pinscan.errors import InputError
 from pinscan.scanner.verdicts import ChainVerdict, StorePath, StoreSpec
 
@@ -67,20 +68,22 @@ class PathBuilder:
 
     def __init__(self, spec: StoreSpec, now: dt.datetime) -> None:
         self.now = now
-        # The stores' roots by their DER: a path built here ends at these bytes objects (the
-        # spec's own), not at copies.
-        self._der = {der: der for _, roots in spec.stores for der in roots}
+        # A store pinscan ships is read from the installed file here (see `StoreSpec`).
+        named = [(n, shipped.roots(n) if ders is None else ders) for n, ders in spec.stores]
+        # The stores' roots by their DER: a path built here ends at these bytes objects, not at
+        # copies.
+        self._der = {der: der for _, roots in named for der in roots}
         # Each root parsed once, however many stores hold it (most are in several).
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # a root with a negative serial (see `load_roots`)
             parsed = {der: x509.load_der_x509_certificate(der) for der in self._der}
-        stores = [(name, [parsed[der] for der in roots]) for name, roots in spec.stores]
+        stores = [(name, [parsed[der] for der in roots]) for name, roots in named]
         keys = {der: _loose(cert.subject) for der, cert in parsed.items()}
         policy = verification.PolicyBuilder().time(now)
         self._policies = [(name, policy.store(verification.Store(certs))) for name, certs in stores]
         # Each store's roots by their subject's `_loose` key, with their place in the store.
         self._reachable: list[dict[tuple, list[tuple[int, bytes]]]] = []
-        for _, der_roots in spec.stores:
+        for _, der_roots in named:
             index: dict[tuple, list[tuple[int, bytes]]] = {}
             for place, der in enumerate(der_roots):
                 index.setdefault(keys[der], []).append((place, der))

@@ -28,10 +28,12 @@ class Verdict:
 
 @dataclass(frozen=True, slots=True)
 class StoreSpec:
-    """A verifier's trust stores, in order, as the DER of their roots: what a verification child
-    is sent, so that it loads exactly the stores of the scan, whatever their files do meanwhile."""
+    """A verifier's trust stores, in order: each a name and the DER of its roots, or ``None``
+    for the store pinscan ships under that name (read from the installed file where paths are
+    built). What a verification child is sent, so that it loads exactly the stores of the scan,
+    whatever a user's bundle file does meanwhile."""
 
-    stores: tuple[tuple[str, tuple[bytes, ...]], ...]
+    stores: tuple[tuple[str, tuple[bytes, ...] | None], ...]
 
 
 @dataclass(frozen=True, slots=True)

@@ -70,10 +70,10 @@ class Verifier:
         # The DER of each root, once: the paths of every chain share these bytes objects (and a
         # batch from the child pickles each root once), rather than a copy per path.
         self._der: dict[bytes, bytes] = {}
-        #: The stores as DER, for a verification child to load the same ones.
+        #: The stores, for a verification child to load the same ones.
         self.spec = StoreSpec(
             tuple(
-                (name, tuple(self._der.setdefault(der, der) for der in ders))
+                (name, None if ders is None else tuple(self._der.setdefault(d, d) for d in ders))
                 for name, ders in spec.stores
             )
         )
@@ -133,9 +133,9 @@ class Verifier:
         """The stores of a scan, in order: ``trust_stores``, each a store pinscan ships
         (:data:`~pinscan.records.TRUST_STORES`) or ``NAME=PEM-FILE`` (a bundle standing for that
         platform's store); then ``ca_bundle`` (private PKI), then the system's."""
-        # Lazy for start-up time: the verification child imports this module alone, and loads
-        # its stores from the spec it is sent, never from the shipped file (pyarrow).
-        from pinscan.catalog import stores as shipped
+        # The stores pinscan ships are named, not read, here: their roots are read (pyarrow)
+        # where paths are built, in the verification child as a rule.
+        from pinscan.catalog.stores import known
 
         def bundle(path: str | Path, name: str) -> tuple[bytes, ...]:
             # A user's PEM file: pyca reads it (and says what is wrong with it) here.
@@ -146,7 +146,10 @@ class Verifier:
         loaded = []
         for entry in trust_stores:
             name, _, path = entry.partition("=")
-            loaded.append((name, bundle(path, name) if path else shipped.roots(name)))
+            if path:
+                loaded.append((name, bundle(path, name)))
+            else:
+                loaded.append((known(name), None))
         if ca_bundle is not None:
             loaded.append(("ca_bundle", bundle(ca_bundle, "--ca-bundle")))
         if system_store:

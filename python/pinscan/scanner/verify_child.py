@@ -12,6 +12,7 @@ chains come, instead of running beside the scan's first handshakes.
 from __future__ import annotations
 
 import contextlib
+import importlib
 import os
 import pickle
 import signal
@@ -95,10 +96,18 @@ def frame(message: Any) -> bytes:
 def main() -> None:
     """The child: load the stores, then answer each batch of chains with their verdicts."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when it ends
-    # The path builder (pyca/cryptography) is the child's work: imported here, not by the
-    # command line that starts the child.
+    # The path builder (pyca/cryptography) and the stores pinscan ships (pyarrow) are the
+    # child's work: imported and read here, before the stores are sent (a child started ahead
+    # of its scan does it beside the scan's own start), not by the process that starts it.
+    from pinscan.catalog import stores
+    from pinscan.errors import InputError
+    from pinscan.records import TRUST_STORES
     from pinscan.scanner.verdicts import ChainVerdict
     from pinscan.scanner.verify import Verifier
+
+    with contextlib.suppress(InputError):  # a broken install: said when the stores are loaded
+        stores.roots(next(iter(TRUST_STORES)))  # reads the file: every store at once
+    importlib.import_module("pinscan.scanner.path_builder")  # now, not at the first chain
 
     stdin, stdout = sys.stdin.buffer, sys.stdout.buffer
 
