@@ -30,8 +30,9 @@ ROOT = Path(__file__).resolve().parents[1]
 
 @pytest.fixture(scope="module")
 def scanned(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A dataset of several flushes (two endpoints a part) from a real TLS server, its root as
-    the CA bundle (verified chains too), and a refused port."""
+    """A dataset from a real TLS server, its root as the CA bundle (verified chains too), and a
+    refused port, flushed every two endpoints (one part or more a table: the flush running when
+    rows come takes them with the next)."""
     out = tmp_path_factory.mktemp("parts") / "scan"
     bundle = out.with_name("root.pem")
     bundle.write_bytes(pki.root().cert.public_bytes(Encoding.PEM))
@@ -86,7 +87,7 @@ def test_the_enum_columns_carry_what_polars_reads_them_by() -> None:
 
 def test_every_part_reads_back_with_the_tables_types(scanned: Path) -> None:
     parts = {t: sorted((scanned / t).glob("part-*.parquet")) for t in SCAN_TABLES}
-    assert all(len(p) >= 2 for p in parts.values()), parts  # several flushes
+    assert all(parts.values()), parts
     for table, paths in parts.items():
         for path in paths:
             assert pl.read_parquet_schema(path) == _integrity.schema_of(table), path
