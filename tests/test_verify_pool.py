@@ -26,6 +26,7 @@ from pinscan.config import ScanConfig, Timeouts
 from pinscan.records import TRUST_STORES, Endpoint
 from pinscan.scanner import engine as scanner_module
 from pinscan.scanner import router, verify_child, verify_pool
+from pinscan.scanner.verdicts import ChainVerdict
 from pinscan.scanner.verify import StoreSpec, Verifier
 from pinscan.scanner.verify_pool import ChildError, VerifyPool, VerifyProcess
 
@@ -242,6 +243,23 @@ def test_a_child_started_for_a_scan_that_needs_none_ends_with_it(bundle: Path) -
     assert len(released) == 2 and pool.built_in_children == pool.built_here == 0
     assert pool.children == 0 and pool.child_errors == []
     assert set(_children_of(os.getpid())) <= before  # the child was waited for
+
+
+def test_adopted_paths_hold_one_copy_of_each_root(bundle: Path) -> None:
+    """A child sends the roots of the stores it reads itself (those pinscan ships) with every
+    batch: the scan keeps one bytes object per root, whichever batch brought it."""
+    verifier = in_process(bundle)
+    chain = chains()[0]
+    adopted = []
+    for _ in range(2):
+        root = bytes(bytearray(pki.other_root().der))  # a fresh copy, as each batch unpickles
+        path = (*chain, root)
+        found = ChainVerdict(True, None, "apple", [], 1, path, None, (("apple", True, path),))
+        adopted.append(verifier.adopt(chain, found))
+    first, second = adopted
+    assert first.path == second.path == (*chain, pki.other_root().der)
+    assert first.path[-1] is second.path[-1] is first.stores[0][2][-1]
+    assert all(a is b for a, b in zip(first.path, chain, strict=False))
 
 
 def test_stores_given_as_certificates_go_to_the_child_too() -> None:

@@ -67,8 +67,9 @@ class Verifier:
         self, spec: StoreSpec, *, now: dt.datetime | None = None, cache_size: int = 4096
     ) -> None:
         self.now = now or dt.datetime.now(dt.UTC)
-        # The DER of each root, once: the paths of every chain share these bytes objects (and a
-        # batch from the child pickles each root once), rather than a copy per path.
+        # The DER of each root, once: the paths of every chain share these bytes objects (the
+        # roots given here, and those of the stores a child reads, as its verdicts come), rather
+        # than a copy per path.
         self._der: dict[bytes, bytes] = {}
         #: The stores, for a verification child to load the same ones.
         self.spec = StoreSpec(
@@ -200,8 +201,8 @@ class Verifier:
         return self._builder.build(chain)
 
     def adopt(self, chain: tuple[bytes, ...], found: ChainVerdict) -> ChainVerdict:
-        """A verdict from a child, its paths sharing the bytes of ``chain`` and of the stores'
-        roots as those built here do, so that the cache holds one copy of each."""
+        """A verdict from a child, its paths sharing the bytes of ``chain`` and of the roots
+        seen before, so that the cache holds one copy of each."""
         if not found.stores:
             return found
         stores = tuple((name, ok, self._shared(path, chain)) for name, ok, path in found.stores)
@@ -209,9 +210,10 @@ class Verifier:
         return dataclasses.replace(found, path=path, stores=stores)
 
     def _shared(self, path: Sequence[bytes], chain: Sequence[bytes]) -> tuple[bytes, ...]:
-        """``path`` made of the bytes objects of the chain sent and of the stores' roots."""
+        """``path`` made of the bytes objects of the chain sent and of the roots (a path's
+        certificates beyond the chain are roots of the stores: a few hundred at most)."""
         sent = {der: der for der in chain}
-        return tuple(sent.get(der) or self._der.get(der) or der for der in path)
+        return tuple(sent.get(der) or self._der.setdefault(der, der) for der in path)
 
 
 def _matches(name: str, names: list[str]) -> bool:

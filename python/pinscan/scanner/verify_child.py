@@ -24,7 +24,7 @@ from typing import Any
 
 HEADER = struct.Struct("<Q")
 
-#: A child started ahead of the scan that will take it (`start_standby`, `take_standby`).
+#: A child started ahead of the scan that will take it (`start_standby`; `spawn` takes it).
 _standby: list[subprocess.Popen[bytes]] = []
 
 

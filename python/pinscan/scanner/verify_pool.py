@@ -10,8 +10,9 @@ dataset once all of their chains have come back.
 The child is ``python -c`` running `pinscan.scanner.verify_child` (which imports
 `pinscan.scanner.verify` alone), not ``multiprocessing``: no fork of a threaded process, no
 re-import of the user's ``__main__`` (a notebook, a script without a ``__main__`` guard). It is
-sent the scan's stores (`StoreSpec`: every store's roots, as DER) and its instant, and runs the
-same `Verifier.build`, so its verdicts are those the scan would reach in-process, every store's
+sent the scan's stores (`StoreSpec`: the roots of a user's bundle as DER, the stores pinscan
+ships by name, which it reads from the installed file) and its instant, and runs the same
+`Verifier.build`, so its verdicts are those the scan would reach in-process, every store's
 path included. If a child cannot start, dies or stops answering, its queue is verified
 in-process: a scan loses no rows to a child, and waits for one at most a bounded time. It starts
 with the scan's verification, or ahead of it (`verify_child.start_standby`, as ``pinscan scan``
